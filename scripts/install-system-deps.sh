@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the proxy's demo and tests need, only when missing:
+# softhsm2 (the stand-in HSM), opensc (pkcs11-tool), uuid-runtime (uuidgen), curl (SigV4 client in tests).
+set -euo pipefail
+missing=()
+command -v softhsm2-util >/dev/null 2>&1 && [ -e /usr/lib/softhsm/libsofthsm2.so ] || missing+=(softhsm2)
+command -v pkcs11-tool >/dev/null 2>&1 || missing+=(opensc)
+command -v uuidgen >/dev/null 2>&1 || missing+=(uuid-runtime)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
+echo "installing system packages: ${missing[*]}" >&2
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null 2>&1 || { echo "need root (or sudo) to apt-get install ${missing[*]}" >&2; exit 1; }
+  SUDO="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,20 @@
+import type { RuntimeKeyStore } from '../config/runtime';
+import { XksError } from './errors';
+
+export interface ExternalKey {
+  externalKeyId: string;
+  /** CKA_LABEL of the HSM key. */
+  label: string;
+  enabled: boolean;
+}
+
+/**
+ * Maps an externalKeyId to its HSM key through the key store's config. The health-check key is
+ * never served as a customer key, even with allTokenKeys.
+ */
+export function lookupExternalKey(store: RuntimeKeyStore, externalKeyId: string, healthCheckKeyLabel: string): ExternalKey {
+  const mapped = store.keys.get(externalKeyId);
+  if (mapped) return { externalKeyId, label: mapped.label, enabled: mapped.enabled };
+  if (store.allTokenKeys && externalKeyId !== healthCheckKeyLabel) return { externalKeyId, label: externalKeyId, enabled: true };
+  throw new XksError('KeyNotFoundException', `Key ${externalKeyId} is not served by key store ${store.name}`);
+}

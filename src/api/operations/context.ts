@@ -1,0 +1,17 @@
+import type { RuntimeKeyStore } from '../../config/runtime';
+import type { Hsm } from '../../hsm';
+import type { HealthMonitor } from '../../hsm/health-monitor';
+
+/** What an operation needs from the rest of the proxy. */
+export interface OperationServices {
+  hsm: Hsm;
+  health: HealthMonitor;
+  healthCheckKeyLabel: string;
+  proxy: { fleetSize: number; vendor: string; model: string; ekmVendor?: string };
+}
+
+export interface OperationRequest<Body> {
+  store: RuntimeKeyStore;
+  externalKeyId: string;
+  body: Body;
+}

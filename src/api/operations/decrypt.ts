@@ -1,0 +1,36 @@
+import { decodeBase64 } from '../base64';
+import { parseCiphertextMetadata } from '../ciphertext-metadata';
+import { XksError } from '../errors';
+import { toXksError } from '../hsm-errors';
+import { buildHsmAad } from '../hsm-aad';
+import { lookupExternalKey } from '../key-lookup';
+import type { DecryptRequest } from '../schemas';
+import type { OperationRequest, OperationServices } from './context';
+
+export interface DecryptResponse {
+  plaintext: string;
+}
+
+export async function decrypt(services: OperationServices, request: OperationRequest<DecryptRequest>): Promise<DecryptResponse> {
+  const key = lookupExternalKey(request.store, request.externalKeyId, services.healthCheckKeyLabel);
+  if (!key.enabled) throw new XksError('InvalidStateException', `Key ${key.externalKeyId} is disabled`);
+
+  const body = request.body;
+  const metadata = body.ciphertextMetadata ? decodeBase64(body.ciphertextMetadata) : Buffer.alloc(0);
+  const parsed = parseCiphertextMetadata(metadata);
+  if (!parsed.ok) throw new XksError('InvalidCiphertextException', parsed.reason);
+
+  const aad = body.additionalAuthenticatedData ? decodeBase64(body.additionalAuthenticatedData) : Buffer.alloc(0);
+  try {
+    const plaintext = await services.hsm.decrypt(
+      key.label,
+      decodeBase64(body.ciphertext),
+      decodeBase64(body.initializationVector),
+      decodeBase64(body.authenticationTag),
+      buildHsmAad(aad, metadata),
+    );
+    return { plaintext: plaintext.toString('base64') };
+  } catch (err) {
+    throw toXksError(err);
+  }
+}

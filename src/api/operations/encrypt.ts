@@ -1,0 +1,70 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { GcmResult } from '../../hsm';
+import { decodeBase64 } from '../base64';
+import { computeCdiv } from '../cdiv';
+import { metadataForNewCiphertext } from '../ciphertext-metadata';
+import { XksError } from '../errors';
+import { toXksError } from '../hsm-errors';
+import { buildHsmAad } from '../hsm-aad';
+import { lookupExternalKey } from '../key-lookup';
+import type { EncryptRequest } from '../schemas';
+import type { OperationRequest, OperationServices } from './context';
+
+export interface EncryptResponse {
+  ciphertext: string;
+  ciphertextMetadata: string;
+  initializationVector: string;
+  authenticationTag: string;
+  ciphertextDataIntegrityValue?: string;
+}
+
+/** One fresh encryption is tried again if its output fails the verify-decrypt. */
+const ATTEMPTS = 2;
+
+/**
+ * AES-256-GCM in the HSM. Every output is decrypted again before it is returned, so a ciphertext
+ * that would not decrypt never leaves the proxy; with CDIV requested the hash is taken first,
+ * as spec Appendix C orders, so corruption after hashing is also caught by that decrypt.
+ */
+export async function encrypt(services: OperationServices, request: OperationRequest<EncryptRequest>): Promise<EncryptResponse> {
+  const key = lookupExternalKey(request.store, request.externalKeyId, services.healthCheckKeyLabel);
+  if (!key.enabled) throw new XksError('InvalidStateException', `Key ${key.externalKeyId} is disabled`);
+
+  const plaintext = decodeBase64(request.body.plaintext);
+  const aad = request.body.additionalAuthenticatedData ? decodeBase64(request.body.additionalAuthenticatedData) : Buffer.alloc(0);
+  const { metadata } = metadataForNewCiphertext();
+  const hsmAad = buildHsmAad(aad, metadata);
+  const wantCdiv = request.body.ciphertextDataIntegrityValueAlgorithm !== undefined;
+
+  for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
+    let output: GcmResult;
+    try {
+      output = await services.hsm.encrypt(key.label, plaintext, hsmAad);
+    } catch (err) {
+      throw toXksError(err);
+    }
+    const cdiv = wantCdiv ? computeCdiv({ aad, ciphertextMetadata: metadata, ...output }) : undefined;
+    if (await decryptsBack(services, key.label, output, hsmAad, plaintext)) {
+      return {
+        ciphertext: output.ciphertext.toString('base64'),
+        ciphertextMetadata: metadata.toString('base64'),
+        initializationVector: output.iv.toString('base64'),
+        authenticationTag: output.tag.toString('base64'),
+        ...(cdiv === undefined ? {} : { ciphertextDataIntegrityValue: cdiv }),
+      };
+    }
+  }
+  throw new XksError('InternalException', 'The HSM produced a ciphertext that did not decrypt; nothing was returned');
+}
+
+async function decryptsBack(services: OperationServices, label: string, output: GcmResult, hsmAad: Buffer, plaintext: Buffer): Promise<boolean> {
+  let roundTrip: Buffer;
+  try {
+    roundTrip = await services.hsm.decrypt(label, output.ciphertext, output.iv, output.tag, hsmAad);
+  } catch (err) {
+    const mapped = toXksError(err);
+    if (mapped.errorName === 'InvalidCiphertextException') return false;
+    throw mapped;
+  }
+  return roundTrip.length === plaintext.length && timingSafeEqual(roundTrip, plaintext);
+}

@@ -1,0 +1,175 @@
+/**
+ * The embedded demo: a SoftHSM token with demo keys, a self-signed certificate and generated SigV4
+ * credentials in a project-local state folder, then the proxy serving on https://localhost:8443.
+ * Re-running reuses everything already in the folder.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { stringify as toYaml } from 'yaml';
+import { generateCredential, kmsConsoleProxyConfig, type Sigv4Credential } from '../../auth/generate-credentials';
+import { loadConfigFile } from '../../config/load';
+import { URI_PREFIX_PATTERN } from '../../config/schema';
+import { createAesKey, Hsm, type NewAesKey } from '../../hsm';
+import { ensureSoftHsmToken, SOFTHSM_MODULE_PATH } from '../../hsm/softhsm';
+import { createLogger } from '../../observability/logger';
+import { startProxy, type RunningProxy } from '../../server/proxy';
+import { createSelfSignedCert } from './self-signed-cert';
+
+export const DEMO_TOKEN_LABEL = 'xks-demo';
+export const HEALTH_CHECK_KEY = 'xks-health-check';
+
+/** Demo keys: every usage combination GetKeyMetadata and the error paths can show. */
+export const DEMO_KEYS: NewAesKey[] = [
+  { label: 'demo-key', encrypt: true, decrypt: true },
+  { label: 'demo-encrypt-only', encrypt: true, decrypt: false },
+  { label: 'demo-decrypt-only', encrypt: false, decrypt: true },
+  { label: 'demo-no-usage', encrypt: false, decrypt: false },
+  { label: HEALTH_CHECK_KEY, encrypt: true, decrypt: true },
+];
+
+export interface DemoOptions {
+  dir: string;
+  port: number;
+  uriPrefix: string;
+}
+
+export function demoOptionsFromEnv(env: NodeJS.ProcessEnv): DemoOptions {
+  const port = Number(env.XKS_PORT ?? 8443);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`XKS_PORT must be a port number, got "${env.XKS_PORT}"`);
+  const uriPrefix = env.XKS_URI_PREFIX ?? '';
+  if (!new RegExp(URI_PREFIX_PATTERN).test(uriPrefix)) {
+    throw new Error(`XKS_URI_PREFIX must be empty or like /segment/segment (A-Z a-z 0-9 _ -), got "${uriPrefix}"`);
+  }
+  return { dir: resolve(env.XKS_DEMO_DIR ?? '.demo'), port, uriPrefix };
+}
+
+/** Reads a secret from the state folder, creating it on first use (owner-only permissions). */
+function persistentSecret(path: string, create: () => string): string {
+  if (existsSync(path)) return readFileSync(path, 'utf8').trim();
+  const value = create();
+  writeFileSync(path, `${value}\n`, { mode: 0o600 });
+  return value;
+}
+
+/** Prepares the state folder and returns the path of the config file it wrote. */
+export async function prepareDemo(options: DemoOptions): Promise<{ configPath: string; credential: Sigv4Credential }> {
+  const { dir } = options;
+  mkdirSync(join(dir, 'tls'), { recursive: true, mode: 0o700 });
+
+  const soPin = persistentSecret(join(dir, 'so.pin'), () => randomBytes(12).toString('hex'));
+  const userPin = persistentSecret(join(dir, 'user.pin'), () => randomBytes(12).toString('hex'));
+  ensureSoftHsmToken(join(dir, 'softhsm'), DEMO_TOKEN_LABEL, soPin, userPin);
+
+  const hsm = await Hsm.open({
+    id: 'softhsm-demo',
+    modulePath: SOFTHSM_MODULE_PATH,
+    tokenLabel: DEMO_TOKEN_LABEL,
+    pin: userPin,
+    sessionPoolSize: 1,
+    acquireTimeoutMs: 5000,
+    maxWaiters: 16,
+  });
+  try {
+    const existing = new Set(await hsm.listAesKeyLabels());
+    for (const key of DEMO_KEYS) if (!existing.has(key.label)) await createAesKey(hsm, key);
+  } finally {
+    await hsm.close();
+  }
+
+  const certFile = join(dir, 'tls', 'server.crt');
+  const keyFile = join(dir, 'tls', 'server.key');
+  if (!existsSync(certFile) || !existsSync(keyFile)) {
+    const pem = await createSelfSignedCert('localhost', ['localhost']);
+    writeFileSync(keyFile, pem.keyPem, { mode: 0o600 });
+    writeFileSync(certFile, pem.certPem);
+  }
+
+  const credentialsFile = join(dir, 'sigv4-credential.json');
+  const credential: Sigv4Credential = existsSync(credentialsFile)
+    ? (JSON.parse(readFileSync(credentialsFile, 'utf8')) as Sigv4Credential)
+    : generateCredential();
+  writeFileSync(credentialsFile, JSON.stringify(credential, null, 2), { mode: 0o600 });
+  writeFileSync(join(dir, 'sigv4-secret'), `${credential.secretAccessKey}\n`, { mode: 0o600 });
+  writeFileSync(
+    join(dir, 'kms-xks-proxy-configuration.json'),
+    JSON.stringify(kmsConsoleProxyConfig(options.uriPrefix, credential), null, 2),
+    { mode: 0o600 },
+  );
+
+  const configPath = join(dir, 'config.yaml');
+  const config = {
+    server: { host: '127.0.0.1', port: options.port, tls: { certFile, keyFile } },
+    admin: { enabled: true, host: '127.0.0.1', port: 0 },
+    hsm: {
+      id: 'softhsm-demo',
+      modulePath: SOFTHSM_MODULE_PATH,
+      tokenLabel: DEMO_TOKEN_LABEL,
+      pinFile: join(dir, 'user.pin'),
+      healthCheckKeyLabel: HEALTH_CHECK_KEY,
+    },
+    keyStores: [
+      {
+        name: 'demo',
+        uriPrefix: options.uriPrefix,
+        credentials: [{ accessKeyId: credential.accessKeyId, secretAccessKeyFile: join(dir, 'sigv4-secret') }],
+        keys: { allTokenKeys: true },
+      },
+    ],
+  };
+  writeFileSync(configPath, `# Written by the xks-proxy demo; re-running the demo rewrites it.\n${toYaml(config)}`);
+  writeDemoRequests(dir);
+  return { configPath, credential };
+}
+
+function writeDemoRequests(dir: string): void {
+  mkdirSync(join(dir, 'requests'), { recursive: true });
+  const metadata = {
+    awsPrincipalArn: 'arn:aws:iam::123456789012:user/Alice',
+    kmsKeyArn: 'arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab',
+    kmsRequestId: '4112f4d6-db54-4af4-ae30-c55a22a8dfae',
+  };
+  const write = (name: string, body: object): void => writeFileSync(join(dir, 'requests', name), `${JSON.stringify(body, null, 2)}\n`);
+  write('encrypt.json', {
+    requestMetadata: { ...metadata, kmsOperation: 'Encrypt' },
+    plaintext: Buffer.from('Hello World!').toString('base64'),
+    additionalAuthenticatedData: Buffer.from('project=nile,department=marketing').toString('base64'),
+    encryptionAlgorithm: 'AES_GCM',
+    ciphertextDataIntegrityValueAlgorithm: 'SHA_256',
+  });
+  write('metadata.json', { requestMetadata: { awsPrincipalArn: metadata.awsPrincipalArn, kmsOperation: 'CreateKey', kmsRequestId: metadata.kmsRequestId } });
+  write('health.json', { requestMetadata: { kmsOperation: 'KmsHealthCheck', kmsRequestId: metadata.kmsRequestId } });
+}
+
+export async function runDemo(options: DemoOptions): Promise<RunningProxy> {
+  const { configPath, credential } = await prepareDemo(options);
+  const config = loadConfigFile(configPath);
+  const proxy = await startProxy(config, createLogger({ level: config.logging.level }));
+  const base = `https://localhost:${proxy.port}${options.uriPrefix}/kms/xks/v1`;
+  const curl = (path: string, request: string) =>
+    `curl --aws-sigv4 "aws:amz:us-east-1:kms-xks-proxy" --user "${credential.accessKeyId}:$(cat ${join(options.dir, 'sigv4-secret')})" \\\n` +
+    `     --cacert ${join(options.dir, 'tls', 'server.crt')} -H "Content-Type: application/json" \\\n` +
+    `     --data @${join(options.dir, 'requests', request)} ${base}${path}`;
+  process.stdout.write(
+    [
+      '',
+      'XKS proxy demo is running.',
+      `  State folder:        ${options.dir}`,
+      `  Endpoint:            https://localhost:${proxy.port}   URI path: ${options.uriPrefix}/kms/xks/v1`,
+      `  KMS console file:    ${join(options.dir, 'kms-xks-proxy-configuration.json')}`,
+      `  Config:              ${configPath}`,
+      `  Metrics:             ${proxy.adminUrl}/metrics`,
+      `  Access key ID:       ${credential.accessKeyId}   (secret in ${join(options.dir, 'sigv4-secret')})`,
+      `  Demo key IDs:        ${DEMO_KEYS.filter((k) => k.label !== HEALTH_CHECK_KEY).map((k) => k.label).join(', ')}`,
+      '',
+      'Try it:',
+      curl('/keys/demo-key/encrypt', 'encrypt.json'),
+      '',
+      curl('/health', 'health.json'),
+      '',
+      'Stop with Ctrl-C.',
+      '',
+    ].join('\n'),
+  );
+  return proxy;
+}

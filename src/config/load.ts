@@ -1,0 +1,176 @@
+/**
+ * Reads the YAML/JSON config file, validates it against the schema and resolves secrets.
+ * Relative file paths are resolved against the config file's folder.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import Ajv, { type ErrorObject } from 'ajv';
+import { parse as parseYaml } from 'yaml';
+import { ConfigSchema, SECRET_ACCESS_KEY_PATTERN, type ConfigFile } from './schema';
+import type { RuntimeConfig, RuntimeKeyStore } from './runtime';
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
+const validateFile = ajv.compile<ConfigFile>(ConfigSchema);
+const SECRET_PATTERN = new RegExp(SECRET_ACCESS_KEY_PATTERN);
+
+function describe(error: ErrorObject): string {
+  const where = error.instancePath.replace(/^\//, '').replace(/\//g, '.') || '(top level)';
+  if (error.keyword === 'additionalProperties') {
+    return `${where}: unknown field "${String(error.params.additionalProperty)}"`;
+  }
+  if (error.keyword === 'required') return `${where}: missing required field "${String(error.params.missingProperty)}"`;
+  return `${where}: ${error.message ?? 'is invalid'}`;
+}
+
+export interface LoadOptions {
+  env?: NodeJS.ProcessEnv;
+}
+
+export function loadConfigFile(path: string, options: LoadOptions = {}): RuntimeConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError([`cannot read config file ${path}: ${(err as Error).message}`]);
+  }
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError([`${path} is not valid YAML/JSON: ${(err as Error).message}`]);
+  }
+  return buildRuntimeConfig(parsed, dirname(resolve(path)), options.env ?? process.env);
+}
+
+/** Validates a parsed config document and resolves its secrets. */
+export function buildRuntimeConfig(document: unknown, baseDir: string, env: NodeJS.ProcessEnv): RuntimeConfig {
+  const file = structuredClone(document ?? {});
+  if (!validateFile(file)) throw new ConfigError((validateFile.errors ?? []).map(describe));
+
+  const problems: string[] = [];
+  const fromBase = (p: string): string => resolve(baseDir, p);
+  const readSecretFile = (field: string, p: string): string | undefined => {
+    try {
+      return readFileSync(fromBase(p), 'utf8').trim();
+    } catch (err) {
+      problems.push(`${field}: cannot read ${p}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+      return undefined;
+    }
+  };
+
+  const hsm = file.hsm;
+  if (!hsm.tokenLabel === !hsm.tokenSerial) problems.push('hsm: give exactly one of tokenLabel or tokenSerial');
+  let pin: string | undefined;
+  if (hsm.pinFile && hsm.pinEnv) problems.push('hsm: give pinFile or pinEnv, not both');
+  else if (hsm.pinFile) pin = readSecretFile('hsm.pinFile', hsm.pinFile);
+  else {
+    const variable = hsm.pinEnv ?? 'XKS_HSM_PIN';
+    pin = env[variable];
+    if (!pin) problems.push(`hsm.pinEnv: environment variable ${variable} is not set`);
+  }
+
+  const keyStores: RuntimeKeyStore[] = [];
+  const names = new Set<string>();
+  const prefixes = new Set<string>();
+  file.keyStores.forEach((store, i) => {
+    const at = `keyStores.${i}`;
+    const prefix = store.uriPrefix ?? '';
+    if (names.has(store.name)) problems.push(`${at}.name: duplicate key store name "${store.name}"`);
+    if (prefixes.has(prefix)) problems.push(`${at}.uriPrefix: duplicate uriPrefix "${prefix}"`);
+    if (/\/kms\/xks\/v1(\/|$)/.test(prefix)) problems.push(`${at}.uriPrefix: must not contain /kms/xks/v1`);
+    names.add(store.name);
+    prefixes.add(prefix);
+
+    const secrets = new Map<string, string>();
+    store.credentials.forEach((cred, j) => {
+      const field = `${at}.credentials.${j}`;
+      const sources = [cred.secretAccessKey, cred.secretAccessKeyEnv, cred.secretAccessKeyFile].filter((s) => s !== undefined);
+      if (sources.length !== 1) {
+        problems.push(`${field}: give exactly one of secretAccessKey, secretAccessKeyEnv, secretAccessKeyFile`);
+        return;
+      }
+      let secret: string | undefined = cred.secretAccessKey;
+      if (cred.secretAccessKeyEnv) {
+        secret = env[cred.secretAccessKeyEnv];
+        if (!secret) problems.push(`${field}.secretAccessKeyEnv: environment variable ${cred.secretAccessKeyEnv} is not set`);
+      }
+      if (cred.secretAccessKeyFile) secret = readSecretFile(`${field}.secretAccessKeyFile`, cred.secretAccessKeyFile);
+      if (secret === undefined) return;
+      if (!SECRET_PATTERN.test(secret)) {
+        problems.push(`${field}: the secret access key must be 43-64 characters of A-Z a-z 0-9 + / =`);
+        return;
+      }
+      if (secrets.has(cred.accessKeyId)) problems.push(`${field}.accessKeyId: duplicate access key ID ${cred.accessKeyId}`);
+      secrets.set(cred.accessKeyId, secret);
+    });
+
+    const keys = new Map<string, { label: string; enabled: boolean }>();
+    (store.keys.map ?? []).forEach((entry, j) => {
+      if (keys.has(entry.externalKeyId)) {
+        problems.push(`${at}.keys.map.${j}.externalKeyId: duplicate externalKeyId ${entry.externalKeyId}`);
+      }
+      keys.set(entry.externalKeyId, { label: entry.label ?? entry.externalKeyId, enabled: entry.enabled ?? true });
+    });
+    if (!store.keys.allTokenKeys && keys.size === 0) {
+      problems.push(`${at}.keys: serves no key; set allTokenKeys: true or list keys in map`);
+    }
+
+    keyStores.push({
+      name: store.name,
+      uriPrefix: prefix,
+      credentials: secrets,
+      allTokenKeys: store.keys.allTokenKeys ?? false,
+      keys,
+    });
+  });
+
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const admin = file.admin ?? {};
+  const limits = file.limits ?? {};
+  const health = file.health ?? {};
+  return {
+    server: {
+      host: file.server.host ?? '0.0.0.0',
+      port: file.server.port ?? 8443,
+      certFile: fromBase(file.server.tls.certFile),
+      keyFile: fromBase(file.server.tls.keyFile),
+      requestTimeoutMs: file.server.requestTimeoutMs ?? 10000,
+      headersTimeoutMs: file.server.headersTimeoutMs ?? 5000,
+      keepAliveTimeoutMs: file.server.keepAliveTimeoutMs ?? 65000,
+    },
+    admin: { enabled: admin.enabled ?? true, host: admin.host ?? '127.0.0.1', port: admin.port ?? 9090 },
+    hsm: {
+      id: hsm.id ?? 'hsm-1',
+      modulePath: hsm.modulePath,
+      ...(hsm.tokenLabel ? { tokenLabel: hsm.tokenLabel } : {}),
+      ...(hsm.tokenSerial ? { tokenSerial: hsm.tokenSerial } : {}),
+      pin: pin as string,
+      sessionPoolSize: hsm.sessionPoolSize ?? 8,
+      acquireTimeoutMs: hsm.acquireTimeoutMs ?? 100,
+      maxWaiters: hsm.maxWaiters ?? 512,
+      healthCheckKeyLabel: hsm.healthCheckKeyLabel ?? 'xks-health-check',
+      ...(hsm.ekmVendor ? { ekmVendor: hsm.ekmVendor } : {}),
+    },
+    keyStores,
+    limits: {
+      maxPlaintextBytes: limits.maxPlaintextBytes ?? 8192,
+      maxAadBytes: limits.maxAadBytes ?? 8192,
+      clockSkewSeconds: limits.clockSkewSeconds ?? 300,
+    },
+    health: {
+      intervalSeconds: health.intervalSeconds ?? 10,
+      degradedLatencyMs: health.degradedLatencyMs ?? 100,
+      fleetSize: health.fleetSize ?? 1,
+      proxyVendor: health.proxyVendor ?? 'xks-proxy project',
+    },
+    logging: { level: file.logging?.level ?? 'info' },
+  };
+}

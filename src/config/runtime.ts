@@ -1,0 +1,41 @@
+/** The validated config with defaults applied and secrets resolved: what the rest of the proxy reads. */
+
+export interface RuntimeKeyStore {
+  name: string;
+  /** '' or '/a/b': the part of the path before /kms/xks/v1. */
+  uriPrefix: string;
+  /** accessKeyId -> secret access key; every pair listed is live (rotation). */
+  credentials: ReadonlyMap<string, string>;
+  allTokenKeys: boolean;
+  /** externalKeyId -> HSM label and configured status. */
+  keys: ReadonlyMap<string, { label: string; enabled: boolean }>;
+}
+
+export interface RuntimeConfig {
+  server: {
+    host: string;
+    port: number;
+    certFile: string;
+    keyFile: string;
+    requestTimeoutMs: number;
+    headersTimeoutMs: number;
+    keepAliveTimeoutMs: number;
+  };
+  admin: { enabled: boolean; host: string; port: number };
+  hsm: {
+    id: string;
+    modulePath: string;
+    tokenLabel?: string;
+    tokenSerial?: string;
+    pin: string;
+    sessionPoolSize: number;
+    acquireTimeoutMs: number;
+    maxWaiters: number;
+    healthCheckKeyLabel: string;
+    ekmVendor?: string;
+  };
+  keyStores: RuntimeKeyStore[];
+  limits: { maxPlaintextBytes: number; maxAadBytes: number; clockSkewSeconds: number };
+  health: { intervalSeconds: number; degradedLatencyMs: number; fleetSize: number; proxyVendor: string };
+  logging: { level: 'error' | 'warn' | 'info' | 'debug' };
+}

@@ -1,0 +1,213 @@
+/**
+ * The config file schema: the single source of truth for validation, the file's TypeScript type
+ * and the generated reference (docs/config-reference.md, `npm run docs:config`).
+ */
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+
+/** Spec minimums the proxy MUST support; configured maxima may only raise them. */
+export const SPEC_MIN_PLAINTEXT_BYTES = 4300;
+export const SPEC_MIN_AAD_BYTES = 8192;
+/** The spec's HSM AAD layout stores len(aad) in two bytes. */
+export const MAX_ENCODABLE_AAD_BYTES = 65535;
+
+export const ACCESS_KEY_ID_PATTERN = '^[A-Z2-7]{20,30}$';
+export const SECRET_ACCESS_KEY_PATTERN = '^[A-Za-z0-9+/=]{43,64}$';
+export const EXTERNAL_KEY_ID_PATTERN = '^[A-Za-z0-9._-]{1,128}$';
+/** Path segments before /kms/xks/v1; the whole XksProxyUriPath must stay within 128 characters. */
+export const URI_PREFIX_PATTERN = '^(/[A-Za-z0-9_-]+)*$';
+export const MAX_URI_PREFIX_LENGTH = 128 - '/kms/xks/v1'.length;
+
+const Port = (description: string, def: number) =>
+  Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, default: def, description }));
+
+const Credential = Type.Object(
+  {
+    accessKeyId: Type.String({
+      pattern: ACCESS_KEY_ID_PATTERN,
+      description: 'SigV4 access key ID: 20-30 characters, A-Z and 2-7 (the spec\'s format).',
+    }),
+    secretAccessKey: Type.Optional(
+      Type.String({
+        pattern: SECRET_ACCESS_KEY_PATTERN,
+        description: 'The secret inline (43-64 characters of A-Z a-z 0-9 + / =). Prefer secretAccessKeyEnv or secretAccessKeyFile.',
+      }),
+    ),
+    secretAccessKeyEnv: Type.Optional(
+      Type.String({ minLength: 1, description: 'Name of an environment variable holding the secret.' }),
+    ),
+    secretAccessKeyFile: Type.Optional(
+      Type.String({ minLength: 1, description: 'Path of a file holding the secret (surrounding whitespace is trimmed).' }),
+    ),
+  },
+  {
+    additionalProperties: false,
+    description: 'One SigV4 credential pair. Give exactly one of secretAccessKey, secretAccessKeyEnv, secretAccessKeyFile.',
+  },
+);
+
+const KeyMapping = Type.Object(
+  {
+    externalKeyId: Type.String({
+      pattern: EXTERNAL_KEY_ID_PATTERN,
+      description: 'The externalKeyId KMS uses: 1-128 characters of A-Z a-z 0-9 . - _',
+    }),
+    label: Type.Optional(
+      Type.String({ minLength: 1, description: 'CKA_LABEL of the AES-256 key in the HSM. Default: the externalKeyId.' }),
+    ),
+    enabled: Type.Optional(
+      Type.Boolean({
+        default: true,
+        description: 'false makes GetKeyMetadata report DISABLED and Encrypt/Decrypt answer InvalidStateException.',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+const KeyStore = Type.Object(
+  {
+    name: Type.String({
+      pattern: '^[A-Za-z0-9_.-]{1,64}$',
+      description: 'Operator-chosen name, used in logs and as the key_store metric label.',
+    }),
+    uriPrefix: Type.Optional(
+      Type.String({
+        pattern: URI_PREFIX_PATTERN,
+        maxLength: MAX_URI_PREFIX_LENGTH,
+        default: '',
+        description: 'Path before /kms/xks/v1, e.g. "/keystores/prod" (may be empty). Unique per proxy.',
+      }),
+    ),
+    credentials: Type.Array(Credential, {
+      minItems: 1,
+      description: 'SigV4 credentials accepted for this key store. List two during a rotation; all listed pairs are live.',
+    }),
+    keys: Type.Object(
+      {
+        allTokenKeys: Type.Optional(
+          Type.Boolean({
+            default: false,
+            description: 'Serve every AES-256 key on the token, the externalKeyId being its CKA_LABEL (the health-check key excepted).',
+          }),
+        ),
+        map: Type.Optional(
+          Type.Array(KeyMapping, {
+            default: [],
+            description: 'Explicit externalKeyId -> HSM label mappings. An entry here overrides allTokenKeys for that ID.',
+          }),
+        ),
+      },
+      { additionalProperties: false, description: 'Which HSM keys this key store serves.' },
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const ConfigSchema = Type.Object(
+  {
+    server: Type.Object(
+      {
+        host: Type.Optional(Type.String({ default: '0.0.0.0', description: 'Address the HTTPS listener binds to.' })),
+        port: Port('HTTPS port KMS connects to. 0 picks a free port (tests).', 8443),
+        tls: Type.Object(
+          {
+            certFile: Type.String({ minLength: 1, description: 'PEM server certificate chain (leaf first).' }),
+            keyFile: Type.String({ minLength: 1, description: 'PEM private key of the server certificate.' }),
+          },
+          { additionalProperties: false },
+        ),
+        requestTimeoutMs: Type.Optional(
+          Type.Integer({ minimum: 100, default: 10000, description: 'Whole-request receive timeout (slow clients are cut off).' }),
+        ),
+        headersTimeoutMs: Type.Optional(
+          Type.Integer({ minimum: 100, default: 5000, description: 'Time allowed to receive the request headers.' }),
+        ),
+        keepAliveTimeoutMs: Type.Optional(
+          Type.Integer({ minimum: 0, default: 65000, description: 'Idle keep-alive timeout; above typical load balancer idle timeouts.' }),
+        ),
+      },
+      { additionalProperties: false, description: 'The HTTPS listener KMS calls.' },
+    ),
+    admin: Type.Optional(
+      Type.Object(
+        {
+          enabled: Type.Optional(Type.Boolean({ default: true, description: 'Serve /metrics, /ping and /ready on a separate plain-HTTP listener.' })),
+          host: Type.Optional(Type.String({ default: '127.0.0.1', description: 'Admin listener address. Keep it off public interfaces.' })),
+          port: Port('Admin listener port (0 picks a free port).', 9090),
+        },
+        { additionalProperties: false, default: {}, description: 'The admin listener (Prometheus metrics, probes).' },
+      ),
+    ),
+    hsm: Type.Object(
+      {
+        id: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$', default: 'hsm-1', description: 'Name of this HSM in health reports, logs and metric labels.' })),
+        modulePath: Type.String({ minLength: 1, description: 'Path of the vendor PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so.' }),
+        tokenLabel: Type.Optional(Type.String({ minLength: 1, description: 'Token to use, by label. Give tokenLabel or tokenSerial.' })),
+        tokenSerial: Type.Optional(Type.String({ minLength: 1, description: 'Token to use, by serial number.' })),
+        pinEnv: Type.Optional(Type.String({ minLength: 1, description: 'Environment variable holding the user PIN. Default XKS_HSM_PIN when pinFile is not set.' })),
+        pinFile: Type.Optional(Type.String({ minLength: 1, description: 'File holding the user PIN. The PIN is never accepted inline in this file.' })),
+        sessionPoolSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024, default: 8, description: 'PKCS#11 sessions kept open; one operation runs per session at a time.' })),
+        acquireTimeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000, default: 100, description: 'How long a request waits for a free session before DependencyTimeoutException.' })),
+        maxWaiters: Type.Optional(Type.Integer({ minimum: 0, default: 512, description: 'Requests allowed to queue for a session; beyond this they get ThrottlingException.' })),
+        healthCheckKeyLabel: Type.Optional(Type.String({ minLength: 1, default: 'xks-health-check', description: 'Dedicated AES-256 key used by the deep health check (never a customer key).' })),
+        ekmVendor: Type.Optional(Type.String({ minLength: 1, description: 'ekmVendor reported by GetHealthStatus. Default: the token manufacturer ID.' })),
+      },
+      { additionalProperties: false, description: 'The PKCS#11 HSM holding the keys.' },
+    ),
+    keyStores: Type.Array(KeyStore, { minItems: 1, description: 'Logical key stores, each a URI prefix with its own credentials and keys.' }),
+    limits: Type.Optional(
+      Type.Object(
+        {
+          maxPlaintextBytes: Type.Optional(
+            Type.Integer({
+              minimum: SPEC_MIN_PLAINTEXT_BYTES,
+              maximum: 1048576,
+              default: 8192,
+              description: 'Largest plaintext/ciphertext accepted; larger gets UnsupportedOperationException. At least the spec\'s 4300.',
+            }),
+          ),
+          maxAadBytes: Type.Optional(
+            Type.Integer({
+              minimum: SPEC_MIN_AAD_BYTES,
+              maximum: MAX_ENCODABLE_AAD_BYTES,
+              default: 8192,
+              description: 'Largest additionalAuthenticatedData accepted; larger gets UnsupportedOperationException. 8192-65535.',
+            }),
+          ),
+          clockSkewSeconds: Type.Optional(
+            Type.Integer({ minimum: 1, maximum: 900, default: 300, description: 'Allowed distance between x-amz-date and the proxy clock (spec: 5 minutes).' }),
+          ),
+        },
+        { additionalProperties: false, default: {}, description: 'Request limits.' },
+      ),
+    ),
+    health: Type.Optional(
+      Type.Object(
+        {
+          intervalSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 55, default: 10, description: 'Deep health check period. The cached result KMS sees is never older than 60 s.' })),
+          degradedLatencyMs: Type.Optional(Type.Integer({ minimum: 1, default: 100, description: 'A passing check slower than this reports DEGRADED.' })),
+          fleetSize: Type.Optional(Type.Integer({ minimum: 1, default: 1, description: 'xksProxyFleetSize reported to KMS: proxies behind the endpoint.' })),
+          proxyVendor: Type.Optional(Type.String({ minLength: 1, default: 'xks-proxy project', description: 'xksProxyVendor reported to KMS.' })),
+        },
+        { additionalProperties: false, default: {}, description: 'The deep health check behind GetHealthStatus.' },
+      ),
+    ),
+    logging: Type.Optional(
+      Type.Object(
+        {
+          level: Type.Optional(
+            Type.Union([Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'), Type.Literal('debug')], {
+              default: 'info',
+              description: 'Log level. Logs are one JSON object per line on stdout.',
+            }),
+          ),
+        },
+        { additionalProperties: false, default: {} },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export type ConfigFile = Static<typeof ConfigSchema>;
+export type AnySchema = TSchema;

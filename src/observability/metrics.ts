@@ -1,0 +1,87 @@
+/**
+ * Prometheus metrics. Names: xks_ prefix, base units, counters end in _total; labels are bounded
+ * (operation, key store, status, errorName, HSM id), never a request ID or a principal.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { HsmErrorKind, HsmObserver } from '../hsm';
+import type { HealthStatus } from '../hsm/health-monitor';
+
+const HEALTH_STATES: HealthStatus[] = ['ACTIVE', 'DEGRADED', 'UNAVAILABLE'];
+
+export class XksMetrics implements HsmObserver {
+  readonly registry = new Registry();
+
+  private readonly requests = new Counter({
+    name: 'xks_requests_total',
+    help: 'XKS API requests answered, by operation, key store, HTTP status and errorName ("" on success).',
+    labelNames: ['operation', 'key_store', 'status', 'error_name'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly requestSeconds = new Histogram({
+    name: 'xks_request_duration_seconds',
+    help: 'Time from request arrival to response, by operation and key store.',
+    labelNames: ['operation', 'key_store'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.5, 1],
+    registers: [this.registry],
+  });
+
+  private readonly hsmSeconds = new Histogram({
+    name: 'xks_hsm_operation_duration_seconds',
+    help: 'PKCS#11 call latency, by HSM, operation and outcome.',
+    labelNames: ['hsm', 'operation', 'outcome'] as const,
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
+    registers: [this.registry],
+  });
+
+  private readonly sessionGauge = new Gauge({
+    name: 'xks_hsm_sessions',
+    help: 'PKCS#11 sessions in the pool, by HSM and state (in_use, idle).',
+    labelNames: ['hsm', 'state'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly health = new Gauge({
+    name: 'xks_hsm_health_status',
+    help: 'Last deep health check result per HSM: 1 for the current status, 0 for the others.',
+    labelNames: ['hsm', 'status'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly healthCheckedAt = new Gauge({
+    name: 'xks_hsm_health_last_check_timestamp_seconds',
+    help: 'Unix time of the last completed deep health check per HSM.',
+    labelNames: ['hsm'] as const,
+    registers: [this.registry],
+  });
+
+  readonly authFailures = new Counter({
+    name: 'xks_authentication_failures_total',
+    help: 'SigV4 authentication failures, by key store and reason.',
+    labelNames: ['key_store', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'xks_' });
+  }
+
+  request(operation: string, keyStore: string, status: number, errorName: string, seconds: number): void {
+    this.requests.inc({ operation, key_store: keyStore, status: String(status), error_name: errorName });
+    this.requestSeconds.observe({ operation, key_store: keyStore }, seconds);
+  }
+
+  hsmCall(hsmId: string, operation: string, seconds: number, outcome: 'ok' | HsmErrorKind): void {
+    this.hsmSeconds.observe({ hsm: hsmId, operation, outcome }, seconds);
+  }
+
+  sessions(hsmId: string, inUse: number, idle: number): void {
+    this.sessionGauge.set({ hsm: hsmId, state: 'in_use' }, inUse);
+    this.sessionGauge.set({ hsm: hsmId, state: 'idle' }, idle);
+  }
+
+  healthStatus(hsmId: string, status: HealthStatus, checkedAt: number): void {
+    for (const state of HEALTH_STATES) this.health.set({ hsm: hsmId, status: state }, state === status ? 1 : 0);
+    this.healthCheckedAt.set({ hsm: hsmId }, checkedAt / 1000);
+  }
+}

@@ -1,0 +1,155 @@
+/**
+ * Composition root: opens the HSM, starts the health monitor, and serves the HTTPS and admin listeners.
+ */
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { base64Length } from '../api/base64';
+import { compileRequestValidators } from '../api/schemas';
+import { SigV4Verifier } from '../auth/sigv4';
+import type { RuntimeConfig } from '../config/runtime';
+import { Hsm } from '../hsm';
+import { HealthMonitor } from '../hsm/health-monitor';
+import type { Logger } from '../observability/logger';
+import { XksMetrics } from '../observability/metrics';
+import { createAdminApp } from './admin';
+import { createPublicApp } from './app';
+import { XksRouter } from './routes';
+import { serverTlsOptions } from './tls';
+import { createXksHandler } from './xks-handler';
+import { version } from '../../package.json';
+
+export const PROXY_MODEL = `xks-proxy ${version}`;
+
+/** Room in a body for requestMetadata (two 2048-character ARNs) and fields KMS may add later. */
+const BODY_OVERHEAD_BYTES = 64 * 1024;
+
+export interface RunningProxy {
+  /** https://host:port of the KMS-facing listener. */
+  url: string;
+  port: number;
+  adminUrl?: string;
+  hsm: Hsm;
+  health: HealthMonitor;
+  metrics: XksMetrics;
+  close(): Promise<void>;
+}
+
+export async function startProxy(config: RuntimeConfig, logger: Logger): Promise<RunningProxy> {
+  const metrics = new XksMetrics();
+  const hsm = await Hsm.open(
+    {
+      id: config.hsm.id,
+      modulePath: config.hsm.modulePath,
+      ...(config.hsm.tokenLabel ? { tokenLabel: config.hsm.tokenLabel } : {}),
+      ...(config.hsm.tokenSerial ? { tokenSerial: config.hsm.tokenSerial } : {}),
+      pin: config.hsm.pin,
+      sessionPoolSize: config.hsm.sessionPoolSize,
+      acquireTimeoutMs: config.hsm.acquireTimeoutMs,
+      maxWaiters: config.hsm.maxWaiters,
+    },
+    metrics,
+  );
+  const token = hsm.tokenInfo();
+  logger.info('hsm connected', { hsm: hsm.id, token: token.label, model: token.model, serialNumber: token.serialNumber });
+
+  let lastStatus = '';
+  const health = new HealthMonitor(
+    hsm,
+    {
+      keyLabel: config.hsm.healthCheckKeyLabel,
+      intervalMs: config.health.intervalSeconds * 1000,
+      degradedLatencyMs: config.health.degradedLatencyMs,
+    },
+    (snapshot) => {
+      metrics.healthStatus(hsm.id, snapshot.status, snapshot.checkedAt);
+      if (snapshot.status !== lastStatus) {
+        logger.log(snapshot.status === 'ACTIVE' ? 'info' : 'warn', 'hsm health changed', {
+          hsm: hsm.id,
+          healthStatus: snapshot.status,
+          reason: snapshot.reason,
+        });
+        lastStatus = snapshot.status;
+      }
+    },
+  );
+  await health.start();
+
+  const handler = createXksHandler({
+    router: new XksRouter(config.keyStores),
+    verifier: new SigV4Verifier({ service: 'kms-xks-proxy', maxClockSkewMs: config.limits.clockSkewSeconds * 1000 }),
+    validators: compileRequestValidators(config.limits),
+    services: {
+      hsm,
+      health,
+      healthCheckKeyLabel: config.hsm.healthCheckKeyLabel,
+      proxy: {
+        fleetSize: config.health.fleetSize,
+        vendor: config.health.proxyVendor,
+        model: PROXY_MODEL,
+        ...(config.hsm.ekmVendor ? { ekmVendor: config.hsm.ekmVendor } : {}),
+      },
+    },
+    maxBodyBytes: base64Length(config.limits.maxPlaintextBytes) + base64Length(config.limits.maxAadBytes) + BODY_OVERHEAD_BYTES,
+    logger,
+    metrics,
+  });
+
+  const server = createHttpsServer(
+    {
+      ...serverTlsOptions(config.server.certFile, config.server.keyFile),
+      requestTimeout: config.server.requestTimeoutMs,
+      headersTimeout: config.server.headersTimeoutMs,
+      keepAliveTimeout: config.server.keepAliveTimeoutMs,
+    },
+    createPublicApp(handler),
+  );
+  await listen(server, config.server.port, config.server.host);
+  const port = (server.address() as AddressInfo).port;
+  const url = `https://${displayHost(config.server.host)}:${port}`;
+
+  let admin: HttpServer | undefined;
+  let adminUrl: string | undefined;
+  if (config.admin.enabled) {
+    admin = createHttpServer(createAdminApp(metrics, health));
+    await listen(admin, config.admin.port, config.admin.host);
+    adminUrl = `http://${displayHost(config.admin.host)}:${(admin.address() as AddressInfo).port}`;
+  }
+  logger.info('xks proxy listening', { url, adminUrl, keyStores: config.keyStores.map((s) => s.name).join(',') });
+
+  return {
+    url,
+    port,
+    ...(adminUrl ? { adminUrl } : {}),
+    hsm,
+    health,
+    metrics,
+    async close() {
+      health.stop();
+      await Promise.all([closeServer(server), admin ? closeServer(admin) : Promise.resolve()]);
+      await hsm.close();
+    },
+  };
+}
+
+function listen(server: HttpServer | HttpsServer, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+function closeServer(server: HttpServer | HttpsServer): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeIdleConnections();
+  });
+}
+
+function displayHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::') return 'localhost';
+  return host.includes(':') ? `[${host}]` : host;
+}

@@ -1,0 +1,168 @@
+/**
+ * The XKS request pipeline: route -> method -> raw body -> SigV4 -> JSON + schema -> operation -> response.
+ * Every outcome is a spec error body or a result, logged once as one line and counted once.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { XksError } from '../api/errors';
+import { toXksError } from '../api/hsm-errors';
+import type { OperationServices } from '../api/operations/context';
+import { decrypt } from '../api/operations/decrypt';
+import { encrypt } from '../api/operations/encrypt';
+import { getHealthStatus } from '../api/operations/get-health-status';
+import { getKeyMetadata } from '../api/operations/get-key-metadata';
+import type { RequestValidators } from '../api/schemas';
+import type { SigV4FailureReason, SigV4Verifier } from '../auth/sigv4';
+import type { Logger } from '../observability/logger';
+import type { XksMetrics } from '../observability/metrics';
+import { BodyTooLargeError, readRawBody } from './body';
+import { isValidExternalKeyId, type XksRoute, type XksRouter } from './routes';
+
+export interface XksHandlerDeps {
+  router: XksRouter;
+  verifier: SigV4Verifier;
+  validators: RequestValidators;
+  services: OperationServices;
+  maxBodyBytes: number;
+  logger: Logger;
+  metrics: XksMetrics;
+}
+
+/** requestMetadata fields worth logging (spec: SHOULD log them); copied only when they are strings. */
+const LOGGED_METADATA = ['kmsRequestId', 'kmsOperation', 'awsPrincipalArn', 'kmsKeyArn', 'kmsViaService', 'awsSourceVpc', 'awsSourceVpce'] as const;
+const MAX_LOGGED_FIELD = 2048;
+
+/** What the client is told about a failed signature. Unknown keys read as a mismatch: no key-ID probing. */
+const AUTH_MESSAGES: Record<SigV4FailureReason, string> = {
+  MissingAuthorization: 'The request is not signed: the Authorization header is missing',
+  MalformedAuthorization: 'The Authorization header is not a valid AWS SigV4 header',
+  UnsupportedAlgorithm: 'Only AWS4-HMAC-SHA256 signatures are accepted',
+  MissingSignedHeader: 'The signature must cover the host and x-amz-date headers',
+  MalformedDate: 'The x-amz-date header is missing or malformed',
+  RequestExpired: 'The request time is more than 5 minutes away from the proxy clock',
+  ScopeMismatch: 'The credential scope does not match the request date or the kms-xks-proxy service',
+  UnknownAccessKey: 'The request signature does not match',
+  PayloadHashMismatch: 'The x-amz-content-sha256 header does not match the body',
+  SignatureMismatch: 'The request signature does not match',
+};
+
+type LogFields = Record<string, string | number | undefined>;
+
+export function createXksHandler(deps: XksHandlerDeps) {
+  const respond = (res: ServerResponse, status: number, body: unknown): void => {
+    const payload = JSON.stringify(body);
+    res.statusCode = status;
+    res.setHeader('Content-Type', 'application/json');
+    res.setHeader('Content-Length', Buffer.byteLength(payload));
+    res.end(payload);
+  };
+
+  return async function handleXks(req: IncomingMessage, res: ServerResponse, next: () => void): Promise<void> {
+    const url = req.url ?? '/';
+    const queryAt = url.indexOf('?');
+    const route = deps.router.match(queryAt === -1 ? url : url.slice(0, queryAt));
+    if (!route) {
+      next();
+      return;
+    }
+    const started = process.hrtime.bigint();
+    const fields: LogFields = { operation: route.operation, keyStore: route.store.name };
+    if (route.externalKeyId) fields.externalKeyId = route.externalKeyId.slice(0, 128);
+
+    let status = 200;
+    let errorName = '';
+    try {
+      const result = await run(route, req, fields);
+      respond(res, 200, result);
+    } catch (err) {
+      const error = err instanceof BodyTooLargeError
+        ? new XksError('UnsupportedOperationException', `The request body exceeds the ${err.limit}-byte maximum this proxy supports`)
+        : toXksError(err);
+      if (!(err instanceof XksError) && !(err instanceof BodyTooLargeError) && error.errorName === 'InternalException') {
+        fields.internalError = (err as Error)?.message?.slice(0, 200);
+      }
+      status = error.status;
+      errorName = error.errorName;
+      fields.errorMessage = error.message;
+      if (err instanceof BodyTooLargeError) res.setHeader('Connection', 'close');
+      if (status === 405) res.setHeader('Allow', 'POST');
+      respond(res, status, error.toBody());
+    } finally {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      fields.status = status;
+      if (errorName) fields.errorName = errorName;
+      fields.latencyMs = Math.round(seconds * 1e6) / 1e3;
+      deps.metrics.request(route.operation, route.store.name, status, errorName, seconds);
+      const level = status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info';
+      deps.logger.log(level, 'xks request', fields);
+    }
+  };
+
+  async function run(route: XksRoute, req: IncomingMessage, fields: LogFields): Promise<unknown> {
+    if (req.method !== 'POST') {
+      // Spec: a GET (or any non-POST) on an XKS URI MUST get 405 Method Not Allowed.
+      throw new XksError('UnsupportedOperationException', `${route.operation} accepts only POST`, 405);
+    }
+    if (route.operation !== 'GetHealthStatus' && !isValidExternalKeyId(route.externalKeyId)) {
+      throw new XksError('ValidationException', 'externalKeyId must be 1-128 characters of A-Z a-z 0-9 . - _');
+    }
+    const body = await readRawBody(req, deps.maxBodyBytes);
+
+    const auth = deps.verifier.verify(
+      { method: req.method, url: req.url ?? '/', rawHeaders: req.rawHeaders, body },
+      (accessKeyId) => route.store.credentials.get(accessKeyId),
+    );
+    if (auth.accessKeyId) fields.accessKeyId = auth.accessKeyId.slice(0, 64);
+    if (!auth.ok) {
+      fields.authFailure = auth.reason;
+      fields.authDetail = auth.detail;
+      deps.metrics.authFailures.inc({ key_store: route.store.name, reason: auth.reason });
+      throw new XksError('AuthenticationFailedException', AUTH_MESSAGES[auth.reason]);
+    }
+    fields.region = auth.region;
+
+    const document = parseJson(body);
+    copyLoggedMetadata(document, fields);
+
+    // The spec gives GetHealthStatus no ValidationException: its metadata is only logged.
+    if (route.operation === 'GetHealthStatus') return getHealthStatus(deps.services);
+
+    if (!isJsonContentType(req.headers['content-type'])) {
+      throw new XksError('ValidationException', 'Content-Type must be application/json');
+    }
+    if (document === undefined) throw new XksError('ValidationException', 'The request body is not valid JSON');
+
+    const request = { store: route.store, externalKeyId: route.externalKeyId };
+    switch (route.operation) {
+      case 'GetKeyMetadata':
+        return getKeyMetadata(deps.services, { ...request, body: deps.validators.GetKeyMetadata(document) });
+      case 'Encrypt':
+        return encrypt(deps.services, { ...request, body: deps.validators.Encrypt(document) });
+      case 'Decrypt':
+        return decrypt(deps.services, { ...request, body: deps.validators.Decrypt(document) });
+    }
+  }
+}
+
+function parseJson(body: Buffer): unknown {
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+function isJsonContentType(header: string | undefined): boolean {
+  if (!header) return false;
+  const type = header.split(';', 1)[0]?.trim().toLowerCase();
+  return type === 'application/json';
+}
+
+function copyLoggedMetadata(document: unknown, fields: LogFields): void {
+  if (typeof document !== 'object' || document === null) return;
+  const metadata = (document as { requestMetadata?: unknown }).requestMetadata;
+  if (typeof metadata !== 'object' || metadata === null) return;
+  for (const name of LOGGED_METADATA) {
+    const value = (metadata as Record<string, unknown>)[name];
+    if (typeof value === 'string') fields[name] = value.slice(0, MAX_LOGGED_FIELD);
+  }
+}

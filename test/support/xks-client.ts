@@ -1,0 +1,130 @@
+/**
+ * An XKS client for tests: requests signed by the AWS SDK's own signer (@smithy/signature-v4),
+ * independent of the proxy's aws4-based verifier, sent over real HTTPS.
+ */
+import { request as httpsRequest } from 'node:https';
+import { Sha256 } from '@aws-crypto/sha256-js';
+import { HttpRequest } from '@smithy/protocol-http';
+import { SignatureV4 } from '@smithy/signature-v4';
+
+export interface Credential {
+  accessKeyId: string;
+  secretAccessKey: string;
+}
+
+export interface XksResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  json: any;
+}
+
+export interface SendOptions {
+  method?: string;
+  credential?: Credential | null;
+  region?: string;
+  service?: string;
+  signingDate?: Date;
+  headers?: Record<string, string>;
+  /** Raw body; objects are JSON-encoded. */
+  body?: string | Buffer | object;
+  /** Change the request after signing (tamper tests). */
+  afterSign?: (req: { path: string; headers: Record<string, string>; body: Buffer }) => void;
+}
+
+export class XksClient {
+  constructor(
+    readonly baseUrl: string,
+    readonly ca: Buffer,
+    readonly defaultCredential: Credential,
+  ) {}
+
+  async send(path: string, options: SendOptions = {}): Promise<XksResponse> {
+    const url = new URL(this.baseUrl);
+    const body =
+      options.body === undefined
+        ? Buffer.alloc(0)
+        : Buffer.isBuffer(options.body)
+          ? options.body
+          : Buffer.from(typeof options.body === 'string' ? options.body : JSON.stringify(options.body));
+    const headers: Record<string, string> = {
+      host: url.host,
+      'content-type': 'application/json',
+      ...(options.headers ?? {}),
+    };
+    const method = options.method ?? 'POST';
+    const credential = options.credential === undefined ? this.defaultCredential : options.credential;
+    let signedHeaders = headers;
+    if (credential) {
+      const signer = new SignatureV4({
+        service: options.service ?? 'kms-xks-proxy',
+        region: options.region ?? 'us-east-1',
+        credentials: credential,
+        sha256: Sha256,
+      });
+      const signed = await signer.sign(
+        new HttpRequest({ method, protocol: 'https:', hostname: url.hostname, port: Number(url.port), path, headers, body }),
+        options.signingDate ? { signingDate: options.signingDate } : {},
+      );
+      signedHeaders = signed.headers as Record<string, string>;
+    }
+    const mutable = { path, headers: { ...signedHeaders }, body };
+    options.afterSign?.(mutable);
+    return rawRequest(url, this.ca, method, mutable.path, mutable.headers, mutable.body);
+  }
+}
+
+export function rawRequest(
+  url: URL,
+  ca: Buffer,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body: Buffer,
+): Promise<XksResponse> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      {
+        host: url.hostname,
+        port: url.port,
+        method,
+        path,
+        ca,
+        servername: 'localhost',
+        headers: { ...headers, 'content-length': String(body.length) },
+        agent: false,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let json: unknown;
+          try {
+            json = JSON.parse(text);
+          } catch {
+            json = undefined;
+          }
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** Base64 helpers for building XKS bodies. */
+export const b64 = (data: string | Buffer): string => (typeof data === 'string' ? Buffer.from(data) : data).toString('base64');
+
+export function requestMetadata(kmsOperation: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    awsPrincipalArn: 'arn:aws:iam::123456789012:user/Alice',
+    kmsKeyArn: 'arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab',
+    kmsOperation,
+    kmsRequestId: `req-${Math.random().toString(36).slice(2)}`,
+    ...extra,
+  };
+}

@@ -1,0 +1,26 @@
+import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
+import { decodedLength, isStrictBase64 } from '../../../src/api/base64';
+
+describe('strict Base64', () => {
+  it('accepts the canonical encoding of any byte string', () => {
+    for (let n = 0; n < 64; n++) {
+      const encoded = randomBytes(n).toString('base64');
+      expect(isStrictBase64(encoded), encoded).to.equal(true);
+      expect(decodedLength(encoded)).to.equal(n);
+    }
+  });
+
+  for (const [bad, why] of [
+    ['SGVsbG8', 'missing padding'],
+    ['SGVsbG8==', 'too much padding'],
+    ['SGV sbG8=', 'whitespace'],
+    ['-_8=', 'URL-safe alphabet'],
+    ['QR==', 'non-zero pad bits'],
+    ['QUI=QUI=', 'padding in the middle'],
+    ['====', 'padding only'],
+    ['SGVsbG8=\n', 'trailing newline'],
+  ]) {
+    it(`rejects ${why}`, () => expect(isStrictBase64(bad as string)).to.equal(false));
+  }
+});
