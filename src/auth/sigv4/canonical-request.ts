@@ -1,0 +1,124 @@
+// Step 5: rebuild the canonical request with aws4 and compute the signature the client should have sent.
+import { RequestSigner, type Request as Aws4Request } from 'aws4';
+import type { StepResult } from './verifier';
+
+/** Lowercase header name -> every value received, in order. */
+export type ReceivedHeaders = Map<string, string[]>;
+
+export function collectHeaders(rawHeaders: readonly string[]): ReceivedHeaders {
+  const headers: ReceivedHeaders = new Map();
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    const name = String(rawHeaders[i]).toLowerCase();
+    const value = fromLatin1(String(rawHeaders[i + 1]));
+    const values = headers.get(name);
+    if (values) values.push(value);
+    else headers.set(name, [value]);
+  }
+  return headers;
+}
+
+// Node decodes header bytes as latin1; signers hash the raw (UTF-8) bytes, and aws4 hashes
+// strings as UTF-8, so turn the string back into the bytes that were on the wire.
+function fromLatin1(value: string): string {
+  return /[^\x00-\x7f]/.test(value) ? Buffer.from(value, 'latin1').toString('utf8') : value;
+}
+
+/** Repeated headers are one comma-joined value in the canonical request. */
+export function joinHeaderValues(values: readonly string[]): string {
+  return values.map((v) => v.trim()).join(',');
+}
+
+export interface CanonicalRequestInput {
+  method: string;
+  url: string;
+  /** Exactly the signed headers: lowercase name -> joined value. */
+  signedHeaders: ReadonlyMap<string, string>;
+  body: Buffer;
+  accessKeyId: string;
+  secretAccessKey: string;
+  amzDate: string;
+  region: string;
+  service: string;
+}
+
+export interface ExpectedSignature {
+  signature: string;
+  /** aws4's SignedHeaders list; must equal the client's string exactly. */
+  signedHeaders: string;
+  /** aws4's scope (date/region/service/aws4_request); must equal the client's. */
+  credentialScope: string;
+}
+
+// Not in @types/aws4, but read by RequestSigner: names listed here survive HEADERS_TO_IGNORE.
+interface Aws4VerifyRequest extends Aws4Request {
+  extraHeadersToInclude: Record<string, boolean>;
+}
+
+const METHOD = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}$/;
+// A segment that routers and the SigV4 normaliser could read differently.
+const UNNORMALIZED_PATH = /\/\/|\/\.\.?(?:\/|$)/;
+
+function mismatch(detail: string): { ok: false; reason: 'SignatureMismatch'; detail: string } {
+  return { ok: false, reason: 'SignatureMismatch', detail };
+}
+
+export function computeExpectedSignature(input: CanonicalRequestInput): StepResult<ExpectedSignature> {
+  // aws4 turns a missing method into POST (with a body) or GET, and a path without '/' into one
+  // with it: reject what it would rewrite.
+  if (!METHOD.test(input.method)) return mismatch('request method is empty or not a token');
+  if (!input.url.startsWith('/')) return mismatch('request target is not an absolute path');
+  const queryIx = input.url.indexOf('?');
+  const path = queryIx < 0 ? input.url : input.url.slice(0, queryIx);
+  // SigV4 signs the normalised path, so '/a/../b' verifies as '/b'; KMS never sends those forms.
+  if (UNNORMALIZED_PATH.test(path)) return mismatch('request path has empty, "." or ".." segments');
+
+  const headers: Record<string, string> = Object.create(null);
+  const include: Record<string, boolean> = Object.create(null);
+  for (const [name, value] of input.signedHeaders) {
+    headers[name] = value;
+    include[name] = true;
+  }
+  const request: Aws4VerifyRequest = {
+    method: input.method,
+    path: input.url,
+    headers,
+    body: input.body,
+    service: input.service,
+    region: input.region,
+    // Otherwise aws4 adds and signs its own Content-Type, Content-Length and X-Amz-Date.
+    doNotModifyHeaders: true,
+    extraHeadersToInclude: include,
+  };
+
+  let canonical: string;
+  let expected: ExpectedSignature;
+  try {
+    const signer = new RequestSigner(request, {
+      accessKeyId: input.accessKeyId,
+      secretAccessKey: input.secretAccessKey,
+    });
+    // With doNotModifyHeaders aws4 never reads x-amz-date (it falls back to Date or "now").
+    signer.datetime = input.amzDate;
+    canonical = signer.canonicalString();
+    // signature() would rebuild it (re-hashing the body): reuse the one just computed.
+    signer.canonicalString = () => canonical;
+    expected = {
+      signature: signer.signature(),
+      signedHeaders: signer.signedHeaders(),
+      credentialScope: signer.credentialString(),
+    };
+  } catch {
+    // parsePath runs decodeURI, which throws on malformed %-escapes.
+    return mismatch('request target could not be canonicalized');
+  }
+
+  // aws4's query parsing silently drops parameters (empty names, __proto__, past 1000 keys);
+  // every parameter received must appear in the canonical query.
+  if (queryIx >= 0) {
+    const received = input.url.slice(queryIx + 1).split('&').filter((p) => p !== '').length;
+    const canonicalQuery = canonical.split('\n')[2] ?? '';
+    const signed = canonicalQuery === '' ? 0 : canonicalQuery.split('&').length;
+    if (received !== signed) return mismatch('query string has parameters that cannot be canonicalized');
+  }
+  return { ok: true, value: expected };
+}

@@ -1,0 +1,109 @@
+import { expect } from 'chai';
+import { RequestSigner } from 'aws4';
+import {
+  collectHeaders,
+  computeExpectedSignature,
+  joinHeaderValues,
+  type CanonicalRequestInput,
+} from '../../../src/auth/sigv4/canonical-request';
+
+describe('sigv4 canonical-request', () => {
+  describe('collectHeaders', () => {
+    it('lowercases names and keeps repeated values in order', () => {
+      const h = collectHeaders(['Host', 'a', 'X-Foo', ' 1 ', 'x-foo', '2', 'X-FOO', '3']);
+      expect([...h.entries()]).to.deep.equal([
+        ['host', ['a']],
+        ['x-foo', [' 1 ', '2', '3']],
+      ]);
+      expect(joinHeaderValues(h.get('x-foo')!)).to.equal('1,2,3');
+    });
+
+    it('turns node latin1 strings back into the UTF-8 text that was on the wire', () => {
+      const wire = Buffer.from('café', 'utf8').toString('latin1');
+      expect(collectHeaders(['X-Name', wire]).get('x-name')).to.deep.equal(['café']);
+    });
+
+    it('ignores a dangling name without a value', () => {
+      expect([...collectHeaders(['Host', 'a', 'X-Dangling']).keys()]).to.deep.equal(['host']);
+    });
+  });
+
+  describe('computeExpectedSignature', () => {
+    const base: CanonicalRequestInput = {
+      method: 'POST',
+      url: '/kms/xks/v1/keys/k1/encrypt',
+      signedHeaders: new Map([
+        ['host', 'xks.example.com'],
+        ['x-amz-date', '20240101T000000Z'],
+      ]),
+      body: Buffer.from('{}'),
+      accessKeyId: 'AKIDEXAMPLE',
+      secretAccessKey: 'secret',
+      amzDate: '20240101T000000Z',
+      region: 'us-east-1',
+      service: 'kms-xks-proxy',
+    };
+
+    it('returns aws4 signature, SignedHeaders and scope for exactly the given headers', () => {
+      const r = computeExpectedSignature(base);
+      expect(r.ok).to.equal(true);
+      if (!r.ok) return;
+      expect(r.value.signedHeaders).to.equal('host;x-amz-date');
+      expect(r.value.credentialScope).to.equal('20240101/us-east-1/kms-xks-proxy/aws4_request');
+      expect(r.value.signature).to.match(/^[0-9a-f]{64}$/);
+    });
+
+    it('keeps headers aws4 would otherwise ignore (user-agent, expect, range, connection, x-amzn-trace-id)', () => {
+      const signedHeaders = new Map(base.signedHeaders);
+      for (const name of ['connection', 'expect', 'range', 'user-agent', 'x-amzn-trace-id']) signedHeaders.set(name, 'v');
+      const r = computeExpectedSignature({ ...base, signedHeaders });
+      expect(r.ok && r.value.signedHeaders).to.equal('connection;expect;host;range;user-agent;x-amz-date;x-amzn-trace-id');
+    });
+
+    it('uses x-amz-date from the input, not a Date header', () => {
+      const withDate = new Map(base.signedHeaders);
+      withDate.set('date', 'Mon, 01 Jan 2024 10:00:00 GMT');
+      const a = computeExpectedSignature({ ...base, signedHeaders: withDate });
+      expect(a.ok && a.value.credentialScope).to.equal('20240101/us-east-1/kms-xks-proxy/aws4_request');
+    });
+
+    it('does not add Content-Type or Content-Length', () => {
+      const r = computeExpectedSignature({ ...base, body: Buffer.from('x'.repeat(100)) });
+      expect(r.ok && r.value.signedHeaders).to.equal('host;x-amz-date');
+    });
+
+    it('returns a failure where aws4 itself throws on a malformed %-escape', () => {
+      const url = '/kms/xks/v1/keys/%zz[/encrypt';
+      const signer = new RequestSigner({ method: 'POST', path: url, headers: { host: 'h' }, service: 's', region: 'r', doNotModifyHeaders: true });
+      signer.datetime = '20240101T000000Z';
+      expect(() => signer.signature()).to.throw(URIError);
+      expect(computeExpectedSignature({ ...base, url })).to.include({ ok: false, reason: 'SignatureMismatch' });
+    });
+
+    for (const url of ['/a//b', '/a/./b', '/a/../b', '/a/..', '/a/.', '//a', 'a/b', '', 'http://xks.example.com/a', '*']) {
+      it(`rejects the request target ${JSON.stringify(url)} that aws4 would rewrite`, () => {
+        expect(computeExpectedSignature({ ...base, url })).to.include({ ok: false, reason: 'SignatureMismatch' });
+      });
+    }
+
+    for (const method of ['', 'PO ST', 'POST\n']) {
+      it(`rejects the method ${JSON.stringify(method)}`, () => {
+        expect(computeExpectedSignature({ ...base, method })).to.include({ ok: false, reason: 'SignatureMismatch' });
+      });
+    }
+
+    it('accepts dots inside segments and a trailing slash', () => {
+      expect(computeExpectedSignature({ ...base, url: '/kms/xks/v1/keys/a.b..c/encrypt/' }).ok).to.equal(true);
+    });
+
+    it('accepts a query aws4 canonicalizes completely', () => {
+      expect(computeExpectedSignature({ ...base, url: '/a?b=2&a=1&a=0&c&d=x%20y' }).ok).to.equal(true);
+    });
+
+    for (const query of ['a=1&=x', '__proto__=1', 'a=1&__proto__=1&__proto__=2', Array.from({ length: 1001 }, (_, i) => `k${i}=v`).join('&')]) {
+      it(`rejects a query aws4 would silently shorten: ${JSON.stringify(query.slice(0, 30))}`, () => {
+        expect(computeExpectedSignature({ ...base, url: `/a?${query}` })).to.include({ ok: false, reason: 'SignatureMismatch' });
+      });
+    }
+  });
+});
