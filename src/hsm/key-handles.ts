@@ -1,0 +1,67 @@
+import { HsmError } from './errors';
+import type { ObjectHandle, Pkcs11Module, SecretKeyInfo, SessionHandle } from './pkcs11-module';
+import { isStaleHandle } from './return-codes';
+
+/** Only AES-256 secret keys count as keys; anything else with the same label is ignored. */
+export const KEY_BYTES = 32;
+
+export interface FoundKey {
+  handle: ObjectHandle;
+  info: SecretKeyInfo;
+}
+
+/** The AES-256 secret keys on the token, all of them or those with one label. */
+export function findAes256Keys(module: Pkcs11Module, session: SessionHandle, label?: string): FoundKey[] {
+  const handles = module.findSecretKeys(session, { label, aes: true, valueLen: KEY_BYTES });
+  // Re-check what the template asked for: a key id is too important to trust vendor matching.
+  return handles
+    .map((handle) => ({ handle, info: module.readKeyInfo(session, handle) }))
+    .filter(({ info }) => info.isAes && info.valueLen === KEY_BYTES && (label === undefined || info.label === label));
+}
+
+/** label → object handle. Handles are valid in every session of this application. */
+export class KeyHandleCache {
+  private readonly handles = new Map<string, ObjectHandle>();
+
+  constructor(
+    private readonly module: Pkcs11Module,
+    /** Wraps each token search, for metrics. */
+    private readonly timeFind: <T>(find: () => T) => T = (find) => find(),
+  ) {}
+
+  resolve(session: SessionHandle, label: string): ObjectHandle {
+    const cached = this.handles.get(label);
+    if (cached !== undefined) return cached;
+    const handle = this.timeFind(() => this.lookup(session, label));
+    this.handles.set(label, handle);
+    return handle;
+  }
+
+  /** Forgets the label; with a handle, only if that is still the cached one (a racing op may have refreshed it). */
+  invalidate(label: string, handle?: ObjectHandle): void {
+    const cached = this.handles.get(label);
+    if (cached !== undefined && (handle === undefined || cached.equals(handle))) this.handles.delete(label);
+  }
+
+  /** Runs `use` with the key's handle; if the handle went stale, looks the label up again and retries once. */
+  async withKey<T>(session: SessionHandle, label: string, use: (handle: ObjectHandle) => T | Promise<T>): Promise<T> {
+    const handle = this.resolve(session, label);
+    try {
+      return await use(handle);
+    } catch (error) {
+      if (!(error instanceof HsmError) || !isStaleHandle(error.returnCode)) throw error;
+      this.invalidate(label, handle);
+      return await use(this.resolve(session, label));
+    }
+  }
+
+  private lookup(session: SessionHandle, label: string): ObjectHandle {
+    const keys = findAes256Keys(this.module, session, label);
+    const [first] = keys;
+    if (first === undefined) throw new HsmError('KeyNotFound', `no AES-256 secret key labelled "${label}"`);
+    if (keys.length > 1) {
+      throw new HsmError('Internal', `ambiguous key id: ${keys.length} AES-256 secret keys are labelled "${label}"`);
+    }
+    return first.handle;
+  }
+}

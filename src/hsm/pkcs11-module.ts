@@ -1,0 +1,446 @@
+// The only file that imports pkcs11js: everything above it sees typed nouns and HsmErrors.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as pkcs11js from 'pkcs11js';
+import { HsmError } from './errors';
+import { CallContext, kindForReturnCode, returnCodeName } from './return-codes';
+
+/** Opaque PKCS#11 handles (pkcs11js passes CK_ULONGs as Buffers). */
+export type SlotId = Buffer;
+export type SessionHandle = Buffer;
+export type ObjectHandle = Buffer;
+
+export interface TokenSelector {
+  label?: string;
+  serial?: string;
+}
+
+export interface TokenDescription {
+  label: string;
+  manufacturerId: string;
+  model: string;
+  serialNumber: string;
+  hardwareVersion: string;
+  firmwareVersion: string;
+  libraryDescription: string;
+  libraryVersion: string;
+}
+
+export interface SecretKeyInfo {
+  label: string;
+  isAes: boolean;
+  valueLen: number;
+  encrypt: boolean;
+  decrypt: boolean;
+  wrap: boolean;
+  unwrap: boolean;
+  sign: boolean;
+  verify: boolean;
+  derive: boolean;
+  extractable: boolean;
+  sensitive: boolean;
+}
+
+/** Every flag explicit: SoftHSM's defaults (e.g. CKA_WRAP true) are not ours. */
+export interface AesKeyTemplate {
+  label: string;
+  /** Import this material with C_CreateObject; otherwise C_GenerateKey makes valueLen bytes. */
+  value?: Buffer;
+  valueLen?: number;
+  token: boolean;
+  private: boolean;
+  encrypt: boolean;
+  decrypt: boolean;
+  wrap: boolean;
+  unwrap: boolean;
+  sign: boolean;
+  verify: boolean;
+  derive: boolean;
+  extractable: boolean;
+  sensitive: boolean;
+}
+
+const CKS_RO_USER_FUNCTIONS = 1;
+const CKS_RW_USER_FUNCTIONS = 3;
+const SESSION_FLAGS = pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION;
+
+// SoftHSM rejects a NULL data pointer with CKR_ARGUMENTS_BAD (and leaves the operation active);
+// a zero-length view into a real allocation passes a valid pointer with length 0.
+const EMPTY_INPUT = Buffer.alloc(1).subarray(0, 0);
+
+interface LoadedLibrary {
+  readonly lib: pkcs11js.PKCS11;
+  refs: number;
+  /** False when someone outside this registry had already initialized the library. */
+  readonly ownsInitialize: boolean;
+  /** Login is per application and token, not per session: count users per slot. */
+  readonly logins: Map<string, number>;
+}
+
+// One PKCS#11 library per process: a second C_Initialize fails and C_Finalize ends every user.
+const registry = new Map<string, LoadedLibrary>();
+
+function registryKey(modulePath: string): string {
+  try {
+    return fs.realpathSync(modulePath);
+  } catch {
+    return modulePath;
+  }
+}
+
+/** For tests and diagnostics: loaded libraries and their reference counts. */
+export function loadedModules(): Array<{ path: string; refs: number }> {
+  return [...registry.entries()].map(([path, entry]) => ({ path, refs: entry.refs }));
+}
+
+function returnCodeOf(error: unknown): number | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'number' && code > 0) return code;
+  // Some pkcs11js paths (C_FindObjects) throw a plain Error whose message is 'CKR_NAME:number'.
+  const match = /CKR_\w+:(\d+)/.exec(String((error as { message?: unknown }).message));
+  return match ? Number(match[1]) : undefined;
+}
+
+function toHsmError(error: unknown, fn: string, context: CallContext): HsmError {
+  const code = returnCodeOf(error);
+  if (code === undefined) {
+    const detail = error instanceof Error ? error.message : String(error);
+    return new HsmError('Internal', `${fn} failed: ${detail}`);
+  }
+  const name = returnCodeName(code);
+  return new HsmError(kindForReturnCode(name, context), `${fn} failed: ${name}`, name);
+}
+
+function call<T>(fn: string, action: () => T, context: CallContext = 'other'): T {
+  try {
+    return action();
+  } catch (error) {
+    throw toHsmError(error, fn, context);
+  }
+}
+
+async function callAsync<T>(fn: string, action: () => Promise<T>, context: CallContext = 'other'): Promise<T> {
+  try {
+    return await action();
+  } catch (error) {
+    throw toHsmError(error, fn, context);
+  }
+}
+
+function version(v: pkcs11js.Version): string {
+  return `${v.major}.${v.minor}`;
+}
+
+function readUlong(value: Buffer): number {
+  const le = os.endianness() === 'LE';
+  if (value.length === 8) return Number(le ? value.readBigUInt64LE() : value.readBigUInt64BE());
+  if (value.length === 4) return le ? value.readUInt32LE() : value.readUInt32BE();
+  throw new HsmError('Internal', `unexpected CK_ULONG size ${value.length}`);
+}
+
+function gcm(iv: Buffer, aad: Buffer): pkcs11js.Mechanism {
+  const parameter: pkcs11js.GcmParams = {
+    type: pkcs11js.CK_PARAMS_GCM,
+    iv,
+    ivBits: iv.length * 8,
+    aad,
+    tagBits: 128, // always explicit: left out, SoftHSM silently produces a 0-byte tag
+  };
+  return { mechanism: pkcs11js.CKM_AES_GCM, parameter };
+}
+
+const KEY_INFO_ATTRIBUTES = [
+  pkcs11js.CKA_LABEL,
+  pkcs11js.CKA_KEY_TYPE,
+  pkcs11js.CKA_VALUE_LEN,
+  pkcs11js.CKA_ENCRYPT,
+  pkcs11js.CKA_DECRYPT,
+  pkcs11js.CKA_WRAP,
+  pkcs11js.CKA_UNWRAP,
+  pkcs11js.CKA_SIGN,
+  pkcs11js.CKA_VERIFY,
+  pkcs11js.CKA_DERIVE,
+  pkcs11js.CKA_EXTRACTABLE,
+  pkcs11js.CKA_SENSITIVE,
+];
+
+/** A reference to a loaded, initialized PKCS#11 library; release() it exactly once. */
+export class Pkcs11Module {
+  private released = false;
+
+  private constructor(
+    readonly path: string,
+    private readonly entry: LoadedLibrary,
+  ) {}
+
+  static acquire(modulePath: string): Pkcs11Module {
+    const key = registryKey(modulePath);
+    let entry = registry.get(key);
+    if (entry === undefined) {
+      entry = Pkcs11Module.load(key);
+      registry.set(key, entry);
+    }
+    entry.refs += 1;
+    return new Pkcs11Module(key, entry);
+  }
+
+  private static load(modulePath: string): LoadedLibrary {
+    const lib = new pkcs11js.PKCS11();
+    try {
+      lib.load(modulePath);
+    } catch (error) {
+      const detail = error instanceof Error ? error.message : String(error);
+      throw new HsmError('Device', `cannot load PKCS#11 module ${modulePath}: ${detail}`);
+    }
+    let ownsInitialize = true;
+    try {
+      // Without OS locking, async calls on several sessions segfault Node.
+      lib.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
+    } catch (error) {
+      const hsmError = toHsmError(error, 'C_Initialize', 'other');
+      if (hsmError.returnCode !== 'CKR_CRYPTOKI_ALREADY_INITIALIZED') {
+        lib.close();
+        throw hsmError;
+      }
+      ownsInitialize = false;
+    }
+    return { lib, refs: 0, ownsInitialize, logins: new Map() };
+  }
+
+  /** Drops this reference; the last one finalizes and unloads the library. */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.entry.refs -= 1;
+    if (this.entry.refs > 0) return;
+    registry.delete(this.path);
+    try {
+      if (this.entry.ownsInitialize) this.entry.lib.C_Finalize();
+      this.entry.lib.close();
+    } catch {
+      // Finalizing at shutdown: nothing useful to do with a failure.
+    }
+  }
+
+  private get lib(): pkcs11js.PKCS11 {
+    if (this.released) throw new HsmError('Internal', 'PKCS#11 module already released');
+    return this.entry.lib;
+  }
+
+  // ---- token and slot ---------------------------------------------------------------------
+
+  /** Finds the token by label and/or serial: SoftHSM gives tokens random slot IDs, so never by index. */
+  findToken(selector: TokenSelector): { slot: SlotId; description: TokenDescription } {
+    const lib = this.lib;
+    const info = call('C_GetInfo', () => lib.C_GetInfo());
+    const matches: Array<{ slot: SlotId; token: pkcs11js.TokenInfo }> = [];
+    for (const slot of call('C_GetSlotList', () => lib.C_GetSlotList(true))) {
+      const token = call('C_GetTokenInfo', () => lib.C_GetTokenInfo(slot));
+      if (selector.label !== undefined && token.label.trim() !== selector.label) continue;
+      if (selector.serial !== undefined && token.serialNumber.trim() !== selector.serial) continue;
+      matches.push({ slot, token });
+    }
+    const wanted = [
+      selector.label !== undefined ? `label "${selector.label}"` : undefined,
+      selector.serial !== undefined ? `serial "${selector.serial}"` : undefined,
+    ]
+      .filter((part) => part !== undefined)
+      .join(' and ');
+    const [match] = matches;
+    if (match === undefined) throw new HsmError('Device', `no token with ${wanted} in ${this.path}`);
+    if (matches.length > 1) {
+      throw new HsmError('Internal', `${matches.length} tokens match ${wanted}: select the token by serial`);
+    }
+    const { slot, token } = match;
+    return {
+      slot,
+      description: {
+        label: token.label.trim(),
+        manufacturerId: token.manufacturerID.trim(),
+        model: token.model.trim(),
+        serialNumber: token.serialNumber.trim(),
+        hardwareVersion: version(token.hardwareVersion),
+        firmwareVersion: version(token.firmwareVersion),
+        libraryDescription: info.libraryDescription.trim(),
+        libraryVersion: version(info.libraryVersion),
+      },
+    };
+  }
+
+  // ---- sessions and login -----------------------------------------------------------------
+
+  openSession(slot: SlotId): SessionHandle {
+    const lib = this.lib;
+    return call('C_OpenSession', () => lib.C_OpenSession(slot, SESSION_FLAGS));
+  }
+
+  /** Never throws: the session is being thrown away, perhaps because it is already dead. */
+  closeSession(session: SessionHandle): void {
+    try {
+      this.lib.C_CloseSession(session);
+    } catch {
+      // already closed or invalid
+    }
+  }
+
+  /** Logs in as CKU_USER if this application is not logged in to the token yet. */
+  ensureLoggedIn(session: SessionHandle, pin: string): void {
+    const lib = this.lib;
+    const { state } = call('C_GetSessionInfo', () => lib.C_GetSessionInfo(session));
+    if (state === CKS_RW_USER_FUNCTIONS || state === CKS_RO_USER_FUNCTIONS) return;
+    try {
+      lib.C_Login(session, pkcs11js.CKU_USER, pin);
+    } catch (error) {
+      // Build the message from the return code alone: nothing from the call may echo the PIN.
+      const code = returnCodeOf(error);
+      const name = code === undefined ? 'unknown error' : returnCodeName(code);
+      if (name === 'CKR_USER_ALREADY_LOGGED_IN') return;
+      throw new HsmError('Device', `C_Login as user failed: ${name}`, code === undefined ? undefined : name);
+    }
+  }
+
+  /** Counts one more user of the login on this slot (logout happens when the last one leaves). */
+  addLoginUser(slot: SlotId): void {
+    const key = slot.toString('hex');
+    this.entry.logins.set(key, (this.entry.logins.get(key) ?? 0) + 1);
+  }
+
+  /** The last user of the slot logs out; others share the login, so they must not. */
+  removeLoginUser(slot: SlotId, session: SessionHandle | undefined): void {
+    const key = slot.toString('hex');
+    const users = (this.entry.logins.get(key) ?? 1) - 1;
+    if (users > 0) {
+      this.entry.logins.set(key, users);
+      return;
+    }
+    this.entry.logins.delete(key);
+    if (session === undefined) return;
+    try {
+      this.lib.C_Logout(session);
+    } catch {
+      // not logged in any more: fine at shutdown
+    }
+  }
+
+  // ---- crypto -----------------------------------------------------------------------------
+
+  generateRandom(session: SessionHandle, length: number): Buffer {
+    const lib = this.lib;
+    return call('C_GenerateRandom', () => lib.C_GenerateRandom(session, Buffer.alloc(length)));
+  }
+
+  /** AES-GCM encrypt on the thread pool; returns ciphertext || 16-byte tag. */
+  async encryptGcm(session: SessionHandle, key: ObjectHandle, iv: Buffer, aad: Buffer, plaintext: Buffer): Promise<Buffer> {
+    const lib = this.lib;
+    call('C_EncryptInit', () => lib.C_EncryptInit(session, gcm(iv, aad), key));
+    // Exactly plaintext + tag: a smaller buffer gives CKR_BUFFER_TOO_SMALL and leaves the op active.
+    const output = Buffer.alloc(plaintext.length + 16);
+    const input = plaintext.length === 0 ? EMPTY_INPUT : plaintext;
+    return callAsync('C_Encrypt', () => lib.C_EncryptAsync(session, input, output));
+  }
+
+  /** AES-GCM decrypt of ciphertext || tag on the thread pool. */
+  async decryptGcm(session: SessionHandle, key: ObjectHandle, iv: Buffer, aad: Buffer, ciphertextAndTag: Buffer): Promise<Buffer> {
+    const lib = this.lib;
+    call('C_DecryptInit', () => lib.C_DecryptInit(session, gcm(iv, aad), key));
+    // 16 bytes of slack: some HSMs want room for the tag while they verify it.
+    const output = Buffer.alloc(ciphertextAndTag.length);
+    return callAsync('C_Decrypt', () => lib.C_DecryptAsync(session, ciphertextAndTag, output), 'decrypt');
+  }
+
+  // ---- objects ----------------------------------------------------------------------------
+
+  /** Handles of secret keys, optionally only AES ones of a given label and length. */
+  findSecretKeys(session: SessionHandle, filter: { label?: string; aes?: boolean; valueLen?: number }): ObjectHandle[] {
+    const lib = this.lib;
+    const template: pkcs11js.Template = [{ type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY }];
+    if (filter.aes === true) template.push({ type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES });
+    if (filter.label !== undefined) template.push({ type: pkcs11js.CKA_LABEL, value: filter.label });
+    if (filter.valueLen !== undefined) template.push({ type: pkcs11js.CKA_VALUE_LEN, value: filter.valueLen });
+    call('C_FindObjectsInit', () => lib.C_FindObjectsInit(session, template));
+    try {
+      const handles: ObjectHandle[] = [];
+      for (;;) {
+        const batch = call('C_FindObjects', () => lib.C_FindObjects(session, 64));
+        handles.push(...batch);
+        if (batch.length < 64) return handles;
+      }
+    } finally {
+      try {
+        lib.C_FindObjectsFinal(session);
+      } catch {
+        // the find is over either way
+      }
+    }
+  }
+
+  readKeyInfo(session: SessionHandle, key: ObjectHandle): SecretKeyInfo {
+    const lib = this.lib;
+    const template = KEY_INFO_ATTRIBUTES.map((type) => ({ type }));
+    const values = new Map<number, Buffer>();
+    for (const { type, value } of call('C_GetAttributeValue', () => lib.C_GetAttributeValue(session, key, template))) {
+      values.set(type, value);
+    }
+    const raw = (type: number): Buffer => values.get(type) ?? Buffer.alloc(0);
+    const flag = (type: number): boolean => raw(type).length > 0 && raw(type)[0] !== 0;
+    return {
+      label: raw(pkcs11js.CKA_LABEL).toString('utf8'),
+      isAes: readUlong(raw(pkcs11js.CKA_KEY_TYPE)) === pkcs11js.CKK_AES,
+      valueLen: readUlong(raw(pkcs11js.CKA_VALUE_LEN)),
+      encrypt: flag(pkcs11js.CKA_ENCRYPT),
+      decrypt: flag(pkcs11js.CKA_DECRYPT),
+      wrap: flag(pkcs11js.CKA_WRAP),
+      unwrap: flag(pkcs11js.CKA_UNWRAP),
+      sign: flag(pkcs11js.CKA_SIGN),
+      verify: flag(pkcs11js.CKA_VERIFY),
+      derive: flag(pkcs11js.CKA_DERIVE),
+      extractable: flag(pkcs11js.CKA_EXTRACTABLE),
+      sensitive: flag(pkcs11js.CKA_SENSITIVE),
+    };
+  }
+
+  /** CKA_VALUE; the HSM refuses (CKR_ATTRIBUTE_SENSITIVE) unless the key is extractable and not sensitive. */
+  readKeyValue(session: SessionHandle, key: ObjectHandle): Buffer {
+    const lib = this.lib;
+    const [attribute] = call('C_GetAttributeValue', () =>
+      lib.C_GetAttributeValue(session, key, [{ type: pkcs11js.CKA_VALUE }]),
+    );
+    if (attribute === undefined) throw new HsmError('Internal', 'C_GetAttributeValue returned no CKA_VALUE');
+    return attribute.value;
+  }
+
+  createAesKey(session: SessionHandle, key: AesKeyTemplate): ObjectHandle {
+    const lib = this.lib;
+    const template: pkcs11js.Template = [
+      { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+      { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
+      { type: pkcs11js.CKA_LABEL, value: key.label },
+      { type: pkcs11js.CKA_TOKEN, value: key.token },
+      { type: pkcs11js.CKA_PRIVATE, value: key.private },
+      { type: pkcs11js.CKA_ENCRYPT, value: key.encrypt },
+      { type: pkcs11js.CKA_DECRYPT, value: key.decrypt },
+      { type: pkcs11js.CKA_WRAP, value: key.wrap },
+      { type: pkcs11js.CKA_UNWRAP, value: key.unwrap },
+      { type: pkcs11js.CKA_SIGN, value: key.sign },
+      { type: pkcs11js.CKA_VERIFY, value: key.verify },
+      { type: pkcs11js.CKA_DERIVE, value: key.derive },
+      { type: pkcs11js.CKA_EXTRACTABLE, value: key.extractable },
+      { type: pkcs11js.CKA_SENSITIVE, value: key.sensitive },
+    ];
+    if (key.value !== undefined) {
+      const value = key.value;
+      template.push({ type: pkcs11js.CKA_VALUE, value });
+      return call('C_CreateObject', () => lib.C_CreateObject(session, template));
+    }
+    template.push({ type: pkcs11js.CKA_VALUE_LEN, value: key.valueLen ?? 32 });
+    return call('C_GenerateKey', () =>
+      lib.C_GenerateKey(session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, template),
+    );
+  }
+
+  destroyObject(session: SessionHandle, object: ObjectHandle): void {
+    const lib = this.lib;
+    call('C_DestroyObject', () => lib.C_DestroyObject(session, object));
+  }
+}

@@ -1,0 +1,60 @@
+import type { HsmErrorKind } from './errors';
+
+export interface HsmOptions {
+  /** Operator's name for this HSM, e.g. 'hsm-1'; used in metrics and messages. */
+  id: string;
+  /** PKCS#11 library path. */
+  modulePath: string;
+  /** One of tokenLabel / tokenSerial (both: the token must match both). */
+  tokenLabel?: string;
+  tokenSerial?: string;
+  /** User PIN; never logged nor put in an error message. */
+  pin: string;
+  sessionPoolSize: number;
+  acquireTimeoutMs: number;
+  maxWaiters: number;
+}
+
+export interface KeyAttributes {
+  label: string;
+  keyBits: number;
+  encrypt: boolean;
+  decrypt: boolean;
+  wrap: boolean;
+  unwrap: boolean;
+  sign: boolean;
+  verify: boolean;
+  derive: boolean;
+  extractable: boolean;
+  sensitive: boolean;
+}
+
+export interface TokenInfo {
+  label: string;
+  manufacturerId: string;
+  model: string;
+  serialNumber: string;
+  /** 'major.minor', e.g. '2.6' */
+  hardwareVersion: string;
+  firmwareVersion: string;
+  libraryDescription: string;
+  libraryVersion: string;
+}
+
+export interface GcmResult {
+  iv: Buffer;
+  ciphertext: Buffer;
+  tag: Buffer;
+}
+
+export type HsmOperation = 'encrypt' | 'decrypt' | 'random' | 'find' | 'attributes';
+
+/**
+ * Metrics hook, implemented by the observability layer. encrypt/decrypt/attributes time the whole
+ * call including the wait for a session (so Timeout and Busy show up); random times C_GenerateRandom;
+ * find times each token search (a key-handle cache miss, listAesKeyLabels).
+ */
+export interface HsmObserver {
+  hsmCall(hsmId: string, operation: HsmOperation, seconds: number, outcome: 'ok' | HsmErrorKind): void;
+  sessions(hsmId: string, inUse: number, idle: number): void;
+}

@@ -1,0 +1,86 @@
+import { expect } from 'chai';
+import * as crypto from 'node:crypto';
+import { Hsm, HsmError, HsmErrorKind, HsmOptions } from '../../src/hsm';
+import { hsmInternals } from '../../src/hsm/hsm';
+import type { AesKeyTemplate } from '../../src/hsm/pkcs11-module';
+import { softHsmFixture } from '../support/softhsm-fixture';
+
+export function hsmOptions(overrides: Partial<HsmOptions> = {}): HsmOptions {
+  const fixture = softHsmFixture();
+  return {
+    id: 'hsm-test',
+    modulePath: fixture.modulePath,
+    tokenLabel: fixture.label,
+    pin: fixture.pin,
+    sessionPoolSize: 4,
+    acquireTimeoutMs: 5000,
+    maxWaiters: 10000,
+    ...overrides,
+  };
+}
+
+export function openTestHsm(overrides: Partial<HsmOptions> = {}): Promise<Hsm> {
+  return Hsm.open(hsmOptions(overrides));
+}
+
+/** Asserts the promise rejects with an HsmError of this kind whose message does not leak the PIN. */
+export async function expectHsmError(promise: Promise<unknown>, kind: HsmErrorKind): Promise<HsmError> {
+  let caught: unknown;
+  try {
+    await promise;
+  } catch (error) {
+    caught = error;
+  }
+  expect(caught, `expected an HsmError of kind ${kind}`).to.be.instanceOf(HsmError);
+  const error = caught as HsmError;
+  expect(error.kind, error.message).to.equal(kind);
+  expect(error.message).not.to.include(softHsmFixture().pin);
+  return error;
+}
+
+/** Creates an AES key straight through the PKCS#11 module, bypassing createAesKey's checks and the handle cache. */
+export async function createRawAesKey(hsm: Hsm, label: string, value: Buffer): Promise<void> {
+  const { module, withSession } = hsmInternals(hsm);
+  const template: AesKeyTemplate = {
+    label,
+    value,
+    token: true,
+    private: true,
+    encrypt: true,
+    decrypt: true,
+    wrap: false,
+    unwrap: false,
+    sign: false,
+    verify: false,
+    derive: false,
+    extractable: true,
+    sensitive: false,
+  };
+  await withSession((session) => {
+    module.createAesKey(session, template);
+  });
+}
+
+/** Destroys every secret key with this label, behind the handle cache's back. */
+export async function destroyRawKeys(hsm: Hsm, label: string): Promise<number> {
+  const { module, withSession } = hsmInternals(hsm);
+  return withSession((session) => {
+    const handles = module.findSecretKeys(session, { label });
+    for (const handle of handles) module.destroyObject(session, handle);
+    return handles.length;
+  });
+}
+
+export function nodeEncrypt(key: Buffer, iv: Buffer, plaintext: Buffer, aad: Buffer): { ciphertext: Buffer; tag: Buffer } {
+  const cipher = crypto.createCipheriv('aes-256-gcm', key, iv);
+  cipher.setAAD(aad);
+  const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+  return { ciphertext, tag: cipher.getAuthTag() };
+}
+
+export function nodeDecrypt(key: Buffer, iv: Buffer, ciphertext: Buffer, tag: Buffer, aad: Buffer): Buffer {
+  const decipher = crypto.createDecipheriv('aes-256-gcm', key, iv);
+  decipher.setAAD(aad);
+  decipher.setAuthTag(tag);
+  return Buffer.concat([decipher.update(ciphertext), decipher.final()]);
+}

@@ -1,0 +1,253 @@
+import { expect } from 'chai';
+import { HsmError, createAesKey } from '../../src/hsm';
+import { hsmInternals } from '../../src/hsm/hsm';
+import { SessionPool } from '../../src/hsm/session-pool';
+import { uniqueLabel } from '../support/softhsm-fixture';
+import { expectHsmError, openTestHsm } from './helpers';
+
+interface FakeSession {
+  id: number;
+}
+
+function fakeFactory() {
+  let next = 0;
+  const state = { opened: [] as number[], closed: [] as number[], failOpen: false };
+  return {
+    state,
+    factory: {
+      open: (): FakeSession => {
+        if (state.failOpen) throw new HsmError('Device', 'C_OpenSession failed: CKR_DEVICE_ERROR', 'CKR_DEVICE_ERROR');
+        next += 1;
+        state.opened.push(next);
+        return { id: next };
+      },
+      close: (session: FakeSession): void => {
+        state.closed.push(session.id);
+      },
+    },
+  };
+}
+
+const tick = (ms = 0) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('hsm: session pool (unit)', () => {
+  it('opens every session up front and reports stats', () => {
+    const { state, factory } = fakeFactory();
+    const pool = new SessionPool(factory, { name: 't', size: 3, acquireTimeoutMs: 50, maxWaiters: 10 });
+    expect(state.opened).to.have.length(3);
+    expect(pool.stats()).to.deep.equal({ size: 3, inUse: 0, idle: 3, waiting: 0 });
+  });
+
+  it('serves waiters first in, first out', async () => {
+    const { factory } = fakeFactory();
+    const pool = new SessionPool(factory, { name: 't', size: 1, acquireTimeoutMs: 1000, maxWaiters: 10 });
+    const held = await pool.acquire();
+    const order: number[] = [];
+    const waiters = [1, 2, 3].map((n) =>
+      pool.acquire().then((session) => {
+        order.push(n);
+        pool.release(session, true);
+      }),
+    );
+    expect(pool.stats().waiting).to.equal(3);
+    pool.release(held, true);
+    await Promise.all(waiters);
+    expect(order).to.deep.equal([1, 2, 3]);
+    expect(pool.stats()).to.deep.equal({ size: 1, inUse: 0, idle: 1, waiting: 0 });
+  });
+
+  it('times out a waiter with Timeout and is Busy beyond maxWaiters', async () => {
+    const { factory } = fakeFactory();
+    const pool = new SessionPool(factory, { name: 't', size: 1, acquireTimeoutMs: 20, maxWaiters: 1 });
+    const held = await pool.acquire();
+    const waiting = pool.acquire();
+    await expectHsmError(pool.acquire(), 'Busy');
+    await expectHsmError(waiting, 'Timeout');
+    expect(pool.stats().waiting).to.equal(0);
+    pool.release(held, true);
+    expect(pool.stats()).to.deep.equal({ size: 1, inUse: 0, idle: 1, waiting: 0 });
+  });
+
+  it('replaces a session released as not reusable, opening the new one before closing the old', async () => {
+    const { state, factory } = fakeFactory();
+    const pool = new SessionPool(factory, { name: 't', size: 1, acquireTimeoutMs: 20, maxWaiters: 1 });
+    const broken = await pool.acquire();
+    pool.release(broken, false);
+    expect(state.opened).to.deep.equal([1, 2]);
+    expect(state.closed).to.deep.equal([1]);
+    expect((await pool.acquire()).id).to.equal(2);
+  });
+
+  it('leaves a slot empty when the replacement cannot be opened, and refills it on demand', async () => {
+    const { state, factory } = fakeFactory();
+    const pool = new SessionPool(factory, { name: 't', size: 1, acquireTimeoutMs: 20, maxWaiters: 1 });
+    const broken = await pool.acquire();
+    state.failOpen = true;
+    pool.release(broken, false);
+    expect(pool.stats()).to.include({ inUse: 0, idle: 0 });
+    await expectHsmError(pool.acquire(), 'Device');
+    state.failOpen = false;
+    const fresh = await pool.acquire();
+    expect(fresh.id).to.equal(2);
+    pool.release(fresh, true);
+  });
+
+  it('rejects a waiter with the open error instead of letting it time out', async () => {
+    const { state, factory } = fakeFactory();
+    const pool = new SessionPool(factory, { name: 't', size: 1, acquireTimeoutMs: 5000, maxWaiters: 5 });
+    const held = await pool.acquire();
+    const waiter = pool.acquire();
+    state.failOpen = true;
+    pool.release(held, false);
+    await expectHsmError(waiter, 'Device');
+  });
+
+  it('ignores a double release', async () => {
+    const { factory } = fakeFactory();
+    const pool = new SessionPool(factory, { name: 't', size: 2, acquireTimeoutMs: 20, maxWaiters: 1 });
+    const session = await pool.acquire();
+    pool.release(session, true);
+    pool.release(session, true);
+    expect(pool.stats()).to.deep.equal({ size: 2, inUse: 0, idle: 2, waiting: 0 });
+  });
+
+  it('close settles every waiter, waits for sessions in use, then closes them all', async () => {
+    const { state, factory } = fakeFactory();
+    const pool = new SessionPool(factory, { name: 't', size: 2, acquireTimeoutMs: 60000, maxWaiters: 10 });
+    const a = await pool.acquire();
+    const b = await pool.acquire();
+    const waiters = [pool.acquire(), pool.acquire()];
+    let closed = false;
+    const closing = pool.close().then(() => {
+      closed = true;
+    });
+    for (const waiter of waiters) await expectHsmError(waiter, 'Device');
+    await expectHsmError(pool.acquire(), 'Device');
+    await tick();
+    expect(closed).to.equal(false);
+    pool.release(a, true);
+    pool.release(b, false);
+    await closing;
+    expect(state.closed.sort()).to.deep.equal([1, 2]);
+    expect(pool.stats()).to.deep.equal({ size: 2, inUse: 0, idle: 0, waiting: 0 });
+  });
+
+  it('reports every change to onChange', async () => {
+    const { factory } = fakeFactory();
+    const seen: Array<[number, number]> = [];
+    const pool = new SessionPool(factory, {
+      name: 't',
+      size: 2,
+      acquireTimeoutMs: 20,
+      maxWaiters: 1,
+      onChange: (inUse, idle) => seen.push([inUse, idle]),
+    });
+    const session = await pool.acquire();
+    pool.release(session, true);
+    expect(seen).to.deep.equal([
+      [1, 1],
+      [0, 2],
+    ]);
+  });
+});
+
+describe('hsm: session pool against SoftHSM', () => {
+  const label = uniqueLabel('pool');
+
+  before(async () => {
+    const hsm = await openTestHsm();
+    try {
+      await createAesKey(hsm, { label });
+    } finally {
+      await hsm.close();
+    }
+  });
+
+  it('200 concurrent encrypts on 2 sessions all succeed, and the pool drains', async () => {
+    const hsm = await openTestHsm({ sessionPoolSize: 2, acquireTimeoutMs: 20000, maxWaiters: 1000 });
+    try {
+      const results = await Promise.all(
+        Array.from({ length: 200 }, (_, i) => hsm.encrypt(label, Buffer.from(`message ${i}`), Buffer.from('aad'))),
+      );
+      expect(results).to.have.length(200);
+      const back = await Promise.all(results.map((r) => hsm.decrypt(label, r.ciphertext, r.iv, r.tag, Buffer.from('aad'))));
+      expect(back.map((b) => b.toString())).to.deep.equal(results.map((_, i) => `message ${i}`));
+      expect(hsm.poolStats()).to.deep.equal({ size: 2, inUse: 0, idle: 2, waiting: 0 });
+    } finally {
+      await hsm.close();
+    }
+  });
+
+  it('a waiter gives up with Timeout while every session is held', async () => {
+    const hsm = await openTestHsm({ sessionPoolSize: 1, acquireTimeoutMs: 30, maxWaiters: 10 });
+    const { pool } = hsmInternals(hsm);
+    const held = await pool.acquire();
+    try {
+      await expectHsmError(hsm.encrypt(label, Buffer.from('x'), Buffer.alloc(0)), 'Timeout');
+    } finally {
+      pool.release(held, true);
+    }
+    expect((await hsm.encrypt(label, Buffer.from('x'), Buffer.alloc(0))).tag).to.have.length(16);
+    await hsm.close();
+  });
+
+  it('is Busy at once when maxWaiters is 0 and every session is held', async () => {
+    const hsm = await openTestHsm({ sessionPoolSize: 1, acquireTimeoutMs: 60000, maxWaiters: 0 });
+    const { pool } = hsmInternals(hsm);
+    const held = await pool.acquire();
+    try {
+      await expectHsmError(hsm.encrypt(label, Buffer.from('x'), Buffer.alloc(0)), 'Busy');
+      await expectHsmError(hsm.keyAttributes(label), 'Busy');
+    } finally {
+      pool.release(held, true);
+    }
+    await hsm.close();
+  });
+
+  it('keeps the event loop free while 2000 encrypts run on 4 sessions', async () => {
+    const hsm = await openTestHsm({ sessionPoolSize: 4, acquireTimeoutMs: 60000, maxWaiters: 5000 });
+    let ticks = 0;
+    const timer = setInterval(() => {
+      ticks += 1;
+    }, 1);
+    try {
+      const plaintext = Buffer.alloc(4300, 7);
+      await Promise.all(Array.from({ length: 2000 }, () => hsm.encrypt(label, plaintext, Buffer.alloc(64))));
+    } finally {
+      clearInterval(timer);
+      await hsm.close();
+    }
+    expect(ticks).to.be.greaterThan(10);
+  });
+
+  it('replaces a dead session and keeps working', async () => {
+    const hsm = await openTestHsm({ sessionPoolSize: 1, acquireTimeoutMs: 1000, maxWaiters: 10 });
+    try {
+      const { pool, module } = hsmInternals(hsm);
+      const session = await pool.acquire();
+      module.closeSession(session); // the session dies under the pool (and the token logs out)
+      pool.release(session, true);
+      const error = await expectHsmError(hsm.encrypt(label, Buffer.from('x'), Buffer.alloc(0)), 'Device');
+      expect(error.returnCode).to.equal('CKR_SESSION_HANDLE_INVALID');
+      // The replacement session logs in again and works.
+      expect((await hsm.encrypt(label, Buffer.from('x'), Buffer.alloc(0))).tag).to.have.length(16);
+      expect(hsm.poolStats()).to.deep.equal({ size: 1, inUse: 0, idle: 1, waiting: 0 });
+    } finally {
+      await hsm.close();
+    }
+  });
+
+  it('close waits for in-flight operations and rejects later ones', async () => {
+    const hsm = await openTestHsm({ sessionPoolSize: 2 });
+    const inFlight = Array.from({ length: 50 }, () => hsm.encrypt(label, Buffer.alloc(1000), Buffer.alloc(0)));
+    const closing = hsm.close();
+    const settled = await Promise.allSettled(inFlight);
+    await closing;
+    const fulfilled = settled.filter((s) => s.status === 'fulfilled').length;
+    expect(fulfilled).to.be.greaterThan(0); // the first two already held sessions
+    for (const s of settled) if (s.status === 'rejected') expect((s.reason as HsmError).kind).to.equal('Device');
+    await expectHsmError(hsm.encrypt(label, Buffer.from('x'), Buffer.alloc(0)), 'Device');
+    await hsm.close(); // idempotent
+  });
+});
+

@@ -1,0 +1,105 @@
+import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
+import { startHarness, type Harness } from '../support/proxy-harness';
+import { b64, requestMetadata } from '../support/xks-client';
+
+/**
+ * The non-negotiable: no plaintext (raw or Base64), secret access key, PIN or Authorization header in
+ * any log line, on every operation's success and error paths.
+ */
+describe('log redaction (integration)', () => {
+  let h: Harness;
+  const canary = `PLAINTEXT-CANARY-${randomBytes(6).toString('hex')}`;
+  const aadCanary = `AAD-CANARY-${randomBytes(6).toString('hex')}`;
+  const authorizations: string[] = [];
+  const wrongSecret = randomBytes(32).toString('base64');
+
+  before(async function () {
+    this.timeout(60_000);
+    h = await startHarness();
+    const captureAuth = { afterSign: (r: { headers: Record<string, string> }) => void authorizations.push(r.headers.authorization ?? '') };
+    const send = (path: string, body: unknown, extra: Record<string, unknown> = {}) =>
+      h.client.send(path, { body: body as object, ...captureAuth, ...extra } as never);
+    const key = (id: string, op: string) => `/kms/xks/v1/keys/${id}/${op}`;
+    const encryptBody = (extra: object = {}) => ({
+      requestMetadata: requestMetadata('Encrypt', { kmsViaService: 'ebs' }),
+      plaintext: b64(canary),
+      additionalAuthenticatedData: b64(aadCanary),
+      encryptionAlgorithm: 'AES_GCM',
+      ...extra,
+    });
+
+    const enc = await send(key(h.keys.main, 'encrypt'), encryptBody({ ciphertextDataIntegrityValueAlgorithm: 'SHA_256' }));
+    expect(enc.status).to.equal(200);
+    const decryptBody = {
+      requestMetadata: requestMetadata('Decrypt'),
+      encryptionAlgorithm: 'AES_GCM',
+      additionalAuthenticatedData: b64(aadCanary),
+      ciphertext: enc.json.ciphertext,
+      ciphertextMetadata: enc.json.ciphertextMetadata,
+      initializationVector: enc.json.initializationVector,
+      authenticationTag: enc.json.authenticationTag,
+    };
+    const statuses = await Promise.all([
+      send(key(h.keys.main, 'decrypt'), decryptBody),
+      send(key(h.keys.main, 'decrypt'), { ...decryptBody, additionalAuthenticatedData: b64('other') }),
+      send(key(h.keys.main, 'decrypt'), { ...decryptBody, ciphertextMetadata: 'fw==' }),
+      send(key(h.keys.encryptOnly, 'decrypt'), decryptBody),
+      send(key('disabled-key', 'decrypt'), decryptBody),
+      send(key('disabled-key', 'encrypt'), encryptBody()),
+      send(key(h.keys.decryptOnly, 'encrypt'), encryptBody()),
+      send(key('no-such-key', 'encrypt'), encryptBody()),
+      send(key(h.keys.main, 'encrypt'), encryptBody({ encryptionAlgorithm: 'NOPE' })),
+      send(key(h.keys.main, 'encrypt'), encryptBody({ plaintext: `${b64(canary)}!` })),
+      send(key(h.keys.main, 'encrypt'), `{"plaintext": "${canary}"`),
+      send(key(h.keys.main, 'encrypt'), encryptBody({ plaintext: b64(Buffer.concat([Buffer.from(canary), randomBytes(9000)])) })),
+      send(key(h.keys.main, 'encrypt'), encryptBody(), { credential: { accessKeyId: h.credentials.first.accessKeyId, secretAccessKey: wrongSecret } }),
+      send(key(h.keys.main, 'encrypt'), encryptBody(), { credential: h.credentials.second, signingDate: new Date(Date.now() - 3_600_000) }),
+      send(key(h.keys.main, 'encrypt'), encryptBody(), { method: 'GET' }),
+      send('/nowhere', encryptBody()),
+      send(key(h.keys.main, 'metadata'), { requestMetadata: requestMetadata('DescribeKey') }),
+      send('/kms/xks/v1/health', { requestMetadata: { kmsRequestId: 'h', kmsOperation: 'KmsHealthCheck' } }),
+      send(`/tenants/b${key('b-key', 'encrypt')}`, encryptBody(), { credential: h.credentials.tenantB }),
+    ]);
+    expect(statuses.map((r) => r.status)).to.include.members([200, 400, 401, 404, 405, 501]);
+  });
+  after(async () => h?.stop());
+
+  it('captured a log line for every request', () => {
+    expect(h.logs.filter((l) => l.includes('"xks request"')).length).to.be.at.least(19);
+  });
+
+  it('never logs plaintext, raw or Base64', () => {
+    const all = h.logs.join('\n');
+    expect(all).not.to.include(canary);
+    expect(all).not.to.include(b64(canary));
+    expect(all).not.to.include(b64(canary).slice(0, 16));
+    expect(all).not.to.include(aadCanary);
+    expect(all).not.to.include(b64(aadCanary).slice(0, 16));
+  });
+
+  it('never logs a secret access key, the PIN or an Authorization header', () => {
+    const all = h.logs.join('\n');
+    for (const secret of [h.credentials.first.secretAccessKey, h.credentials.second.secretAccessKey, h.credentials.tenantB.secretAccessKey, wrongSecret]) {
+      expect(all).not.to.include(secret);
+    }
+    expect(all).not.to.include(h.pin);
+    expect(authorizations.length).to.be.at.least(15);
+    for (const header of authorizations) {
+      expect(all).not.to.include(header);
+      const signature = /Signature=([0-9a-f]{64})/.exec(header)?.[1];
+      if (signature) expect(all).not.to.include(signature);
+    }
+    expect(all.toLowerCase()).not.to.include('aws4-hmac-sha256 credential=');
+  });
+
+  it('logs one JSON line per request with the fields operators correlate on', () => {
+    const lines = h.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.message === 'xks request');
+    const ok = lines.find((l) => l.operation === 'Encrypt' && l.status === 200 && l.keyStore === 'root');
+    expect(ok).to.include.keys('kmsRequestId', 'kmsOperation', 'awsPrincipalArn', 'kmsKeyArn', 'kmsViaService', 'keyStore', 'externalKeyId', 'operation', 'status', 'latencyMs', 'timestamp', 'level');
+    expect(ok?.kmsViaService).to.equal('ebs');
+    const failed = lines.find((l) => l.errorName === 'AuthenticationFailedException');
+    expect(failed).to.include.keys('authFailure', 'accessKeyId', 'errorMessage', 'status');
+    expect(lines.find((l) => l.errorName === 'InvalidCiphertextException')).to.include({ status: 400, operation: 'Decrypt' });
+  });
+});
