@@ -31,17 +31,27 @@ export const DEMO_KEYS: NewAesKey[] = [
 export interface DemoOptions {
   dir: string;
   port: number;
+  adminPort: number;
   uriPrefix: string;
 }
 
+function portFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const port = Number(env[name] ?? fallback);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`${name} must be a port number, got "${env[name]}"`);
+  return port;
+}
+
 export function demoOptionsFromEnv(env: NodeJS.ProcessEnv): DemoOptions {
-  const port = Number(env.XKS_PORT ?? 8443);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`XKS_PORT must be a port number, got "${env.XKS_PORT}"`);
   const uriPrefix = env.XKS_URI_PREFIX ?? '';
   if (!new RegExp(URI_PREFIX_PATTERN).test(uriPrefix)) {
     throw new Error(`XKS_URI_PREFIX must be empty or like /segment/segment (A-Z a-z 0-9 _ -), got "${uriPrefix}"`);
   }
-  return { dir: resolve(env.XKS_DEMO_DIR ?? '.demo'), port, uriPrefix };
+  return {
+    dir: resolve(env.XKS_DEMO_DIR ?? '.demo'),
+    port: portFromEnv(env, 'XKS_PORT', 8443),
+    adminPort: portFromEnv(env, 'XKS_ADMIN_PORT', 9090),
+    uriPrefix,
+  };
 }
 
 /** Reads a secret from the state folder, creating it on first use (owner-only permissions). */
@@ -100,7 +110,7 @@ export async function prepareDemo(options: DemoOptions): Promise<{ configPath: s
   const configPath = join(dir, 'config.yaml');
   const config = {
     server: { host: '127.0.0.1', port: options.port, tls: { certFile, keyFile } },
-    admin: { enabled: true, host: '127.0.0.1', port: 0 },
+    admin: { enabled: true, host: '127.0.0.1', port: options.adminPort },
     hsm: {
       id: 'softhsm-demo',
       modulePath: SOFTHSM_MODULE_PATH,
@@ -147,7 +157,7 @@ export async function runDemo(options: DemoOptions): Promise<RunningProxy> {
   const proxy = await startProxy(config, createLogger({ level: config.logging.level }));
   const base = `https://localhost:${proxy.port}${options.uriPrefix}/kms/xks/v1`;
   const curl = (path: string, request: string) =>
-    `curl --aws-sigv4 "aws:amz:us-east-1:kms-xks-proxy" --user "${credential.accessKeyId}:$(cat ${join(options.dir, 'sigv4-secret')})" \\\n` +
+    `curl -sS --aws-sigv4 "aws:amz:us-east-1:kms-xks-proxy" --user "${credential.accessKeyId}:$(cat ${join(options.dir, 'sigv4-secret')})" \\\n` +
     `     --cacert ${join(options.dir, 'tls', 'server.crt')} -H "Content-Type: application/json" \\\n` +
     `     --data @${join(options.dir, 'requests', request)} ${base}${path}`;
   process.stdout.write(
