@@ -1,4 +1,22 @@
 /** The validated config with defaults applied and secrets resolved: what the rest of the proxy reads. */
+import type { VendorProfileName } from '../hsm/vendor-profiles';
+
+/** One HSM, defaults applied and PIN resolved. */
+export interface RuntimeHsm {
+  id: string;
+  modulePath: string;
+  tokenLabel?: string;
+  tokenSerial?: string;
+  pin: string;
+  sessionPoolSize: number;
+  acquireTimeoutMs: number;
+  maxWaiters: number;
+  healthCheckKeyLabel: string;
+  ekmVendor?: string;
+  profile: VendorProfileName;
+  keepAliveSeconds: number;
+  decryptAuthFailureCodes?: string[];
+}
 
 export interface RuntimeKeyStore {
   name: string;
@@ -22,20 +40,27 @@ export interface RuntimeConfig {
     keepAliveTimeoutMs: number;
   };
   admin: { enabled: boolean; host: string; port: number };
-  hsm: {
-    id: string;
-    modulePath: string;
-    tokenLabel?: string;
-    tokenSerial?: string;
-    pin: string;
-    sessionPoolSize: number;
-    acquireTimeoutMs: number;
-    maxWaiters: number;
-    healthCheckKeyLabel: string;
-    ekmVendor?: string;
+  /** The first (or only) HSM; the whole list is `hsms`. */
+  hsm: RuntimeHsm;
+  /** Every HSM of the cluster (one for the `hsm:` form), each with its own PIN. */
+  hsms: RuntimeHsm[];
+  cluster: {
+    balance: 'least-busy' | 'round-robin';
+    attemptTimeoutMs: number;
+    reconnectInitialBackoffMs: number;
+    reconnectMaxBackoffMs: number;
+    reinitAfterFailures: number;
   };
   keyStores: RuntimeKeyStore[];
-  limits: { maxPlaintextBytes: number; maxAadBytes: number; clockSkewSeconds: number };
-  health: { intervalSeconds: number; degradedLatencyMs: number; fleetSize: number; proxyVendor: string };
+  limits: { maxPlaintextBytes: number; maxAadBytes: number; clockSkewSeconds: number; requestDeadlineMs: number };
+  health: {
+    intervalSeconds: number;
+    degradedLatencyMs: number;
+    fleetSize: number;
+    proxyVendor: string;
+    hysteresisChecks: number;
+    degradedErrorRate: number;
+    errorWindowSeconds: number;
+  };
   logging: { level: 'error' | 'warn' | 'info' | 'debug' };
 }

@@ -1,13 +1,13 @@
 import express, { type Express } from 'express';
 import helmet from 'helmet';
-import type { HealthMonitor } from '../hsm/health-monitor';
+import type { FleetHealth } from '../hsm';
 import type { XksMetrics } from '../observability/metrics';
 
 /**
  * The admin listener, apart from the KMS-facing port: Prometheus /metrics, /ping (liveness: the
- * process answers) and /ready (readiness: the HSM passed its last deep check).
+ * process answers) and /ready (readiness: at least one HSM is connected and not UNAVAILABLE).
  */
-export function createAdminApp(metrics: XksMetrics, health: HealthMonitor): Express {
+export function createAdminApp(metrics: XksMetrics, health: FleetHealth): Express {
   const app = express();
   app.disable('x-powered-by');
   app.use(helmet());
@@ -20,8 +20,18 @@ export function createAdminApp(metrics: XksMetrics, health: HealthMonitor): Expr
   });
   app.get('/ready', (_req, res) => {
     const snapshot = health.current();
-    const ready = snapshot.status !== 'UNAVAILABLE';
-    res.status(ready ? 200 : 503).json({ ready, hsmStatus: snapshot.status, ...(snapshot.reason ? { reason: snapshot.reason } : {}) });
+    const ready = health.canServe();
+    res.status(ready ? 200 : 503).json({
+      ready,
+      hsmStatus: snapshot.status,
+      ...(ready || !snapshot.reason ? {} : { reason: snapshot.reason }),
+      hsms: health.members().map((member) => ({
+        id: member.id,
+        healthStatus: member.healthStatus,
+        serving: member.serving,
+        ...(member.reason ? { reason: member.reason } : {}),
+      })),
+    });
   });
   return app;
 }

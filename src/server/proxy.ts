@@ -1,5 +1,6 @@
 /**
- * Composition root: opens the HSM, starts the health monitor, and serves the HTTPS and admin listeners.
+ * Composition root: connects the HSM cluster (each member health-checked in the background), and
+ * serves the HTTPS and admin listeners.
  */
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
@@ -8,12 +9,12 @@ import { base64Length } from '../api/base64';
 import { compileRequestValidators } from '../api/schemas';
 import { SigV4Verifier } from '../auth/sigv4';
 import type { RuntimeConfig } from '../config/runtime';
-import { Hsm } from '../hsm';
-import { HealthMonitor } from '../hsm/health-monitor';
+import type { FleetHealth, Hsm, HsmCluster } from '../hsm';
 import type { Logger } from '../observability/logger';
 import { XksMetrics } from '../observability/metrics';
 import { createAdminApp } from './admin';
 import { createPublicApp } from './app';
+import { startHsmCluster, type ProxyHooks } from './hsm-cluster';
 import { XksRouter } from './routes';
 import { serverTlsOptions } from './tls';
 import { createXksHandler } from './xks-handler';
@@ -29,58 +30,33 @@ export interface RunningProxy {
   url: string;
   port: number;
   adminUrl?: string;
-  hsm: Hsm;
-  health: HealthMonitor;
+  cluster: HsmCluster;
+  /** The first HSM's live connection (key administration, tests); throws while it is not connected. */
+  readonly hsm: Hsm;
+  health: FleetHealth;
   metrics: XksMetrics;
   close(): Promise<void>;
 }
 
-export async function startProxy(config: RuntimeConfig, logger: Logger): Promise<RunningProxy> {
+export async function startProxy(config: RuntimeConfig, logger: Logger, hooks: ProxyHooks = {}): Promise<RunningProxy> {
   const metrics = new XksMetrics();
-  const hsm = await Hsm.open(
-    {
-      id: config.hsm.id,
-      modulePath: config.hsm.modulePath,
-      ...(config.hsm.tokenLabel ? { tokenLabel: config.hsm.tokenLabel } : {}),
-      ...(config.hsm.tokenSerial ? { tokenSerial: config.hsm.tokenSerial } : {}),
-      pin: config.hsm.pin,
-      sessionPoolSize: config.hsm.sessionPoolSize,
-      acquireTimeoutMs: config.hsm.acquireTimeoutMs,
-      maxWaiters: config.hsm.maxWaiters,
-    },
-    metrics,
-  );
-  const token = hsm.tokenInfo();
-  logger.info('hsm connected', { hsm: hsm.id, token: token.label, model: token.model, serialNumber: token.serialNumber });
+  const cluster = await startHsmCluster(config, metrics, logger, hooks);
+  const health: FleetHealth = cluster;
+  try {
+    return await serve(config, logger, metrics, cluster, health);
+  } catch (error) {
+    await cluster.close();
+    throw error;
+  }
+}
 
-  let lastStatus = '';
-  const health = new HealthMonitor(
-    hsm,
-    {
-      keyLabel: config.hsm.healthCheckKeyLabel,
-      intervalMs: config.health.intervalSeconds * 1000,
-      degradedLatencyMs: config.health.degradedLatencyMs,
-    },
-    (snapshot) => {
-      metrics.healthStatus(hsm.id, snapshot.status, snapshot.checkedAt);
-      if (snapshot.status !== lastStatus) {
-        logger.log(snapshot.status === 'ACTIVE' ? 'info' : 'warn', 'hsm health changed', {
-          hsm: hsm.id,
-          healthStatus: snapshot.status,
-          reason: snapshot.reason,
-        });
-        lastStatus = snapshot.status;
-      }
-    },
-  );
-  await health.start();
-
+async function serve(config: RuntimeConfig, logger: Logger, metrics: XksMetrics, cluster: HsmCluster, health: FleetHealth): Promise<RunningProxy> {
   const handler = createXksHandler({
     router: new XksRouter(config.keyStores),
     verifier: new SigV4Verifier({ service: 'kms-xks-proxy', maxClockSkewMs: config.limits.clockSkewSeconds * 1000 }),
     validators: compileRequestValidators(config.limits),
     services: {
-      hsm,
+      hsm: cluster,
       health,
       healthCheckKeyLabel: config.hsm.healthCheckKeyLabel,
       proxy: {
@@ -93,6 +69,7 @@ export async function startProxy(config: RuntimeConfig, logger: Logger): Promise
     maxBodyBytes: base64Length(config.limits.maxPlaintextBytes) + base64Length(config.limits.maxAadBytes) + BODY_OVERHEAD_BYTES,
     logger,
     metrics,
+    requestDeadlineMs: config.limits.requestDeadlineMs,
   });
 
   const server = createHttpsServer(
@@ -121,13 +98,17 @@ export async function startProxy(config: RuntimeConfig, logger: Logger): Promise
     url,
     port,
     ...(adminUrl ? { adminUrl } : {}),
-    hsm,
+    cluster,
+    get hsm(): Hsm {
+      const first = cluster.connections()[0]?.hsm;
+      if (first === undefined) throw new Error('the first HSM is not connected');
+      return first;
+    },
     health,
     metrics,
     async close() {
-      health.stop();
       await Promise.all([closeServer(server), admin ? closeServer(admin) : Promise.resolve()]);
-      await hsm.close();
+      await cluster.close();
     },
   };
 }

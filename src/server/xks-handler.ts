@@ -12,6 +12,7 @@ import { getHealthStatus } from '../api/operations/get-health-status';
 import { getKeyMetadata } from '../api/operations/get-key-metadata';
 import type { RequestValidators } from '../api/schemas';
 import type { SigV4FailureReason, SigV4Verifier } from '../auth/sigv4';
+import { Deadline } from '../hsm/deadline';
 import type { Logger } from '../observability/logger';
 import type { XksMetrics } from '../observability/metrics';
 import { BodyTooLargeError, readRawBody } from './body';
@@ -25,6 +26,8 @@ export interface XksHandlerDeps {
   maxBodyBytes: number;
   logger: Logger;
   metrics: XksMetrics;
+  /** Each request's budget (limits.requestDeadlineMs), counted from arrival. */
+  requestDeadlineMs?: number;
 }
 
 /** requestMetadata fields worth logging (spec: SHOULD log them); copied only when they are strings. */
@@ -65,13 +68,14 @@ export function createXksHandler(deps: XksHandlerDeps) {
       return;
     }
     const started = process.hrtime.bigint();
+    const deadline = Deadline.after(deps.requestDeadlineMs ?? 200);
     const fields: LogFields = { operation: route.operation, keyStore: route.store.name };
     if (route.externalKeyId) fields.externalKeyId = route.externalKeyId.slice(0, 128);
 
     let status = 200;
     let errorName = '';
     try {
-      const result = await run(route, req, fields);
+      const result = await run(route, req, fields, deadline);
       respond(res, 200, result);
     } catch (err) {
       const error = err instanceof BodyTooLargeError
@@ -97,7 +101,7 @@ export function createXksHandler(deps: XksHandlerDeps) {
     }
   };
 
-  async function run(route: XksRoute, req: IncomingMessage, fields: LogFields): Promise<unknown> {
+  async function run(route: XksRoute, req: IncomingMessage, fields: LogFields, deadline: Deadline): Promise<unknown> {
     if (req.method !== 'POST') {
       // Spec: a GET (or any non-POST) on an XKS URI MUST get 405 Method Not Allowed.
       throw new XksError('UnsupportedOperationException', `${route.operation} accepts only POST`, 405);
@@ -131,7 +135,7 @@ export function createXksHandler(deps: XksHandlerDeps) {
     }
     if (document === undefined) throw new XksError('ValidationException', 'The request body is not valid JSON');
 
-    const request = { store: route.store, externalKeyId: route.externalKeyId };
+    const request = { store: route.store, externalKeyId: route.externalKeyId, deadline };
     switch (route.operation) {
       case 'GetKeyMetadata':
         return getKeyMetadata(deps.services, { ...request, body: deps.validators.GetKeyMetadata(document) });

@@ -28,6 +28,7 @@ export async function decrypt(services: OperationServices, request: OperationReq
       decodeBase64(body.initializationVector),
       decodeBase64(body.authenticationTag),
       buildHsmAad(aad, metadata),
+      { deadline: request.deadline },
     );
     return { plaintext: plaintext.toString('base64') };
   } catch (err) {

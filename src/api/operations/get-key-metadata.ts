@@ -28,7 +28,7 @@ export async function getKeyMetadata(
   const key = lookupExternalKey(request.store, request.externalKeyId, services.healthCheckKeyLabel);
   let attributes: KeyAttributes;
   try {
-    attributes = await services.hsm.keyAttributes(key.label);
+    attributes = await services.hsm.keyAttributes(key.label, { deadline: request.deadline });
   } catch (err) {
     throw toXksError(err);
   }
