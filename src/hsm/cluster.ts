@@ -205,16 +205,15 @@ export class HsmCluster implements HsmService, FleetHealth {
    * With nobody serving but a reconnect under way, waits for it (within the deadline).
    */
   private async pick(tried: ClusterMember[], lastError: HsmError | undefined, deadline: Deadline): Promise<ClusterMember | undefined> {
-    let candidate = this.choose(tried, lastError);
-    if (candidate !== undefined) return candidate;
-    const pending = [
-      ...this.groups.map((g) => g.settled()),
-      ...this.nodes.map((m) => m.pendingAttempt()),
-    ].filter((p): p is Promise<unknown> => p !== undefined);
-    if (pending.length === 0 || deadline.expired()) return undefined;
-    await raceTimeout(Promise.race(pending).catch(() => undefined), deadline.remainingMs(), () => new Error('deadline')).catch(() => undefined);
-    candidate = this.choose(tried, lastError);
-    return candidate;
+    for (;;) {
+      const candidate = this.choose(tried, lastError);
+      if (candidate !== undefined) return candidate;
+      const pending = [...this.groups.map((g) => g.settled()), ...this.nodes.map((m) => m.pendingAttempt())].filter(
+        (p): p is Promise<unknown> => p !== undefined,
+      );
+      if (pending.length === 0 || deadline.expired()) return undefined;
+      await raceTimeout(Promise.race(pending).catch(() => undefined), deadline.remainingMs(), () => new Error('deadline')).catch(() => undefined);
+    }
   }
 
   private choose(tried: ClusterMember[], lastError: HsmError | undefined): ClusterMember | undefined {
