@@ -1,3 +1,4 @@
+import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { Hsm, createAesKey, type ClusterOptions, type HsmErrorKind, type HsmOptions } from '../../src/hsm';
 import type { ClusterObserver, MemberConfig } from '../../src/hsm/cluster-member';
@@ -102,4 +103,22 @@ export async function waitFor(description: string, condition: () => boolean, tim
     if (Date.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${description}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+const RANK: Record<string, number> = { ACTIVE: 0, DEGRADED: 1, UNAVAILABLE: 2 };
+
+/**
+ * ACTIVE, down to UNAVAILABLE, back to ACTIVE, in one dip: worse and worse, then better and
+ * better (DEGRADED on the way while recent failures count), never flapping back and forth.
+ */
+export function expectDownAndBack(seen: string[] | undefined): void {
+  const statuses = seen ?? [];
+  const trail = statuses.join(' -> ');
+  expect(statuses[0], trail).to.equal('ACTIVE');
+  expect(statuses[statuses.length - 1], trail).to.equal('ACTIVE');
+  const bottom = statuses.indexOf('UNAVAILABLE');
+  expect(bottom, trail).to.be.greaterThan(0);
+  const ranks = statuses.map((s) => RANK[s] as number);
+  for (let i = 1; i <= bottom; i++) expect(ranks[i], trail).to.be.greaterThan(ranks[i - 1] as number);
+  for (let i = bottom + 1; i < ranks.length; i++) expect(ranks[i], trail).to.be.lessThan(ranks[i - 1] as number);
 }
