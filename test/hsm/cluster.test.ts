@@ -6,7 +6,7 @@ import { HsmCluster, HsmError, Deadline, createAesKey } from '../../src/hsm';
 import { loadedModules, type Pkcs11Api } from '../../src/hsm/pkcs11-module';
 import { FaultInjector, vendorShim } from '../support/pkcs11-shims';
 import { softHsmFixture, tokenDirectory, uniqueLabel } from '../support/softhsm-fixture';
-import { RecordingObserver, clusterKeys, expectDownAndBack, testClusterOptions, waitFor, type ClusterKeys, type MemberSpec } from './cluster-helpers';
+import { RecordingObserver, clusterKeys, expectDownAndBack, testClusterOptions, waitFor, type ClusterKeys, type MemberSpec } from '../support/cluster-helpers';
 import { expectHsmError, nodeDecrypt } from './helpers';
 
 const aad = Buffer.from('cluster-aad');

@@ -1,5 +1,7 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
+import { encrypt as encryptOperation } from '../../src/api/operations/encrypt';
+import { XksError } from '../../src/api/errors';
 import { Hsm, createAesKey } from '../../src/hsm';
 import { vendorShim } from '../support/pkcs11-shims';
 import { softHsmFixture, uniqueLabel } from '../support/softhsm-fixture';
@@ -41,6 +43,15 @@ describe('hsm: vendor profiles (SoftHSM behind vendor shims)', () => {
     }
   }
 
+  /** A flipped tag: the vendor's code for it must read as AuthenticationFailed. */
+  async function checkTagFailure(hsm: Hsm, returnCode: string): Promise<void> {
+    const out = await hsm.encrypt(label, Buffer.from('tag'), aad);
+    const tag = Buffer.from(out.tag);
+    tag[0] = (tag[0] as number) ^ 1;
+    const error = await expectHsmError(hsm.decrypt(label, out.ciphertext, out.iv, tag, aad), 'AuthenticationFailed');
+    expect(error.returnCode).to.equal(returnCode);
+  }
+
   it('cloudhsm: zero IV overwritten by the HSM, "<user>:<password>" PIN', async () => {
     const stats = { ivsGenerated: 0, idleDrops: 0, loginsChecked: 0 };
     const hsm = await Hsm.open(
@@ -50,6 +61,7 @@ describe('hsm: vendor profiles (SoftHSM behind vendor shims)', () => {
       await checkRoundTrips(hsm);
       expect(stats.ivsGenerated).to.equal(3);
       expect(stats.loginsChecked).to.be.at.least(1);
+      await checkTagFailure(hsm, 'CKR_ENCRYPTED_DATA_INVALID');
     } finally {
       await hsm.close();
     }
@@ -61,9 +73,7 @@ describe('hsm: vendor profiles (SoftHSM behind vendor shims)', () => {
     try {
       await checkRoundTrips(hsm);
       expect(stats.ivsGenerated).to.equal(3);
-      const out = await hsm.encrypt(label, Buffer.from('x'), aad);
-      const error = await expectHsmError(hsm.decrypt(label, out.ciphertext, out.iv, Buffer.alloc(16), aad), 'AuthenticationFailed');
-      expect(error.returnCode).to.equal('CKR_FUNCTION_FAILED');
+      await checkTagFailure(hsm, 'CKR_FUNCTION_FAILED');
     } finally {
       await hsm.close();
     }
@@ -86,6 +96,30 @@ describe('hsm: vendor profiles (SoftHSM behind vendor shims)', () => {
     try {
       await checkRoundTrips(hsm);
       expect(stats.ivsGenerated).to.equal(3);
+      await checkTagFailure(hsm, 'CKR_ENCRYPTED_DATA_INVALID');
+    } finally {
+      await hsm.close();
+    }
+  });
+
+  it('a vendor that reports a wrong IV yields InternalException from Encrypt, never the ciphertext (verify-decrypt)', async () => {
+    const hsm = await Hsm.open(hsmOptions({ id: 'broken-luna', profile: 'luna', pkcs11Interposer: vendorShim('luna', { corruptAppendedIv: true }) }));
+    try {
+      const services = { hsm, healthCheckKeyLabel: 'none' } as never;
+      const request = {
+        store: { name: 's', uriPrefix: '', credentials: new Map(), allTokenKeys: true, keys: new Map() },
+        externalKeyId: label,
+        body: { requestMetadata: {}, plaintext: Buffer.from('payload').toString('base64'), encryptionAlgorithm: 'AES_GCM' },
+      } as never;
+      let caught: unknown;
+      try {
+        await encryptOperation(services, request);
+      } catch (error) {
+        caught = error;
+      }
+      expect(caught).to.be.instanceOf(XksError);
+      expect((caught as XksError).errorName).to.equal('InternalException');
+      expect((caught as XksError).message).to.match(/did not decrypt; nothing was returned/);
     } finally {
       await hsm.close();
     }

@@ -204,6 +204,8 @@ export interface VendorShimOptions {
   idleDropMs?: number;
   /** Counts what the shim did, for assertions. */
   stats?: { ivsGenerated: number; idleDrops: number; loginsChecked: number };
+  /** A broken Luna: appends an IV other than the one it used. */
+  corruptAppendedIv?: boolean;
 }
 
 interface GcmMechanism {
@@ -228,6 +230,7 @@ function isZero(buffer: Buffer): boolean {
  *   overwrites (in the caller's buffer) with the IV it generated; sessions idle too long are dropped.
  * - nshield: the same IV behaviour; a failed tag check is CKR_FUNCTION_FAILED.
  * - luna: given a zero IV, the HSM generates one and appends it to the output (ciphertext || tag || iv).
+ * - cloudhsm and luna report a failed tag check as PKCS#11 says: CKR_ENCRYPTED_DATA_INVALID.
  */
 export function vendorShim(vendor: 'cloudhsm' | 'nshield' | 'luna', options: VendorShimOptions = {}): Pkcs11Interposer {
   const stats = options.stats ?? { ivsGenerated: 0, idleDrops: 0, loginsChecked: 0 };
@@ -294,21 +297,24 @@ export function vendorShim(vendor: 'cloudhsm' | 'nshield' | 'luna', options: Ven
         if (output.length < input.length + 16 + iv.length) return fail(name, 'CKR_BUFFER_TOO_SMALL');
         const append = (written: Buffer): Buffer => {
           iv.copy(output, written.length);
+          if (options.corruptAppendedIv) output[written.length] = (output[written.length] as number) ^ 0x80;
           return output.subarray(0, written.length + iv.length);
         };
         const result = real(args[0], input, output.subarray(0, input.length + 16));
         return result instanceof Promise ? result.then((written: Buffer) => append(written)) : append(result as Buffer);
       }
-      if (vendor === 'nshield' && (name === 'C_Decrypt' || name === 'C_DecryptAsync')) {
-        const asNshield = (error: unknown): never => {
-          if ((error as { code?: number }).code === returnCodeValue('CKR_GENERAL_ERROR')) throw pkcs11Error('CKR_FUNCTION_FAILED');
+      if (name === 'C_Decrypt' || name === 'C_DecryptAsync') {
+        // SoftHSM's failed tag (CKR_GENERAL_ERROR) in the vendor's words.
+        const tagFailure = vendor === 'nshield' ? 'CKR_FUNCTION_FAILED' : 'CKR_ENCRYPTED_DATA_INVALID';
+        const translate = (error: unknown): never => {
+          if ((error as { code?: number }).code === returnCodeValue('CKR_GENERAL_ERROR')) throw pkcs11Error(tagFailure);
           throw error;
         };
         try {
           const result = real(...args);
-          return result instanceof Promise ? result.catch(asNshield) : result;
+          return result instanceof Promise ? result.catch(translate) : result;
         } catch (error) {
-          return asNshield(error);
+          return translate(error);
         }
       }
       return real(...args);

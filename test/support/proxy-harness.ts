@@ -12,6 +12,7 @@ import { createSelfSignedCert } from '../../src/cli/demo/self-signed-cert';
 import { buildRuntimeConfig } from '../../src/config/load';
 import { createAesKey, Hsm } from '../../src/hsm';
 import { createLogger } from '../../src/observability/logger';
+import type { ProxyHooks } from '../../src/server/hsm-cluster';
 import { startProxy, type RunningProxy } from '../../src/server/proxy';
 import { softHsmFixture, uniqueLabel } from './softhsm-fixture';
 import { XksClient } from './xks-client';
@@ -77,6 +78,8 @@ let certOnce: Promise<{ certPem: string; keyPem: string }> | undefined;
 export interface HarnessOptions {
   /** Deep-merged over the generated config document. */
   configure?: (doc: Record<string, any>) => void; // eslint-disable-line @typescript-eslint/no-explicit-any
+  /** Test seams passed to startProxy (PKCS#11 fault injection, vendor emulation). */
+  hooks?: ProxyHooks;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -130,7 +133,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     },
   });
   const config = buildRuntimeConfig(doc, dir, {});
-  const proxy = await startProxy(config, createLogger({ level: 'debug', stream: sink }));
+  const proxy = await startProxy(config, createLogger({ level: 'debug', stream: sink }), options.hooks);
   const ca = Buffer.from(pem.certPem);
   return {
     proxy,
