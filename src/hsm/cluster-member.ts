@@ -359,6 +359,8 @@ export class ClusterMember {
         return 'failed';
       }
       this.env.log('warn', 'hsm connect failed', { hsm: this.id, attempt: this.failures, reason: hsmError.message.slice(0, 300) });
+      // A failed reconnect is as telling as a failed health check: it counts towards UNAVAILABLE.
+      this.assess({ status: 'UNAVAILABLE', checkedAt: Date.now(), reason: `reconnecting: ${hsmError.message}` });
       if (!duringReinit && hsmError.kind === 'Device') {
         const moduleLost = faultScope(hsmError.returnCode) === 'module';
         if (moduleLost || this.failures % this.env.recovery.reinitAfterFailures === 0) {
@@ -465,8 +467,12 @@ export class ClusterMember {
     if (this.state === 'closed') return;
     if (snapshot.status === 'UNAVAILABLE' && this.state === 'connected') {
       this.probeFailures += 1;
-      const misconfigured = this.lastProbeError?.kind === 'KeyNotFound' && !this.verified;
-      if (!misconfigured && this.probeFailures >= this.env.health.checksToChange) {
+      // Device errors already dropped the connection (reportFailure). What is left worth a
+      // reconnect is the health-check key vanishing from a token that had it: its storage went
+      // away (SoftHSM then needs a library re-initialisation to see it again). A check that only
+      // timed out is not: under load that is congestion, and new sessions would not be faster.
+      const vanished = this.lastProbeError?.kind === 'KeyNotFound' && this.verified;
+      if (vanished && this.probeFailures >= this.env.health.checksToChange) {
         this.reconnect(`health check failing: ${snapshot.reason ?? 'unknown'}`);
       }
     } else if (snapshot.status !== 'UNAVAILABLE') {
@@ -474,7 +480,12 @@ export class ClusterMember {
       this.verified = true;
     }
     this.lastProbeError = undefined;
-    if (this.state === 'failed') return;
+    this.assess(snapshot);
+  }
+
+  /** Feeds one observation to the hysteresis and reports the (possibly unchanged) status. */
+  private assess(snapshot: HealthSnapshot): void {
+    if (this.state === 'failed' || this.state === 'closed') return;
     const reported = this.tracker.evaluate(snapshot, this.serving, this.problem);
     this.env.observer?.healthStatus?.(this.id, reported.status, reported.checkedAt);
     if (reported.status !== this.reportedStatus) {

@@ -13,6 +13,7 @@ import { getKeyMetadata } from '../api/operations/get-key-metadata';
 import type { RequestValidators } from '../api/schemas';
 import type { SigV4FailureReason, SigV4Verifier } from '../auth/sigv4';
 import { Deadline } from '../hsm/deadline';
+import { HsmError } from '../hsm/errors';
 import type { Logger } from '../observability/logger';
 import type { XksMetrics } from '../observability/metrics';
 import { BodyTooLargeError, readRawBody } from './body';
@@ -84,6 +85,7 @@ export function createXksHandler(deps: XksHandlerDeps) {
       if (!(err instanceof XksError) && !(err instanceof BodyTooLargeError) && error.errorName === 'InternalException') {
         fields.internalError = (err as Error)?.message?.slice(0, 200);
       }
+      if (error.cause instanceof HsmError) fields.hsmError = error.cause.message.slice(0, 300);
       status = error.status;
       errorName = error.errorName;
       fields.errorMessage = error.message;

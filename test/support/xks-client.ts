@@ -2,7 +2,8 @@
  * An XKS client for tests: requests signed by the AWS SDK's own signer (@smithy/signature-v4),
  * independent of the proxy's aws4-based verifier, sent over real HTTPS.
  */
-import { request as httpsRequest } from 'node:https';
+import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
+import { request as httpsRequest, type Agent } from 'node:https';
 import { Sha256 } from '@aws-crypto/sha256-js';
 import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
@@ -33,11 +34,48 @@ export interface SendOptions {
   afterSign?: (req: { path: string; headers: Record<string, string>; body: Buffer }) => void;
 }
 
+/** SHA-256 for the SDK signer from node:crypto: the signer's logic stays the SDK's, hashing gets fast (load tests). */
+export class NodeSha256 {
+  private hash: Hash | Hmac;
+  private readonly secret: Buffer | undefined;
+  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
+    this.secret =
+      secret === undefined
+        ? undefined
+        : typeof secret === 'string'
+          ? Buffer.from(secret)
+          : ArrayBuffer.isView(secret)
+            ? Buffer.from(secret.buffer, secret.byteOffset, secret.byteLength)
+            : Buffer.from(secret);
+    this.hash = this.fresh();
+  }
+  update(data: string | Uint8Array): void {
+    this.hash.update(data);
+  }
+  digest(): Promise<Uint8Array> {
+    return Promise.resolve(new Uint8Array(this.hash.digest()));
+  }
+  reset(): void {
+    this.hash = this.fresh();
+  }
+  private fresh(): Hash | Hmac {
+    return this.secret === undefined ? createHash('sha256') : createHmac('sha256', this.secret);
+  }
+}
+
+export interface XksClientOptions {
+  /** A keep-alive agent (load tests): no TLS handshake per request. Default: a new connection each time. */
+  agent?: Agent;
+  /** Hash with node:crypto instead of the SDK's pure-JS SHA-256. */
+  nodeHash?: boolean;
+}
+
 export class XksClient {
   constructor(
     readonly baseUrl: string,
     readonly ca: Buffer,
     readonly defaultCredential: Credential,
+    readonly options: XksClientOptions = {},
   ) {}
 
   async send(path: string, options: SendOptions = {}): Promise<XksResponse> {
@@ -61,7 +99,7 @@ export class XksClient {
         service: options.service ?? 'kms-xks-proxy',
         region: options.region ?? 'us-east-1',
         credentials: credential,
-        sha256: Sha256,
+        sha256: this.options.nodeHash ? NodeSha256 : Sha256,
       });
       const signed = await signer.sign(
         new HttpRequest({ method, protocol: 'https:', hostname: url.hostname, port: Number(url.port), path, headers, body }),
@@ -71,7 +109,7 @@ export class XksClient {
     }
     const mutable = { path, headers: { ...signedHeaders }, body };
     options.afterSign?.(mutable);
-    return rawRequest(url, this.ca, method, mutable.path, mutable.headers, mutable.body);
+    return rawRequest(url, this.ca, method, mutable.path, mutable.headers, mutable.body, this.options.agent);
   }
 }
 
@@ -82,6 +120,7 @@ export function rawRequest(
   path: string,
   headers: Record<string, string>,
   body: Buffer,
+  agent?: Agent,
 ): Promise<XksResponse> {
   return new Promise((resolve, reject) => {
     const req = httpsRequest(
@@ -93,7 +132,7 @@ export function rawRequest(
         ca,
         servername: 'localhost',
         headers: { ...headers, 'content-length': String(body.length) },
-        agent: false,
+        agent: agent ?? false,
       },
       (res) => {
         const chunks: Buffer[] = [];
