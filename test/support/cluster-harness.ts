@@ -21,6 +21,8 @@ export interface ClusterHarness extends Harness {
 export interface ClusterHarnessOptions {
   /** hsm-b as a CloudHSM (profile and shim) rather than a second SoftHSM. */
   cloudhsmPeer?: boolean;
+  /** hsm-b's PIN file holds this instead of the right PIN (its password part, for cloudhsmPeer). */
+  peerPassword?: string;
   /** Merged into each hsms entry. */
   member?: Record<string, unknown>;
   limits?: Record<string, unknown>;
@@ -34,7 +36,8 @@ export async function startClusterHarness(options: ClusterHarnessOptions = {}): 
   const faults = new FaultInjector();
   const secrets = mkdtempSync(join(tmpdir(), 'xks-cluster-'));
   writeFileSync(join(secrets, 'pin'), fx.pin);
-  writeFileSync(join(secrets, 'pin-cu'), `cu_xks:${fx.pin}`);
+  writeFileSync(join(secrets, 'pin-cu'), `cu_xks:${options.peerPassword ?? fx.pin}`);
+  writeFileSync(join(secrets, 'pin-peer'), options.peerPassword ?? fx.pin);
   const interposers: Record<string, Pkcs11Interposer> = {
     'hsm-a': faults.interposer('hsm-a'),
     'hsm-b': options.cloudhsmPeer ? chain(vendorShim('cloudhsm'), faults.interposer('hsm-b')) : faults.interposer('hsm-b'),
@@ -48,7 +51,7 @@ export async function startClusterHarness(options: ClusterHarnessOptions = {}): 
         { id: 'hsm-a', tokenLabel: fx.label, pinFile: join(secrets, 'pin'), ...member },
         options.cloudhsmPeer
           ? { id: 'hsm-b', tokenLabel: fx.peerLabel, pinFile: join(secrets, 'pin-cu'), profile: 'cloudhsm', ...member }
-          : { id: 'hsm-b', tokenLabel: fx.peerLabel, pinFile: join(secrets, 'pin'), ...member },
+          : { id: 'hsm-b', tokenLabel: fx.peerLabel, pinFile: join(secrets, 'pin-peer'), ...member },
       ];
       doc.health = { intervalSeconds: 1, hysteresisChecks: 2, errorWindowSeconds: 2, ...options.health };
       doc.cluster = { reconnectInitialBackoffMs: 20, reconnectMaxBackoffMs: 200, reinitAfterFailures: 2, ...options.cluster };
