@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { buildRuntimeConfig, ConfigError } from '../../../src/config/load';
+import { join } from 'node:path';
+import { buildRuntimeConfig, ConfigError, loadConfigFile } from '../../../src/config/load';
 import { clusterOptions } from '../../../src/server/hsm-cluster';
 
 const SECRET = 'FYtE5EFA5FT0mCc3DrGUe2sti527BitkQ0Zr9MO9fvE';
@@ -82,5 +83,16 @@ describe('config: HSM clusters', () => {
       expect(problems).not.to.include('7731');
     }
     expect(problemsOf(doc, { XKS_HSM_PIN: 'cu_user:pass:with:colons' })).to.deep.equal([]);
+  });
+
+  it('validates the shipped cluster example config', () => {
+    const config = loadConfigFile(join(__dirname, '../../../../config/xks-proxy.cluster.example.yaml'), {
+      env: { XKS_CLOUDHSM_PIN: 'cu_xks:secret', XKS_LUNA_PIN: 'secret', XKS_SECRET_PROD_A: SECRET },
+    });
+    expect(config.hsms.map((h) => [h.id, h.profile, h.keepAliveSeconds])).to.deep.equal([
+      ['cloudhsm-1', 'cloudhsm', 10],
+      ['luna-1', 'luna', 60],
+    ]);
+    expect(config.limits.requestDeadlineMs).to.equal(200);
   });
 });
