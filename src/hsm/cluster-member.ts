@@ -67,6 +67,7 @@ export class LibraryGroup {
   private running: Promise<boolean> | undefined;
   private lastReinitAt = 0;
   private consecutive = 0;
+  private closed = false;
 
   constructor(
     readonly modulePath: string,
@@ -101,6 +102,7 @@ export class LibraryGroup {
    */
   reinitialize(reason: string): Promise<boolean> {
     if (this.running) return this.running;
+    if (this.closed) return Promise.resolve(false);
     const now = Date.now();
     const { initialBackoffMs, maxBackoffMs } = this.env.recovery;
     const minInterval = this.consecutive === 0 ? 0 : Math.min(maxBackoffMs, initialBackoffMs * 2 ** (this.consecutive - 1));
@@ -114,9 +116,9 @@ export class LibraryGroup {
       try {
         this.pin ??= Pkcs11Module.acquire(this.modulePath);
         await this.pin.reinitialize(this.env.recovery.drainTimeoutMs);
-        // Our view belongs to the old generation now: take a fresh one.
+        // Our view belongs to the old generation now: take a fresh one (unless we closed meanwhile).
         const old = this.pin;
-        this.pin = Pkcs11Module.acquire(this.modulePath);
+        this.pin = this.closed ? undefined : Pkcs11Module.acquire(this.modulePath);
         old.release();
         ok = true;
         this.env.observer?.moduleReinit?.(this.label, 'ok');
@@ -131,13 +133,22 @@ export class LibraryGroup {
         if (result === 'failed') this.members[i]?.scheduleRetry();
       });
       return ok;
-    })().finally(() => {
-      this.running = undefined;
-    });
+    })()
+      .catch((error: unknown) => {
+        // Nothing may escape: callers fire and forget.
+        this.env.log('error', 'pkcs11 module re-initialisation failed', { module: this.label, reason: asHsmError(error).message });
+        return false;
+      })
+      .finally(() => {
+        this.running = undefined;
+      });
     return this.running;
   }
 
-  close(): void {
+  /** After a running re-initialisation: releasing the last reference under it would unload the library. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.running;
     this.pin?.release();
     this.pin = undefined;
   }
@@ -306,9 +317,15 @@ export class ClusterMember {
 
   /** One connection attempt, shared by concurrent callers. */
   tryConnect(reason: string, duringReinit = false): Promise<Attempt> {
-    this.attempt ??= this.connectOnce(reason, duringReinit).finally(() => {
-      this.attempt = undefined;
-    });
+    this.attempt ??= this.connectOnce(reason, duringReinit)
+      .catch((error: unknown): Attempt => {
+        // Nothing may escape: callers fire and forget.
+        this.env.log('error', 'hsm connect failed unexpectedly', { hsm: this.id, reason: asHsmError(error).message });
+        return 'failed';
+      })
+      .finally(() => {
+        this.attempt = undefined;
+      });
     return this.attempt;
   }
 
@@ -464,6 +481,15 @@ export class ClusterMember {
   }
 
   private onProbe(snapshot: HealthSnapshot): void {
+    try {
+      this.judgeProbe(snapshot);
+    } catch (error) {
+      // A throwing hook must not turn the health timer into unhandled rejections.
+      this.env.log('error', 'hsm health evaluation failed', { hsm: this.id, reason: asHsmError(error).message });
+    }
+  }
+
+  private judgeProbe(snapshot: HealthSnapshot): void {
     if (this.state === 'closed') return;
     if (snapshot.status === 'UNAVAILABLE' && this.state === 'connected') {
       this.probeFailures += 1;

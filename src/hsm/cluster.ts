@@ -137,7 +137,7 @@ export class HsmCluster implements HsmService, FleetHealth {
     if (this.closed) return;
     this.closed = true;
     await Promise.all(this.nodes.map((member) => member.close()));
-    for (const group of this.groups) group.close();
+    await Promise.all(this.groups.map((group) => group.close()));
   }
 
   // ---- routing -------------------------------------------------------------------------------
