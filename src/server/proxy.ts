@@ -10,6 +10,9 @@ import { SigV4Verifier } from '../auth/sigv4';
 import type { RuntimeConfig } from '../config/runtime';
 import { Hsm } from '../hsm';
 import { HealthMonitor } from '../hsm/health-monitor';
+import { KeyVersions } from '../api/key-versions';
+import { KeyStateReader } from '../keys/key-state';
+import { RotationScheduler } from '../keys/rotation-scheduler';
 import type { Logger } from '../observability/logger';
 import { XksMetrics } from '../observability/metrics';
 import { createAdminApp } from './admin';
@@ -32,6 +35,9 @@ export interface RunningProxy {
   hsm: Hsm;
   health: HealthMonitor;
   metrics: XksMetrics;
+  /** Live key-version/state lookup and scheduled rotation (issue #5). */
+  keyState: KeyStateReader;
+  keyRotation: RotationScheduler;
   close(): Promise<void>;
 }
 
@@ -75,6 +81,17 @@ export async function startProxy(config: RuntimeConfig, logger: Logger): Promise
   );
   await health.start();
 
+  const keyState = new KeyStateReader(hsm, { cacheMs: config.keyLifecycle.stateCacheMs });
+  const keyRotation = new RotationScheduler(hsm, {
+    keyStores: () => config.keyStores,
+    healthCheckKeyLabel: config.hsm.healthCheckKeyLabel,
+    checkIntervalMs: config.keyLifecycle.rotationCheckMs,
+    logger,
+    onRotated: (label) => keyState.invalidate(label),
+    onOutcome: (outcome) => metrics.keyRotations.inc({ outcome }),
+  });
+  if (keyRotation.hasWork()) keyRotation.start();
+
   const handler = createXksHandler({
     router: new XksRouter(config.keyStores),
     verifier: new SigV4Verifier({ service: 'kms-xks-proxy', maxClockSkewMs: config.limits.clockSkewSeconds * 1000 }),
@@ -83,6 +100,7 @@ export async function startProxy(config: RuntimeConfig, logger: Logger): Promise
       hsm,
       health,
       healthCheckKeyLabel: config.hsm.healthCheckKeyLabel,
+      keyVersions: new KeyVersions(keyState),
       proxy: {
         fleetSize: config.health.fleetSize,
         vendor: config.health.proxyVendor,
@@ -124,8 +142,11 @@ export async function startProxy(config: RuntimeConfig, logger: Logger): Promise
     hsm,
     health,
     metrics,
+    keyState,
+    keyRotation,
     async close() {
       health.stop();
+      await keyRotation.stop();
       await Promise.all([closeServer(server), admin ? closeServer(admin) : Promise.resolve()]);
       await hsm.close();
     },
