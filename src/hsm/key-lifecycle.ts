@@ -7,7 +7,7 @@ import { HsmError } from './errors';
 import { Hsm, hsmInternals } from './hsm';
 import { aesKeyTemplate, type NewAesKey } from './key-admin';
 import { KEY_BYTES, findAes256Keys } from './key-handles';
-import type { RsaPublicKey, UnwrapMechanism } from './pkcs11-module';
+import type { RsaPublicKey, SessionHandle, UnwrapMechanism } from './pkcs11-module';
 
 export type { RsaPublicKey, UnwrapMechanism };
 
@@ -123,8 +123,9 @@ export interface WrappedAesKeyImport {
 }
 
 /**
- * Unwraps AES-256 key material into a new non-extractable, sensitive token key (C_UnwrapKey).
- * The material never exists in the clear outside the HSM. Anything but a 32-byte AES key is destroyed again.
+ * Unwraps AES-256 key material into a new non-extractable, sensitive token key (C_UnwrapKey), so
+ * the material never exists in the clear outside the HSM (SoftHSM, a library inside this process,
+ * needs the workaround below). Anything but a 32-byte AES key is destroyed again.
  */
 export async function importWrappedAesKey(hsm: Hsm, request: WrappedAesKeyImport): Promise<void> {
   const { module, keys, withSession } = hsmInternals(hsm);
@@ -132,6 +133,14 @@ export async function importWrappedAesKey(hsm: Hsm, request: WrappedAesKeyImport
     if (findAes256Keys(module, session, request.label).length > 0) {
       throw new HsmError('Internal', `an AES-256 key labelled "${request.label}" already exists`);
     }
+    try {
+      unwrapInto(session);
+    } finally {
+      keys.invalidate(request.label);
+    }
+  });
+
+  function unwrapInto(session: SessionHandle): void {
     const unwrapping = request.mechanism === 'aes-key-wrap-pad'
       ? findAes256Keys(module, session, request.wrappingKeyLabel).map(({ handle }) => handle)
       : module.findRsaKeys(session, 'private', request.wrappingKeyLabel);
@@ -140,15 +149,49 @@ export async function importWrappedAesKey(hsm: Hsm, request: WrappedAesKeyImport
     if (unwrappingKey === undefined) throw new HsmError('KeyNotFound', `no ${kind} labelled "${request.wrappingKeyLabel}" to unwrap with`);
     if (unwrapping.length > 1) throw new HsmError('Internal', `${unwrapping.length} keys are labelled "${request.wrappingKeyLabel}"`);
 
-    const handle = module.unwrapAesKey(session, request.mechanism, unwrappingKey, request.wrapped, {
+    const template = {
       ...aesKeyTemplate({ label: request.label, encrypt: request.encrypt, decrypt: request.decrypt, wrap: request.wrap, unwrap: request.unwrap }),
+      valueLen: undefined,
       ...(request.id ? { id: request.id } : {}),
-    });
+    };
+    const handle = module.unwrapAesKey(session, request.mechanism, unwrappingKey, request.wrapped, template);
     const info = module.readKeyInfo(session, handle);
-    if (!info.isAes || info.valueLen !== KEY_BYTES) {
-      module.destroyObject(session, handle);
-      throw new HsmError('Internal', `the wrapped key is ${info.valueLen} bytes; only AES-256 (32-byte) keys can be imported`);
+    if (info.isAes && info.valueLen === KEY_BYTES) return;
+    module.destroyObject(session, handle);
+    if (info.valueLen !== 0) throw new HsmError('Internal', `the wrapped key is ${info.valueLen} bytes; only AES-256 (32-byte) keys can be imported`);
+    if (!isSoftHsm(hsm)) {
+      throw new HsmError('Internal', 'the HSM did not record the length (CKA_VALUE_LEN) of the unwrapped key, so it cannot be verified as AES-256; nothing was imported');
     }
-    keys.invalidate(request.label);
-  });
+    // SoftHSM 2.6 leaves CKA_VALUE_LEN at 0 on unwrapped keys and refuses to set it, so the key
+    // would never be found as AES-256. SoftHSM runs inside this process: reading the material from
+    // a temporary session copy and creating the token key from it crosses no boundary that its
+    // own unwrap did not. Never done for any other token.
+    const temporary = module.unwrapAesKey(session, request.mechanism, unwrappingKey, request.wrapped, {
+      ...template,
+      label: 'xks-import-temporary',
+      token: false,
+      encrypt: false,
+      decrypt: false,
+      wrap: false,
+      unwrap: false,
+      extractable: true,
+      sensitive: false,
+      id: undefined,
+    });
+    try {
+      const value = module.readKeyValue(session, temporary);
+      try {
+        if (value.length !== KEY_BYTES) throw new HsmError('Internal', `the wrapped key is ${value.length} bytes; only AES-256 (32-byte) keys can be imported`);
+        module.createAesKey(session, { ...template, value });
+      } finally {
+        value.fill(0);
+      }
+    } finally {
+      module.destroyObject(session, temporary);
+    }
+  }
+}
+
+function isSoftHsm(hsm: Hsm): boolean {
+  return hsm.tokenInfo().manufacturerId === 'SoftHSM project';
 }
