@@ -7,6 +7,8 @@ import { KeyAdminError, assertBaseLabel } from '../keys/lifecycle';
 import { storesServing } from '../keys/served-keys';
 
 export const CONFIG_OPTION = ['-c, --config <file>', 'config file (YAML or JSON); default $XKS_CONFIG'] as const;
+/** The -c default: $XKS_CONFIG when set and non-empty. */
+export const configDefault = (): string | undefined => process.env.XKS_CONFIG || undefined;
 
 /** Opens the configured HSM (logs in with the configured PIN source), runs `use`, always closes. */
 export async function withConfiguredHsm<T>(configPath: string, use: (hsm: Hsm, config: RuntimeConfig) => Promise<T>): Promise<T> {

@@ -207,6 +207,8 @@ export interface KeyDescription {
   activeCreatedAt?: Date;
   /** Every version, when asked for. */
   versions?: VersionDescription[];
+  /** Why the key could not be read (e.g. two objects share its label); the rest is then empty. */
+  error?: string;
 }
 
 /** What the token holds for each key, from one scan of its labels. */
@@ -235,11 +237,21 @@ export async function indexToken(hsm: Hsm): Promise<TokenIndex> {
   return { labels, byBase };
 }
 
+/** One key's description; a key the HSM cannot read is described by its error, not thrown. */
 export async function describeKey(hsm: Hsm, label: string, index: TokenIndex, options: { versions?: boolean } = {}): Promise<KeyDescription> {
   const none = { encrypt: false, decrypt: false, wrap: false, unwrap: false };
   if (!index.labels.has(label)) {
     return { label, exists: false, enabled: false, activeVersion: 0, versionCount: 0, disabledVersions: [], usage: none };
   }
+  try {
+    return await readDescription(hsm, label, index, options);
+  } catch (error) {
+    if (!(error instanceof HsmError) || error.kind === 'Timeout' || error.kind === 'Busy' || error.kind === 'Device') throw error;
+    return { label, exists: true, enabled: false, activeVersion: 0, versionCount: 0, disabledVersions: [], usage: none, error: error.message };
+  }
+}
+
+async function readDescription(hsm: Hsm, label: string, index: TokenIndex, options: { versions?: boolean }): Promise<KeyDescription> {
   const entry = index.byBase.get(label);
   const numbers = [1, ...[...(entry?.versions ?? [])].sort((a, b) => a - b)];
   const active = numbers[numbers.length - 1] as number;

@@ -6,7 +6,7 @@ import { buildHsmAad } from '../../src/api/hsm-aad';
 import { createAesKey, HsmError } from '../../src/hsm';
 import { creationRecord } from '../../src/keys/labels';
 import { createKey, rotateKey, setEnabled, usageFlags } from '../../src/keys/lifecycle';
-import { runCli, writeCliConfig } from '../support/cli';
+import { runCli, runCliInProcess, writeCliConfig } from '../support/cli';
 import { startHarness, testKeys, type Harness } from '../support/proxy-harness';
 import { uniqueLabel } from '../support/softhsm-fixture';
 import { b64, requestMetadata, type XksResponse } from '../support/xks-client';
@@ -68,8 +68,9 @@ describe('key lifecycle over HTTPS (integration)', function () {
     expect(res.json.errorName).to.equal(errorName);
     if (errorMessage !== undefined) expect(res.json.errorMessage).to.equal(errorMessage);
   };
-  const cliOk = async (...args: string[]) => {
-    const result = await runCli([...args, '-c', cli.path]);
+  /** `spawn: true` runs a real child process: another process changing the HSM under the running proxy. */
+  const cliOk = async (spawn: boolean, ...args: string[]) => {
+    const result = await (spawn ? runCli : runCliInProcess)([...args, '-c', cli.path]);
     expect(result.code, `${args.join(' ')}\n${result.stdout}${result.stderr}`).to.equal(0);
     return result.stdout;
   };
@@ -95,7 +96,7 @@ describe('key lifecycle over HTTPS (integration)', function () {
     });
 
     it('`keys rotate` in another process makes version 2 active in the running proxy, without restart', async () => {
-      const out = await cliOk('keys', 'rotate', label);
+      const out = await cliOk(true, 'keys', 'rotate', label);
       expect(out).to.include(`rotated ${label} (label "${label}"): version 2 is active`);
       v2 = sealedFrom(await encrypt(label, 'made under v2'));
       expect(v2.ciphertextMetadata).to.equal(V2);
@@ -134,14 +135,14 @@ describe('key lifecycle over HTTPS (integration)', function () {
       await createKey(h.proxy.hsm, { label, usage: usageFlags(['encrypt', 'decrypt']) });
       const sealed = sealedFrom(await encrypt(label, 'before disable'));
 
-      expect(await cliOk('keys', 'disable', label)).to.include(`disabled ${label} (label "${label}")`);
+      expect(await cliOk(true, 'keys', 'disable', label)).to.include(`disabled ${label} (label "${label}")`);
       expect((await metadata(label)).json).to.deep.equal({ keySpec: 'AES_256', keyUsage: ['ENCRYPT', 'DECRYPT'], keyStatus: 'DISABLED' });
       expectError(await encrypt(label), 'InvalidStateException', `Key ${label} is disabled`);
       expectError(await decrypt(label, sealed), 'InvalidStateException', `Key ${label} is disabled`);
       // A disabled key answers InvalidStateException before looking at the metadata.
       expectError(await decrypt(label, { ...sealed, ciphertextMetadata: b64(Buffer.from([0x7f])) }), 'InvalidStateException');
 
-      expect(await cliOk('keys', 'enable', label)).to.include(`enabled ${label}`);
+      expect(await cliOk(false, 'keys', 'enable', label)).to.include(`enabled ${label}`);
       expect((await metadata(label)).json.keyStatus).to.equal('ENABLED');
       expectPlaintext(await decrypt(label, sealed), 'before disable');
       expect((await encrypt(label)).status).to.equal(200);
@@ -177,14 +178,14 @@ describe('key lifecycle over HTTPS (integration)', function () {
   it('imports wrapped key material (keys wrapping-key create + keys import), and the proxy encrypts with exactly that material', async () => {
     const wrapping = uniqueLabel('import-rsa');
     const pemPath = join(cli.dir, `${wrapping}.pem`);
-    await cliOk('keys', 'wrapping-key', 'create', wrapping, '--public-key-out', pemPath, '--bits', '2048');
+    await cliOk(false, 'keys', 'wrapping-key', 'create', wrapping, '--public-key-out', pemPath, '--bits', '2048');
     const material = randomBytes(32);
     // Wrapped outside the HSM, as the migration source would. SoftHSM 2.6 does OAEP with SHA-1 only.
     const wrapped = publicEncrypt({ key: createPublicKey(readFileSync(pemPath)), padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha1' }, material);
     const wrappedPath = join(cli.dir, 'key.wrapped');
     writeFileSync(wrappedPath, wrapped);
     const id = uniqueLabel('migrated');
-    const out = await cliOk('keys', 'import', id, '--wrapping-key', wrapping, '--wrapped-key-file', wrappedPath, '--mechanism', 'rsa-oaep-sha1');
+    const out = await cliOk(false, 'keys', 'import', id, '--wrapping-key', wrapping, '--wrapped-key-file', wrappedPath, '--mechanism', 'rsa-oaep-sha1');
     expect(out).to.include(`imported AES-256 key "${id}"`);
 
     const plaintext = randomBytes(32).toString('hex');

@@ -18,7 +18,8 @@ export interface CliResult {
 export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
   return new Promise((done, reject) => {
     // The fixture sets SOFTHSM2_CONF for this process; the child inherits it.
-    const child = spawn(process.execPath, [CLI_MAIN, ...args], { env: { ...process.env, XKS_CONFIG: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const { XKS_CONFIG: _ignored, ...inherited } = process.env;
+    const child = spawn(process.execPath, [CLI_MAIN, ...args], { env: { ...inherited, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
@@ -52,4 +53,60 @@ export function writeCliConfig(options: { healthCheckKeyLabel: string; header?: 
   const path = join(dir, 'config.yaml');
   writeFileSync(path, `${options.header ?? '# CLI test config'}\n${stringify(doc)}`);
   return { dir, path };
+}
+
+class ExitSignal extends Error {
+  constructor(readonly code: number) {
+    super(`process.exit(${code})`);
+  }
+}
+
+/**
+ * Runs the same commander program in this process: same parsing, actions and error handling as the
+ * binary, without a node start-up per case. process.exit, stdout and stderr are captured for the
+ * duration; runCli (a real child process) proves the exit statuses end to end.
+ */
+export function runCliInProcess(args: string[]): Promise<CliResult> {
+  // One at a time: each run swaps process-wide stdout/stderr/exit.
+  const run = queue.then(() => runOnce(args));
+  queue = run.catch(() => undefined);
+  return run;
+}
+
+let queue: Promise<unknown> = Promise.resolve();
+
+async function runOnce(args: string[]): Promise<CliResult> {
+  // Loaded lazily: the CLI module tree is only needed by the tests that use it.
+  const { buildProgram } = await import('../../src/cli/main');
+  const program = buildProgram();
+  let stdout = '';
+  let stderr = '';
+  const walk = (command: import('commander').Command): void => {
+    command.exitOverride();
+    command.configureOutput({ writeOut: (s) => void (stdout += s), writeErr: (s) => void (stderr += s) });
+    command.commands.forEach(walk);
+  };
+  walk(program);
+  const original = { out: process.stdout.write, err: process.stderr.write, exit: process.exit, exitCode: process.exitCode };
+  process.stdout.write = ((chunk: string | Uint8Array) => ((stdout += String(chunk)), true)) as typeof process.stdout.write;
+  process.stderr.write = ((chunk: string | Uint8Array) => ((stderr += String(chunk)), true)) as typeof process.stderr.write;
+  process.exit = ((code?: number) => {
+    throw new ExitSignal(code ?? 0);
+  }) as typeof process.exit;
+  process.exitCode = undefined;
+  let code: number;
+  try {
+    await program.parseAsync(['node', 'xks-proxy', ...args]);
+    code = Number(process.exitCode ?? 0);
+  } catch (error) {
+    if (error instanceof ExitSignal) code = error.code;
+    else if (typeof (error as { exitCode?: unknown }).exitCode === 'number') code = (error as { exitCode: number }).exitCode;
+    else throw error;
+  } finally {
+    process.stdout.write = original.out;
+    process.stderr.write = original.err;
+    process.exit = original.exit;
+    process.exitCode = original.exitCode;
+  }
+  return { code, stdout, stderr };
 }

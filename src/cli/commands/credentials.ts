@@ -9,7 +9,7 @@ import type { Command } from 'commander';
 import { generateCredential, kmsConsoleProxyConfig } from '../../auth/generate-credentials';
 import { KeyAdminError } from '../../keys/lifecycle';
 import { ConfigFileEditor } from '../config-edit';
-import { CONFIG_OPTION } from '../hsm-access';
+import { CONFIG_OPTION, configDefault } from '../hsm-access';
 import { fail } from '../process';
 
 interface CreateOptions {
@@ -26,7 +26,7 @@ export function registerCredentials(program: Command): void {
   credentials
     .command('create')
     .description('Create a SigV4 credential, add it to a key store in the config file, and write the KMS console JSON')
-    .requiredOption(CONFIG_OPTION[0], CONFIG_OPTION[1], process.env.XKS_CONFIG)
+    .requiredOption(CONFIG_OPTION[0], CONFIG_OPTION[1], configDefault())
     .requiredOption('--key-store <name>', 'key store to add the credential to')
     .requiredOption('--console-json <file>', 'where to write the KMS console "proxy configuration file" (holds the secret; written 0600)')
     .option('--secret-file <file>', 'where to write the secret (0600); the config references it. Default: <config dir>/<key store>-<access key id>.secret')

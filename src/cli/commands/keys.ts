@@ -29,6 +29,7 @@ import { servedKeys, type ServedKey } from '../../keys/served-keys';
 import { ConfigFileEditor } from '../config-edit';
 import {
   CONFIG_OPTION,
+  configDefault,
   assertExternalKeyId,
   parseList,
   parsePositiveInteger,
@@ -78,7 +79,7 @@ export function registerKeys(program: Command): void {
     .command('create')
     .description('Create an AES-256 key (version 1) in the HSM, non-extractable and sensitive')
     .argument('<externalKeyId>', 'the ID KMS will use (1-128 of A-Z a-z 0-9 . - _)')
-    .requiredOption(CONFIG_OPTION[0], CONFIG_OPTION[1], process.env.XKS_CONFIG)
+    .requiredOption(CONFIG_OPTION[0], CONFIG_OPTION[1], configDefault())
     .option('--label <label>', 'CKA_LABEL in the HSM (default: the externalKeyId)')
     .option('--usage <list>', `comma-separated usage: ${KEY_USAGES.join(', ')}`, 'encrypt,decrypt')
     .option('--key-spec <spec>', 'key spec; only AES_256 exists in the XKS API', 'AES_256')
@@ -110,7 +111,7 @@ export function registerKeys(program: Command): void {
     .command('list')
     .description('List the keys each key store serves: versions, active version, usage, status, HSM label')
     .argument('[externalKeyId]', 'show only this key, with every version')
-    .requiredOption(CONFIG_OPTION[0], CONFIG_OPTION[1], process.env.XKS_CONFIG)
+    .requiredOption(CONFIG_OPTION[0], CONFIG_OPTION[1], configDefault())
     .option('--key-store <name>', 'only this key store')
     .option('--versions', 'list every version of every key')
     .option('--json', 'machine-readable output')
@@ -153,9 +154,9 @@ export function registerKeys(program: Command): void {
                 key.externalKeyId,
                 key.label,
                 statusText(key, d),
-                d.exists ? `v${d.activeVersion}` : '-',
-                d.exists ? String(d.versionCount) : '-',
-                d.exists ? usageText(d.usage) : '-',
+                d.activeVersion > 0 ? `v${d.activeVersion}` : '-',
+                d.activeVersion > 0 ? String(d.versionCount) : '-',
+                d.activeVersion > 0 ? usageText(d.usage) : '-',
                 d.disabledVersions.length > 0 ? d.disabledVersions.map((v) => `v${v}`).join(',') : '-',
                 d.activeCreatedAt ? d.activeCreatedAt.toISOString().slice(0, 10) : '-',
               ]),
@@ -186,7 +187,7 @@ export function registerKeys(program: Command): void {
     .command('rotate')
     .description('Make a new AES-256 version of a key active (same usage, generated in the HSM); old versions keep decrypting')
     .argument('<externalKeyId>', 'the key to rotate')
-    .requiredOption(CONFIG_OPTION[0], CONFIG_OPTION[1], process.env.XKS_CONFIG)
+    .requiredOption(CONFIG_OPTION[0], CONFIG_OPTION[1], configDefault())
     .option('--key-store <name>', 'the key store whose mapping names the key (if several map it differently)')
     .option('--label <label>', 'name the HSM key by label instead of through the config')
     .option('--if-older-than <days>', 'rotate only if the active version is at least this many days old (for cron)')
@@ -227,7 +228,7 @@ export function registerKeys(program: Command): void {
           : 'Disable a key, or one version: GetKeyMetadata reports DISABLED (key or active version), Encrypt/Decrypt answer InvalidStateException',
       )
       .argument('<externalKeyId>', `the key to ${verb}`)
-      .requiredOption(CONFIG_OPTION[0], CONFIG_OPTION[1], process.env.XKS_CONFIG)
+      .requiredOption(CONFIG_OPTION[0], CONFIG_OPTION[1], configDefault())
       .option('--key-version <n>', `${verb} only this version of the key (1 is the original key object)`)
       .option('--key-store <name>', 'the key store whose mapping names the key (if several map it differently)')
       .option('--label <label>', 'name the HSM key by label instead of through the config')
@@ -255,7 +256,7 @@ export function registerKeys(program: Command): void {
     .command('import')
     .description('Import existing AES-256 key material, wrapped outside the HSM, as a new key (C_UnwrapKey)')
     .argument('<externalKeyId>', 'the ID KMS will use for the imported key')
-    .requiredOption(CONFIG_OPTION[0], CONFIG_OPTION[1], process.env.XKS_CONFIG)
+    .requiredOption(CONFIG_OPTION[0], CONFIG_OPTION[1], configDefault())
     .requiredOption('--wrapping-key <label>', 'HSM label of the unwrapping key (RSA private key, or AES-256 key for aes-key-wrap-pad)')
     .requiredOption('--wrapped-key-file <file>', 'the wrapped key material (binary)')
     .option('--mechanism <name>', `unwrap mechanism: ${UNWRAP_MECHANISMS.join(', ')}`, 'rsa-oaep-sha256')
@@ -298,7 +299,7 @@ export function registerKeys(program: Command): void {
     .command('create')
     .description('Generate an RSA wrapping key pair in the HSM (private key: unwrap only, never leaves) and write its public key')
     .argument('<label>', 'CKA_LABEL of the key pair')
-    .requiredOption(CONFIG_OPTION[0], CONFIG_OPTION[1], process.env.XKS_CONFIG)
+    .requiredOption(CONFIG_OPTION[0], CONFIG_OPTION[1], configDefault())
     .requiredOption('--public-key-out <file>', 'where to write the public key (PEM, SubjectPublicKeyInfo)')
     .option('--bits <n>', 'modulus size: 2048, 3072 or 4096', '3072')
     .option('--force', 'overwrite --public-key-out if it exists')
@@ -318,7 +319,7 @@ export function registerKeys(program: Command): void {
     .command('export')
     .description('Print (or write) the public key of an RSA wrapping key')
     .argument('<label>', 'CKA_LABEL of the key pair')
-    .requiredOption(CONFIG_OPTION[0], CONFIG_OPTION[1], process.env.XKS_CONFIG)
+    .requiredOption(CONFIG_OPTION[0], CONFIG_OPTION[1], configDefault())
     .option('--public-key-out <file>', 'write the PEM here instead of to stdout')
     .option('--force', 'overwrite --public-key-out if it exists')
     .addHelpText('after', examples(['xks-proxy keys wrapping-key export import-rsa -c config.yaml > import-rsa.pem']))
@@ -346,6 +347,7 @@ function usageText(usage: UsageFlags): string {
 
 function statusText(key: ServedKey, d: KeyDescription): string {
   if (!d.exists) return 'MISSING';
+  if (d.error !== undefined) return `ERROR: ${d.error}`;
   const reasons: string[] = [];
   if (!key.configEnabled) reasons.push('config');
   if (!d.enabled) reasons.push('key');
@@ -359,7 +361,7 @@ function listEntry(key: ServedKey, d: KeyDescription, withVersions: boolean): ob
     externalKeyId: key.externalKeyId,
     label: key.label,
     source: key.source,
-    status: statusText(key, d).split(' ')[0],
+    status: statusText(key, d).split(/[ :]/)[0],
     exists: d.exists,
     configEnabled: key.configEnabled,
     keyEnabled: d.enabled,
@@ -369,6 +371,7 @@ function listEntry(key: ServedKey, d: KeyDescription, withVersions: boolean): ob
     usage: KEY_USAGES.filter((u) => d.usage[u]).map((u) => u.toUpperCase()),
     ...(d.activeCreatedAt ? { activeCreatedAt: d.activeCreatedAt.toISOString() } : {}),
     ...(key.rotationPeriodDays ? { rotationPeriodDays: key.rotationPeriodDays } : {}),
+    ...(d.error !== undefined ? { error: d.error } : {}),
     ...(withVersions && d.versions
       ? { versions: d.versions.map((v) => ({ version: v.version, label: v.label, enabled: v.enabled, ...(v.createdAt ? { createdAt: v.createdAt.toISOString() } : {}) })) }
       : {}),
