@@ -7,18 +7,37 @@ export function fail(err: unknown): never {
   process.exit(1);
 }
 
-/** SIGINT/SIGTERM close the listeners and the HSM, then exit 0. */
-export function stopOnSignals(server: { close(): Promise<void> }): void {
+export interface Stoppable {
+  close(options?: { graceMs?: number }): Promise<unknown>;
+  /** Hot reload (issue #4); SIGHUP calls it when present. */
+  reload?: () => Promise<unknown>;
+}
+
+/**
+ * SIGINT/SIGTERM: stop accepting, let in-flight requests finish for up to graceMs, close the HSM,
+ * exit 0. SIGHUP: reload when the proxy supports it; never the default (which would kill the process).
+ */
+export function stopOnSignals(server: Stoppable, options: { graceMs?: number } = {}): void {
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
     process.stderr.write(`received ${signal}, shutting down\n`);
-    server.close().then(
+    server.close(options.graceMs === undefined ? {} : { graceMs: options.graceMs }).then(
       () => process.exit(0),
       () => process.exit(1),
     );
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGHUP', () => {
+    if (!server.reload) {
+      process.stderr.write('received SIGHUP: this build has no hot reload (issue #4); restart to apply config changes\n');
+      return;
+    }
+    server.reload().then(
+      () => process.stderr.write('received SIGHUP: configuration reloaded\n'),
+      (err: Error) => process.stderr.write(`received SIGHUP: reload failed: ${err.message}\n`),
+    );
+  });
 }
