@@ -67,7 +67,7 @@ else
   rm -rf "$R/var/lib/apt/lists/"* "$R/var/cache/apt/"*.bin "$R/usr/share/doc" "$R/usr/share/man"
   chroot "$R" /usr/local/bin/node -e 'process.exit(0)'
   step "podman import $BASE"
-  tar -C "$R" -c . | podman import \
+  tar -C "$R" -c . | podman import -q \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change "LABEL org.opencontainers.image.description=debian-bookworm-node-$NODE_VERSION" \
     --change 'CMD ["/bin/bash"]' - "$BASE" >/dev/null
@@ -89,9 +89,9 @@ podman build "${build_args[@]}" -t localhost/xks-proxy:latest . >"$WORK/build-ru
 podman images --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E '^localhost/xks-' || true
 user=$(podman image inspect --format '{{.Config.User}}' localhost/xks-proxy:latest)
 [ "$user" = "10001:10001" ] || { echo "runtime image user is '$user', expected non-root 10001:10001" >&2; exit 1; }
-podman run --rm --entrypoint sh localhost/xks-proxy:latest -c 'command -v g++ || command -v make || command -v python3' >/dev/null \
+podman run --rm --no-healthcheck --entrypoint sh localhost/xks-proxy:latest -c 'command -v g++ || command -v make || command -v python3' >/dev/null \
   && { echo "runtime image still has build tools" >&2; exit 1; }
-podman run --rm localhost/xks-proxy:latest --version
+podman run --rm --no-healthcheck localhost/xks-proxy:latest --version
 
 # 4. Run the softhsm image: first start provisions the token into the mounted state folder.
 STATE=$WORK/state
@@ -99,7 +99,8 @@ rm -rf "$STATE" && mkdir -p "$STATE"
 cleanup() { [ "${XKS_CT_KEEP:-}" = 1 ] || podman rm -f "$NAME" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 step "podman run softhsm image (--workers $WORKERS)"
-podman run -d --name "$NAME" -p 127.0.0.1::8443 -p 127.0.0.1::9090 \
+# --health-interval=disable: no systemd timer (none here); `podman healthcheck run` still checks it.
+podman run -d --name "$NAME" --health-interval=disable -p 127.0.0.1::8443 -p 127.0.0.1::9090 \
   -v "$STATE:/var/lib/xks-proxy/demo:U" localhost/xks-proxy:softhsm --workers "$WORKERS" >/dev/null
 port_of() { podman port "$NAME" "$1/tcp" | head -1 | sed 's/.*://'; }
 PORT=$(port_of 8443)
