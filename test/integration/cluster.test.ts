@@ -153,6 +153,14 @@ describe('multi-core serving: `serve --workers` (integration, child processes)',
       expect(stopped.map((l) => l.forcedConnections)).to.deep.equal([0, 0]);
       expect(p.logs.at(-1)).to.deep.include({ message: 'shutdown complete', failedWorkers: 0 });
     });
+
+    it('never logs the PIN, the secret key or plaintext, from the primary or any worker (log redaction)', () => {
+      const everything = `${p.logs.map((l) => JSON.stringify(l)).join('\n')}\n${p.stderr()}`;
+      expect(p.logs.length).to.be.greaterThan(20);
+      const canaries = [p.pin, p.credential.secretAccessKey];
+      for (const text of ['message 0', 'after SIGHUP', 'after a worker crash', 'in flight during shutdown']) canaries.push(text, b64(text));
+      for (const canary of canaries) expect(everything, 'a secret or plaintext reached the log').not.to.include(canary);
+    });
   });
 
   it('cuts a request still in flight after server.shutdownTimeoutMs, and still exits 0', async () => {
@@ -185,8 +193,9 @@ describe('multi-core serving: `serve --workers` (integration, child processes)',
   });
 
   it('fails fast, exit 1, when workers cannot start (wrong PIN)', async () => {
-    const p = await startCliProxy({ workers: 2, pin: 'wrong-pin', readyWhen: 'exit' });
+    const p = await startCliProxy({ workers: 2, pin: 'wrong-pin-canary', readyWhen: 'exit' });
     expect(await p.exited).to.equal(1);
+    expect(`${JSON.stringify(p.logs)}${p.stderr()}`).not.to.include('wrong-pin-canary');
     expect(p.logs.some((l) => l.message === 'a worker failed during startup; stopping')).to.equal(true);
     expect(p.logs.at(-1)).to.deep.include({ message: 'shutdown complete' });
   });

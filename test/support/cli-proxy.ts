@@ -26,6 +26,8 @@ export interface CliProxy {
   client: XksClient;
   ca: Buffer;
   credential: Sigv4Credential;
+  /** The HSM user PIN in the config's pinFile. */
+  pin: string;
   keys: TestKeys;
   exited: Promise<number | null>;
   /** Resolves with the first log line matching, waiting for it if needed. */
@@ -131,6 +133,7 @@ export async function startCliProxy(options: CliProxyOptions): Promise<CliProxy>
     client: new XksClient(url || 'https://127.0.0.1:1', ca, credential),
     ca,
     credential,
+    pin: options.pin ?? fx.pin,
     keys,
     exited,
     waitForLog,
