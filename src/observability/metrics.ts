@@ -45,8 +45,6 @@ export class XksMetrics implements HsmObserver {
     name: 'xks_hsm_health_status',
     help: 'Last deep health check result per HSM: 1 for the current status, 0 for the others.',
     labelNames: ['hsm', 'status'] as const,
-    // Across cluster workers: 1 when any worker sees that status (UNAVAILABLE anywhere shows).
-    aggregator: 'max',
     registers: [this.registry],
   });
 
@@ -54,7 +52,6 @@ export class XksMetrics implements HsmObserver {
     name: 'xks_hsm_health_last_check_timestamp_seconds',
     help: 'Unix time of the last completed deep health check per HSM.',
     labelNames: ['hsm'] as const,
-    aggregator: 'max',
     registers: [this.registry],
   });
 

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { demoOptionsFromEnv, prepareDemo, runDemo } from '../demo/demo';
-import { fail, stopOnSignals } from '../process';
+import { fail, reloadOnSighupIfSupported, stopOnSignals } from '../process';
 
 export function registerDemo(program: Command): void {
   program
@@ -21,7 +21,9 @@ export function registerDemo(program: Command): void {
           process.stdout.write(`${configPath}\n`);
           return;
         }
-        stopOnSignals(await runDemo(demoOptions));
+        const proxy = await runDemo(demoOptions);
+        stopOnSignals(proxy);
+        reloadOnSighupIfSupported(proxy);
       } catch (err) {
         fail(err);
       }

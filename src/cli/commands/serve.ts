@@ -6,7 +6,7 @@ import { createLogger } from '../../observability/logger';
 import { runPrimary } from '../../server/cluster/primary';
 import { runWorker } from '../../server/cluster/worker';
 import { startProxy } from '../../server/proxy';
-import { fail, stopOnSignals } from '../process';
+import { fail, reloadOnSighupIfSupported, stopOnSignals } from '../process';
 
 export function parseWorkers(value: string): number {
   const n = Number(value);
@@ -35,7 +35,9 @@ export function registerServe(program: Command): void {
         const config = loadConfigFile(options.config);
         const logger = createLogger({ level: config.logging.level });
         if (workers === 1) {
-          stopOnSignals(await startProxy(config, logger), { graceMs: config.server.shutdownTimeoutMs });
+          const proxy = await startProxy(config, logger);
+          stopOnSignals(proxy, { graceMs: config.server.shutdownTimeoutMs });
+          reloadOnSighupIfSupported(proxy);
         } else if (cluster.isPrimary) {
           runPrimary({ workers, config, logger });
         } else {

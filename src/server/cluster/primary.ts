@@ -1,7 +1,7 @@
 /**
  * The cluster primary: forks N workers that share the HTTPS listener (node:cluster round-robin),
  * serves the admin listener for all of them (metrics aggregated with prom-client's
- * AggregatorRegistry, readiness from every worker's health monitor), forwards SIGHUP as a reload and
+ * AggregatorRegistry, see aggregation.ts; readiness from every worker's health monitor), forwards SIGHUP as a reload and
  * turns SIGTERM/SIGINT into a graceful drain of every worker.
  *
  * Startup is fail-fast: if a worker dies before the whole fleet has been up once (bad PIN, HSM
@@ -11,11 +11,12 @@
 import cluster, { type Worker } from 'node:cluster';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
 import type { RuntimeConfig } from '../../config/runtime';
 import type { HealthSnapshot, HealthStatus } from '../../hsm/health-monitor';
 import type { Logger } from '../../observability/logger';
 import { createAdminAppFrom } from '../admin';
+import { aggregateWorkerMetrics } from './aggregation';
 import { isXksMessage, type MetricsJson, type PrimaryToWorker, type WorkerToPrimary } from './messages';
 
 /** How long the primary waits for a worker's answer to a metrics/health/reload request. */
@@ -157,8 +158,7 @@ export function runPrimary({ workers: size, config, logger }: PrimaryOptions): v
   async function aggregatedMetrics(): Promise<{ contentType: string; body: string }> {
     const { replies, expected } = await ask<{ metrics: MetricsJson }>((requestId) => ({ type: 'xks:metrics', requestId }));
     if (replies.size < expected.size) throw new Error(`${expected.size - replies.size} worker(s) did not answer`);
-    // Summed by default; gauges that say "current state" declare their own aggregator in metrics.ts.
-    const aggregated = AggregatorRegistry.aggregate([...replies.values()].map((r) => r.metrics) as Parameters<typeof AggregatorRegistry.aggregate>[0]);
+    const aggregated = aggregateWorkerMetrics([...replies.values()].map((r) => r.metrics));
     return { contentType: aggregated.contentType, body: `${await aggregated.metrics()}\n${await primaryRegistry.metrics()}` };
   }
 

@@ -6,10 +6,12 @@
 import type { RuntimeConfig } from '../../config/runtime';
 import type { Logger } from '../../observability/logger';
 import { startProxy, type RunningProxy } from '../proxy';
+import { reloadRejection } from '../reload-outcome';
 import { isXksMessage, type PrimaryToWorker, type WorkerToPrimary } from './messages';
 
-/** Present once issue #4's hot reload lands on RunningProxy. */
-type MaybeReloadable = RunningProxy & { reload?: () => Promise<unknown> };
+/** Present once issue #4's hot reload lands on RunningProxy (sync or async; may return { ok, errors }). */
+type MaybeReloadable = RunningProxy & { reload?: () => unknown };
+
 
 export const RELOAD_UNSUPPORTED = 'this build has no hot reload (RunningProxy.reload, issue #4); restart to apply config changes';
 
@@ -39,8 +41,8 @@ export async function runWorker(config: RuntimeConfig, logger: Logger): Promise<
   const reload = async (): Promise<{ ok: boolean; error?: string }> => {
     if (!proxy?.reload) return { ok: false, error: RELOAD_UNSUPPORTED };
     try {
-      await proxy.reload();
-      return { ok: true };
+      const rejection = reloadRejection(await proxy.reload());
+      return rejection === undefined ? { ok: true } : { ok: false, error: rejection };
     } catch (err) {
       return { ok: false, error: (err as Error).message };
     }
