@@ -33,11 +33,19 @@ export interface SendOptions {
   afterSign?: (req: { path: string; headers: Record<string, string>; body: Buffer }) => void;
 }
 
+/** Client certificate for mutual TLS, and connection reuse. */
+export interface ClientTls {
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  agent?: import('node:https').Agent;
+}
+
 export class XksClient {
   constructor(
     readonly baseUrl: string,
     readonly ca: Buffer,
     readonly defaultCredential: Credential,
+    readonly tls: ClientTls = {},
   ) {}
 
   async send(path: string, options: SendOptions = {}): Promise<XksResponse> {
@@ -71,7 +79,7 @@ export class XksClient {
     }
     const mutable = { path, headers: { ...signedHeaders }, body };
     options.afterSign?.(mutable);
-    return rawRequest(url, this.ca, method, mutable.path, mutable.headers, mutable.body);
+    return rawRequest(url, this.ca, method, mutable.path, mutable.headers, mutable.body, this.tls);
   }
 }
 
@@ -82,6 +90,7 @@ export function rawRequest(
   path: string,
   headers: Record<string, string>,
   body: Buffer,
+  tls: ClientTls = {},
 ): Promise<XksResponse> {
   return new Promise((resolve, reject) => {
     const req = httpsRequest(
@@ -93,7 +102,9 @@ export function rawRequest(
         ca,
         servername: 'localhost',
         headers: { ...headers, 'content-length': String(body.length) },
-        agent: false,
+        agent: tls.agent ?? false,
+        ...(tls.cert ? { cert: tls.cert } : {}),
+        ...(tls.key ? { key: tls.key } : {}),
       },
       (res) => {
         const chunks: Buffer[] = [];
