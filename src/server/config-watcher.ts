@@ -41,12 +41,18 @@ export class ConfigWatcher {
     private readonly logger: Logger,
   ) {}
 
-  /** (Re)arms on a file list, taking the current contents as the baseline. */
+  /**
+   * (Re)arms on a file list. The baseline is the content the last check saw, not the content now:
+   * a file that changed while a reload was reading the others still triggers the next reload.
+   */
   reset(files: string[], options: WatchOptions = this.options): void {
     if (this.closed) return;
-    this.files = [...new Set(files)];
+    const list = [...new Set(files)].sort();
+    if (list.join('\n') !== this.files.join('\n')) {
+      this.files = list;
+      this.last = fingerprint(this.files);
+    }
     this.options = options;
-    this.last = fingerprint(this.files);
     const dirs = new Set(this.files.map((f) => dirname(f)));
     for (const [dir, watcher] of this.watchers) {
       if (!dirs.has(dir)) {
