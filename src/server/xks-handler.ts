@@ -5,6 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { XksError } from '../api/errors';
 import { toXksError } from '../api/hsm-errors';
+import { parseStrictJson } from '../api/strict-json';
 import type { OperationServices } from '../api/operations/context';
 import { decrypt } from '../api/operations/decrypt';
 import { encrypt } from '../api/operations/encrypt';
@@ -143,7 +144,7 @@ export function createXksHandler(deps: XksHandlerDeps) {
     if (!isJsonContentType(req.headers['content-type'])) {
       throw new XksError('ValidationException', 'Content-Type must be application/json');
     }
-    if (document === undefined) throw new XksError('ValidationException', 'The request body is not valid JSON');
+    if (document === undefined) throw new XksError('ValidationException', 'The request body is not valid JSON (or repeats a member name)');
 
     const request = { store: route.store, externalKeyId: route.externalKeyId };
     // Secondary authorization runs on validated metadata, before the HSM is touched.
@@ -169,12 +170,10 @@ export function createXksHandler(deps: XksHandlerDeps) {
   }
 }
 
+/** undefined for invalid JSON, and for duplicate member names (see strict-json.ts). */
 function parseJson(body: Buffer): unknown {
-  try {
-    return JSON.parse(body.toString('utf8'));
-  } catch {
-    return undefined;
-  }
+  const parsed = parseStrictJson(body.toString('utf8'));
+  return parsed.ok ? parsed.value : undefined;
 }
 
 function isJsonContentType(header: string | undefined): boolean {

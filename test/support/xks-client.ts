@@ -29,6 +29,8 @@ export interface SendOptions {
   headers?: Record<string, string>;
   /** Raw body; objects are JSON-encoded. */
   body?: string | Buffer | object;
+  /** Send (and sign) no Content-Type header. */
+  noContentType?: boolean;
   /** Change the request after signing (tamper tests). */
   afterSign?: (req: { path: string; headers: Record<string, string>; body: Buffer }) => void;
 }
@@ -61,6 +63,7 @@ export class XksClient {
       'content-type': 'application/json',
       ...(options.headers ?? {}),
     };
+    if (options.noContentType) delete headers['content-type'];
     const method = options.method ?? 'POST';
     const credential = options.credential === undefined ? this.defaultCredential : options.credential;
     let signedHeaders = headers;
