@@ -2,6 +2,7 @@
 /** The xks-proxy command line: one binary, one module per subcommand in ./commands. */
 import { Command } from 'commander';
 import { version } from '../../package.json';
+import { registerAudit } from './commands/audit';
 import { registerConfig } from './commands/config';
 import { registerDemo } from './commands/demo';
 import { registerServe } from './commands/serve';
@@ -13,6 +14,7 @@ export function buildProgram(): Command {
   registerServe(program);
   registerDemo(program);
   registerConfig(program);
+  registerAudit(program);
   return program;
 }
 

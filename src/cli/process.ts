@@ -1,5 +1,4 @@
 import { ConfigError } from '../config/load';
-import { reloadRejection } from '../server/reload-outcome';
 
 /** Prints a clear error and exits non-zero; config errors list every bad field. */
 export function fail(err: unknown): never {
@@ -29,27 +28,4 @@ export function stopOnSignals(server: Stoppable, options: { graceMs?: number } =
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
-}
-
-/**
- * SIGHUP in a single process: reload when the proxy supports it (issue #4's RunningProxy.reload),
- * and in any case never the default action, which would kill the process.
- */
-export function reloadOnSighupIfSupported(running: object): void {
-  const proxy = running as { reload?: () => unknown };
-  process.on('SIGHUP', () => {
-    if (!proxy.reload) {
-      process.stderr.write('received SIGHUP: this build has no hot reload (issue #4); restart to apply config changes\n');
-      return;
-    }
-    Promise.resolve()
-      .then(() => proxy.reload?.())
-      .then(
-        (result) => {
-          const rejection = reloadRejection(result);
-          process.stderr.write(rejection === undefined ? 'received SIGHUP: configuration reloaded\n' : `received SIGHUP: reload rejected: ${rejection}\n`);
-        },
-        (err: Error) => process.stderr.write(`received SIGHUP: reload failed: ${err.message}\n`),
-      );
-  });
 }

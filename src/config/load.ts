@@ -8,6 +8,7 @@ import Ajv, { type ErrorObject } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { ConfigSchema, SECRET_ACCESS_KEY_PATTERN, type ConfigFile } from './schema';
 import type { RuntimeConfig, RuntimeKeyStore } from './runtime';
+import { resolveKeyStoreSecurity, resolveProxySecurity } from './security';
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -128,8 +129,10 @@ export function buildRuntimeConfig(document: unknown, baseDir: string, env: Node
       credentials: secrets,
       allTokenKeys: store.keys.allTokenKeys ?? false,
       keys,
+      security: resolveKeyStoreSecurity(store, at, fromBase, problems),
     });
   });
+  const security = resolveProxySecurity(file, fromBase, env, problems);
 
   if (problems.length > 0) throw new ConfigError(problems);
 
@@ -173,5 +176,6 @@ export function buildRuntimeConfig(document: unknown, baseDir: string, env: Node
       proxyVendor: health.proxyVendor ?? 'xks-proxy project',
     },
     logging: { level: file.logging?.level ?? 'info' },
+    security,
   };
 }

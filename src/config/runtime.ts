@@ -1,4 +1,5 @@
 /** The validated config with defaults applied and secrets resolved: what the rest of the proxy reads. */
+import type { KeyStoreSecurity, ProxySecurity } from './security';
 
 export interface RuntimeKeyStore {
   name: string;
@@ -9,6 +10,8 @@ export interface RuntimeKeyStore {
   allTokenKeys: boolean;
   /** externalKeyId -> HSM label and configured status. */
   keys: ReadonlyMap<string, { label: string; enabled: boolean }>;
+  /** Region pinning, quota, Cedar policies, credential creation times (issue #4); absent = none. */
+  security?: KeyStoreSecurity;
 }
 
 export interface RuntimeConfig {
@@ -39,4 +42,6 @@ export interface RuntimeConfig {
   limits: { maxPlaintextBytes: number; maxAadBytes: number; clockSkewSeconds: number };
   health: { intervalSeconds: number; degradedLatencyMs: number; fleetSize: number; proxyVendor: string };
   logging: { level: 'error' | 'warn' | 'info' | 'debug' };
+  /** mTLS, audit log, reload settings, referenced files (issue #4); absent = none. */
+  security?: ProxySecurity;
 }

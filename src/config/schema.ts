@@ -3,6 +3,9 @@
  * and the generated reference (docs/config-reference.md, `npm run docs:config`).
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import {
+  AllowedRegionsSchema, AuditSchema, AuthorizationSchema, ClientAuthSchema, CredentialCreatedAtSchema, ReloadSchema, ThrottleSchema,
+} from './security-schema';
 
 /** Spec minimums the proxy MUST support; configured maxima may only raise them. */
 export const SPEC_MIN_PLAINTEXT_BYTES = 4300;
@@ -38,6 +41,7 @@ const Credential = Type.Object(
     secretAccessKeyFile: Type.Optional(
       Type.String({ minLength: 1, description: 'Path of a file holding the secret (surrounding whitespace is trimmed).' }),
     ),
+    createdAt: CredentialCreatedAtSchema,
   },
   {
     additionalProperties: false,
@@ -99,6 +103,9 @@ const KeyStore = Type.Object(
       },
       { additionalProperties: false, description: 'Which HSM keys this key store serves.' },
     ),
+    allowedRegions: AllowedRegionsSchema,
+    throttle: ThrottleSchema,
+    authorization: AuthorizationSchema,
   },
   { additionalProperties: false },
 );
@@ -113,6 +120,7 @@ export const ConfigSchema = Type.Object(
           {
             certFile: Type.String({ minLength: 1, description: 'PEM server certificate chain (leaf first).' }),
             keyFile: Type.String({ minLength: 1, description: 'PEM private key of the server certificate.' }),
+            clientAuth: ClientAuthSchema,
           },
           { additionalProperties: false },
         ),
@@ -213,6 +221,8 @@ export const ConfigSchema = Type.Object(
         { additionalProperties: false, default: {} },
       ),
     ),
+    audit: AuditSchema,
+    reload: ReloadSchema,
   },
   { additionalProperties: false },
 );

@@ -4,9 +4,6 @@
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { base64Length } from '../api/base64';
-import { compileRequestValidators } from '../api/schemas';
-import { SigV4Verifier } from '../auth/sigv4';
 import type { RuntimeConfig } from '../config/runtime';
 import { Hsm } from '../hsm';
 import { HealthMonitor } from '../hsm/health-monitor';
@@ -14,15 +11,12 @@ import type { Logger } from '../observability/logger';
 import { XksMetrics } from '../observability/metrics';
 import { createAdminApp } from './admin';
 import { createPublicApp } from './app';
-import { XksRouter } from './routes';
-import { serverTlsOptions } from './tls';
+import { answerClientErrors } from './client-errors';
+import { ReloadableRuntime, type ReloadResult, type RuntimeOptions } from './reloadable-runtime';
 import { createXksHandler } from './xks-handler';
 import { version } from '../../package.json';
 
 export const PROXY_MODEL = `xks-proxy ${version}`;
-
-/** Room in a body for requestMetadata (two 2048-character ARNs) and fields KMS may add later. */
-const BODY_OVERHEAD_BYTES = 64 * 1024;
 
 export interface RunningProxy {
   /** https://host:port of the KMS-facing listener. */
@@ -32,6 +26,10 @@ export interface RunningProxy {
   hsm: Hsm;
   health: HealthMonitor;
   metrics: XksMetrics;
+  /** Re-reads the config file (or applies `next`): credentials, key stores, policies, limits, TLS files. SIGHUP calls it. */
+  reload(next?: RuntimeConfig): ReloadResult;
+  /** The reloadable state: current generation, pipeline state, audit log. */
+  runtime: ReloadableRuntime;
   /**
    * Stops accepting connections, lets in-flight requests finish for up to `graceMs` (then cuts the
    * connections still open), stops the health monitor and closes the HSM sessions.
@@ -39,7 +37,7 @@ export interface RunningProxy {
   close(options?: CloseOptions): Promise<CloseResult>;
 }
 
-export interface StartOptions {
+export interface StartOptions extends RuntimeOptions {
   /** false: no admin listener in this process (cluster workers; the primary serves /metrics). */
   adminListener?: boolean;
 }
@@ -94,10 +92,9 @@ export async function startProxy(config: RuntimeConfig, logger: Logger, options:
   );
   await health.start();
 
+  const runtime = new ReloadableRuntime(config, logger, metrics, options);
   const handler = createXksHandler({
-    router: new XksRouter(config.keyStores),
-    verifier: new SigV4Verifier({ service: 'kms-xks-proxy', maxClockSkewMs: config.limits.clockSkewSeconds * 1000 }),
-    validators: compileRequestValidators(config.limits),
+    state: () => runtime.state(),
     services: {
       hsm,
       health,
@@ -109,20 +106,24 @@ export async function startProxy(config: RuntimeConfig, logger: Logger, options:
         ...(config.hsm.ekmVendor ? { ekmVendor: config.hsm.ekmVendor } : {}),
       },
     },
-    maxBodyBytes: base64Length(config.limits.maxPlaintextBytes) + base64Length(config.limits.maxAadBytes) + BODY_OVERHEAD_BYTES,
     logger,
     metrics,
+    ...(runtime.audit ? { audit: runtime.audit } : {}),
   });
 
   const server = createHttpsServer(
     {
-      ...serverTlsOptions(config.server.certFile, config.server.keyFile),
+      ...runtime.tlsOptions(),
       requestTimeout: config.server.requestTimeoutMs,
       headersTimeout: config.server.headersTimeoutMs,
       keepAliveTimeout: config.server.keepAliveTimeoutMs,
+      // Node checks those timeouts every 30 s by default: too coarse to cut off a slow client.
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(Math.min(config.server.headersTimeoutMs, config.server.requestTimeoutMs) / 4))),
     },
     createPublicApp(handler),
   );
+  runtime.attach(server);
+  answerClientErrors(server, logger);
   await listen(server, config.server.port, config.server.host);
   const port = (server.address() as AddressInfo).port;
   const url = `https://${displayHost(config.server.host)}:${port}`;
@@ -143,12 +144,15 @@ export async function startProxy(config: RuntimeConfig, logger: Logger, options:
     hsm,
     health,
     metrics,
+    runtime,
+    reload: (next?: RuntimeConfig) => runtime.reload(next ?? 'request'),
     async close(closeOptions: CloseOptions = {}) {
       const [forcedConnections] = await Promise.all([
         closeServer(server, closeOptions.graceMs),
         admin ? closeServer(admin, closeOptions.graceMs) : Promise.resolve(0),
       ]);
       health.stop();
+      await runtime.close();
       await hsm.close();
       return { forcedConnections };
     },

@@ -3,9 +3,9 @@ import { request as httpsRequest } from 'node:https';
 import { Sha256 } from '@aws-crypto/sha256-js';
 import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
-import { RELOAD_UNSUPPORTED } from '../../src/server/cluster/worker';
+import { generateCredential } from '../../src/auth/generate-credentials';
 import { adminGet, sample, startCliProxy, type CliProxy } from '../support/cli-proxy';
-import { b64, requestMetadata, type XksResponse } from '../support/xks-client';
+import { b64, requestMetadata, XksClient, type XksResponse } from '../support/xks-client';
 
 const encryptBody = (text: string) => ({
   requestMetadata: requestMetadata('Encrypt'),
@@ -112,16 +112,35 @@ describe('multi-core serving: `serve --workers` (integration, child processes)',
       expect(ready.json).to.deep.include({ ready: true, hsmStatus: 'ACTIVE', workers: { expected: 2, answering: 2 } });
     });
 
-    it('forwards SIGHUP to every worker and keeps serving', async () => {
+    it('SIGHUP reloads the config in every worker: a credential added to the file works on both', async () => {
+      const added = generateCredential();
+      const client = new XksClient(p.url, p.ca, added);
+      const health = { body: { requestMetadata: { kmsOperation: 'KmsHealthCheck', kmsRequestId: 'hup' } } };
+      expect((await client.send('/kms/xks/v1/health', health)).status).to.equal(401);
+      p.config.keyStores[0].credentials.push({ accessKeyId: added.accessKeyId, secretAccessKey: added.secretAccessKey });
+      p.writeConfig();
       p.child.kill('SIGHUP');
+      // The primary logs this once every worker has answered.
       const outcome = await p.waitForLog((l) => l.message === 'reload applied' || l.message === 'reload not applied everywhere');
-      if (outcome.message === 'reload not applied everywhere') {
-        // Until issue #4's RunningProxy.reload lands, each worker says so instead of dying.
-        expect(outcome).to.deep.include({ workers: 2, failed: 2, noAnswer: 0, error: RELOAD_UNSUPPORTED });
-      } else {
-        expect(outcome.workers).to.equal(2);
-      }
+      expect(outcome).to.deep.include({ message: 'reload applied', workers: 2 });
+      expect(p.logs.filter((l) => l.message === 'config reloaded').map((l) => l.worker).sort()).to.deep.equal([1, 2]);
+      const before = p.logs.filter((l) => l.message === 'xks request').length;
+      for (let i = 0; i < 4; i++) expect((await client.send('/kms/xks/v1/health', health)).status).to.equal(200);
+      const served = p.logs.filter((l) => l.message === 'xks request').slice(before).map((l) => l.worker);
+      expect(new Set(served).size, 'both workers served the new credential').to.equal(2);
       await roundTrip(p, 'after SIGHUP');
+    });
+
+    it('a rejected config on SIGHUP changes nothing and is reported by the primary', async () => {
+      p.config.keyStores[0].credentials.push({ accessKeyId: 'NOTVALID' });
+      p.writeConfig();
+      p.child.kill('SIGHUP');
+      const outcome = await p.waitForLog((l) => l.message === 'reload not applied everywhere');
+      expect(outcome).to.deep.include({ workers: 2, failed: 2, noAnswer: 0 });
+      expect(String(outcome.error)).to.include('accessKeyId');
+      p.config.keyStores[0].credentials.pop();
+      p.writeConfig();
+      await roundTrip(p, 'after a rejected reload');
     });
 
     it('replaces a worker that dies, and is ready again', async () => {

@@ -14,13 +14,6 @@ import { b64, requestMetadata } from '../support/xks-client';
 
 const DEPLOY = join(__dirname, '../../../deploy');
 
-/**
- * Metrics issue #4 adds (names and labels as in its branch: seconds until each certificate expires,
- * {certificate, subject}; credential age, {key_store, access_key_id}). Listed, not skipped: the test
- * below fails once a running proxy exports them, so this list must then be emptied.
- */
-const PENDING_ON_ISSUE_4 = ['xks_tls_certificate_expiry_seconds', 'xks_credential_age_seconds'];
-
 interface Query {
   where: string;
   expr: string;
@@ -108,7 +101,7 @@ describe('Grafana dashboard and Prometheus rules vs. a running proxy', function 
     if (p) await p.stop();
   });
 
-  it('every PromQL expression parses and every metric it selects is exported (or explicitly pending on #4)', () => {
+  it('every PromQL expression parses and every metric it selects is exported', () => {
     const { queries, recorded } = ruleQueries();
     const all = [...dashboardQueries(), ...queries];
     expect(all.length).to.be.greaterThan(25);
@@ -117,7 +110,7 @@ describe('Grafana dashboard and Prometheus rules vs. a running proxy', function 
     for (const query of all) {
       for (const name of metricNames(query)) {
         used.add(name);
-        if (exported.has(name) || recorded.has(name) || PENDING_ON_ISSUE_4.includes(name)) continue;
+        if (exported.has(name) || recorded.has(name)) continue;
         missing.push(`${query.where}: ${name}`);
       }
     }
@@ -131,14 +124,11 @@ describe('Grafana dashboard and Prometheus rules vs. a running proxy', function 
       'xks_hsm_health_status',
       'xks_authentication_failures_total',
       'xks_cluster_workers',
-      ...PENDING_ON_ISSUE_4,
+      'xks_tls_certificate_expiry_seconds',
+      'xks_credential_age_seconds',
     ]) {
       expect(used.has(name), name).to.equal(true);
     }
-  });
-
-  it('the pending-on-#4 metrics are not exported yet (update PENDING_ON_ISSUE_4 when they are)', () => {
-    for (const name of PENDING_ON_ISSUE_4) expect(exported.has(name), `${name} is exported now: drop it from PENDING_ON_ISSUE_4`).to.equal(false);
   });
 
   it('the extraction is not vacuous: a misspelt metric is reported, a broken expression throws', () => {

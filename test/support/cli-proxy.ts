@@ -28,6 +28,11 @@ export interface CliProxy {
   credential: Sigv4Credential;
   /** The HSM user PIN in the config's pinFile. */
   pin: string;
+  /** The config file and its document: rewrite with writeConfig, then SIGHUP. */
+  configPath: string;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  config: Record<string, any>;
+  writeConfig(): void;
   keys: TestKeys;
   exited: Promise<number | null>;
   /** Resolves with the first log line matching, waiting for it if needed. */
@@ -53,11 +58,21 @@ export async function startCliProxy(options: CliProxyOptions): Promise<CliProxy>
   writeFileSync(join(dir, 'server.key'), pem.keyPem);
   writeFileSync(join(dir, 'pin'), options.pin ?? fx.pin);
   const credential = generateCredential();
-  const config = {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const config: Record<string, any> = {
+    // The tests reload on SIGHUP only, so a reload happens exactly when they say.
+    reload: { watch: false },
     server: { host: '127.0.0.1', port: 0, tls: { certFile: 'server.crt', keyFile: 'server.key' }, shutdownTimeoutMs: options.shutdownTimeoutMs ?? 20000 },
     admin: { enabled: true, host: '127.0.0.1', port: 0 },
     hsm: { id: 'softhsm-cli', modulePath: fx.modulePath, tokenLabel: fx.label, pinFile: 'pin', sessionPoolSize: 3, healthCheckKeyLabel: keys.health },
-    keyStores: [{ name: 'root', credentials: [{ accessKeyId: credential.accessKeyId, secretAccessKey: credential.secretAccessKey }], keys: { allTokenKeys: true } }],
+    keyStores: [
+      {
+        name: 'root',
+        // createdAt: so xks_credential_age_seconds has a sample (dashboard test).
+        credentials: [{ accessKeyId: credential.accessKeyId, secretAccessKey: credential.secretAccessKey, createdAt: '2026-01-01T00:00:00Z' }],
+        keys: { allTokenKeys: true },
+      },
+    ],
   };
   writeFileSync(join(dir, 'config.yaml'), toYaml(config));
 
@@ -134,6 +149,9 @@ export async function startCliProxy(options: CliProxyOptions): Promise<CliProxy>
     ca,
     credential,
     pin: options.pin ?? fx.pin,
+    configPath: join(dir, 'config.yaml'),
+    config,
+    writeConfig: () => writeFileSync(join(dir, 'config.yaml'), toYaml(config)),
     keys,
     exited,
     waitForLog,

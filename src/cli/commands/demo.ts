@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { demoOptionsFromEnv, prepareDemo, runDemo } from '../demo/demo';
-import { fail, reloadOnSighupIfSupported, stopOnSignals } from '../process';
+import { fail, stopOnSignals } from '../process';
 
 export function registerDemo(program: Command): void {
   program
@@ -21,9 +21,7 @@ export function registerDemo(program: Command): void {
           process.stdout.write(`${configPath}\n`);
           return;
         }
-        const proxy = await runDemo(demoOptions);
-        stopOnSignals(proxy);
-        reloadOnSighupIfSupported(proxy);
+        stopOnSignals(await runDemo(demoOptions));
       } catch (err) {
         fail(err);
       }

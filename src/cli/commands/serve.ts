@@ -6,7 +6,8 @@ import { createLogger } from '../../observability/logger';
 import { runPrimary } from '../../server/cluster/primary';
 import { runWorker } from '../../server/cluster/worker';
 import { startProxy } from '../../server/proxy';
-import { fail, reloadOnSighupIfSupported, stopOnSignals } from '../process';
+import { fail, stopOnSignals } from '../process';
+import { reloadOnSighup } from '../reload-signal';
 
 export function parseWorkers(value: string): number {
   const n = Number(value);
@@ -17,7 +18,7 @@ export function parseWorkers(value: string): number {
 export function registerServe(program: Command): void {
   program
     .command('serve')
-    .description('Serve the XKS API as configured')
+    .description('Serve the XKS API as configured; SIGHUP or a change to the config files reloads them')
     .requiredOption('-c, --config <file>', 'config file (YAML or JSON); default $XKS_CONFIG', process.env.XKS_CONFIG)
     .option(
       '-w, --workers <n>',
@@ -35,13 +36,13 @@ export function registerServe(program: Command): void {
         const config = loadConfigFile(options.config);
         const logger = createLogger({ level: config.logging.level });
         if (workers === 1) {
-          const proxy = await startProxy(config, logger);
+          const proxy = await startProxy(config, logger, { configPath: options.config });
           stopOnSignals(proxy, { graceMs: config.server.shutdownTimeoutMs });
-          reloadOnSighupIfSupported(proxy);
+          reloadOnSighup(proxy);
         } else if (cluster.isPrimary) {
           runPrimary({ workers, config, logger });
         } else {
-          await runWorker(config, logger.child({ worker: cluster.worker?.id }));
+          await runWorker(config, logger.child({ worker: cluster.worker?.id }), options.config);
         }
       } catch (err) {
         fail(err);

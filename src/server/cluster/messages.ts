@@ -14,7 +14,7 @@ export type WorkerToPrimary =
   | { type: 'xks:ready'; url: string }
   | { type: 'xks:metrics'; requestId: number; metrics: MetricsJson }
   | { type: 'xks:health'; requestId: number; snapshot: HealthSnapshot }
-  | { type: 'xks:reload'; requestId: number; ok: boolean; error?: string };
+  | { type: 'xks:reload'; requestId: number; ok: boolean; error?: string; restartRequired?: string[] };
 
 export function isXksMessage(message: unknown): message is { type: string } {
   return typeof message === 'object' && message !== null && typeof (message as { type?: unknown }).type === 'string' && (message as { type: string }).type.startsWith('xks:');

@@ -187,13 +187,15 @@ export function runPrimary({ workers: size, config, logger }: PrimaryOptions): v
     return address ? `http://${config.admin.host.includes(':') ? `[${config.admin.host}]` : config.admin.host}:${address.port}` : undefined;
   }
 
+  /** Every worker re-reads the config file (RunningProxy.reload); a rejected file changes nothing. */
   async function reload(): Promise<void> {
     logger.info('reload requested (SIGHUP)', { workers: states.size });
-    const { replies, expected } = await ask<{ ok: boolean; error?: string }>((requestId) => ({ type: 'xks:reload', requestId }));
+    const { replies, expected } = await ask<{ ok: boolean; error?: string; restartRequired?: string[] }>((requestId) => ({ type: 'xks:reload', requestId }));
     const failed = [...replies.entries()].filter(([, r]) => !r.ok);
     const silent = expected.size - replies.size;
+    const restartRequired = [...new Set([...replies.values()].flatMap((r) => r.restartRequired ?? []))];
     if (failed.length === 0 && silent === 0) {
-      logger.info('reload applied', { workers: replies.size });
+      logger.info('reload applied', { workers: replies.size, ...(restartRequired.length ? { restartRequired } : {}) });
     } else {
       logger.warn('reload not applied everywhere', {
         workers: expected.size,

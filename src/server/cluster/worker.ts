@@ -6,21 +6,14 @@
 import type { RuntimeConfig } from '../../config/runtime';
 import type { Logger } from '../../observability/logger';
 import { startProxy, type RunningProxy } from '../proxy';
-import { reloadRejection } from '../reload-outcome';
 import { isXksMessage, type PrimaryToWorker, type WorkerToPrimary } from './messages';
-
-/** Present once issue #4's hot reload lands on RunningProxy (sync or async; may return { ok, errors }). */
-type MaybeReloadable = RunningProxy & { reload?: () => unknown };
-
-
-export const RELOAD_UNSUPPORTED = 'this build has no hot reload (RunningProxy.reload, issue #4); restart to apply config changes';
 
 function send(message: WorkerToPrimary): void {
   if (process.connected) process.send?.(message);
 }
 
-export async function runWorker(config: RuntimeConfig, logger: Logger): Promise<void> {
-  let proxy: MaybeReloadable | undefined;
+export async function runWorker(config: RuntimeConfig, logger: Logger, configPath: string): Promise<void> {
+  let proxy: RunningProxy | undefined;
   let stopping = false;
 
   const shutdown = async (reason: string): Promise<void> => {
@@ -38,11 +31,16 @@ export async function runWorker(config: RuntimeConfig, logger: Logger): Promise<
     }
   };
 
-  const reload = async (): Promise<{ ok: boolean; error?: string }> => {
-    if (!proxy?.reload) return { ok: false, error: RELOAD_UNSUPPORTED };
+  /** RunningProxy.reload re-reads the config file; a rejected config keeps the running one. */
+  const reload = (): { ok: boolean; error?: string; restartRequired?: string[] } => {
+    if (!proxy) return { ok: false, error: 'worker still starting' };
     try {
-      const rejection = reloadRejection(await proxy.reload());
-      return rejection === undefined ? { ok: true } : { ok: false, error: rejection };
+      const result = proxy.reload();
+      return {
+        ok: result.ok,
+        ...(result.ok ? {} : { error: (result.errors ?? ['the new configuration was rejected']).join('; ') }),
+        ...(result.restartRequired?.length ? { restartRequired: result.restartRequired } : {}),
+      };
     } catch (err) {
       return { ok: false, error: (err as Error).message };
     }
@@ -61,7 +59,7 @@ export async function runWorker(config: RuntimeConfig, logger: Logger): Promise<
         send({ type: 'xks:health', requestId: request.requestId, snapshot: proxy.health.current() });
         return;
       case 'xks:reload':
-        void reload().then((result) => send({ type: 'xks:reload', requestId: request.requestId, ...result }));
+        send({ type: 'xks:reload', requestId: request.requestId, ...reload() });
         return;
       case 'xks:shutdown':
         void shutdown('primary asked');
@@ -75,6 +73,6 @@ export async function runWorker(config: RuntimeConfig, logger: Logger): Promise<
   // An orphaned worker must not keep serving: the primary died.
   process.on('disconnect', () => void shutdown('primary disconnected'));
 
-  proxy = await startProxy(config, logger, { adminListener: false });
+  proxy = await startProxy(config, logger, { adminListener: false, configPath });
   send({ type: 'xks:ready', url: proxy.url });
 }
