@@ -148,6 +148,7 @@ export function buildRuntimeConfig(document: unknown, baseDir: string, env: Node
       requestTimeoutMs: file.server.requestTimeoutMs ?? 10000,
       headersTimeoutMs: file.server.headersTimeoutMs ?? 5000,
       keepAliveTimeoutMs: file.server.keepAliveTimeoutMs ?? 65000,
+      shutdownTimeoutMs: file.server.shutdownTimeoutMs ?? 20000,
     },
     admin: { enabled: admin.enabled ?? true, host: admin.host ?? '127.0.0.1', port: admin.port ?? 9090 },
     hsm: {

@@ -23,6 +23,7 @@ export interface RuntimeConfig {
     requestTimeoutMs: number;
     headersTimeoutMs: number;
     keepAliveTimeoutMs: number;
+    shutdownTimeoutMs: number;
   };
   admin: { enabled: boolean; host: string; port: number };
   hsm: {

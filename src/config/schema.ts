@@ -133,6 +133,14 @@ export const ConfigSchema = Type.Object(
         keepAliveTimeoutMs: Type.Optional(
           Type.Integer({ minimum: 0, default: 65000, description: 'Idle keep-alive timeout; above typical load balancer idle timeouts.' }),
         ),
+        shutdownTimeoutMs: Type.Optional(
+          Type.Integer({
+            minimum: 0,
+            maximum: 600000,
+            default: 20000,
+            description: 'On SIGTERM/SIGINT, time in-flight requests get to finish before their connections are cut. Keep it below the orchestrator\'s grace period (Kubernetes: 30 s).',
+          }),
+        ),
       },
       { additionalProperties: false, description: 'The HTTPS listener KMS calls.' },
     ),

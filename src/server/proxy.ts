@@ -30,10 +30,29 @@ export interface RunningProxy {
   reload(next?: RuntimeConfig): ReloadResult;
   /** The reloadable state: current generation, pipeline state, audit log. */
   runtime: ReloadableRuntime;
-  close(): Promise<void>;
+  /**
+   * Stops accepting connections, lets in-flight requests finish for up to `graceMs` (then cuts the
+   * connections still open), stops the health monitor and closes the HSM sessions.
+   */
+  close(options?: CloseOptions): Promise<CloseResult>;
 }
 
-export async function startProxy(config: RuntimeConfig, logger: Logger, options: RuntimeOptions = {}): Promise<RunningProxy> {
+export interface StartOptions extends RuntimeOptions {
+  /** false: no admin listener in this process (cluster workers; the primary serves /metrics). */
+  adminListener?: boolean;
+}
+
+export interface CloseOptions {
+  /** Time allowed for in-flight requests; default: wait for them without limit. */
+  graceMs?: number;
+}
+
+export interface CloseResult {
+  /** Connections still open when graceMs ran out, closed without waiting. */
+  forcedConnections: number;
+}
+
+export async function startProxy(config: RuntimeConfig, logger: Logger, options: StartOptions = {}): Promise<RunningProxy> {
   const metrics = new XksMetrics();
   const hsm = await Hsm.open(
     {
@@ -111,7 +130,7 @@ export async function startProxy(config: RuntimeConfig, logger: Logger, options:
 
   let admin: HttpServer | undefined;
   let adminUrl: string | undefined;
-  if (config.admin.enabled) {
+  if (config.admin.enabled && options.adminListener !== false) {
     admin = createHttpServer(createAdminApp(metrics, health));
     await listen(admin, config.admin.port, config.admin.host);
     adminUrl = `http://${displayHost(config.admin.host)}:${(admin.address() as AddressInfo).port}`;
@@ -127,11 +146,15 @@ export async function startProxy(config: RuntimeConfig, logger: Logger, options:
     metrics,
     runtime,
     reload: (next?: RuntimeConfig) => runtime.reload(next ?? 'request'),
-    async close() {
+    async close(closeOptions: CloseOptions = {}) {
+      const [forcedConnections] = await Promise.all([
+        closeServer(server, closeOptions.graceMs),
+        admin ? closeServer(admin, closeOptions.graceMs) : Promise.resolve(0),
+      ]);
       health.stop();
-      await Promise.all([closeServer(server), admin ? closeServer(admin) : Promise.resolve()]);
       await runtime.close();
       await hsm.close();
+      return { forcedConnections };
     },
   };
 }
@@ -146,10 +169,25 @@ function listen(server: HttpServer | HttpsServer, port: number, host: string): P
   });
 }
 
-function closeServer(server: HttpServer | HttpsServer): Promise<void> {
+/** Resolves with the number of connections that had to be cut after graceMs. */
+function closeServer(server: HttpServer | HttpsServer, graceMs?: number): Promise<number> {
   return new Promise((resolve) => {
-    server.close(() => resolve());
+    let forced = 0;
+    let timer: NodeJS.Timeout | undefined;
+    server.close(() => {
+      clearTimeout(timer);
+      resolve(forced);
+    });
     server.closeIdleConnections();
+    if (graceMs !== undefined) {
+      timer = setTimeout(() => {
+        server.getConnections((_err, count) => {
+          forced = count;
+          server.closeAllConnections();
+        });
+      }, graceMs);
+      timer.unref();
+    }
   });
 }
 

@@ -159,6 +159,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     client: new XksClient(`https://127.0.0.1:${proxy.port}`, ca, credentials.first),
     logs,
     pin: fx.pin,
-    stop: () => proxy.close(),
+    stop: async () => {
+      await proxy.close();
+    },
   };
 }
