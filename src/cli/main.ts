@@ -2,6 +2,7 @@
 /** The xks-proxy command line: one binary, one module per subcommand in ./commands. */
 import { Command } from 'commander';
 import { version } from '../../package.json';
+import { registerAudit } from './commands/audit';
 import { registerConfig } from './commands/config';
 import { registerCredentials } from './commands/credentials';
 import { registerDemo } from './commands/demo';
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
   registerConfig(program);
   registerKeys(program);
   registerCredentials(program);
+  registerAudit(program);
   return program;
 }
 

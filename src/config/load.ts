@@ -8,6 +8,7 @@ import Ajv, { type ErrorObject } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { ConfigSchema, SECRET_ACCESS_KEY_PATTERN, type ConfigFile } from './schema';
 import type { RuntimeConfig, RuntimeKeyStore } from './runtime';
+import { resolveKeyStoreSecurity, resolveProxySecurity } from './security';
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -139,8 +140,10 @@ export function buildRuntimeConfig(document: unknown, baseDir: string, env: Node
       allTokenKeys: store.keys.allTokenKeys ?? false,
       keys,
       ...(store.keys.rotationPeriodDays !== undefined ? { rotationPeriodDays: store.keys.rotationPeriodDays } : {}),
+      security: resolveKeyStoreSecurity(store, at, fromBase, problems),
     });
   });
+  const security = resolveProxySecurity(file, fromBase, env, problems);
 
   if (problems.length > 0) throw new ConfigError(problems);
 
@@ -156,6 +159,7 @@ export function buildRuntimeConfig(document: unknown, baseDir: string, env: Node
       requestTimeoutMs: file.server.requestTimeoutMs ?? 10000,
       headersTimeoutMs: file.server.headersTimeoutMs ?? 5000,
       keepAliveTimeoutMs: file.server.keepAliveTimeoutMs ?? 65000,
+      shutdownTimeoutMs: file.server.shutdownTimeoutMs ?? 20000,
     },
     admin: { enabled: admin.enabled ?? true, host: admin.host ?? '127.0.0.1', port: admin.port ?? 9090 },
     hsm: {
@@ -187,5 +191,6 @@ export function buildRuntimeConfig(document: unknown, baseDir: string, env: Node
       stateCacheMs: (file.keyLifecycle?.stateCacheSeconds ?? 5) * 1000,
       rotationCheckMs: (file.keyLifecycle?.rotationCheckSeconds ?? 3600) * 1000,
     },
+    security,
   };
 }

@@ -1,4 +1,5 @@
 /** The validated config with defaults applied and secrets resolved: what the rest of the proxy reads. */
+import type { KeyStoreSecurity, ProxySecurity } from './security';
 
 export interface RuntimeKeyStore {
   name: string;
@@ -11,6 +12,8 @@ export interface RuntimeKeyStore {
   keys: ReadonlyMap<string, { label: string; enabled: boolean; rotationPeriodDays?: number }>;
   /** Scheduled rotation for every key of the store, unless a mapping overrides it. */
   rotationPeriodDays?: number;
+  /** Region pinning, quota, Cedar policies, credential creation times (issue #4); absent = none. */
+  security?: KeyStoreSecurity;
 }
 
 export interface RuntimeConfig {
@@ -22,6 +25,7 @@ export interface RuntimeConfig {
     requestTimeoutMs: number;
     headersTimeoutMs: number;
     keepAliveTimeoutMs: number;
+    shutdownTimeoutMs: number;
   };
   admin: { enabled: boolean; host: string; port: number };
   hsm: {
@@ -41,4 +45,6 @@ export interface RuntimeConfig {
   health: { intervalSeconds: number; degradedLatencyMs: number; fleetSize: number; proxyVendor: string };
   logging: { level: 'error' | 'warn' | 'info' | 'debug' };
   keyLifecycle: { stateCacheMs: number; rotationCheckMs: number };
+  /** mTLS, audit log, reload settings, referenced files (issue #4); absent = none. */
+  security?: ProxySecurity;
 }

@@ -3,6 +3,9 @@
  * and the generated reference (docs/config-reference.md, `npm run docs:config`).
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import {
+  AllowedRegionsSchema, AuditSchema, AuthorizationSchema, ClientAuthSchema, CredentialCreatedAtSchema, ReloadSchema, ThrottleSchema,
+} from './security-schema';
 
 /** Spec minimums the proxy MUST support; configured maxima may only raise them. */
 export const SPEC_MIN_PLAINTEXT_BYTES = 4300;
@@ -38,6 +41,7 @@ const Credential = Type.Object(
     secretAccessKeyFile: Type.Optional(
       Type.String({ minLength: 1, description: 'Path of a file holding the secret (surrounding whitespace is trimmed).' }),
     ),
+    createdAt: CredentialCreatedAtSchema,
   },
   {
     additionalProperties: false,
@@ -113,6 +117,9 @@ const KeyStore = Type.Object(
       },
       { additionalProperties: false, description: 'Which HSM keys this key store serves.' },
     ),
+    allowedRegions: AllowedRegionsSchema,
+    throttle: ThrottleSchema,
+    authorization: AuthorizationSchema,
   },
   { additionalProperties: false },
 );
@@ -127,6 +134,7 @@ export const ConfigSchema = Type.Object(
           {
             certFile: Type.String({ minLength: 1, description: 'PEM server certificate chain (leaf first).' }),
             keyFile: Type.String({ minLength: 1, description: 'PEM private key of the server certificate.' }),
+            clientAuth: ClientAuthSchema,
           },
           { additionalProperties: false },
         ),
@@ -138,6 +146,14 @@ export const ConfigSchema = Type.Object(
         ),
         keepAliveTimeoutMs: Type.Optional(
           Type.Integer({ minimum: 0, default: 65000, description: 'Idle keep-alive timeout; above typical load balancer idle timeouts.' }),
+        ),
+        shutdownTimeoutMs: Type.Optional(
+          Type.Integer({
+            minimum: 0,
+            maximum: 600000,
+            default: 20000,
+            description: 'On SIGTERM/SIGINT, time in-flight requests get to finish before their connections are cut. Keep it below the orchestrator\'s grace period (Kubernetes: 30 s).',
+          }),
         ),
       },
       { additionalProperties: false, description: 'The HTTPS listener KMS calls.' },
@@ -242,6 +258,8 @@ export const ConfigSchema = Type.Object(
         { additionalProperties: false, default: {} },
       ),
     ),
+    audit: AuditSchema,
+    reload: ReloadSchema,
   },
   { additionalProperties: false },
 );

@@ -27,8 +27,8 @@ export interface KeyState {
 }
 
 export interface KeyStateOptions {
-  /** How long a lookup is reused; 0 looks up on every call. */
-  cacheMs: number;
+  /** How long a lookup is reused; 0 looks up on every call. A function is read at each use (config reloads). */
+  cacheMs: number | (() => number);
   now?: () => number;
 }
 
@@ -87,7 +87,8 @@ export class KeyStateReader {
   }
 
   private isFresh(fetchedAt: number): boolean {
-    return this.options.cacheMs > 0 && this.now() - fetchedAt < this.options.cacheMs;
+    const cacheMs = typeof this.options.cacheMs === 'function' ? this.options.cacheMs() : this.options.cacheMs;
+    return cacheMs > 0 && this.now() - fetchedAt < cacheMs;
   }
 
   /** Concurrent callers share one lookup per key. */

@@ -17,7 +17,8 @@ export interface RotationSchedulerOptions {
   /** Read at every check, so a reloaded config is honoured. */
   keyStores: () => readonly RuntimeKeyStore[];
   healthCheckKeyLabel: string;
-  checkIntervalMs: number;
+  /** Mean interval between checks; read before each one (config reloads). */
+  checkIntervalMs: () => number;
   logger: Logger;
   /** Called after this proxy rotated a key, e.g. to drop its cached key state. */
   onRotated?: (label: string) => void;
@@ -44,7 +45,7 @@ export class RotationScheduler {
     private readonly options: RotationSchedulerOptions,
   ) {}
 
-  /** Whether any key has a rotation period (otherwise start() does nothing). */
+  /** Whether any key has a rotation period (a check without one does not touch the HSM). */
   hasWork(): boolean {
     return this.options.keyStores().some((store) => store.rotationPeriodDays !== undefined || [...store.keys.values()].some((k) => (k.rotationPeriodDays ?? 0) > 0));
   }
@@ -53,7 +54,7 @@ export class RotationScheduler {
     if (this.timer || this.stopped) return;
     const random = this.options.random ?? Math.random;
     // The first check at a random point of the first interval: proxies started together spread out.
-    this.schedule(random() * this.options.checkIntervalMs);
+    this.schedule(random() * this.options.checkIntervalMs());
   }
 
   /** Stops scheduling; resolves when a check in progress has finished its current key. */
@@ -77,7 +78,7 @@ export class RotationScheduler {
     this.timer = setTimeout(() => {
       void this.checkNow().finally(() => {
         const random = this.options.random ?? Math.random;
-        this.schedule(this.options.checkIntervalMs * (0.75 + 0.5 * random()));
+        this.schedule(this.options.checkIntervalMs() * (0.75 + 0.5 * random()));
       });
     }, delayMs);
     this.timer.unref();
@@ -86,6 +87,7 @@ export class RotationScheduler {
   private async check(): Promise<RotationCheck[]> {
     const { logger } = this.options;
     const stores = this.options.keyStores();
+    if (!this.hasWork()) return [];
     let tokenLabels: string[] = [];
     try {
       if (stores.some((store) => store.allTokenKeys && store.rotationPeriodDays !== undefined)) tokenLabels = await this.hsm.listAesKeyLabels();

@@ -4,9 +4,6 @@
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { base64Length } from '../api/base64';
-import { compileRequestValidators } from '../api/schemas';
-import { SigV4Verifier } from '../auth/sigv4';
 import type { RuntimeConfig } from '../config/runtime';
 import { Hsm } from '../hsm';
 import { HealthMonitor } from '../hsm/health-monitor';
@@ -17,15 +14,12 @@ import type { Logger } from '../observability/logger';
 import { XksMetrics } from '../observability/metrics';
 import { createAdminApp } from './admin';
 import { createPublicApp } from './app';
-import { XksRouter } from './routes';
-import { serverTlsOptions } from './tls';
+import { answerClientErrors } from './client-errors';
+import { ReloadableRuntime, type ReloadResult, type RuntimeOptions } from './reloadable-runtime';
 import { createXksHandler } from './xks-handler';
 import { version } from '../../package.json';
 
 export const PROXY_MODEL = `xks-proxy ${version}`;
-
-/** Room in a body for requestMetadata (two 2048-character ARNs) and fields KMS may add later. */
-const BODY_OVERHEAD_BYTES = 64 * 1024;
 
 export interface RunningProxy {
   /** https://host:port of the KMS-facing listener. */
@@ -35,13 +29,36 @@ export interface RunningProxy {
   hsm: Hsm;
   health: HealthMonitor;
   metrics: XksMetrics;
+  /** Re-reads the config file (or applies `next`): credentials, key stores, policies, limits, TLS files. SIGHUP calls it. */
+  reload(next?: RuntimeConfig): ReloadResult;
+  /** The reloadable state: current generation, pipeline state, audit log. */
+  runtime: ReloadableRuntime;
   /** Live key-version/state lookup and scheduled rotation (issue #5). */
   keyState: KeyStateReader;
   keyRotation: RotationScheduler;
-  close(): Promise<void>;
+  /**
+   * Stops accepting connections, lets in-flight requests finish for up to `graceMs` (then cuts the
+   * connections still open), stops the health monitor and closes the HSM sessions.
+   */
+  close(options?: CloseOptions): Promise<CloseResult>;
 }
 
-export async function startProxy(config: RuntimeConfig, logger: Logger): Promise<RunningProxy> {
+export interface StartOptions extends RuntimeOptions {
+  /** false: no admin listener in this process (cluster workers; the primary serves /metrics). */
+  adminListener?: boolean;
+}
+
+export interface CloseOptions {
+  /** Time allowed for in-flight requests; default: wait for them without limit. */
+  graceMs?: number;
+}
+
+export interface CloseResult {
+  /** Connections still open when graceMs ran out, closed without waiting. */
+  forcedConnections: number;
+}
+
+export async function startProxy(config: RuntimeConfig, logger: Logger, options: StartOptions = {}): Promise<RunningProxy> {
   const metrics = new XksMetrics();
   const hsm = await Hsm.open(
     {
@@ -81,21 +98,21 @@ export async function startProxy(config: RuntimeConfig, logger: Logger): Promise
   );
   await health.start();
 
-  const keyState = new KeyStateReader(hsm, { cacheMs: config.keyLifecycle.stateCacheMs });
+  const runtime = new ReloadableRuntime(config, logger, metrics, options);
+
+  // Key versions and state are read live from the HSM; lifecycle settings follow config reloads.
+  const keyState = new KeyStateReader(hsm, { cacheMs: () => runtime.config().keyLifecycle.stateCacheMs });
   const keyRotation = new RotationScheduler(hsm, {
-    keyStores: () => config.keyStores,
+    keyStores: () => runtime.config().keyStores,
     healthCheckKeyLabel: config.hsm.healthCheckKeyLabel,
-    checkIntervalMs: config.keyLifecycle.rotationCheckMs,
+    checkIntervalMs: () => runtime.config().keyLifecycle.rotationCheckMs,
     logger,
     onRotated: (label) => keyState.invalidate(label),
     onOutcome: (outcome) => metrics.keyRotations.inc({ outcome }),
   });
-  if (keyRotation.hasWork()) keyRotation.start();
-
+  keyRotation.start();
   const handler = createXksHandler({
-    router: new XksRouter(config.keyStores),
-    verifier: new SigV4Verifier({ service: 'kms-xks-proxy', maxClockSkewMs: config.limits.clockSkewSeconds * 1000 }),
-    validators: compileRequestValidators(config.limits),
+    state: () => runtime.state(),
     services: {
       hsm,
       health,
@@ -108,27 +125,31 @@ export async function startProxy(config: RuntimeConfig, logger: Logger): Promise
         ...(config.hsm.ekmVendor ? { ekmVendor: config.hsm.ekmVendor } : {}),
       },
     },
-    maxBodyBytes: base64Length(config.limits.maxPlaintextBytes) + base64Length(config.limits.maxAadBytes) + BODY_OVERHEAD_BYTES,
     logger,
     metrics,
+    ...(runtime.audit ? { audit: runtime.audit } : {}),
   });
 
   const server = createHttpsServer(
     {
-      ...serverTlsOptions(config.server.certFile, config.server.keyFile),
+      ...runtime.tlsOptions(),
       requestTimeout: config.server.requestTimeoutMs,
       headersTimeout: config.server.headersTimeoutMs,
       keepAliveTimeout: config.server.keepAliveTimeoutMs,
+      // Node checks those timeouts every 30 s by default: too coarse to cut off a slow client.
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(Math.min(config.server.headersTimeoutMs, config.server.requestTimeoutMs) / 4))),
     },
     createPublicApp(handler),
   );
+  runtime.attach(server);
+  answerClientErrors(server, logger);
   await listen(server, config.server.port, config.server.host);
   const port = (server.address() as AddressInfo).port;
   const url = `https://${displayHost(config.server.host)}:${port}`;
 
   let admin: HttpServer | undefined;
   let adminUrl: string | undefined;
-  if (config.admin.enabled) {
+  if (config.admin.enabled && options.adminListener !== false) {
     admin = createHttpServer(createAdminApp(metrics, health));
     await listen(admin, config.admin.port, config.admin.host);
     adminUrl = `http://${displayHost(config.admin.host)}:${(admin.address() as AddressInfo).port}`;
@@ -142,13 +163,20 @@ export async function startProxy(config: RuntimeConfig, logger: Logger): Promise
     hsm,
     health,
     metrics,
+    runtime,
     keyState,
     keyRotation,
-    async close() {
+    reload: (next?: RuntimeConfig) => runtime.reload(next ?? 'request'),
+    async close(closeOptions: CloseOptions = {}) {
+      const [forcedConnections] = await Promise.all([
+        closeServer(server, closeOptions.graceMs),
+        admin ? closeServer(admin, closeOptions.graceMs) : Promise.resolve(0),
+      ]);
       health.stop();
       await keyRotation.stop();
-      await Promise.all([closeServer(server), admin ? closeServer(admin) : Promise.resolve()]);
+      await runtime.close();
       await hsm.close();
+      return { forcedConnections };
     },
   };
 }
@@ -163,10 +191,25 @@ function listen(server: HttpServer | HttpsServer, port: number, host: string): P
   });
 }
 
-function closeServer(server: HttpServer | HttpsServer): Promise<void> {
+/** Resolves with the number of connections that had to be cut after graceMs. */
+function closeServer(server: HttpServer | HttpsServer, graceMs?: number): Promise<number> {
   return new Promise((resolve) => {
-    server.close(() => resolve());
+    let forced = 0;
+    let timer: NodeJS.Timeout | undefined;
+    server.close(() => {
+      clearTimeout(timer);
+      resolve(forced);
+    });
     server.closeIdleConnections();
+    if (graceMs !== undefined) {
+      timer = setTimeout(() => {
+        server.getConnections((_err, count) => {
+          forced = count;
+          server.closeAllConnections();
+        });
+      }, graceMs);
+      timer.unref();
+    }
   });
 }
 

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { generateCredential, type Sigv4Credential } from '../../src/auth/generate-credentials';
 import { createSelfSignedCert } from '../../src/cli/demo/self-signed-cert';
-import { buildRuntimeConfig } from '../../src/config/load';
+import { buildRuntimeConfig, loadConfigFile } from '../../src/config/load';
 import { createAesKey, Hsm } from '../../src/hsm';
 import { createLogger } from '../../src/observability/logger';
 import { startProxy, type RunningProxy } from '../../src/server/proxy';
@@ -38,6 +38,12 @@ export interface Harness {
   client: XksClient;
   logs: string[];
   pin: string;
+  /** Temp folder holding the config's files (server.crt, server.key, pin, and config.json with fromFile). */
+  dir: string;
+  /** The config document the proxy started with. */
+  doc: Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  /** With fromFile: the config file the proxy reloads from. */
+  configPath?: string;
   stop(): Promise<void>;
 }
 
@@ -76,7 +82,11 @@ let certOnce: Promise<{ certPem: string; keyPem: string }> | undefined;
 
 export interface HarnessOptions {
   /** Deep-merged over the generated config document. */
-  configure?: (doc: Record<string, any>) => void; // eslint-disable-line @typescript-eslint/no-explicit-any
+  configure?: (doc: Record<string, any>, dir: string) => void; // eslint-disable-line @typescript-eslint/no-explicit-any
+  /** Write the config to <dir>/config.json and start from that file, so reload() and the watcher use it. */
+  fromFile?: boolean;
+  /** Environment for secret references (default: none). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -120,7 +130,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     ],
     logging: { level: 'debug' },
   };
-  options.configure?.(doc);
+  options.configure?.(doc, dir);
 
   const logs: string[] = [];
   const sink = new Writable({
@@ -129,10 +139,19 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       done();
     },
   });
-  const config = buildRuntimeConfig(doc, dir, {});
-  const proxy = await startProxy(config, createLogger({ level: 'debug', stream: sink }));
+  const env = options.env ?? {};
+  let configPath: string | undefined;
+  if (options.fromFile) {
+    configPath = join(dir, 'config.json');
+    writeFileSync(configPath, JSON.stringify(doc, null, 2));
+  }
+  const config = configPath ? loadConfigFile(configPath, { env }) : buildRuntimeConfig(doc, dir, env);
+  const proxy = await startProxy(config, createLogger({ level: 'debug', stream: sink }), configPath ? { configPath, env } : {});
   const ca = Buffer.from(pem.certPem);
   return {
+    dir,
+    doc,
+    ...(configPath ? { configPath } : {}),
     proxy,
     ca,
     keys,
@@ -140,6 +159,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     client: new XksClient(`https://127.0.0.1:${proxy.port}`, ca, credentials.first),
     logs,
     pin: fx.pin,
-    stop: () => proxy.close(),
+    stop: async () => {
+      await proxy.close();
+    },
   };
 }

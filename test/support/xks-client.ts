@@ -29,8 +29,17 @@ export interface SendOptions {
   headers?: Record<string, string>;
   /** Raw body; objects are JSON-encoded. */
   body?: string | Buffer | object;
+  /** Send (and sign) no Content-Type header. */
+  noContentType?: boolean;
   /** Change the request after signing (tamper tests). */
   afterSign?: (req: { path: string; headers: Record<string, string>; body: Buffer }) => void;
+}
+
+/** Client certificate for mutual TLS, and connection reuse. */
+export interface ClientTls {
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  agent?: import('node:https').Agent;
 }
 
 export class XksClient {
@@ -38,6 +47,7 @@ export class XksClient {
     readonly baseUrl: string,
     readonly ca: Buffer,
     readonly defaultCredential: Credential,
+    readonly tls: ClientTls = {},
   ) {}
 
   async send(path: string, options: SendOptions = {}): Promise<XksResponse> {
@@ -53,6 +63,7 @@ export class XksClient {
       'content-type': 'application/json',
       ...(options.headers ?? {}),
     };
+    if (options.noContentType) delete headers['content-type'];
     const method = options.method ?? 'POST';
     const credential = options.credential === undefined ? this.defaultCredential : options.credential;
     let signedHeaders = headers;
@@ -71,7 +82,7 @@ export class XksClient {
     }
     const mutable = { path, headers: { ...signedHeaders }, body };
     options.afterSign?.(mutable);
-    return rawRequest(url, this.ca, method, mutable.path, mutable.headers, mutable.body);
+    return rawRequest(url, this.ca, method, mutable.path, mutable.headers, mutable.body, this.tls);
   }
 }
 
@@ -82,6 +93,7 @@ export function rawRequest(
   path: string,
   headers: Record<string, string>,
   body: Buffer,
+  tls: ClientTls = {},
 ): Promise<XksResponse> {
   return new Promise((resolve, reject) => {
     const req = httpsRequest(
@@ -93,7 +105,9 @@ export function rawRequest(
         ca,
         servername: 'localhost',
         headers: { ...headers, 'content-length': String(body.length) },
-        agent: false,
+        agent: tls.agent ?? false,
+        ...(tls.cert ? { cert: tls.cert } : {}),
+        ...(tls.key ? { key: tls.key } : {}),
       },
       (res) => {
         const chunks: Buffer[] = [];

@@ -38,7 +38,7 @@ export function registerCredentials(program: Command): void {
         '  xks-proxy credentials create -c /etc/xks-proxy/config.yaml --key-store prod --console-json prod-kms.json\n' +
         '  xks-proxy credentials create -c config.yaml --key-store prod --console-json prod-kms.json --secret-file /run/secrets/xks-prod\n\n' +
         'Every credential listed for a key store is accepted, so the old one keeps working until you remove it\n' +
-        '(rotation, spec "SigV4 Credentials Rotation"). Running proxies accept the new one after a restart or config reload.\n',
+        '(rotation, spec "SigV4 Credentials Rotation"). Running proxies pick it up with their next config reload\n(automatic when they watch the config file, reload.watch; otherwise send SIGHUP).\n',
     )
     .action((options: CreateOptions) => {
       try {
@@ -89,7 +89,7 @@ function createCredential(options: CreateOptions): void {
     `added credential ${credential.accessKeyId} to key store "${store}" in ${options.config}` +
       (secretPath ? `; secret in ${secretPath} (0600)` : '; secret inline in the config file') +
       `\nKMS console proxy configuration file: ${options.consoleJson} (holds the secret; delete it once uploaded)` +
-      '\nRunning proxies accept the credential after a restart or config reload.\n',
+      '\nRunning proxies accept it after their next config reload (automatic with reload.watch, else SIGHUP).\n',
   );
 }
 

@@ -401,7 +401,7 @@ function finishMapping(
   if (prepared && store) {
     if (prepared.change === 'added') {
       prepared.editor.save();
-      out(`mapped ${externalKeyId} -> "${label}" in key store "${store}" of ${prepared.editor.path}; running proxies serve it after a restart or config reload`);
+      out(`mapped ${externalKeyId} -> "${label}" in key store "${store}" of ${prepared.editor.path}; running proxies serve it after their next config reload (automatic with reload.watch, else SIGHUP)`);
     } else {
       out(`key store "${store}" already maps ${externalKeyId} -> "${label}"`);
     }
