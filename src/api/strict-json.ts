@@ -13,6 +13,17 @@ export function parseStrictJson(text: string): { ok: true; value: unknown } | { 
   return hasDuplicateKey(text) ? { ok: false, reason: 'duplicate-key' } : { ok: true, value };
 }
 
+/** Index of the quote closing a string that starts at `from`; indexOf skips long Base64 values natively. */
+function closingQuote(text: string, from: number): number {
+  let j = text.indexOf('"', from);
+  for (;;) {
+    let backslashes = 0;
+    while (text.charCodeAt(j - 1 - backslashes) === 92) backslashes++;
+    if (backslashes % 2 === 0) return j;
+    j = text.indexOf('"', j + 1);
+  }
+}
+
 /** Scans text already accepted by JSON.parse; iterative, so nesting depth cannot overflow the stack. */
 function hasDuplicateKey(text: string): boolean {
   const stack: Array<Set<string> | null> = [];
@@ -20,8 +31,7 @@ function hasDuplicateKey(text: string): boolean {
   for (let i = 0; i < text.length; i++) {
     const c = text[i];
     if (c === '"') {
-      let j = i + 1;
-      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      const j = closingQuote(text, i + 1);
       const top = stack[stack.length - 1];
       if (expectKey && top) {
         const key = JSON.parse(text.slice(i, j + 1)) as string;
