@@ -4,7 +4,9 @@ import { Command } from 'commander';
 import { version } from '../../package.json';
 import { registerAudit } from './commands/audit';
 import { registerConfig } from './commands/config';
+import { registerCredentials } from './commands/credentials';
 import { registerDemo } from './commands/demo';
+import { registerKeys } from './commands/keys';
 import { registerServe } from './commands/serve';
 import { fail } from './process';
 
@@ -14,6 +16,8 @@ export function buildProgram(): Command {
   registerServe(program);
   registerDemo(program);
   registerConfig(program);
+  registerKeys(program);
+  registerCredentials(program);
   registerAudit(program);
   return program;
 }

@@ -30,6 +30,12 @@ function describe(error: ErrorObject): string {
   return `${where}: ${error.message ?? 'is invalid'}`;
 }
 
+/** Schema problems of a parsed config document (no secrets resolved): for tools that edit the file. */
+export function schemaProblems(document: unknown): string[] {
+  const file = structuredClone(document ?? {});
+  return validateFile(file) ? [] : (validateFile.errors ?? []).map(describe);
+}
+
 export interface LoadOptions {
   env?: NodeJS.ProcessEnv;
 }
@@ -112,12 +118,16 @@ export function buildRuntimeConfig(document: unknown, baseDir: string, env: Node
       secrets.set(cred.accessKeyId, secret);
     });
 
-    const keys = new Map<string, { label: string; enabled: boolean }>();
+    const keys = new Map<string, { label: string; enabled: boolean; rotationPeriodDays?: number }>();
     (store.keys.map ?? []).forEach((entry, j) => {
       if (keys.has(entry.externalKeyId)) {
         problems.push(`${at}.keys.map.${j}.externalKeyId: duplicate externalKeyId ${entry.externalKeyId}`);
       }
-      keys.set(entry.externalKeyId, { label: entry.label ?? entry.externalKeyId, enabled: entry.enabled ?? true });
+      keys.set(entry.externalKeyId, {
+        label: entry.label ?? entry.externalKeyId,
+        enabled: entry.enabled ?? true,
+        ...(entry.rotationPeriodDays !== undefined ? { rotationPeriodDays: entry.rotationPeriodDays } : {}),
+      });
     });
     if (!store.keys.allTokenKeys && keys.size === 0) {
       problems.push(`${at}.keys: serves no key; set allTokenKeys: true or list keys in map`);
@@ -129,6 +139,7 @@ export function buildRuntimeConfig(document: unknown, baseDir: string, env: Node
       credentials: secrets,
       allTokenKeys: store.keys.allTokenKeys ?? false,
       keys,
+      ...(store.keys.rotationPeriodDays !== undefined ? { rotationPeriodDays: store.keys.rotationPeriodDays } : {}),
       security: resolveKeyStoreSecurity(store, at, fromBase, problems),
     });
   });
@@ -176,6 +187,10 @@ export function buildRuntimeConfig(document: unknown, baseDir: string, env: Node
       proxyVendor: health.proxyVendor ?? 'xks-proxy project',
     },
     logging: { level: file.logging?.level ?? 'info' },
+    keyLifecycle: {
+      stateCacheMs: (file.keyLifecycle?.stateCacheSeconds ?? 5) * 1000,
+      rotationCheckMs: (file.keyLifecycle?.rotationCheckSeconds ?? 3600) * 1000,
+    },
     security,
   };
 }

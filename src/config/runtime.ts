@@ -8,8 +8,10 @@ export interface RuntimeKeyStore {
   /** accessKeyId -> secret access key; every pair listed is live (rotation). */
   credentials: ReadonlyMap<string, string>;
   allTokenKeys: boolean;
-  /** externalKeyId -> HSM label and configured status. */
-  keys: ReadonlyMap<string, { label: string; enabled: boolean }>;
+  /** externalKeyId -> HSM label and configured status (rotationPeriodDays: 0 = never, unset = the store's). */
+  keys: ReadonlyMap<string, { label: string; enabled: boolean; rotationPeriodDays?: number }>;
+  /** Scheduled rotation for every key of the store, unless a mapping overrides it. */
+  rotationPeriodDays?: number;
   /** Region pinning, quota, Cedar policies, credential creation times (issue #4); absent = none. */
   security?: KeyStoreSecurity;
 }
@@ -42,6 +44,7 @@ export interface RuntimeConfig {
   limits: { maxPlaintextBytes: number; maxAadBytes: number; clockSkewSeconds: number };
   health: { intervalSeconds: number; degradedLatencyMs: number; fleetSize: number; proxyVendor: string };
   logging: { level: 'error' | 'warn' | 'info' | 'debug' };
+  keyLifecycle: { stateCacheMs: number; rotationCheckMs: number };
   /** mTLS, audit log, reload settings, referenced files (issue #4); absent = none. */
   security?: ProxySecurity;
 }

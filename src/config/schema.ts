@@ -64,6 +64,13 @@ const KeyMapping = Type.Object(
         description: 'false makes GetKeyMetadata report DISABLED and Encrypt/Decrypt answer InvalidStateException.',
       }),
     ),
+    rotationPeriodDays: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 36500,
+        description: 'Scheduled rotation for this key: a new version once the active one is this many days old. 0 = never; overrides the key store\'s rotationPeriodDays.',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -98,6 +105,13 @@ const KeyStore = Type.Object(
           Type.Array(KeyMapping, {
             default: [],
             description: 'Explicit externalKeyId -> HSM label mappings. An entry here overrides allTokenKeys for that ID.',
+          }),
+        ),
+        rotationPeriodDays: Type.Optional(
+          Type.Integer({
+            minimum: 1,
+            maximum: 36500,
+            description: 'Scheduled rotation for every key this store serves: a new version once the active one is this many days old. Unset = no scheduled rotation.',
           }),
         ),
       },
@@ -206,6 +220,29 @@ export const ConfigSchema = Type.Object(
           proxyVendor: Type.Optional(Type.String({ minLength: 1, default: 'xks-proxy project', description: 'xksProxyVendor reported to KMS.' })),
         },
         { additionalProperties: false, default: {}, description: 'The deep health check behind GetHealthStatus.' },
+      ),
+    ),
+    keyLifecycle: Type.Optional(
+      Type.Object(
+        {
+          stateCacheSeconds: Type.Optional(
+            Type.Integer({
+              minimum: 0,
+              maximum: 60,
+              default: 5,
+              description: 'How long a proxy reuses what it read about a key\'s versions and enabled state. A rotation or disable made anywhere takes effect within this time; 0 reads the HSM on every request.',
+            }),
+          ),
+          rotationCheckSeconds: Type.Optional(
+            Type.Integer({
+              minimum: 60,
+              maximum: 86400,
+              default: 3600,
+              description: 'Mean interval between scheduled-rotation checks (each proxy jitters it by +-25 %). Only used when some key has a rotationPeriodDays.',
+            }),
+          ),
+        },
+        { additionalProperties: false, default: {}, description: 'Key versions, enabled state and scheduled rotation (state lives in the HSM).' },
       ),
     ),
     logging: Type.Optional(

@@ -62,6 +62,13 @@ export class XksMetrics implements HsmObserver {
     registers: [this.registry],
   });
 
+  readonly keyRotations = new Counter({
+    name: 'xks_key_rotations_total',
+    help: 'Scheduled key-rotation decisions, by outcome (rotated, rotated-elsewhere, not-due, contended, failed).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'xks_' });
   }

@@ -7,6 +7,9 @@ import type { AddressInfo } from 'node:net';
 import type { RuntimeConfig } from '../config/runtime';
 import { Hsm } from '../hsm';
 import { HealthMonitor } from '../hsm/health-monitor';
+import { KeyVersions } from '../api/key-versions';
+import { KeyStateReader } from '../keys/key-state';
+import { RotationScheduler } from '../keys/rotation-scheduler';
 import type { Logger } from '../observability/logger';
 import { XksMetrics } from '../observability/metrics';
 import { createAdminApp } from './admin';
@@ -30,6 +33,9 @@ export interface RunningProxy {
   reload(next?: RuntimeConfig): ReloadResult;
   /** The reloadable state: current generation, pipeline state, audit log. */
   runtime: ReloadableRuntime;
+  /** Live key-version/state lookup and scheduled rotation (issue #5). */
+  keyState: KeyStateReader;
+  keyRotation: RotationScheduler;
   /**
    * Stops accepting connections, lets in-flight requests finish for up to `graceMs` (then cuts the
    * connections still open), stops the health monitor and closes the HSM sessions.
@@ -93,12 +99,25 @@ export async function startProxy(config: RuntimeConfig, logger: Logger, options:
   await health.start();
 
   const runtime = new ReloadableRuntime(config, logger, metrics, options);
+
+  // Key versions and state are read live from the HSM; lifecycle settings follow config reloads.
+  const keyState = new KeyStateReader(hsm, { cacheMs: () => runtime.config().keyLifecycle.stateCacheMs });
+  const keyRotation = new RotationScheduler(hsm, {
+    keyStores: () => runtime.config().keyStores,
+    healthCheckKeyLabel: config.hsm.healthCheckKeyLabel,
+    checkIntervalMs: () => runtime.config().keyLifecycle.rotationCheckMs,
+    logger,
+    onRotated: (label) => keyState.invalidate(label),
+    onOutcome: (outcome) => metrics.keyRotations.inc({ outcome }),
+  });
+  keyRotation.start();
   const handler = createXksHandler({
     state: () => runtime.state(),
     services: {
       hsm,
       health,
       healthCheckKeyLabel: config.hsm.healthCheckKeyLabel,
+      keyVersions: new KeyVersions(keyState),
       proxy: {
         fleetSize: config.health.fleetSize,
         vendor: config.health.proxyVendor,
@@ -145,6 +164,8 @@ export async function startProxy(config: RuntimeConfig, logger: Logger, options:
     health,
     metrics,
     runtime,
+    keyState,
+    keyRotation,
     reload: (next?: RuntimeConfig) => runtime.reload(next ?? 'request'),
     async close(closeOptions: CloseOptions = {}) {
       const [forcedConnections] = await Promise.all([
@@ -152,6 +173,7 @@ export async function startProxy(config: RuntimeConfig, logger: Logger, options:
         admin ? closeServer(admin, closeOptions.graceMs) : Promise.resolve(0),
       ]);
       health.stop();
+      await keyRotation.stop();
       await runtime.close();
       await hsm.close();
       return { forcedConnections };

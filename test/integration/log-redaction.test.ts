@@ -2,7 +2,9 @@ import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createKey, rotateKey, setEnabled, usageFlags } from '../../src/keys/lifecycle';
 import { startHarness, type Harness } from '../support/proxy-harness';
+import { uniqueLabel } from '../support/softhsm-fixture';
 import { b64, requestMetadata } from '../support/xks-client';
 
 /**
@@ -56,6 +58,26 @@ describe('log redaction (integration)', () => {
       initializationVector: enc.json.initializationVector,
       authenticationTag: enc.json.authenticationTag,
     };
+    // Key-lifecycle paths (issue #5): a key disabled in the HSM, a disabled version, an unknown version.
+    const hsmDisabled = uniqueLabel('lr-disabled');
+    const versioned = uniqueLabel('lr-versioned');
+    for (const label of [hsmDisabled, versioned]) await createKey(h.proxy.hsm, { label, usage: usageFlags(['encrypt', 'decrypt']) });
+    const v1 = await send(key(versioned, 'encrypt'), encryptBody());
+    await rotateKey(h.proxy.hsm, versioned);
+    await setEnabled(h.proxy.hsm, versioned, false, { version: 1 });
+    await setEnabled(h.proxy.hsm, hsmDisabled, false);
+    // This harness keeps the default 5 s state cache; drop what the proxy cached before the changes.
+    for (const label of [hsmDisabled, versioned]) h.proxy.keyState.invalidate(label);
+    const v1Body = { ...decryptBody, ciphertext: v1.json.ciphertext, ciphertextMetadata: v1.json.ciphertextMetadata, initializationVector: v1.json.initializationVector, authenticationTag: v1.json.authenticationTag };
+    const lifecycle = await Promise.all([
+      send(key(hsmDisabled, 'encrypt'), encryptBody()),
+      send(key(hsmDisabled, 'decrypt'), decryptBody),
+      send(key(versioned, 'decrypt'), v1Body),
+      send(key(versioned, 'decrypt'), { ...v1Body, ciphertextMetadata: 'AgAAAAk=' }),
+      send(key(versioned, 'encrypt'), encryptBody()),
+    ]);
+    expect(lifecycle.map((r) => r.json.errorName ?? r.status)).to.deep.equal(['InvalidStateException', 'InvalidStateException', 'InvalidStateException', 'InvalidCiphertextException', 200]);
+
     const statuses = await Promise.all([
       send(key(h.keys.main, 'decrypt'), decryptBody),
       send(key(h.keys.main, 'decrypt'), { ...decryptBody, additionalAuthenticatedData: b64('other') }),
@@ -88,7 +110,7 @@ describe('log redaction (integration)', () => {
   after(async () => h?.stop());
 
   it('captured a log line for every request', () => {
-    expect(h.logs.filter((l) => l.includes('"xks request"')).length).to.be.at.least(19);
+    expect(h.logs.filter((l) => l.includes('"xks request"')).length).to.be.at.least(25);
   });
 
   const everything = () => `${h.logs.join('\n')}\n${readFileSync(join(h.dir, 'audit.log'), 'utf8')}`;
