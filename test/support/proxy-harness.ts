@@ -129,6 +129,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       },
     ],
     logging: { level: 'debug' },
+    // A loaded 2-core CI machine must not turn a passing deep check into DEGRADED-by-latency here.
+    health: { degradedLatencyMs: 5000 },
   };
   options.configure?.(doc, dir);
 
