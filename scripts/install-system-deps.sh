@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the proxy's demo and tests need, only when missing:
-# softhsm2 (the stand-in HSM), opensc (pkcs11-tool), uuid-runtime (uuidgen), curl (SigV4 client in tests).
+# softhsm2 (the stand-in HSM), opensc (pkcs11-tool), uuid-runtime (uuidgen), curl (SigV4 client in tests),
+# systemd (systemd-analyze checks deploy/systemd/xks-proxy.service).
 set -euo pipefail
 missing=()
 command -v softhsm2-util >/dev/null 2>&1 && [ -e /usr/lib/softhsm/libsofthsm2.so ] || missing+=(softhsm2)
 command -v pkcs11-tool >/dev/null 2>&1 || missing+=(opensc)
 command -v uuidgen >/dev/null 2>&1 || missing+=(uuid-runtime)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
 echo "installing system packages: ${missing[*]}" >&2
 SUDO=""

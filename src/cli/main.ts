@@ -2,8 +2,11 @@
 /** The xks-proxy command line: one binary, one module per subcommand in ./commands. */
 import { Command } from 'commander';
 import { version } from '../../package.json';
+import { registerAudit } from './commands/audit';
 import { registerConfig } from './commands/config';
+import { registerCredentials } from './commands/credentials';
 import { registerDemo } from './commands/demo';
+import { registerKeys } from './commands/keys';
 import { registerServe } from './commands/serve';
 import { fail } from './process';
 
@@ -13,6 +16,9 @@ export function buildProgram(): Command {
   registerServe(program);
   registerDemo(program);
   registerConfig(program);
+  registerKeys(program);
+  registerCredentials(program);
+  registerAudit(program);
   return program;
 }
 

@@ -7,14 +7,21 @@ export function fail(err: unknown): never {
   process.exit(1);
 }
 
-/** SIGINT/SIGTERM close the listeners and the HSM, then exit 0. */
-export function stopOnSignals(server: { close(): Promise<void> }): void {
+export interface Stoppable {
+  close(options?: { graceMs?: number }): Promise<unknown>;
+}
+
+/**
+ * SIGINT/SIGTERM: stop accepting, let in-flight requests finish for up to graceMs, close the HSM,
+ * exit 0.
+ */
+export function stopOnSignals(server: Stoppable, options: { graceMs?: number } = {}): void {
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
     process.stderr.write(`received ${signal}, shutting down\n`);
-    server.close().then(
+    server.close(options.graceMs === undefined ? {} : { graceMs: options.graceMs }).then(
       () => process.exit(0),
       () => process.exit(1),
     );

@@ -4,11 +4,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import Ajv, { type ErrorObject } from 'ajv';
+import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { pinFormatProblem, vendorProfile } from '../hsm/vendor-profiles';
 import { ConfigSchema, SECRET_ACCESS_KEY_PATTERN, type ConfigFile } from './schema';
 import type { RuntimeConfig, RuntimeHsm, RuntimeKeyStore } from './runtime';
+import { resolveKeyStoreSecurity, resolveProxySecurity } from './security';
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -17,8 +18,13 @@ export class ConfigError extends Error {
   }
 }
 
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
-const validateFile = ajv.compile<ConfigFile>(ConfigSchema);
+/** Compiled on first use: compiling the whole schema costs a few hundred ms that `--help` should not pay. */
+let compiled: ValidateFunction<ConfigFile> | undefined;
+function validateFile(file: unknown): file is ConfigFile {
+  compiled ??= new Ajv({ allErrors: true, useDefaults: true, strict: false }).compile<ConfigFile>(ConfigSchema);
+  return compiled(file);
+}
+const validationErrors = (): ErrorObject[] => compiled?.errors ?? [];
 const SECRET_PATTERN = new RegExp(SECRET_ACCESS_KEY_PATTERN);
 
 function describe(error: ErrorObject): string {
@@ -28,6 +34,12 @@ function describe(error: ErrorObject): string {
   }
   if (error.keyword === 'required') return `${where}: missing required field "${String(error.params.missingProperty)}"`;
   return `${where}: ${error.message ?? 'is invalid'}`;
+}
+
+/** Schema problems of a parsed config document (no secrets resolved): for tools that edit the file. */
+export function schemaProblems(document: unknown): string[] {
+  const file = structuredClone(document ?? {});
+  return validateFile(file) ? [] : validationErrors().map(describe);
 }
 
 export interface LoadOptions {
@@ -53,7 +65,7 @@ export function loadConfigFile(path: string, options: LoadOptions = {}): Runtime
 /** Validates a parsed config document and resolves its secrets. */
 export function buildRuntimeConfig(document: unknown, baseDir: string, env: NodeJS.ProcessEnv): RuntimeConfig {
   const file = structuredClone(document ?? {});
-  if (!validateFile(file)) throw new ConfigError((validateFile.errors ?? []).map(describe));
+  if (!validateFile(file)) throw new ConfigError(validationErrors().map(describe));
 
   const problems: string[] = [];
   const fromBase = (p: string): string => resolve(baseDir, p);
@@ -102,12 +114,16 @@ export function buildRuntimeConfig(document: unknown, baseDir: string, env: Node
       secrets.set(cred.accessKeyId, secret);
     });
 
-    const keys = new Map<string, { label: string; enabled: boolean }>();
+    const keys = new Map<string, { label: string; enabled: boolean; rotationPeriodDays?: number }>();
     (store.keys.map ?? []).forEach((entry, j) => {
       if (keys.has(entry.externalKeyId)) {
         problems.push(`${at}.keys.map.${j}.externalKeyId: duplicate externalKeyId ${entry.externalKeyId}`);
       }
-      keys.set(entry.externalKeyId, { label: entry.label ?? entry.externalKeyId, enabled: entry.enabled ?? true });
+      keys.set(entry.externalKeyId, {
+        label: entry.label ?? entry.externalKeyId,
+        enabled: entry.enabled ?? true,
+        ...(entry.rotationPeriodDays !== undefined ? { rotationPeriodDays: entry.rotationPeriodDays } : {}),
+      });
     });
     if (!store.keys.allTokenKeys && keys.size === 0) {
       problems.push(`${at}.keys: serves no key; set allTokenKeys: true or list keys in map`);
@@ -119,8 +135,11 @@ export function buildRuntimeConfig(document: unknown, baseDir: string, env: Node
       credentials: secrets,
       allTokenKeys: store.keys.allTokenKeys ?? false,
       keys,
+      ...(store.keys.rotationPeriodDays !== undefined ? { rotationPeriodDays: store.keys.rotationPeriodDays } : {}),
+      security: resolveKeyStoreSecurity(store, at, fromBase, problems),
     });
   });
+  const security = resolveProxySecurity(file, fromBase, env, problems);
 
   if (problems.length > 0) throw new ConfigError(problems);
 
@@ -136,6 +155,7 @@ export function buildRuntimeConfig(document: unknown, baseDir: string, env: Node
       requestTimeoutMs: file.server.requestTimeoutMs ?? 10000,
       headersTimeoutMs: file.server.headersTimeoutMs ?? 5000,
       keepAliveTimeoutMs: file.server.keepAliveTimeoutMs ?? 65000,
+      shutdownTimeoutMs: file.server.shutdownTimeoutMs ?? 20000,
     },
     admin: { enabled: admin.enabled ?? true, host: admin.host ?? '127.0.0.1', port: admin.port ?? 9090 },
     hsm: hsms[0] as RuntimeHsm,
@@ -164,6 +184,11 @@ export function buildRuntimeConfig(document: unknown, baseDir: string, env: Node
       errorWindowSeconds: health.errorWindowSeconds ?? 30,
     },
     logging: { level: file.logging?.level ?? 'info' },
+    keyLifecycle: {
+      stateCacheMs: (file.keyLifecycle?.stateCacheSeconds ?? 5) * 1000,
+      rotationCheckMs: (file.keyLifecycle?.rotationCheckSeconds ?? 3600) * 1000,
+    },
+    security,
   };
 }
 

@@ -1,5 +1,6 @@
 /** The validated config with defaults applied and secrets resolved: what the rest of the proxy reads. */
 import type { VendorProfileName } from '../hsm/vendor-profiles';
+import type { KeyStoreSecurity, ProxySecurity } from './security';
 
 /** One HSM, defaults applied and PIN resolved. */
 export interface RuntimeHsm {
@@ -25,8 +26,12 @@ export interface RuntimeKeyStore {
   /** accessKeyId -> secret access key; every pair listed is live (rotation). */
   credentials: ReadonlyMap<string, string>;
   allTokenKeys: boolean;
-  /** externalKeyId -> HSM label and configured status. */
-  keys: ReadonlyMap<string, { label: string; enabled: boolean }>;
+  /** externalKeyId -> HSM label and configured status (rotationPeriodDays: 0 = never, unset = the store's). */
+  keys: ReadonlyMap<string, { label: string; enabled: boolean; rotationPeriodDays?: number }>;
+  /** Scheduled rotation for every key of the store, unless a mapping overrides it. */
+  rotationPeriodDays?: number;
+  /** Region pinning, quota, Cedar policies, credential creation times (issue #4); absent = none. */
+  security?: KeyStoreSecurity;
 }
 
 export interface RuntimeConfig {
@@ -38,6 +43,7 @@ export interface RuntimeConfig {
     requestTimeoutMs: number;
     headersTimeoutMs: number;
     keepAliveTimeoutMs: number;
+    shutdownTimeoutMs: number;
   };
   admin: { enabled: boolean; host: string; port: number };
   /** The first (or only) HSM; the whole list is `hsms`. */
@@ -63,4 +69,7 @@ export interface RuntimeConfig {
     errorWindowSeconds: number;
   };
   logging: { level: 'error' | 'warn' | 'info' | 'debug' };
+  keyLifecycle: { stateCacheMs: number; rotationCheckMs: number };
+  /** mTLS, audit log, reload settings, referenced files (issue #4); absent = none. */
+  security?: ProxySecurity;
 }

@@ -4,6 +4,9 @@
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { VENDOR_PROFILE_NAMES } from '../hsm/vendor-profiles';
+import {
+  AllowedRegionsSchema, AuditSchema, AuthorizationSchema, ClientAuthSchema, CredentialCreatedAtSchema, ReloadSchema, ThrottleSchema,
+} from './security-schema';
 
 /** Spec minimums the proxy MUST support; configured maxima may only raise them. */
 export const SPEC_MIN_PLAINTEXT_BYTES = 4300;
@@ -39,6 +42,7 @@ const Credential = Type.Object(
     secretAccessKeyFile: Type.Optional(
       Type.String({ minLength: 1, description: 'Path of a file holding the secret (surrounding whitespace is trimmed).' }),
     ),
+    createdAt: CredentialCreatedAtSchema,
   },
   {
     additionalProperties: false,
@@ -59,6 +63,13 @@ const KeyMapping = Type.Object(
       Type.Boolean({
         default: true,
         description: 'false makes GetKeyMetadata report DISABLED and Encrypt/Decrypt answer InvalidStateException.',
+      }),
+    ),
+    rotationPeriodDays: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 36500,
+        description: 'Scheduled rotation for this key: a new version once the active one is this many days old. 0 = never; overrides the key store\'s rotationPeriodDays.',
       }),
     ),
   },
@@ -137,9 +148,19 @@ const KeyStore = Type.Object(
             description: 'Explicit externalKeyId -> HSM label mappings. An entry here overrides allTokenKeys for that ID.',
           }),
         ),
+        rotationPeriodDays: Type.Optional(
+          Type.Integer({
+            minimum: 1,
+            maximum: 36500,
+            description: 'Scheduled rotation for every key this store serves: a new version once the active one is this many days old. Unset = no scheduled rotation.',
+          }),
+        ),
       },
       { additionalProperties: false, description: 'Which HSM keys this key store serves.' },
     ),
+    allowedRegions: AllowedRegionsSchema,
+    throttle: ThrottleSchema,
+    authorization: AuthorizationSchema,
   },
   { additionalProperties: false },
 );
@@ -154,6 +175,7 @@ export const ConfigSchema = Type.Object(
           {
             certFile: Type.String({ minLength: 1, description: 'PEM server certificate chain (leaf first).' }),
             keyFile: Type.String({ minLength: 1, description: 'PEM private key of the server certificate.' }),
+            clientAuth: ClientAuthSchema,
           },
           { additionalProperties: false },
         ),
@@ -165,6 +187,14 @@ export const ConfigSchema = Type.Object(
         ),
         keepAliveTimeoutMs: Type.Optional(
           Type.Integer({ minimum: 0, default: 65000, description: 'Idle keep-alive timeout; above typical load balancer idle timeouts.' }),
+        ),
+        shutdownTimeoutMs: Type.Optional(
+          Type.Integer({
+            minimum: 0,
+            maximum: 600000,
+            default: 20000,
+            description: 'On SIGTERM/SIGINT, time in-flight requests get to finish before their connections are cut. Keep it below the orchestrator\'s grace period (Kubernetes: 30 s).',
+          }),
         ),
       },
       { additionalProperties: false, description: 'The HTTPS listener KMS calls.' },
@@ -267,6 +297,29 @@ export const ConfigSchema = Type.Object(
         { additionalProperties: false, default: {}, description: 'The deep health check behind GetHealthStatus.' },
       ),
     ),
+    keyLifecycle: Type.Optional(
+      Type.Object(
+        {
+          stateCacheSeconds: Type.Optional(
+            Type.Integer({
+              minimum: 0,
+              maximum: 60,
+              default: 5,
+              description: 'How long a proxy reuses what it read about a key\'s versions and enabled state. A rotation or disable made anywhere takes effect within this time; 0 reads the HSM on every request.',
+            }),
+          ),
+          rotationCheckSeconds: Type.Optional(
+            Type.Integer({
+              minimum: 60,
+              maximum: 86400,
+              default: 3600,
+              description: 'Mean interval between scheduled-rotation checks (each proxy jitters it by +-25 %). Only used when some key has a rotationPeriodDays.',
+            }),
+          ),
+        },
+        { additionalProperties: false, default: {}, description: 'Key versions, enabled state and scheduled rotation (state lives in the HSM).' },
+      ),
+    ),
     logging: Type.Optional(
       Type.Object(
         {
@@ -280,6 +333,8 @@ export const ConfigSchema = Type.Object(
         { additionalProperties: false, default: {} },
       ),
     ),
+    audit: AuditSchema,
+    reload: ReloadSchema,
   },
   { additionalProperties: false },
 );

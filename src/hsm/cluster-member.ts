@@ -187,8 +187,10 @@ export class ClusterMember {
     const probe = <T>(run: (hsm: Hsm) => Promise<T>): Promise<T> => this.probeCall(run);
     this.monitor = new HealthMonitor(
       {
-        encrypt: (label, plaintext, aad) => probe((hsm) => hsm.encrypt(label, plaintext, aad)),
-        decrypt: (label, ciphertext, iv, tag, aad) => probe((hsm) => hsm.decrypt(label, ciphertext, iv, tag, aad)),
+        // A busy HSM's check waits its turn for a session: slow (DEGRADED), not down.
+        encrypt: (label, plaintext, aad) => probe((hsm) => hsm.encrypt(label, plaintext, aad, { waitForSessionMs: env.health.probeTimeoutMs })),
+        decrypt: (label, ciphertext, iv, tag, aad) =>
+          probe((hsm) => hsm.decrypt(label, ciphertext, iv, tag, aad, { waitForSessionMs: env.health.probeTimeoutMs })),
       },
       {
         keyLabel: config.healthCheckKeyLabel,

@@ -111,16 +111,20 @@ export class HsmCluster implements HsmService, FleetHealth {
   }
 
   canServe(): boolean {
-    return this.nodes.some((member) => member.serving && member.tracker.current().status !== 'UNAVAILABLE');
+    return this.current().status !== 'UNAVAILABLE';
   }
 
+  /** The best serving member's snapshot: the cluster is as available as its best connected HSM. */
   current(): HealthSnapshot {
     let best: HealthSnapshot | undefined;
+    let lastChecked = 0;
     for (const member of this.nodes) {
       const snapshot = member.tracker.current();
+      lastChecked = Math.max(lastChecked, snapshot.checkedAt);
+      if (!member.serving) continue;
       if (best === undefined || STATUS_RANK[snapshot.status] < STATUS_RANK[best.status]) best = snapshot;
     }
-    return best ?? { status: 'UNAVAILABLE', checkedAt: 0, reason: 'no HSM configured' };
+    return best ?? { status: 'UNAVAILABLE', checkedAt: lastChecked, reason: `no HSM is connected (${this.unavailableSummary()})` };
   }
 
   async checkNow(): Promise<HealthSnapshot> {

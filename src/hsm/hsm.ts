@@ -270,7 +270,8 @@ export class Hsm {
   private async withSession<T>(use: (session: SessionHandle) => T | Promise<T>, options?: CallOptions): Promise<T> {
     const deadline = options?.deadline;
     if (deadline?.expired()) throw deadline.timeoutError(`${this.id}: no time left to wait for a session`);
-    const session = await this.pool.acquire(deadline ? deadline.within(this.acquireTimeoutMs) : undefined);
+    const wait = options?.waitForSessionMs ?? this.acquireTimeoutMs;
+    const session = await this.pool.acquire(deadline ? deadline.within(wait) : wait);
     let reusable = true;
     try {
       return await use(session);

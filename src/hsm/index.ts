@@ -14,3 +14,12 @@ export { createAesKey, readKeyValue } from './key-admin';
 export type { NewAesKey } from './key-admin';
 export { SOFTHSM_MODULE_PATH, ensureSoftHsmToken } from './softhsm';
 export type { SoftHsmToken } from './softhsm';
+export {
+  aesKeyId,
+  createAesKeyOnce,
+  createRsaWrappingKey,
+  destroyAesKeys,
+  importWrappedAesKey,
+  rsaWrappingPublicKey,
+} from './key-lifecycle';
+export type { Claim, ExclusiveCreateResult, RsaPublicKey, UnwrapMechanism, WrappedAesKeyImport } from './key-lifecycle';

@@ -1,6 +1,7 @@
 import { HsmError } from './errors';
 import { Hsm, hsmInternals } from './hsm';
 import { KEY_BYTES, findAes256Keys } from './key-handles';
+import type { AesKeyTemplate } from './pkcs11-module';
 
 export interface NewAesKey {
   label: string;
@@ -11,6 +12,8 @@ export interface NewAesKey {
   extractable?: boolean;
   /** Import known material (tests); otherwise the HSM generates the key. */
   value?: Buffer;
+  /** CKA_ID (empty when not given). */
+  id?: Buffer;
 }
 
 /**
@@ -22,32 +25,40 @@ export async function createAesKey(hsm: Hsm, key: NewAesKey): Promise<void> {
   if (key.value !== undefined && (!Buffer.isBuffer(key.value) || key.value.length !== KEY_BYTES)) {
     throw new HsmError('Internal', `an AES-256 key value must be ${KEY_BYTES} bytes`);
   }
-  const extractable = key.extractable ?? false;
   const { module, keys, withSession } = hsmInternals(hsm);
   await withSession((session) => {
     if (findAes256Keys(module, session, key.label).length > 0) {
       throw new HsmError('Internal', `an AES-256 key labelled "${key.label}" already exists`);
     }
-    // Every flag explicit: C_GenerateKey can make a key with CKA_ENCRYPT=false (pkcs11-tool cannot),
-    // and SoftHSM's own defaults (CKA_WRAP true, CKA_SENSITIVE false) are not what we want.
-    module.createAesKey(session, {
-      label: key.label,
-      value: key.value,
-      valueLen: KEY_BYTES,
-      token: true,
-      private: true,
-      encrypt: key.encrypt ?? true,
-      decrypt: key.decrypt ?? true,
-      wrap: key.wrap ?? false,
-      unwrap: key.unwrap ?? false,
-      sign: false,
-      verify: false,
-      derive: false,
-      extractable,
-      sensitive: !extractable,
-    });
+    module.createAesKey(session, aesKeyTemplate(key));
     keys.invalidate(key.label);
   });
+}
+
+/**
+ * A private AES-256 token-key template. Every flag explicit: C_GenerateKey can make a key with
+ * CKA_ENCRYPT=false (pkcs11-tool cannot), and SoftHSM's own defaults (CKA_WRAP true,
+ * CKA_SENSITIVE false) are not what we want.
+ */
+export function aesKeyTemplate(key: NewAesKey): AesKeyTemplate {
+  const extractable = key.extractable ?? false;
+  return {
+    label: key.label,
+    value: key.value,
+    valueLen: KEY_BYTES,
+    token: true,
+    private: true,
+    encrypt: key.encrypt ?? true,
+    decrypt: key.decrypt ?? true,
+    wrap: key.wrap ?? false,
+    unwrap: key.unwrap ?? false,
+    sign: false,
+    verify: false,
+    derive: false,
+    extractable,
+    sensitive: !extractable,
+    ...(key.id ? { id: key.id } : {}),
+  };
 }
 
 /** The key material, for tests that cross-check GCM with node:crypto. Only extractable, non-sensitive keys. */

@@ -70,6 +70,16 @@ export interface AesKeyTemplate {
   derive: boolean;
   extractable: boolean;
   sensitive: boolean;
+  /** CKA_ID; left empty when not given. */
+  id?: Buffer;
+}
+
+/** Key-unwrapping mechanisms for importing key material (C_UnwrapKey). */
+export type UnwrapMechanism = 'rsa-oaep-sha256' | 'rsa-oaep-sha1' | 'aes-key-wrap-pad';
+
+export interface RsaPublicKey {
+  modulus: Buffer;
+  publicExponent: Buffer;
 }
 
 const CKS_RO_USER_FUNCTIONS = 1;
@@ -194,6 +204,21 @@ function gcm(iv: Buffer, aad: Buffer): pkcs11js.Mechanism {
     tagBits: 128, // always explicit: left out, SoftHSM silently produces a 0-byte tag
   };
   return { mechanism: pkcs11js.CKM_AES_GCM, parameter };
+}
+
+// CKZ_DATA_SPECIFIED with no data: the empty OAEP label, which is what openssl and node:crypto use.
+const CKZ_DATA_SPECIFIED = 1;
+
+function unwrapMechanism(mechanism: UnwrapMechanism): pkcs11js.Mechanism {
+  if (mechanism === 'aes-key-wrap-pad') return { mechanism: pkcs11js.CKM_AES_KEY_WRAP_PAD };
+  const sha256 = mechanism === 'rsa-oaep-sha256';
+  const parameter: pkcs11js.RsaOAEP = {
+    type: pkcs11js.CK_PARAMS_RSA_OAEP,
+    hashAlg: sha256 ? pkcs11js.CKM_SHA256 : pkcs11js.CKM_SHA_1,
+    mgf: sha256 ? pkcs11js.CKG_MGF1_SHA256 : pkcs11js.CKG_MGF1_SHA1,
+    source: CKZ_DATA_SPECIFIED,
+  };
+  return { mechanism: pkcs11js.CKM_RSA_PKCS_OAEP, parameter };
 }
 
 const KEY_INFO_ATTRIBUTES = [
@@ -587,6 +612,7 @@ export class Pkcs11Module {
       { type: pkcs11js.CKA_EXTRACTABLE, value: key.extractable },
       { type: pkcs11js.CKA_SENSITIVE, value: key.sensitive },
     ];
+    if (key.id !== undefined) template.push({ type: pkcs11js.CKA_ID, value: key.id });
     if (key.value !== undefined) {
       const value = key.value;
       template.push({ type: pkcs11js.CKA_VALUE, value });
@@ -596,6 +622,102 @@ export class Pkcs11Module {
     return call('C_GenerateKey', () =>
       lib.C_GenerateKey(session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, template),
     );
+  }
+
+  // ---- key lifecycle (issue #5): CKA_ID, wrapping keys, C_UnwrapKey --------------------------
+
+  readKeyId(session: SessionHandle, key: ObjectHandle): Buffer {
+    const lib = this.lib;
+    const [attribute] = call('C_GetAttributeValue', () => lib.C_GetAttributeValue(session, key, [{ type: pkcs11js.CKA_ID }]));
+    return Buffer.from(attribute?.value ?? Buffer.alloc(0));
+  }
+
+  /** RSA private or public keys with this label. */
+  findRsaKeys(session: SessionHandle, kind: 'private' | 'public', label: string): ObjectHandle[] {
+    const lib = this.lib;
+    const template: pkcs11js.Template = [
+      { type: pkcs11js.CKA_CLASS, value: kind === 'private' ? pkcs11js.CKO_PRIVATE_KEY : pkcs11js.CKO_PUBLIC_KEY },
+      { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_RSA },
+      { type: pkcs11js.CKA_LABEL, value: label },
+    ];
+    call('C_FindObjectsInit', () => lib.C_FindObjectsInit(session, template));
+    try {
+      return call('C_FindObjects', () => lib.C_FindObjects(session, 16));
+    } finally {
+      try {
+        lib.C_FindObjectsFinal(session);
+      } catch {
+        // the find is over either way
+      }
+    }
+  }
+
+  readRsaPublicKey(session: SessionHandle, key: ObjectHandle): RsaPublicKey {
+    const lib = this.lib;
+    const [modulus, publicExponent] = call('C_GetAttributeValue', () =>
+      lib.C_GetAttributeValue(session, key, [{ type: pkcs11js.CKA_MODULUS }, { type: pkcs11js.CKA_PUBLIC_EXPONENT }]),
+    );
+    if (!modulus?.value || !publicExponent?.value) throw new HsmError('Internal', 'C_GetAttributeValue returned no RSA public key');
+    return { modulus: Buffer.from(modulus.value), publicExponent: Buffer.from(publicExponent.value) };
+  }
+
+  /**
+   * An RSA key pair for importing keys: the private key only unwraps (never decrypts, signs or
+   * leaves the HSM); the public key only wraps, and is exported to whoever wraps the material.
+   */
+  generateRsaWrappingKeyPair(session: SessionHandle, options: { label: string; modulusBits: number; id?: Buffer }): void {
+    const lib = this.lib;
+    const common = (extra: pkcs11js.Template): pkcs11js.Template => [
+      { type: pkcs11js.CKA_TOKEN, value: true },
+      { type: pkcs11js.CKA_LABEL, value: options.label },
+      ...(options.id ? [{ type: pkcs11js.CKA_ID, value: options.id }] : []),
+      ...extra,
+    ];
+    call('C_GenerateKeyPair', () =>
+      lib.C_GenerateKeyPair(
+        session,
+        { mechanism: pkcs11js.CKM_RSA_PKCS_KEY_PAIR_GEN },
+        common([
+          { type: pkcs11js.CKA_PRIVATE, value: false },
+          { type: pkcs11js.CKA_MODULUS_BITS, value: options.modulusBits },
+          { type: pkcs11js.CKA_PUBLIC_EXPONENT, value: Buffer.from([0x01, 0x00, 0x01]) },
+          { type: pkcs11js.CKA_WRAP, value: true },
+          { type: pkcs11js.CKA_ENCRYPT, value: false },
+          { type: pkcs11js.CKA_VERIFY, value: false },
+        ]),
+        common([
+          { type: pkcs11js.CKA_PRIVATE, value: true },
+          { type: pkcs11js.CKA_SENSITIVE, value: true },
+          { type: pkcs11js.CKA_EXTRACTABLE, value: false },
+          { type: pkcs11js.CKA_UNWRAP, value: true },
+          { type: pkcs11js.CKA_DECRYPT, value: false },
+          { type: pkcs11js.CKA_SIGN, value: false },
+        ]),
+      ),
+    );
+  }
+
+  /** C_UnwrapKey into a new AES secret key with exactly the template's flags. */
+  unwrapAesKey(session: SessionHandle, mechanism: UnwrapMechanism, unwrappingKey: ObjectHandle, wrapped: Buffer, key: AesKeyTemplate): ObjectHandle {
+    const lib = this.lib;
+    const template: pkcs11js.Template = [
+      { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+      { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
+      { type: pkcs11js.CKA_LABEL, value: key.label },
+      { type: pkcs11js.CKA_TOKEN, value: key.token },
+      { type: pkcs11js.CKA_PRIVATE, value: key.private },
+      { type: pkcs11js.CKA_ENCRYPT, value: key.encrypt },
+      { type: pkcs11js.CKA_DECRYPT, value: key.decrypt },
+      { type: pkcs11js.CKA_WRAP, value: key.wrap },
+      { type: pkcs11js.CKA_UNWRAP, value: key.unwrap },
+      { type: pkcs11js.CKA_SIGN, value: key.sign },
+      { type: pkcs11js.CKA_VERIFY, value: key.verify },
+      { type: pkcs11js.CKA_DERIVE, value: key.derive },
+      { type: pkcs11js.CKA_EXTRACTABLE, value: key.extractable },
+      { type: pkcs11js.CKA_SENSITIVE, value: key.sensitive },
+    ];
+    if (key.id !== undefined) template.push({ type: pkcs11js.CKA_ID, value: key.id });
+    return call('C_UnwrapKey', () => lib.C_UnwrapKey(session, unwrapMechanism(mechanism), unwrappingKey, wrapped, template));
   }
 
   destroyObject(session: SessionHandle, object: ObjectHandle): void {

@@ -28,6 +28,8 @@ export interface HsmOptions {
 export interface CallOptions {
   /** What is left of the request's budget bounds the wait for a session. */
   deadline?: Deadline;
+  /** Overrides how long to wait for a free session (health checks: a busy HSM is slow, not down). */
+  waitForSessionMs?: number;
 }
 
 export interface KeyAttributes {

@@ -105,6 +105,13 @@ export class XksMetrics implements ClusterObserver {
     registers: [this.registry],
   });
 
+  readonly keyRotations = new Counter({
+    name: 'xks_key_rotations_total',
+    help: 'Scheduled key-rotation decisions, by outcome (rotated, rotated-elsewhere, not-due, contended, failed).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'xks_' });
   }

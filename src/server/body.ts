@@ -1,8 +1,16 @@
 import type { IncomingMessage } from 'node:http';
+import { XksError } from '../api/errors';
 
 export class BodyTooLargeError extends Error {
   constructor(readonly limit: number) {
     super(`request body exceeds ${limit} bytes`);
+  }
+}
+
+/** The client went away (or was cut off by a timeout) mid-body: a client error, never a 500. */
+export class ClientAbortError extends XksError {
+  constructor() {
+    super('ValidationException', 'The connection closed before the request body was complete');
   }
 }
 
@@ -31,7 +39,7 @@ export function readRawBody(req: IncomingMessage, limit: number): Promise<Buffer
     };
     const onAbort = (): void => {
       cleanup();
-      reject(new Error('client closed the connection before the body was complete'));
+      reject(new ClientAbortError());
     };
     const cleanup = (): void => {
       req.off('data', onData);

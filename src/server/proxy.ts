@@ -5,60 +5,102 @@
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { base64Length } from '../api/base64';
-import { compileRequestValidators } from '../api/schemas';
-import { SigV4Verifier } from '../auth/sigv4';
 import type { RuntimeConfig } from '../config/runtime';
 import type { FleetHealth, Hsm, HsmCluster } from '../hsm';
+import { KeyVersions } from '../api/key-versions';
+import { KeyStateReader } from '../keys/key-state';
+import { RotationScheduler } from '../keys/rotation-scheduler';
 import type { Logger } from '../observability/logger';
 import { XksMetrics } from '../observability/metrics';
 import { createAdminApp } from './admin';
 import { createPublicApp } from './app';
+import { answerClientErrors } from './client-errors';
 import { startHsmCluster, type ProxyHooks } from './hsm-cluster';
-import { XksRouter } from './routes';
-import { serverTlsOptions } from './tls';
+import { ReloadableRuntime, type ReloadResult, type RuntimeOptions } from './reloadable-runtime';
 import { createXksHandler } from './xks-handler';
 import { version } from '../../package.json';
 
 export const PROXY_MODEL = `xks-proxy ${version}`;
-
-/** Room in a body for requestMetadata (two 2048-character ARNs) and fields KMS may add later. */
-const BODY_OVERHEAD_BYTES = 64 * 1024;
 
 export interface RunningProxy {
   /** https://host:port of the KMS-facing listener. */
   url: string;
   port: number;
   adminUrl?: string;
+  /** The HSMs (one for the `hsm:` form): routing, retries, recovery. */
   cluster: HsmCluster;
   /** The first HSM's live connection (key administration, tests); throws while it is not connected. */
   readonly hsm: Hsm;
   health: FleetHealth;
   metrics: XksMetrics;
-  close(): Promise<void>;
+  /** Re-reads the config file (or applies `next`): credentials, key stores, policies, limits, TLS files. SIGHUP calls it. */
+  reload(next?: RuntimeConfig): ReloadResult;
+  /** The reloadable state: current generation, pipeline state, audit log. */
+  runtime: ReloadableRuntime;
+  /** Live key-version/state lookup and scheduled rotation (issue #5). */
+  keyState: KeyStateReader;
+  keyRotation: RotationScheduler;
+  /**
+   * Stops accepting connections, lets in-flight requests finish for up to `graceMs` (then cuts the
+   * connections still open), stops the health monitor and closes the HSM sessions.
+   */
+  close(options?: CloseOptions): Promise<CloseResult>;
 }
 
-export async function startProxy(config: RuntimeConfig, logger: Logger, hooks: ProxyHooks = {}): Promise<RunningProxy> {
+export interface StartOptions extends RuntimeOptions, ProxyHooks {
+  /** false: no admin listener in this process (cluster workers; the primary serves /metrics). */
+  adminListener?: boolean;
+}
+
+export interface CloseOptions {
+  /** Time allowed for in-flight requests; default: wait for them without limit. */
+  graceMs?: number;
+}
+
+export interface CloseResult {
+  /** Connections still open when graceMs ran out, closed without waiting. */
+  forcedConnections: number;
+}
+
+export async function startProxy(config: RuntimeConfig, logger: Logger, options: StartOptions = {}): Promise<RunningProxy> {
   const metrics = new XksMetrics();
-  const cluster = await startHsmCluster(config, metrics, logger, hooks);
-  const health: FleetHealth = cluster;
+  const cluster = await startHsmCluster(config, metrics, logger, options);
   try {
-    return await serve(config, logger, metrics, cluster, health);
+    return await serve(config, logger, metrics, cluster, options);
   } catch (error) {
     await cluster.close();
     throw error;
   }
 }
 
-async function serve(config: RuntimeConfig, logger: Logger, metrics: XksMetrics, cluster: HsmCluster, health: FleetHealth): Promise<RunningProxy> {
+async function serve(config: RuntimeConfig, logger: Logger, metrics: XksMetrics, cluster: HsmCluster, options: StartOptions): Promise<RunningProxy> {
+  const health: FleetHealth = cluster;
+  /** Key administration goes through one HSM: the first one connected (the HSMs replicate). */
+  const adminHsm = (): Hsm => {
+    const connected = cluster.connections().find((c) => c.hsm !== undefined)?.hsm;
+    if (connected === undefined) throw new Error('no HSM is connected');
+    return connected;
+  };
+  const runtime = new ReloadableRuntime(config, logger, metrics, options);
+
+  // Key versions and state are read live from the HSM; lifecycle settings follow config reloads.
+  const keyState = new KeyStateReader(cluster, { cacheMs: () => runtime.config().keyLifecycle.stateCacheMs });
+  const keyRotation = new RotationScheduler(adminHsm, {
+    keyStores: () => runtime.config().keyStores,
+    healthCheckKeyLabel: config.hsm.healthCheckKeyLabel,
+    checkIntervalMs: () => runtime.config().keyLifecycle.rotationCheckMs,
+    logger,
+    onRotated: (label) => keyState.invalidate(label),
+    onOutcome: (outcome) => metrics.keyRotations.inc({ outcome }),
+  });
+  keyRotation.start();
   const handler = createXksHandler({
-    router: new XksRouter(config.keyStores),
-    verifier: new SigV4Verifier({ service: 'kms-xks-proxy', maxClockSkewMs: config.limits.clockSkewSeconds * 1000 }),
-    validators: compileRequestValidators(config.limits),
+    state: () => runtime.state(),
     services: {
       hsm: cluster,
       health,
       healthCheckKeyLabel: config.hsm.healthCheckKeyLabel,
+      keyVersions: new KeyVersions(keyState),
       proxy: {
         fleetSize: config.health.fleetSize,
         vendor: config.health.proxyVendor,
@@ -66,28 +108,31 @@ async function serve(config: RuntimeConfig, logger: Logger, metrics: XksMetrics,
         ...(config.hsm.ekmVendor ? { ekmVendor: config.hsm.ekmVendor } : {}),
       },
     },
-    maxBodyBytes: base64Length(config.limits.maxPlaintextBytes) + base64Length(config.limits.maxAadBytes) + BODY_OVERHEAD_BYTES,
     logger,
     metrics,
-    requestDeadlineMs: config.limits.requestDeadlineMs,
+    ...(runtime.audit ? { audit: runtime.audit } : {}),
   });
 
   const server = createHttpsServer(
     {
-      ...serverTlsOptions(config.server.certFile, config.server.keyFile),
+      ...runtime.tlsOptions(),
       requestTimeout: config.server.requestTimeoutMs,
       headersTimeout: config.server.headersTimeoutMs,
       keepAliveTimeout: config.server.keepAliveTimeoutMs,
+      // Node checks those timeouts every 30 s by default: too coarse to cut off a slow client.
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(Math.min(config.server.headersTimeoutMs, config.server.requestTimeoutMs) / 4))),
     },
     createPublicApp(handler),
   );
+  runtime.attach(server);
+  answerClientErrors(server, logger);
   await listen(server, config.server.port, config.server.host);
   const port = (server.address() as AddressInfo).port;
   const url = `https://${displayHost(config.server.host)}:${port}`;
 
   let admin: HttpServer | undefined;
   let adminUrl: string | undefined;
-  if (config.admin.enabled) {
+  if (config.admin.enabled && options.adminListener !== false) {
     admin = createHttpServer(createAdminApp(metrics, health));
     await listen(admin, config.admin.port, config.admin.host);
     adminUrl = `http://${displayHost(config.admin.host)}:${(admin.address() as AddressInfo).port}`;
@@ -106,9 +151,19 @@ async function serve(config: RuntimeConfig, logger: Logger, metrics: XksMetrics,
     },
     health,
     metrics,
-    async close() {
-      await Promise.all([closeServer(server), admin ? closeServer(admin) : Promise.resolve()]);
+    runtime,
+    keyState,
+    keyRotation,
+    reload: (next?: RuntimeConfig) => runtime.reload(next ?? 'request'),
+    async close(closeOptions: CloseOptions = {}) {
+      const [forcedConnections] = await Promise.all([
+        closeServer(server, closeOptions.graceMs),
+        admin ? closeServer(admin, closeOptions.graceMs) : Promise.resolve(0),
+      ]);
+      await keyRotation.stop();
+      await runtime.close();
       await cluster.close();
+      return { forcedConnections };
     },
   };
 }
@@ -123,10 +178,25 @@ function listen(server: HttpServer | HttpsServer, port: number, host: string): P
   });
 }
 
-function closeServer(server: HttpServer | HttpsServer): Promise<void> {
+/** Resolves with the number of connections that had to be cut after graceMs. */
+function closeServer(server: HttpServer | HttpsServer, graceMs?: number): Promise<number> {
   return new Promise((resolve) => {
-    server.close(() => resolve());
+    let forced = 0;
+    let timer: NodeJS.Timeout | undefined;
+    server.close(() => {
+      clearTimeout(timer);
+      resolve(forced);
+    });
     server.closeIdleConnections();
+    if (graceMs !== undefined) {
+      timer = setTimeout(() => {
+        server.getConnections((_err, count) => {
+          forced = count;
+          server.closeAllConnections();
+        });
+      }, graceMs);
+      timer.unref();
+    }
   });
 }
 

@@ -5,6 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { XksError } from '../api/errors';
 import { toXksError } from '../api/hsm-errors';
+import { parseStrictJson } from '../api/strict-json';
 import type { OperationServices } from '../api/operations/context';
 import { decrypt } from '../api/operations/decrypt';
 import { encrypt } from '../api/operations/encrypt';
@@ -16,19 +17,29 @@ import { Deadline } from '../hsm/deadline';
 import { HsmError } from '../hsm/errors';
 import type { Logger } from '../observability/logger';
 import type { XksMetrics } from '../observability/metrics';
+import type { RequestGuards } from '../security/request-guards';
 import { BodyTooLargeError, readRawBody } from './body';
 import { isValidExternalKeyId, type XksRoute, type XksRouter } from './routes';
 
-export interface XksHandlerDeps {
+/** What a reload replaces; read once per request so a request sees one config generation. */
+export interface XksPipelineState {
   router: XksRouter;
   verifier: SigV4Verifier;
   validators: RequestValidators;
-  services: OperationServices;
   maxBodyBytes: number;
+  /** Region pin, quota and Cedar authorization per key store. */
+  guards?: RequestGuards;
+  /** Each request's budget (limits.requestDeadlineMs), counted from arrival; default 200 ms. */
+  requestDeadlineMs?: number;
+}
+
+export interface XksHandlerDeps {
+  state(): XksPipelineState;
+  services: OperationServices;
   logger: Logger;
   metrics: XksMetrics;
-  /** Each request's budget (limits.requestDeadlineMs), counted from arrival. */
-  requestDeadlineMs?: number;
+  /** Hash-chained audit log: one entry per XKS request. */
+  audit?: { record(fields: Record<string, unknown>): void };
 }
 
 /** requestMetadata fields worth logging (spec: SHOULD log them); copied only when they are strings. */
@@ -61,22 +72,24 @@ export function createXksHandler(deps: XksHandlerDeps) {
   };
 
   return async function handleXks(req: IncomingMessage, res: ServerResponse, next: () => void): Promise<void> {
+    const state = deps.state();
     const url = req.url ?? '/';
     const queryAt = url.indexOf('?');
-    const route = deps.router.match(queryAt === -1 ? url : url.slice(0, queryAt));
+    const route = state.router.match(queryAt === -1 ? url : url.slice(0, queryAt));
     if (!route) {
       next();
       return;
     }
     const started = process.hrtime.bigint();
-    const deadline = Deadline.after(deps.requestDeadlineMs ?? 200);
+    const deadline = Deadline.after(state.requestDeadlineMs ?? 200);
     const fields: LogFields = { operation: route.operation, keyStore: route.store.name };
     if (route.externalKeyId) fields.externalKeyId = route.externalKeyId.slice(0, 128);
+    fields.remoteAddress = req.socket.remoteAddress;
 
     let status = 200;
     let errorName = '';
     try {
-      const result = await run(route, req, fields, deadline);
+      const result = await run(state, route, req, fields, deadline);
       respond(res, 200, result);
     } catch (err) {
       const error = err instanceof BodyTooLargeError
@@ -100,10 +113,11 @@ export function createXksHandler(deps: XksHandlerDeps) {
       deps.metrics.request(route.operation, route.store.name, status, errorName, seconds);
       const level = status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info';
       deps.logger.log(level, 'xks request', fields);
+      deps.audit?.record(fields);
     }
   };
 
-  async function run(route: XksRoute, req: IncomingMessage, fields: LogFields, deadline: Deadline): Promise<unknown> {
+  async function run(state: XksPipelineState, route: XksRoute, req: IncomingMessage, fields: LogFields, deadline: Deadline): Promise<unknown> {
     if (req.method !== 'POST') {
       // Spec: a GET (or any non-POST) on an XKS URI MUST get 405 Method Not Allowed.
       throw new XksError('UnsupportedOperationException', `${route.operation} accepts only POST`, 405);
@@ -111,9 +125,9 @@ export function createXksHandler(deps: XksHandlerDeps) {
     if (route.operation !== 'GetHealthStatus' && !isValidExternalKeyId(route.externalKeyId)) {
       throw new XksError('ValidationException', 'externalKeyId must be 1-128 characters of A-Z a-z 0-9 . - _');
     }
-    const body = await readRawBody(req, deps.maxBodyBytes);
+    const body = await readRawBody(req, state.maxBodyBytes);
 
-    const auth = deps.verifier.verify(
+    const auth = state.verifier.verify(
       { method: req.method, url: req.url ?? '/', rawHeaders: req.rawHeaders, body },
       (accessKeyId) => route.store.credentials.get(accessKeyId),
     );
@@ -125,6 +139,7 @@ export function createXksHandler(deps: XksHandlerDeps) {
       throw new XksError('AuthenticationFailedException', AUTH_MESSAGES[auth.reason]);
     }
     fields.region = auth.region;
+    state.guards?.admit(route, auth, req, fields);
 
     const document = parseJson(body);
     copyLoggedMetadata(document, fields);
@@ -135,26 +150,36 @@ export function createXksHandler(deps: XksHandlerDeps) {
     if (!isJsonContentType(req.headers['content-type'])) {
       throw new XksError('ValidationException', 'Content-Type must be application/json');
     }
-    if (document === undefined) throw new XksError('ValidationException', 'The request body is not valid JSON');
+    if (document === undefined) throw new XksError('ValidationException', 'The request body is not valid JSON (or repeats a member name)');
 
     const request = { store: route.store, externalKeyId: route.externalKeyId, deadline };
+    // Secondary authorization runs on validated metadata, before the HSM is touched.
+    const authorize = (metadata: { awsPrincipalArn: string; kmsOperation: string }): void =>
+      state.guards?.authorize(route, { metadata, region: auth.region, accessKeyId: auth.accessKeyId, ...(typeof fields.tlsClient === 'string' ? { tlsClientName: fields.tlsClient } : {}) }, fields);
     switch (route.operation) {
-      case 'GetKeyMetadata':
-        return getKeyMetadata(deps.services, { ...request, body: deps.validators.GetKeyMetadata(document) });
-      case 'Encrypt':
-        return encrypt(deps.services, { ...request, body: deps.validators.Encrypt(document) });
-      case 'Decrypt':
-        return decrypt(deps.services, { ...request, body: deps.validators.Decrypt(document) });
+      case 'GetKeyMetadata': {
+        const validated = state.validators.GetKeyMetadata(document);
+        authorize(validated.requestMetadata);
+        return getKeyMetadata(deps.services, { ...request, body: validated });
+      }
+      case 'Encrypt': {
+        const validated = state.validators.Encrypt(document);
+        authorize(validated.requestMetadata);
+        return encrypt(deps.services, { ...request, body: validated });
+      }
+      case 'Decrypt': {
+        const validated = state.validators.Decrypt(document);
+        authorize(validated.requestMetadata);
+        return decrypt(deps.services, { ...request, body: validated });
+      }
     }
   }
 }
 
+/** undefined for invalid JSON, and for duplicate member names (see strict-json.ts). */
 function parseJson(body: Buffer): unknown {
-  try {
-    return JSON.parse(body.toString('utf8'));
-  } catch {
-    return undefined;
-  }
+  const parsed = parseStrictJson(body.toString('utf8'));
+  return parsed.ok ? parsed.value : undefined;
 }
 
 function isJsonContentType(header: string | undefined): boolean {

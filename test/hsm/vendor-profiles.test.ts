@@ -2,6 +2,8 @@ import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { encrypt as encryptOperation } from '../../src/api/operations/encrypt';
 import { XksError } from '../../src/api/errors';
+import { KeyVersions } from '../../src/api/key-versions';
+import { KeyStateReader } from '../../src/keys/key-state';
 import { Hsm, createAesKey } from '../../src/hsm';
 import { vendorShim } from '../support/pkcs11-shims';
 import { softHsmFixture, uniqueLabel } from '../support/softhsm-fixture';
@@ -105,7 +107,7 @@ describe('hsm: vendor profiles (SoftHSM behind vendor shims)', () => {
   it('a vendor that reports a wrong IV yields InternalException from Encrypt, never the ciphertext (verify-decrypt)', async () => {
     const hsm = await Hsm.open(hsmOptions({ id: 'broken-luna', profile: 'luna', pkcs11Interposer: vendorShim('luna', { corruptAppendedIv: true }) }));
     try {
-      const services = { hsm, healthCheckKeyLabel: 'none' } as never;
+      const services = { hsm, healthCheckKeyLabel: 'none', keyVersions: new KeyVersions(new KeyStateReader(hsm, { cacheMs: 0 })) } as never;
       const request = {
         store: { name: 's', uriPrefix: '', credentials: new Map(), allTokenKeys: true, keys: new Map() },
         externalKeyId: label,

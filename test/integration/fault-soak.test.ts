@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { randomBytes, randomInt } from 'node:crypto';
 import { loadedModules } from '../../src/hsm/pkcs11-module';
 import { XKS_ERRORS } from '../../src/api/errors';
+import { buildHsmAad } from '../../src/api/hsm-aad';
 import { nodeDecrypt } from '../hsm/helpers';
 import { waitFor } from '../support/cluster-helpers';
 import { adminGet, decryptBody, encryptBody, healthStatus, keyPath, startClusterHarness, type ClusterHarness } from '../support/cluster-harness';
@@ -19,7 +20,7 @@ import { XksClient, requestMetadata, type XksResponse } from '../support/xks-cli
 /** Errors a fault may cause. Anything else (InvalidCiphertext, KeyNotFound, 500 without a name...) is a defect. */
 const FAULT_ERRORS = new Set(['InternalException', 'DependencyTimeoutException', 'ThrottlingException']);
 const POOL_SESSIONS = 2 * 4;
-const WORKERS = 12;
+const WORKERS = 8;
 
 interface Sample {
   plaintext: Buffer;
@@ -55,7 +56,7 @@ describe('fault soak (integration)', function () {
     const harness = { ...h, client: new XksClient(h.client.baseUrl, h.client.ca, h.client.defaultCredential, { agent, nodeHash: true }) };
     const { faults } = harness;
     const key = harness.keys.cluster.key;
-    const hsmAad = (aad: Buffer) => Buffer.concat([Buffer.from([aad.length >> 8, aad.length & 0xff]), aad, Buffer.from([1, 1])]);
+    const hsmAad = (aad: Buffer, ciphertextMetadata: string) => buildHsmAad(aad, Buffer.from(ciphertextMetadata, 'base64'));
 
     const unhandled: unknown[] = [];
     const onUnhandled = (reason: unknown) => unhandled.push(reason);
@@ -208,7 +209,7 @@ describe('fault soak (integration)', function () {
             Buffer.from(sample.response.initializationVector as string, 'base64'),
             Buffer.from(sample.response.ciphertext as string, 'base64'),
             Buffer.from(sample.response.authenticationTag as string, 'base64'),
-            hsmAad(sample.aad),
+            hsmAad(sample.aad, sample.response.ciphertextMetadata as string),
           );
           if (res.status === 200 && Buffer.from(res.json.plaintext, 'base64').equals(sample.plaintext) && local.equals(sample.plaintext)) verified += 1;
           else failedVerifications.push(`${res.status} ${res.text.slice(0, 100)}`);

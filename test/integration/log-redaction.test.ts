@@ -1,6 +1,10 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createKey, rotateKey, setEnabled, usageFlags } from '../../src/keys/lifecycle';
 import { startHarness, type Harness } from '../support/proxy-harness';
+import { uniqueLabel } from '../support/softhsm-fixture';
 import { b64, requestMetadata } from '../support/xks-client';
 
 /**
@@ -16,7 +20,21 @@ describe('log redaction (integration)', () => {
 
   before(async function () {
     this.timeout(60_000);
-    h = await startHarness();
+    // Also the issue-#4 paths: a Cedar denial, a quota refusal, and the audit log file.
+    h = await startHarness({
+      configure: (doc, dir) => {
+        writeFileSync(join(dir, 'forbid.cedar'), '@id("forbid-decrypt")\nforbid (principal, action == Xks::Action::"Decrypt", resource);\npermit (principal, action, resource);\n');
+        doc.keyStores.push({
+          name: 'guarded',
+          uriPrefix: '/guarded',
+          credentials: doc.keyStores[0].credentials,
+          keys: { allTokenKeys: true },
+          authorization: { policyFile: 'forbid.cedar' },
+          throttle: { requestsPerSecond: 0.01, burst: 2 },
+        });
+        doc.audit = { file: 'audit.log' };
+      },
+    });
     const captureAuth = { afterSign: (r: { headers: Record<string, string> }) => void authorizations.push(r.headers.authorization ?? '') };
     const send = (path: string, body: unknown, extra: Record<string, unknown> = {}) =>
       h.client.send(path, { body: body as object, ...captureAuth, ...extra } as never);
@@ -40,6 +58,26 @@ describe('log redaction (integration)', () => {
       initializationVector: enc.json.initializationVector,
       authenticationTag: enc.json.authenticationTag,
     };
+    // Key-lifecycle paths (issue #5): a key disabled in the HSM, a disabled version, an unknown version.
+    const hsmDisabled = uniqueLabel('lr-disabled');
+    const versioned = uniqueLabel('lr-versioned');
+    for (const label of [hsmDisabled, versioned]) await createKey(h.proxy.hsm, { label, usage: usageFlags(['encrypt', 'decrypt']) });
+    const v1 = await send(key(versioned, 'encrypt'), encryptBody());
+    await rotateKey(h.proxy.hsm, versioned);
+    await setEnabled(h.proxy.hsm, versioned, false, { version: 1 });
+    await setEnabled(h.proxy.hsm, hsmDisabled, false);
+    // This harness keeps the default 5 s state cache; drop what the proxy cached before the changes.
+    for (const label of [hsmDisabled, versioned]) h.proxy.keyState.invalidate(label);
+    const v1Body = { ...decryptBody, ciphertext: v1.json.ciphertext, ciphertextMetadata: v1.json.ciphertextMetadata, initializationVector: v1.json.initializationVector, authenticationTag: v1.json.authenticationTag };
+    const lifecycle = await Promise.all([
+      send(key(hsmDisabled, 'encrypt'), encryptBody()),
+      send(key(hsmDisabled, 'decrypt'), decryptBody),
+      send(key(versioned, 'decrypt'), v1Body),
+      send(key(versioned, 'decrypt'), { ...v1Body, ciphertextMetadata: 'AgAAAAk=' }),
+      send(key(versioned, 'encrypt'), encryptBody()),
+    ]);
+    expect(lifecycle.map((r) => r.json.errorName ?? r.status)).to.deep.equal(['InvalidStateException', 'InvalidStateException', 'InvalidStateException', 'InvalidCiphertextException', 200]);
+
     const statuses = await Promise.all([
       send(key(h.keys.main, 'decrypt'), decryptBody),
       send(key(h.keys.main, 'decrypt'), { ...decryptBody, additionalAuthenticatedData: b64('other') }),
@@ -61,16 +99,24 @@ describe('log redaction (integration)', () => {
       send('/kms/xks/v1/health', { requestMetadata: { kmsRequestId: 'h', kmsOperation: 'KmsHealthCheck' } }),
       send(`/tenants/b${key('b-key', 'encrypt')}`, encryptBody(), { credential: h.credentials.tenantB }),
     ]);
+    const guarded = [
+      await send(`/guarded${key(h.keys.main, 'encrypt')}`, encryptBody()),
+      await send(`/guarded${key(h.keys.main, 'decrypt')}`, decryptBody),
+      await send(`/guarded${key(h.keys.main, 'encrypt')}`, encryptBody()),
+    ];
+    expect(guarded.map((r) => r.status)).to.deep.equal([200, 403, 429]);
     expect(statuses.map((r) => r.status)).to.include.members([200, 400, 401, 404, 405, 501]);
   });
   after(async () => h?.stop());
 
   it('captured a log line for every request', () => {
-    expect(h.logs.filter((l) => l.includes('"xks request"')).length).to.be.at.least(19);
+    expect(h.logs.filter((l) => l.includes('"xks request"')).length).to.be.at.least(25);
   });
 
-  it('never logs plaintext, raw or Base64', () => {
-    const all = h.logs.join('\n');
+  const everything = () => `${h.logs.join('\n')}\n${readFileSync(join(h.dir, 'audit.log'), 'utf8')}`;
+
+  it('never logs plaintext, raw or Base64 (operational log and audit log)', () => {
+    const all = everything();
     expect(all).not.to.include(canary);
     expect(all).not.to.include(b64(canary));
     expect(all).not.to.include(b64(canary).slice(0, 16));
@@ -78,8 +124,8 @@ describe('log redaction (integration)', () => {
     expect(all).not.to.include(b64(aadCanary).slice(0, 16));
   });
 
-  it('never logs a secret access key, the PIN or an Authorization header', () => {
-    const all = h.logs.join('\n');
+  it('never logs a secret access key, the PIN or an Authorization header (operational log and audit log)', () => {
+    const all = everything();
     for (const secret of [h.credentials.first.secretAccessKey, h.credentials.second.secretAccessKey, h.credentials.tenantB.secretAccessKey, wrongSecret]) {
       expect(all).not.to.include(secret);
     }

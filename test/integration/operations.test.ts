@@ -60,7 +60,7 @@ describe('XKS operations against SoftHSM (integration)', () => {
       expect(Buffer.from(enc.json.initializationVector, 'base64')).to.have.length(12);
       expect(Buffer.from(enc.json.authenticationTag, 'base64')).to.have.length(16);
       expect(Buffer.from(enc.json.ciphertext, 'base64')).to.have.length(12);
-      expect(enc.json.ciphertextMetadata).to.equal('AQ==');
+      expect(enc.json.ciphertextMetadata).to.equal('AgAAAAE='); // format 0x02, key version 1
       expect(enc.json).not.to.have.property('ciphertextDataIntegrityValue');
       const { ciphertext, ciphertextMetadata, initializationVector, authenticationTag } = enc.json;
       const dec = await decrypt(h.keys.main, { ciphertext, ciphertextMetadata, initializationVector, authenticationTag, additionalAuthenticatedData: aad });

@@ -55,7 +55,7 @@ export async function startClusterHarness(options: ClusterHarnessOptions = {}): 
       ];
       doc.health = { intervalSeconds: 1, hysteresisChecks: 2, errorWindowSeconds: 2, ...options.health };
       doc.cluster = { reconnectInitialBackoffMs: 20, reconnectMaxBackoffMs: 200, reinitAfterFailures: 2, ...options.cluster };
-      if (options.limits) doc.limits = options.limits;
+      doc.limits = { ...doc.limits, ...options.limits };
       // The tenant key store maps to a key only on the main token: not used with a cluster.
       doc.keyStores = doc.keyStores.slice(0, 1);
       doc.keyStores[0].keys = { allTokenKeys: true };

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { generateCredential, type Sigv4Credential } from '../../src/auth/generate-credentials';
 import { createSelfSignedCert } from '../../src/cli/demo/self-signed-cert';
-import { buildRuntimeConfig } from '../../src/config/load';
+import { buildRuntimeConfig, loadConfigFile } from '../../src/config/load';
 import { createAesKey, Hsm } from '../../src/hsm';
 import { createLogger } from '../../src/observability/logger';
 import type { ProxyHooks } from '../../src/server/hsm-cluster';
@@ -39,6 +39,12 @@ export interface Harness {
   client: XksClient;
   logs: string[];
   pin: string;
+  /** Temp folder holding the config's files (server.crt, server.key, pin, and config.json with fromFile). */
+  dir: string;
+  /** The config document the proxy started with. */
+  doc: Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  /** With fromFile: the config file the proxy reloads from. */
+  configPath?: string;
   stop(): Promise<void>;
 }
 
@@ -77,7 +83,11 @@ let certOnce: Promise<{ certPem: string; keyPem: string }> | undefined;
 
 export interface HarnessOptions {
   /** Deep-merged over the generated config document. */
-  configure?: (doc: Record<string, any>) => void; // eslint-disable-line @typescript-eslint/no-explicit-any
+  configure?: (doc: Record<string, any>, dir: string) => void; // eslint-disable-line @typescript-eslint/no-explicit-any
+  /** Write the config to <dir>/config.json and start from that file, so reload() and the watcher use it. */
+  fromFile?: boolean;
+  /** Environment for secret references (default: none). */
+  env?: NodeJS.ProcessEnv;
   /** Test seams passed to startProxy (PKCS#11 fault injection, vendor emulation). */
   hooks?: ProxyHooks;
 }
@@ -121,9 +131,14 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         keys: { map: [{ externalKeyId: 'b-key', label: keys.main }] },
       },
     ],
+    // Tests share two busy cores: a roomy budget keeps CPU contention from posing as HSM timeouts.
+    // Deadline behaviour itself is tested with explicit small budgets (hsm-cluster, fault-soak).
+    limits: { requestDeadlineMs: 2000 },
     logging: { level: 'debug' },
+    // A loaded 2-core CI machine must not turn a passing deep check into DEGRADED-by-latency here.
+    health: { degradedLatencyMs: 5000 },
   };
-  options.configure?.(doc);
+  options.configure?.(doc, dir);
 
   const logs: string[] = [];
   const sink = new Writable({
@@ -132,10 +147,19 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       done();
     },
   });
-  const config = buildRuntimeConfig(doc, dir, {});
-  const proxy = await startProxy(config, createLogger({ level: 'debug', stream: sink }), options.hooks);
+  const env = options.env ?? {};
+  let configPath: string | undefined;
+  if (options.fromFile) {
+    configPath = join(dir, 'config.json');
+    writeFileSync(configPath, JSON.stringify(doc, null, 2));
+  }
+  const config = configPath ? loadConfigFile(configPath, { env }) : buildRuntimeConfig(doc, dir, env);
+  const proxy = await startProxy(config, createLogger({ level: 'debug', stream: sink }), { ...(configPath ? { configPath, env } : {}), ...options.hooks });
   const ca = Buffer.from(pem.certPem);
   return {
+    dir,
+    doc,
+    ...(configPath ? { configPath } : {}),
     proxy,
     ca,
     keys,
@@ -143,6 +167,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     client: new XksClient(`https://127.0.0.1:${proxy.port}`, ca, credentials.first),
     logs,
     pin: fx.pin,
-    stop: () => proxy.close(),
+    stop: async () => {
+      await proxy.close();
+    },
   };
 }

@@ -3,7 +3,7 @@
  * independent of the proxy's aws4-based verifier, sent over real HTTPS.
  */
 import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
-import { request as httpsRequest, type Agent } from 'node:https';
+import { request as httpsRequest } from 'node:https';
 import { Sha256 } from '@aws-crypto/sha256-js';
 import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
@@ -30,6 +30,8 @@ export interface SendOptions {
   headers?: Record<string, string>;
   /** Raw body; objects are JSON-encoded. */
   body?: string | Buffer | object;
+  /** Send (and sign) no Content-Type header. */
+  noContentType?: boolean;
   /** Change the request after signing (tamper tests). */
   afterSign?: (req: { path: string; headers: Record<string, string>; body: Buffer }) => void;
 }
@@ -63,10 +65,13 @@ export class NodeSha256 {
   }
 }
 
-export interface XksClientOptions {
+/** Client certificate for mutual TLS, and connection reuse. */
+export interface ClientTls {
+  cert?: string | Buffer;
+  key?: string | Buffer;
   /** A keep-alive agent (load tests): no TLS handshake per request. Default: a new connection each time. */
-  agent?: Agent;
-  /** Hash with node:crypto instead of the SDK's pure-JS SHA-256. */
+  agent?: import('node:https').Agent;
+  /** Hash with node:crypto instead of the SDK's pure-JS SHA-256 (load tests). */
   nodeHash?: boolean;
 }
 
@@ -75,7 +80,7 @@ export class XksClient {
     readonly baseUrl: string,
     readonly ca: Buffer,
     readonly defaultCredential: Credential,
-    readonly options: XksClientOptions = {},
+    readonly tls: ClientTls = {},
   ) {}
 
   async send(path: string, options: SendOptions = {}): Promise<XksResponse> {
@@ -91,6 +96,7 @@ export class XksClient {
       'content-type': 'application/json',
       ...(options.headers ?? {}),
     };
+    if (options.noContentType) delete headers['content-type'];
     const method = options.method ?? 'POST';
     const credential = options.credential === undefined ? this.defaultCredential : options.credential;
     let signedHeaders = headers;
@@ -99,7 +105,7 @@ export class XksClient {
         service: options.service ?? 'kms-xks-proxy',
         region: options.region ?? 'us-east-1',
         credentials: credential,
-        sha256: this.options.nodeHash ? NodeSha256 : Sha256,
+        sha256: this.tls.nodeHash ? NodeSha256 : Sha256,
       });
       const signed = await signer.sign(
         new HttpRequest({ method, protocol: 'https:', hostname: url.hostname, port: Number(url.port), path, headers, body }),
@@ -109,7 +115,7 @@ export class XksClient {
     }
     const mutable = { path, headers: { ...signedHeaders }, body };
     options.afterSign?.(mutable);
-    return rawRequest(url, this.ca, method, mutable.path, mutable.headers, mutable.body, this.options.agent);
+    return rawRequest(url, this.ca, method, mutable.path, mutable.headers, mutable.body, this.tls);
   }
 }
 
@@ -120,7 +126,7 @@ export function rawRequest(
   path: string,
   headers: Record<string, string>,
   body: Buffer,
-  agent?: Agent,
+  tls: ClientTls = {},
 ): Promise<XksResponse> {
   return new Promise((resolve, reject) => {
     const req = httpsRequest(
@@ -132,7 +138,9 @@ export function rawRequest(
         ca,
         servername: 'localhost',
         headers: { ...headers, 'content-length': String(body.length) },
-        agent: agent ?? false,
+        agent: tls.agent ?? false,
+        ...(tls.cert ? { cert: tls.cert } : {}),
+        ...(tls.key ? { key: tls.key } : {}),
       },
       (res) => {
         const chunks: Buffer[] = [];

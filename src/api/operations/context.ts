@@ -1,5 +1,6 @@
 import type { RuntimeKeyStore } from '../../config/runtime';
 import type { Deadline, FleetHealth, HsmService } from '../../hsm';
+import type { KeyVersions } from '../key-versions';
 
 /** What an operation needs from the rest of the proxy. */
 export interface OperationServices {
@@ -7,6 +8,8 @@ export interface OperationServices {
   hsm: HsmService;
   health: FleetHealth;
   healthCheckKeyLabel: string;
+  /** Key versions and enabled state, looked up live in the HSM (issue #5). */
+  keyVersions: KeyVersions;
   proxy: { fleetSize: number; vendor: string; model: string; ekmVendor?: string };
 }
 

@@ -17,13 +17,13 @@ export async function decrypt(services: OperationServices, request: OperationReq
 
   const body = request.body;
   const metadata = body.ciphertextMetadata ? decodeBase64(body.ciphertextMetadata) : Buffer.alloc(0);
-  const parsed = parseCiphertextMetadata(metadata);
-  if (!parsed.ok) throw new XksError('InvalidCiphertextException', parsed.reason);
+  // Format 0x01 and absent metadata name version 1; a disabled key answers InvalidStateException first.
+  const target = await services.keyVersions.forDecrypt(key, parseCiphertextMetadata(metadata));
 
   const aad = body.additionalAuthenticatedData ? decodeBase64(body.additionalAuthenticatedData) : Buffer.alloc(0);
   try {
     const plaintext = await services.hsm.decrypt(
-      key.label,
+      target.label,
       decodeBase64(body.ciphertext),
       decodeBase64(body.initializationVector),
       decodeBase64(body.authenticationTag),

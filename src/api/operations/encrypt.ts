@@ -22,7 +22,8 @@ export interface EncryptResponse {
 const ATTEMPTS = 2;
 
 /**
- * AES-256-GCM in the HSM. Every output is decrypted again before it is returned, so a ciphertext
+ * AES-256-GCM in the HSM under the key's active version, which ciphertextMetadata records (format
+ * 0x02). Every output is decrypted again before it is returned, so a ciphertext
  * that would not decrypt never leaves the proxy; with CDIV requested the hash is taken first,
  * as spec Appendix C orders, so corruption after hashing is also caught by that decrypt.
  */
@@ -30,22 +31,24 @@ export async function encrypt(services: OperationServices, request: OperationReq
   const key = lookupExternalKey(request.store, request.externalKeyId, services.healthCheckKeyLabel);
   if (!key.enabled) throw new XksError('InvalidStateException', `Key ${key.externalKeyId} is disabled`);
 
+  const target = await services.keyVersions.forEncrypt(key);
+
   const plaintext = decodeBase64(request.body.plaintext);
   const aad = request.body.additionalAuthenticatedData ? decodeBase64(request.body.additionalAuthenticatedData) : Buffer.alloc(0);
-  const { metadata } = metadataForNewCiphertext();
+  const { metadata } = metadataForNewCiphertext(target.version);
   const hsmAad = buildHsmAad(aad, metadata);
   const wantCdiv = request.body.ciphertextDataIntegrityValueAlgorithm !== undefined;
 
   for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
     let output: GcmResult;
     try {
-      output = await services.hsm.encrypt(key.label, plaintext, hsmAad, { deadline: request.deadline });
+      output = await services.hsm.encrypt(target.label, plaintext, hsmAad, { deadline: request.deadline });
     } catch (err) {
       throw toXksError(err);
     }
     const cdiv = wantCdiv ? computeCdiv({ aad, ciphertextMetadata: metadata, ...output }) : undefined;
     // The verify-decrypt may run on another HSM of the cluster: it then also proves they agree.
-    if (await decryptsBack(services, key.label, output, hsmAad, plaintext, request.deadline)) {
+    if (await decryptsBack(services, target.label, output, hsmAad, plaintext, request.deadline)) {
       return {
         ciphertext: output.ciphertext.toString('base64'),
         ciphertextMetadata: metadata.toString('base64'),

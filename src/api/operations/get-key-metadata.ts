@@ -1,5 +1,4 @@
 import type { KeyAttributes } from '../../hsm';
-import { toXksError } from '../hsm-errors';
 import { lookupExternalKey } from '../key-lookup';
 import type { GetKeyMetadataRequest } from '../schemas';
 import type { OperationRequest, OperationServices } from './context';
@@ -26,15 +25,11 @@ export async function getKeyMetadata(
   request: OperationRequest<GetKeyMetadataRequest>,
 ): Promise<GetKeyMetadataResponse> {
   const key = lookupExternalKey(request.store, request.externalKeyId, services.healthCheckKeyLabel);
-  let attributes: KeyAttributes;
-  try {
-    attributes = await services.hsm.keyAttributes(key.label, { deadline: request.deadline });
-  } catch (err) {
-    throw toXksError(err);
-  }
+  // Usage of the active version; DISABLED when the config, the HSM key state or the active version says so.
+  const { attributes, enabled } = await services.keyVersions.describe(key);
   return {
     keySpec: 'AES_256',
     keyUsage: USAGES.filter(([attribute]) => attributes[attribute] === true).map(([, usage]) => usage),
-    keyStatus: key.enabled ? 'ENABLED' : 'DISABLED',
+    keyStatus: enabled ? 'ENABLED' : 'DISABLED',
   };
 }

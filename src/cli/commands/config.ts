@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { loadConfigFile } from '../../config/load';
 import { renderConfigReference } from '../../config/reference';
+import { checkHsms } from '../config-check';
 import { fail } from '../process';
 
 export function registerConfig(program: Command): void {
@@ -17,6 +18,31 @@ export function registerConfig(program: Command): void {
       } catch (err) {
         fail(err);
       }
+    });
+  config
+    .command('check')
+    .description('Validate a config file, then connect to each HSM, log in and test encrypt/decrypt with the health-check key')
+    .argument('<file>', 'config file')
+    .addHelpText(
+      'after',
+      '\nPrints "<hsm id>: Connected" or "<hsm id>: Not connected: <reason>" per HSM; exits 1 unless all are connected.\n' +
+        '\nExample:\n  XKS_HSM_PIN=1234 xks-proxy config check /etc/xks-proxy/config.yaml\n',
+    )
+    .action(async (file: string) => {
+      let loaded;
+      try {
+        loaded = loadConfigFile(file);
+      } catch (err) {
+        fail(err);
+      }
+      process.stdout.write(`${file}: valid (${loaded.keyStores.length} key store(s))\n`);
+      let allConnected = true;
+      for (const result of await checkHsms(loaded)) {
+        allConnected &&= result.connected;
+        process.stdout.write(`${result.id}: ${result.connected ? 'Connected' : 'Not connected'}: ${result.detail}\n`);
+        for (const warning of result.warnings) process.stdout.write(`  warning: ${warning}\n`);
+      }
+      if (!allConnected) process.exitCode = 1;
     });
   config
     .command('reference')

@@ -1,18 +1,28 @@
 import type { Command } from 'commander';
-import { demoOptionsFromEnv, runDemo } from '../demo/demo';
 import { fail, stopOnSignals } from '../process';
 
 export function registerDemo(program: Command): void {
   program
     .command('demo')
     .description('Run the proxy on a SoftHSM demo token with generated TLS and credentials')
+    .option('--prepare-only', 'create or reuse the demo state (token, keys, TLS, credentials, config.yaml) and exit; serve it with `xks-proxy serve -c <dir>/config.yaml`')
     .addHelpText(
       'after',
-      '\nEnvironment:\n  XKS_PORT (8443)  XKS_ADMIN_PORT (9090)  XKS_DEMO_DIR (./.demo)  XKS_URI_PREFIX ("")\n\nExample:\n  XKS_PORT=9443 xks-proxy demo\n',
+      '\nEnvironment:\n  XKS_PORT (8443)  XKS_ADMIN_PORT (9090)  XKS_DEMO_DIR (./.demo)  XKS_URI_PREFIX ("")\n' +
+        '  XKS_HOST, XKS_ADMIN_HOST (127.0.0.1; 0.0.0.0 in a container)  XKS_TLS_SANS (extra certificate DNS names, comma-separated)\n' +
+        '\nExample:\n  XKS_PORT=9443 xks-proxy demo\n',
     )
-    .action(async () => {
+    .action(async (options: { prepareOnly?: boolean }) => {
       try {
-        stopOnSignals(await runDemo(demoOptionsFromEnv(process.env)));
+        // Loaded here, not at startup: the demo pulls in the whole server, which other commands don't need.
+        const { demoOptionsFromEnv, prepareDemo, runDemo } = await import('../demo/demo');
+        const demoOptions = demoOptionsFromEnv(process.env);
+        if (options.prepareOnly) {
+          const { configPath } = await prepareDemo(demoOptions);
+          process.stdout.write(`${configPath}\n`);
+          return;
+        }
+        stopOnSignals(await runDemo(demoOptions));
       } catch (err) {
         fail(err);
       }

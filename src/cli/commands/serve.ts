@@ -1,19 +1,49 @@
+import cluster from 'node:cluster';
+import { availableParallelism } from 'node:os';
 import type { Command } from 'commander';
 import { loadConfigFile } from '../../config/load';
 import { createLogger } from '../../observability/logger';
+import { runPrimary } from '../../server/cluster/primary';
+import { runWorker } from '../../server/cluster/worker';
 import { startProxy } from '../../server/proxy';
 import { fail, stopOnSignals } from '../process';
+import { reloadOnSighup } from '../reload-signal';
+
+export function parseWorkers(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 256) throw new Error(`--workers must be an integer from 1 to 256, got "${value}"`);
+  return n;
+}
 
 export function registerServe(program: Command): void {
   program
     .command('serve')
-    .description('Serve the XKS API as configured')
+    .description('Serve the XKS API as configured; SIGHUP or a change to the config files reloads them')
     .requiredOption('-c, --config <file>', 'config file (YAML or JSON); default $XKS_CONFIG', process.env.XKS_CONFIG)
-    .addHelpText('after', '\nExample:\n  XKS_HSM_PIN=1234 xks-proxy serve --config /etc/xks-proxy/config.yaml\n')
-    .action(async (options: { config: string }) => {
+    .option(
+      '-w, --workers <n>',
+      'worker processes sharing the listener, each with its own HSM session pool; 1 = a single process. Default $XKS_WORKERS, else the number of CPUs',
+      process.env.XKS_WORKERS ?? String(availableParallelism()),
+    )
+    .addHelpText(
+      'after',
+      '\nSignals: SIGTERM/SIGINT drain in-flight requests (server.shutdownTimeoutMs) and exit 0; SIGHUP reloads.\n' +
+        '\nExample:\n  XKS_HSM_PIN=1234 xks-proxy serve --config /etc/xks-proxy/config.yaml --workers 4\n',
+    )
+    .action(async (options: { config: string; workers: string }) => {
       try {
+        const workers = parseWorkers(options.workers);
         const config = loadConfigFile(options.config);
-        stopOnSignals(await startProxy(config, createLogger({ level: config.logging.level })));
+        const logger = createLogger({ level: config.logging.level });
+        if (workers === 1) {
+          const proxy = await startProxy(config, logger, { configPath: options.config });
+          stopOnSignals(proxy, { graceMs: config.server.shutdownTimeoutMs });
+          reloadOnSighup(proxy);
+        } else if (cluster.isPrimary) {
+          runPrimary({ workers, config, logger });
+        } else {
+          await runWorker(config, logger.child({ worker: cluster.worker?.id }), options.config);
+        }
       } catch (err) {
         fail(err);
       }

@@ -33,6 +33,11 @@ export interface DemoOptions {
   port: number;
   adminPort: number;
   uriPrefix: string;
+  /** Listener addresses; 127.0.0.1 unless XKS_HOST / XKS_ADMIN_HOST say otherwise (containers: 0.0.0.0). */
+  host?: string;
+  adminHost?: string;
+  /** Extra DNS names for the self-signed certificate (XKS_TLS_SANS, comma-separated). */
+  certNames?: string[];
 }
 
 function portFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -51,6 +56,9 @@ export function demoOptionsFromEnv(env: NodeJS.ProcessEnv): DemoOptions {
     port: portFromEnv(env, 'XKS_PORT', 8443),
     adminPort: portFromEnv(env, 'XKS_ADMIN_PORT', 9090),
     uriPrefix,
+    ...(env.XKS_HOST ? { host: env.XKS_HOST } : {}),
+    ...(env.XKS_ADMIN_HOST ? { adminHost: env.XKS_ADMIN_HOST } : {}),
+    ...(env.XKS_TLS_SANS ? { certNames: env.XKS_TLS_SANS.split(',').map((n) => n.trim()).filter(Boolean) } : {}),
   };
 }
 
@@ -90,7 +98,7 @@ export async function prepareDemo(options: DemoOptions): Promise<{ configPath: s
   const certFile = join(dir, 'tls', 'server.crt');
   const keyFile = join(dir, 'tls', 'server.key');
   if (!existsSync(certFile) || !existsSync(keyFile)) {
-    const pem = await createSelfSignedCert('localhost', ['localhost']);
+    const pem = await createSelfSignedCert('localhost', ['localhost', ...(options.certNames ?? [])]);
     writeFileSync(keyFile, pem.keyPem, { mode: 0o600 });
     writeFileSync(certFile, pem.certPem);
   }
@@ -109,8 +117,8 @@ export async function prepareDemo(options: DemoOptions): Promise<{ configPath: s
 
   const configPath = join(dir, 'config.yaml');
   const config = {
-    server: { host: '127.0.0.1', port: options.port, tls: { certFile, keyFile } },
-    admin: { enabled: true, host: '127.0.0.1', port: options.adminPort },
+    server: { host: options.host ?? '127.0.0.1', port: options.port, tls: { certFile, keyFile } },
+    admin: { enabled: true, host: options.adminHost ?? '127.0.0.1', port: options.adminPort },
     hsm: {
       id: 'softhsm-demo',
       modulePath: SOFTHSM_MODULE_PATH,

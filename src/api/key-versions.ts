@@ -1,0 +1,64 @@
+/**
+ * Key versions and enabled state, in XKS terms: which HSM label an operation uses, and the
+ * InvalidStateException / InvalidCiphertextException answers. The state itself is read live from
+ * the HSM by KeyStateReader (src/keys/key-state.ts).
+ */
+import type { KeyAttributes } from '../hsm';
+import type { KeyStateReader, KeyState } from '../keys/key-state';
+import type { ParsedMetadata } from './ciphertext-metadata';
+import { XksError } from './errors';
+import { toXksError } from './hsm-errors';
+import type { ExternalKey } from './key-lookup';
+
+export interface VersionTarget {
+  version: number;
+  label: string;
+}
+
+export class KeyVersions {
+  constructor(private readonly reader: KeyStateReader) {}
+
+  /** The active version; InvalidStateException if the key or that version is disabled. */
+  async forEncrypt(key: ExternalKey): Promise<VersionTarget> {
+    const state = await this.enabledState(key);
+    if (!state.active.enabled) {
+      throw new XksError('InvalidStateException', `Key ${key.externalKeyId} is disabled: its active version ${state.active.version} is disabled`);
+    }
+    return { version: state.active.version, label: state.active.label };
+  }
+
+  /** The version a ciphertext names; InvalidStateException before any metadata error for a disabled key. */
+  async forDecrypt(key: ExternalKey, metadata: ParsedMetadata): Promise<VersionTarget> {
+    await this.enabledState(key);
+    if (!metadata.ok) throw new XksError('InvalidCiphertextException', metadata.reason);
+    let found;
+    try {
+      found = await this.reader.version(key.label, metadata.version);
+    } catch (err) {
+      throw toXksError(err);
+    }
+    if (found === undefined) throw new XksError('InvalidCiphertextException', 'ciphertextMetadata names a key version that does not exist');
+    if (!found.enabled) throw new XksError('InvalidStateException', `Key ${key.externalKeyId} version ${found.version} is disabled`);
+    return { version: found.version, label: found.label };
+  }
+
+  /** GetKeyMetadata's view: the active version's usage; DISABLED if the key or the active version is. */
+  async describe(key: ExternalKey): Promise<{ attributes: KeyAttributes; enabled: boolean }> {
+    const state = await this.state(key);
+    return { attributes: state.active.attributes, enabled: key.enabled && state.enabled && state.active.enabled };
+  }
+
+  private async enabledState(key: ExternalKey): Promise<KeyState> {
+    const state = await this.state(key);
+    if (!state.enabled) throw new XksError('InvalidStateException', `Key ${key.externalKeyId} is disabled`);
+    return state;
+  }
+
+  private async state(key: ExternalKey): Promise<KeyState> {
+    try {
+      return await this.reader.key(key.label);
+    } catch (err) {
+      throw toXksError(err);
+    }
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * Secondary authorization (spec "Authorization"): one Cedar decision per GetKeyMetadata, Encrypt or
+ * Decrypt request, from requestMetadata, the route and the SigV4 scope. GetHealthStatus never comes
+ * here (spec MUST). Any engine failure denies (fail closed).
+ */
+import { CEDAR_NAMESPACE } from './cedar-schema';
+import type * as Cedar from '@cedar-policy/cedar-wasm/nodejs';
+import { cedarEngine, SCHEMA_ENGINE_ID, type CompiledPolicySet } from './policies';
+
+export type AuthorizedOperation = 'GetKeyMetadata' | 'Encrypt' | 'Decrypt';
+export type AuthorizationMode = 'enforce' | 'dryRun';
+
+export interface AuthorizationInput {
+  operation: AuthorizedOperation;
+  keyStore: string;
+  externalKeyId: string;
+  /** The validated requestMetadata. */
+  metadata: {
+    awsPrincipalArn: string;
+    kmsOperation: string;
+    kmsRequestId?: string;
+    kmsKeyArn?: string;
+    kmsViaService?: string;
+    awsSourceVpc?: string;
+    awsSourceVpce?: string;
+  };
+  region: string;
+  accessKeyId: string;
+  tlsClientName?: string;
+}
+
+export interface AuthorizationDecision {
+  allowed: boolean;
+  /** Policies that decided: the matching forbid(s) for a deny, the matching permit(s) for an allow. Empty deny = no permit matched. */
+  policies: string[];
+  /** Policies skipped because they failed to evaluate (Cedar skips them), with the reason. */
+  errors: string[];
+}
+
+const ACCOUNT = /^\d{12}$/;
+
+/** arn:<partition>:<service>:<region>:<account>:<resource>; service principals have no account. */
+export function parseArn(arn: string | undefined): { region?: string; accountId?: string } {
+  if (!arn) return {};
+  const parts = arn.split(':');
+  if (parts.length < 6 || parts[0] !== 'arn') return {};
+  return {
+    ...(parts[3] ? { region: parts[3] } : {}),
+    ...(parts[4] && ACCOUNT.test(parts[4]) ? { accountId: parts[4] } : {}),
+  };
+}
+
+const uid = (type: string, id: string) => ({ type: `${CEDAR_NAMESPACE}::${type}`, id });
+
+export function buildCedarRequest(input: AuthorizationInput) {
+  const m = input.metadata;
+  const principalAccount = parseArn(m.awsPrincipalArn).accountId;
+  const key = parseArn(m.kmsKeyArn);
+  const principal = uid('Principal', m.awsPrincipalArn);
+  const resource = uid('Key', input.externalKeyId);
+  const entities: Cedar.EntityJson[] = [
+    {
+      uid: principal,
+      attrs: { arn: m.awsPrincipalArn, ...(principalAccount ? { accountId: principalAccount } : {}) },
+      parents: principalAccount ? [uid('Account', principalAccount)] : [],
+    },
+    {
+      uid: resource,
+      attrs: {
+        externalKeyId: input.externalKeyId,
+        keyStore: input.keyStore,
+        ...(m.kmsKeyArn ? { kmsKeyArn: m.kmsKeyArn } : {}),
+        ...(key.accountId ? { kmsKeyAccountId: key.accountId } : {}),
+        ...(key.region ? { kmsKeyRegion: key.region } : {}),
+      },
+      parents: [uid('KeyStore', input.keyStore), ...(key.accountId ? [uid('Account', key.accountId)] : [])],
+    },
+  ];
+  const context: Record<string, string> = { kmsOperation: m.kmsOperation, region: input.region, accessKeyId: input.accessKeyId };
+  for (const name of ['kmsRequestId', 'kmsViaService', 'awsSourceVpc', 'awsSourceVpce'] as const) {
+    const value = m[name];
+    if (typeof value === 'string') context[name] = value;
+  }
+  if (input.tlsClientName) context.tlsClientName = input.tlsClientName;
+  return { principal, action: uid('Action', input.operation), resource, context, entities };
+}
+
+export class PolicyAuthorizer {
+  constructor(
+    readonly policies: CompiledPolicySet,
+    readonly mode: AuthorizationMode,
+  ) {}
+
+  decide(input: AuthorizationInput): AuthorizationDecision {
+    let answer: Cedar.AuthorizationAnswer;
+    try {
+      answer = cedarEngine().statefulIsAuthorized({
+        ...buildCedarRequest(input),
+        preparsedPolicySetId: this.policies.engineId,
+        preparsedSchemaName: SCHEMA_ENGINE_ID,
+        validateRequest: false,
+      });
+    } catch (err) {
+      return { allowed: false, policies: [], errors: [`policy engine failed: ${(err as Error).message}`] };
+    }
+    if (answer.type !== 'success') {
+      return { allowed: false, policies: [], errors: answer.errors.map((e) => `policy engine failed: ${e.message}`) };
+    }
+    const { decision, diagnostics } = answer.response;
+    return {
+      allowed: decision === 'allow',
+      policies: diagnostics.reason,
+      errors: diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message}`),
+    };
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * `xks-proxy credentials create`: a new SigV4 credential in the spec's format, added to a key store
+ * of the config file (comments kept), plus the KMS console's proxy configuration JSON. The secret
+ * goes to a 0600 file (or inline, if asked) and to the console JSON; it is never printed.
+ */
+import { unlinkSync, writeFileSync } from 'node:fs';
+import { dirname, isAbsolute, relative, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { generateCredential, kmsConsoleProxyConfig } from '../../auth/generate-credentials';
+import { KeyAdminError } from '../../keys/lifecycle';
+import { ConfigFileEditor } from '../config-edit';
+import { CONFIG_OPTION, configDefault } from '../hsm-access';
+import { fail } from '../process';
+
+interface CreateOptions {
+  config: string;
+  keyStore: string;
+  consoleJson: string;
+  secretFile?: string;
+  inlineSecret?: boolean;
+  force?: boolean;
+}
+
+export function registerCredentials(program: Command): void {
+  const credentials = program.command('credentials').description('SigV4 credentials KMS uses to call the proxy');
+  credentials
+    .command('create')
+    .description('Create a SigV4 credential, add it to a key store in the config file, and write the KMS console JSON')
+    .requiredOption(CONFIG_OPTION[0], CONFIG_OPTION[1], configDefault())
+    .requiredOption('--key-store <name>', 'key store to add the credential to')
+    .requiredOption('--console-json <file>', 'where to write the KMS console "proxy configuration file" (holds the secret; written 0600)')
+    .option('--secret-file <file>', 'where to write the secret (0600); the config references it. Default: <config dir>/<key store>-<access key id>.secret')
+    .option('--inline-secret', 'put the secret in the config file itself instead of a secret file')
+    .option('--force', 'overwrite --console-json if it exists')
+    .addHelpText(
+      'after',
+      '\nExamples:\n' +
+        '  xks-proxy credentials create -c /etc/xks-proxy/config.yaml --key-store prod --console-json prod-kms.json\n' +
+        '  xks-proxy credentials create -c config.yaml --key-store prod --console-json prod-kms.json --secret-file /run/secrets/xks-prod\n\n' +
+        'Every credential listed for a key store is accepted, so the old one keeps working until you remove it\n' +
+        '(rotation, spec "SigV4 Credentials Rotation"). Running proxies pick it up with their next config reload\n(automatic when they watch the config file, reload.watch; otherwise send SIGHUP).\n',
+    )
+    .action((options: CreateOptions) => {
+      try {
+        createCredential(options);
+      } catch (err) {
+        fail(err);
+      }
+    });
+}
+
+function createCredential(options: CreateOptions): void {
+  if (options.secretFile !== undefined && options.inlineSecret) throw new KeyAdminError('give --secret-file or --inline-secret, not both');
+  const editor = ConfigFileEditor.open(options.config);
+  const store = options.keyStore;
+  // What KMS must put in XksProxyUriPath.
+  const uriPrefix = editor.storeUriPrefix(store);
+  const credential = generateCredential();
+  const configDir = dirname(resolve(options.config));
+  const secretPath = options.inlineSecret ? undefined : resolve(options.secretFile ?? resolve(configDir, `${store}-${credential.accessKeyId}.secret`));
+  // Relative paths in the config resolve against the config's folder.
+  const reference = secretPath === undefined ? undefined : referenceFrom(configDir, secretPath);
+  editor.addCredential(store, reference === undefined
+    ? { accessKeyId: credential.accessKeyId, secretAccessKey: credential.secretAccessKey }
+    : { accessKeyId: credential.accessKeyId, secretAccessKeyFile: reference });
+  const problems = editor.problems();
+  if (problems.length > 0) throw new KeyAdminError(`adding the credential would make the config invalid: ${problems.join('; ')}`);
+
+  const written: string[] = [];
+  try {
+    if (secretPath !== undefined) {
+      writeSecret(secretPath, `${credential.secretAccessKey}\n`, false, '--secret-file');
+      written.push(secretPath);
+    }
+    writeSecret(options.consoleJson, `${JSON.stringify(kmsConsoleProxyConfig(uriPrefix, credential), null, 2)}\n`, options.force === true, '--console-json');
+    written.push(options.consoleJson);
+    editor.save();
+  } catch (err) {
+    for (const path of written) {
+      try {
+        unlinkSync(path);
+      } catch {
+        // best effort: leave nothing half-done behind
+      }
+    }
+    throw err;
+  }
+  process.stdout.write(
+    `added credential ${credential.accessKeyId} to key store "${store}" in ${options.config}` +
+      (secretPath ? `; secret in ${secretPath} (0600)` : '; secret inline in the config file') +
+      `\nKMS console proxy configuration file: ${options.consoleJson} (holds the secret; delete it once uploaded)` +
+      '\nRunning proxies accept it after their next config reload (automatic with reload.watch, else SIGHUP).\n',
+  );
+}
+
+function referenceFrom(configDir: string, path: string): string {
+  const rel = relative(configDir, path);
+  return rel.startsWith('..') || isAbsolute(rel) ? path : rel;
+}
+
+function writeSecret(path: string, text: string, force: boolean, option: string): void {
+  try {
+    writeFileSync(path, text, { flag: force ? 'w' : 'wx', mode: 0o600 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new KeyAdminError(`${option} ${path} exists${force ? '' : '; use --force to overwrite it'}`);
+    throw new KeyAdminError(`cannot write ${option} ${path}: ${(err as Error).message}`);
+  }
+}

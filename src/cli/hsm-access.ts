@@ -1,0 +1,99 @@
+/** How CLI commands reach the HSM and name keys: through the config file, like the proxy does. */
+import { loadConfigFile } from '../config/load';
+import type { RuntimeConfig } from '../config/runtime';
+import { EXTERNAL_KEY_ID_PATTERN } from '../config/schema';
+import { Hsm } from '../hsm';
+import { KeyAdminError, assertBaseLabel } from '../keys/lifecycle';
+import { storesServing } from '../keys/served-keys';
+
+export const CONFIG_OPTION = ['-c, --config <file>', 'config file (YAML or JSON); default $XKS_CONFIG'] as const;
+/** The -c default: $XKS_CONFIG when set and non-empty. */
+export const configDefault = (): string | undefined => process.env.XKS_CONFIG || undefined;
+
+/** Opens the configured HSM (logs in with the configured PIN source), runs `use`, always closes. */
+export async function withConfiguredHsm<T>(configPath: string, use: (hsm: Hsm, config: RuntimeConfig) => Promise<T>): Promise<T> {
+  const config = loadConfigFile(configPath);
+  const hsm = await openHsm(config);
+  try {
+    return await use(hsm, config);
+  } finally {
+    await hsm.close();
+  }
+}
+
+export function openHsm(config: RuntimeConfig): Promise<Hsm> {
+  return Hsm.open({
+    id: config.hsm.id,
+    modulePath: config.hsm.modulePath,
+    ...(config.hsm.tokenLabel ? { tokenLabel: config.hsm.tokenLabel } : {}),
+    ...(config.hsm.tokenSerial ? { tokenSerial: config.hsm.tokenSerial } : {}),
+    pin: config.hsm.pin,
+    profile: config.hsm.profile,
+    ...(config.hsm.decryptAuthFailureCodes ? { decryptAuthFailureCodes: config.hsm.decryptAuthFailureCodes } : {}),
+    sessionPoolSize: 1,
+    acquireTimeoutMs: 10_000,
+    maxWaiters: 16,
+  });
+}
+
+export interface KeySelector {
+  keyStore?: string;
+  label?: string;
+}
+
+/** The HSM label of an existing key: --label as given, else the label the config serves the ID under. */
+export function resolveLabel(config: RuntimeConfig, externalKeyId: string, selector: KeySelector): string {
+  if (selector.label !== undefined) {
+    assertBaseLabel(selector.label);
+    return selector.label;
+  }
+  if (selector.keyStore !== undefined && !config.keyStores.some((s) => s.name === selector.keyStore)) {
+    throw new KeyAdminError(`no key store named "${selector.keyStore}" (key stores: ${config.keyStores.map((s) => s.name).join(', ')})`);
+  }
+  const serving = storesServing(config.keyStores, externalKeyId, config.hsm.healthCheckKeyLabel).filter(
+    (s) => selector.keyStore === undefined || s.keyStore === selector.keyStore,
+  );
+  const labels = [...new Set(serving.map((s) => s.label))];
+  const [label] = labels;
+  if (label === undefined) {
+    throw new KeyAdminError(
+      `no key store${selector.keyStore ? ` named "${selector.keyStore}"` : ''} serves externalKeyId "${externalKeyId}"; ` +
+        'map it in keyStores[].keys.map, or name the HSM key with --label',
+    );
+  }
+  if (labels.length > 1) {
+    throw new KeyAdminError(
+      `externalKeyId "${externalKeyId}" is served under different labels (${serving.map((s) => `${s.keyStore}: "${s.label}"`).join(', ')}); choose one with --key-store`,
+    );
+  }
+  return label;
+}
+
+const EXTERNAL_KEY_ID = new RegExp(EXTERNAL_KEY_ID_PATTERN);
+
+export function assertExternalKeyId(externalKeyId: string): void {
+  if (!EXTERNAL_KEY_ID.test(externalKeyId)) {
+    throw new KeyAdminError(`"${externalKeyId}" is not a valid externalKeyId: 1-128 characters of A-Z a-z 0-9 . - _`);
+  }
+}
+
+/** Parses "encrypt,decrypt" style lists. */
+export function parseList<T extends string>(what: string, value: string, allowed: readonly T[]): T[] {
+  const items = value.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+  if (items.length === 0) throw new KeyAdminError(`${what} must not be empty (one or more of ${allowed.join(', ')})`);
+  for (const item of items) {
+    if (!(allowed as readonly string[]).includes(item)) throw new KeyAdminError(`unknown ${what} "${item}" (one or more of ${allowed.join(', ')})`);
+  }
+  return [...new Set(items)] as T[];
+}
+
+export function parsePositiveInteger(what: string, value: string, max = Number.MAX_SAFE_INTEGER): number {
+  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > max) throw new KeyAdminError(`${what} must be an integer from 1 to ${max}`);
+  return Number(value);
+}
+
+/** Seconds the proxies may keep serving their cached view of a key. */
+export function propagationNote(config: RuntimeConfig): string {
+  const seconds = config.keyLifecycle.stateCacheMs / 1000;
+  return seconds > 0 ? `running proxies see it within ${seconds} s` : 'running proxies see it on their next request';
+}

@@ -1,0 +1,31 @@
+/**
+ * Requests node's HTTP parser refuses before any handler runs (oversized or malformed headers, a
+ * slow client hitting headersTimeout/requestTimeout) still get a spec-shaped JSON error, written
+ * straight to the socket, and the connection is closed. Node's default would be a bare 400/408/431.
+ */
+import type { Server as HttpsServer } from 'node:https';
+import type { Duplex } from 'node:stream';
+import { XksError } from '../api/errors';
+import type { Logger } from '../observability/logger';
+
+function messageFor(code: string | undefined): string {
+  if (code === 'HPE_HEADER_OVERFLOW') return 'The request headers exceed the size this proxy accepts';
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'HPE_HEADERS_TIMEOUT') return 'The request was not received in time';
+  return 'The request is not valid HTTP/1.1';
+}
+
+export function answerClientErrors(server: HttpsServer, logger: Logger): void {
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    const code = err.code;
+    if (code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const error = new XksError('ValidationException', messageFor(code));
+    const body = JSON.stringify(error.toBody());
+    logger.warn('http request refused', { httpError: code, errorName: error.errorName, status: error.status, remoteAddress: (socket as { remoteAddress?: string }).remoteAddress });
+    socket.end(
+      `HTTP/1.1 ${error.status} Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  });
+}

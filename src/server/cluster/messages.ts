@@ -1,0 +1,21 @@
+/** IPC between the cluster primary and its workers (node:cluster's channel, JSON messages). */
+import type { HealthSnapshot } from '../../hsm/health-monitor';
+
+/** prom-client's getMetricsAsJSON() output, as AggregatorRegistry.aggregate() takes it. */
+export type MetricsJson = unknown[];
+
+export type PrimaryToWorker =
+  | { type: 'xks:metrics'; requestId: number }
+  | { type: 'xks:health'; requestId: number }
+  | { type: 'xks:reload'; requestId: number }
+  | { type: 'xks:shutdown' };
+
+export type WorkerToPrimary =
+  | { type: 'xks:ready'; url: string }
+  | { type: 'xks:metrics'; requestId: number; metrics: MetricsJson }
+  | { type: 'xks:health'; requestId: number; snapshot: HealthSnapshot }
+  | { type: 'xks:reload'; requestId: number; ok: boolean; error?: string; restartRequired?: string[] };
+
+export function isXksMessage(message: unknown): message is { type: string } {
+  return typeof message === 'object' && message !== null && typeof (message as { type?: unknown }).type === 'string' && (message as { type: string }).type.startsWith('xks:');
+}

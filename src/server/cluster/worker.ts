@@ -1,0 +1,78 @@
+/**
+ * A cluster worker: one full proxy (its own PKCS#11 session pool and health monitor) on the listener
+ * the primary shares, without an admin listener. It answers the primary's metrics, health, reload and
+ * shutdown requests over the cluster IPC channel.
+ */
+import type { RuntimeConfig } from '../../config/runtime';
+import type { Logger } from '../../observability/logger';
+import { startProxy, type RunningProxy } from '../proxy';
+import { isXksMessage, type PrimaryToWorker, type WorkerToPrimary } from './messages';
+
+function send(message: WorkerToPrimary): void {
+  if (process.connected) process.send?.(message);
+}
+
+export async function runWorker(config: RuntimeConfig, logger: Logger, configPath: string): Promise<void> {
+  let proxy: RunningProxy | undefined;
+  let stopping = false;
+
+  const shutdown = async (reason: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    if (!proxy) process.exit(0); // still starting: nothing in flight, the OS reclaims the sessions
+    logger.info('worker draining', { reason, graceMs: config.server.shutdownTimeoutMs });
+    try {
+      const { forcedConnections } = await proxy.close({ graceMs: config.server.shutdownTimeoutMs });
+      logger.log(forcedConnections > 0 ? 'warn' : 'info', 'worker stopped', { forcedConnections });
+      process.exit(0);
+    } catch (err) {
+      logger.error('worker shutdown failed', { error: (err as Error).message });
+      process.exit(1);
+    }
+  };
+
+  /** RunningProxy.reload re-reads the config file; a rejected config keeps the running one. */
+  const reload = (): { ok: boolean; error?: string; restartRequired?: string[] } => {
+    if (!proxy) return { ok: false, error: 'worker still starting' };
+    try {
+      const result = proxy.reload();
+      return {
+        ok: result.ok,
+        ...(result.ok ? {} : { error: (result.errors ?? ['the new configuration was rejected']).join('; ') }),
+        ...(result.restartRequired?.length ? { restartRequired: result.restartRequired } : {}),
+      };
+    } catch (err) {
+      return { ok: false, error: (err as Error).message };
+    }
+  };
+
+  process.on('message', (message: unknown) => {
+    if (!isXksMessage(message)) return;
+    const request = message as PrimaryToWorker;
+    switch (request.type) {
+      case 'xks:metrics':
+        if (!proxy) return;
+        void proxy.metrics.registry.getMetricsAsJSON().then((metrics) => send({ type: 'xks:metrics', requestId: request.requestId, metrics }));
+        return;
+      case 'xks:health':
+        if (!proxy) return;
+        send({ type: 'xks:health', requestId: request.requestId, snapshot: proxy.health.current() });
+        return;
+      case 'xks:reload':
+        send({ type: 'xks:reload', requestId: request.requestId, ...reload() });
+        return;
+      case 'xks:shutdown':
+        void shutdown('primary asked');
+    }
+  });
+  // The primary orchestrates; these cover signals sent to the whole process group (Ctrl-C, kill 0).
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  // Without a handler SIGHUP would kill the worker; the primary forwards reloads itself.
+  process.on('SIGHUP', () => undefined);
+  // An orphaned worker must not keep serving: the primary died.
+  process.on('disconnect', () => void shutdown('primary disconnected'));
+
+  proxy = await startProxy(config, logger, { adminListener: false, configPath });
+  send({ type: 'xks:ready', url: proxy.url });
+}

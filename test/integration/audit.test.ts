@@ -1,0 +1,76 @@
+import { expect } from 'chai';
+import { execFile } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { startHarness, type Harness } from '../support/proxy-harness';
+import { b64, requestMetadata } from '../support/xks-client';
+
+const run = promisify(execFile);
+const MAIN = join(__dirname, '../../src/cli/main.js');
+const HMAC_KEY = 'audit-anchor-key-0123456789abcdefghijklmnop';
+
+async function verify(file: string, ...args: string[]): Promise<{ code: number; out: string }> {
+  try {
+    const { stdout } = await run(process.execPath, [MAIN, 'audit', 'verify', file, ...args]);
+    return { code: 0, out: stdout };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, out: `${e.stdout}${e.stderr}` };
+  }
+}
+
+describe('audit log (integration)', function () {
+  this.timeout(60_000);
+  let h: Harness;
+  let file: string;
+
+  before(async () => {
+    h = await startHarness({
+      configure: (doc, dir) => {
+        writeFileSync(join(dir, 'audit-key'), `${HMAC_KEY}\n`);
+        doc.audit = { file: 'audit/xks-audit.log', hmacKeyFile: 'audit-key' };
+      },
+    });
+    file = join(h.dir, 'audit', 'xks-audit.log');
+    const enc = (id: string) => h.client.send(`/kms/xks/v1/keys/${id}/encrypt`, {
+      body: { requestMetadata: requestMetadata('Encrypt', { kmsViaService: 'ebs' }), plaintext: b64('audited secret'), encryptionAlgorithm: 'AES_GCM' },
+    });
+    expect((await enc(h.keys.main)).status).to.equal(200);
+    expect((await enc('no-such-key')).status).to.equal(404);
+    expect((await h.client.send('/kms/xks/v1/health', { body: { requestMetadata: { kmsRequestId: 'a', kmsOperation: 'KmsHealthCheck' } }, credential: { ...h.credentials.first, secretAccessKey: h.credentials.second.secretAccessKey } })).status).to.equal(401);
+    await h.stop();
+  });
+
+  it('holds one entry per XKS request, with metadata and outcome and no plaintext', () => {
+    const entries = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(entries.map((e) => e.event)).to.deep.equal(['audit-open', 'xks-request', 'xks-request', 'xks-request', 'audit-close']);
+    expect(entries[0]).to.include({ alg: 'HMAC-SHA256' });
+    expect(entries[1]).to.include({ operation: 'Encrypt', status: 200, kmsOperation: 'Encrypt', kmsViaService: 'ebs', keyStore: 'root', accessKeyId: h.credentials.first.accessKeyId, remoteAddress: '127.0.0.1' });
+    expect(entries[1]).to.have.keys('seq', 'prev', 'time', 'event', 'kmsRequestId', 'kmsOperation', 'operation', 'keyStore', 'externalKeyId', 'awsPrincipalArn', 'kmsKeyArn', 'kmsViaService', 'accessKeyId', 'region', 'remoteAddress', 'status', 'latencyMs', 'hash');
+    expect(entries[2]).to.include({ status: 404, errorName: 'KeyNotFoundException' });
+    expect(entries[3]).to.include({ status: 401, errorName: 'AuthenticationFailedException', authFailure: 'SignatureMismatch' });
+    const text = readFileSync(file, 'utf8');
+    expect(text).not.to.include(b64('audited secret'));
+    expect(text).not.to.include(HMAC_KEY);
+  });
+
+  it('`xks-proxy audit verify` accepts the intact log with the key, and names the key it needs without it', async () => {
+    const ok = await verify(file, '--hmac-key-file', join(h.dir, 'audit-key'));
+    expect(ok.code, ok.out).to.equal(0);
+    expect(ok.out).to.match(/: OK, 5 entries; last intact entry seq 5 hash [0-9a-f]{64}/);
+    const keyless = await verify(file);
+    expect(keyless.code).to.equal(1);
+    expect(keyless.out).to.match(/BROKEN at line 1: hash mismatch: this log is HMAC-anchored with key id [0-9a-f]{16}/);
+  });
+
+  it('reports the tampered line as the first broken link', async () => {
+    const lines = readFileSync(file, 'utf8').trim().split('\n');
+    lines[2] = (lines[2] as string).replace('"status":404', '"status":200').replace(',"errorName":"KeyNotFoundException"', '');
+    const tampered = join(h.dir, 'tampered.log');
+    writeFileSync(tampered, `${lines.join('\n')}\n`);
+    const res = await verify(tampered, '--hmac-key-file', join(h.dir, 'audit-key'));
+    expect(res.code).to.equal(1);
+    expect(res.out).to.include('BROKEN at line 3: hash mismatch: the entry was modified (2 entries intact before it; last intact entry seq 2');
+  });
+});

@@ -1,0 +1,189 @@
+/**
+ * Runs `xks-proxy serve` as a child process (the real CLI, cluster included) on the test SoftHSM
+ * token, with a config written to a temp folder, and collects its JSON log lines.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify as toYaml } from 'yaml';
+import { generateCredential, type Sigv4Credential } from '../../src/auth/generate-credentials';
+import { createSelfSignedCert } from '../../src/cli/demo/self-signed-cert';
+import { testKeys, type TestKeys } from './proxy-harness';
+import { softHsmFixture } from './softhsm-fixture';
+import { XksClient } from './xks-client';
+
+const MAIN = join(__dirname, '../../src/cli/main.js');
+
+export interface CliProxy {
+  child: ChildProcess;
+  /** Parsed JSON log lines (stdout), in order. */
+  logs: Array<Record<string, unknown>>;
+  stderr: () => string;
+  url: string;
+  adminUrl: string;
+  client: XksClient;
+  ca: Buffer;
+  credential: Sigv4Credential;
+  /** The HSM user PIN in the config's pinFile. */
+  pin: string;
+  /** The config file and its document: rewrite with writeConfig, then SIGHUP. */
+  configPath: string;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  config: Record<string, any>;
+  writeConfig(): void;
+  keys: TestKeys;
+  exited: Promise<number | null>;
+  /** Resolves with the first log line matching, waiting for it if needed. */
+  waitForLog(match: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+  stop(): Promise<number | null>;
+}
+
+export interface CliProxyOptions {
+  workers: number;
+  shutdownTimeoutMs?: number;
+  /** Overrides the PIN file content (startup-failure tests). */
+  pin?: string;
+  /** Resolve once this log line appears instead of the listening line. */
+  readyWhen?: 'listening' | 'exit';
+}
+
+export async function startCliProxy(options: CliProxyOptions): Promise<CliProxy> {
+  const fx = softHsmFixture();
+  const keys = await testKeys();
+  const dir = mkdtempSync(join(tmpdir(), 'xks-cli-'));
+  const pem = await createSelfSignedCert('localhost', ['localhost']);
+  writeFileSync(join(dir, 'server.crt'), pem.certPem);
+  writeFileSync(join(dir, 'server.key'), pem.keyPem);
+  writeFileSync(join(dir, 'pin'), options.pin ?? fx.pin);
+  const credential = generateCredential();
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const config: Record<string, any> = {
+    // The tests reload on SIGHUP only, so a reload happens exactly when they say.
+    reload: { watch: false },
+    server: { host: '127.0.0.1', port: 0, tls: { certFile: 'server.crt', keyFile: 'server.key' }, shutdownTimeoutMs: options.shutdownTimeoutMs ?? 20000 },
+    admin: { enabled: true, host: '127.0.0.1', port: 0 },
+    hsm: { id: 'softhsm-cli', modulePath: fx.modulePath, tokenLabel: fx.label, pinFile: 'pin', sessionPoolSize: 3, healthCheckKeyLabel: keys.health },
+    keyStores: [
+      {
+        name: 'root',
+        // createdAt: so xks_credential_age_seconds has a sample (dashboard test).
+        credentials: [{ accessKeyId: credential.accessKeyId, secretAccessKey: credential.secretAccessKey, createdAt: '2026-01-01T00:00:00Z' }],
+        keys: { allTokenKeys: true },
+      },
+    ],
+  };
+  writeFileSync(join(dir, 'config.yaml'), toYaml(config));
+
+  const child = spawn(process.execPath, [MAIN, 'serve', '-c', join(dir, 'config.yaml'), '--workers', String(options.workers)], {
+    env: { ...process.env, SOFTHSM2_CONF: fx.confPath },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: Array<Record<string, unknown>> = [];
+  const waiters: Array<{ match: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }> = [];
+  let buffered = '';
+  let stderr = '';
+  child.stdout?.on('data', (d: Buffer) => {
+    buffered += d.toString();
+    let nl: number;
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      if (!line.trim()) continue;
+      let parsed: Record<string, unknown>;
+      try {
+        parsed = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        parsed = { unparsed: line };
+      }
+      logs.push(parsed);
+      for (const w of [...waiters]) {
+        if (w.match(parsed)) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w.resolve(parsed);
+        }
+      }
+    }
+  });
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+
+  const waitForLog = (match: (l: Record<string, unknown>) => boolean, timeoutMs = 20_000): Promise<Record<string, unknown>> => {
+    const seen = logs.find(match);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`log line not seen in ${timeoutMs} ms; logs:\n${logs.map((l) => JSON.stringify(l)).join('\n')}\nstderr:\n${stderr}`)), timeoutMs);
+      waiters.push({
+        match,
+        resolve: (l) => {
+          clearTimeout(timer);
+          resolve(l);
+        },
+      });
+      void exited.then((code) => {
+        clearTimeout(timer);
+        reject(new Error(`proxy exited (${code}) before the log line; logs:\n${logs.map((l) => JSON.stringify(l)).join('\n')}\nstderr:\n${stderr}`));
+      });
+    });
+  };
+
+  let url = '';
+  let adminUrl = '';
+  if (options.readyWhen !== 'exit') {
+    const listening =
+      options.workers === 1
+        ? await waitForLog((l) => l.message === 'xks proxy listening')
+        : await waitForLog((l) => l.message === 'xks proxy cluster listening');
+    url = String(listening.url);
+    adminUrl = String(listening.adminUrl);
+  }
+  const ca = Buffer.from(pem.certPem);
+  return {
+    child,
+    logs,
+    stderr: () => stderr,
+    url,
+    adminUrl,
+    client: new XksClient(url || 'https://127.0.0.1:1', ca, credential),
+    ca,
+    credential,
+    pin: options.pin ?? fx.pin,
+    configPath: join(dir, 'config.yaml'),
+    config,
+    writeConfig: () => writeFileSync(join(dir, 'config.yaml'), toYaml(config)),
+    keys,
+    exited,
+    waitForLog,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+  };
+}
+
+export function adminGet(url: string): Promise<{ status: number; text: string; json: unknown }> {
+  return new Promise((resolve, reject) => {
+    httpGet(url, (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => (text += d.toString()));
+      res.on('end', () => {
+        let json: unknown;
+        try {
+          json = JSON.parse(text);
+        } catch {
+          json = undefined;
+        }
+        resolve({ status: res.statusCode ?? 0, text, json });
+      });
+    }).on('error', reject);
+  });
+}
+
+/** The value of one sample in Prometheus text output, or undefined. */
+export function sample(metricsText: string, nameWithLabels: string): number | undefined {
+  for (const line of metricsText.split('\n')) {
+    if (line.startsWith(`${nameWithLabels} `)) return Number(line.slice(nameWithLabels.length + 1));
+  }
+  return undefined;
+}
