@@ -175,13 +175,18 @@ export class HsmCluster implements HsmService, FleetHealth {
           member.noteOverrun();
           return new HsmError('Timeout', `${member.id}: ${operation} did not finish within ${Math.round(attemptMs)} ms`);
         });
-        if (lastError?.kind === 'KeyNotFound' && keyLabel !== undefined) tried[0]?.noteMissingKey(keyLabel);
+        if (lastError?.kind === 'KeyNotFound' && keyLabel !== undefined && tried[0] !== undefined) {
+          // Only now is it a retry that mattered: the first HSM lacked a key another has.
+          this.observer?.retry?.(operation, tried[0].id, 'KeyNotFound');
+          tried[0].noteMissingKey(keyLabel);
+        }
         return result;
       } catch (error) {
         const hsmError = asHsmError(error);
         lastError = hsmError;
         if (attempt > 0 || !this.retryable(hsmError, member, deadline)) throw hsmError;
-        this.observer?.retry?.(operation, member.id, hsmError.kind);
+        // Asking another HSM about a key that is simply absent (e.g. a lifecycle marker) is no retry to count.
+        if (hsmError.kind !== 'KeyNotFound') this.observer?.retry?.(operation, member.id, hsmError.kind);
       }
     }
     throw lastError ?? new HsmError('Device', `no HSM of the cluster can serve now (${this.unavailableSummary()})`);
