@@ -6,6 +6,7 @@ import { metadataForNewCiphertext } from '../ciphertext-metadata';
 import { XksError } from '../errors';
 import { toXksError } from '../hsm-errors';
 import { buildHsmAad } from '../hsm-aad';
+import { withinDeadline } from '../deadline';
 import { lookupExternalKey } from '../key-lookup';
 import type { EncryptRequest } from '../schemas';
 import type { OperationRequest, OperationServices } from './context';
@@ -31,7 +32,7 @@ export async function encrypt(services: OperationServices, request: OperationReq
   const key = lookupExternalKey(request.store, request.externalKeyId, services.healthCheckKeyLabel);
   if (!key.enabled) throw new XksError('InvalidStateException', `Key ${key.externalKeyId} is disabled`);
 
-  const target = await services.keyVersions.forEncrypt(key);
+  const target = await withinDeadline(services.keyVersions.forEncrypt(key), request.deadline);
 
   const plaintext = decodeBase64(request.body.plaintext);
   const aad = request.body.additionalAuthenticatedData ? decodeBase64(request.body.additionalAuthenticatedData) : Buffer.alloc(0);
