@@ -17,6 +17,7 @@ import { createPublicApp } from './app';
 import { answerClientErrors } from './client-errors';
 import { ReloadableRuntime, type ReloadResult, type RuntimeOptions } from './reloadable-runtime';
 import { createXksHandler } from './xks-handler';
+import { createKmsHandler } from '../kms-api/handler';
 import { version } from '../../package.json';
 
 export const PROXY_MODEL = `xks-proxy ${version}`;
@@ -111,9 +112,7 @@ export async function startProxy(config: RuntimeConfig, logger: Logger, options:
     onOutcome: (outcome) => metrics.keyRotations.inc({ outcome }),
   });
   keyRotation.start();
-  const handler = createXksHandler({
-    state: () => runtime.state(),
-    services: {
+  const services = {
       hsm,
       health,
       healthCheckKeyLabel: config.hsm.healthCheckKeyLabel,
@@ -124,7 +123,10 @@ export async function startProxy(config: RuntimeConfig, logger: Logger, options:
         model: PROXY_MODEL,
         ...(config.hsm.ekmVendor ? { ekmVendor: config.hsm.ekmVendor } : {}),
       },
-    },
+  };
+  const handler = createXksHandler({
+    state: () => runtime.state(),
+    services,
     logger,
     metrics,
     ...(runtime.audit ? { audit: runtime.audit } : {}),
@@ -139,7 +141,10 @@ export async function startProxy(config: RuntimeConfig, logger: Logger, options:
       // Node checks those timeouts every 30 s by default: too coarse to cut off a slow client.
       connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(Math.min(config.server.headersTimeoutMs, config.server.requestTimeoutMs) / 4))),
     },
-    createPublicApp(handler),
+    createPublicApp(
+      handler,
+      createKmsHandler({ config: () => runtime.config(), services, logger, metrics, ...(runtime.audit ? { audit: runtime.audit } : {}) }),
+    ),
   );
   runtime.attach(server);
   answerClientErrors(server, logger);
