@@ -1,6 +1,6 @@
 /** A harness with the KMS API switched on, and AWS SDK v3 KMS clients trusting the test CA. */
 import { Agent } from 'node:https';
-import { KMSClient } from '@aws-sdk/client-kms';
+import { KMS, KMSClient, type KMSClientConfig } from '@aws-sdk/client-kms';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { generateCredential, type Sigv4Credential } from '../../src/auth/generate-credentials';
 import { startHarness, testKeys, type Harness, type HarnessOptions } from './proxy-harness';
@@ -13,6 +13,8 @@ export interface KmsHarness extends Harness {
     limited: Sigv4Credential;
     endpoint: string;
     client(credential?: Sigv4Credential, region?: string): KMSClient;
+    /** The aggregated client (method per operation), as the Encryption SDK wants it. */
+    aggregated(): KMS;
   };
 }
 
@@ -44,20 +46,21 @@ export async function startKmsHarness(options: HarnessOptions = {}): Promise<Kms
   });
   const endpoint = `https://localhost:${h.proxy.port}`;
   const agent = new Agent({ ca: h.ca, keepAlive: true });
+  const clientConfig = (credential: Sigv4Credential, region: string): KMSClientConfig => ({
+    endpoint,
+    region,
+    credentials: { accessKeyId: credential.accessKeyId, secretAccessKey: credential.secretAccessKey },
+    requestHandler: new NodeHttpHandler({ httpsAgent: agent }),
+    maxAttempts: 1,
+  });
   return {
     ...h,
     kms: {
       admin,
       limited,
       endpoint,
-      client: (credential = admin, region = KMS_REGION) =>
-        new KMSClient({
-          endpoint,
-          region,
-          credentials: { accessKeyId: credential.accessKeyId, secretAccessKey: credential.secretAccessKey },
-          requestHandler: new NodeHttpHandler({ httpsAgent: agent }),
-          maxAttempts: 1,
-        }),
+      client: (credential = admin, region = KMS_REGION) => new KMSClient(clientConfig(credential, region)),
+      aggregated: () => new KMS(clientConfig(admin, KMS_REGION)),
     },
     stop: async () => {
       agent.destroy();
