@@ -4,7 +4,8 @@
  * here (spec MUST). Any engine failure denies (fail closed).
  */
 import { CEDAR_NAMESPACE } from './cedar-schema';
-import { cedar, SCHEMA_ENGINE_ID, type CompiledPolicySet } from './policies';
+import type * as Cedar from '@cedar-policy/cedar-wasm/nodejs';
+import { cedarEngine, SCHEMA_ENGINE_ID, type CompiledPolicySet } from './policies';
 
 export type AuthorizedOperation = 'GetKeyMetadata' | 'Encrypt' | 'Decrypt';
 export type AuthorizationMode = 'enforce' | 'dryRun';
@@ -57,7 +58,7 @@ export function buildCedarRequest(input: AuthorizationInput) {
   const key = parseArn(m.kmsKeyArn);
   const principal = uid('Principal', m.awsPrincipalArn);
   const resource = uid('Key', input.externalKeyId);
-  const entities: cedar.EntityJson[] = [
+  const entities: Cedar.EntityJson[] = [
     {
       uid: principal,
       attrs: { arn: m.awsPrincipalArn, ...(principalAccount ? { accountId: principalAccount } : {}) },
@@ -91,9 +92,9 @@ export class PolicyAuthorizer {
   ) {}
 
   decide(input: AuthorizationInput): AuthorizationDecision {
-    let answer: cedar.AuthorizationAnswer;
+    let answer: Cedar.AuthorizationAnswer;
     try {
-      answer = cedar.statefulIsAuthorized({
+      answer = cedarEngine().statefulIsAuthorized({
         ...buildCedarRequest(input),
         preparsedPolicySetId: this.policies.engineId,
         preparsedSchemaName: SCHEMA_ENGINE_ID,

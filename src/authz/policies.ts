@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { basename } from 'node:path';
-import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import type * as Cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { CEDAR_SCHEMA } from './cedar-schema';
 
 export interface CompiledPolicySet {
@@ -20,12 +20,21 @@ export interface CompiledPolicySet {
 
 export type CompileResult = { ok: true; value: CompiledPolicySet } | { ok: false; errors: string[] };
 
+let engine: typeof Cedar | undefined;
+
+/** The Cedar WASM engine, loaded on first use: it costs most of a second, paid only with policies configured. */
+export function cedarEngine(): typeof Cedar {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  engine ??= require('@cedar-policy/cedar-wasm/nodejs') as typeof Cedar;
+  return engine;
+}
+
 export const SCHEMA_ENGINE_ID = `xks-schema-${createHash('sha256').update(CEDAR_SCHEMA).digest('hex').slice(0, 16)}`;
 let schemaReady = false;
 
 function ensureSchema(): void {
   if (schemaReady) return;
-  const answer = cedar.preparseSchema(SCHEMA_ENGINE_ID, CEDAR_SCHEMA);
+  const answer = cedarEngine().preparseSchema(SCHEMA_ENGINE_ID, CEDAR_SCHEMA);
   if (answer.type !== 'success') throw new Error(`built-in Cedar schema does not parse: ${answer.errors.map((e) => e.message).join('; ')}`);
   schemaReady = true;
 }
@@ -37,7 +46,7 @@ export function lineAndColumn(text: string, byteOffset: number): { line: number;
   return { line: lines.length, column: (lines[lines.length - 1] ?? '').length + 1 };
 }
 
-function describe(text: string, file: string, error: cedar.DetailedError): string {
+function describe(text: string, file: string, error: Cedar.DetailedError): string {
   const at = error.sourceLocations?.[0];
   const where = at ? (({ line, column }) => `${file}:${line}:${column}`)(lineAndColumn(text, at.start)) : file;
   const label = at?.label ? ` (${at.label})` : '';
@@ -47,14 +56,14 @@ function describe(text: string, file: string, error: cedar.DetailedError): strin
 
 export function compilePolicies(text: string, file: string): CompileResult {
   ensureSchema();
-  const validation = cedar.validate({ schema: CEDAR_SCHEMA, policies: { staticPolicies: text }, validationSettings: { mode: 'strict' } });
+  const validation = cedarEngine().validate({ schema: CEDAR_SCHEMA, policies: { staticPolicies: text }, validationSettings: { mode: 'strict' } });
   if (validation.type === 'failure') return { ok: false, errors: validation.errors.map((e) => describe(text, file, e)) };
   if (validation.validationErrors.length > 0) {
     return { ok: false, errors: validation.validationErrors.map((e) => describe(text, file, e.error)) };
   }
   const warnings = validation.validationWarnings.map((w) => describe(text, file, w.error));
 
-  const parts = cedar.policySetTextToParts(text);
+  const parts = cedarEngine().policySetTextToParts(text);
   if (parts.type === 'failure') return { ok: false, errors: parts.errors.map((e) => describe(text, file, e)) };
   if (parts.policy_templates.length > 0) return { ok: false, errors: [`${file}: policy templates are not supported; write static policies`] };
 
@@ -68,7 +77,7 @@ export function compilePolicies(text: string, file: string): CompileResult {
     const offset = found === -1 ? cursor : found;
     if (found !== -1) cursor = found + part.length;
     const line = lineAndColumn(text, Buffer.byteLength(text.slice(0, offset))).line;
-    const json = cedar.policyToJson(part);
+    const json = cedarEngine().policyToJson(part);
     const annotated = json.type === 'success' ? json.json.annotations?.['id'] : undefined;
     const id = annotated ?? `${name}:${line}`;
     if (policies[id] !== undefined) {
@@ -82,9 +91,8 @@ export function compilePolicies(text: string, file: string): CompileResult {
   if (policyIds.length === 0) warnings.push(`${file}: contains no policy, so every request of this key store is denied`);
 
   const engineId = `xks-policies-${createHash('sha256').update(JSON.stringify(policies)).digest('hex').slice(0, 32)}`;
-  const preparsed = cedar.preparsePolicySet(engineId, { staticPolicies: policies });
+  const preparsed = cedarEngine().preparsePolicySet(engineId, { staticPolicies: policies });
   if (preparsed.type !== 'success') return { ok: false, errors: preparsed.errors.map((e) => describe(text, file, e)) };
   return { ok: true, value: { file, engineId, policyIds, warnings } };
 }
 
-export { cedar };

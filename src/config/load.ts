@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import Ajv, { type ErrorObject } from 'ajv';
+import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { ConfigSchema, SECRET_ACCESS_KEY_PATTERN, type ConfigFile } from './schema';
 import type { RuntimeConfig, RuntimeKeyStore } from './runtime';
@@ -18,8 +18,13 @@ export class ConfigError extends Error {
   }
 }
 
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
-const validateFile = ajv.compile<ConfigFile>(ConfigSchema);
+/** Compiled on first use: compiling the whole schema costs a few hundred ms that `--help` should not pay. */
+let compiled: ValidateFunction<ConfigFile> | undefined;
+function validateFile(file: unknown): file is ConfigFile {
+  compiled ??= new Ajv({ allErrors: true, useDefaults: true, strict: false }).compile<ConfigFile>(ConfigSchema);
+  return compiled(file);
+}
+const validationErrors = (): ErrorObject[] => compiled?.errors ?? [];
 const SECRET_PATTERN = new RegExp(SECRET_ACCESS_KEY_PATTERN);
 
 function describe(error: ErrorObject): string {
@@ -34,7 +39,7 @@ function describe(error: ErrorObject): string {
 /** Schema problems of a parsed config document (no secrets resolved): for tools that edit the file. */
 export function schemaProblems(document: unknown): string[] {
   const file = structuredClone(document ?? {});
-  return validateFile(file) ? [] : (validateFile.errors ?? []).map(describe);
+  return validateFile(file) ? [] : validationErrors().map(describe);
 }
 
 export interface LoadOptions {
@@ -60,7 +65,7 @@ export function loadConfigFile(path: string, options: LoadOptions = {}): Runtime
 /** Validates a parsed config document and resolves its secrets. */
 export function buildRuntimeConfig(document: unknown, baseDir: string, env: NodeJS.ProcessEnv): RuntimeConfig {
   const file = structuredClone(document ?? {});
-  if (!validateFile(file)) throw new ConfigError((validateFile.errors ?? []).map(describe));
+  if (!validateFile(file)) throw new ConfigError(validationErrors().map(describe));
 
   const problems: string[] = [];
   const fromBase = (p: string): string => resolve(baseDir, p);

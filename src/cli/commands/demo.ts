@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { demoOptionsFromEnv, prepareDemo, runDemo } from '../demo/demo';
 import { fail, stopOnSignals } from '../process';
 
 export function registerDemo(program: Command): void {
@@ -15,6 +14,8 @@ export function registerDemo(program: Command): void {
     )
     .action(async (options: { prepareOnly?: boolean }) => {
       try {
+        // Loaded here, not at startup: the demo pulls in the whole server, which other commands don't need.
+        const { demoOptionsFromEnv, prepareDemo, runDemo } = await import('../demo/demo');
         const demoOptions = demoOptionsFromEnv(process.env);
         if (options.prepareOnly) {
           const { configPath } = await prepareDemo(demoOptions);
