@@ -6,9 +6,9 @@ import type { createXksHandler } from './xks-handler';
 /**
  * The public express app: security headers, an unauthenticated /ping for load balancers, the XKS
  * pipeline, and InvalidUriPathException for everything else. express.json is deliberately absent:
- * SigV4 needs the raw bytes and the handler parses them itself.
+ * SigV4 needs the raw bytes and the handler parses them itself. `kmsHandler` (issue #8) answers
+ * TrentService requests first and resolves false for anything else.
  */
-/** `kmsHandler` (issue #8) answers TrentService requests and resolves false for anything else. */
 export function createPublicApp(
   xksHandler: ReturnType<typeof createXksHandler>,
   kmsHandler?: (req: Request, res: Response) => Promise<boolean>,

@@ -113,16 +113,16 @@ export async function startProxy(config: RuntimeConfig, logger: Logger, options:
   });
   keyRotation.start();
   const services = {
-      hsm,
-      health,
-      healthCheckKeyLabel: config.hsm.healthCheckKeyLabel,
-      keyVersions: new KeyVersions(keyState),
-      proxy: {
-        fleetSize: config.health.fleetSize,
-        vendor: config.health.proxyVendor,
-        model: PROXY_MODEL,
-        ...(config.hsm.ekmVendor ? { ekmVendor: config.hsm.ekmVendor } : {}),
-      },
+    hsm,
+    health,
+    healthCheckKeyLabel: config.hsm.healthCheckKeyLabel,
+    keyVersions: new KeyVersions(keyState),
+    proxy: {
+      fleetSize: config.health.fleetSize,
+      vendor: config.health.proxyVendor,
+      model: PROXY_MODEL,
+      ...(config.hsm.ekmVendor ? { ekmVendor: config.hsm.ekmVendor } : {}),
+    },
   };
   const handler = createXksHandler({
     state: () => runtime.state(),
