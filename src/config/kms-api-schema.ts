@@ -44,6 +44,14 @@ export const KmsApiSchema = Type.Optional(
           { default: [], description: 'Aliases: alias/... names for key IDs.' },
         ),
       ),
+      authorization: Type.Optional(
+        Type.Object(
+          {
+            policyFile: Type.String({ minLength: 1, description: 'Cedar policy file in the Kms namespace (README "KMS API authorization"), validated at load and reload. Checked after each credential\'s allow-list: both must allow.' }),
+          },
+          { additionalProperties: false, description: 'Cedar policies for the KMS API.' },
+        ),
+      ),
       credentials: Type.Array(KmsCredential, { minItems: 1, description: 'SigV4 credentials (service "kms") of the KMS API, separate from XKS key-store credentials.' }),
     },
     { additionalProperties: false, description: 'The KMS-compatible endpoint (TrentService JSON API) on the same HSM keys.' },

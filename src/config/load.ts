@@ -150,7 +150,7 @@ export function buildRuntimeConfig(document: unknown, baseDir: string, env: Node
     });
   });
   const security = resolveProxySecurity(file, fromBase, env, problems);
-  const kmsApi = resolveKmsApi(file, fromBase, env, problems);
+  const kmsApi = resolveKmsApi(file, fromBase, env, problems, security.referencedFiles);
 
   if (problems.length > 0) throw new ConfigError(problems);
 

@@ -1,6 +1,8 @@
 /** Resolves the kmsApi config section: secrets read, aliases and key store checked. */
 import { readFileSync } from 'node:fs';
+import { compilePolicies, type CompiledPolicySet } from '../authz/policies';
 import type { ConfigFile } from '../config/schema';
+import { KMS_CEDAR_SCHEMA } from './cedar';
 
 export interface KmsApiCredential {
   secret: string;
@@ -18,9 +20,12 @@ export interface KmsApiRuntime {
   /** alias/... -> key ID */
   aliases: ReadonlyMap<string, string>;
   credentials: ReadonlyMap<string, KmsApiCredential>;
+  /** Cedar policies (Kms namespace) checked after the allow-list; absent = the allow-list alone. */
+  authorization?: { policyFile: string; policies: CompiledPolicySet };
 }
 
-export function resolveKmsApi(file: ConfigFile, fromBase: (p: string) => string, env: NodeJS.ProcessEnv, problems: string[]): KmsApiRuntime | undefined {
+/** `watched` collects the files it reads (secrets, policies) for the hot-reload watcher. */
+export function resolveKmsApi(file: ConfigFile, fromBase: (p: string) => string, env: NodeJS.ProcessEnv, problems: string[], watched: string[] = []): KmsApiRuntime | undefined {
   const section = file.kmsApi;
   if (!section || section.enabled === false) return undefined;
   if (!file.keyStores.some((s) => s.name === section.keyStore)) problems.push(`kmsApi.keyStore: no key store named "${section.keyStore}"`);
@@ -43,6 +48,7 @@ export function resolveKmsApi(file: ConfigFile, fromBase: (p: string) => string,
       if (!secret) problems.push(`${at}.secretAccessKeyEnv: environment variable ${cred.secretAccessKeyEnv} is not set`);
     }
     if (cred.secretAccessKeyFile) {
+      watched.push(fromBase(cred.secretAccessKeyFile));
       try {
         secret = readFileSync(fromBase(cred.secretAccessKeyFile), 'utf8').trim();
       } catch (err) {
@@ -58,7 +64,20 @@ export function resolveKmsApi(file: ConfigFile, fromBase: (p: string) => string,
     const keys = new Set(cred.keys.map((k) => aliases.get(k) ?? k));
     credentials.set(cred.accessKeyId, { secret, actions: new Set(cred.actions), keys });
   });
+  let authorization: KmsApiRuntime['authorization'];
+  if (section.authorization) {
+    const policyFile = fromBase(section.authorization.policyFile);
+    watched.push(policyFile);
+    try {
+      const compiled = compilePolicies(readFileSync(policyFile, 'utf8'), policyFile, KMS_CEDAR_SCHEMA);
+      if (compiled.ok) authorization = { policyFile, policies: compiled.value };
+      else for (const error of compiled.errors) problems.push(`kmsApi.authorization.policyFile: ${error}`);
+    } catch (err) {
+      problems.push(`kmsApi.authorization.policyFile: cannot read ${section.authorization.policyFile}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+    }
+  }
   return {
+    ...(authorization ? { authorization } : {}),
     path: section.path ?? '/',
     keyStore: section.keyStore,
     region: section.region ?? 'us-east-1',

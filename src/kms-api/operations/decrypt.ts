@@ -15,7 +15,7 @@ export async function decrypt(ctx: KmsContext, body: Body) {
   checkAlgorithm(body, 'EncryptionAlgorithm');
   const opened = await open(ctx, ciphertext, context, requested, (keyId) => {
     ctx.fields.externalKeyId = keyId;
-    authorize(ctx, 'kms:Decrypt', keyId);
+    authorize(ctx, 'kms:Decrypt', keyId, context);
     dryRun(body);
   });
   return { KeyId: keyArn(ctx.config, opened.resolved.keyId), Plaintext: opened.plaintext.toString('base64'), EncryptionAlgorithm: 'SYMMETRIC_DEFAULT' };

@@ -14,7 +14,7 @@ export async function encrypt(ctx: KmsContext, body: Body) {
   const plaintext = blob(body, 'Plaintext', 1, MAX_ENCRYPT_PLAINTEXT) as Buffer;
   const context = parseEncryptionContext(body.EncryptionContext);
   checkAlgorithm(body, 'EncryptionAlgorithm');
-  authorize(ctx, 'kms:Encrypt', keyId);
+  authorize(ctx, 'kms:Encrypt', keyId, context);
   const resolved = resolveKey(ctx, keyId);
   dryRun(body);
   const ciphertext = await seal(ctx, resolved, plaintext, context);

@@ -21,7 +21,7 @@ async function generate(ctx: KmsContext, body: Body, action: string) {
   if ((spec === undefined) === (count === undefined)) throw new KmsError('ValidationException', 'Give exactly one of KeySpec or NumberOfBytes');
   if (spec !== undefined && !(spec in KEY_SPECS)) throw new KmsError('ValidationException', 'KeySpec must be AES_256 or AES_128');
   const context = parseEncryptionContext(body.EncryptionContext);
-  authorize(ctx, action, keyId);
+  authorize(ctx, action, keyId, context);
   const resolved = resolveKey(ctx, keyId);
   dryRun(body);
   const dataKey = randomBytes(count ?? (KEY_SPECS[spec as string] as number));

@@ -15,11 +15,11 @@ export async function reEncrypt(ctx: KmsContext, body: Body) {
   const destinationContext = parseEncryptionContext(body.DestinationEncryptionContext, 'DestinationEncryptionContext');
   checkAlgorithm(body, 'SourceEncryptionAlgorithm');
   checkAlgorithm(body, 'DestinationEncryptionAlgorithm');
-  authorize(ctx, 'kms:ReEncryptTo', destination);
+  authorize(ctx, 'kms:ReEncryptTo', destination, destinationContext);
   const target = resolveKey(ctx, destination);
   ctx.fields.externalKeyId = destination;
   const opened = await open(ctx, ciphertext, sourceContext, source, (keyId) => {
-    authorize(ctx, 'kms:ReEncryptFrom', keyId);
+    authorize(ctx, 'kms:ReEncryptFrom', keyId, sourceContext);
     dryRun(body);
   });
   try {
