@@ -1,5 +1,6 @@
 /** The validated config with defaults applied and secrets resolved: what the rest of the proxy reads. */
 import type { KeyStoreSecurity, ProxySecurity } from './security';
+import type { KmsApiRuntime } from '../kms-api/config';
 
 export interface RuntimeKeyStore {
   name: string;
@@ -47,4 +48,6 @@ export interface RuntimeConfig {
   keyLifecycle: { stateCacheMs: number; rotationCheckMs: number };
   /** mTLS, audit log, reload settings, referenced files (issue #4); absent = none. */
   security?: ProxySecurity;
+  /** The KMS-compatible endpoint (issue #8); absent = not served. */
+  kmsApi?: KmsApiRuntime;
 }

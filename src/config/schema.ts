@@ -6,6 +6,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import {
   AllowedRegionsSchema, AuditSchema, AuthorizationSchema, ClientAuthSchema, CredentialCreatedAtSchema, ReloadSchema, ThrottleSchema,
 } from './security-schema';
+import { KmsApiSchema } from './kms-api-schema';
 
 /** Spec minimums the proxy MUST support; configured maxima may only raise them. */
 export const SPEC_MIN_PLAINTEXT_BYTES = 4300;
@@ -260,6 +261,7 @@ export const ConfigSchema = Type.Object(
     ),
     audit: AuditSchema,
     reload: ReloadSchema,
+    kmsApi: KmsApiSchema,
   },
   { additionalProperties: false },
 );
