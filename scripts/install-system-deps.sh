@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the proxy's demo and tests need, only when missing:
 # softhsm2 (the stand-in HSM), opensc (pkcs11-tool), uuid-runtime (uuidgen), curl (SigV4 client in tests),
-# systemd (systemd-analyze checks deploy/systemd/xks-proxy.service).
+# systemd (systemd-analyze checks deploy/systemd/xks-proxy.service), awscli (the AWS CLI run against the KMS API).
 set -euo pipefail
 missing=()
 command -v softhsm2-util >/dev/null 2>&1 && [ -e /usr/lib/softhsm/libsofthsm2.so ] || missing+=(softhsm2)
@@ -9,6 +9,7 @@ command -v pkcs11-tool >/dev/null 2>&1 || missing+=(opensc)
 command -v uuidgen >/dev/null 2>&1 || missing+=(uuid-runtime)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+[ -x /usr/bin/aws ] || missing+=(awscli)
 if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
 echo "installing system packages: ${missing[*]}" >&2
 SUDO=""

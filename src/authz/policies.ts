@@ -30,13 +30,19 @@ export function cedarEngine(): typeof Cedar {
 }
 
 export const SCHEMA_ENGINE_ID = `xks-schema-${createHash('sha256').update(CEDAR_SCHEMA).digest('hex').slice(0, 16)}`;
-let schemaReady = false;
+/** A Cedar schema policies are validated against: the Xks one by default, the Kms one for the KMS API (issue #8). */
+export interface CedarSchemaRef {
+  text: string;
+  engineId: string;
+}
+export const XKS_SCHEMA: CedarSchemaRef = { text: CEDAR_SCHEMA, engineId: SCHEMA_ENGINE_ID };
+const readySchemas = new Set<string>();
 
-function ensureSchema(): void {
-  if (schemaReady) return;
-  const answer = cedarEngine().preparseSchema(SCHEMA_ENGINE_ID, CEDAR_SCHEMA);
+function ensureSchema(schema: CedarSchemaRef): void {
+  if (readySchemas.has(schema.engineId)) return;
+  const answer = cedarEngine().preparseSchema(schema.engineId, schema.text);
   if (answer.type !== 'success') throw new Error(`built-in Cedar schema does not parse: ${answer.errors.map((e) => e.message).join('; ')}`);
-  schemaReady = true;
+  readySchemas.add(schema.engineId);
 }
 
 /** 1-based line and column of a byte offset (Cedar reports UTF-8 byte offsets). */
@@ -54,9 +60,9 @@ function describe(text: string, file: string, error: Cedar.DetailedError): strin
   return `${where}: ${error.message}${label}${help}`;
 }
 
-export function compilePolicies(text: string, file: string): CompileResult {
-  ensureSchema();
-  const validation = cedarEngine().validate({ schema: CEDAR_SCHEMA, policies: { staticPolicies: text }, validationSettings: { mode: 'strict' } });
+export function compilePolicies(text: string, file: string, schema: CedarSchemaRef = XKS_SCHEMA): CompileResult {
+  ensureSchema(schema);
+  const validation = cedarEngine().validate({ schema: schema.text, policies: { staticPolicies: text }, validationSettings: { mode: 'strict' } });
   if (validation.type === 'failure') return { ok: false, errors: validation.errors.map((e) => describe(text, file, e)) };
   if (validation.validationErrors.length > 0) {
     return { ok: false, errors: validation.validationErrors.map((e) => describe(text, file, e.error)) };

@@ -10,6 +10,7 @@ import { pinFormatProblem, vendorProfile } from '../hsm/vendor-profiles';
 import { ConfigSchema, SECRET_ACCESS_KEY_PATTERN, type ConfigFile } from './schema';
 import type { RuntimeConfig, RuntimeHsm, RuntimeKeyStore } from './runtime';
 import { resolveKeyStoreSecurity, resolveProxySecurity } from './security';
+import { resolveKmsApi } from '../kms-api/config';
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -140,6 +141,7 @@ export function buildRuntimeConfig(document: unknown, baseDir: string, env: Node
     });
   });
   const security = resolveProxySecurity(file, fromBase, env, problems);
+  const kmsApi = resolveKmsApi(file, fromBase, env, problems, security.referencedFiles);
 
   if (problems.length > 0) throw new ConfigError(problems);
 
@@ -189,6 +191,7 @@ export function buildRuntimeConfig(document: unknown, baseDir: string, env: Node
       rotationCheckMs: (file.keyLifecycle?.rotationCheckSeconds ?? 3600) * 1000,
     },
     security,
+    ...(kmsApi ? { kmsApi } : {}),
   };
 }
 

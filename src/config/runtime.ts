@@ -1,6 +1,7 @@
 /** The validated config with defaults applied and secrets resolved: what the rest of the proxy reads. */
 import type { VendorProfileName } from '../hsm/vendor-profiles';
 import type { KeyStoreSecurity, ProxySecurity } from './security';
+import type { KmsApiRuntime } from '../kms-api/config';
 
 /** One HSM, defaults applied and PIN resolved. */
 export interface RuntimeHsm {
@@ -72,4 +73,6 @@ export interface RuntimeConfig {
   keyLifecycle: { stateCacheMs: number; rotationCheckMs: number };
   /** mTLS, audit log, reload settings, referenced files (issue #4); absent = none. */
   security?: ProxySecurity;
+  /** The KMS-compatible endpoint (issue #8); absent = not served. */
+  kmsApi?: KmsApiRuntime;
 }

@@ -7,6 +7,7 @@ import { VENDOR_PROFILE_NAMES } from '../hsm/vendor-profiles';
 import {
   AllowedRegionsSchema, AuditSchema, AuthorizationSchema, ClientAuthSchema, CredentialCreatedAtSchema, ReloadSchema, ThrottleSchema,
 } from './security-schema';
+import { KmsApiSchema } from './kms-api-schema';
 
 /** Spec minimums the proxy MUST support; configured maxima may only raise them. */
 export const SPEC_MIN_PLAINTEXT_BYTES = 4300;
@@ -335,6 +336,7 @@ export const ConfigSchema = Type.Object(
     ),
     audit: AuditSchema,
     reload: ReloadSchema,
+    kmsApi: KmsApiSchema,
   },
   { additionalProperties: false },
 );

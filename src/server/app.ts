@@ -6,9 +6,13 @@ import type { createXksHandler } from './xks-handler';
 /**
  * The public express app: security headers, an unauthenticated /ping for load balancers, the XKS
  * pipeline, and InvalidUriPathException for everything else. express.json is deliberately absent:
- * SigV4 needs the raw bytes and the handler parses them itself.
+ * SigV4 needs the raw bytes and the handler parses them itself. `kmsHandler` (issue #8) answers
+ * TrentService requests first and resolves false for anything else.
  */
-export function createPublicApp(xksHandler: ReturnType<typeof createXksHandler>): Express {
+export function createPublicApp(
+  xksHandler: ReturnType<typeof createXksHandler>,
+  kmsHandler?: (req: Request, res: Response) => Promise<boolean>,
+): Express {
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
@@ -16,6 +20,11 @@ export function createPublicApp(xksHandler: ReturnType<typeof createXksHandler>)
   app.get('/ping', (_req, res) => {
     res.json({ status: 'ok' });
   });
+  if (kmsHandler) {
+    app.use((req: Request, res: Response, next: NextFunction) => {
+      kmsHandler(req, res).then((handled) => (handled ? undefined : next()), next);
+    });
+  }
   app.use((req: Request, res: Response, next: NextFunction) => {
     xksHandler(req, res, next).catch(next);
   });

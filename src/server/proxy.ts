@@ -18,6 +18,7 @@ import { answerClientErrors } from './client-errors';
 import { startHsmCluster, type ProxyHooks } from './hsm-cluster';
 import { ReloadableRuntime, type ReloadResult, type RuntimeOptions } from './reloadable-runtime';
 import { createXksHandler } from './xks-handler';
+import { createKmsHandler } from '../kms-api/handler';
 import { version } from '../../package.json';
 
 export const PROXY_MODEL = `xks-proxy ${version}`;
@@ -94,20 +95,21 @@ async function serve(config: RuntimeConfig, logger: Logger, metrics: XksMetrics,
     onOutcome: (outcome) => metrics.keyRotations.inc({ outcome }),
   });
   keyRotation.start();
+  const services = {
+    hsm: cluster,
+    health,
+    healthCheckKeyLabel: config.hsm.healthCheckKeyLabel,
+    keyVersions: new KeyVersions(keyState),
+    proxy: {
+      fleetSize: config.health.fleetSize,
+      vendor: config.health.proxyVendor,
+      model: PROXY_MODEL,
+      ...(config.hsm.ekmVendor ? { ekmVendor: config.hsm.ekmVendor } : {}),
+    },
+  };
   const handler = createXksHandler({
     state: () => runtime.state(),
-    services: {
-      hsm: cluster,
-      health,
-      healthCheckKeyLabel: config.hsm.healthCheckKeyLabel,
-      keyVersions: new KeyVersions(keyState),
-      proxy: {
-        fleetSize: config.health.fleetSize,
-        vendor: config.health.proxyVendor,
-        model: PROXY_MODEL,
-        ...(config.hsm.ekmVendor ? { ekmVendor: config.hsm.ekmVendor } : {}),
-      },
-    },
+    services,
     logger,
     metrics,
     ...(runtime.audit ? { audit: runtime.audit } : {}),
@@ -122,7 +124,10 @@ async function serve(config: RuntimeConfig, logger: Logger, metrics: XksMetrics,
       // Node checks those timeouts every 30 s by default: too coarse to cut off a slow client.
       connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(Math.min(config.server.headersTimeoutMs, config.server.requestTimeoutMs) / 4))),
     },
-    createPublicApp(handler),
+    createPublicApp(
+      handler,
+      createKmsHandler({ config: () => runtime.config(), services, logger, metrics, ...(runtime.audit ? { audit: runtime.audit } : {}) }),
+    ),
   );
   runtime.attach(server);
   answerClientErrors(server, logger);

@@ -1,0 +1,13 @@
+import type { RuntimeKeyStore } from '../config/runtime';
+import type { OperationServices } from '../api/operations/context';
+import type { KmsApiCredential, KmsApiRuntime } from './config';
+
+/** What a KMS API operation sees: the shared HSM services, the served key store, the caller. */
+export interface KmsContext {
+  services: OperationServices;
+  config: KmsApiRuntime;
+  store: RuntimeKeyStore;
+  credential: KmsApiCredential;
+  /** Log/audit fields of this request; operations add keyId. */
+  fields: Record<string, string | number | undefined>;
+}

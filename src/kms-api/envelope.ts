@@ -1,0 +1,82 @@
+/**
+ * Sealing and opening ciphertext blobs in the HSM, with the same calls the XKS operations make
+ * (KeyVersions for the version/label and enabled state, Hsm.encrypt/decrypt, buildHsmAad).
+ */
+import { timingSafeEqual } from 'node:crypto';
+import { buildHsmAad } from '../api/hsm-aad';
+import { toXksError } from '../api/hsm-errors';
+import { blobHeader, decodeBlob, encodeBlob } from './ciphertext-blob';
+import type { KmsContext } from './context';
+import { canonicalEncryptionContext, type EncryptionContext } from './encryption-context';
+import { KmsError, toKmsError } from './errors';
+import type { ResolvedKey } from './keys';
+import { resolveKey } from './keys';
+
+const ATTEMPTS = 2;
+
+function checkEnabled(resolved: ResolvedKey): void {
+  if (!resolved.key.enabled) throw new KmsError('DisabledException', `Key ${resolved.keyId} is disabled`);
+}
+
+/** Encrypts under the key's active version; the blob is decrypted again before it is returned. */
+export async function seal(ctx: KmsContext, resolved: ResolvedKey, plaintext: Buffer, context: EncryptionContext): Promise<Buffer> {
+  checkEnabled(resolved);
+  const { services } = ctx;
+  try {
+    const target = await services.keyVersions.forEncrypt(resolved.key);
+    const header = blobHeader(resolved.keyId, target.version);
+    const aad = buildHsmAad(canonicalEncryptionContext(context), header);
+    for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
+      const output = await services.hsm.encrypt(target.label, plaintext, aad);
+      let back: Buffer | undefined;
+      try {
+        back = await services.hsm.decrypt(target.label, output.ciphertext, output.iv, output.tag, aad);
+      } catch (err) {
+        if (toXksError(err).errorName !== 'InvalidCiphertextException') throw err;
+      }
+      if (back && back.length === plaintext.length && timingSafeEqual(back, plaintext)) {
+        return encodeBlob({ keyId: resolved.keyId, keyVersion: target.version, ...output });
+      }
+    }
+  } catch (err) {
+    throw toKmsError(toXksError(err));
+  }
+  throw new KmsError('KMSInternalException', 'The HSM produced a ciphertext that did not decrypt; nothing was returned');
+}
+
+export interface Opened {
+  resolved: ResolvedKey;
+  plaintext: Buffer;
+}
+
+/**
+ * Opens a blob. The key comes from the blob; `expectedKeyId` (the request's KeyId, resolved) must
+ * match it (IncorrectKeyException). `authorizeKey` runs once the key is known, before the HSM is used.
+ */
+export async function open(
+  ctx: KmsContext,
+  blob: Buffer,
+  context: EncryptionContext,
+  expectedKeyId: string | undefined,
+  authorizeKey: (keyId: string) => void,
+): Promise<Opened> {
+  const parsed = decodeBlob(blob);
+  if (expectedKeyId !== undefined && expectedKeyId !== parsed.keyId) {
+    throw new KmsError('IncorrectKeyException', 'The key ID in the request does not identify the key that encrypted the ciphertext');
+  }
+  const resolved = resolveKey(ctx, parsed.keyId);
+  authorizeKey(resolved.keyId);
+  checkEnabled(resolved);
+  try {
+    const target = await ctx.services.keyVersions.forDecrypt(resolved.key, { ok: true, format: 'versioned', version: parsed.keyVersion });
+    const aad = buildHsmAad(canonicalEncryptionContext(context), parsed.header);
+    const plaintext = await ctx.services.hsm.decrypt(target.label, parsed.ciphertext, parsed.iv, parsed.tag, aad);
+    return { resolved, plaintext };
+  } catch (err) {
+    const mapped = toKmsError(toXksError(err));
+    if (mapped.type === 'InvalidCiphertextException') {
+      throw new KmsError('InvalidCiphertextException', 'The ciphertext or its encryption context is invalid, or was not made by this key');
+    }
+    throw mapped;
+  }
+}

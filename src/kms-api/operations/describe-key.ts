@@ -1,0 +1,36 @@
+import { authorize } from '../authorize';
+import type { KmsContext } from '../context';
+import { toKmsError } from '../errors';
+import type { Body } from '../input';
+import { keyArn, keyIdFrom, resolveKey } from '../keys';
+
+/** The key's metadata; KeyState follows the config's and the HSM's enabled state (issue #5). */
+export async function describeKey(ctx: KmsContext, body: Body) {
+  const keyId = keyIdFrom(ctx.config, body.KeyId);
+  ctx.fields.externalKeyId = keyId;
+  authorize(ctx, 'kms:DescribeKey', keyId);
+  const resolved = resolveKey(ctx, keyId);
+  let enabled: boolean;
+  try {
+    enabled = (await ctx.services.keyVersions.describe(resolved.key)).enabled;
+  } catch (err) {
+    throw toKmsError(err);
+  }
+  return {
+    KeyMetadata: {
+      AWSAccountId: ctx.config.accountId,
+      KeyId: keyId,
+      Arn: keyArn(ctx.config, keyId),
+      Enabled: enabled,
+      KeyState: enabled ? 'Enabled' : 'Disabled',
+      Description: '',
+      KeyUsage: 'ENCRYPT_DECRYPT',
+      KeySpec: 'SYMMETRIC_DEFAULT',
+      CustomerMasterKeySpec: 'SYMMETRIC_DEFAULT',
+      EncryptionAlgorithms: ['SYMMETRIC_DEFAULT'],
+      KeyManager: 'CUSTOMER',
+      Origin: 'EXTERNAL',
+      MultiRegion: false,
+    },
+  };
+}

@@ -1,0 +1,22 @@
+import { authorize } from '../authorize';
+import type { KmsContext } from '../context';
+import { parseEncryptionContext } from '../encryption-context';
+import { seal } from '../envelope';
+import { blob, checkAlgorithm, dryRun, type Body } from '../input';
+import { keyArn, keyIdFrom, resolveKey } from '../keys';
+
+/** KMS's direct-encrypt limit. */
+export const MAX_ENCRYPT_PLAINTEXT = 4096;
+
+export async function encrypt(ctx: KmsContext, body: Body) {
+  const keyId = keyIdFrom(ctx.config, body.KeyId);
+  ctx.fields.externalKeyId = keyId;
+  const plaintext = blob(body, 'Plaintext', 1, MAX_ENCRYPT_PLAINTEXT) as Buffer;
+  const context = parseEncryptionContext(body.EncryptionContext);
+  checkAlgorithm(body, 'EncryptionAlgorithm');
+  authorize(ctx, 'kms:Encrypt', keyId, context);
+  const resolved = resolveKey(ctx, keyId);
+  dryRun(body);
+  const ciphertext = await seal(ctx, resolved, plaintext, context);
+  return { CiphertextBlob: ciphertext.toString('base64'), KeyId: keyArn(ctx.config, keyId), EncryptionAlgorithm: 'SYMMETRIC_DEFAULT' };
+}

@@ -1,0 +1,43 @@
+import { randomBytes } from 'node:crypto';
+import { authorize } from '../authorize';
+import type { KmsContext } from '../context';
+import { parseEncryptionContext } from '../encryption-context';
+import { seal } from '../envelope';
+import { KmsError } from '../errors';
+import { dryRun, integer, string, type Body } from '../input';
+import { keyArn, keyIdFrom, resolveKey } from '../keys';
+
+const KEY_SPECS: Record<string, number> = { AES_256: 32, AES_128: 16 };
+
+/**
+ * A fresh data key from node's CSPRNG (OpenSSL), sealed under the HSM key. The HSM's own RNG would
+ * need a new HSM call; the data key is only as secret as this process's memory either way.
+ */
+async function generate(ctx: KmsContext, body: Body, action: string) {
+  const keyId = keyIdFrom(ctx.config, body.KeyId);
+  ctx.fields.externalKeyId = keyId;
+  const spec = string(body, 'KeySpec');
+  const count = integer(body, 'NumberOfBytes', 1, 1024);
+  if ((spec === undefined) === (count === undefined)) throw new KmsError('ValidationException', 'Give exactly one of KeySpec or NumberOfBytes');
+  if (spec !== undefined && !(spec in KEY_SPECS)) throw new KmsError('ValidationException', 'KeySpec must be AES_256 or AES_128');
+  const context = parseEncryptionContext(body.EncryptionContext);
+  authorize(ctx, action, keyId, context);
+  const resolved = resolveKey(ctx, keyId);
+  dryRun(body);
+  const dataKey = randomBytes(count ?? (KEY_SPECS[spec as string] as number));
+  try {
+    const ciphertext = await seal(ctx, resolved, dataKey, context);
+    return { dataKey: dataKey.toString('base64'), result: { CiphertextBlob: ciphertext.toString('base64'), KeyId: keyArn(ctx.config, keyId) } };
+  } finally {
+    dataKey.fill(0);
+  }
+}
+
+export async function generateDataKey(ctx: KmsContext, body: Body) {
+  const { dataKey, result } = await generate(ctx, body, 'kms:GenerateDataKey');
+  return { ...result, Plaintext: dataKey };
+}
+
+export async function generateDataKeyWithoutPlaintext(ctx: KmsContext, body: Body) {
+  return (await generate(ctx, body, 'kms:GenerateDataKeyWithoutPlaintext')).result;
+}
