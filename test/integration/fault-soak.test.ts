@@ -218,6 +218,7 @@ describe('fault soak (integration)', function () {
     }
     await waitFor(`sessions back to the pools' ${POOL_SESSIONS}`, () => faults.openSessions() === POOL_SESSIONS && librarySessions() === POOL_SESSIONS, 10_000);
 
+    const finalHealth = ((await healthStatus(harness)).json.ekmFleetDetails as Array<{ healthStatus: string }>).map((d) => d.healthStatus);
     const metrics = (await adminGet(`${harness.proxy.adminUrl}/metrics`)).text;
     const sum = (name: string) => [...metrics.matchAll(new RegExp(`^${name}\\{[^}]*\\} (\\d+)`, 'gm'))].reduce((n, m) => n + Number(m[1]), 0);
     let requests = 0;
@@ -235,7 +236,7 @@ describe('fault soak (integration)', function () {
       `  retries: ${sum('xks_hsm_retries_total')}, reconnects ok/failed: ${sumWith(metrics, 'xks_hsm_reconnects_total', 'ok')}/${sumWith(metrics, 'xks_hsm_reconnects_total', 'failed')}, library re-initialisations: ${sum('xks_hsm_module_reinitializations_total')}`,
       `  decrypt-verified after the soak: ${verified}/${samples.length} (proxy and node:crypto)`,
       `  open sessions: max ${maxOpenSessions} at the PKCS#11 boundary (${maxLibrarySessions} in the library), ${faults.openSessions()} at the end; pools hold ${POOL_SESSIONS}`,
-      `  health: hsm-a ${health['hsm-a']?.join('>')}; hsm-b ${health['hsm-b']?.join('>')}; /ready during the outage: ${readyDuringOutage.join(',')}`,
+      `  health (GetHealthStatus polled during the soak): hsm-a ${health['hsm-a']?.join('>')}; hsm-b ${health['hsm-b']?.join('>')}; after it: ${finalHealth.join(', ')}; /ready during the outage: ${readyDuringOutage.join(',')}`,
     ];
     // What the HSM layer said behind each error, from the proxy's own log lines (numbers folded).
     const causes = new Map<string, number>();
@@ -270,7 +271,7 @@ describe('fault soak (integration)', function () {
     // Health moved down and came back, for each HSM; both end ACTIVE.
     expect(containsInOrder(health['hsm-b'] ?? [], ['ACTIVE', 'UNAVAILABLE', 'ACTIVE', 'UNAVAILABLE', 'ACTIVE']), health['hsm-b']?.join('>')).to.equal(true);
     expect(containsInOrder(health['hsm-a'] ?? [], ['ACTIVE', 'DEGRADED', 'ACTIVE', 'UNAVAILABLE', 'ACTIVE']), health['hsm-a']?.join('>')).to.equal(true);
-    expect((await healthStatus(harness)).json.ekmFleetDetails.map((d: { healthStatus: string }) => d.healthStatus)).to.deep.equal(['ACTIVE', 'ACTIVE']);
+    expect(finalHealth).to.deep.equal(['ACTIVE', 'ACTIVE']);
     // Sessions stayed bounded: at most each HSM's pool twice over (a retiring connection's calls
     // finishing while its replacement is open), and exactly the pools at the end.
     expect(maxOpenSessions).to.be.at.most(2 * POOL_SESSIONS);
