@@ -19,7 +19,10 @@ export function toXksError(err: unknown): XksError {
   if (err instanceof XksError) return err;
   if (err instanceof HsmError) {
     const mapped = BY_KIND[err.kind];
-    return new XksError(mapped.name, err.returnCode ? `${mapped.message} (${err.returnCode})` : mapped.message);
+    const error = new XksError(mapped.name, err.returnCode ? `${mapped.message} (${err.returnCode})` : mapped.message);
+    // For the log line (which HSM, what failed): HsmError messages never carry request data or secrets.
+    error.cause = err;
+    return error;
   }
   return new XksError('InternalException', 'Internal error');
 }

@@ -28,6 +28,8 @@ export function openHsm(config: RuntimeConfig): Promise<Hsm> {
     ...(config.hsm.tokenLabel ? { tokenLabel: config.hsm.tokenLabel } : {}),
     ...(config.hsm.tokenSerial ? { tokenSerial: config.hsm.tokenSerial } : {}),
     pin: config.hsm.pin,
+    profile: config.hsm.profile,
+    ...(config.hsm.decryptAuthFailureCodes ? { decryptAuthFailureCodes: config.hsm.decryptAuthFailureCodes } : {}),
     sessionPoolSize: 1,
     acquireTimeoutMs: 10_000,
     maxWaiters: 16,

@@ -6,8 +6,9 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import { parse as parseYaml } from 'yaml';
+import { pinFormatProblem, vendorProfile } from '../hsm/vendor-profiles';
 import { ConfigSchema, SECRET_ACCESS_KEY_PATTERN, type ConfigFile } from './schema';
-import type { RuntimeConfig, RuntimeKeyStore } from './runtime';
+import type { RuntimeConfig, RuntimeHsm, RuntimeKeyStore } from './runtime';
 import { resolveKeyStoreSecurity, resolveProxySecurity } from './security';
 import { resolveKmsApi } from '../kms-api/config';
 
@@ -78,17 +79,7 @@ export function buildRuntimeConfig(document: unknown, baseDir: string, env: Node
     }
   };
 
-  const hsm = file.hsm;
-  if (!hsm.tokenLabel === !hsm.tokenSerial) problems.push('hsm: give exactly one of tokenLabel or tokenSerial');
-  let pin: string | undefined;
-  if (hsm.pinFile && hsm.pinEnv) problems.push('hsm: give pinFile or pinEnv, not both');
-  else if (hsm.pinFile) pin = readSecretFile('hsm.pinFile', hsm.pinFile);
-  else {
-    const variable = hsm.pinEnv ?? 'XKS_HSM_PIN';
-    pin = env[variable];
-    if (!pin) problems.push(`hsm.pinEnv: environment variable ${variable} is not set`);
-  }
-
+  const hsms = resolveHsms(file, problems, env, readSecretFile);
   const keyStores: RuntimeKeyStore[] = [];
   const names = new Set<string>();
   const prefixes = new Set<string>();
@@ -169,29 +160,30 @@ export function buildRuntimeConfig(document: unknown, baseDir: string, env: Node
       shutdownTimeoutMs: file.server.shutdownTimeoutMs ?? 20000,
     },
     admin: { enabled: admin.enabled ?? true, host: admin.host ?? '127.0.0.1', port: admin.port ?? 9090 },
-    hsm: {
-      id: hsm.id ?? 'hsm-1',
-      modulePath: hsm.modulePath,
-      ...(hsm.tokenLabel ? { tokenLabel: hsm.tokenLabel } : {}),
-      ...(hsm.tokenSerial ? { tokenSerial: hsm.tokenSerial } : {}),
-      pin: pin as string,
-      sessionPoolSize: hsm.sessionPoolSize ?? 8,
-      acquireTimeoutMs: hsm.acquireTimeoutMs ?? 100,
-      maxWaiters: hsm.maxWaiters ?? 512,
-      healthCheckKeyLabel: hsm.healthCheckKeyLabel ?? 'xks-health-check',
-      ...(hsm.ekmVendor ? { ekmVendor: hsm.ekmVendor } : {}),
+    hsm: hsms[0] as RuntimeHsm,
+    hsms,
+    cluster: {
+      balance: file.cluster?.balance ?? 'least-busy',
+      attemptTimeoutMs: file.cluster?.attemptTimeoutMs ?? 100,
+      reconnectInitialBackoffMs: file.cluster?.reconnectInitialBackoffMs ?? 250,
+      reconnectMaxBackoffMs: file.cluster?.reconnectMaxBackoffMs ?? 30000,
+      reinitAfterFailures: file.cluster?.reinitAfterFailures ?? 3,
     },
     keyStores,
     limits: {
       maxPlaintextBytes: limits.maxPlaintextBytes ?? 8192,
       maxAadBytes: limits.maxAadBytes ?? 8192,
       clockSkewSeconds: limits.clockSkewSeconds ?? 300,
+      requestDeadlineMs: limits.requestDeadlineMs ?? 200,
     },
     health: {
       intervalSeconds: health.intervalSeconds ?? 10,
       degradedLatencyMs: health.degradedLatencyMs ?? 100,
       fleetSize: health.fleetSize ?? 1,
       proxyVendor: health.proxyVendor ?? 'xks-proxy project',
+      hysteresisChecks: health.hysteresisChecks ?? 2,
+      degradedErrorRate: health.degradedErrorRate ?? 0.05,
+      errorWindowSeconds: health.errorWindowSeconds ?? 30,
     },
     logging: { level: file.logging?.level ?? 'info' },
     keyLifecycle: {
@@ -201,4 +193,63 @@ export function buildRuntimeConfig(document: unknown, baseDir: string, env: Node
     security,
     ...(kmsApi ? { kmsApi } : {}),
   };
+}
+
+type HsmEntry = NonNullable<ConfigFile['hsm']>;
+
+/**
+ * `hsm:` (one HSM) or `hsms:` (a cluster), each entry's PIN resolved. Problems are collected with
+ * the field path; none of them ever contains a PIN.
+ */
+function resolveHsms(
+  file: ConfigFile,
+  problems: string[],
+  env: NodeJS.ProcessEnv,
+  readSecretFile: (field: string, path: string) => string | undefined,
+): RuntimeHsm[] {
+  if ((file.hsm === undefined) === (file.hsms === undefined)) {
+    problems.push('give exactly one of hsm (one HSM) or hsms (a cluster)');
+    return [];
+  }
+  const entries: Array<[string, HsmEntry, string]> = file.hsm
+    ? [['hsm', file.hsm, 'hsm-1']]
+    : (file.hsms ?? []).map((entry, i) => [`hsms.${i}`, entry, `hsm-${i + 1}`]);
+  const resolved = entries.map(([at, hsm, defaultId]) => {
+    if (!hsm.tokenLabel === !hsm.tokenSerial) problems.push(`${at}: give exactly one of tokenLabel or tokenSerial`);
+    let pin: string | undefined;
+    if (hsm.pinFile && hsm.pinEnv) problems.push(`${at}: give pinFile or pinEnv, not both`);
+    else if (hsm.pinFile) pin = readSecretFile(`${at}.pinFile`, hsm.pinFile);
+    else {
+      const variable = hsm.pinEnv ?? 'XKS_HSM_PIN';
+      pin = env[variable];
+      if (!pin) problems.push(`${at}.pinEnv: environment variable ${variable} is not set`);
+    }
+    const profile = vendorProfile(hsm.profile);
+    const pinProblem = pin ? pinFormatProblem(profile, pin) : undefined;
+    if (pinProblem) problems.push(`${at}: ${pinProblem}`);
+    const runtime: RuntimeHsm = {
+      id: hsm.id ?? defaultId,
+      modulePath: hsm.modulePath,
+      ...(hsm.tokenLabel ? { tokenLabel: hsm.tokenLabel } : {}),
+      ...(hsm.tokenSerial ? { tokenSerial: hsm.tokenSerial } : {}),
+      pin: pin as string,
+      sessionPoolSize: hsm.sessionPoolSize ?? 8,
+      acquireTimeoutMs: hsm.acquireTimeoutMs ?? 100,
+      maxWaiters: hsm.maxWaiters ?? 512,
+      healthCheckKeyLabel: hsm.healthCheckKeyLabel ?? 'xks-health-check',
+      ...(hsm.ekmVendor ? { ekmVendor: hsm.ekmVendor } : {}),
+      profile: profile.name,
+      keepAliveSeconds: hsm.keepAliveSeconds ?? profile.defaultKeepAliveSeconds,
+      ...(hsm.decryptAuthFailureCodes ? { decryptAuthFailureCodes: hsm.decryptAuthFailureCodes } : {}),
+    };
+    return runtime;
+  });
+  const ids = new Set<string>();
+  resolved.forEach((hsm, i) => {
+    if (ids.has(hsm.id)) problems.push(`hsms.${i}.id: duplicate HSM id "${hsm.id}"`);
+    ids.add(hsm.id);
+  });
+  const healthKeys = new Set(resolved.map((hsm) => hsm.healthCheckKeyLabel));
+  if (healthKeys.size > 1) problems.push('hsms: healthCheckKeyLabel must be the same on every HSM (the HSMs hold the same keys)');
+  return resolved;
 }

@@ -9,6 +9,7 @@ type JsonSchema = {
   minimum?: number;
   maximum?: number;
   minItems?: number;
+  maxItems?: number;
   maxLength?: number;
   properties?: Record<string, JsonSchema>;
   required?: string[];
@@ -29,6 +30,7 @@ function constraints(schema: JsonSchema): string {
   if (schema.minimum !== undefined) parts.push(`min ${schema.minimum}`);
   if (schema.maximum !== undefined) parts.push(`max ${schema.maximum}`);
   if (schema.minItems !== undefined) parts.push(`at least ${schema.minItems}`);
+  if (schema.maxItems !== undefined) parts.push(`at most ${schema.maxItems}`);
   if (schema.maxLength !== undefined) parts.push(`at most ${schema.maxLength} chars`);
   return parts.join(', ');
 }

@@ -1,6 +1,24 @@
 /** The validated config with defaults applied and secrets resolved: what the rest of the proxy reads. */
+import type { VendorProfileName } from '../hsm/vendor-profiles';
 import type { KeyStoreSecurity, ProxySecurity } from './security';
 import type { KmsApiRuntime } from '../kms-api/config';
+
+/** One HSM, defaults applied and PIN resolved. */
+export interface RuntimeHsm {
+  id: string;
+  modulePath: string;
+  tokenLabel?: string;
+  tokenSerial?: string;
+  pin: string;
+  sessionPoolSize: number;
+  acquireTimeoutMs: number;
+  maxWaiters: number;
+  healthCheckKeyLabel: string;
+  ekmVendor?: string;
+  profile: VendorProfileName;
+  keepAliveSeconds: number;
+  decryptAuthFailureCodes?: string[];
+}
 
 export interface RuntimeKeyStore {
   name: string;
@@ -29,21 +47,28 @@ export interface RuntimeConfig {
     shutdownTimeoutMs: number;
   };
   admin: { enabled: boolean; host: string; port: number };
-  hsm: {
-    id: string;
-    modulePath: string;
-    tokenLabel?: string;
-    tokenSerial?: string;
-    pin: string;
-    sessionPoolSize: number;
-    acquireTimeoutMs: number;
-    maxWaiters: number;
-    healthCheckKeyLabel: string;
-    ekmVendor?: string;
+  /** The first (or only) HSM; the whole list is `hsms`. */
+  hsm: RuntimeHsm;
+  /** Every HSM of the cluster (one for the `hsm:` form), each with its own PIN. */
+  hsms: RuntimeHsm[];
+  cluster: {
+    balance: 'least-busy' | 'round-robin';
+    attemptTimeoutMs: number;
+    reconnectInitialBackoffMs: number;
+    reconnectMaxBackoffMs: number;
+    reinitAfterFailures: number;
   };
   keyStores: RuntimeKeyStore[];
-  limits: { maxPlaintextBytes: number; maxAadBytes: number; clockSkewSeconds: number };
-  health: { intervalSeconds: number; degradedLatencyMs: number; fleetSize: number; proxyVendor: string };
+  limits: { maxPlaintextBytes: number; maxAadBytes: number; clockSkewSeconds: number; requestDeadlineMs: number };
+  health: {
+    intervalSeconds: number;
+    degradedLatencyMs: number;
+    fleetSize: number;
+    proxyVendor: string;
+    hysteresisChecks: number;
+    degradedErrorRate: number;
+    errorWindowSeconds: number;
+  };
   logging: { level: 'error' | 'warn' | 'info' | 'debug' };
   keyLifecycle: { stateCacheMs: number; rotationCheckMs: number };
   /** mTLS, audit log, reload settings, referenced files (issue #4); absent = none. */

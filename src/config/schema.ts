@@ -3,6 +3,7 @@
  * and the generated reference (docs/config-reference.md, `npm run docs:config`).
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { VENDOR_PROFILE_NAMES } from '../hsm/vendor-profiles';
 import {
   AllowedRegionsSchema, AuditSchema, AuthorizationSchema, ClientAuthSchema, CredentialCreatedAtSchema, ReloadSchema, ThrottleSchema,
 } from './security-schema';
@@ -74,6 +75,46 @@ const KeyMapping = Type.Object(
     ),
   },
   { additionalProperties: false },
+);
+
+/** Most HSMs one proxy spreads load over (GetHealthStatus reports at most ten ekmFleetDetails). */
+export const MAX_HSMS = 10;
+
+/** One HSM (PKCS#11 token). The same shape serves `hsm:` (one HSM) and each `hsms:` entry. */
+const HsmMember = Type.Object(
+  {
+    // No schema default: Ajv would give every hsms entry the same one. load.ts numbers them.
+    id: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$', description: 'Name of this HSM in health reports, logs and metric labels. Default hsm-1 (in hsms: hsm-<position from 1>).' })),
+    modulePath: Type.String({ minLength: 1, description: 'Path of the vendor PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so.' }),
+    tokenLabel: Type.Optional(Type.String({ minLength: 1, description: 'Token to use, by label. Give tokenLabel or tokenSerial.' })),
+    tokenSerial: Type.Optional(Type.String({ minLength: 1, description: 'Token to use, by serial number.' })),
+    pinEnv: Type.Optional(Type.String({ minLength: 1, description: 'Environment variable holding the user PIN. Default XKS_HSM_PIN when pinFile is not set.' })),
+    pinFile: Type.Optional(Type.String({ minLength: 1, description: 'File holding the user PIN. The PIN is never accepted inline in this file.' })),
+    profile: Type.Optional(
+      Type.Union(
+        VENDOR_PROFILE_NAMES.map((name) => Type.Literal(name)),
+        {
+          default: 'softhsm',
+          description: 'Vendor behaviour: AES-GCM IV generation, PIN format (cloudhsm: "<crypto user>:<password>"), the return code of a failed GCM tag, keep-alive default. See README "Vendor profiles".',
+        },
+      ),
+    ),
+    sessionPoolSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024, default: 8, description: 'PKCS#11 sessions kept open; one operation runs per session at a time.' })),
+    acquireTimeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000, default: 100, description: 'Longest wait for a free session (also bounded by limits.requestDeadlineMs) before DependencyTimeoutException.' })),
+    maxWaiters: Type.Optional(Type.Integer({ minimum: 0, default: 512, description: 'Requests allowed to queue for a session; beyond this they get ThrottlingException.' })),
+    keepAliveSeconds: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 3600, description: 'Idle sessions older than this are exercised (C_GenerateRandom) so the HSM does not drop them; 0 turns keep-alive off. Default from the profile (cloudhsm 10, softhsm 0, others 60).' }),
+    ),
+    decryptAuthFailureCodes: Type.Optional(
+      Type.Array(Type.String({ pattern: '^CKR_[A-Z0-9_]+$' }), {
+        minItems: 1,
+        description: 'Overrides the profile: C_Decrypt return codes that mean "the GCM tag did not verify" (InvalidCiphertextException, never retried).',
+      }),
+    ),
+    healthCheckKeyLabel: Type.Optional(Type.String({ minLength: 1, default: 'xks-health-check', description: 'Dedicated AES-256 key used by the deep health check (never a customer key). The same on every HSM.' })),
+    ekmVendor: Type.Optional(Type.String({ minLength: 1, description: 'ekmVendor reported by GetHealthStatus. Default: the token manufacturer ID.' })),
+  },
+  { additionalProperties: false, description: 'The PKCS#11 HSM holding the keys.' },
 );
 
 const KeyStore = Type.Object(
@@ -169,21 +210,38 @@ export const ConfigSchema = Type.Object(
         { additionalProperties: false, default: {}, description: 'The admin listener (Prometheus metrics, probes).' },
       ),
     ),
-    hsm: Type.Object(
-      {
-        id: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$', default: 'hsm-1', description: 'Name of this HSM in health reports, logs and metric labels.' })),
-        modulePath: Type.String({ minLength: 1, description: 'Path of the vendor PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so.' }),
-        tokenLabel: Type.Optional(Type.String({ minLength: 1, description: 'Token to use, by label. Give tokenLabel or tokenSerial.' })),
-        tokenSerial: Type.Optional(Type.String({ minLength: 1, description: 'Token to use, by serial number.' })),
-        pinEnv: Type.Optional(Type.String({ minLength: 1, description: 'Environment variable holding the user PIN. Default XKS_HSM_PIN when pinFile is not set.' })),
-        pinFile: Type.Optional(Type.String({ minLength: 1, description: 'File holding the user PIN. The PIN is never accepted inline in this file.' })),
-        sessionPoolSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024, default: 8, description: 'PKCS#11 sessions kept open; one operation runs per session at a time.' })),
-        acquireTimeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000, default: 100, description: 'How long a request waits for a free session before DependencyTimeoutException.' })),
-        maxWaiters: Type.Optional(Type.Integer({ minimum: 0, default: 512, description: 'Requests allowed to queue for a session; beyond this they get ThrottlingException.' })),
-        healthCheckKeyLabel: Type.Optional(Type.String({ minLength: 1, default: 'xks-health-check', description: 'Dedicated AES-256 key used by the deep health check (never a customer key).' })),
-        ekmVendor: Type.Optional(Type.String({ minLength: 1, description: 'ekmVendor reported by GetHealthStatus. Default: the token manufacturer ID.' })),
-      },
-      { additionalProperties: false, description: 'The PKCS#11 HSM holding the keys.' },
+    hsm: Type.Optional({ ...HsmMember, description: 'One HSM (the one-member form of hsms). Give hsm or hsms.' }),
+    hsms: Type.Optional(
+      Type.Array(HsmMember, {
+        minItems: 1,
+        maxItems: MAX_HSMS,
+        description: 'A cluster of HSMs holding the same key material (e.g. a replicated HSM cluster). Requests go to healthy members; a device failure is retried once on another. Give hsm or hsms.',
+      }),
+    ),
+    cluster: Type.Optional(
+      Type.Object(
+        {
+          balance: Type.Optional(
+            Type.Union([Type.Literal('least-busy'), Type.Literal('round-robin')], {
+              default: 'least-busy',
+              description: 'How requests are spread over healthy HSMs.',
+            }),
+          ),
+          attemptTimeoutMs: Type.Optional(
+            Type.Integer({ minimum: 1, maximum: 10000, default: 100, description: 'Longest a first attempt may take while another HSM could still take the retry within the request deadline.' }),
+          ),
+          reconnectInitialBackoffMs: Type.Optional(
+            Type.Integer({ minimum: 1, maximum: 60000, default: 250, description: 'First delay before reconnecting a failed HSM; doubles on each failure.' }),
+          ),
+          reconnectMaxBackoffMs: Type.Optional(
+            Type.Integer({ minimum: 1, maximum: 600000, default: 30000, description: 'Longest delay between reconnect attempts (and between PKCS#11 library re-initialisations).' }),
+          ),
+          reinitAfterFailures: Type.Optional(
+            Type.Integer({ minimum: 1, maximum: 100, default: 3, description: 'Consecutive device-class reconnect failures after which the PKCS#11 library is re-initialised (C_Finalize + C_Initialize).' }),
+          ),
+        },
+        { additionalProperties: false, default: {}, description: 'How the HSMs share load and recover.' },
+      ),
     ),
     keyStores: Type.Array(KeyStore, { minItems: 1, description: 'Logical key stores, each a URI prefix with its own credentials and keys.' }),
     limits: Type.Optional(
@@ -208,6 +266,14 @@ export const ConfigSchema = Type.Object(
           clockSkewSeconds: Type.Optional(
             Type.Integer({ minimum: 1, maximum: 900, default: 300, description: 'Allowed distance between x-amz-date and the proxy clock (spec: 5 minutes).' }),
           ),
+          requestDeadlineMs: Type.Optional(
+            Type.Integer({
+              minimum: 10,
+              maximum: 10000,
+              default: 200,
+              description: 'Budget of each request, from arrival to answer, for session waits and HSM calls; when it runs out the answer is DependencyTimeoutException. Keep it under KMS\'s 250 ms minus the network round trip.',
+            }),
+          ),
         },
         { additionalProperties: false, default: {}, description: 'Request limits.' },
       ),
@@ -217,6 +283,15 @@ export const ConfigSchema = Type.Object(
         {
           intervalSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 55, default: 10, description: 'Deep health check period. The cached result KMS sees is never older than 60 s.' })),
           degradedLatencyMs: Type.Optional(Type.Integer({ minimum: 1, default: 100, description: 'A passing check slower than this reports DEGRADED.' })),
+          hysteresisChecks: Type.Optional(
+            Type.Integer({ minimum: 1, maximum: 10, default: 2, description: 'Consecutive checks that must agree before an HSM\'s reported status changes (1: no hysteresis).' }),
+          ),
+          degradedErrorRate: Type.Optional(
+            Type.Number({ minimum: 0.001, maximum: 1, default: 0.05, description: 'Share of recent requests failing on an HSM (device errors, timeouts) that reports it DEGRADED.' }),
+          ),
+          errorWindowSeconds: Type.Optional(
+            Type.Integer({ minimum: 1, maximum: 600, default: 30, description: 'Window over which that share is measured.' }),
+          ),
           fleetSize: Type.Optional(Type.Integer({ minimum: 1, default: 1, description: 'xksProxyFleetSize reported to KMS: proxies behind the endpoint.' })),
           proxyVendor: Type.Optional(Type.String({ minLength: 1, default: 'xks-proxy project', description: 'xksProxyVendor reported to KMS.' })),
         },

@@ -86,7 +86,7 @@ export function resolveProxySecurity(
   problems: string[],
 ): ProxySecurity {
   const referenced = new Set<string>([fromBase(file.server.tls.certFile), fromBase(file.server.tls.keyFile)]);
-  if (file.hsm.pinFile) referenced.add(fromBase(file.hsm.pinFile));
+  for (const hsm of file.hsms ?? (file.hsm ? [file.hsm] : [])) if (hsm.pinFile) referenced.add(fromBase(hsm.pinFile));
   for (const store of file.keyStores) {
     for (const cred of store.credentials) if (cred.secretAccessKeyFile) referenced.add(fromBase(cred.secretAccessKeyFile));
     if (store.authorization) referenced.add(fromBase(store.authorization.policyFile));

@@ -3,7 +3,10 @@
  * run in the background so GetHealthStatus answers from a cached result (spec: at most 60 s old).
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import type { Hsm } from './hsm';
+import type { HsmService } from './service';
+
+/** What a deep check needs: an encrypt and a decrypt on the HSM being checked. */
+export type HealthProbeTarget = Pick<HsmService, 'encrypt' | 'decrypt'>;
 
 export type HealthStatus = 'ACTIVE' | 'DEGRADED' | 'UNAVAILABLE';
 
@@ -33,7 +36,7 @@ export class HealthMonitor {
   private readonly now: () => number;
 
   constructor(
-    private readonly hsm: Hsm,
+    private readonly hsm: HealthProbeTarget,
     private readonly options: HealthMonitorOptions,
     private readonly onResult: (snapshot: HealthSnapshot) => void = () => {},
   ) {

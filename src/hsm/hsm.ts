@@ -2,10 +2,10 @@ import { HsmError, HsmErrorKind, asHsmError } from './errors';
 import { KeyHandleCache, findAes256Keys } from './key-handles';
 import { Pkcs11Module, SessionHandle, SlotId, TokenDescription } from './pkcs11-module';
 import { leavesSessionClean } from './return-codes';
-import { PoolStats, SessionPool } from './session-pool';
-import type { GcmResult, HsmObserver, HsmOperation, HsmOptions, KeyAttributes, TokenInfo } from './types';
+import { KeepAliveResult, PoolStats, SessionPool } from './session-pool';
+import type { CallOptions, GcmResult, HsmObserver, HsmOperation, HsmOptions, KeyAttributes, TokenInfo } from './types';
+import { GCM_IV_BYTES, VendorProfile, pinFormatProblem, vendorProfile } from './vendor-profiles';
 
-const GCM_IV_BYTES = 12;
 const GCM_TAG_BYTES = 16;
 
 /** What key administration and tests reach past the public API for. Not re-exported by index.ts. */
@@ -44,12 +44,20 @@ function validateOptions(options: HsmOptions): void {
   if (!positiveInt(options.sessionPoolSize)) problems.push('sessionPoolSize must be a positive integer');
   if (!nonNegativeInt(options.acquireTimeoutMs)) problems.push('acquireTimeoutMs must be a non-negative integer');
   if (!nonNegativeInt(options.maxWaiters)) problems.push('maxWaiters must be a non-negative integer');
+  try {
+    const pinProblem = typeof options.pin === 'string' && options.pin.length > 0 ? pinFormatProblem(vendorProfile(options.profile), options.pin) : undefined;
+    if (pinProblem) problems.push(pinProblem);
+  } catch (error) {
+    problems.push((error as Error).message);
+  }
   if (problems.length > 0) throw new HsmError('Internal', `invalid HSM options for "${options.id}": ${problems.join('; ')}`);
 }
 
 /** One PKCS#11 token, logged in as user, with a bounded pool of sessions. */
 export class Hsm {
   readonly id: string;
+  readonly profile: VendorProfile;
+  private readonly acquireTimeoutMs: number;
   private closing: Promise<void> | undefined;
 
   private constructor(
@@ -60,8 +68,11 @@ export class Hsm {
     private readonly pool: SessionPool<SessionHandle>,
     private readonly keys: KeyHandleCache,
     private readonly observer: HsmObserver | undefined,
+    private readonly exerciseSession: (session: SessionHandle) => void,
   ) {
     this.id = options.id;
+    this.profile = vendorProfile(options.profile);
+    this.acquireTimeoutMs = options.acquireTimeoutMs;
     internals.set(this, {
       module,
       keys,
@@ -72,7 +83,11 @@ export class Hsm {
 
   static async open(options: HsmOptions, observer?: HsmObserver): Promise<Hsm> {
     validateOptions(options);
-    const module = Pkcs11Module.acquire(options.modulePath);
+    const profile = vendorProfile(options.profile);
+    const module = Pkcs11Module.acquire(options.modulePath, {
+      authFailureCodes: options.decryptAuthFailureCodes ? new Set(options.decryptAuthFailureCodes) : profile.authFailureCodes,
+      ...(options.pkcs11Interposer ? { interposer: options.pkcs11Interposer } : {}),
+    });
     let loggedInSlot: SlotId | undefined;
     try {
       const { slot, description } = module.findToken({
@@ -109,7 +124,11 @@ export class Hsm {
       );
       // The cache reports its searches through the observer, which needs the Hsm's id only.
       const keys = new KeyHandleCache(module, (find) => timeSync(observer, options.id, 'find', find));
-      return new Hsm(options, module, slot, description, pool, keys, observer);
+      const exercise = (session: SessionHandle): void => {
+        module.ensureLoggedIn(session, pin);
+        module.touchSession(session);
+      };
+      return new Hsm(options, module, slot, description, pool, keys, observer, exercise);
     } catch (error) {
       // The pool has closed what it opened; just give back our share of the login.
       if (loggedInSlot !== undefined) module.removeLoginUser(loggedInSlot, undefined);
@@ -122,30 +141,50 @@ export class Hsm {
     return { ...this.description };
   }
 
-  /** AES-256-GCM with a fresh 12-byte IV from the HSM's RNG. */
-  async encrypt(keyLabel: string, plaintext: Buffer, aad: Buffer): Promise<GcmResult> {
+  /**
+   * AES-256-GCM with a fresh 12-byte IV, made the way the vendor profile says: from the HSM's RNG
+   * and passed in, or generated inside the HSM and read back. Returns the IV the HSM actually used.
+   */
+  async encrypt(keyLabel: string, plaintext: Buffer, aad: Buffer, options?: CallOptions): Promise<GcmResult> {
     requireLabel(keyLabel);
     requireBuffer('plaintext', plaintext);
     requireBuffer('aad', aad);
     return this.observed('encrypt', () =>
       this.withSession(async (session) => {
-        const iv = timeSync(this.observer, this.id, 'random', () => this.module.generateRandom(session, GCM_IV_BYTES));
-        if (iv.length !== GCM_IV_BYTES) throw new HsmError('Internal', `HSM RNG returned ${iv.length} bytes, expected ${GCM_IV_BYTES}`);
-        const output = await this.keys.withKey(session, keyLabel, (key) => this.module.encryptGcm(session, key, iv, aad, plaintext));
-        // Defence in depth: a missing tagBits or a vendor quirk shows up as a wrong length, not an error.
-        if (output.length !== plaintext.length + GCM_TAG_BYTES) {
-          throw new HsmError('Internal', `HSM returned ${output.length} bytes for a ${plaintext.length}-byte plaintext (expected ciphertext + 16-byte tag)`);
+        if (this.profile.ivMode === 'caller') {
+          const iv = timeSync(this.observer, this.id, 'random', () => this.module.generateRandom(session, GCM_IV_BYTES));
+          if (iv.length !== GCM_IV_BYTES) throw new HsmError('Internal', `HSM RNG returned ${iv.length} bytes, expected ${GCM_IV_BYTES}`);
+          const output = await this.keys.withKey(session, keyLabel, (key) => this.module.encryptGcm(session, key, iv, aad, plaintext));
+          return this.splitOutput(output, plaintext.length, iv);
         }
-        return {
-          iv,
-          ciphertext: output.subarray(0, plaintext.length),
-          tag: output.subarray(plaintext.length),
-        };
-      }),
+        // The HSM makes the IV: hand it a zero IV, and never accept one that stayed zero.
+        const ivBuffer = Buffer.alloc(GCM_IV_BYTES);
+        const appended = this.profile.ivMode === 'hsm-appends';
+        const outputLength = plaintext.length + GCM_TAG_BYTES + (appended ? GCM_IV_BYTES : 0);
+        const output = await this.keys.withKey(session, keyLabel, (key) => {
+          ivBuffer.fill(0);
+          return this.module.encryptGcm(session, key, ivBuffer, aad, plaintext, outputLength);
+        });
+        if (appended) {
+          if (output.length !== outputLength) {
+            throw new HsmError('Internal', `HSM returned ${output.length} bytes for a ${plaintext.length}-byte plaintext (expected ciphertext + tag + ${GCM_IV_BYTES}-byte IV)`);
+          }
+          return this.splitOutput(output.subarray(0, plaintext.length + GCM_TAG_BYTES), plaintext.length, requireGeneratedIv(Buffer.from(output.subarray(plaintext.length + GCM_TAG_BYTES)), this.profile));
+        }
+        return this.splitOutput(output, plaintext.length, requireGeneratedIv(Buffer.from(ivBuffer), this.profile));
+      }, options),
     );
   }
 
-  async decrypt(keyLabel: string, ciphertext: Buffer, iv: Buffer, tag: Buffer, aad: Buffer): Promise<Buffer> {
+  private splitOutput(output: Buffer, plaintextLength: number, iv: Buffer): GcmResult {
+    // Defence in depth: a missing tagBits or a vendor quirk shows up as a wrong length, not an error.
+    if (output.length !== plaintextLength + GCM_TAG_BYTES) {
+      throw new HsmError('Internal', `HSM returned ${output.length} bytes for a ${plaintextLength}-byte plaintext (expected ciphertext + 16-byte tag)`);
+    }
+    return { iv, ciphertext: output.subarray(0, plaintextLength), tag: output.subarray(plaintextLength) };
+  }
+
+  async decrypt(keyLabel: string, ciphertext: Buffer, iv: Buffer, tag: Buffer, aad: Buffer, options?: CallOptions): Promise<Buffer> {
     requireLabel(keyLabel);
     requireBuffer('ciphertext', ciphertext);
     requireBuffer('iv', iv);
@@ -162,11 +201,11 @@ export class Hsm {
           throw new HsmError('Internal', `HSM returned ${plaintext.length} bytes for a ${ciphertext.length}-byte ciphertext`);
         }
         return plaintext;
-      }),
+      }, options),
     );
   }
 
-  async keyAttributes(keyLabel: string): Promise<KeyAttributes> {
+  async keyAttributes(keyLabel: string, options?: CallOptions): Promise<KeyAttributes> {
     requireLabel(keyLabel);
     return this.observed('attributes', () =>
       this.withSession((session) =>
@@ -186,22 +225,33 @@ export class Hsm {
             sensitive: info.sensitive,
           };
         }),
+        options,
       ),
     );
   }
 
   /** Labels of every AES-256 secret key on the token, sorted and unique. */
-  async listAesKeyLabels(): Promise<string[]> {
+  async listAesKeyLabels(options?: CallOptions): Promise<string[]> {
     return this.observed('find', () =>
       this.withSession((session) => {
         const labels = findAes256Keys(this.module, session).map(({ info }) => info.label);
         return [...new Set(labels.filter((label) => label.length > 0))].sort();
-      }),
+      }, options),
     );
   }
 
   poolStats(): PoolStats {
     return this.pool.stats();
+  }
+
+  /** Exercises idle sessions unused for maxIdleMs (re-logging in if the token lost the login); replaces those that fail. */
+  keepAlive(maxIdleMs: number): KeepAliveResult {
+    return this.pool.exerciseIdle(maxIdleMs, this.exerciseSession);
+  }
+
+  /** True once the PKCS#11 library was re-initialised under this connection: its sessions are dead. */
+  get stale(): boolean {
+    return this.module.stale;
   }
 
   /** Waits for in-flight operations, logs out (if last user of the token), closes sessions, releases the module. */
@@ -217,8 +267,11 @@ export class Hsm {
     return this.closing;
   }
 
-  private async withSession<T>(use: (session: SessionHandle) => T | Promise<T>): Promise<T> {
-    const session = await this.pool.acquire();
+  private async withSession<T>(use: (session: SessionHandle) => T | Promise<T>, options?: CallOptions): Promise<T> {
+    const deadline = options?.deadline;
+    if (deadline?.expired()) throw deadline.timeoutError(`${this.id}: no time left to wait for a session`);
+    const wait = options?.waitForSessionMs ?? this.acquireTimeoutMs;
+    const session = await this.pool.acquire(deadline ? deadline.within(wait) : wait);
     let reusable = true;
     try {
       return await use(session);
@@ -266,4 +319,15 @@ function timeSync<T>(observer: HsmObserver | undefined, id: string, operation: H
   } finally {
     report(observer, id, operation, start, outcome);
   }
+}
+
+/** The IV an HSM generated must not be all zero: that is the buffer we handed in, unchanged. */
+function requireGeneratedIv(iv: Buffer, profile: VendorProfile): Buffer {
+  if (iv.length !== GCM_IV_BYTES || iv.every((byte) => byte === 0)) {
+    throw new HsmError(
+      'Internal',
+      `the HSM did not generate an IV (profile ${profile.name} expects ${profile.ivMode}); no ciphertext made with a zero IV is used`,
+    );
+  }
+  return iv;
 }

@@ -2,7 +2,14 @@
 export { Hsm } from './hsm';
 export { HsmError } from './errors';
 export type { HsmErrorKind } from './errors';
-export type { GcmResult, HsmObserver, HsmOperation, HsmOptions, KeyAttributes, TokenInfo } from './types';
+export type { CallOptions, GcmResult, HsmObserver, HsmOperation, HsmOptions, KeyAttributes, TokenInfo } from './types';
+export { HsmCluster, MAX_CLUSTER_MEMBERS } from './cluster';
+export type { BalanceStrategy, ClusterOptions } from './cluster';
+export type { ClusterLog, ClusterObserver, MemberConfig, RecoveryPolicy } from './cluster-member';
+export { Deadline } from './deadline';
+export type { FleetHealth, FleetMemberHealth, HsmService } from './service';
+export { VENDOR_PROFILES, VENDOR_PROFILE_NAMES, vendorProfile } from './vendor-profiles';
+export type { VendorProfile, VendorProfileName } from './vendor-profiles';
 export { createAesKey, readKeyValue } from './key-admin';
 export type { NewAesKey } from './key-admin';
 export { SOFTHSM_MODULE_PATH, ensureSoftHsmToken } from './softhsm';

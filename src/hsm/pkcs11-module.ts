@@ -3,7 +3,19 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as pkcs11js from 'pkcs11js';
 import { HsmError } from './errors';
-import { CallContext, kindForReturnCode, returnCodeName } from './return-codes';
+import { CallContext, DEFAULT_AUTH_FAILURE_CODES, kindForReturnCode, returnCodeName } from './return-codes';
+
+/** The raw PKCS#11 API object, for interposers (fault injection, vendor emulation in tests). */
+export type Pkcs11Api = pkcs11js.PKCS11;
+/** Wraps the PKCS#11 API one HSM sees; returns the object to call instead. */
+export type Pkcs11Interposer = (api: Pkcs11Api) => Pkcs11Api;
+
+export interface ModuleViewOptions {
+  /** Test seam at the PKCS#11 boundary for this view only (other users of the library see the real one). */
+  interposer?: Pkcs11Interposer;
+  /** Return codes that mean "GCM tag check failed" on C_Decrypt (vendor profile). */
+  authFailureCodes?: ReadonlySet<string>;
+}
 
 /** Opaque PKCS#11 handles (pkcs11js passes CK_ULONGs as Buffers). */
 export type SlotId = Buffer;
@@ -85,6 +97,14 @@ interface LoadedLibrary {
   readonly ownsInitialize: boolean;
   /** Login is per application and token, not per session: count users per slot. */
   readonly logins: Map<string, number>;
+  /** Bumped by every re-initialisation: handles from an older generation are dead. */
+  generation: number;
+  /** Open sessions by handle, each mapped to the Buffer its opener holds (handle numbers get reused). */
+  readonly sessions: Map<string, SessionHandle>;
+  /** Async calls running on the thread pool: C_Finalize must wait for them. */
+  inFlight: number;
+  readonly drainWaiters: Array<() => void>;
+  reinitializing: Promise<void> | undefined;
 }
 
 // One PKCS#11 library per process: a second C_Initialize fails and C_Finalize ends every user.
@@ -98,9 +118,30 @@ function registryKey(modulePath: string): string {
   }
 }
 
-/** For tests and diagnostics: loaded libraries and their reference counts. */
-export function loadedModules(): Array<{ path: string; refs: number }> {
-  return [...registry.entries()].map(([path, entry]) => ({ path, refs: entry.refs }));
+/** For tests and diagnostics: loaded libraries, reference counts, generations and open sessions. */
+export function loadedModules(): Array<{ path: string; refs: number; generation: number; openSessions: number }> {
+  return [...registry.entries()].map(([path, entry]) => ({
+    path,
+    refs: entry.refs,
+    generation: entry.generation,
+    openSessions: entry.sessions.size,
+  }));
+}
+
+function drain(entry: LoadedLibrary, timeoutMs: number): Promise<void> {
+  if (entry.inFlight === 0) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const wake = (): void => {
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      const index = entry.drainWaiters.indexOf(wake);
+      if (index >= 0) entry.drainWaiters.splice(index, 1);
+      reject(new HsmError('Device', `${entry.inFlight} PKCS#11 calls still running after ${timeoutMs} ms: not re-initialising under them`));
+    }, timeoutMs);
+    entry.drainWaiters.push(wake);
+  });
 }
 
 function returnCodeOf(error: unknown): number | undefined {
@@ -112,14 +153,14 @@ function returnCodeOf(error: unknown): number | undefined {
   return match ? Number(match[1]) : undefined;
 }
 
-function toHsmError(error: unknown, fn: string, context: CallContext): HsmError {
+function toHsmError(error: unknown, fn: string, context: CallContext, authFailureCodes = DEFAULT_AUTH_FAILURE_CODES): HsmError {
   const code = returnCodeOf(error);
   if (code === undefined) {
     const detail = error instanceof Error ? error.message : String(error);
     return new HsmError('Internal', `${fn} failed: ${detail}`);
   }
   const name = returnCodeName(code);
-  return new HsmError(kindForReturnCode(name, context), `${fn} failed: ${name}`, name);
+  return new HsmError(kindForReturnCode(name, context, authFailureCodes), `${fn} failed: ${name}`, name);
 }
 
 function call<T>(fn: string, action: () => T, context: CallContext = 'other'): T {
@@ -130,11 +171,16 @@ function call<T>(fn: string, action: () => T, context: CallContext = 'other'): T
   }
 }
 
-async function callAsync<T>(fn: string, action: () => Promise<T>, context: CallContext = 'other'): Promise<T> {
+async function callAsync<T>(
+  fn: string,
+  action: () => Promise<T>,
+  context: CallContext = 'other',
+  authFailureCodes = DEFAULT_AUTH_FAILURE_CODES,
+): Promise<T> {
   try {
     return await action();
   } catch (error) {
-    throw toHsmError(error, fn, context);
+    throw toHsmError(error, fn, context, authFailureCodes);
   }
 }
 
@@ -190,16 +236,28 @@ const KEY_INFO_ATTRIBUTES = [
   pkcs11js.CKA_SENSITIVE,
 ];
 
-/** A reference to a loaded, initialized PKCS#11 library; release() it exactly once. */
+/**
+ * A reference to a loaded, initialized PKCS#11 library; release() it exactly once. Each reference
+ * is a view of the shared library with its own interposer and return-code reading, bound to the
+ * library generation it was acquired in: after a re-initialisation it is stale and refuses calls.
+ */
 export class Pkcs11Module {
   private released = false;
+  private readonly generation: number;
+  private readonly api: pkcs11js.PKCS11;
+  private readonly authFailureCodes: ReadonlySet<string>;
 
   private constructor(
     readonly path: string,
     private readonly entry: LoadedLibrary,
-  ) {}
+    options: ModuleViewOptions,
+  ) {
+    this.generation = entry.generation;
+    this.api = options.interposer ? options.interposer(entry.lib) : entry.lib;
+    this.authFailureCodes = options.authFailureCodes ?? DEFAULT_AUTH_FAILURE_CODES;
+  }
 
-  static acquire(modulePath: string): Pkcs11Module {
+  static acquire(modulePath: string, options: ModuleViewOptions = {}): Pkcs11Module {
     const key = registryKey(modulePath);
     let entry = registry.get(key);
     if (entry === undefined) {
@@ -207,7 +265,51 @@ export class Pkcs11Module {
       registry.set(key, entry);
     }
     entry.refs += 1;
-    return new Pkcs11Module(key, entry);
+    return new Pkcs11Module(key, entry, options);
+  }
+
+  /** The canonical registry key of a module path (symlinks resolved). */
+  static libraryKey(modulePath: string): string {
+    return registryKey(modulePath);
+  }
+
+  /** True once the library was re-initialised after this view was acquired. */
+  get stale(): boolean {
+    return this.generation !== this.entry.generation;
+  }
+
+  /**
+   * C_Finalize + C_Initialize of the whole library, for when it lost its initialisation or a token
+   * only shows again after a rescan (SoftHSM). Every view acquired before becomes stale: its
+   * sessions and handles are dead, and its owners must open new ones. Waits (up to drainTimeoutMs)
+   * for async calls on the thread pool to finish first: finalizing under them is unsafe. Concurrent
+   * callers share one re-initialisation.
+   */
+  reinitialize(drainTimeoutMs: number): Promise<void> {
+    const entry = this.entry;
+    entry.reinitializing ??= (async () => {
+      try {
+        await drain(entry, drainTimeoutMs);
+        const lib = this.api;
+        try {
+          lib.C_Finalize();
+        } catch {
+          // already finalized (CKR_CRYPTOKI_NOT_INITIALIZED): initializing is what matters
+        }
+        try {
+          lib.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
+        } catch (error) {
+          const hsmError = toHsmError(error, 'C_Initialize', 'other');
+          if (hsmError.returnCode !== 'CKR_CRYPTOKI_ALREADY_INITIALIZED') throw hsmError;
+        }
+        entry.generation += 1;
+        entry.logins.clear();
+        entry.sessions.clear();
+      } finally {
+        entry.reinitializing = undefined;
+      }
+    })();
+    return entry.reinitializing;
   }
 
   private static load(modulePath: string): LoadedLibrary {
@@ -230,7 +332,17 @@ export class Pkcs11Module {
       }
       ownsInitialize = false;
     }
-    return { lib, refs: 0, ownsInitialize, logins: new Map() };
+    return {
+      lib,
+      refs: 0,
+      ownsInitialize,
+      logins: new Map(),
+      generation: 0,
+      sessions: new Map(),
+      inFlight: 0,
+      drainWaiters: [],
+      reinitializing: undefined,
+    };
   }
 
   /** Drops this reference; the last one finalizes and unloads the library. */
@@ -250,7 +362,22 @@ export class Pkcs11Module {
 
   private get lib(): pkcs11js.PKCS11 {
     if (this.released) throw new HsmError('Internal', 'PKCS#11 module already released');
-    return this.entry.lib;
+    if (this.stale) throw new HsmError('Device', 'the PKCS#11 module was re-initialised: this connection is stale');
+    return this.api;
+  }
+
+  /** Counts an async call for drain(); refuses to start one while a re-initialisation is pending. */
+  private async tracked<T>(run: () => Promise<T>): Promise<T> {
+    if (this.entry.reinitializing !== undefined) {
+      throw new HsmError('Device', 'the PKCS#11 module is being re-initialised');
+    }
+    this.entry.inFlight += 1;
+    try {
+      return await run();
+    } finally {
+      this.entry.inFlight -= 1;
+      if (this.entry.inFlight === 0) for (const wake of this.entry.drainWaiters.splice(0)) wake();
+    }
   }
 
   // ---- token and slot ---------------------------------------------------------------------
@@ -297,11 +424,21 @@ export class Pkcs11Module {
 
   openSession(slot: SlotId): SessionHandle {
     const lib = this.lib;
-    return call('C_OpenSession', () => lib.C_OpenSession(slot, SESSION_FLAGS));
+    const session = call('C_OpenSession', () => lib.C_OpenSession(slot, SESSION_FLAGS));
+    this.entry.sessions.set(session.toString('hex'), session);
+    return session;
   }
 
-  /** Never throws: the session is being thrown away, perhaps because it is already dead. */
+  /**
+   * Never throws: the session is being thrown away, perhaps because it is already dead. A handle
+   * the library has since given to a newer session (same number, other Buffer) is left alone, and
+   * so is every handle of an older generation.
+   */
   closeSession(session: SessionHandle): void {
+    if (this.stale) return;
+    const key = session.toString('hex');
+    if (this.entry.sessions.get(key) !== session) return;
+    this.entry.sessions.delete(key);
     try {
       this.lib.C_CloseSession(session);
     } catch {
@@ -333,6 +470,7 @@ export class Pkcs11Module {
 
   /** The last user of the slot logs out; others share the login, so they must not. */
   removeLoginUser(slot: SlotId, session: SessionHandle | undefined): void {
+    if (this.stale) return; // the re-initialisation ended every login of that generation
     const key = slot.toString('hex');
     const users = (this.entry.logins.get(key) ?? 1) - 1;
     if (users > 0) {
@@ -355,23 +493,44 @@ export class Pkcs11Module {
     return call('C_GenerateRandom', () => lib.C_GenerateRandom(session, Buffer.alloc(length)));
   }
 
-  /** AES-GCM encrypt on the thread pool; returns ciphertext || 16-byte tag. */
-  async encryptGcm(session: SessionHandle, key: ObjectHandle, iv: Buffer, aad: Buffer, plaintext: Buffer): Promise<Buffer> {
+  /**
+   * AES-GCM encrypt on the thread pool; returns ciphertext || 16-byte tag (|| IV for HSMs that
+   * append the IV they generated: pass that larger outputLength). The iv Buffer is handed to the
+   * HSM by reference (pkcs11js passes a pointer into it), so HSMs that overwrite the IV write here.
+   */
+  async encryptGcm(
+    session: SessionHandle,
+    key: ObjectHandle,
+    iv: Buffer,
+    aad: Buffer,
+    plaintext: Buffer,
+    outputLength: number = plaintext.length + 16,
+  ): Promise<Buffer> {
     const lib = this.lib;
-    call('C_EncryptInit', () => lib.C_EncryptInit(session, gcm(iv, aad), key));
-    // Exactly plaintext + tag: a smaller buffer gives CKR_BUFFER_TOO_SMALL and leaves the op active.
-    const output = Buffer.alloc(plaintext.length + 16);
-    const input = plaintext.length === 0 ? EMPTY_INPUT : plaintext;
-    return callAsync('C_Encrypt', () => lib.C_EncryptAsync(session, input, output));
+    return this.tracked(() => {
+      call('C_EncryptInit', () => lib.C_EncryptInit(session, gcm(iv, aad), key));
+      // Exactly what the HSM writes: a smaller buffer gives CKR_BUFFER_TOO_SMALL and leaves the op active.
+      const output = Buffer.alloc(outputLength);
+      const input = plaintext.length === 0 ? EMPTY_INPUT : plaintext;
+      return callAsync('C_Encrypt', () => lib.C_EncryptAsync(session, input, output));
+    });
   }
 
   /** AES-GCM decrypt of ciphertext || tag on the thread pool. */
   async decryptGcm(session: SessionHandle, key: ObjectHandle, iv: Buffer, aad: Buffer, ciphertextAndTag: Buffer): Promise<Buffer> {
     const lib = this.lib;
-    call('C_DecryptInit', () => lib.C_DecryptInit(session, gcm(iv, aad), key));
-    // 16 bytes of slack: some HSMs want room for the tag while they verify it.
-    const output = Buffer.alloc(ciphertextAndTag.length);
-    return callAsync('C_Decrypt', () => lib.C_DecryptAsync(session, ciphertextAndTag, output), 'decrypt');
+    return this.tracked(() => {
+      call('C_DecryptInit', () => lib.C_DecryptInit(session, gcm(iv, aad), key));
+      // 16 bytes of slack: some HSMs want room for the tag while they verify it.
+      const output = Buffer.alloc(ciphertextAndTag.length);
+      return callAsync('C_Decrypt', () => lib.C_DecryptAsync(session, ciphertextAndTag, output), 'decrypt', this.authFailureCodes);
+    });
+  }
+
+  /** Keep-alive: a cheap call that reaches the HSM, so the vendor does not drop an idle session. */
+  touchSession(session: SessionHandle): void {
+    const lib = this.lib;
+    call('C_GenerateRandom', () => lib.C_GenerateRandom(session, Buffer.alloc(1)));
   }
 
   // ---- objects ----------------------------------------------------------------------------

@@ -98,6 +98,13 @@ const NAMES: Readonly<Record<number, string>> = {
 
 const CKR_VENDOR_DEFINED = 0x80000000;
 
+const VALUES: ReadonlyMap<string, number> = new Map(Object.entries(NAMES).map(([code, name]) => [name, Number(code)]));
+
+/** The CK_RV number of a CKR_* name (fault injection and vendor emulation in tests); undefined if unknown. */
+export function returnCodeValue(name: string): number | undefined {
+  return VALUES.get(name);
+}
+
 export function returnCodeName(code: number): string {
   const name = NAMES[code];
   if (name !== undefined) return name;
@@ -109,8 +116,13 @@ export function returnCodeName(code: number): string {
 export type CallContext = 'decrypt' | 'other';
 
 // SoftHSM reports a failed GCM tag check as CKR_GENERAL_ERROR; other HSMs use the two
-// ENCRYPTED_DATA codes. Read this way only on the C_Decrypt step, where nothing else is checked.
-const AUTHENTICATION_FAILED = new Set(['CKR_GENERAL_ERROR', 'CKR_ENCRYPTED_DATA_INVALID', 'CKR_ENCRYPTED_DATA_LEN_RANGE']);
+// ENCRYPTED_DATA codes (nShield: CKR_FUNCTION_FAILED; vendor profiles pass their own set).
+// Read this way only on the C_Decrypt step, where nothing else is checked.
+export const DEFAULT_AUTH_FAILURE_CODES: ReadonlySet<string> = new Set([
+  'CKR_GENERAL_ERROR',
+  'CKR_ENCRYPTED_DATA_INVALID',
+  'CKR_ENCRYPTED_DATA_LEN_RANGE',
+]);
 
 const KIND_BY_NAME: Readonly<Record<string, HsmErrorKind>> = {
   CKR_KEY_FUNCTION_NOT_PERMITTED: 'KeyUsage',
@@ -147,9 +159,50 @@ const KIND_BY_NAME: Readonly<Record<string, HsmErrorKind>> = {
 };
 
 /** Everything not listed (ARGUMENTS_BAD, MECHANISM_*, BUFFER_TOO_SMALL, TEMPLATE_*...) is our bug: 'Internal'. */
-export function kindForReturnCode(name: string, context: CallContext): HsmErrorKind {
-  if (context === 'decrypt' && AUTHENTICATION_FAILED.has(name)) return 'AuthenticationFailed';
+export function kindForReturnCode(
+  name: string,
+  context: CallContext,
+  authFailureCodes: ReadonlySet<string> = DEFAULT_AUTH_FAILURE_CODES,
+): HsmErrorKind {
+  if (context === 'decrypt' && authFailureCodes.has(name)) return 'AuthenticationFailed';
   return KIND_BY_NAME[name] ?? 'Internal';
+}
+
+/**
+ * What a device-class failure says about the HSM connection, for recovery:
+ * - session: that session is dead (the pool replaces it);
+ * - login: the token lost our login (a replacement session logs in again);
+ * - device: the HSM or the path to it failed; every session of that HSM is suspect (reconnect);
+ * - module: the PKCS#11 library lost its initialisation (C_Initialize again, then reconnect);
+ * - credentials: the PIN is refused; retrying could lock the token, so never retried automatically.
+ */
+export type FaultScope = 'session' | 'login' | 'device' | 'module' | 'credentials';
+
+const SCOPE_BY_NAME: Readonly<Record<string, FaultScope>> = {
+  CKR_SESSION_HANDLE_INVALID: 'session',
+  CKR_SESSION_CLOSED: 'session',
+  CKR_USER_NOT_LOGGED_IN: 'login',
+  CKR_DEVICE_ERROR: 'device',
+  CKR_DEVICE_MEMORY: 'device',
+  CKR_DEVICE_REMOVED: 'device',
+  CKR_TOKEN_NOT_PRESENT: 'device',
+  CKR_TOKEN_NOT_RECOGNIZED: 'device',
+  CKR_SLOT_ID_INVALID: 'device',
+  CKR_GENERAL_ERROR: 'device',
+  CKR_FUNCTION_FAILED: 'device',
+  CKR_SESSION_COUNT: 'device',
+  CKR_CRYPTOKI_NOT_INITIALIZED: 'module',
+  CKR_LIBRARY_LOAD_FAILED: 'module',
+  CKR_PIN_INCORRECT: 'credentials',
+  CKR_PIN_INVALID: 'credentials',
+  CKR_PIN_LEN_RANGE: 'credentials',
+  CKR_PIN_EXPIRED: 'credentials',
+  CKR_PIN_LOCKED: 'credentials',
+  CKR_USER_PIN_NOT_INITIALIZED: 'credentials',
+};
+
+export function faultScope(name: string | undefined): FaultScope | undefined {
+  return name === undefined ? undefined : SCOPE_BY_NAME[name];
 }
 
 /** The cached key handle no longer names an object: look the label up again. */

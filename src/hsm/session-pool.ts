@@ -14,6 +14,15 @@ export interface SessionPoolOptions {
   maxWaiters: number;
   /** Called after every change in the number of sessions in use or idle. */
   onChange?: (inUse: number, idle: number) => void;
+  /** Clock for idle ages (tests). */
+  now?: () => number;
+}
+
+export interface KeepAliveResult {
+  /** Idle sessions that were exercised successfully. */
+  exercised: number;
+  /** Idle sessions that failed the exercise and were replaced (or dropped if no new one opened). */
+  replaced: number;
 }
 
 export interface PoolStats {
@@ -38,16 +47,20 @@ export class SessionPool<S> {
   private readonly idle: S[] = [];
   private readonly inUse = new Set<S>();
   private readonly waiters: Array<Waiter<S>> = [];
+  /** When each session was last used (or opened), for keep-alive. */
+  private readonly lastUsed = new Map<S, number>();
   private closed = false;
   private drained: (() => void) | undefined;
+  private readonly now: () => number;
 
   constructor(
     private readonly factory: SessionFactory<S>,
     private readonly options: SessionPoolOptions,
   ) {
+    this.now = options.now ?? Date.now;
     // Open every session now, so a bad PIN or a missing token fails at startup.
     try {
-      for (let i = 0; i < options.size; i += 1) this.idle.push(factory.open());
+      for (let i = 0; i < options.size; i += 1) this.idle.push(this.opened(factory.open()));
     } catch (error) {
       for (const session of this.idle.splice(0)) this.safeClose(session);
       throw error;
@@ -58,7 +71,8 @@ export class SessionPool<S> {
     return { size: this.options.size, inUse: this.inUse.size, idle: this.idle.length, waiting: this.waiters.length };
   }
 
-  acquire(): Promise<S> {
+  /** timeoutMs (e.g. what is left of a request's deadline) overrides acquireTimeoutMs when given. */
+  acquire(timeoutMs?: number): Promise<S> {
     if (this.closed) return Promise.reject(this.closedError());
     // Queue behind existing waiters rather than overtake them.
     if (this.waiters.length === 0) {
@@ -78,13 +92,15 @@ export class SessionPool<S> {
         new HsmError('Busy', `${this.options.name}: all ${this.options.size} sessions busy and ${this.waiters.length} requests waiting`),
       );
     }
+    const waitMs = Math.max(0, Math.floor(timeoutMs ?? this.options.acquireTimeoutMs));
+    if (waitMs === 0) return Promise.reject(this.timeoutError(0));
     return new Promise<S>((resolve, reject) => {
       const waiter: Waiter<S> = { resolve, reject, timer: undefined };
       waiter.timer = setTimeout(() => {
         const index = this.waiters.indexOf(waiter);
         if (index >= 0) this.waiters.splice(index, 1);
-        reject(new HsmError('Timeout', `${this.options.name}: no free session within ${this.options.acquireTimeoutMs} ms`));
-      }, this.options.acquireTimeoutMs);
+        reject(this.timeoutError(waitMs));
+      }, waitMs);
       this.waiters.push(waiter);
     });
   }
@@ -100,6 +116,8 @@ export class SessionPool<S> {
       // Open the replacement first: closing an application's last session logs it out.
       next = this.closed ? undefined : this.tryOpen();
       this.safeClose(session);
+    } else {
+      this.lastUsed.set(session, this.now());
     }
     if (next !== undefined) this.idle.push(next);
     this.dispatch();
@@ -129,6 +147,37 @@ export class SessionPool<S> {
     }
   }
 
+  /**
+   * Keep-alive: exercises every idle session unused for maxIdleMs (vendors such as CloudHSM drop
+   * idle sessions). A session that fails is closed and replaced. Sessions in use are left alone:
+   * they are busy, not idle. Synchronous, so no request can take a session mid-exercise.
+   */
+  exerciseIdle(maxIdleMs: number, exercise: (session: S) => void): KeepAliveResult {
+    const result: KeepAliveResult = { exercised: 0, replaced: 0 };
+    if (this.closed) return result;
+    const now = this.now();
+    for (const session of [...this.idle]) {
+      if (now - (this.lastUsed.get(session) ?? 0) < maxIdleMs) continue;
+      try {
+        exercise(session);
+        this.lastUsed.set(session, now);
+        result.exercised += 1;
+      } catch {
+        const index = this.idle.indexOf(session);
+        if (index >= 0) this.idle.splice(index, 1);
+        const next = this.tryOpen();
+        this.safeClose(session);
+        if (next !== undefined) this.idle.push(next);
+        result.replaced += 1;
+      }
+    }
+    if (result.replaced > 0) {
+      this.dispatch();
+      this.changed();
+    }
+    return result;
+  }
+
   private dispatch(): void {
     while (this.waiters.length > 0 && !this.closed) {
       let session: S | undefined;
@@ -155,8 +204,13 @@ export class SessionPool<S> {
   private take(): S | undefined {
     const session = this.idle.pop();
     if (session !== undefined) return session;
-    if (this.idle.length + this.inUse.size < this.options.size) return this.factory.open();
+    if (this.idle.length + this.inUse.size < this.options.size) return this.opened(this.factory.open());
     return undefined;
+  }
+
+  private opened(session: S): S {
+    this.lastUsed.set(session, this.now());
+    return session;
   }
 
   private lend(session: S): void {
@@ -171,13 +225,14 @@ export class SessionPool<S> {
 
   private tryOpen(): S | undefined {
     try {
-      return this.factory.open();
+      return this.opened(this.factory.open());
     } catch {
       return undefined; // the slot stays empty; take() retries when a caller needs it
     }
   }
 
   private safeClose(session: S): void {
+    this.lastUsed.delete(session);
     try {
       this.factory.close(session);
     } catch {
@@ -191,6 +246,10 @@ export class SessionPool<S> {
     } catch {
       // a metrics hook must not break the pool
     }
+  }
+
+  private timeoutError(waitMs: number): HsmError {
+    return new HsmError('Timeout', `${this.options.name}: no free session within ${waitMs} ms`);
   }
 
   private closedError(): HsmError {

@@ -1,4 +1,7 @@
+import type { Deadline } from './deadline';
 import type { HsmErrorKind } from './errors';
+import type { Pkcs11Interposer } from './pkcs11-module';
+import type { VendorProfileName } from './vendor-profiles';
 
 export interface HsmOptions {
   /** Operator's name for this HSM, e.g. 'hsm-1'; used in metrics and messages. */
@@ -13,6 +16,20 @@ export interface HsmOptions {
   sessionPoolSize: number;
   acquireTimeoutMs: number;
   maxWaiters: number;
+  /** Vendor behaviour (IV generation, PIN format, tag-failure code). Default 'softhsm'. */
+  profile?: VendorProfileName;
+  /** Overrides the profile's C_Decrypt return codes that mean "GCM tag did not verify". */
+  decryptAuthFailureCodes?: string[];
+  /** Test seam at the PKCS#11 boundary (fault injection, vendor emulation). Never set in production. */
+  pkcs11Interposer?: Pkcs11Interposer;
+}
+
+/** Per-call options. */
+export interface CallOptions {
+  /** What is left of the request's budget bounds the wait for a session. */
+  deadline?: Deadline;
+  /** Overrides how long to wait for a free session (health checks: a busy HSM is slow, not down). */
+  waitForSessionMs?: number;
 }
 
 export interface KeyAttributes {

@@ -40,10 +40,15 @@ export class RotationScheduler {
   private running: Promise<RotationCheck[]> | undefined;
   private stopped = false;
 
+  /** `hsm` may be a function: with a cluster, the HSM to write through can change (reconnects). */
   constructor(
-    private readonly hsm: Hsm,
+    private readonly hsmSource: Hsm | (() => Hsm),
     private readonly options: RotationSchedulerOptions,
   ) {}
+
+  private get hsm(): Hsm {
+    return typeof this.hsmSource === 'function' ? this.hsmSource() : this.hsmSource;
+  }
 
   /** Whether any key has a rotation period (a check without one does not touch the HSM). */
   hasWork(): boolean {

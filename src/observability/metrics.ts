@@ -3,12 +3,13 @@
  * (operation, key store, status, errorName, HSM id), never a request ID or a principal.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { HsmErrorKind, HsmObserver } from '../hsm';
+import type { ClusterObserver, HsmErrorKind } from '../hsm';
 import type { HealthStatus } from '../hsm/health-monitor';
+import type { FaultScope } from '../hsm/return-codes';
 
 const HEALTH_STATES: HealthStatus[] = ['ACTIVE', 'DEGRADED', 'UNAVAILABLE'];
 
-export class XksMetrics implements HsmObserver {
+export class XksMetrics implements ClusterObserver {
   readonly registry = new Registry();
 
   private readonly requests = new Counter({
@@ -55,6 +56,48 @@ export class XksMetrics implements HsmObserver {
     registers: [this.registry],
   });
 
+  private readonly connected = new Gauge({
+    name: 'xks_hsm_connected',
+    help: 'Whether each HSM of the cluster is connected and taking requests (1) or not (0).',
+    labelNames: ['hsm'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly reconnects = new Counter({
+    name: 'xks_hsm_reconnects_total',
+    help: 'Reconnect attempts after an HSM connection was dropped, by HSM and outcome (ok, failed).',
+    labelNames: ['hsm', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly reinits = new Counter({
+    name: 'xks_hsm_module_reinitializations_total',
+    help: 'C_Finalize + C_Initialize of a PKCS#11 library, by library file name and outcome.',
+    labelNames: ['module', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly retries = new Counter({
+    name: 'xks_hsm_retries_total',
+    help: 'Requests retried on another HSM, by operation, the HSM that failed and its error kind.',
+    labelNames: ['operation', 'hsm', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly faults = new Counter({
+    name: 'xks_hsm_faults_total',
+    help: 'Device-class PKCS#11 failures, by HSM and scope (session, login, device, module, credentials).',
+    labelNames: ['hsm', 'scope'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly keepAlives = new Counter({
+    name: 'xks_hsm_keepalive_sessions_total',
+    help: 'Idle sessions exercised by keep-alive, by HSM and outcome (exercised, replaced).',
+    labelNames: ['hsm', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
   readonly authFailures = new Counter({
     name: 'xks_authentication_failures_total',
     help: 'SigV4 authentication failures, by key store and reason.',
@@ -90,5 +133,30 @@ export class XksMetrics implements HsmObserver {
   healthStatus(hsmId: string, status: HealthStatus, checkedAt: number): void {
     for (const state of HEALTH_STATES) this.health.set({ hsm: hsmId, status: state }, state === status ? 1 : 0);
     this.healthCheckedAt.set({ hsm: hsmId }, checkedAt / 1000);
+  }
+
+  memberConnected(hsmId: string, connected: boolean): void {
+    this.connected.set({ hsm: hsmId }, connected ? 1 : 0);
+  }
+
+  reconnect(hsmId: string, outcome: 'ok' | 'failed'): void {
+    this.reconnects.inc({ hsm: hsmId, outcome });
+  }
+
+  moduleReinit(module: string, outcome: 'ok' | 'failed'): void {
+    this.reinits.inc({ module, outcome });
+  }
+
+  retry(operation: string, hsmId: string, reason: HsmErrorKind): void {
+    this.retries.inc({ operation, hsm: hsmId, reason });
+  }
+
+  fault(hsmId: string, scope: FaultScope): void {
+    this.faults.inc({ hsm: hsmId, scope });
+  }
+
+  keepAlive(hsmId: string, exercised: number, replaced: number): void {
+    if (exercised > 0) this.keepAlives.inc({ hsm: hsmId, outcome: 'exercised' }, exercised);
+    if (replaced > 0) this.keepAlives.inc({ hsm: hsmId, outcome: 'replaced' }, replaced);
   }
 }

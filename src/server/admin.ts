@@ -1,6 +1,6 @@
 import express, { type Express } from 'express';
 import helmet from 'helmet';
-import type { HealthMonitor } from '../hsm/health-monitor';
+import type { FleetHealth } from '../hsm';
 import type { XksMetrics } from '../observability/metrics';
 
 /** What the admin listener serves; one process (below) or a cluster primary (cluster/primary.ts). */
@@ -12,17 +12,30 @@ export interface AdminSource {
 
 /**
  * The admin listener, apart from the KMS-facing port: Prometheus /metrics, /ping (liveness: the
- * process answers) and /ready (readiness: the HSM passed its last deep check).
+ * process answers) and /ready (readiness: at least one HSM is connected and not UNAVAILABLE).
  */
-export function createAdminApp(metrics: XksMetrics, health: HealthMonitor): Express {
+export function createAdminApp(metrics: XksMetrics, health: FleetHealth): Express {
   return createAdminAppFrom({
     async metrics() {
       return { contentType: metrics.registry.contentType, body: await metrics.registry.metrics() };
     },
     async readiness() {
       const snapshot = health.current();
-      const ready = snapshot.status !== 'UNAVAILABLE';
-      return { ready, body: { ready, hsmStatus: snapshot.status, ...(snapshot.reason ? { reason: snapshot.reason } : {}) } };
+      const ready = health.canServe();
+      return {
+        ready,
+        body: {
+          ready,
+          hsmStatus: snapshot.status,
+          ...(ready || !snapshot.reason ? {} : { reason: snapshot.reason }),
+          hsms: health.members().map((member) => ({
+            id: member.id,
+            healthStatus: member.healthStatus,
+            serving: member.serving,
+            ...(member.reason ? { reason: member.reason } : {}),
+          })),
+        },
+      };
     },
   });
 }

@@ -1,12 +1,12 @@
 /**
- * Composition root: opens the HSM, starts the health monitor, and serves the HTTPS and admin listeners.
+ * Composition root: connects the HSM cluster (each member health-checked in the background), and
+ * serves the HTTPS and admin listeners.
  */
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { RuntimeConfig } from '../config/runtime';
-import { Hsm } from '../hsm';
-import { HealthMonitor } from '../hsm/health-monitor';
+import type { FleetHealth, Hsm, HsmCluster } from '../hsm';
 import { KeyVersions } from '../api/key-versions';
 import { KeyStateReader } from '../keys/key-state';
 import { RotationScheduler } from '../keys/rotation-scheduler';
@@ -15,6 +15,7 @@ import { XksMetrics } from '../observability/metrics';
 import { createAdminApp } from './admin';
 import { createPublicApp } from './app';
 import { answerClientErrors } from './client-errors';
+import { startHsmCluster, type ProxyHooks } from './hsm-cluster';
 import { ReloadableRuntime, type ReloadResult, type RuntimeOptions } from './reloadable-runtime';
 import { createXksHandler } from './xks-handler';
 import { createKmsHandler } from '../kms-api/handler';
@@ -27,8 +28,11 @@ export interface RunningProxy {
   url: string;
   port: number;
   adminUrl?: string;
-  hsm: Hsm;
-  health: HealthMonitor;
+  /** The HSMs (one for the `hsm:` form): routing, retries, recovery. */
+  cluster: HsmCluster;
+  /** The first HSM's live connection (key administration, tests); throws while it is not connected. */
+  readonly hsm: Hsm;
+  health: FleetHealth;
   metrics: XksMetrics;
   /** Re-reads the config file (or applies `next`): credentials, key stores, policies, limits, TLS files. SIGHUP calls it. */
   reload(next?: RuntimeConfig): ReloadResult;
@@ -44,7 +48,7 @@ export interface RunningProxy {
   close(options?: CloseOptions): Promise<CloseResult>;
 }
 
-export interface StartOptions extends RuntimeOptions {
+export interface StartOptions extends RuntimeOptions, ProxyHooks {
   /** false: no admin listener in this process (cluster workers; the primary serves /metrics). */
   adminListener?: boolean;
 }
@@ -61,49 +65,28 @@ export interface CloseResult {
 
 export async function startProxy(config: RuntimeConfig, logger: Logger, options: StartOptions = {}): Promise<RunningProxy> {
   const metrics = new XksMetrics();
-  const hsm = await Hsm.open(
-    {
-      id: config.hsm.id,
-      modulePath: config.hsm.modulePath,
-      ...(config.hsm.tokenLabel ? { tokenLabel: config.hsm.tokenLabel } : {}),
-      ...(config.hsm.tokenSerial ? { tokenSerial: config.hsm.tokenSerial } : {}),
-      pin: config.hsm.pin,
-      sessionPoolSize: config.hsm.sessionPoolSize,
-      acquireTimeoutMs: config.hsm.acquireTimeoutMs,
-      maxWaiters: config.hsm.maxWaiters,
-    },
-    metrics,
-  );
-  const token = hsm.tokenInfo();
-  logger.info('hsm connected', { hsm: hsm.id, token: token.label, model: token.model, serialNumber: token.serialNumber });
+  const cluster = await startHsmCluster(config, metrics, logger, options);
+  try {
+    return await serve(config, logger, metrics, cluster, options);
+  } catch (error) {
+    await cluster.close();
+    throw error;
+  }
+}
 
-  let lastStatus = '';
-  const health = new HealthMonitor(
-    hsm,
-    {
-      keyLabel: config.hsm.healthCheckKeyLabel,
-      intervalMs: config.health.intervalSeconds * 1000,
-      degradedLatencyMs: config.health.degradedLatencyMs,
-    },
-    (snapshot) => {
-      metrics.healthStatus(hsm.id, snapshot.status, snapshot.checkedAt);
-      if (snapshot.status !== lastStatus) {
-        logger.log(snapshot.status === 'ACTIVE' ? 'info' : 'warn', 'hsm health changed', {
-          hsm: hsm.id,
-          healthStatus: snapshot.status,
-          reason: snapshot.reason,
-        });
-        lastStatus = snapshot.status;
-      }
-    },
-  );
-  await health.start();
-
+async function serve(config: RuntimeConfig, logger: Logger, metrics: XksMetrics, cluster: HsmCluster, options: StartOptions): Promise<RunningProxy> {
+  const health: FleetHealth = cluster;
+  /** Key administration goes through one HSM: the first one connected (the HSMs replicate). */
+  const adminHsm = (): Hsm => {
+    const connected = cluster.connections().find((c) => c.hsm !== undefined)?.hsm;
+    if (connected === undefined) throw new Error('no HSM is connected');
+    return connected;
+  };
   const runtime = new ReloadableRuntime(config, logger, metrics, options);
 
   // Key versions and state are read live from the HSM; lifecycle settings follow config reloads.
-  const keyState = new KeyStateReader(hsm, { cacheMs: () => runtime.config().keyLifecycle.stateCacheMs });
-  const keyRotation = new RotationScheduler(hsm, {
+  const keyState = new KeyStateReader(cluster, { cacheMs: () => runtime.config().keyLifecycle.stateCacheMs });
+  const keyRotation = new RotationScheduler(adminHsm, {
     keyStores: () => runtime.config().keyStores,
     healthCheckKeyLabel: config.hsm.healthCheckKeyLabel,
     checkIntervalMs: () => runtime.config().keyLifecycle.rotationCheckMs,
@@ -113,7 +96,7 @@ export async function startProxy(config: RuntimeConfig, logger: Logger, options:
   });
   keyRotation.start();
   const services = {
-    hsm,
+    hsm: cluster,
     health,
     healthCheckKeyLabel: config.hsm.healthCheckKeyLabel,
     keyVersions: new KeyVersions(keyState),
@@ -165,7 +148,12 @@ export async function startProxy(config: RuntimeConfig, logger: Logger, options:
     url,
     port,
     ...(adminUrl ? { adminUrl } : {}),
-    hsm,
+    cluster,
+    get hsm(): Hsm {
+      const first = cluster.connections()[0]?.hsm;
+      if (first === undefined) throw new Error('the first HSM is not connected');
+      return first;
+    },
     health,
     metrics,
     runtime,
@@ -177,10 +165,9 @@ export async function startProxy(config: RuntimeConfig, logger: Logger, options:
         closeServer(server, closeOptions.graceMs),
         admin ? closeServer(admin, closeOptions.graceMs) : Promise.resolve(0),
       ]);
-      health.stop();
       await keyRotation.stop();
       await runtime.close();
-      await hsm.close();
+      await cluster.close();
       return { forcedConnections };
     },
   };

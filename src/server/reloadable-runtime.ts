@@ -51,6 +51,7 @@ export function buildPipelineState(config: RuntimeConfig, metrics: SecurityMetri
     validators: compileRequestValidators(config.limits),
     maxBodyBytes: base64Length(config.limits.maxPlaintextBytes) + base64Length(config.limits.maxAadBytes) + BODY_OVERHEAD_BYTES,
     guards: new RequestGuards(config.keyStores, metrics, logger, previous?.guards),
+    requestDeadlineMs: config.limits.requestDeadlineMs,
   };
 }
 
@@ -67,6 +68,8 @@ export function listenerTlsOptions(config: RuntimeConfig) {
 function restartOnlyChanges(running: RuntimeConfig, next: RuntimeConfig): string[] {
   const pick = (c: RuntimeConfig) => ({
     hsm: c.hsm,
+    hsms: c.hsms,
+    cluster: c.cluster,
     'server.host': c.server.host,
     'server.port': c.server.port,
     admin: c.admin,
@@ -176,6 +179,8 @@ export class ReloadableRuntime {
       ...next,
       server: { ...next.server, host: kept.server.host, port: kept.server.port },
       hsm: kept.hsm,
+      hsms: kept.hsms,
+      cluster: kept.cluster,
       admin: kept.admin,
       health: kept.health,
       logging: kept.logging,

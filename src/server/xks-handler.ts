@@ -13,6 +13,8 @@ import { getHealthStatus } from '../api/operations/get-health-status';
 import { getKeyMetadata } from '../api/operations/get-key-metadata';
 import type { RequestValidators } from '../api/schemas';
 import type { SigV4FailureReason, SigV4Verifier } from '../auth/sigv4';
+import { Deadline } from '../hsm/deadline';
+import { HsmError } from '../hsm/errors';
 import type { Logger } from '../observability/logger';
 import type { XksMetrics } from '../observability/metrics';
 import type { RequestGuards } from '../security/request-guards';
@@ -27,6 +29,8 @@ export interface XksPipelineState {
   maxBodyBytes: number;
   /** Region pin, quota and Cedar authorization per key store. */
   guards?: RequestGuards;
+  /** Each request's budget (limits.requestDeadlineMs), counted from arrival; default 200 ms. */
+  requestDeadlineMs?: number;
 }
 
 export interface XksHandlerDeps {
@@ -77,6 +81,7 @@ export function createXksHandler(deps: XksHandlerDeps) {
       return;
     }
     const started = process.hrtime.bigint();
+    const deadline = Deadline.after(state.requestDeadlineMs ?? 200);
     const fields: LogFields = { operation: route.operation, keyStore: route.store.name };
     if (route.externalKeyId) fields.externalKeyId = route.externalKeyId.slice(0, 128);
     fields.remoteAddress = req.socket.remoteAddress;
@@ -84,7 +89,7 @@ export function createXksHandler(deps: XksHandlerDeps) {
     let status = 200;
     let errorName = '';
     try {
-      const result = await run(state, route, req, fields);
+      const result = await run(state, route, req, fields, deadline);
       respond(res, 200, result);
     } catch (err) {
       const error = err instanceof BodyTooLargeError
@@ -93,6 +98,7 @@ export function createXksHandler(deps: XksHandlerDeps) {
       if (!(err instanceof XksError) && !(err instanceof BodyTooLargeError) && error.errorName === 'InternalException') {
         fields.internalError = (err as Error)?.message?.slice(0, 200);
       }
+      if (error.cause instanceof HsmError) fields.hsmError = error.cause.message.slice(0, 300);
       status = error.status;
       errorName = error.errorName;
       fields.errorMessage = error.message;
@@ -111,7 +117,7 @@ export function createXksHandler(deps: XksHandlerDeps) {
     }
   };
 
-  async function run(state: XksPipelineState, route: XksRoute, req: IncomingMessage, fields: LogFields): Promise<unknown> {
+  async function run(state: XksPipelineState, route: XksRoute, req: IncomingMessage, fields: LogFields, deadline: Deadline): Promise<unknown> {
     if (req.method !== 'POST') {
       // Spec: a GET (or any non-POST) on an XKS URI MUST get 405 Method Not Allowed.
       throw new XksError('UnsupportedOperationException', `${route.operation} accepts only POST`, 405);
@@ -146,7 +152,7 @@ export function createXksHandler(deps: XksHandlerDeps) {
     }
     if (document === undefined) throw new XksError('ValidationException', 'The request body is not valid JSON (or repeats a member name)');
 
-    const request = { store: route.store, externalKeyId: route.externalKeyId };
+    const request = { store: route.store, externalKeyId: route.externalKeyId, deadline };
     // Secondary authorization runs on validated metadata, before the HSM is touched.
     const authorize = (metadata: { awsPrincipalArn: string; kmsOperation: string }): void =>
       state.guards?.authorize(route, { metadata, region: auth.region, accessKeyId: auth.accessKeyId, ...(typeof fields.tlsClient === 'string' ? { tlsClientName: fields.tlsClient } : {}) }, fields);

@@ -251,3 +251,50 @@ describe('hsm: session pool against SoftHSM', () => {
   });
 });
 
+
+describe('hsm: session pool keep-alive and deadlines (unit)', () => {
+  it('exercises idle sessions older than the limit, replaces one that fails, leaves fresh and busy ones alone', async () => {
+    const { state, factory } = fakeFactory();
+    const c = { t: 0 };
+    const pool = new SessionPool(factory, { name: 't', size: 3, acquireTimeoutMs: 20, maxWaiters: 1, now: () => c.t });
+    const busy = await pool.acquire();
+    c.t = 1000;
+    const fresh = await pool.acquire();
+    pool.release(fresh, true); // used at t=1000
+    c.t = 1500;
+    const exercised: number[] = [];
+    const result = pool.exerciseIdle(1000, (session) => {
+      exercised.push(session.id);
+      if (session.id === 1) throw new Error('CKR_SESSION_HANDLE_INVALID');
+    });
+    // Busy: 3 (taken at t=0). Idle: 1 (opened at t=0) and 2 (used at t=1000). Only 1 is old enough.
+    expect(exercised).to.deep.equal([1]);
+    expect(result).to.deep.equal({ exercised: 0, replaced: 1 });
+    expect(state.closed).to.deep.equal([1]);
+    expect(state.opened).to.deep.equal([1, 2, 3, 4]);
+    c.t = 2600;
+    const second = pool.exerciseIdle(1000, (session) => {
+      if (session.id === 2) throw new Error('dropped');
+    });
+    // 2 (idle 1600 ms) fails and is replaced by 5; 4 (opened at 1500) passes.
+    expect(second).to.deep.equal({ exercised: 1, replaced: 1 });
+    expect(state.closed).to.deep.equal([1, 2]);
+    expect(state.opened).to.deep.equal([1, 2, 3, 4, 5]);
+    expect(pool.stats()).to.include({ inUse: 1, idle: 2 });
+    pool.release(busy, true);
+    expect(pool.stats()).to.include({ inUse: 0, idle: 3 });
+  });
+
+  it('an acquire timeout given by the caller (a deadline) overrides acquireTimeoutMs; 0 means no wait', async () => {
+    const { factory } = fakeFactory();
+    const pool = new SessionPool(factory, { name: 't', size: 1, acquireTimeoutMs: 60_000, maxWaiters: 5 });
+    const held = await pool.acquire(0); // a free session needs no wait
+    const error = await expectHsmError(pool.acquire(0), 'Timeout');
+    expect(error.message).to.equal('t: no free session within 0 ms');
+    const started = Date.now();
+    await expectHsmError(pool.acquire(15), 'Timeout');
+    expect(Date.now() - started).to.be.below(5000);
+    expect(pool.stats().waiting).to.equal(0);
+    pool.release(held, true);
+  });
+});

@@ -12,6 +12,7 @@ import { createSelfSignedCert } from '../../src/cli/demo/self-signed-cert';
 import { buildRuntimeConfig, loadConfigFile } from '../../src/config/load';
 import { createAesKey, Hsm } from '../../src/hsm';
 import { createLogger } from '../../src/observability/logger';
+import type { ProxyHooks } from '../../src/server/hsm-cluster';
 import { startProxy, type RunningProxy } from '../../src/server/proxy';
 import { softHsmFixture, uniqueLabel } from './softhsm-fixture';
 import { XksClient } from './xks-client';
@@ -87,6 +88,8 @@ export interface HarnessOptions {
   fromFile?: boolean;
   /** Environment for secret references (default: none). */
   env?: NodeJS.ProcessEnv;
+  /** Test seams passed to startProxy (PKCS#11 fault injection, vendor emulation). */
+  hooks?: ProxyHooks;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -128,6 +131,9 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         keys: { map: [{ externalKeyId: 'b-key', label: keys.main }] },
       },
     ],
+    // Tests share two busy cores: a roomy budget keeps CPU contention from posing as HSM timeouts.
+    // Deadline behaviour itself is tested with explicit small budgets (hsm-cluster, fault-soak).
+    limits: { requestDeadlineMs: 2000 },
     logging: { level: 'debug' },
     // A loaded 2-core CI machine must not turn a passing deep check into DEGRADED-by-latency here.
     health: { degradedLatencyMs: 5000 },
@@ -148,7 +154,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     writeFileSync(configPath, JSON.stringify(doc, null, 2));
   }
   const config = configPath ? loadConfigFile(configPath, { env }) : buildRuntimeConfig(doc, dir, env);
-  const proxy = await startProxy(config, createLogger({ level: 'debug', stream: sink }), configPath ? { configPath, env } : {});
+  const proxy = await startProxy(config, createLogger({ level: 'debug', stream: sink }), { ...(configPath ? { configPath, env } : {}), ...options.hooks });
   const ca = Buffer.from(pem.certPem);
   return {
     dir,

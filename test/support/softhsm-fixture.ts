@@ -1,5 +1,7 @@
-// One SoftHSM token per test process: SoftHSM reads SOFTHSM2_CONF at C_Initialize and the library
-// is loaded once per process, so every test shares this token and uses unique key labels.
+// One SoftHSM token directory per test process: SoftHSM reads SOFTHSM2_CONF at C_Initialize and the
+// library is loaded once per process, so every test shares it and uses unique key labels. It holds
+// two tokens: the main one, and a peer that the cluster tests pair with it as a second HSM (both
+// made up front: SoftHSM only sees tokens that exist when the library is initialized).
 import { randomBytes, randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -10,6 +12,8 @@ export interface SoftHsmFixture {
   dir: string;
   confPath: string;
   label: string;
+  /** The second token (same PINs), for two-HSM clusters. */
+  peerLabel: string;
   pin: string;
   soPin: string;
   modulePath: string;
@@ -26,6 +30,8 @@ export function softHsmFixture(): SoftHsmFixture {
   const pin = randomBytes(8).toString('hex');
   const soPin = randomBytes(8).toString('hex');
   const token = ensureSoftHsmToken(dir, label, soPin, pin);
+  const peerLabel = 'xks-test-peer';
+  ensureSoftHsmToken(dir, peerLabel, soPin, pin);
   let removed = false;
   const cleanup = (): void => {
     if (removed) return;
@@ -33,11 +39,22 @@ export function softHsmFixture(): SoftHsmFixture {
     fs.rmSync(dir, { recursive: true, force: true });
   };
   process.once('exit', cleanup);
-  fixture = { dir, confPath: token.confPath, label, pin, soPin, modulePath: SOFTHSM_MODULE_PATH, cleanup };
+  fixture = { dir, confPath: token.confPath, label, peerLabel, pin, soPin, modulePath: SOFTHSM_MODULE_PATH, cleanup };
   return fixture;
 }
 
 /** A key label no other test uses. */
 export function uniqueLabel(prefix: string): string {
   return `${prefix}-${randomUUID().slice(0, 8)}`;
+}
+
+/**
+ * The folder holding one token's objects. SoftHSM names it after the token's serial number
+ * (the serial is the folder name's last 16 hex digits), so it is found by serial.
+ */
+export function tokenDirectory(serialNumber: string): string {
+  const tokens = path.join(softHsmFixture().dir, 'tokens');
+  const found = fs.readdirSync(tokens).find((name) => name.replace(/-/g, '').endsWith(serialNumber));
+  if (found === undefined) throw new Error(`no SoftHSM token folder for serial ${serialNumber}`);
+  return path.join(tokens, found);
 }

@@ -2,6 +2,7 @@
  * An XKS client for tests: requests signed by the AWS SDK's own signer (@smithy/signature-v4),
  * independent of the proxy's aws4-based verifier, sent over real HTTPS.
  */
+import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
 import { request as httpsRequest } from 'node:https';
 import { Sha256 } from '@aws-crypto/sha256-js';
 import { HttpRequest } from '@smithy/protocol-http';
@@ -35,11 +36,43 @@ export interface SendOptions {
   afterSign?: (req: { path: string; headers: Record<string, string>; body: Buffer }) => void;
 }
 
+/** SHA-256 for the SDK signer from node:crypto: the signer's logic stays the SDK's, hashing gets fast (load tests). */
+export class NodeSha256 {
+  private hash: Hash | Hmac;
+  private readonly secret: Buffer | undefined;
+  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
+    this.secret =
+      secret === undefined
+        ? undefined
+        : typeof secret === 'string'
+          ? Buffer.from(secret)
+          : ArrayBuffer.isView(secret)
+            ? Buffer.from(secret.buffer, secret.byteOffset, secret.byteLength)
+            : Buffer.from(secret);
+    this.hash = this.fresh();
+  }
+  update(data: string | Uint8Array): void {
+    this.hash.update(data);
+  }
+  digest(): Promise<Uint8Array> {
+    return Promise.resolve(new Uint8Array(this.hash.digest()));
+  }
+  reset(): void {
+    this.hash = this.fresh();
+  }
+  private fresh(): Hash | Hmac {
+    return this.secret === undefined ? createHash('sha256') : createHmac('sha256', this.secret);
+  }
+}
+
 /** Client certificate for mutual TLS, and connection reuse. */
 export interface ClientTls {
   cert?: string | Buffer;
   key?: string | Buffer;
+  /** A keep-alive agent (load tests): no TLS handshake per request. Default: a new connection each time. */
   agent?: import('node:https').Agent;
+  /** Hash with node:crypto instead of the SDK's pure-JS SHA-256 (load tests). */
+  nodeHash?: boolean;
 }
 
 export class XksClient {
@@ -72,7 +105,7 @@ export class XksClient {
         service: options.service ?? 'kms-xks-proxy',
         region: options.region ?? 'us-east-1',
         credentials: credential,
-        sha256: Sha256,
+        sha256: this.tls.nodeHash ? NodeSha256 : Sha256,
       });
       const signed = await signer.sign(
         new HttpRequest({ method, protocol: 'https:', hostname: url.hostname, port: Number(url.port), path, headers, body }),

@@ -1,12 +1,12 @@
 import type { RuntimeKeyStore } from '../../config/runtime';
-import type { Hsm } from '../../hsm';
-import type { HealthMonitor } from '../../hsm/health-monitor';
+import type { Deadline, FleetHealth, HsmService } from '../../hsm';
 import type { KeyVersions } from '../key-versions';
 
 /** What an operation needs from the rest of the proxy. */
 export interface OperationServices {
-  hsm: Hsm;
-  health: HealthMonitor;
+  /** One Hsm or an HsmCluster: the same methods. */
+  hsm: HsmService;
+  health: FleetHealth;
   healthCheckKeyLabel: string;
   /** Key versions and enabled state, looked up live in the HSM (issue #5). */
   keyVersions: KeyVersions;
@@ -17,4 +17,6 @@ export interface OperationRequest<Body> {
   store: RuntimeKeyStore;
   externalKeyId: string;
   body: Body;
+  /** The request's time budget: HSM waits and calls end in DependencyTimeoutException when it runs out. */
+  deadline?: Deadline;
 }

@@ -3,6 +3,7 @@ import { parseCiphertextMetadata } from '../ciphertext-metadata';
 import { XksError } from '../errors';
 import { toXksError } from '../hsm-errors';
 import { buildHsmAad } from '../hsm-aad';
+import { withinDeadline } from '../deadline';
 import { lookupExternalKey } from '../key-lookup';
 import type { DecryptRequest } from '../schemas';
 import type { OperationRequest, OperationServices } from './context';
@@ -18,7 +19,7 @@ export async function decrypt(services: OperationServices, request: OperationReq
   const body = request.body;
   const metadata = body.ciphertextMetadata ? decodeBase64(body.ciphertextMetadata) : Buffer.alloc(0);
   // Format 0x01 and absent metadata name version 1; a disabled key answers InvalidStateException first.
-  const target = await services.keyVersions.forDecrypt(key, parseCiphertextMetadata(metadata));
+  const target = await withinDeadline(services.keyVersions.forDecrypt(key, parseCiphertextMetadata(metadata)), request.deadline);
 
   const aad = body.additionalAuthenticatedData ? decodeBase64(body.additionalAuthenticatedData) : Buffer.alloc(0);
   try {
@@ -28,6 +29,7 @@ export async function decrypt(services: OperationServices, request: OperationReq
       decodeBase64(body.initializationVector),
       decodeBase64(body.authenticationTag),
       buildHsmAad(aad, metadata),
+      { deadline: request.deadline },
     );
     return { plaintext: plaintext.toString('base64') };
   } catch (err) {

@@ -1,11 +1,12 @@
 import { timingSafeEqual } from 'node:crypto';
-import type { GcmResult } from '../../hsm';
+import type { Deadline, GcmResult } from '../../hsm';
 import { decodeBase64 } from '../base64';
 import { computeCdiv } from '../cdiv';
 import { metadataForNewCiphertext } from '../ciphertext-metadata';
 import { XksError } from '../errors';
 import { toXksError } from '../hsm-errors';
 import { buildHsmAad } from '../hsm-aad';
+import { withinDeadline } from '../deadline';
 import { lookupExternalKey } from '../key-lookup';
 import type { EncryptRequest } from '../schemas';
 import type { OperationRequest, OperationServices } from './context';
@@ -31,7 +32,7 @@ export async function encrypt(services: OperationServices, request: OperationReq
   const key = lookupExternalKey(request.store, request.externalKeyId, services.healthCheckKeyLabel);
   if (!key.enabled) throw new XksError('InvalidStateException', `Key ${key.externalKeyId} is disabled`);
 
-  const target = await services.keyVersions.forEncrypt(key);
+  const target = await withinDeadline(services.keyVersions.forEncrypt(key), request.deadline);
 
   const plaintext = decodeBase64(request.body.plaintext);
   const aad = request.body.additionalAuthenticatedData ? decodeBase64(request.body.additionalAuthenticatedData) : Buffer.alloc(0);
@@ -42,12 +43,13 @@ export async function encrypt(services: OperationServices, request: OperationReq
   for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
     let output: GcmResult;
     try {
-      output = await services.hsm.encrypt(target.label, plaintext, hsmAad);
+      output = await services.hsm.encrypt(target.label, plaintext, hsmAad, { deadline: request.deadline });
     } catch (err) {
       throw toXksError(err);
     }
     const cdiv = wantCdiv ? computeCdiv({ aad, ciphertextMetadata: metadata, ...output }) : undefined;
-    if (await decryptsBack(services, target.label, output, hsmAad, plaintext)) {
+    // The verify-decrypt may run on another HSM of the cluster: it then also proves they agree.
+    if (await decryptsBack(services, target.label, output, hsmAad, plaintext, request.deadline)) {
       return {
         ciphertext: output.ciphertext.toString('base64'),
         ciphertextMetadata: metadata.toString('base64'),
@@ -60,10 +62,17 @@ export async function encrypt(services: OperationServices, request: OperationReq
   throw new XksError('InternalException', 'The HSM produced a ciphertext that did not decrypt; nothing was returned');
 }
 
-async function decryptsBack(services: OperationServices, label: string, output: GcmResult, hsmAad: Buffer, plaintext: Buffer): Promise<boolean> {
+async function decryptsBack(
+  services: OperationServices,
+  label: string,
+  output: GcmResult,
+  hsmAad: Buffer,
+  plaintext: Buffer,
+  deadline: Deadline | undefined,
+): Promise<boolean> {
   let roundTrip: Buffer;
   try {
-    roundTrip = await services.hsm.decrypt(label, output.ciphertext, output.iv, output.tag, hsmAad);
+    roundTrip = await services.hsm.decrypt(label, output.ciphertext, output.iv, output.tag, hsmAad, { deadline });
   } catch (err) {
     const mapped = toXksError(err);
     if (mapped.errorName === 'InvalidCiphertextException') return false;

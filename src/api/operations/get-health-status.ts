@@ -8,23 +8,27 @@ export interface GetHealthStatusResponse {
   ekmFleetDetails: Array<{ id: string; model: string; healthStatus: 'ACTIVE' | 'DEGRADED' | 'UNAVAILABLE' }>;
 }
 
+/** The spec caps ekmFleetDetails at ten entries; the config caps the cluster at ten HSMs. */
+const MAX_FLEET_DETAILS = 10;
+
 /**
- * Answers from the deep check the health monitor runs in the background, so the call stays far
+ * Answers from the deep checks run in the background, one entry per HSM, so the call stays far
  * inside KMS's 250 ms. Never subject to secondary authorization (spec MUST).
  */
 export function getHealthStatus(services: OperationServices): GetHealthStatusResponse {
-  const token = services.hsm.tokenInfo();
+  const members = services.health.members().slice(0, MAX_FLEET_DETAILS);
+  const known = members.find((member) => member.token !== undefined)?.token;
   return {
     xksProxyFleetSize: services.proxy.fleetSize,
     xksProxyVendor: services.proxy.vendor,
     xksProxyModel: services.proxy.model,
-    ekmVendor: services.proxy.ekmVendor ?? token.manufacturerId,
-    ekmFleetDetails: [
-      {
-        id: services.hsm.id,
-        model: `${token.model} hw ${token.hardwareVersion} fw ${token.firmwareVersion}`,
-        healthStatus: services.health.current().status,
-      },
-    ],
+    ekmVendor: services.proxy.ekmVendor ?? known?.manufacturerId ?? 'unknown',
+    ekmFleetDetails: members.map((member) => ({
+      id: member.id,
+      model: member.token
+        ? `${member.token.model} hw ${member.token.hardwareVersion} fw ${member.token.firmwareVersion}`
+        : `${member.profile} HSM (not reached yet)`,
+      healthStatus: member.healthStatus,
+    })),
   };
 }

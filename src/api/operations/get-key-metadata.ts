@@ -1,4 +1,5 @@
 import type { KeyAttributes } from '../../hsm';
+import { withinDeadline } from '../deadline';
 import { lookupExternalKey } from '../key-lookup';
 import type { GetKeyMetadataRequest } from '../schemas';
 import type { OperationRequest, OperationServices } from './context';
@@ -26,7 +27,7 @@ export async function getKeyMetadata(
 ): Promise<GetKeyMetadataResponse> {
   const key = lookupExternalKey(request.store, request.externalKeyId, services.healthCheckKeyLabel);
   // Usage of the active version; DISABLED when the config, the HSM key state or the active version says so.
-  const { attributes, enabled } = await services.keyVersions.describe(key);
+  const { attributes, enabled } = await withinDeadline(services.keyVersions.describe(key), request.deadline);
   return {
     keySpec: 'AES_256',
     keyUsage: USAGES.filter(([attribute]) => attributes[attribute] === true).map(([, usage]) => usage),

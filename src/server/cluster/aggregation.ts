@@ -13,6 +13,8 @@ export const GAUGE_AGGREGATORS: Readonly<Record<string, Aggregator>> = {
   // 1 for the current status: max = "some worker sees it" (UNAVAILABLE anywhere shows).
   xks_hsm_health_status: 'max',
   xks_hsm_health_last_check_timestamp_seconds: 'max',
+  // Issue #3: 0 when any worker has lost its connection to that HSM.
+  xks_hsm_connected: 'min',
   // Issue #4: every worker reads the same files, so they agree; never add them up.
   xks_tls_certificate_expiry_seconds: 'min',
   xks_credential_age_seconds: 'max',

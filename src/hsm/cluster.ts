@@ -1,0 +1,250 @@
+/**
+ * Up to 10 HSMs holding the same key material, behind the Hsm method set. Requests go to the
+ * least busy (or next, round-robin) healthy member; a device-class failure or a timeout is retried
+ * once on another member within the request's deadline. A failed GCM tag check is never retried.
+ */
+import { Deadline, raceTimeout } from './deadline';
+import { HsmError, asHsmError, type HsmErrorKind } from './errors';
+import type { HealthSnapshot, HealthStatus } from './health-monitor';
+import type { Hsm } from './hsm';
+import type { HealthPolicy } from './fleet-health';
+import {
+  ClusterMember,
+  LibraryGroup,
+  type ClusterLog,
+  type ClusterObserver,
+  type MemberConfig,
+  type MemberEnvironment,
+  type RecoveryPolicy,
+} from './cluster-member';
+import { Pkcs11Module } from './pkcs11-module';
+import { faultScope } from './return-codes';
+import type { FleetHealth, FleetMemberHealth, HsmService } from './service';
+import type { CallOptions, GcmResult, HsmOperation, KeyAttributes } from './types';
+
+export const MAX_CLUSTER_MEMBERS = 10;
+
+export type BalanceStrategy = 'least-busy' | 'round-robin';
+
+export interface ClusterOptions {
+  members: MemberConfig[];
+  balance: BalanceStrategy;
+  /** Longest a first attempt may take while another member could still take the retry. */
+  attemptTimeoutMs: number;
+  /** Budget of calls made without a deadline (health, CLI). */
+  defaultBudgetMs: number;
+  recovery: RecoveryPolicy;
+  health: HealthPolicy & { intervalMs: number; probeTimeoutMs: number };
+}
+
+const STATUS_RANK: Record<HealthStatus, number> = { ACTIVE: 0, DEGRADED: 1, UNAVAILABLE: 2 };
+
+export class HsmCluster implements HsmService, FleetHealth {
+  private readonly nodes: ClusterMember[];
+  private readonly groups: LibraryGroup[];
+  private next = 0;
+  private closed = false;
+
+  private constructor(
+    private readonly options: ClusterOptions,
+    private readonly observer: ClusterObserver | undefined,
+    log: ClusterLog,
+  ) {
+    if (options.members.length === 0 || options.members.length > MAX_CLUSTER_MEMBERS) {
+      throw new HsmError('Internal', `a cluster has 1 to ${MAX_CLUSTER_MEMBERS} HSMs, got ${options.members.length}`);
+    }
+    const ids = new Set(options.members.map((m) => m.hsm.id));
+    if (ids.size !== options.members.length) throw new HsmError('Internal', 'HSM ids in a cluster must be unique');
+    const env: MemberEnvironment = { ...(observer ? { observer } : {}), log, recovery: options.recovery, health: options.health };
+    const byLibrary = new Map<string, LibraryGroup>();
+    this.nodes = options.members.map((config) => {
+      const key = Pkcs11Module.libraryKey(config.hsm.modulePath);
+      let group = byLibrary.get(key);
+      if (group === undefined) {
+        group = new LibraryGroup(config.hsm.modulePath, env);
+        byLibrary.set(key, group);
+      }
+      const member = new ClusterMember(config, group, env);
+      group.members.push(member);
+      return member;
+    });
+    this.groups = [...byLibrary.values()];
+  }
+
+  /**
+   * Connects every member. Members that fail keep retrying in the background; if none connects
+   * the cluster is closed and the first member's error is thrown (a config mistake should be loud).
+   */
+  static async start(options: ClusterOptions, observer?: ClusterObserver, log: ClusterLog = () => {}): Promise<HsmCluster> {
+    const cluster = new HsmCluster(options, observer, log);
+    const connected = await Promise.all(cluster.nodes.map((member) => member.start()));
+    if (!connected.some(Boolean)) {
+      const problem = cluster.nodes[0]?.status().reason ?? 'no HSM connected';
+      await cluster.close();
+      throw new HsmError('Device', `no HSM of the cluster could be connected: ${problem}`);
+    }
+    return cluster;
+  }
+
+  // ---- HsmService ----------------------------------------------------------------------------
+
+  encrypt(keyLabel: string, plaintext: Buffer, aad: Buffer, options?: CallOptions): Promise<GcmResult> {
+    return this.run('encrypt', keyLabel, (hsm, call) => hsm.encrypt(keyLabel, plaintext, aad, call), options);
+  }
+
+  decrypt(keyLabel: string, ciphertext: Buffer, iv: Buffer, tag: Buffer, aad: Buffer, options?: CallOptions): Promise<Buffer> {
+    return this.run('decrypt', keyLabel, (hsm, call) => hsm.decrypt(keyLabel, ciphertext, iv, tag, aad, call), options);
+  }
+
+  keyAttributes(keyLabel: string, options?: CallOptions): Promise<KeyAttributes> {
+    return this.run('attributes', keyLabel, (hsm, call) => hsm.keyAttributes(keyLabel, call), options);
+  }
+
+  listAesKeyLabels(options?: CallOptions): Promise<string[]> {
+    return this.run('find', undefined, (hsm, call) => hsm.listAesKeyLabels(call), options);
+  }
+
+  // ---- FleetHealth ---------------------------------------------------------------------------
+
+  members(): FleetMemberHealth[] {
+    return this.nodes.map((member) => member.status());
+  }
+
+  canServe(): boolean {
+    return this.current().status !== 'UNAVAILABLE';
+  }
+
+  /** The best serving member's snapshot: the cluster is as available as its best connected HSM. */
+  current(): HealthSnapshot {
+    let best: HealthSnapshot | undefined;
+    let lastChecked = 0;
+    for (const member of this.nodes) {
+      const snapshot = member.tracker.current();
+      lastChecked = Math.max(lastChecked, snapshot.checkedAt);
+      if (!member.serving) continue;
+      if (best === undefined || STATUS_RANK[snapshot.status] < STATUS_RANK[best.status]) best = snapshot;
+    }
+    return best ?? { status: 'UNAVAILABLE', checkedAt: lastChecked, reason: `no HSM is connected (${this.unavailableSummary()})` };
+  }
+
+  async checkNow(): Promise<HealthSnapshot> {
+    await Promise.all(this.nodes.map((member) => member.checkNow()));
+    return this.current();
+  }
+
+  /** Live connections by member id, for key administration and tests (undefined: not connected). */
+  connections(): Array<{ id: string; hsm: Hsm | undefined }> {
+    return this.nodes.map((member) => ({ id: member.id, hsm: member.currentHsm() }));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all(this.nodes.map((member) => member.close()));
+    await Promise.all(this.groups.map((group) => group.close()));
+  }
+
+  // ---- routing -------------------------------------------------------------------------------
+
+  private async run<T>(
+    operation: HsmOperation,
+    keyLabel: string | undefined,
+    call: (hsm: Hsm, options: CallOptions) => Promise<T>,
+    options: CallOptions | undefined,
+  ): Promise<T> {
+    if (this.closed) throw new HsmError('Device', 'the HSM cluster is closed');
+    const deadline = options?.deadline ?? Deadline.after(this.options.defaultBudgetMs);
+    const tried: ClusterMember[] = [];
+    let lastError: HsmError | undefined;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const member = await this.pick(tried, lastError, deadline);
+      if (member === undefined) break;
+      if (deadline.expired()) {
+        lastError = deadline.timeoutError(`${operation} on the HSM cluster`);
+        break;
+      }
+      const another = this.nodes.some((m) => m !== member && m.serving && !tried.includes(m));
+      // While another member could take a retry, a first attempt may not eat the whole budget.
+      const attemptMs = attempt === 0 && another ? deadline.within(this.options.attemptTimeoutMs) : deadline.remainingMs();
+      const attemptDeadline = Deadline.after(attemptMs);
+      const handle = { abandoned: false };
+      tried.push(member);
+      try {
+        const result = await raceTimeout(member.execute((hsm) => call(hsm, { deadline: attemptDeadline }), handle), attemptMs, () => {
+          handle.abandoned = true;
+          member.noteOverrun();
+          return new HsmError('Timeout', `${member.id}: ${operation} did not finish within ${Math.round(attemptMs)} ms`);
+        });
+        if (lastError?.kind === 'KeyNotFound' && keyLabel !== undefined && tried[0] !== undefined) {
+          // Only now is it a retry that mattered: the first HSM lacked a key another has.
+          this.observer?.retry?.(operation, tried[0].id, 'KeyNotFound');
+          tried[0].noteMissingKey(keyLabel);
+        }
+        return result;
+      } catch (error) {
+        const hsmError = asHsmError(error);
+        lastError = hsmError;
+        if (attempt > 0 || !this.retryable(hsmError, member, deadline)) throw hsmError;
+        // Asking another HSM about a key that is simply absent (e.g. a lifecycle marker) is no retry to count.
+        if (hsmError.kind !== 'KeyNotFound') this.observer?.retry?.(operation, member.id, hsmError.kind);
+      }
+    }
+    throw lastError ?? new HsmError('Device', `no HSM of the cluster can serve now (${this.unavailableSummary()})`);
+  }
+
+  private retryable(error: HsmError, failed: ClusterMember, deadline: Deadline): boolean {
+    if (deadline.expired()) return false;
+    const other = this.nodes.some((m) => m !== failed && m.serving);
+    switch (error.kind as HsmErrorKind) {
+      case 'Device':
+      case 'Timeout':
+        return true;
+      case 'KeyNotFound':
+        // Members hold the same keys: one that lacks a key is out of step, so ask another.
+        return other;
+      default:
+        // AuthenticationFailed (a bad tag is the caller's ciphertext), KeyUsage, Busy, Internal.
+        return false;
+    }
+  }
+
+  /**
+   * The member for the next attempt: serving and not tried yet, healthiest first, then least busy
+   * (or in turn).
+   * With nobody serving but a reconnect under way, waits for it (within the deadline).
+   */
+  private async pick(tried: ClusterMember[], lastError: HsmError | undefined, deadline: Deadline): Promise<ClusterMember | undefined> {
+    for (;;) {
+      const candidate = this.choose(tried, lastError);
+      if (candidate !== undefined) return candidate;
+      const pending = [...this.groups.map((g) => g.settled()), ...this.nodes.map((m) => m.pendingAttempt())].filter(
+        (p): p is Promise<unknown> => p !== undefined,
+      );
+      if (pending.length === 0 || deadline.expired()) return undefined;
+      await raceTimeout(Promise.race(pending).catch(() => undefined), deadline.remainingMs(), () => new Error('deadline')).catch(() => undefined);
+    }
+  }
+
+  private choose(tried: ClusterMember[], lastError: HsmError | undefined): ClusterMember | undefined {
+    const candidates = this.nodes.filter((m) => m.serving && !tried.includes(m));
+    if (candidates.length === 0) {
+      // No other member: after a device-class failure the same one, on a fresh session or a
+      // fresh connection, is still worth the one retry.
+      const only = tried[tried.length - 1];
+      if (only?.serving && lastError?.kind === 'Device' && faultScope(lastError.returnCode) !== 'credentials') return only;
+      return undefined;
+    }
+    const rank = (m: ClusterMember): number => STATUS_RANK[m.tracker.current().status];
+    const bestRank = Math.min(...candidates.map(rank));
+    const best = candidates.filter((m) => rank(m) === bestRank);
+    const start = this.next++ % best.length;
+    const rotated = [...best.slice(start), ...best.slice(0, start)];
+    if (this.options.balance === 'round-robin') return rotated[0];
+    // Least busy; ties go in turn so equal members share the load.
+    return rotated.reduce((a, b) => (b.load() < a.load() ? b : a));
+  }
+
+  private unavailableSummary(): string {
+    return this.nodes.map((m) => `${m.id}: ${m.status().reason ?? m.state}`).join('; ').slice(0, 300);
+  }
+}

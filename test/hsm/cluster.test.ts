@@ -1,0 +1,367 @@
+import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { HsmCluster, HsmError, Deadline, createAesKey } from '../../src/hsm';
+import { loadedModules, type Pkcs11Api } from '../../src/hsm/pkcs11-module';
+import { FaultInjector, vendorShim } from '../support/pkcs11-shims';
+import { softHsmFixture, tokenDirectory, uniqueLabel } from '../support/softhsm-fixture';
+import { RecordingObserver, clusterKeys, expectDownAndBack, testClusterOptions, waitFor, type ClusterKeys, type MemberSpec } from '../support/cluster-helpers';
+import { expectHsmError, nodeDecrypt } from './helpers';
+
+const aad = Buffer.from('cluster-aad');
+
+function generation(): number {
+  return loadedModules().find((m) => m.path.includes('softhsm'))?.generation ?? 0;
+}
+
+describe('hsm: cluster of two SoftHSM tokens', function () {
+  this.timeout(60_000);
+  let keys: ClusterKeys;
+  let cluster: HsmCluster | undefined;
+  const fx = () => softHsmFixture();
+  const twoMembers = (extra: Partial<MemberSpec> = {}, extraB: Partial<MemberSpec> = {}): MemberSpec[] => [
+    { id: 'hsm-a', tokenLabel: fx().label, ...extra },
+    { id: 'hsm-b', tokenLabel: fx().peerLabel, ...extra, ...extraB },
+  ];
+
+  before(async () => {
+    keys = await clusterKeys();
+  });
+
+  afterEach(async () => {
+    await cluster?.close();
+    cluster = undefined;
+  });
+
+  async function roundTrip(c: HsmCluster, size = 32): Promise<void> {
+    const plaintext = randomBytes(size);
+    const out = await c.encrypt(keys.key, plaintext, aad);
+    expect(nodeDecrypt(keys.keyValue, out.iv, out.ciphertext, out.tag, aad).equals(plaintext)).to.equal(true);
+    expect((await c.decrypt(keys.key, out.ciphertext, out.iv, out.tag, aad)).equals(plaintext)).to.equal(true);
+  }
+
+  it('spreads requests over both HSMs, and each decrypts what the other encrypted', async () => {
+    const observer = new RecordingObserver();
+    cluster = await HsmCluster.start(testClusterOptions(keys.health, twoMembers()), observer);
+    expect(cluster.members().map((m) => [m.id, m.healthStatus, m.serving])).to.deep.equal([
+      ['hsm-a', 'ACTIVE', true],
+      ['hsm-b', 'ACTIVE', true],
+    ]);
+    expect(cluster.members().map((m) => m.token?.label)).to.deep.equal([fx().label, fx().peerLabel]);
+    const outputs = await Promise.all(Array.from({ length: 40 }, () => cluster!.encrypt(keys.key, Buffer.from('spread'), aad)));
+    expect(observer.count('hsm-a', 'encrypt', 'ok')).to.be.greaterThan(0);
+    expect(observer.count('hsm-b', 'encrypt', 'ok')).to.be.greaterThan(0);
+    const [a, b] = cluster.connections().map((c) => c.hsm!);
+    for (const out of outputs) {
+      expect((await a!.decrypt(keys.key, out.ciphertext, out.iv, out.tag, aad)).toString()).to.equal('spread');
+      expect((await b!.decrypt(keys.key, out.ciphertext, out.iv, out.tag, aad)).toString()).to.equal('spread');
+    }
+    expect(observer.retries).to.deep.equal([]);
+  });
+
+  it('round-robin takes the HSMs in turn', async () => {
+    const observer = new RecordingObserver();
+    cluster = await HsmCluster.start(testClusterOptions(keys.health, twoMembers(), { balance: 'round-robin', health: { ...testClusterOptions('', []).health, intervalMs: 60_000 } }), observer);
+    const before = observer.calls.length;
+    for (let i = 0; i < 6; i++) await cluster.keyAttributes(keys.key);
+    const order = observer.calls.slice(before).filter((c) => c.operation === 'attributes').map((c) => c.hsm);
+    expect(order).to.have.length(6);
+    for (let i = 1; i < order.length; i++) expect(order[i]).not.to.equal(order[i - 1]);
+  });
+
+  it('never retries a decrypt whose tag does not verify', async () => {
+    const observer = new RecordingObserver();
+    cluster = await HsmCluster.start(testClusterOptions(keys.health, twoMembers()), observer);
+    const out = await cluster.encrypt(keys.key, Buffer.from('x'), aad);
+    const failedBefore = observer.calls.filter((c) => c.outcome === 'AuthenticationFailed').length;
+    await expectHsmError(cluster.decrypt(keys.key, out.ciphertext, out.iv, Buffer.alloc(16), aad), 'AuthenticationFailed');
+    expect(observer.calls.filter((c) => c.outcome === 'AuthenticationFailed').length - failedBefore).to.equal(1);
+    expect(observer.retries).to.deep.equal([]);
+  });
+
+  it('fails over on a device error, reconnects with backoff, re-initialises the library, and comes back ACTIVE', async () => {
+    const observer = new RecordingObserver();
+    const faults = new FaultInjector();
+    cluster = await HsmCluster.start(
+      testClusterOptions(keys.health, [
+        { id: 'hsm-a', tokenLabel: fx().label, pkcs11Interposer: faults.interposer('hsm-a') },
+        { id: 'hsm-b', tokenLabel: fx().peerLabel, pkcs11Interposer: faults.interposer('hsm-b') },
+      ]),
+      observer,
+    );
+    const generationBefore = generation();
+    faults.set('hsm-b', { kind: 'error', returnCode: 'CKR_DEVICE_ERROR' });
+    for (let i = 0; i < 20; i++) await roundTrip(cluster);
+    await waitFor('hsm-b UNAVAILABLE', () => cluster!.members()[1]?.healthStatus === 'UNAVAILABLE');
+    expect(cluster.members()[1]?.serving).to.equal(false);
+    expect(observer.faults).to.deep.include({ hsm: 'hsm-b', scope: 'device' });
+    await waitFor('a failed reconnect and a library re-initialisation', () => observer.reconnects.some((r) => r.outcome === 'failed') && observer.reinits.includes('ok'));
+    expect(generation()).to.be.greaterThan(generationBefore);
+    // hsm-a keeps serving through hsm-b's outage and the re-initialisations it causes.
+    for (let i = 0; i < 20; i++) await roundTrip(cluster);
+    expect(cluster.canServe()).to.equal(true);
+
+    faults.set('hsm-b', undefined);
+    await waitFor('hsm-b back and ACTIVE', () => cluster!.members()[1]?.serving === true && cluster!.members()[1]?.healthStatus === 'ACTIVE');
+    expectDownAndBack(observer.health.get('hsm-b'));
+    expect(observer.reconnects).to.deep.include({ hsm: 'hsm-b', outcome: 'ok' });
+    await waitFor('hsm-b takes requests again', () => {
+      void roundTrip(cluster!);
+      return observer.calls.filter((c) => c.hsm === 'hsm-b' && c.operation === 'encrypt' && c.outcome === 'ok').length > 25;
+    });
+  });
+
+  it('a request that fails on one HSM with a device error is retried on the other', async () => {
+    const observer = new RecordingObserver();
+    const faults = new FaultInjector();
+    cluster = await HsmCluster.start(
+      testClusterOptions(
+        keys.health,
+        [
+          { id: 'hsm-a', tokenLabel: fx().label, pkcs11Interposer: faults.interposer('hsm-a') },
+          { id: 'hsm-b', tokenLabel: fx().peerLabel, pkcs11Interposer: faults.interposer('hsm-b') },
+        ],
+        { balance: 'round-robin' },
+      ),
+      observer,
+    );
+    // Only the GCM calls fail: sessions and reconnects still work, so the member stays in rotation.
+    faults.set('hsm-a', { kind: 'error', returnCode: 'CKR_DEVICE_REMOVED', only: /^C_(Encrypt|Decrypt)Init$/ });
+    for (let i = 0; i < 6; i++) await roundTrip(cluster);
+    expect(observer.retries.length).to.be.greaterThan(0);
+    for (const retry of observer.retries) expect(retry).to.include({ hsm: 'hsm-a', reason: 'Device' });
+    faults.set('hsm-a', undefined);
+  });
+
+  it('a one-HSM cluster rides over dropped sessions on a fresh session', async () => {
+    const observer = new RecordingObserver();
+    const faults = new FaultInjector();
+    cluster = await HsmCluster.start(testClusterOptions(keys.health, [{ id: 'solo', pkcs11Interposer: faults.interposer('solo') }]), observer);
+    await roundTrip(cluster);
+    expect(faults.dropSessions('solo')).to.equal(2);
+    for (let i = 0; i < 4; i++) await roundTrip(cluster);
+    expect(observer.faults.filter((f) => f.scope === 'session').length).to.be.greaterThan(0);
+    expect(observer.retries.every((r) => r.hsm === 'solo' && r.reason === 'Device')).to.equal(true);
+    expect(faults.openSessions('solo')).to.equal(2);
+  });
+
+  it('re-initialises a library that lost its initialisation (a real C_Finalize behind its back)', async () => {
+    const observer = new RecordingObserver();
+    let raw: Pkcs11Api | undefined;
+    cluster = await HsmCluster.start(
+      testClusterOptions(keys.health, twoMembers({ pkcs11Interposer: (api) => ((raw = api), api) }), { health: { ...testClusterOptions('', []).health, intervalMs: 60_000 } }),
+      observer,
+    );
+    await roundTrip(cluster);
+    const generationBefore = generation();
+    raw!.C_Finalize(); // SoftHSM now answers CKR_CRYPTOKI_NOT_INITIALIZED to everything
+    await roundTrip(cluster);
+    expect(observer.faults.map((f) => f.scope)).to.include('module');
+    expect(observer.reinits).to.deep.equal(['ok']);
+    expect(generation()).to.equal(generationBefore + 1);
+    expect(cluster.members().every((m) => m.serving)).to.equal(true);
+    for (let i = 0; i < 10; i++) await roundTrip(cluster);
+    expect(loadedModules().find((m) => m.path.includes('softhsm'))?.openSessions).to.equal(4);
+  });
+
+  it('the same for a library that reports CKR_CRYPTOKI_NOT_INITIALIZED until re-initialised (injected)', async () => {
+    const observer = new RecordingObserver();
+    const faults = new FaultInjector();
+    cluster = await HsmCluster.start(
+      testClusterOptions(keys.health, [
+        { id: 'hsm-a', tokenLabel: fx().label, pkcs11Interposer: faults.interposer('hsm-a') },
+        { id: 'hsm-b', tokenLabel: fx().peerLabel, pkcs11Interposer: faults.interposer('hsm-b') },
+      ]),
+      observer,
+    );
+    faults.loseInitialisation();
+    for (let i = 0; i < 5; i++) await roundTrip(cluster);
+    expect(faults.injected.get('CKR_CRYPTOKI_NOT_INITIALIZED')).to.be.greaterThan(0);
+    expect(observer.reinits).to.include('ok');
+  });
+
+  it('a first attempt that overruns goes to the other HSM within the deadline; alone, the answer is Timeout', async () => {
+    const observer = new RecordingObserver();
+    const faults = new FaultInjector();
+    cluster = await HsmCluster.start(
+      testClusterOptions(
+        keys.health,
+        [
+          { id: 'hsm-a', tokenLabel: fx().label, pkcs11Interposer: faults.interposer('hsm-a') },
+          { id: 'hsm-b', tokenLabel: fx().peerLabel, pkcs11Interposer: faults.interposer('hsm-b') },
+        ],
+        { balance: 'round-robin', health: { ...testClusterOptions('', []).health, intervalMs: 60_000 } },
+      ),
+      observer,
+    );
+    faults.set('hsm-b', { kind: 'slow', delayMs: 400 });
+    for (let i = 0; i < 4; i++) {
+      const deadline = Deadline.after(200);
+      const out = await cluster.encrypt(keys.key, Buffer.from('slow'), aad, { deadline });
+      expect(deadline.expired()).to.equal(false);
+      expect(nodeDecrypt(keys.keyValue, out.iv, out.ciphertext, out.tag, aad).toString()).to.equal('slow');
+    }
+    expect(observer.retries.filter((r) => r.hsm === 'hsm-b' && r.reason === 'Timeout').length).to.be.greaterThan(0);
+    faults.set('hsm-b', undefined);
+    await cluster.close();
+
+    const solo = new FaultInjector();
+    cluster = await HsmCluster.start(testClusterOptions(keys.health, [{ id: 'solo', pkcs11Interposer: solo.interposer('solo') }], { health: { ...testClusterOptions('', []).health, intervalMs: 60_000 } }));
+    solo.set('solo', { kind: 'slow', delayMs: 400 });
+    const started = Date.now();
+    const error = await expectHsmError(cluster.encrypt(keys.key, Buffer.from('x'), aad, { deadline: Deadline.after(150) }), 'Timeout');
+    expect(Date.now() - started).to.be.below(400);
+    expect(error.message).to.match(/did not finish within|request budget ran out/);
+    solo.set('solo', undefined);
+  });
+
+  it('waiting for a session ends at the deadline, and a full queue is Busy', async () => {
+    const faults = new FaultInjector();
+    cluster = await HsmCluster.start(
+      testClusterOptions(keys.health, [{ id: 'solo', maxWaiters: 2, sessionPoolSize: 1, pkcs11Interposer: faults.interposer('solo') }], {
+        health: { ...testClusterOptions('', []).health, intervalMs: 60_000 },
+      }),
+    );
+    faults.set('solo', { kind: 'slow', delayMs: 300 });
+    const results = await Promise.allSettled(
+      Array.from({ length: 5 }, () => cluster!.encrypt(keys.key, Buffer.from('q'), aad, { deadline: Deadline.after(100) })),
+    );
+    const kinds = results.map((r) => (r.status === 'rejected' ? (r.reason as HsmError).kind : 'ok'));
+    // One holds the only session (and overruns), two wait and time out, two find the queue full.
+    expect(kinds.filter((k) => k === 'Timeout')).to.have.length(3);
+    expect(kinds.filter((k) => k === 'Busy')).to.have.length(2);
+    faults.set('solo', undefined);
+  });
+
+  it('a key one HSM lacks is asked of the other', async () => {
+    const observer = new RecordingObserver();
+    const onlyOnPeer = uniqueLabel('peer-only');
+    cluster = await HsmCluster.start(testClusterOptions(keys.health, twoMembers(), { balance: 'round-robin' }), observer);
+    await createAesKey(cluster.connections()[1]!.hsm!, { label: onlyOnPeer });
+    for (let i = 0; i < 4; i++) await cluster.encrypt(onlyOnPeer, Buffer.from('k'), aad);
+    expect(observer.retries.filter((r) => r.reason === 'KeyNotFound').every((r) => r.hsm === 'hsm-a')).to.equal(true);
+    expect(observer.retries.length).to.be.greaterThan(0);
+    const counted = observer.retries.length;
+    // A key no HSM has: both are asked, and it is no retry to count (lifecycle markers are looked up this way).
+    await expectHsmError(cluster.encrypt(uniqueLabel('nowhere'), Buffer.from('k'), aad), 'KeyNotFound');
+    expect(observer.retries.length).to.equal(counted);
+  });
+
+  it('keeps serving while one token\'s storage vanishes mid-load, and takes it back once restored (real SoftHSM)', async () => {
+    const observer = new RecordingObserver();
+    cluster = await HsmCluster.start(testClusterOptions(keys.health, twoMembers()), observer);
+    const peerDir = tokenDirectory(cluster.members()[1]!.token!.serialNumber);
+    // Out of the token folder: SoftHSM treats every folder in it as a token.
+    const away = path.join(softHsmFixture().dir, `away-${path.basename(peerDir)}`);
+    let stop = false;
+    let done = 0;
+    const failures: string[] = [];
+    const load = Promise.all(
+      Array.from({ length: 4 }, async () => {
+        while (!stop) {
+          try {
+            await roundTrip(cluster!);
+            done += 1;
+          } catch (error) {
+            failures.push((error as Error).message);
+          }
+        }
+      }),
+    );
+    try {
+      await waitFor('load running', () => done > 20);
+      await storageOutage();
+    } finally {
+      stop = true;
+      await load;
+    }
+    expect(failures).to.deep.equal([]);
+    expectDownAndBack(observer.health.get('hsm-b'));
+    expect(observer.health.get('hsm-a')).to.deep.equal(['ACTIVE']);
+    // Retired connections close once their last call is back: then only the two pools are open.
+    await waitFor('4 open sessions', () => loadedModules().find((m) => m.path.includes('softhsm'))?.openSessions === 4);
+
+    async function storageOutage(): Promise<void> {
+      try {
+        fs.renameSync(peerDir, away); // SoftHSM's objects for the peer token are gone
+        await waitFor('hsm-b UNAVAILABLE', () => cluster!.members()[1]?.healthStatus === 'UNAVAILABLE');
+        // Reconnecting fails (the token is unreadable), so the library gets re-initialised.
+        await waitFor('a library re-initialisation', () => observer.reinits.includes('ok'));
+        await waitFor('hsm-b not serving', () => cluster!.members()[1]?.serving === false);
+        const during = done;
+        await waitFor('load goes on, on hsm-a', () => done > during + 50);
+      } finally {
+        if (fs.existsSync(away)) fs.renameSync(away, peerDir);
+      }
+      // SoftHSM only sees the token again after a re-initialisation, which the backoff brings.
+      await waitFor('hsm-b ACTIVE again', () => cluster!.members()[1]?.serving === true && cluster!.members()[1]?.healthStatus === 'ACTIVE', 20_000);
+      const back = observer.count('hsm-b', 'encrypt', 'ok');
+      await waitFor('hsm-b takes load again', () => observer.count('hsm-b', 'encrypt', 'ok') > back + 20);
+    }
+  });
+
+  it('gives up on an HSM that refuses the PIN, without retrying the login', async () => {
+    let logins = 0;
+    const countLogins = (api: Pkcs11Api): Pkcs11Api =>
+      new Proxy(api, {
+        get(target, property, receiver) {
+          const value = Reflect.get(target, property, receiver) as unknown;
+          if (typeof value !== 'function') return value;
+          if (property !== 'C_Login') return (value as (...a: unknown[]) => unknown).bind(target);
+          return (...args: unknown[]) => {
+            logins += 1;
+            return (value as (...a: unknown[]) => unknown).apply(target, args);
+          };
+        },
+      });
+    cluster = await HsmCluster.start(
+      testClusterOptions(keys.health, [
+        { id: 'hsm-a', tokenLabel: fx().label },
+        { id: 'hsm-b', tokenLabel: fx().peerLabel, pin: 'Wr0ng-Pin-5522', pkcs11Interposer: countLogins },
+      ]),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(logins).to.equal(1);
+    const b = cluster.members()[1]!;
+    expect(b).to.include({ serving: false, healthStatus: 'UNAVAILABLE' });
+    expect(b.reason).to.match(/refused the PIN \(CKR_PIN_INCORRECT\): not retried/);
+    expect(b.reason).not.to.include('Wr0ng');
+    await roundTrip(cluster);
+  });
+
+  it('refuses to start when no HSM connects', async () => {
+    let caught: unknown;
+    try {
+      await HsmCluster.start(testClusterOptions(keys.health, [{ id: 'nowhere', tokenLabel: 'no-such-token' }]));
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).to.be.instanceOf(HsmError);
+    expect((caught as HsmError).message).to.match(/no HSM of the cluster could be connected: .*no token with label "no-such-token"/);
+  });
+
+  it('keep-alive stops a CloudHSM-style HSM from dropping idle sessions', async () => {
+    const quiet = { ...testClusterOptions('', []).health, intervalMs: 60_000 };
+    const pin = `cu_app:${fx().pin}`;
+    const idle = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+    const kept = { ivsGenerated: 0, idleDrops: 0, loginsChecked: 0 };
+    cluster = await HsmCluster.start(
+      testClusterOptions(keys.health, [{ id: 'cloudhsm', profile: 'cloudhsm', pin, keepAliveSeconds: 0.25, pkcs11Interposer: vendorShim('cloudhsm', { idleDropMs: 700, stats: kept }) }], { health: quiet }),
+    );
+    await idle(1500);
+    await roundTrip(cluster);
+    expect(kept.idleDrops).to.equal(0);
+    await cluster.close();
+
+    const dropped = { ivsGenerated: 0, idleDrops: 0, loginsChecked: 0 };
+    cluster = await HsmCluster.start(
+      testClusterOptions(keys.health, [{ id: 'cloudhsm', profile: 'cloudhsm', pin, keepAliveSeconds: 0, pkcs11Interposer: vendorShim('cloudhsm', { idleDropMs: 700, stats: dropped }) }], { health: quiet }),
+    );
+    await idle(1500);
+    // Without keep-alive the session was dropped; the request still succeeds on a fresh one.
+    await roundTrip(cluster);
+    expect(dropped.idleDrops).to.be.greaterThan(0);
+  });
+});

@@ -1,0 +1,102 @@
+/**
+ * The real proxy over HTTPS on a two-HSM cluster: the fixture's two SoftHSM tokens holding the same
+ * keys, each behind a fault injector (and optionally a vendor shim) at the PKCS#11 boundary.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Pkcs11Interposer } from '../../src/hsm/pkcs11-module';
+import { clusterKeys, type ClusterKeys } from './cluster-helpers';
+import { FaultInjector, chain, vendorShim } from './pkcs11-shims';
+import { startHarness, type Harness } from './proxy-harness';
+import { softHsmFixture } from './softhsm-fixture';
+import { b64, requestMetadata, type XksResponse } from './xks-client';
+
+export interface ClusterHarness extends Harness {
+  faults: FaultInjector;
+  keys: Harness['keys'] & { cluster: ClusterKeys };
+}
+
+export interface ClusterHarnessOptions {
+  /** hsm-b as a CloudHSM (profile and shim) rather than a second SoftHSM. */
+  cloudhsmPeer?: boolean;
+  /** hsm-b's PIN file holds this instead of the right PIN (its password part, for cloudhsmPeer). */
+  peerPassword?: string;
+  /** Merged into each hsms entry. */
+  member?: Record<string, unknown>;
+  limits?: Record<string, unknown>;
+  cluster?: Record<string, unknown>;
+  health?: Record<string, unknown>;
+}
+
+export async function startClusterHarness(options: ClusterHarnessOptions = {}): Promise<ClusterHarness> {
+  const fx = softHsmFixture();
+  const cluster = await clusterKeys();
+  const faults = new FaultInjector();
+  const secrets = mkdtempSync(join(tmpdir(), 'xks-cluster-'));
+  writeFileSync(join(secrets, 'pin'), fx.pin);
+  writeFileSync(join(secrets, 'pin-cu'), `cu_xks:${options.peerPassword ?? fx.pin}`);
+  writeFileSync(join(secrets, 'pin-peer'), options.peerPassword ?? fx.pin);
+  const interposers: Record<string, Pkcs11Interposer> = {
+    'hsm-a': faults.interposer('hsm-a'),
+    'hsm-b': options.cloudhsmPeer ? chain(vendorShim('cloudhsm'), faults.interposer('hsm-b')) : faults.interposer('hsm-b'),
+  };
+  const harness = await startHarness({
+    hooks: { pkcs11Interposer: (id) => interposers[id] },
+    configure: (doc) => {
+      delete doc.hsm;
+      const member = { modulePath: fx.modulePath, sessionPoolSize: 4, healthCheckKeyLabel: cluster.health, ...options.member };
+      doc.hsms = [
+        { id: 'hsm-a', tokenLabel: fx.label, pinFile: join(secrets, 'pin'), ...member },
+        options.cloudhsmPeer
+          ? { id: 'hsm-b', tokenLabel: fx.peerLabel, pinFile: join(secrets, 'pin-cu'), profile: 'cloudhsm', ...member }
+          : { id: 'hsm-b', tokenLabel: fx.peerLabel, pinFile: join(secrets, 'pin-peer'), ...member },
+      ];
+      doc.health = { intervalSeconds: 1, hysteresisChecks: 2, errorWindowSeconds: 2, ...options.health };
+      doc.cluster = { reconnectInitialBackoffMs: 20, reconnectMaxBackoffMs: 200, reinitAfterFailures: 2, ...options.cluster };
+      doc.limits = { ...doc.limits, ...options.limits };
+      // The tenant key store maps to a key only on the main token: not used with a cluster.
+      doc.keyStores = doc.keyStores.slice(0, 1);
+      doc.keyStores[0].keys = { allTokenKeys: true };
+    },
+  });
+  return Object.assign(harness, { faults, keys: { ...harness.keys, cluster } });
+}
+
+export function encryptBody(plaintext: Buffer, aad: Buffer): object {
+  return {
+    requestMetadata: requestMetadata('Encrypt'),
+    plaintext: b64(plaintext),
+    additionalAuthenticatedData: b64(aad),
+    encryptionAlgorithm: 'AES_GCM',
+  };
+}
+
+export function decryptBody(encrypted: Record<string, string>, aad: Buffer): object {
+  return {
+    requestMetadata: requestMetadata('Decrypt'),
+    ciphertext: encrypted.ciphertext,
+    ciphertextMetadata: encrypted.ciphertextMetadata,
+    initializationVector: encrypted.initializationVector,
+    authenticationTag: encrypted.authenticationTag,
+    additionalAuthenticatedData: b64(aad),
+    encryptionAlgorithm: 'AES_GCM',
+  };
+}
+
+export const keyPath = (label: string, operation: string): string => `/kms/xks/v1/keys/${label}/${operation}`;
+
+export async function healthStatus(h: Harness): Promise<XksResponse> {
+  return h.client.send('/kms/xks/v1/health', { body: { requestMetadata: { kmsRequestId: 'health', kmsOperation: 'KmsHealthCheck' } } });
+}
+
+export function adminGet(url: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    httpGet(url, (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => (text += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+    }).on('error', reject);
+  });
+}

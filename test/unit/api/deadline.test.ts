@@ -1,0 +1,24 @@
+import { expect } from 'chai';
+import { withinDeadline } from '../../../src/api/deadline';
+import { XksError } from '../../../src/api/errors';
+import { Deadline } from '../../../src/hsm';
+
+describe('api: steps bounded by the request deadline', () => {
+  it('passes a result through, with or without a deadline', async () => {
+    expect(await withinDeadline(Promise.resolve(1), Deadline.after(1000))).to.equal(1);
+    expect(await withinDeadline(Promise.resolve(2), undefined)).to.equal(2);
+  });
+
+  it('answers DependencyTimeoutException when the budget runs out first', async () => {
+    const never = new Promise<number>(() => undefined);
+    let caught: unknown;
+    try {
+      await withinDeadline(never, Deadline.after(5));
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).to.be.instanceOf(XksError);
+    expect((caught as XksError).errorName).to.equal('DependencyTimeoutException');
+    expect((caught as XksError).status).to.equal(503);
+  });
+});
