@@ -95,8 +95,7 @@ function toXksError(error: ErrorObject): XksError {
 
 /** Sizes: maxLength rejects huge strings cheaply, then x-bytes / x-max-bytes check the exact decoded size. */
 export function compileRequestValidators(limits: { maxPlaintextBytes: number; maxAadBytes: number }): RequestValidators {
-  // unicode: false counts UTF-16 units for maxLength: the long fields are ASCII Base64, and this skips a per-character loop.
-  const ajv = new Ajv({ allErrors: false, strict: false, verbose: true, unicode: false });
+  const ajv = new Ajv({ allErrors: false, strict: false, verbose: true });
   ajv.addFormat('base64', { type: 'string', validate: isStrictBase64 });
   ajv.addKeyword({
     keyword: 'x-bytes',

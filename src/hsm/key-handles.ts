@@ -15,8 +15,19 @@ export function findAes256Keys(module: Pkcs11Module, session: SessionHandle, lab
   const handles = module.findSecretKeys(session, { label, aes: true, valueLen: KEY_BYTES });
   // Re-check what the template asked for: a key id is too important to trust vendor matching.
   return handles
-    .map((handle) => ({ handle, info: module.readKeyInfo(session, handle) }))
+    .map((handle) => readUnlessGone(module, session, handle))
+    .filter((found): found is FoundKey => found !== undefined)
     .filter(({ info }) => info.isAes && info.valueLen === KEY_BYTES && (label === undefined || info.label === label));
+}
+
+/** Another process (a rotator dropping its claim, an admin) may destroy an object between find and read. */
+function readUnlessGone(module: Pkcs11Module, session: SessionHandle, handle: ObjectHandle): FoundKey | undefined {
+  try {
+    return { handle, info: module.readKeyInfo(session, handle) };
+  } catch (err) {
+    if (err instanceof HsmError && isStaleHandle(err.returnCode)) return undefined;
+    throw err;
+  }
 }
 
 /** label → object handle. Handles are valid in every session of this application. */

@@ -596,23 +596,7 @@ export class Pkcs11Module {
 
   createAesKey(session: SessionHandle, key: AesKeyTemplate): ObjectHandle {
     const lib = this.lib;
-    const template: pkcs11js.Template = [
-      { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
-      { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
-      { type: pkcs11js.CKA_LABEL, value: key.label },
-      { type: pkcs11js.CKA_TOKEN, value: key.token },
-      { type: pkcs11js.CKA_PRIVATE, value: key.private },
-      { type: pkcs11js.CKA_ENCRYPT, value: key.encrypt },
-      { type: pkcs11js.CKA_DECRYPT, value: key.decrypt },
-      { type: pkcs11js.CKA_WRAP, value: key.wrap },
-      { type: pkcs11js.CKA_UNWRAP, value: key.unwrap },
-      { type: pkcs11js.CKA_SIGN, value: key.sign },
-      { type: pkcs11js.CKA_VERIFY, value: key.verify },
-      { type: pkcs11js.CKA_DERIVE, value: key.derive },
-      { type: pkcs11js.CKA_EXTRACTABLE, value: key.extractable },
-      { type: pkcs11js.CKA_SENSITIVE, value: key.sensitive },
-    ];
-    if (key.id !== undefined) template.push({ type: pkcs11js.CKA_ID, value: key.id });
+    const template = aesKeyTemplate(key);
     if (key.value !== undefined) {
       const value = key.value;
       template.push({ type: pkcs11js.CKA_VALUE, value });
@@ -700,23 +684,7 @@ export class Pkcs11Module {
   /** C_UnwrapKey into a new AES secret key with exactly the template's flags. */
   unwrapAesKey(session: SessionHandle, mechanism: UnwrapMechanism, unwrappingKey: ObjectHandle, wrapped: Buffer, key: AesKeyTemplate): ObjectHandle {
     const lib = this.lib;
-    const template: pkcs11js.Template = [
-      { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
-      { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
-      { type: pkcs11js.CKA_LABEL, value: key.label },
-      { type: pkcs11js.CKA_TOKEN, value: key.token },
-      { type: pkcs11js.CKA_PRIVATE, value: key.private },
-      { type: pkcs11js.CKA_ENCRYPT, value: key.encrypt },
-      { type: pkcs11js.CKA_DECRYPT, value: key.decrypt },
-      { type: pkcs11js.CKA_WRAP, value: key.wrap },
-      { type: pkcs11js.CKA_UNWRAP, value: key.unwrap },
-      { type: pkcs11js.CKA_SIGN, value: key.sign },
-      { type: pkcs11js.CKA_VERIFY, value: key.verify },
-      { type: pkcs11js.CKA_DERIVE, value: key.derive },
-      { type: pkcs11js.CKA_EXTRACTABLE, value: key.extractable },
-      { type: pkcs11js.CKA_SENSITIVE, value: key.sensitive },
-    ];
-    if (key.id !== undefined) template.push({ type: pkcs11js.CKA_ID, value: key.id });
+    const template = aesKeyTemplate(key);
     return call('C_UnwrapKey', () => lib.C_UnwrapKey(session, unwrapMechanism(mechanism), unwrappingKey, wrapped, template));
   }
 
@@ -724,4 +692,26 @@ export class Pkcs11Module {
     const lib = this.lib;
     call('C_DestroyObject', () => lib.C_DestroyObject(session, object));
   }
+}
+
+/** The template of an AES secret key with every flag explicit (SoftHSM's defaults are not ours). */
+function aesKeyTemplate(key: AesKeyTemplate): pkcs11js.Template {
+  const template: pkcs11js.Template = [
+    { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+    { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
+    { type: pkcs11js.CKA_LABEL, value: key.label },
+    { type: pkcs11js.CKA_TOKEN, value: key.token },
+    { type: pkcs11js.CKA_PRIVATE, value: key.private },
+    { type: pkcs11js.CKA_ENCRYPT, value: key.encrypt },
+    { type: pkcs11js.CKA_DECRYPT, value: key.decrypt },
+    { type: pkcs11js.CKA_WRAP, value: key.wrap },
+    { type: pkcs11js.CKA_UNWRAP, value: key.unwrap },
+    { type: pkcs11js.CKA_SIGN, value: key.sign },
+    { type: pkcs11js.CKA_VERIFY, value: key.verify },
+    { type: pkcs11js.CKA_DERIVE, value: key.derive },
+    { type: pkcs11js.CKA_EXTRACTABLE, value: key.extractable },
+    { type: pkcs11js.CKA_SENSITIVE, value: key.sensitive },
+  ];
+  if (key.id !== undefined) template.push({ type: pkcs11js.CKA_ID, value: key.id });
+  return template;
 }
