@@ -210,20 +210,8 @@ export class Hsm {
     return this.observed('attributes', () =>
       this.withSession((session) =>
         this.keys.withKey(session, keyLabel, (key) => {
-          const info = this.module.readKeyInfo(session, key);
-          return {
-            label: info.label,
-            keyBits: info.valueLen * 8,
-            encrypt: info.encrypt,
-            decrypt: info.decrypt,
-            wrap: info.wrap,
-            unwrap: info.unwrap,
-            sign: info.sign,
-            verify: info.verify,
-            derive: info.derive,
-            extractable: info.extractable,
-            sensitive: info.sensitive,
-          };
+          const { isAes: _isAes, valueLen, ...attributes } = this.module.readKeyInfo(session, key);
+          return { ...attributes, keyBits: valueLen * 8 };
         }),
         options,
       ),

@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as pkcs11js from 'pkcs11js';
 import { HsmError } from './errors';
+import type { KeyFlags } from './types';
 import { CallContext, DEFAULT_AUTH_FAILURE_CODES, kindForReturnCode, returnCodeName } from './return-codes';
 
 /** The raw PKCS#11 API object, for interposers (fault injection, vendor emulation in tests). */
@@ -38,38 +39,20 @@ export interface TokenDescription {
   libraryVersion: string;
 }
 
-export interface SecretKeyInfo {
+export interface SecretKeyInfo extends KeyFlags {
   label: string;
   isAes: boolean;
   valueLen: number;
-  encrypt: boolean;
-  decrypt: boolean;
-  wrap: boolean;
-  unwrap: boolean;
-  sign: boolean;
-  verify: boolean;
-  derive: boolean;
-  extractable: boolean;
-  sensitive: boolean;
 }
 
 /** Every flag explicit: SoftHSM's defaults (e.g. CKA_WRAP true) are not ours. */
-export interface AesKeyTemplate {
+export interface AesKeyTemplate extends KeyFlags {
   label: string;
   /** Import this material with C_CreateObject; otherwise C_GenerateKey makes valueLen bytes. */
   value?: Buffer;
   valueLen?: number;
   token: boolean;
   private: boolean;
-  encrypt: boolean;
-  decrypt: boolean;
-  wrap: boolean;
-  unwrap: boolean;
-  sign: boolean;
-  verify: boolean;
-  derive: boolean;
-  extractable: boolean;
-  sensitive: boolean;
   /** CKA_ID; left empty when not given. */
   id?: Buffer;
 }
@@ -537,11 +520,16 @@ export class Pkcs11Module {
 
   /** Handles of secret keys, optionally only AES ones of a given label and length. */
   findSecretKeys(session: SessionHandle, filter: { label?: string; aes?: boolean; valueLen?: number }): ObjectHandle[] {
-    const lib = this.lib;
     const template: pkcs11js.Template = [{ type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY }];
     if (filter.aes === true) template.push({ type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES });
     if (filter.label !== undefined) template.push({ type: pkcs11js.CKA_LABEL, value: filter.label });
     if (filter.valueLen !== undefined) template.push({ type: pkcs11js.CKA_VALUE_LEN, value: filter.valueLen });
+    return this.findAll(session, template);
+  }
+
+  /** Every object matching the template, in batches; the find is always finalised. */
+  private findAll(session: SessionHandle, template: pkcs11js.Template): ObjectHandle[] {
+    const lib = this.lib;
     call('C_FindObjectsInit', () => lib.C_FindObjectsInit(session, template));
     try {
       const handles: ObjectHandle[] = [];
@@ -618,22 +606,12 @@ export class Pkcs11Module {
 
   /** RSA private or public keys with this label. */
   findRsaKeys(session: SessionHandle, kind: 'private' | 'public', label: string): ObjectHandle[] {
-    const lib = this.lib;
     const template: pkcs11js.Template = [
       { type: pkcs11js.CKA_CLASS, value: kind === 'private' ? pkcs11js.CKO_PRIVATE_KEY : pkcs11js.CKO_PUBLIC_KEY },
       { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_RSA },
       { type: pkcs11js.CKA_LABEL, value: label },
     ];
-    call('C_FindObjectsInit', () => lib.C_FindObjectsInit(session, template));
-    try {
-      return call('C_FindObjects', () => lib.C_FindObjects(session, 16));
-    } finally {
-      try {
-        lib.C_FindObjectsFinal(session);
-      } catch {
-        // the find is over either way
-      }
-    }
+    return this.findAll(session, template);
   }
 
   readRsaPublicKey(session: SessionHandle, key: ObjectHandle): RsaPublicKey {

@@ -32,9 +32,8 @@ export interface CallOptions {
   waitForSessionMs?: number;
 }
 
-export interface KeyAttributes {
-  label: string;
-  keyBits: number;
+/** A secret key's usage and protection attributes (CKA_ENCRYPT ... CKA_SENSITIVE). */
+export interface KeyFlags {
   encrypt: boolean;
   decrypt: boolean;
   wrap: boolean;
@@ -44,6 +43,11 @@ export interface KeyAttributes {
   derive: boolean;
   extractable: boolean;
   sensitive: boolean;
+}
+
+export interface KeyAttributes extends KeyFlags {
+  label: string;
+  keyBits: number;
 }
 
 export interface TokenInfo {
