@@ -20,10 +20,17 @@ export function findAes256Keys(module: Pkcs11Module, session: SessionHandle, lab
     .filter(({ info }) => info.isAes && info.valueLen === KEY_BYTES && (label === undefined || info.label === label));
 }
 
-/** Another process (a rotator dropping its claim, an admin) may destroy an object between find and read. */
 function readUnlessGone(module: Pkcs11Module, session: SessionHandle, handle: ObjectHandle): FoundKey | undefined {
+  return unlessGone(() => ({ handle, info: module.readKeyInfo(session, handle) }));
+}
+
+/**
+ * Runs a read of an object found earlier; undefined if the object is gone by now. Another process
+ * (a rotator dropping its claim, an admin) may destroy an object between find and read.
+ */
+export function unlessGone<T>(read: () => T): T | undefined {
   try {
-    return { handle, info: module.readKeyInfo(session, handle) };
+    return read();
   } catch (err) {
     if (err instanceof HsmError && isStaleHandle(err.returnCode)) return undefined;
     throw err;

@@ -6,7 +6,7 @@
 import { HsmError } from './errors';
 import { Hsm, hsmInternals } from './hsm';
 import { aesKeyTemplate, type NewAesKey } from './key-admin';
-import { KEY_BYTES, findAes256Keys } from './key-handles';
+import { KEY_BYTES, findAes256Keys, unlessGone } from './key-handles';
 import type { RsaPublicKey, SessionHandle, UnwrapMechanism } from './pkcs11-module';
 
 export type { RsaPublicKey, UnwrapMechanism };
@@ -43,7 +43,9 @@ export async function createAesKeyOnce(hsm: Hsm, key: NewAesKey, claim: Claim): 
       const others = findAes256Keys(module, session, claim.label).filter(({ handle }) => !handle.equals(mine));
       let live = 0;
       for (const other of others) {
-        if (claim.isStale(module.readKeyId(session, other.handle))) {
+        const otherId = unlessGone(() => module.readKeyId(session, other.handle));
+        if (otherId === undefined) continue; // its rotator already dropped it
+        if (claim.isStale(otherId)) {
           try {
             module.destroyObject(session, other.handle);
           } catch {

@@ -79,7 +79,7 @@ describe('KMS API from a BYOK-style plain signed HTTPS client (integration)', fu
       ['Encrypt', { KeyId: 'nope', Plaintext: 'eA==' }, 'NotFoundException'],
       ['Encrypt', { KeyId: cfg.keyId, Plaintext: 12 }, 'ValidationException'],
       ['CreateKey', {}, 'UnknownOperationException'],
-      ['Encrypt', { KeyId: cfg.keyId, Plaintext: 'eA==' }, 'InvalidSignatureException', (hd) => { hd.authorization = hd.authorization!.replace(/Signature=./, 'Signature=0'); }],
+      ['Encrypt', { KeyId: cfg.keyId, Plaintext: 'eA==' }, 'InvalidSignatureException', (hd) => { hd.authorization = hd.authorization!.replace(/Signature=(.)/, (_m, c: string) => `Signature=${c === '0' ? '1' : '0'}`); }],
       ['Encrypt', { KeyId: cfg.keyId, Plaintext: 'eA==' }, 'MissingAuthenticationTokenException', (hd) => { delete hd.authorization; }],
     ];
     for (const [operation, payload, type, tweak] of cases) {
