@@ -14,6 +14,8 @@ import type { Logger } from '../observability/logger';
 import { XksMetrics } from '../observability/metrics';
 import { createAdminApp } from './admin';
 import { createPublicApp } from './app';
+import { createRequestListener } from './request-listener';
+import { captureApiHeaders } from './security-headers';
 import { answerClientErrors } from './client-errors';
 import { startHsmCluster, type ProxyHooks } from './hsm-cluster';
 import { ReloadableRuntime, type ReloadResult, type RuntimeOptions } from './reloadable-runtime';
@@ -124,10 +126,12 @@ async function serve(config: RuntimeConfig, logger: Logger, metrics: XksMetrics,
       // Node checks those timeouts every 30 s by default: too coarse to cut off a slow client.
       connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(Math.min(config.server.headersTimeoutMs, config.server.requestTimeoutMs) / 4))),
     },
-    createPublicApp(
-      handler,
-      createKmsHandler({ config: () => runtime.config(), services, logger, metrics, ...(runtime.audit ? { audit: runtime.audit } : {}) }),
-    ),
+    createRequestListener({
+      xks: handler,
+      kms: createKmsHandler({ config: () => runtime.config(), services, logger, metrics, ...(runtime.audit ? { audit: runtime.audit } : {}) }),
+      app: createPublicApp(),
+      securityHeaders: captureApiHeaders(),
+    }),
   );
   runtime.attach(server);
   answerClientErrors(server, logger);
@@ -142,7 +146,7 @@ async function serve(config: RuntimeConfig, logger: Logger, metrics: XksMetrics,
     await listen(admin, config.admin.port, config.admin.host);
     adminUrl = `http://${displayHost(config.admin.host)}:${(admin.address() as AddressInfo).port}`;
   }
-  logger.info('xks proxy listening', { url, adminUrl, keyStores: config.keyStores.map((s) => s.name).join(',') });
+  logger.info('xks proxy listening', { url, adminUrl, keyStores: config.keyStores.map((s) => s.name).join(','), threadPoolSize: Number(process.env.UV_THREADPOOL_SIZE ?? 4) });
 
   return {
     url,

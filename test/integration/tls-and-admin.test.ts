@@ -87,4 +87,28 @@ describe('TLS, HTTP and the admin listener (integration)', () => {
     expect(JSON.parse(ready.text)).to.include({ ready: true, hsmStatus: 'ACTIVE' });
     expect((await adminGet(`${h.proxy.adminUrl}/ping`)).status).to.equal(200);
   });
+
+  it('puts the same API security headers on XKS results, XKS errors, /ping and unknown paths', async () => {
+    const responses = {
+      metadata: await h.client.send(`/kms/xks/v1/keys/${h.keys.main}/metadata`, { body: { requestMetadata: requestMetadata('DescribeKey') } }),
+      unknownKey: await h.client.send('/kms/xks/v1/keys/nope/metadata', { body: { requestMetadata: requestMetadata('DescribeKey') } }),
+      badSignature: await h.client.send(`/kms/xks/v1/keys/${h.keys.main}/metadata`, { body: { requestMetadata: requestMetadata('DescribeKey') }, credential: null }),
+      ping: await h.client.send('/ping', { method: 'GET', credential: null }),
+      unknownPath: await h.client.send('/nowhere', { method: 'POST', credential: null }),
+    };
+    expect(responses.metadata.status).to.equal(200);
+    expect(responses.unknownKey.status).to.equal(404);
+    expect(responses.badSignature.status).to.equal(401);
+    expect(responses.unknownPath.status).to.equal(404);
+    for (const [name, res] of Object.entries(responses)) {
+      expect(res.headers['content-security-policy'], name).to.equal("default-src 'none';frame-ancestors 'none'");
+      expect(res.headers['strict-transport-security'], name).to.equal('max-age=31536000; includeSubDomains');
+      expect(res.headers['x-content-type-options'], name).to.equal('nosniff');
+      expect(res.headers['x-frame-options'], name).to.equal('DENY');
+      expect(res.headers['referrer-policy'], name).to.equal('no-referrer');
+      expect(res.headers['cache-control'], name).to.equal('no-store');
+      expect(res.headers['x-powered-by'], name).to.equal(undefined);
+      expect(res.headers['content-type'], name).to.match(/^application\/json/);
+    }
+  });
 });

@@ -1,0 +1,47 @@
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { XksError } from '../api/errors';
+import type { HeaderList } from './security-headers';
+
+export interface RequestListenerParts {
+  /** The XKS pipeline; calls `next` when the path is not an XKS route. */
+  xks: (req: IncomingMessage, res: ServerResponse, next: () => void) => Promise<void>;
+  /** The KMS API pipeline; resolves false when the request is not for it. */
+  kms?: (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
+  /** Everything else: /ping, InvalidUriPathException, and anything added later. */
+  app: RequestListener;
+  securityHeaders: HeaderList;
+}
+
+/**
+ * The HTTPS request listener. XKS and KMS API requests go straight to their pipelines with helmet's
+ * captured headers; only other paths enter express. Express's per-request work (prototype swaps,
+ * router, a dozen helmet middlewares) cost more than node:https itself in bench/results, and the
+ * pipelines use none of it: they read raw bytes and write their own responses.
+ */
+export function createRequestListener(parts: RequestListenerParts): RequestListener {
+  const { xks, kms, app, securityHeaders } = parts;
+  return (req, res) => {
+    for (const [name, value] of securityHeaders) res.setHeader(name, value);
+    const toExpress = (): void => {
+      app(req, res);
+    };
+    const handled = kms
+      ? kms(req, res).then((done) => (done ? undefined : xks(req, res, toExpress)))
+      : xks(req, res, toExpress);
+    handled.catch(() => answerInternalError(res));
+  };
+}
+
+/** Last resort, as in express's final handler: nothing a client sends should get here. */
+function answerInternalError(res: ServerResponse): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const error = new XksError('InternalException', 'Internal error');
+  const payload = JSON.stringify(error.toBody());
+  res.statusCode = error.status;
+  res.setHeader('Content-Type', 'application/json');
+  res.setHeader('Content-Length', Buffer.byteLength(payload));
+  res.end(payload);
+}
