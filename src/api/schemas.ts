@@ -2,7 +2,7 @@
  * Request schemas for the three validated operations (GetHealthStatus is exempt: the spec gives it
  * no ValidationException). Compiled once per limits; unknown fields are allowed, as the spec requires.
  */
-import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
+import Ajv, { _, type ErrorObject, type ValidateFunction } from 'ajv';
 import { Type, type Static, type TString } from '@sinclair/typebox';
 import { base64Length, decodedLength, isStrictBase64 } from './base64';
 import { XksError } from './errors';
@@ -14,11 +14,15 @@ export const MAX_CIPHERTEXT_METADATA_BYTES = 20;
 const Arn = (description: string) => Type.String({ minLength: 1, maxLength: MAX_ARN_LENGTH, description });
 const Opaque = (description: string) => Type.String({ description });
 
-/** Base64 of exactly one of the given byte lengths (checked by the x-bytes keyword below). */
+/**
+ * Base64 of exactly one of the given byte lengths (checked by the x-bytes keyword below).
+ * x-max-chars, not maxLength: Base64 is ASCII, and maxLength counts code points one character at a
+ * time (about 120 µs for an 11 KB AAD field, more than the rest of validation together).
+ */
 const base64OfBytes = (lengths: number[], description: string): TString =>
-  Type.String({ format: 'base64', maxLength: base64Length(Math.max(...lengths)), 'x-bytes': lengths, description });
+  Type.String({ format: 'base64', 'x-max-chars': base64Length(Math.max(...lengths)), 'x-bytes': lengths, description });
 const base64UpTo = (maxBytes: number, description: string) =>
-  Type.String({ format: 'base64', maxLength: base64Length(maxBytes), 'x-max-bytes': maxBytes, description });
+  Type.String({ format: 'base64', 'x-max-chars': base64Length(maxBytes), 'x-max-bytes': maxBytes, description });
 
 const Metadata = {
   awsPrincipalArn: Arn('ARN of the principal that called KMS, or an AWS service principal.'),
@@ -78,7 +82,7 @@ function toXksError(error: ErrorObject): XksError {
     const missing = String(error.params.missingProperty);
     return new XksError('ValidationException', `Missing required field ${field ? `${field}.` : ''}${missing}`);
   }
-  const sizeKeyword = error.keyword === 'maxLength' || error.keyword === 'x-max-bytes';
+  const sizeKeyword = error.keyword === 'maxLength' || error.keyword === 'x-max-chars' || error.keyword === 'x-max-bytes';
   if (sizeKeyword && CONFIGURABLE_SIZE_FIELDS.has(error.instancePath)) {
     return new XksError('UnsupportedOperationException', `${field} exceeds the ${String(schema?.['x-max-bytes'])}-byte maximum this proxy supports`);
   }
@@ -93,10 +97,18 @@ function toXksError(error: ErrorObject): XksError {
   return new XksError('ValidationException', `${field || 'request body'} is invalid`);
 }
 
-/** Sizes: maxLength rejects huge strings cheaply, then x-bytes / x-max-bytes check the exact decoded size. */
+/** Sizes: x-max-chars rejects huge strings before the Base64 check, then x-bytes / x-max-bytes check the exact decoded size. */
 export function compileRequestValidators(limits: { maxPlaintextBytes: number; maxAadBytes: number }): RequestValidators {
   const ajv = new Ajv({ allErrors: false, strict: false, verbose: true });
   ajv.addFormat('base64', { type: 'string', validate: isStrictBase64 });
+  ajv.addKeyword({
+    keyword: 'x-max-chars',
+    type: 'string',
+    schemaType: 'number',
+    // Before format, as maxLength was: an oversized field is a size error whatever its content.
+    before: 'format',
+    code: (cxt) => cxt.fail(_`${cxt.data}.length > ${cxt.schema as number}`),
+  });
   ajv.addKeyword({
     keyword: 'x-bytes',
     type: 'string',

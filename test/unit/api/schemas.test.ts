@@ -59,6 +59,9 @@ describe('request validation', () => {
     ['plaintext above the configured maximum', () => v.Encrypt(encryptBody({ plaintext: b64(4301) })), 'UnsupportedOperationException', /4300-byte/],
     ['ciphertext above the configured maximum', () => v.Decrypt(decryptBody({ ciphertext: b64(4302) })), 'UnsupportedOperationException', /ciphertext/],
     ['AAD above the configured maximum', () => v.Encrypt(encryptBody({ additionalAuthenticatedData: b64(8193) })), 'UnsupportedOperationException', /additionalAuthenticatedData/],
+    // The size check runs before the Base64 check: oversized junk is still a size error.
+    ['oversized plaintext that is not Base64 either', () => v.Encrypt(encryptBody({ plaintext: '!'.repeat(9000) })), 'UnsupportedOperationException', /4300-byte/],
+    ['an IV far too long to be 12 or 16 bytes', () => v.Decrypt(decryptBody({ initializationVector: 'A'.repeat(4000) })), 'ValidationException', /initializationVector must decode to 12 or 16 bytes/],
   ];
   for (const [name, call, errorName, message] of cases) {
     it(`rejects ${name} with ${errorName}`, () => {
