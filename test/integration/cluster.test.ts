@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { readdirSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { Sha256 } from '@aws-crypto/sha256-js';
 import { HttpRequest } from '@smithy/protocol-http';
@@ -211,6 +212,23 @@ describe('multi-core serving: `serve --workers` (integration, child processes)',
     expect(await p.exited).to.equal(0);
     expect(p.stderr()).to.include('received SIGTERM, shutting down');
     expect(p.logs.some((l) => 'worker' in l)).to.equal(false);
+  });
+
+  it('sizes the libuv thread pool to the HSM sessions (4 + sessionPoolSize), unless UV_THREADPOOL_SIZE is set', async () => {
+    const threads = (pid: number) => readdirSync(`/proc/${pid}/task`).length;
+    const sized = await startCliProxy({ workers: 1, env: { UV_THREADPOOL_SIZE: undefined } });
+    const pinned = await startCliProxy({ workers: 1, env: { UV_THREADPOOL_SIZE: '1' } });
+    try {
+      // Async PKCS#11 calls start the pool; libuv creates all its threads at once.
+      await roundTrip(sized, 'sized');
+      await roundTrip(pinned, 'pinned');
+      expect(sized.logs.find((l) => l.message === 'xks proxy listening')).to.include({ threadPoolSize: 7 });
+      expect(pinned.logs.find((l) => l.message === 'xks proxy listening')).to.include({ threadPoolSize: 1 });
+      // Same binary and config otherwise: the difference is exactly the extra pool threads.
+      expect(threads(sized.child.pid as number) - threads(pinned.child.pid as number)).to.equal(6);
+    } finally {
+      await Promise.all([sized.stop(), pinned.stop()]);
+    }
   });
 
   it('fails fast, exit 1, when workers cannot start (wrong PIN)', async () => {

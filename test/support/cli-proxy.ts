@@ -47,6 +47,8 @@ export interface CliProxyOptions {
   pin?: string;
   /** Resolve once this log line appears instead of the listening line. */
   readyWhen?: 'listening' | 'exit';
+  /** Extra environment for the child process. */
+  env?: NodeJS.ProcessEnv;
 }
 
 export async function startCliProxy(options: CliProxyOptions): Promise<CliProxy> {
@@ -77,7 +79,7 @@ export async function startCliProxy(options: CliProxyOptions): Promise<CliProxy>
   writeFileSync(join(dir, 'config.yaml'), toYaml(config));
 
   const child = spawn(process.execPath, [MAIN, 'serve', '-c', join(dir, 'config.yaml'), '--workers', String(options.workers)], {
-    env: { ...process.env, SOFTHSM2_CONF: fx.confPath },
+    env: { ...process.env, SOFTHSM2_CONF: fx.confPath, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: Array<Record<string, unknown>> = [];
