@@ -9,7 +9,7 @@ export interface KmsContext {
   config: KmsApiRuntime;
   store: RuntimeKeyStore;
   credential: KmsApiCredential;
-  /** The request's budget (limits.requestDeadlineMs, as on the XKS path): HSM waits and calls end in DependencyTimeoutException. */
+  /** The request's budget (kmsApi.requestDeadlineMs, else limits.requestDeadlineMs): HSM waits and calls end in DependencyTimeoutException. */
   deadline: Deadline;
   /** Log/audit fields of this request; operations add keyId. */
   fields: Record<string, string | number | undefined>;
