@@ -44,6 +44,13 @@ export const KmsApiSchema = Type.Optional(
           { default: [], description: 'Aliases: alias/... names for key IDs.' },
         ),
       ),
+      requestDeadlineMs: Type.Optional(
+        Type.Integer({
+          minimum: 10,
+          maximum: 10000,
+          description: 'Budget of each KMS API request, from arrival to answer, for session waits and HSM calls; when it runs out the answer is DependencyTimeoutException (503, which SDKs retry). Default: limits.requestDeadlineMs. KMS API clients are not bound by AWS KMS\'s 250 ms, so a longer budget may suit them.',
+        }),
+      ),
       authorization: Type.Optional(
         Type.Object(
           {

@@ -271,7 +271,7 @@ export const ConfigSchema = Type.Object(
               minimum: 10,
               maximum: 10000,
               default: 200,
-              description: 'Budget of each request, from arrival to answer, for session waits and HSM calls; when it runs out the answer is DependencyTimeoutException. Keep it under KMS\'s 250 ms minus the network round trip.',
+              description: 'Budget of each request, from arrival to answer, for session waits and HSM calls; when it runs out the answer is DependencyTimeoutException. Keep it under KMS\'s 250 ms minus the network round trip. Also the KMS API\'s budget unless kmsApi.requestDeadlineMs is set.',
             }),
           ),
         },

@@ -20,6 +20,8 @@ export interface KmsApiRuntime {
   /** alias/... -> key ID */
   aliases: ReadonlyMap<string, string>;
   credentials: ReadonlyMap<string, KmsApiCredential>;
+  /** Each request's budget; absent = limits.requestDeadlineMs. */
+  requestDeadlineMs?: number;
   /** Cedar policies (Kms namespace) checked after the allow-list; absent = the allow-list alone. */
   authorization?: { policyFile: string; policies: CompiledPolicySet };
 }
@@ -78,6 +80,7 @@ export function resolveKmsApi(file: ConfigFile, fromBase: (p: string) => string,
   }
   return {
     ...(authorization ? { authorization } : {}),
+    ...(section.requestDeadlineMs !== undefined ? { requestDeadlineMs: section.requestDeadlineMs } : {}),
     path: section.path ?? '/',
     keyStore: section.keyStore,
     region: section.region ?? 'us-east-1',

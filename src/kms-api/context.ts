@@ -1,5 +1,6 @@
 import type { RuntimeKeyStore } from '../config/runtime';
 import type { OperationServices } from '../api/operations/context';
+import type { Deadline } from '../hsm';
 import type { KmsApiCredential, KmsApiRuntime } from './config';
 
 /** What a KMS API operation sees: the shared HSM services, the served key store, the caller. */
@@ -8,6 +9,8 @@ export interface KmsContext {
   config: KmsApiRuntime;
   store: RuntimeKeyStore;
   credential: KmsApiCredential;
+  /** The request's budget (kmsApi.requestDeadlineMs, else limits.requestDeadlineMs): HSM waits and calls end in DependencyTimeoutException. */
+  deadline: Deadline;
   /** Log/audit fields of this request; operations add keyId. */
   fields: Record<string, string | number | undefined>;
 }

@@ -3,8 +3,10 @@
  * (KeyVersions for the version/label and enabled state, Hsm.encrypt/decrypt, buildHsmAad).
  */
 import { timingSafeEqual } from 'node:crypto';
+import { withinDeadline } from '../api/deadline';
 import { buildHsmAad } from '../api/hsm-aad';
 import { toXksError } from '../api/hsm-errors';
+import { HsmError } from '../hsm';
 import { blobHeader, decodeBlob, encodeBlob } from './ciphertext-blob';
 import type { KmsContext } from './context';
 import { canonicalEncryptionContext, type EncryptionContext } from './encryption-context';
@@ -18,19 +20,26 @@ function checkEnabled(resolved: ResolvedKey): void {
   if (!resolved.key.enabled) throw new KmsError('DisabledException', `Key ${resolved.keyId} is disabled`);
 }
 
+/** An HSM-side failure in KMS's terms; what the HSM said goes to the log line, as on the XKS path. */
+export function hsmFailure(ctx: KmsContext, err: unknown): KmsError {
+  const xks = toXksError(err);
+  if (xks.cause instanceof HsmError) ctx.fields.hsmError = xks.cause.message.slice(0, 300);
+  return toKmsError(xks);
+}
+
 /** Encrypts under the key's active version; the blob is decrypted again before it is returned. */
 export async function seal(ctx: KmsContext, resolved: ResolvedKey, plaintext: Buffer, context: EncryptionContext): Promise<Buffer> {
   checkEnabled(resolved);
-  const { services } = ctx;
+  const { services, deadline } = ctx;
   try {
-    const target = await services.keyVersions.forEncrypt(resolved.key);
+    const target = await withinDeadline(services.keyVersions.forEncrypt(resolved.key), deadline);
     const header = blobHeader(resolved.keyId, target.version);
     const aad = buildHsmAad(canonicalEncryptionContext(context), header);
     for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
-      const output = await services.hsm.encrypt(target.label, plaintext, aad);
+      const output = await services.hsm.encrypt(target.label, plaintext, aad, { deadline });
       let back: Buffer | undefined;
       try {
-        back = await services.hsm.decrypt(target.label, output.ciphertext, output.iv, output.tag, aad);
+        back = await services.hsm.decrypt(target.label, output.ciphertext, output.iv, output.tag, aad, { deadline });
       } catch (err) {
         if (toXksError(err).errorName !== 'InvalidCiphertextException') throw err;
       }
@@ -39,7 +48,7 @@ export async function seal(ctx: KmsContext, resolved: ResolvedKey, plaintext: Bu
       }
     }
   } catch (err) {
-    throw toKmsError(toXksError(err));
+    throw hsmFailure(ctx, err);
   }
   throw new KmsError('KMSInternalException', 'The HSM produced a ciphertext that did not decrypt; nothing was returned');
 }
@@ -68,12 +77,13 @@ export async function open(
   authorizeKey(resolved.keyId);
   checkEnabled(resolved);
   try {
-    const target = await ctx.services.keyVersions.forDecrypt(resolved.key, { ok: true, format: 'versioned', version: parsed.keyVersion });
+    const { deadline } = ctx;
+    const target = await withinDeadline(ctx.services.keyVersions.forDecrypt(resolved.key, { ok: true, format: 'versioned', version: parsed.keyVersion }), deadline);
     const aad = buildHsmAad(canonicalEncryptionContext(context), parsed.header);
-    const plaintext = await ctx.services.hsm.decrypt(target.label, parsed.ciphertext, parsed.iv, parsed.tag, aad);
+    const plaintext = await ctx.services.hsm.decrypt(target.label, parsed.ciphertext, parsed.iv, parsed.tag, aad, { deadline });
     return { resolved, plaintext };
   } catch (err) {
-    const mapped = toKmsError(toXksError(err));
+    const mapped = hsmFailure(ctx, err);
     if (mapped.type === 'InvalidCiphertextException') {
       throw new KmsError('InvalidCiphertextException', 'The ciphertext or its encryption context is invalid, or was not made by this key');
     }

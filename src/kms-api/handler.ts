@@ -8,6 +8,7 @@ import { parseStrictJson } from '../api/strict-json';
 import type { OperationServices } from '../api/operations/context';
 import { SigV4Verifier, type SigV4FailureReason } from '../auth/sigv4';
 import type { RuntimeConfig } from '../config/runtime';
+import { Deadline } from '../hsm';
 import type { Logger } from '../observability/logger';
 import type { XksMetrics } from '../observability/metrics';
 import { BodyTooLargeError, readRawBody } from '../server/body';
@@ -80,6 +81,7 @@ export function createKmsHandler(deps: KmsHandlerDeps) {
     if (!kms || path !== kms.path || typeof target !== 'string') return false;
 
     const started = process.hrtime.bigint();
+    const deadline = Deadline.after(kms.requestDeadlineMs ?? config.limits.requestDeadlineMs);
     const operation = /^TrentService\.([A-Za-z]{1,64})$/.exec(target)?.[1];
     const fields: Fields = {
       api: 'kms',
@@ -91,7 +93,7 @@ export function createKmsHandler(deps: KmsHandlerDeps) {
     let payload: string;
     let errorType = '';
     try {
-      const result = await run(config, req, operation, fields);
+      const result = await run(config, req, operation, fields, deadline);
       payload = JSON.stringify(result);
     } catch (err) {
       const error = err instanceof BodyTooLargeError ? new KmsError('ValidationException', `The request body exceeds ${err.limit} bytes`) : toKmsError(err);
@@ -118,7 +120,7 @@ export function createKmsHandler(deps: KmsHandlerDeps) {
     return true;
   };
 
-  async function run(config: RuntimeConfig, req: IncomingMessage, operation: string | undefined, fields: Fields): Promise<unknown> {
+  async function run(config: RuntimeConfig, req: IncomingMessage, operation: string | undefined, fields: Fields, deadline: Deadline): Promise<unknown> {
     const kms = config.kmsApi!;
     if (req.method !== 'POST') throw new KmsError('ValidationException', 'The KMS API accepts only POST');
     const body = await readRawBody(req, MAX_BODY_BYTES);
@@ -149,6 +151,6 @@ export function createKmsHandler(deps: KmsHandlerDeps) {
     const store = config.keyStores.find((s) => s.name === kms.keyStore);
     if (!store) throw new KmsError('KMSInternalException', 'The configured key store is missing');
     const credential = kms.credentials.get(auth.accessKeyId)!;
-    return handler({ services: deps.services, config: kms, store, credential, fields }, parsed.value as Body);
+    return handler({ services: deps.services, config: kms, store, credential, deadline, fields }, parsed.value as Body);
   }
 }

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -49,6 +49,25 @@ function printedCurlCommands(stdout: string): string[] {
   return commands;
 }
 
+/** The printed `(. <dir>/kms-api.env && aws kms describe-key ...)` command, continuation lines included. */
+function printedAwsCommand(stdout: string): string {
+  const lines = stdout.split('\n');
+  const at = lines.findIndex((line) => line.startsWith('(. '));
+  expect(at, 'the banner prints an aws command').to.be.greaterThan(-1);
+  let command = '';
+  for (let i = at; i < lines.length && lines[i] !== ''; i++) command += `${lines[i]}\n`;
+  return command;
+}
+
+/** Runs the printed AWS CLI command in a shell with no AWS setup of its own (as in kms-api-aws-cli.test.ts). */
+async function describeDemoKey(stdout: string, dir: string): Promise<{ KeyMetadata: { Arn: string; KeyState: string } }> {
+  const env = { PATH: '/usr/bin:/bin', HOME: dir, AWS_CONFIG_FILE: join(dir, 'none'), AWS_SHARED_CREDENTIALS_FILE: join(dir, 'none') };
+  return JSON.parse((await run('bash', ['-c', printedAwsCommand(stdout)], { env })).stdout);
+}
+
+const KMS_FILES = ['kms-api-credential.json', 'kms-api-secret', 'kms-api.env'];
+const DEMO_KEY_ARN = 'arn:aws:kms:us-east-1:111122223333:key/demo-key';
+
 describe('embedded demo (README command 1)', function () {
   this.timeout(60_000);
   const dir = mkdtempSync(join(tmpdir(), 'xks-demo-'));
@@ -68,6 +87,19 @@ describe('embedded demo (README command 1)', function () {
       expect(consoleFile.XksProxyUriPath).to.equal('/demo/store-1/kms/xks/v1');
       expect(consoleFile.XksProxyAuthenticationCredential.AccessKeyId).to.match(/^[A-Z2-7]{20,30}$/);
       expect(consoleFile.XksProxyAuthenticationCredential.RawSecretAccessKey).to.match(/^[A-Za-z0-9+/=]{43,64}$/);
+
+      // The KMS API: its own credential (owner-only files), on the same listener, printed with a command that works.
+      const kmsCredential = JSON.parse(readFileSync(join(dir, 'kms-api-credential.json'), 'utf8'));
+      expect(kmsCredential.accessKeyId).to.not.equal(consoleFile.XksProxyAuthenticationCredential.AccessKeyId);
+      expect(demo.stdout).to.match(new RegExp(`KMS API endpoint:\\s+https://localhost:\\d+ .*alias/demo -> demo-key`));
+      expect(demo.stdout).to.include(`KMS API credential:  ${kmsCredential.accessKeyId}`);
+      for (const file of [...KMS_FILES, 'sigv4-secret', 'kms-xks-proxy-configuration.json']) {
+        expect(statSync(join(dir, file)).mode & 0o777, file).to.equal(0o600);
+      }
+      const env = readFileSync(join(dir, 'kms-api.env'), 'utf8');
+      expect(env).to.include(`export AWS_ACCESS_KEY_ID=${kmsCredential.accessKeyId}\n`);
+      expect(env).to.include(`export AWS_SECRET_ACCESS_KEY=${kmsCredential.secretAccessKey}\n`);
+      expect((await describeDemoKey(demo.stdout, dir)).KeyMetadata).to.include({ Arn: DEMO_KEY_ARN, KeyState: 'Enabled' });
     } finally {
       demo.child.kill('SIGTERM');
     }
@@ -76,9 +108,27 @@ describe('embedded demo (README command 1)', function () {
 
   it('reuses the token, keys and credentials when run again', async () => {
     const before = readFileSync(join(dir, 'sigv4-credential.json'), 'utf8');
+    const kmsBefore = readFileSync(join(dir, 'kms-api-credential.json'), 'utf8');
     const demo = await startDemo(dir);
     try {
       expect(readFileSync(join(dir, 'sigv4-credential.json'), 'utf8')).to.equal(before);
+      expect(readFileSync(join(dir, 'kms-api-credential.json'), 'utf8')).to.equal(kmsBefore);
+      const [encryptCmd] = printedCurlCommands(demo.stdout);
+      expect(JSON.parse((await run('bash', ['-c', encryptCmd as string])).stdout)).to.have.property('ciphertext');
+    } finally {
+      demo.child.kill('SIGTERM');
+    }
+    expect(await demo.exited).to.equal(0);
+  });
+
+  it('adds a KMS API credential to a state folder made before the KMS API, keeping the rest', async () => {
+    const before = readFileSync(join(dir, 'sigv4-credential.json'), 'utf8');
+    for (const file of KMS_FILES) rmSync(join(dir, file));
+    const demo = await startDemo(dir);
+    try {
+      for (const file of KMS_FILES) expect(existsSync(join(dir, file)), file).to.equal(true);
+      expect(readFileSync(join(dir, 'sigv4-credential.json'), 'utf8')).to.equal(before);
+      expect((await describeDemoKey(demo.stdout, dir)).KeyMetadata.Arn).to.equal(DEMO_KEY_ARN);
       const [encryptCmd] = printedCurlCommands(demo.stdout);
       expect(JSON.parse((await run('bash', ['-c', encryptCmd as string])).stdout)).to.have.property('ciphertext');
     } finally {

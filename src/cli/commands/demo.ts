@@ -10,6 +10,8 @@ export function registerDemo(program: Command): void {
       'after',
       '\nEnvironment:\n  XKS_PORT (8443)  XKS_ADMIN_PORT (9090)  XKS_DEMO_DIR (./.demo)  XKS_URI_PREFIX ("")\n' +
         '  XKS_HOST, XKS_ADMIN_HOST (127.0.0.1; 0.0.0.0 in a container)  XKS_TLS_SANS (extra certificate DNS names, comma-separated)\n' +
+        '\nIn the state folder: config.yaml, kms-xks-proxy-configuration.json (for the KMS console), and\n' +
+        '  kms-api.env (`. .demo/kms-api.env` sets the KMS API credential for the AWS CLI and SDKs)\n' +
         '\nExample:\n  XKS_PORT=9443 xks-proxy demo\n',
     )
     .action(async (options: { prepareOnly?: boolean }) => {

@@ -1,10 +1,11 @@
 /**
  * The embedded demo: a SoftHSM token with demo keys, a self-signed certificate and generated SigV4
- * credentials in a project-local state folder, then the proxy serving on https://localhost:8443.
- * Re-running reuses everything already in the folder.
+ * credentials in a project-local state folder, then the proxy serving on https://localhost:8443
+ * (the XKS API, and the KMS API with its own credential). Re-running reuses everything already in
+ * the folder and adds what a folder from an older version lacks.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { generateCredential, kmsConsoleProxyConfig, type Sigv4Credential } from '../../auth/generate-credentials';
@@ -18,6 +19,10 @@ import { createSelfSignedCert } from './self-signed-cert';
 
 export const DEMO_TOKEN_LABEL = 'xks-demo';
 export const HEALTH_CHECK_KEY = 'xks-health-check';
+/** The KMS API side of the demo: the README's examples use these. */
+export const DEMO_KMS_REGION = 'us-east-1';
+export const DEMO_KMS_ACCOUNT = '111122223333';
+export const DEMO_ALIAS = { name: 'alias/demo', keyId: 'demo-key' };
 
 /** Demo keys: every usage combination GetKeyMetadata and the error paths can show. */
 export const DEMO_KEYS: NewAesKey[] = [
@@ -70,8 +75,45 @@ function persistentSecret(path: string, create: () => string): string {
   return value;
 }
 
+/** Owner-only, also when the file already existed (writeFileSync's mode applies only on creation). */
+function writeSecretFile(path: string, content: string): void {
+  writeFileSync(path, content, { mode: 0o600 });
+  chmodSync(path, 0o600);
+}
+
+/** A credential kept as JSON in the state folder, generated on first use. */
+function persistentCredential(path: string): Sigv4Credential {
+  const credential: Sigv4Credential = existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as Sigv4Credential) : generateCredential();
+  writeSecretFile(path, JSON.stringify(credential, null, 2));
+  return credential;
+}
+
+/** Shell lines that point the AWS CLI and SDKs at the demo's KMS API credential (`. .demo/kms-api.env`). */
+function kmsApiEnvFile(credential: Sigv4Credential): string {
+  return [
+    '# Written by the xks-proxy demo (rewritten on each run): its KMS API credential for the AWS CLI and SDKs.',
+    '# Load it into a shell with `. .demo/kms-api.env`. It only works against the demo proxy, not AWS.',
+    `export AWS_ACCESS_KEY_ID=${credential.accessKeyId}`,
+    `export AWS_SECRET_ACCESS_KEY=${credential.secretAccessKey}`,
+    `export AWS_REGION=${DEMO_KMS_REGION} AWS_DEFAULT_REGION=${DEMO_KMS_REGION}`,
+    '# A profile or session token from your own AWS setup would override or spoil the pair above;',
+    '# no pager, so CLI output goes straight to the terminal or pipe.',
+    'unset AWS_PROFILE AWS_SESSION_TOKEN AWS_SECURITY_TOKEN',
+    'export AWS_PAGER=',
+    '',
+  ].join('\n');
+}
+
+export interface PreparedDemo {
+  configPath: string;
+  /** The XKS key store's SigV4 credential. */
+  credential: Sigv4Credential;
+  /** The KMS API credential (kms:* on every demo key). */
+  kmsCredential: Sigv4Credential;
+}
+
 /** Prepares the state folder and returns the path of the config file it wrote. */
-export async function prepareDemo(options: DemoOptions): Promise<{ configPath: string; credential: Sigv4Credential }> {
+export async function prepareDemo(options: DemoOptions): Promise<PreparedDemo> {
   const { dir } = options;
   mkdirSync(join(dir, 'tls'), { recursive: true, mode: 0o700 });
 
@@ -103,17 +145,13 @@ export async function prepareDemo(options: DemoOptions): Promise<{ configPath: s
     writeFileSync(certFile, pem.certPem);
   }
 
-  const credentialsFile = join(dir, 'sigv4-credential.json');
-  const credential: Sigv4Credential = existsSync(credentialsFile)
-    ? (JSON.parse(readFileSync(credentialsFile, 'utf8')) as Sigv4Credential)
-    : generateCredential();
-  writeFileSync(credentialsFile, JSON.stringify(credential, null, 2), { mode: 0o600 });
-  writeFileSync(join(dir, 'sigv4-secret'), `${credential.secretAccessKey}\n`, { mode: 0o600 });
-  writeFileSync(
-    join(dir, 'kms-xks-proxy-configuration.json'),
-    JSON.stringify(kmsConsoleProxyConfig(options.uriPrefix, credential), null, 2),
-    { mode: 0o600 },
-  );
+  const credential = persistentCredential(join(dir, 'sigv4-credential.json'));
+  writeSecretFile(join(dir, 'sigv4-secret'), `${credential.secretAccessKey}\n`);
+  // Its own credential, separate from the key store's (a folder from before the KMS API gets one now).
+  const kmsCredential = persistentCredential(join(dir, 'kms-api-credential.json'));
+  writeSecretFile(join(dir, 'kms-api-secret'), `${kmsCredential.secretAccessKey}\n`);
+  writeSecretFile(join(dir, 'kms-api.env'), kmsApiEnvFile(kmsCredential));
+  writeSecretFile(join(dir, 'kms-xks-proxy-configuration.json'), JSON.stringify(kmsConsoleProxyConfig(options.uriPrefix, credential), null, 2));
 
   const configPath = join(dir, 'config.yaml');
   const config = {
@@ -134,10 +172,18 @@ export async function prepareDemo(options: DemoOptions): Promise<{ configPath: s
         keys: { allTokenKeys: true },
       },
     ],
+    kmsApi: {
+      keyStore: 'demo',
+      path: '/',
+      region: DEMO_KMS_REGION,
+      accountId: DEMO_KMS_ACCOUNT,
+      aliases: [DEMO_ALIAS],
+      credentials: [{ accessKeyId: kmsCredential.accessKeyId, secretAccessKeyFile: join(dir, 'kms-api-secret'), actions: ['kms:*'], keys: ['*'] }],
+    },
   };
   writeFileSync(configPath, `# Written by the xks-proxy demo; re-running the demo rewrites it.\n${toYaml(config)}`);
   writeDemoRequests(dir);
-  return { configPath, credential };
+  return { configPath, credential, kmsCredential };
 }
 
 function writeDemoRequests(dir: string): void {
@@ -160,7 +206,7 @@ function writeDemoRequests(dir: string): void {
 }
 
 export async function runDemo(options: DemoOptions): Promise<RunningProxy> {
-  const { configPath, credential } = await prepareDemo(options);
+  const { configPath, credential, kmsCredential } = await prepareDemo(options);
   const config = loadConfigFile(configPath);
   const proxy = await startProxy(config, createLogger({ level: config.logging.level }));
   const base = `https://localhost:${proxy.port}${options.uriPrefix}/kms/xks/v1`;
@@ -179,11 +225,18 @@ export async function runDemo(options: DemoOptions): Promise<RunningProxy> {
       `  Metrics:             ${proxy.adminUrl}/metrics`,
       `  Access key ID:       ${credential.accessKeyId}   (secret in ${join(options.dir, 'sigv4-secret')})`,
       `  Demo key IDs:        ${DEMO_KEYS.filter((k) => k.label !== HEALTH_CHECK_KEY).map((k) => k.label).join(', ')}`,
+      `  KMS API endpoint:    https://localhost:${proxy.port}   (AWS KMS JSON API: SDKs, AWS CLI; region ${DEMO_KMS_REGION}, ${DEMO_ALIAS.name} -> ${DEMO_ALIAS.keyId})`,
+      `  KMS API credential:  ${kmsCredential.accessKeyId}   (. ${join(options.dir, 'kms-api.env')} exports it)`,
       '',
       'Try it:',
       curl('/keys/demo-key/encrypt', 'encrypt.json'),
       '',
       curl('/health', 'health.json'),
+      '',
+      `(. ${join(options.dir, 'kms-api.env')} && aws kms describe-key --key-id ${DEMO_ALIAS.name} \\`,
+      `     --endpoint-url https://localhost:${proxy.port} --ca-bundle ${join(options.dir, 'tls', 'server.crt')})`,
+      '',
+      'More KMS API examples (AWS SDK, AWS CLI, AWS Encryption SDK): README, "Use your HSM keys through the KMS API".',
       '',
       'Stop with Ctrl-C.',
       '',

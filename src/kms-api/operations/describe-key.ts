@@ -1,6 +1,7 @@
 import { authorize } from '../authorize';
 import type { KmsContext } from '../context';
-import { toKmsError } from '../errors';
+import { withinDeadline } from '../../api/deadline';
+import { hsmFailure } from '../envelope';
 import type { Body } from '../input';
 import { keyArn, keyIdFrom, resolveKey } from '../keys';
 
@@ -12,9 +13,9 @@ export async function describeKey(ctx: KmsContext, body: Body) {
   const resolved = resolveKey(ctx, keyId);
   let enabled: boolean;
   try {
-    enabled = (await ctx.services.keyVersions.describe(resolved.key)).enabled;
+    enabled = (await withinDeadline(ctx.services.keyVersions.describe(resolved.key), ctx.deadline)).enabled;
   } catch (err) {
-    throw toKmsError(err);
+    throw hsmFailure(ctx, err);
   }
   return {
     KeyMetadata: {

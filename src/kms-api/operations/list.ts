@@ -1,9 +1,9 @@
 /** ListKeys and ListAliases, paged by Limit (1-1000, default 100) and an opaque Marker. */
-import { toXksError } from '../../api/hsm-errors';
 import { servedKeys } from '../../keys/served-keys';
 import { authorize } from '../authorize';
 import type { KmsContext } from '../context';
-import { KmsError, toKmsError } from '../errors';
+import { hsmFailure } from '../envelope';
+import { KmsError } from '../errors';
 import { integer, string, type Body } from '../input';
 import { aliasArn, keyArn, keyIdFrom } from '../keys';
 
@@ -24,9 +24,9 @@ export async function listKeys(ctx: KmsContext, body: Body) {
   let labels: string[] = [];
   if (ctx.store.allTokenKeys) {
     try {
-      labels = await ctx.services.hsm.listAesKeyLabels();
+      labels = await ctx.services.hsm.listAesKeyLabels({ deadline: ctx.deadline });
     } catch (err) {
-      throw toKmsError(toXksError(err));
+      throw hsmFailure(ctx, err);
     }
   }
   const ids = servedKeys([ctx.store], ctx.services.healthCheckKeyLabel, labels).map((k) => k.externalKeyId).sort();
