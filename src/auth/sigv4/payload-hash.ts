@@ -1,12 +1,13 @@
 // Step 4: aws4 takes a present x-amz-content-sha256 header as the payload hash without hashing the
 // body, so a signed header must be checked against the raw bytes here.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { SigV4Failure } from './verifier';
 
 export const CONTENT_SHA256_HEADER = 'x-amz-content-sha256';
 
+/** One-shot: no Hash object per request (the body is hashed on every call). */
 export function sha256Hex(body: Buffer): string {
-  return createHash('sha256').update(body).digest('hex');
+  return hash('sha256', body, 'hex');
 }
 
 /** `signedValue` is the header value if it is among the signed headers, else undefined. */
