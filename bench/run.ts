@@ -40,6 +40,8 @@ interface Row {
   max: number;
   errors: number;
   serverCpuPct?: number;
+  /** Server CPU time per answered request: robust to a starved load generator. */
+  cpuUsPerReq?: number;
   serverRssMb?: number;
   ratio?: number;
   note?: string;
@@ -216,7 +218,13 @@ function toRow(scenario: string, concurrency: number | string, result: autocanno
     p99: result.latency.p99,
     max: result.latency.max,
     errors,
-    ...(server ? { serverCpuPct: Math.round((server.cpu / server.seconds) * 100), serverRssMb: Math.round(server.rss) } : {}),
+    ...(server
+      ? {
+          serverCpuPct: Math.round((server.cpu / server.seconds) * 100),
+          ...(result.requests.total > 0 ? { cpuUsPerReq: Math.round((server.cpu * 1e6) / result.requests.total) } : {}),
+          serverRssMb: Math.round(server.rss),
+        }
+      : {}),
   };
 }
 
@@ -227,7 +235,7 @@ async function measured(server: Server, scenario: string, concurrency: number, r
   const result = await run();
   const after = sampleProcessTree(pid);
   const row = toRow(scenario, concurrency, result, { cpu: after.cpuSeconds - before.cpuSeconds, rss: after.rssMb, seconds: (Date.now() - started) / 1000 });
-  process.stderr.write(`${scenario} c=${concurrency}: ${row.reqPerSec} req/s p99 ${row.p99} ms errors ${row.errors}\n`);
+  process.stderr.write(`${scenario} c=${concurrency}: ${row.reqPerSec} req/s p99 ${row.p99} ms errors ${row.errors} CPU ${row.cpuUsPerReq ?? '?'} µs/req\n`);
   return row;
 }
 
@@ -277,13 +285,32 @@ async function scrapeMetric(adminUrl: string, name: string): Promise<number | un
   return match ? Number(match[1]) : undefined;
 }
 
-/** --profile=<dir>: only Encrypt 4300 B at c=32 against a server run with --cpu-prof. */
+/** --profile=<dir>: one scenario (--scenario, default Encrypt 4300 B) at c=32 against a server run with --cpu-prof. */
 async function profile(env: Env, configPath: string): Promise<void> {
   const proxy = await startProxy(configPath);
-  const request = (await scenarioBodies(env, proxy.url))['Encrypt 4300 B'] as SignedRequest;
-  await measured(proxy, 'Profile: Encrypt 4300 B', 32, () => load(proxy.url, [request], 32, DURATION));
+  const name = args.get('scenario') ?? 'Encrypt 4300 B';
+  const request = (await scenarioBodies(env, proxy.url))[name];
+  if (!request) throw new Error(`--scenario must be one of the proxy scenarios, got "${name}"`);
+  await measured(proxy, `Profile: ${name}`, 32, () => load(proxy.url, [request], 32, DURATION));
   await stop(proxy);
   process.stderr.write(`CPU profile written to ${String(PROFILE_DIR)}\n`);
+}
+
+/** --scenario=<name> without --profile: that proxy scenario alone, at each --concurrency; prints, writes nothing. */
+async function quick(env: Env, configPath: string): Promise<void> {
+  const proxy = await startProxy(configPath);
+  const name = args.get('scenario') as string;
+  const bodies = await scenarioBodies(env, proxy.url);
+  if (name === 'KMS-shaped') {
+    const mixed = [bodies['Encrypt 32 B'] as SignedRequest, bodies['Decrypt 4300 B'] as SignedRequest];
+    if (proxy.adminUrl) await scrapeMetric(proxy.adminUrl, 'xks_nodejs_eventloop_lag_p99_seconds');
+    await measured(proxy, `KMS-shaped ${KMS_RATE} req/s`, 64, () => load(proxy.url, mixed, 64, KMS_SECONDS, KMS_RATE));
+    if (proxy.adminUrl) process.stderr.write(`event-loop lag p99 ${String(await scrapeMetric(proxy.adminUrl, 'xks_nodejs_eventloop_lag_p99_seconds'))} s\n`);
+  }
+  const request = bodies[name];
+  if (!request && name !== 'KMS-shaped') throw new Error(`--scenario must be KMS-shaped or one of the proxy scenarios, got "${name}"`);
+  if (request) for (const c of CONCURRENCIES) await measured(proxy, `Proxy ${name}`, c, () => load(proxy.url, [request], c, DURATION));
+  await stop(proxy);
 }
 
 async function main(): Promise<void> {
@@ -292,6 +319,7 @@ async function main(): Promise<void> {
   process.env.XKS_HSM_PIN = env.pin;
   const configPath = writeConfig(env);
   if (PROFILE_DIR) return profile(env, configPath);
+  if (args.has('scenario')) return quick(env, configPath);
   const rows: Row[] = [];
   const summary: Record<string, unknown> = {};
 
@@ -314,6 +342,15 @@ async function main(): Promise<void> {
     }),
   ) as { opsPerSec: number; p50: number; p90: number; p99: number; max: number };
   rows.push({ scenario: `Ceiling: raw pkcs11js async GCM encrypt 4300 B + 8 KB AAD, ${POOL} sessions`, concurrency: POOL, reqPerSec: Math.round(raw.opsPerSec), p50: round(raw.p50), p90: round(raw.p90), p99: round(raw.p99), max: round(raw.max), errors: 0 });
+  // What Encrypt costs in the HSM alone: the proxy's HSM layer doing encrypt + verify-decrypt, no HTTP.
+  const layer = JSON.parse(
+    execFileSync(...pinned(process.execPath, [join(ROOT, 'dist/bench/hsm-layer.js'), SOFTHSM_MODULE_PATH, env.tokenLabel, env.keyLabel, String(POOL), '32', String(DURATION)], '0'), {
+      env: { ...process.env, UV_THREADPOOL_SIZE: String(4 + POOL) },
+      encoding: 'utf8',
+    }),
+  ) as { perSec: number; cpuUsPerOp: number };
+  rows.push({ scenario: `Ceiling: the proxy's HSM layer alone, encrypt + verify-decrypt 4300 B + 8 KB AAD, ${POOL} sessions`, concurrency: 32, reqPerSec: layer.perSec, p50: 0, p90: 0, p99: 0, max: 0, errors: 0, cpuUsPerReq: layer.cpuUsPerOp, note: 'no HTTP; latencies not measured' });
+  Object.assign(summary, { hsmLayerEncryptPerSec: layer.perSec });
 
   // 2. The proxy, one worker
   const proxy = await startProxy(configPath);
@@ -360,6 +397,7 @@ async function main(): Promise<void> {
     sessionPool: POOL,
     targets: {
       encrypt4300c32RatioToCeiling: target?.ratio ?? null,
+      encrypt4300c32ReqPerSec: target?.reqPerSec ?? null,
       kmsP99Ms: kmsRow.p99,
       kmsErrors: kmsRow.errors,
       rssGrowthPct: round(((rssEnd - rssStart) / rssStart) * 100),
@@ -395,11 +433,14 @@ function renderMarkdown(summary: Record<string, unknown>, rows: Row[]): string {
     `| RSS growth over the KMS-shaped run | <= 10 % | ${String(t.rssGrowthPct)} % |`,
     `| event-loop lag p99 during the KMS-shaped run | < 10 ms | ${t.eventLoopLagP99Ms === null ? 'n/a' : `${String(t.eventLoopLagP99Ms)} ms`} |`,
     '',
+    ...(summary.hsmLayerEncryptPerSec
+      ? [`Context: the proxy's HSM layer alone (encrypt + verify-decrypt, no HTTP, same core) does ${String(summary.hsmLayerEncryptPerSec)} Encrypt/s; the proxy reaches ${String(t.encrypt4300c32ReqPerSec)} req/s (${Math.round(((t.encrypt4300c32ReqPerSec as number) / (summary.hsmLayerEncryptPerSec as number)) * 100)} % of that).`, '']
+      : []),
     '## All figures',
     '',
-    '| Scenario | Conc. | req/s | p50 | p90 | p99 | max | errors | server CPU % | server RSS MB | ratio | note |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.scenario} | ${r.concurrency} | ${r.reqPerSec} | ${r.p50} | ${r.p90} | ${r.p99} | ${r.max} | ${r.errors} | ${r.serverCpuPct ?? ''} | ${r.serverRssMb ?? ''} | ${r.ratio ?? ''} | ${r.note ?? ''} |`),
+    '| Scenario | Conc. | req/s | p50 | p90 | p99 | max | errors | server CPU % | CPU µs/req | server RSS MB | ratio | note |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.scenario} | ${r.concurrency} | ${r.reqPerSec} | ${r.p50} | ${r.p90} | ${r.p99} | ${r.max} | ${r.errors} | ${r.serverCpuPct ?? ''} | ${r.cpuUsPerReq ?? ''} | ${r.serverRssMb ?? ''} | ${r.ratio ?? ''} | ${r.note ?? ''} |`),
     '',
     'Reproduce: `npm run bench` (options: `--duration=8 --kms-seconds=60 --rate=1800 --pool=8 --concurrency=1,32,256`; `--profile=<dir>` writes a CPU profile of Encrypt 4300 B instead).',
     '',

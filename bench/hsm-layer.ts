@@ -1,0 +1,36 @@
+/**
+ * Ceiling 3: the proxy's own HSM layer alone (Hsm.encrypt then the verify Hsm.decrypt, as every
+ * XKS Encrypt does; 4300 B, 8 KB AAD) at a given concurrency, no HTTP: the most Encrypt req/s the
+ * HSM path allows on this core. Args: modulePath tokenLabel keyLabel pool concurrency seconds;
+ * PIN in XKS_HSM_PIN. Prints JSON. MODE=enc skips the verify-decrypt (diagnostics only).
+ */
+import { randomBytes } from 'node:crypto';
+import { Hsm } from '../src/hsm';
+
+async function main(): Promise<void> {
+  const [modulePath, tokenLabel, keyLabel, pool, conc, seconds] = process.argv.slice(2) as string[];
+  const hsm = await Hsm.open({ id: 'diag', modulePath: modulePath as string, tokenLabel: tokenLabel as string, pin: process.env.XKS_HSM_PIN as string, sessionPoolSize: Number(pool), acquireTimeoutMs: 5000, maxWaiters: 1024 });
+  const plaintext = randomBytes(4300);
+  const aad = randomBytes(8192 + 4);
+  const mode = process.env.MODE ?? 'both';
+  let n = 0;
+  const deadline = Date.now() + Number(seconds) * 1000;
+  const cpu0 = process.cpuUsage();
+  const worker = async () => {
+    while (Date.now() < deadline) {
+      const out = await hsm.encrypt(keyLabel as string, plaintext, aad);
+      if (mode === 'both') await hsm.decrypt(keyLabel as string, out.ciphertext, out.iv, out.tag, aad);
+      n++;
+    }
+  };
+  const started = Date.now();
+  await Promise.all(Array.from({ length: Number(conc) }, worker));
+  const elapsed = (Date.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  process.stdout.write(`${JSON.stringify({ mode, perSec: Math.round(n / elapsed), cpuUsPerOp: Math.round((cpu.user + cpu.system) / n) })}\n`);
+  await hsm.close();
+}
+main().catch((err) => {
+  process.stderr.write(`${(err as Error).stack}\n`);
+  process.exit(1);
+});
