@@ -442,7 +442,7 @@ function renderMarkdown(summary: Record<string, unknown>, rows: Row[]): string {
     '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows.map((r) => `| ${r.scenario} | ${r.concurrency} | ${r.reqPerSec} | ${r.p50} | ${r.p90} | ${r.p99} | ${r.max} | ${r.errors} | ${r.serverCpuPct ?? ''} | ${r.cpuUsPerReq ?? ''} | ${r.serverRssMb ?? ''} | ${r.ratio ?? ''} | ${r.note ?? ''} |`),
     '',
-    'Reproduce: `npm run bench` (options: `--duration=8 --kms-seconds=60 --rate=1800 --pool=8 --concurrency=1,32,256`; `--profile=<dir>` writes a CPU profile of Encrypt 4300 B instead).',
+    'Reproduce: `npm run bench` (options: `--duration=8 --kms-seconds=60 --rate=1800 --pool=8 --concurrency=1,32,256`; `--scenario=<name>` runs one proxy scenario or `KMS-shaped` and writes nothing; `--profile=<dir>` writes a CPU profile of Encrypt 4300 B, or of `--scenario`, instead).',
     '',
   ];
   return lines.join('\n');
