@@ -279,6 +279,24 @@ async function fetchJson(baseUrl: string, request: SignedRequest): Promise<Recor
   });
 }
 
+/** XKS error answers so far, by errorName, from xks_requests_total. */
+async function errorsByName(adminUrl: string): Promise<Record<string, number>> {
+  const text = await (await fetch(`${adminUrl}/metrics`)).text();
+  const counts: Record<string, number> = {};
+  for (const match of text.matchAll(/^xks_requests_total\{[^}]*error_name="([^"]+)"[^}]*\} ([0-9.e+-]+)$/gm)) {
+    counts[match[1] as string] = (counts[match[1] as string] ?? 0) + Number(match[2]);
+  }
+  return counts;
+}
+
+function errorDelta(before: Record<string, number>, after: Record<string, number>): string {
+  const parts = Object.entries(after)
+    .map(([name, n]) => [name, n - (before[name] ?? 0)] as const)
+    .filter(([, n]) => n > 0)
+    .map(([name, n]) => `${name} ${n}`);
+  return parts.length > 0 ? parts.join(', ') : 'none';
+}
+
 async function scrapeMetric(adminUrl: string, name: string): Promise<number | undefined> {
   const res = await fetch(`${adminUrl}/metrics`);
   const match = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm').exec(await res.text());
@@ -304,8 +322,11 @@ async function quick(env: Env, configPath: string): Promise<void> {
   if (name === 'KMS-shaped') {
     const mixed = [bodies['Encrypt 32 B'] as SignedRequest, bodies['Decrypt 4300 B'] as SignedRequest];
     if (proxy.adminUrl) await scrapeMetric(proxy.adminUrl, 'xks_nodejs_eventloop_lag_p99_seconds');
+    const errorsBefore = proxy.adminUrl ? await errorsByName(proxy.adminUrl) : {};
     await measured(proxy, `KMS-shaped ${KMS_RATE} req/s`, 64, () => load(proxy.url, mixed, 64, KMS_SECONDS, KMS_RATE));
-    if (proxy.adminUrl) process.stderr.write(`event-loop lag p99 ${String(await scrapeMetric(proxy.adminUrl, 'xks_nodejs_eventloop_lag_p99_seconds'))} s\n`);
+    if (proxy.adminUrl) {
+      process.stderr.write(`event-loop lag p99 ${String(await scrapeMetric(proxy.adminUrl, 'xks_nodejs_eventloop_lag_p99_seconds'))} s; errors answered: ${errorDelta(errorsBefore, await errorsByName(proxy.adminUrl))}\n`);
+    }
   }
   const request = bodies[name];
   if (!request && name !== 'KMS-shaped') throw new Error(`--scenario must be KMS-shaped or one of the proxy scenarios, got "${name}"`);
@@ -368,10 +389,12 @@ async function main(): Promise<void> {
   const mixed = [bodies['Encrypt 32 B'] as SignedRequest, bodies['Decrypt 4300 B'] as SignedRequest];
   const rssStart = sampleProcessTree(proxy.child.pid as number).rssMb;
   if (proxy.adminUrl) await scrapeMetric(proxy.adminUrl, 'xks_nodejs_eventloop_lag_p99_seconds'); // resets the lag histogram
+  const errorsBefore = proxy.adminUrl ? await errorsByName(proxy.adminUrl) : {};
   const kmsRow = await measured(proxy, `KMS-shaped: ${KMS_RATE} req/s offered, mixed encrypt/decrypt, ${KMS_SECONDS} s`, 64, () => load(proxy.url, mixed, 64, KMS_SECONDS, KMS_RATE));
   const rssEnd = sampleProcessTree(proxy.child.pid as number).rssMb;
   const lagP99 = proxy.adminUrl ? await scrapeMetric(proxy.adminUrl, 'xks_nodejs_eventloop_lag_p99_seconds') : undefined;
-  kmsRow.note = `RSS ${Math.round(rssStart)} -> ${Math.round(rssEnd)} MB (${round(((rssEnd - rssStart) / rssStart) * 100)} %); event-loop lag p99 ${lagP99 === undefined ? 'n/a' : round(lagP99 * 1000)} ms`;
+  const kmsErrors = proxy.adminUrl ? errorDelta(errorsBefore, await errorsByName(proxy.adminUrl)) : 'n/a';
+  kmsRow.note = `RSS ${Math.round(rssStart)} -> ${Math.round(rssEnd)} MB (${round(((rssEnd - rssStart) / rssStart) * 100)} %); event-loop lag p99 ${lagP99 === undefined ? 'n/a' : round(lagP99 * 1000)} ms; errors answered: ${kmsErrors}`;
   rows.push(kmsRow);
   Object.assign(summary, { kms: { rate: KMS_RATE, seconds: KMS_SECONDS, rssStartMb: rssStart, rssEndMb: rssEnd, eventLoopLagP99Ms: lagP99 === undefined ? null : lagP99 * 1000 } });
   await stop(proxy);
