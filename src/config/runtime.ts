@@ -59,7 +59,7 @@ export interface RuntimeConfig {
     reinitAfterFailures: number;
   };
   keyStores: RuntimeKeyStore[];
-  limits: { maxPlaintextBytes: number; maxAadBytes: number; clockSkewSeconds: number; requestDeadlineMs: number };
+  limits: { maxPlaintextBytes: number; maxAadBytes: number; clockSkewSeconds: number; requestDeadlineMs: number; maxInFlightRequests: number };
   health: {
     intervalSeconds: number;
     degradedLatencyMs: number;

@@ -274,6 +274,14 @@ export const ConfigSchema = Type.Object(
               description: 'Budget of each request, from arrival to answer, for session waits and HSM calls; when it runs out the answer is DependencyTimeoutException. Keep it under KMS\'s 250 ms minus the network round trip. Also the KMS API\'s budget unless kmsApi.requestDeadlineMs is set.',
             }),
           ),
+          maxInFlightRequests: Type.Optional(
+            Type.Integer({
+              minimum: 1,
+              maximum: 100000,
+              default: 64,
+              description: 'XKS requests (except GetHealthStatus) one process works on at once. Beyond it a request is answered ThrottlingException (429, which KMS retries) before its signature is checked or the HSM is asked, so an overloaded proxy spends its CPU on requests it can still answer in time instead of on ones that will time out.',
+            }),
+          ),
         },
         { additionalProperties: false, default: {}, description: 'Request limits.' },
       ),

@@ -27,6 +27,12 @@ export class XksMetrics implements ClusterObserver {
     registers: [this.registry],
   });
 
+  private readonly inFlight = new Gauge({
+    name: 'xks_requests_in_flight',
+    help: 'XKS requests being worked on (GetHealthStatus aside); limits.maxInFlightRequests sheds beyond it.',
+    registers: [this.registry],
+  });
+
   private readonly hsmSeconds = new Histogram({
     name: 'xks_hsm_operation_duration_seconds',
     help: 'PKCS#11 call latency, by HSM, operation and outcome.',
@@ -119,6 +125,10 @@ export class XksMetrics implements ClusterObserver {
   request(operation: string, keyStore: string, status: number, errorName: string, seconds: number): void {
     this.requests.inc({ operation, key_store: keyStore, status: String(status), error_name: errorName });
     this.requestSeconds.observe({ operation, key_store: keyStore }, seconds);
+  }
+
+  requestsInFlight(count: number): void {
+    this.inFlight.set(count);
   }
 
   hsmCall(hsmId: string, operation: string, seconds: number, outcome: 'ok' | HsmErrorKind): void {

@@ -52,6 +52,7 @@ export function buildPipelineState(config: RuntimeConfig, metrics: SecurityMetri
     maxBodyBytes: base64Length(config.limits.maxPlaintextBytes) + base64Length(config.limits.maxAadBytes) + BODY_OVERHEAD_BYTES,
     guards: new RequestGuards(config.keyStores, metrics, logger, previous?.guards),
     requestDeadlineMs: config.limits.requestDeadlineMs,
+    maxInFlightRequests: config.limits.maxInFlightRequests,
   };
 }
 

@@ -31,6 +31,8 @@ export interface XksPipelineState {
   guards?: RequestGuards;
   /** Each request's budget (limits.requestDeadlineMs), counted from arrival; default 200 ms. */
   requestDeadlineMs?: number;
+  /** limits.maxInFlightRequests: beyond it, requests other than GetHealthStatus are shed early. */
+  maxInFlightRequests?: number;
 }
 
 export interface XksHandlerDeps {
@@ -71,6 +73,9 @@ export function createXksHandler(deps: XksHandlerDeps) {
     res.end(payload);
   };
 
+  // Requests between admission and answer (GetHealthStatus aside), in this process.
+  let inFlight = 0;
+
   return async function handleXks(req: IncomingMessage, res: ServerResponse, next: () => void): Promise<void> {
     const state = deps.state();
     const url = req.url ?? '/';
@@ -88,7 +93,16 @@ export function createXksHandler(deps: XksHandlerDeps) {
 
     let status = 200;
     let errorName = '';
+    // Shed before the costly part (SigV4, parsing, the HSM): an overloaded proxy would otherwise
+    // spend its CPU on requests that time out anyway, and answer none in time.
+    const counted = route.operation !== 'GetHealthStatus';
+    const shed = counted && inFlight >= (state.maxInFlightRequests ?? Number.POSITIVE_INFINITY);
+    if (counted && !shed) deps.metrics.requestsInFlight(++inFlight);
     try {
+      if (shed) {
+        await readRawBody(req, state.maxBodyBytes); // read, so the connection stays usable
+        throw new XksError('ThrottlingException', `The proxy is working on its maximum of ${String(state.maxInFlightRequests)} requests; retry`);
+      }
       const result = await run(state, route, req, fields, deadline);
       respond(res, 200, result);
     } catch (err) {
@@ -106,6 +120,7 @@ export function createXksHandler(deps: XksHandlerDeps) {
       if (status === 405) res.setHeader('Allow', 'POST');
       respond(res, status, error.toBody());
     } finally {
+      if (counted && !shed) deps.metrics.requestsInFlight(--inFlight);
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       fields.status = status;
       if (errorName) fields.errorName = errorName;
