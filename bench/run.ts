@@ -7,7 +7,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
@@ -19,6 +19,7 @@ import { generateCredential, type Sigv4Credential } from '../src/auth/generate-c
 import { createSelfSignedCert } from '../src/cli/demo/self-signed-cert';
 import { createAesKey, Hsm } from '../src/hsm';
 import { ensureSoftHsmToken, SOFTHSM_MODULE_PATH } from '../src/hsm/softhsm';
+import { pacedLoad } from './paced-load';
 
 const ROOT = join(__dirname, '../..');
 const MAIN = join(ROOT, 'dist/src/cli/main.js');
@@ -28,6 +29,11 @@ const KMS_SECONDS = Number(args.get('kms-seconds') ?? 60);
 const KMS_RATE = Number(args.get('rate') ?? 1800);
 const POOL = Number(args.get('pool') ?? 8);
 const CONCURRENCIES = (args.get('concurrency') ?? '1,32,256').split(',').map(Number);
+/** Trial rates for the sizing run, lowest first; it stops at the first one over the targets. */
+const SUSTAIN_RATES = (args.get('sustain-rates') ?? '200,300,400,600,800,1000,1200,1500').split(',').map(Number);
+const SUSTAIN_SECONDS = Number(args.get('sustain-seconds') ?? 20);
+/** Open-loop runs: enough connections that an overloaded proxy, not the generator, decides what waits and what is shed. */
+const PACED_CONNECTIONS = Number(args.get('paced-connections') ?? 256);
 const PIN_CORES = cpus().length >= 2;
 
 interface Row {
@@ -87,6 +93,7 @@ function writeConfig(env: Env): string {
       hsm: { modulePath: SOFTHSM_MODULE_PATH, tokenLabel: env.tokenLabel, pinFile: join(env.dir, 'pin'), sessionPoolSize: POOL, healthCheckKeyLabel: 'bench-health' },
       keyStores: [{ name: 'bench', credentials: [{ accessKeyId: env.credential.accessKeyId, secretAccessKey: env.credential.secretAccessKey }], keys: { allTokenKeys: true } }],
       logging: { level: 'info' }, // production default: one log line per request is part of the cost
+      ...(args.has('max-in-flight') ? { limits: { maxInFlightRequests: Number(args.get('max-in-flight')) } } : {}),
     }),
   );
   return path;
@@ -196,46 +203,72 @@ async function sign(baseUrl: string, credential: Sigv4Credential, path: string, 
   return { method: 'POST', path, headers: signed.headers as Record<string, string>, body: payload };
 }
 
-async function load(url: string, requests: SignedRequest[], connections: number, seconds: number, overallRate?: number): Promise<autocannon.Result> {
-  return autocannon({
+/** What a load run reports, whichever generator made it. */
+interface LoadSummary {
+  reqPerSec: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  errors: number;
+  total: number;
+}
+
+/** Closed loop: `connections` keep-alive connections, each sending its next request on an answer. */
+async function load(url: string, requests: SignedRequest[], connections: number, seconds: number): Promise<LoadSummary> {
+  const result = await autocannon({
     url,
     connections,
     duration: seconds,
     requests: requests.map((r) => ({ method: r.method, path: r.path, headers: r.headers, body: r.body })),
-    ...(overallRate ? { overallRate } : {}),
     timeout: 10,
   });
-}
-
-function toRow(scenario: string, concurrency: number | string, result: autocannon.Result, server?: { cpu: number; rss: number; seconds: number }): Row {
-  const errors = result.errors + result.non2xx + result.timeouts;
   return {
-    scenario,
-    concurrency,
     reqPerSec: Math.round(result.requests.average),
     p50: result.latency.p50,
     p90: result.latency.p90,
     p99: result.latency.p99,
     max: result.latency.max,
-    errors,
+    errors: result.errors + result.non2xx + result.timeouts,
+    total: result.requests.total,
+  };
+}
+
+/** Open loop at a fixed, evenly paced rate (see paced-load.ts for why not autocannon's -R). */
+async function pacedRun(url: string, requests: SignedRequest[], rate: number, seconds: number): Promise<LoadSummary> {
+  const result = await pacedLoad({ url, requests, rate, seconds, connections: PACED_CONNECTIONS });
+  // CPU per request counts every request the server saw, answered in time or not.
+  return { ...result, total: result.sent };
+}
+
+function toRow(scenario: string, concurrency: number | string, result: LoadSummary, server?: { cpu: number; rss: number; seconds: number }): Row {
+  return {
+    scenario,
+    concurrency,
+    reqPerSec: result.reqPerSec,
+    p50: result.p50,
+    p90: result.p90,
+    p99: result.p99,
+    max: result.max,
+    errors: result.errors,
     ...(server
       ? {
           serverCpuPct: Math.round((server.cpu / server.seconds) * 100),
-          ...(result.requests.total > 0 ? { cpuUsPerReq: Math.round((server.cpu * 1e6) / result.requests.total) } : {}),
+          ...(result.total > 0 ? { cpuUsPerReq: Math.round((server.cpu * 1e6) / result.total) } : {}),
           serverRssMb: Math.round(server.rss),
         }
       : {}),
   };
 }
 
-async function measured(server: Server, scenario: string, concurrency: number, run: () => Promise<autocannon.Result>): Promise<Row> {
+async function measured(server: Server, scenario: string, concurrency: number | string, run: () => Promise<LoadSummary>): Promise<Row> {
   const pid = server.child.pid as number;
   const before = sampleProcessTree(pid);
   const started = Date.now();
   const result = await run();
   const after = sampleProcessTree(pid);
   const row = toRow(scenario, concurrency, result, { cpu: after.cpuSeconds - before.cpuSeconds, rss: after.rssMb, seconds: (Date.now() - started) / 1000 });
-  process.stderr.write(`${scenario} c=${concurrency}: ${row.reqPerSec} req/s p99 ${row.p99} ms errors ${row.errors} CPU ${row.cpuUsPerReq ?? '?'} µs/req\n`);
+  process.stderr.write(`${scenario} c=${concurrency}: ${row.reqPerSec} req/s p50 ${row.p50} p90 ${row.p90} p99 ${row.p99} ms errors ${row.errors} CPU ${row.cpuUsPerReq ?? '?'} µs/req\n`);
   return row;
 }
 
@@ -297,6 +330,19 @@ function errorDelta(before: Record<string, number>, after: Record<string, number
   return parts.length > 0 ? parts.join(', ') : 'none';
 }
 
+/**
+ * prom-client's default eventLoopMonitoringPrecision. Node's monitorEventLoopDelay records whole
+ * timer intervals, so an idle process reads ~10.1 ms: the lag is what exceeds the interval.
+ */
+const EVENT_LOOP_SAMPLING_MS = 10;
+
+/** Event-loop lag p99 in ms since the last scrape (which resets prom-client's histogram). */
+async function eventLoopLagP99Ms(adminUrl: string | undefined): Promise<number | undefined> {
+  if (!adminUrl) return undefined;
+  const seconds = await scrapeMetric(adminUrl, 'xks_nodejs_eventloop_lag_p99_seconds');
+  return seconds === undefined ? undefined : round(Math.max(0, seconds * 1000 - EVENT_LOOP_SAMPLING_MS));
+}
+
 async function scrapeMetric(adminUrl: string, name: string): Promise<number | undefined> {
   const res = await fetch(`${adminUrl}/metrics`);
   const match = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm').exec(await res.text());
@@ -307,9 +353,16 @@ async function scrapeMetric(adminUrl: string, name: string): Promise<number | un
 async function profile(env: Env, configPath: string): Promise<void> {
   const proxy = await startProxy(configPath);
   const name = args.get('scenario') ?? 'Encrypt 4300 B';
-  const request = (await scenarioBodies(env, proxy.url))[name];
-  if (!request) throw new Error(`--scenario must be one of the proxy scenarios, got "${name}"`);
-  await measured(proxy, `Profile: ${name}`, 32, () => load(proxy.url, [request], 32, DURATION));
+  const bodies = await scenarioBodies(env, proxy.url);
+  const request = bodies[name];
+  if (name === 'KMS-shaped') {
+    const mixed = [bodies['Encrypt 32 B'] as SignedRequest, bodies['Decrypt 4300 B'] as SignedRequest];
+    await measured(proxy, `Profile: KMS-shaped ${KMS_RATE} req/s`, 'open loop', () => pacedRun(proxy.url, mixed, KMS_RATE, KMS_SECONDS));
+  } else if (request) {
+    await measured(proxy, `Profile: ${name}`, 32, () => load(proxy.url, [request], 32, DURATION));
+  } else {
+    throw new Error(`--scenario must be KMS-shaped or one of the proxy scenarios, got "${name}"`);
+  }
   await stop(proxy);
   process.stderr.write(`CPU profile written to ${String(PROFILE_DIR)}\n`);
 }
@@ -323,9 +376,9 @@ async function quick(env: Env, configPath: string): Promise<void> {
     const mixed = [bodies['Encrypt 32 B'] as SignedRequest, bodies['Decrypt 4300 B'] as SignedRequest];
     if (proxy.adminUrl) await scrapeMetric(proxy.adminUrl, 'xks_nodejs_eventloop_lag_p99_seconds');
     const errorsBefore = proxy.adminUrl ? await errorsByName(proxy.adminUrl) : {};
-    await measured(proxy, `KMS-shaped ${KMS_RATE} req/s`, 64, () => load(proxy.url, mixed, 64, KMS_SECONDS, KMS_RATE));
+    await measured(proxy, `KMS-shaped ${KMS_RATE} req/s`, 'open loop', () => pacedRun(proxy.url, mixed, KMS_RATE, KMS_SECONDS));
     if (proxy.adminUrl) {
-      process.stderr.write(`event-loop lag p99 ${String(await scrapeMetric(proxy.adminUrl, 'xks_nodejs_eventloop_lag_p99_seconds'))} s; errors answered: ${errorDelta(errorsBefore, await errorsByName(proxy.adminUrl))}\n`);
+      process.stderr.write(`event-loop lag p99 ${String(await eventLoopLagP99Ms(proxy.adminUrl))} ms; errors answered: ${errorDelta(errorsBefore, await errorsByName(proxy.adminUrl))}\n`);
     }
   }
   const request = bodies[name];
@@ -339,8 +392,11 @@ async function main(): Promise<void> {
   const env = await prepare();
   process.env.XKS_HSM_PIN = env.pin;
   const configPath = writeConfig(env);
-  if (PROFILE_DIR) return profile(env, configPath);
-  if (args.has('scenario')) return quick(env, configPath);
+  if (PROFILE_DIR || args.has('scenario')) {
+    await (PROFILE_DIR ? profile(env, configPath) : quick(env, configPath));
+    rmSync(env.dir, { recursive: true, force: true });
+    return;
+  }
   const rows: Row[] = [];
   const summary: Record<string, unknown> = {};
 
@@ -386,17 +442,40 @@ async function main(): Promise<void> {
   }
 
   // 3. KMS-shaped: fixed offered rate of mixed encrypt/decrypt
-  const mixed = [bodies['Encrypt 32 B'] as SignedRequest, bodies['Decrypt 4300 B'] as SignedRequest];
+  // Signed afresh for each open-loop run: the closed-loop runs above use up most of the 5-minute window.
+  const mixedRequests = async (): Promise<SignedRequest[]> => {
+    const fresh = await scenarioBodies(env, proxy.url);
+    return [fresh['Encrypt 32 B'] as SignedRequest, fresh['Decrypt 4300 B'] as SignedRequest];
+  };
+  const mixed = await mixedRequests();
   const rssStart = sampleProcessTree(proxy.child.pid as number).rssMb;
   if (proxy.adminUrl) await scrapeMetric(proxy.adminUrl, 'xks_nodejs_eventloop_lag_p99_seconds'); // resets the lag histogram
   const errorsBefore = proxy.adminUrl ? await errorsByName(proxy.adminUrl) : {};
-  const kmsRow = await measured(proxy, `KMS-shaped: ${KMS_RATE} req/s offered, mixed encrypt/decrypt, ${KMS_SECONDS} s`, 64, () => load(proxy.url, mixed, 64, KMS_SECONDS, KMS_RATE));
+  const kmsRow = await measured(proxy, `KMS-shaped: ${KMS_RATE} req/s offered, evenly paced, mixed encrypt/decrypt, ${KMS_SECONDS} s`, `open loop, <= ${PACED_CONNECTIONS} conns`, () => pacedRun(proxy.url, mixed, KMS_RATE, KMS_SECONDS));
   const rssEnd = sampleProcessTree(proxy.child.pid as number).rssMb;
-  const lagP99 = proxy.adminUrl ? await scrapeMetric(proxy.adminUrl, 'xks_nodejs_eventloop_lag_p99_seconds') : undefined;
+  const lagP99 = await eventLoopLagP99Ms(proxy.adminUrl);
   const kmsErrors = proxy.adminUrl ? errorDelta(errorsBefore, await errorsByName(proxy.adminUrl)) : 'n/a';
-  kmsRow.note = `RSS ${Math.round(rssStart)} -> ${Math.round(rssEnd)} MB (${round(((rssEnd - rssStart) / rssStart) * 100)} %); event-loop lag p99 ${lagP99 === undefined ? 'n/a' : round(lagP99 * 1000)} ms; errors answered: ${kmsErrors}`;
+  kmsRow.note = `RSS ${Math.round(rssStart)} -> ${Math.round(rssEnd)} MB (${round(((rssEnd - rssStart) / rssStart) * 100)} %); event-loop lag p99 ${lagP99 === undefined ? 'n/a' : lagP99} ms; errors answered: ${kmsErrors}`;
   rows.push(kmsRow);
-  Object.assign(summary, { kms: { rate: KMS_RATE, seconds: KMS_SECONDS, rssStartMb: rssStart, rssEndMb: rssEnd, eventLoopLagP99Ms: lagP99 === undefined ? null : lagP99 * 1000 } });
+  Object.assign(summary, { kms: { rate: KMS_RATE, seconds: KMS_SECONDS, rssStartMb: rssStart, rssEndMb: rssEnd, eventLoopLagP99Ms: lagP99 ?? null } });
+
+  // 3b. Sizing: the highest of the trial rates one worker serves within the targets (p99 <= 20 ms, no errors, lag p99 < 10 ms).
+  let sustained: Row | undefined;
+  for (const rate of SUSTAIN_RATES) {
+    const requests = await mixedRequests();
+    await eventLoopLagP99Ms(proxy.adminUrl); // resets the histogram
+    const row = await measured(proxy, `KMS-shaped sizing: ${rate} req/s offered, evenly paced, ${SUSTAIN_SECONDS} s`, `open loop, <= ${PACED_CONNECTIONS} conns`, () => pacedRun(proxy.url, requests, rate, SUSTAIN_SECONDS));
+    const lag = await eventLoopLagP99Ms(proxy.adminUrl);
+    row.note = `event-loop lag p99 ${lag ?? 'n/a'} ms`;
+    if (row.p99 > 20 || row.errors > 0 || (lag ?? 0) >= 10) {
+      row.note += '; over the targets: stopped here';
+      rows.push(row);
+      break;
+    }
+    sustained = row;
+    rows.push(row);
+  }
+  Object.assign(summary, { sustainedRatePerWorker: sustained ? Number(/(\d+) req\/s offered/.exec(sustained.scenario)?.[1]) : null });
   await stop(proxy);
 
   // 4. Scaling: 1 vs 2 workers
@@ -424,13 +503,14 @@ async function main(): Promise<void> {
       kmsP99Ms: kmsRow.p99,
       kmsErrors: kmsRow.errors,
       rssGrowthPct: round(((rssEnd - rssStart) / rssStart) * 100),
-      eventLoopLagP99Ms: lagP99 === undefined ? null : round(lagP99 * 1000),
+      eventLoopLagP99Ms: lagP99 ?? null,
     },
   });
   mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
   writeFileSync(join(ROOT, 'bench/results/latest.json'), `${JSON.stringify({ summary, rows }, null, 2)}\n`);
   writeFileSync(join(ROOT, 'bench/results/latest.md'), renderMarkdown(summary, rows));
   process.stderr.write(`wrote bench/results/latest.md\n`);
+  rmSync(env.dir, { recursive: true, force: true }); // the token, PIN and credential of this run
 }
 
 function round(n: number): number {
@@ -443,7 +523,9 @@ function renderMarkdown(summary: Record<string, unknown>, rows: Row[]): string {
     '# Benchmark results',
     '',
     `Run ${String(summary.date)} on ${String(summary.machine)}. Pinning: ${String(summary.pinning)}.`,
-    `Each scenario runs ${String(summary.durationSeconds)} s with autocannon over HTTPS keep-alive connections; ${String(summary.signing)}.`,
+    `Each closed-loop scenario runs ${String(summary.durationSeconds)} s with autocannon over HTTPS keep-alive connections; ${String(summary.signing)}.`,
+    `Event-loop lag p99: the proxy's xks_nodejs_eventloop_lag_p99_seconds (perf_hooks.monitorEventLoopDelay via prom-client) over the run, minus its ${EVENT_LOOP_SAMPLING_MS} ms sampling interval, which Node's histogram includes (an idle process reads 10.1 ms).`,
+    `The KMS-shaped runs use an open-loop generator (bench/paced-load.ts; autocannon's -R sends each second's quota in one burst) that sends at an even pace over at most ${PACED_CONNECTIONS} keep-alive connections, after an unrecorded 5 s warm-up. Latency runs from each request's scheduled send time; as with KMS, a request not answered within 250 ms counts as an error, and req/s counts only 2xx answers within 250 ms.`,
     `Session pool: ${String(summary.sessionPool)}. Latencies in ms. Ratio = proxy req/s / plain node:https req/s at the same concurrency.`,
     '',
     '## Targets',
@@ -456,6 +538,8 @@ function renderMarkdown(summary: Record<string, unknown>, rows: Row[]): string {
     `| RSS growth over the KMS-shaped run | <= 10 % | ${String(t.rssGrowthPct)} % |`,
     `| event-loop lag p99 during the KMS-shaped run | < 10 ms | ${t.eventLoopLagP99Ms === null ? 'n/a' : `${String(t.eventLoopLagP99Ms)} ms`} |`,
     '',
+    `Sizing: one worker on this machine serves ${summary.sustainedRatePerWorker === null ? 'none of the trial rates' : `${String(summary.sustainedRatePerWorker)} req/s`} of the KMS-shaped mix within the targets (p99 <= 20 ms, no errors, event-loop lag p99 < 10 ms; open-loop, evenly paced; rates tried: ${SUSTAIN_RATES.join(', ')}).`,
+    '',
     ...(summary.hsmLayerEncryptPerSec
       ? [`Context: the proxy's HSM layer alone (encrypt + verify-decrypt, no HTTP, same core) does ${String(summary.hsmLayerEncryptPerSec)} Encrypt/s; the proxy reaches ${String(t.encrypt4300c32ReqPerSec)} req/s (${Math.round(((t.encrypt4300c32ReqPerSec as number) / (summary.hsmLayerEncryptPerSec as number)) * 100)} % of that).`, '']
       : []),
@@ -465,7 +549,7 @@ function renderMarkdown(summary: Record<string, unknown>, rows: Row[]): string {
     '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows.map((r) => `| ${r.scenario} | ${r.concurrency} | ${r.reqPerSec} | ${r.p50} | ${r.p90} | ${r.p99} | ${r.max} | ${r.errors} | ${r.serverCpuPct ?? ''} | ${r.cpuUsPerReq ?? ''} | ${r.serverRssMb ?? ''} | ${r.ratio ?? ''} | ${r.note ?? ''} |`),
     '',
-    'Reproduce: `npm run bench` (options: `--duration=8 --kms-seconds=60 --rate=1800 --pool=8 --concurrency=1,32,256`; `--scenario=<name>` runs one proxy scenario or `KMS-shaped` and writes nothing; `--profile=<dir>` writes a CPU profile of Encrypt 4300 B, or of `--scenario`, instead).',
+    'Reproduce: `npm run bench` (options: `--duration=8 --kms-seconds=60 --rate=1800 --pool=8 --concurrency=1,32,256 --sustain-rates=200,300,400,600,800,1000,1200,1500 --sustain-seconds=20`; `--scenario=<name>` runs one proxy scenario or `KMS-shaped` and writes nothing; `--profile=<dir>` writes a CPU profile of Encrypt 4300 B, or of `--scenario`, instead).',
     '',
   ];
   return lines.join('\n');

@@ -1,0 +1,131 @@
+/**
+ * An open-loop, evenly paced load generator for the KMS-shaped run. autocannon's rate limit is per
+ * second per connection: every connection sends its whole quota back to back when the second
+ * starts, then waits, so "1,800 req/s" arrives as one burst per second and the latencies measure
+ * how long a burst takes to drain. KMS's traffic is spread out; this sends request i at
+ * start + i / rate, over at most `connections` keep-alive sockets (further requests wait for a
+ * socket), and measures each latency from its scheduled send time, so a server that falls behind
+ * is charged for the wait (no coordinated omission). As KMS does, it gives each request 250 ms
+ * from its scheduled time: one still waiting for a free connection by then is not sent, one in
+ * flight is counted as timed out (and left to finish, so its connection stays open); without that
+ * an overloaded proxy only builds a queue in the generator. The first `warmupSeconds` run at the same
+ * pace but are not recorded: opening the keep-alive connections (TLS handshakes) and JIT warm-up
+ * otherwise put a few hundred slow requests into the first 300 ms, even against plain node:https.
+ */
+import { Agent, request as httpsRequest } from 'node:https';
+import { performance } from 'node:perf_hooks';
+
+export interface PacedRequest {
+  method: 'POST';
+  path: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
+export interface PacedResult {
+  /** Requests recorded (after the warm-up). */
+  scheduled: number;
+  /** Of those, sent to the server (the others waited past the budget for a connection). */
+  sent: number;
+  /** 2xx answers within the budget, per second over the run (goodput). */
+  reqPerSec: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  /** Non-2xx answers, socket errors and requests over the budget (sent or not). */
+  errors: number;
+  statuses: Record<string, number>;
+}
+
+export async function pacedLoad(options: { url: string; requests: PacedRequest[]; rate: number; seconds: number; connections: number; warmupSeconds?: number; budgetMs?: number }): Promise<PacedResult> {
+  const budgetMs = options.budgetMs ?? 250;
+  const { rate, seconds, connections, requests } = options;
+  const target = new URL(options.url);
+  const agent = new Agent({ keepAlive: true, maxSockets: connections, rejectUnauthorized: false });
+  const warmup = Math.round(rate * (options.warmupSeconds ?? 5));
+  const total = warmup + Math.round(rate * seconds);
+  const intervalMs = 1000 / rate;
+  const latencies: number[] = [];
+  const statuses: Record<string, number> = {};
+  let errors = 0;
+  let finished = 0;
+  let sent = 0;
+  let sentRecorded = 0;
+  const start = performance.now();
+  const measuredFrom = start + warmup * intervalMs;
+  let lastAnswer = start;
+
+  await new Promise<void>((resolve) => {
+    // Scheduled requests waiting for one of the `connections` slots, oldest first.
+    const pending: Array<{ spec: PacedRequest; scheduled: number }> = [];
+    let inFlight = 0;
+    const settle = (scheduled: number, answered: string): void => {
+      const now = performance.now();
+      const status = now - scheduled > budgetMs ? 'timeout' : answered;
+      if (scheduled >= measuredFrom) {
+        latencies.push(now - scheduled);
+        statuses[status] = (statuses[status] ?? 0) + 1;
+        if (!status.startsWith('2')) errors++;
+        lastAnswer = now;
+      }
+      if (++finished === total) resolve();
+    };
+    const pump = (): void => {
+      while (inFlight < connections && pending.length > 0) {
+        const next = pending.shift() as { spec: PacedRequest; scheduled: number };
+        // Waited for a connection past the budget: KMS would have given up before sending.
+        if (performance.now() - next.scheduled > budgetMs) {
+          settle(next.scheduled, 'timeout');
+          continue;
+        }
+        inFlight++;
+        if (next.scheduled >= measuredFrom) sentRecorded++;
+        fire(next.spec, next.scheduled);
+      }
+    };
+    const fire = (spec: PacedRequest, scheduled: number): void => {
+      let settled = false;
+      const once = (status: string): void => {
+        if (settled) return;
+        settled = true;
+        inFlight--;
+        settle(scheduled, status);
+        pump();
+      };
+      const req = httpsRequest({ agent, host: target.hostname, port: target.port, path: spec.path, method: spec.method, headers: spec.headers }, (res) => {
+        res.resume();
+        res.on('end', () => once(String(res.statusCode)));
+        res.on('error', () => once('error'));
+      });
+      req.on('error', () => once('error'));
+      req.end(spec.body);
+    };
+    const tick = (): void => {
+      const due = Math.min(total, Math.floor((performance.now() - start) / intervalMs) + 1);
+      for (; sent < due; sent++) pending.push({ spec: requests[sent % requests.length] as PacedRequest, scheduled: start + sent * intervalMs });
+      pump();
+      if (sent < total) setTimeout(tick, 1);
+    };
+    tick();
+  });
+  agent.destroy();
+  latencies.sort((a, b) => a - b);
+  const pct = (p: number): number => round(latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? 0);
+  const ok = Object.entries(statuses).reduce((sum, [status, n]) => (status.startsWith('2') ? sum + n : sum), 0);
+  return {
+    scheduled: latencies.length,
+    sent: sentRecorded,
+    reqPerSec: Math.round(ok / ((lastAnswer - measuredFrom) / 1000)),
+    p50: pct(50),
+    p90: pct(90),
+    p99: pct(99),
+    max: round(latencies[latencies.length - 1] ?? 0),
+    errors,
+    statuses,
+  };
+}
+
+function round(n: number): number {
+  return Math.round(n * 100) / 100;
+}
