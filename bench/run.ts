@@ -434,7 +434,9 @@ async function main(): Promise<void> {
   const bodies = await scenarioBodies(env, proxy.url);
   for (const [name, request] of Object.entries(bodies)) {
     for (const c of CONCURRENCIES) {
+      const errorsBefore = proxy.adminUrl ? await errorsByName(proxy.adminUrl) : {};
       const row = await measured(proxy, `Proxy ${name}`, c, () => load(proxy.url, [request], c, DURATION));
+      if (row.errors > 0 && proxy.adminUrl) row.note = `req/s counts every answer; errors answered: ${errorDelta(errorsBefore, await errorsByName(proxy.adminUrl))}`;
       const ceiling = ceilingByConcurrency.get(c);
       if (ceiling) row.ratio = round(row.reqPerSec / ceiling);
       rows.push(row);
