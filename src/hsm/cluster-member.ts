@@ -58,6 +58,9 @@ export interface MemberEnvironment {
 
 type Attempt = 'ok' | 'failed' | 'deferred';
 
+/** Mean delay before the one startup retry. */
+const STARTUP_RETRY_MS = 250;
+
 /** Members that share one PKCS#11 library: re-initialising it affects all of them. */
 export class LibraryGroup {
   readonly members: ClusterMember[] = [];
@@ -236,7 +239,15 @@ export class ClusterMember {
 
   /** First connection, health monitor and keep-alive. Resolves true if connected. */
   async start(): Promise<boolean> {
-    const result = await this.tryConnect('startup');
+    let result = await this.tryConnect('startup');
+    // One quick, jittered second try for a failure that is not about credentials: several
+    // processes starting at once (serve --workers) can trip over each other in the HSM library
+    // (SoftHSM answers CKR_GENERAL_ERROR to concurrent logins on a file token), and a fleet restart
+    // should not fail on that. A wrong PIN still fails at once (state 'failed').
+    if (result === 'failed' && this.state !== 'failed') {
+      await new Promise((resolve) => setTimeout(resolve, STARTUP_RETRY_MS * (0.5 + Math.random())));
+      result = await this.tryConnect('startup retry');
+    }
     if (result === 'failed') this.scheduleRetry();
     await this.monitor.start();
     const keepAliveMs = this.config.keepAliveSeconds * 1000;

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { HsmCluster, HsmError, Deadline, createAesKey } from '../../src/hsm';
 import { loadedModules, type Pkcs11Api } from '../../src/hsm/pkcs11-module';
-import { FaultInjector, vendorShim } from '../support/pkcs11-shims';
+import { FaultInjector, failFirstCalls, vendorShim } from '../support/pkcs11-shims';
 import { softHsmFixture, tokenDirectory, uniqueLabel } from '../support/softhsm-fixture';
 import { RecordingObserver, clusterKeys, expectDownAndBack, testClusterOptions, waitFor, type ClusterKeys, type MemberSpec } from '../support/cluster-helpers';
 import { expectHsmError, nodeDecrypt } from './helpers';
@@ -339,6 +339,34 @@ describe('hsm: cluster of two SoftHSM tokens', function () {
     }
     expect(caught).to.be.instanceOf(HsmError);
     expect((caught as HsmError).message).to.match(/no HSM of the cluster could be connected: .*no token with label "no-such-token"/);
+  });
+
+  it('rides over a transient login failure at startup (one jittered retry), but not a wrong PIN', async () => {
+    const transient = failFirstCalls('C_Login', 'CKR_GENERAL_ERROR');
+    cluster = await HsmCluster.start(testClusterOptions(keys.health, [{ id: 'racy', pkcs11Interposer: transient }]));
+    expect(transient.failed()).to.equal(1);
+    await roundTrip(cluster);
+    await cluster.close();
+
+    const always = failFirstCalls('C_Login', 'CKR_GENERAL_ERROR', 2);
+    let caught: unknown;
+    try {
+      await HsmCluster.start(testClusterOptions(keys.health, [{ id: 'down', pkcs11Interposer: always }]));
+    } catch (error) {
+      caught = error;
+    }
+    expect((caught as HsmError).message).to.match(/no HSM of the cluster could be connected: .*CKR_GENERAL_ERROR/);
+    expect(always.failed()).to.equal(2);
+
+    const wrongPin = failFirstCalls('C_Login', 'CKR_PIN_INCORRECT', 5);
+    caught = undefined;
+    try {
+      await HsmCluster.start(testClusterOptions(keys.health, [{ id: 'pin', pkcs11Interposer: wrongPin }]));
+    } catch (error) {
+      caught = error;
+    }
+    expect((caught as HsmError).message).to.match(/CKR_PIN_INCORRECT/);
+    expect(wrongPin.failed(), 'a credential error is not retried').to.equal(1);
   });
 
   it('keep-alive stops a CloudHSM-style HSM from dropping idle sessions', async () => {

@@ -325,3 +325,17 @@ export function vendorShim(vendor: 'cloudhsm' | 'nshield' | 'luna', options: Ven
 export function chain(...interposers: Array<Pkcs11Interposer | undefined>): Pkcs11Interposer {
   return (api) => interposers.reduce<Pkcs11Api>((inner, next) => (next ? next(inner) : inner), api);
 }
+
+/** The first `times` calls named `name` fail with `returnCode` (a transient library error), then pass. */
+export function failFirstCalls(name: string, returnCode: string, times = 1): Pkcs11Interposer & { failed: () => number } {
+  let failed = 0;
+  const interposer = (api: Pkcs11Api) =>
+    wrap(api, (called, real, args) => {
+      if (called === name && failed < times) {
+        failed++;
+        return fail(called, returnCode);
+      }
+      return real(...args);
+    });
+  return Object.assign(interposer, { failed: () => failed });
+}
