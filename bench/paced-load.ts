@@ -22,19 +22,22 @@ export interface PacedRequest {
   body: string;
 }
 
-export interface PacedResult {
-  /** Requests recorded (after the warm-up). */
-  scheduled: number;
-  /** Of those, sent to the server (the others waited past the budget for a connection). */
-  sent: number;
-  /** 2xx answers within the budget, per second over the run (goodput). */
+/** What every load run reports (latencies in ms). */
+export interface LoadFigures {
   reqPerSec: number;
   p50: number;
   p90: number;
   p99: number;
   max: number;
-  /** Non-2xx answers, socket errors and requests over the budget (sent or not). */
   errors: number;
+}
+
+/** reqPerSec: 2xx answers within the budget per second (goodput); errors: non-2xx answers, socket errors and requests over the budget (sent or not). */
+export interface PacedResult extends LoadFigures {
+  /** Requests recorded (after the warm-up). */
+  scheduled: number;
+  /** Of those, sent to the server (the others waited past the budget for a connection). */
+  sent: number;
   statuses: Record<string, number>;
 }
 

@@ -19,7 +19,7 @@ import { generateCredential, type Sigv4Credential } from '../src/auth/generate-c
 import { createSelfSignedCert } from '../src/cli/demo/self-signed-cert';
 import { createAesKey, Hsm } from '../src/hsm';
 import { ensureSoftHsmToken, SOFTHSM_MODULE_PATH } from '../src/hsm/softhsm';
-import { pacedLoad } from './paced-load';
+import { pacedLoad, type LoadFigures } from './paced-load';
 
 const ROOT = join(__dirname, '../..');
 const MAIN = join(ROOT, 'dist/src/cli/main.js');
@@ -36,15 +36,9 @@ const SUSTAIN_SECONDS = Number(args.get('sustain-seconds') ?? 20);
 const PACED_CONNECTIONS = Number(args.get('paced-connections') ?? 256);
 const PIN_CORES = cpus().length >= 2;
 
-interface Row {
+interface Row extends LoadFigures {
   scenario: string;
   concurrency: number | string;
-  reqPerSec: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  max: number;
-  errors: number;
   serverCpuPct?: number;
   /** Server CPU time per answered request: robust to a starved load generator. */
   cpuUsPerReq?: number;
@@ -203,14 +197,8 @@ async function sign(baseUrl: string, credential: Sigv4Credential, path: string, 
   return { method: 'POST', path, headers: signed.headers as Record<string, string>, body: payload };
 }
 
-/** What a load run reports, whichever generator made it. */
-interface LoadSummary {
-  reqPerSec: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  max: number;
-  errors: number;
+/** What a load run reports, whichever generator made it; total = requests the server answered. */
+interface LoadSummary extends LoadFigures {
   total: number;
 }
 
