@@ -109,7 +109,8 @@ export async function startCliProxy(options: CliProxyOptions): Promise<CliProxy>
     }
   });
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  // 'close', not 'exit': the child's last log lines may still be in the pipe when it exits.
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
 
   const waitForLog = (match: (l: Record<string, unknown>) => boolean, timeoutMs = 20_000): Promise<Record<string, unknown>> => {
     const seen = logs.find(match);
