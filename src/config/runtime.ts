@@ -1,23 +1,15 @@
 /** The validated config with defaults applied and secrets resolved: what the rest of the proxy reads. */
+import type { HsmOptions } from '../hsm/types';
 import type { VendorProfileName } from '../hsm/vendor-profiles';
 import type { KeyStoreSecurity, ProxySecurity } from './security';
 import type { KmsApiRuntime } from '../kms-api/config';
 
-/** One HSM, defaults applied and PIN resolved. */
-export interface RuntimeHsm {
-  id: string;
-  modulePath: string;
-  tokenLabel?: string;
-  tokenSerial?: string;
-  pin: string;
-  sessionPoolSize: number;
-  acquireTimeoutMs: number;
-  maxWaiters: number;
+/** One HSM, defaults applied and PIN resolved: the HSM layer's options plus what the proxy adds. */
+export interface RuntimeHsm extends Omit<HsmOptions, 'profile' | 'pkcs11Interposer'> {
+  profile: VendorProfileName;
   healthCheckKeyLabel: string;
   ekmVendor?: string;
-  profile: VendorProfileName;
   keepAliveSeconds: number;
-  decryptAuthFailureCodes?: string[];
 }
 
 export interface RuntimeKeyStore {
