@@ -1,5 +1,6 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { XksError } from '../api/errors';
+import { writeJson } from './json-response';
 import type { HeaderList } from './security-headers';
 
 export interface RequestListenerParts {
@@ -39,9 +40,5 @@ function answerInternalError(res: ServerResponse): void {
     return;
   }
   const error = new XksError('InternalException', 'Internal error');
-  const payload = JSON.stringify(error.toBody());
-  res.statusCode = error.status;
-  res.setHeader('Content-Type', 'application/json');
-  res.setHeader('Content-Length', Buffer.byteLength(payload));
-  res.end(payload);
+  writeJson(res, error.status, error.toBody());
 }

@@ -19,6 +19,7 @@ import type { Logger } from '../observability/logger';
 import type { XksMetrics } from '../observability/metrics';
 import type { RequestGuards } from '../security/request-guards';
 import { BodyTooLargeError, readRawBody } from './body';
+import { writeJson } from './json-response';
 import { isValidExternalKeyId, type XksRoute, type XksRouter } from './routes';
 
 /** What a reload replaces; read once per request so a request sees one config generation. */
@@ -65,14 +66,6 @@ const AUTH_MESSAGES: Record<SigV4FailureReason, string> = {
 type LogFields = Record<string, string | number | undefined>;
 
 export function createXksHandler(deps: XksHandlerDeps) {
-  const respond = (res: ServerResponse, status: number, body: unknown): void => {
-    const payload = JSON.stringify(body);
-    res.statusCode = status;
-    res.setHeader('Content-Type', 'application/json');
-    res.setHeader('Content-Length', Buffer.byteLength(payload));
-    res.end(payload);
-  };
-
   // Requests between admission and answer (GetHealthStatus aside), in this process.
   let inFlight = 0;
 
@@ -104,7 +97,7 @@ export function createXksHandler(deps: XksHandlerDeps) {
         throw new XksError('ThrottlingException', `The proxy is working on its maximum of ${String(state.maxInFlightRequests)} requests; retry`);
       }
       const result = await run(state, route, req, fields, deadline);
-      respond(res, 200, result);
+      writeJson(res, 200, result);
     } catch (err) {
       const error = err instanceof BodyTooLargeError
         ? new XksError('UnsupportedOperationException', `The request body exceeds the ${err.limit}-byte maximum this proxy supports`)
@@ -118,7 +111,7 @@ export function createXksHandler(deps: XksHandlerDeps) {
       fields.errorMessage = error.message;
       if (err instanceof BodyTooLargeError) res.setHeader('Connection', 'close');
       if (status === 405) res.setHeader('Allow', 'POST');
-      respond(res, status, error.toBody());
+      writeJson(res, status, error.toBody());
     } finally {
       if (counted && !shed) deps.metrics.requestsInFlight(--inFlight);
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
