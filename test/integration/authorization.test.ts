@@ -1,22 +1,12 @@
 import { expect } from 'chai';
 import { copyFileSync, writeFileSync } from 'node:fs';
-import { get as httpGet } from 'node:http';
 import { join } from 'node:path';
 import { startHarness, type Harness } from '../support/proxy-harness';
 import { b64, requestMetadata, XksClient } from '../support/xks-client';
+import { metricsText } from '../support/admin-http';
 
 const EXAMPLES = join(__dirname, '..', '..', '..', 'config', 'policies');
 const ANALYTICS = 'arn:aws:iam::111122223333:role/analytics';
-
-function metricsText(url: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    httpGet(`${url}/metrics`, (res) => {
-      let text = '';
-      res.on('data', (d: Buffer) => (text += d.toString()));
-      res.on('end', () => resolve(text));
-    }).on('error', reject);
-  });
-}
 
 /**
  * Secondary authorization (Cedar), per-key-store quotas and region pinning on the real server.

@@ -1,23 +1,13 @@
 import { expect } from 'chai';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { get as httpGet } from 'node:http';
 import { Agent } from 'node:https';
 import { join } from 'node:path';
 import { startHarness, type Harness } from '../support/proxy-harness';
 import { createTestCa, type IssuedCert } from '../support/test-pki';
 import { XksClient, type ClientTls } from '../support/xks-client';
+import { metricsText } from '../support/admin-http';
 
 const KMS_NAME = 'cks.kms.us-east-1.amazonaws.com';
-
-function metricsText(url: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    httpGet(`${url}/metrics`, (res) => {
-      let text = '';
-      res.on('data', (d: Buffer) => (text += d.toString()));
-      res.on('end', () => resolve(text));
-    }).on('error', reject);
-  });
-}
 
 describe('mutual TLS (integration)', () => {
   let h: Harness;

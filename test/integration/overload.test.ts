@@ -1,5 +1,4 @@
 import { expect } from 'chai';
-import { get as httpGet } from 'node:http';
 import type { ClientRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { Sha256 } from '@aws-crypto/sha256-js';
@@ -7,20 +6,12 @@ import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { startHarness, type Harness } from '../support/proxy-harness';
 import { b64, requestMetadata, type XksResponse } from '../support/xks-client';
+import { metricsText, sample } from '../support/admin-http';
 
 const encryptBody = (text: string) => ({ requestMetadata: requestMetadata('Encrypt'), plaintext: b64(Buffer.from(text)), encryptionAlgorithm: 'AES_GCM' });
 
-function metric(adminUrl: string, name: string): Promise<number | undefined> {
-  return new Promise((resolve, reject) => {
-    httpGet(`${adminUrl}/metrics`, (res) => {
-      let text = '';
-      res.on('data', (d: Buffer) => (text += d.toString()));
-      res.on('end', () => {
-        const match = new RegExp(`^${name} ([0-9.e+-]+)$`, 'm').exec(text);
-        resolve(match ? Number(match[1]) : undefined);
-      });
-    }).on('error', reject);
-  });
+async function metric(adminUrl: string, name: string): Promise<number | undefined> {
+  return sample(await metricsText(adminUrl), name);
 }
 
 /** Requests a test left half sent; destroyed in `after` so a failing test cannot hang the shutdown. */

@@ -1,7 +1,6 @@
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { get as httpGet } from 'node:http';
 import { join } from 'node:path';
 import { connect, type TLSSocket } from 'node:tls';
 import { generateCredential } from '../../src/auth/generate-credentials';
@@ -9,18 +8,9 @@ import { createSelfSignedCert } from '../../src/cli/demo/self-signed-cert';
 import { startHarness, type Harness } from '../support/proxy-harness';
 import { b64, requestMetadata, XksClient, type Credential } from '../support/xks-client';
 import { waitFor } from '../support/wait';
+import { metricsText } from '../support/admin-http';
 
 const MAIN = join(__dirname, '../../src/cli/main.js');
-
-function metricsText(url: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    httpGet(`${url}/metrics`, (res) => {
-      let text = '';
-      res.on('data', (d: Buffer) => (text += d.toString()));
-      res.on('end', () => resolve(text));
-    }).on('error', reject);
-  });
-}
 
 /** Writes the file the way editors and config managers do: a new file renamed over the old one. */
 function replaceFile(path: string, content: string): void {

@@ -1,8 +1,8 @@
 import { expect } from 'chai';
-import { get as httpGet } from 'node:http';
 import { connect, type ConnectionOptions } from 'node:tls';
 import { startHarness, type Harness } from '../support/proxy-harness';
 import { requestMetadata } from '../support/xks-client';
+import { adminGet } from '../support/admin-http';
 
 function handshake(port: number, options: ConnectionOptions): Promise<{ protocol: string | null; cipher: string; alpn: string | false | null }> {
   return new Promise((resolve, reject) => {
@@ -12,16 +12,6 @@ function handshake(port: number, options: ConnectionOptions): Promise<{ protocol
       resolve(result);
     });
     socket.on('error', reject);
-  });
-}
-
-function adminGet(url: string): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    httpGet(url, (res) => {
-      let text = '';
-      res.on('data', (d: Buffer) => (text += d.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-    }).on('error', reject);
   });
 }
 

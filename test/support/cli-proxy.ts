@@ -4,7 +4,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { get as httpGet } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
@@ -165,28 +164,4 @@ export async function startCliProxy(options: CliProxyOptions): Promise<CliProxy>
   };
 }
 
-export function adminGet(url: string): Promise<{ status: number; text: string; json: unknown }> {
-  return new Promise((resolve, reject) => {
-    httpGet(url, (res) => {
-      let text = '';
-      res.on('data', (d: Buffer) => (text += d.toString()));
-      res.on('end', () => {
-        let json: unknown;
-        try {
-          json = JSON.parse(text);
-        } catch {
-          json = undefined;
-        }
-        resolve({ status: res.statusCode ?? 0, text, json });
-      });
-    }).on('error', reject);
-  });
-}
-
-/** The value of one sample in Prometheus text output, or undefined. */
-export function sample(metricsText: string, nameWithLabels: string): number | undefined {
-  for (const line of metricsText.split('\n')) {
-    if (line.startsWith(`${nameWithLabels} `)) return Number(line.slice(nameWithLabels.length + 1));
-  }
-  return undefined;
-}
+export { adminGet, sample } from './admin-http';

@@ -3,7 +3,6 @@
  * keys, each behind a fault injector (and optionally a vendor shim) at the PKCS#11 boundary.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { get as httpGet } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Pkcs11Interposer } from '../../src/hsm/pkcs11-module';
@@ -91,12 +90,4 @@ export async function healthStatus(h: Harness): Promise<XksResponse> {
   return h.client.send('/kms/xks/v1/health', { body: { requestMetadata: { kmsRequestId: 'health', kmsOperation: 'KmsHealthCheck' } } });
 }
 
-export function adminGet(url: string): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    httpGet(url, (res) => {
-      let text = '';
-      res.on('data', (d: Buffer) => (text += d.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-    }).on('error', reject);
-  });
-}
+export { adminGet } from './admin-http';
