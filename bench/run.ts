@@ -286,6 +286,11 @@ async function scenarioBodies(env: Env, url: string): Promise<Record<string, Sig
   };
 }
 
+/** The KMS-shaped mix: small encrypts and 4300-byte decrypts, alternating. */
+function kmsMix(bodies: Record<string, SignedRequest>): SignedRequest[] {
+  return [bodies['Encrypt 32 B'] as SignedRequest, bodies['Decrypt 4300 B'] as SignedRequest];
+}
+
 async function fetchJson(baseUrl: string, request: SignedRequest): Promise<Record<string, string>> {
   const { request: httpsRequest } = await import('node:https');
   const url = new URL(baseUrl);
@@ -344,7 +349,7 @@ async function profile(env: Env, configPath: string): Promise<void> {
   const bodies = await scenarioBodies(env, proxy.url);
   const request = bodies[name];
   if (name === 'KMS-shaped') {
-    const mixed = [bodies['Encrypt 32 B'] as SignedRequest, bodies['Decrypt 4300 B'] as SignedRequest];
+    const mixed = kmsMix(bodies);
     await measured(proxy, `Profile: KMS-shaped ${KMS_RATE} req/s`, 'open loop', () => pacedRun(proxy.url, mixed, KMS_RATE, KMS_SECONDS));
   } else if (request) {
     await measured(proxy, `Profile: ${name}`, 32, () => load(proxy.url, [request], 32, DURATION));
@@ -361,7 +366,7 @@ async function quick(env: Env, configPath: string): Promise<void> {
   const name = args.get('scenario') as string;
   const bodies = await scenarioBodies(env, proxy.url);
   if (name === 'KMS-shaped') {
-    const mixed = [bodies['Encrypt 32 B'] as SignedRequest, bodies['Decrypt 4300 B'] as SignedRequest];
+    const mixed = kmsMix(bodies);
     if (proxy.adminUrl) await scrapeMetric(proxy.adminUrl, 'xks_nodejs_eventloop_lag_p99_seconds');
     const errorsBefore = proxy.adminUrl ? await errorsByName(proxy.adminUrl) : {};
     await measured(proxy, `KMS-shaped ${KMS_RATE} req/s`, 'open loop', () => pacedRun(proxy.url, mixed, KMS_RATE, KMS_SECONDS));
@@ -434,8 +439,7 @@ async function main(): Promise<void> {
   // 3. KMS-shaped: fixed offered rate of mixed encrypt/decrypt
   // Signed afresh for each open-loop run: the closed-loop runs above use up most of the 5-minute window.
   const mixedRequests = async (): Promise<SignedRequest[]> => {
-    const fresh = await scenarioBodies(env, proxy.url);
-    return [fresh['Encrypt 32 B'] as SignedRequest, fresh['Decrypt 4300 B'] as SignedRequest];
+    return kmsMix(await scenarioBodies(env, proxy.url));
   };
   const mixed = await mixedRequests();
   const rssStart = sampleProcessTree(proxy.child.pid as number).rssMb;
