@@ -183,6 +183,9 @@ export class HsmCluster implements HsmService, FleetHealth {
         return result;
       } catch (error) {
         const hsmError = asHsmError(error);
+        // A retry refused at once for a full pool says nothing about the request: the first
+        // attempt's failure (e.g. a slow HSM's Timeout) is what the caller and the metrics need.
+        if (attempt > 0 && hsmError.kind === 'Busy' && lastError !== undefined) throw lastError;
         lastError = hsmError;
         if (attempt > 0 || !this.retryable(hsmError, member, deadline)) throw hsmError;
         // Asking another HSM about a key that is simply absent (e.g. a lifecycle marker) is no retry to count.

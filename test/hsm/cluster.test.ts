@@ -234,6 +234,25 @@ describe('hsm: cluster of two SoftHSM tokens', function () {
     faults.set('solo', undefined);
   });
 
+  it('a retry that finds the other HSM full reports the first attempt\'s Timeout, not Busy', async () => {
+    const faults = new FaultInjector();
+    const member = (id: string, tokenLabel: string) => ({ id, tokenLabel, maxWaiters: 0, sessionPoolSize: 1, pkcs11Interposer: faults.interposer(id) });
+    cluster = await HsmCluster.start(
+      testClusterOptions(keys.health, [member('hsm-a', fx().label), member('hsm-b', fx().peerLabel)], {
+        balance: 'round-robin',
+        health: { ...testClusterOptions('', []).health, intervalMs: 60_000 },
+      }),
+    );
+    faults.set('hsm-a', { kind: 'slow', delayMs: 400 });
+    faults.set('hsm-b', { kind: 'slow', delayMs: 400 });
+    // Two calls take the only session of each HSM and overrun their 100 ms first attempt; each
+    // retry finds the other HSM's session held and no room to wait. A third finds both full at once.
+    const calls = [0, 1, 2].map(() => cluster!.encrypt(keys.key, Buffer.from('t'), aad, { deadline: Deadline.after(250) }));
+    const kinds = (await Promise.allSettled(calls)).map((r) => (r.status === 'rejected' ? (r.reason as HsmError).kind : 'ok'));
+    expect(kinds).to.deep.equal(['Timeout', 'Timeout', 'Busy']);
+    faults.clearAll();
+  });
+
   it('a key one HSM lacks is asked of the other', async () => {
     const observer = new RecordingObserver();
     const onlyOnPeer = uniqueLabel('peer-only');
