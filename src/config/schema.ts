@@ -279,7 +279,7 @@ export const ConfigSchema = Type.Object(
               minimum: 1,
               maximum: 100000,
               default: 64,
-              description: 'XKS requests (except GetHealthStatus) one process works on at once. Beyond it a request is answered ThrottlingException (429, which KMS retries) before its signature is checked or the HSM is asked, so an overloaded proxy spends its CPU on requests it can still answer in time instead of on ones that will time out.',
+              description: 'XKS and KMS API requests (except GetHealthStatus) one process works on at once, counted together: both use the same event loop and HSM sessions. Beyond it a request is answered ThrottlingException (XKS: 429, which KMS retries; KMS API: 400, which the AWS SDKs retry) before its signature is checked or the HSM is asked, so an overloaded proxy spends its CPU on requests it can still answer in time instead of on ones that will time out.',
             }),
           ),
         },

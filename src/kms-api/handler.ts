@@ -12,6 +12,7 @@ import { Deadline } from '../hsm';
 import type { Logger } from '../observability/logger';
 import type { XksMetrics } from '../observability/metrics';
 import { BodyTooLargeError, readRawBody } from '../server/body';
+import { InFlightRequests, overloadMessage } from '../server/in-flight';
 import type { KmsContext } from './context';
 import { KmsError, toKmsError, type KmsErrorName } from './errors';
 import type { Body } from './input';
@@ -57,11 +58,14 @@ export interface KmsHandlerDeps {
   logger: Logger;
   metrics: XksMetrics;
   audit?: { record(fields: Record<string, unknown>): void };
+  /** The process's in-flight count, shared with the XKS API (limits.maxInFlightRequests). */
+  inFlight?: InFlightRequests;
 }
 
 type Fields = Record<string, string | number | undefined>;
 
 export function createKmsHandler(deps: KmsHandlerDeps) {
+  const inFlight = deps.inFlight ?? new InFlightRequests((count) => deps.metrics.requestsInFlight(count));
   // One verifier per config generation (the clock skew may change on reload).
   let verifierFor: { config: RuntimeConfig; verifier: SigV4Verifier } | undefined;
   const verifier = (config: RuntimeConfig): SigV4Verifier => {
@@ -92,7 +96,13 @@ export function createKmsHandler(deps: KmsHandlerDeps) {
     let status = 200;
     let payload: string;
     let errorType = '';
+    // Shed before SigV4 and the HSM, as the XKS path does (see xks-handler).
+    const admitted = inFlight.tryAdmit(config.limits.maxInFlightRequests);
     try {
+      if (!admitted) {
+        await readRawBody(req, MAX_BODY_BYTES); // read, so the connection stays usable
+        throw new KmsError('ThrottlingException', overloadMessage(config.limits.maxInFlightRequests));
+      }
       const result = await run(config, req, operation, fields, deadline);
       payload = JSON.stringify(result);
     } catch (err) {
@@ -104,6 +114,8 @@ export function createKmsHandler(deps: KmsHandlerDeps) {
       payload = JSON.stringify(error.toBody());
       res.setHeader('x-amzn-ErrorType', error.type);
       if (err instanceof BodyTooLargeError) res.setHeader('Connection', 'close');
+    } finally {
+      if (admitted) inFlight.release();
     }
     res.statusCode = status;
     res.setHeader('Content-Type', 'application/x-amz-json-1.1');

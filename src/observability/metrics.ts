@@ -29,7 +29,7 @@ export class XksMetrics implements ClusterObserver {
 
   private readonly inFlight = new Gauge({
     name: 'xks_requests_in_flight',
-    help: 'XKS requests being worked on (GetHealthStatus aside); limits.maxInFlightRequests sheds beyond it.',
+    help: 'XKS and KMS API requests being worked on (GetHealthStatus aside); limits.maxInFlightRequests sheds beyond it.',
     registers: [this.registry],
   });
 

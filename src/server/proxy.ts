@@ -20,6 +20,7 @@ import { answerClientErrors } from './client-errors';
 import { startHsmCluster, type ProxyHooks } from './hsm-cluster';
 import { ReloadableRuntime, type ReloadResult, type RuntimeOptions } from './reloadable-runtime';
 import { createXksHandler } from './xks-handler';
+import { InFlightRequests } from './in-flight';
 import { createKmsHandler } from '../kms-api/handler';
 import { version } from '../../package.json';
 
@@ -109,11 +110,13 @@ async function serve(config: RuntimeConfig, logger: Logger, metrics: XksMetrics,
       ...(config.hsm.ekmVendor ? { ekmVendor: config.hsm.ekmVendor } : {}),
     },
   };
+  const inFlight = new InFlightRequests((count) => metrics.requestsInFlight(count));
   const handler = createXksHandler({
     state: () => runtime.state(),
     services,
     logger,
     metrics,
+    inFlight,
     ...(runtime.audit ? { audit: runtime.audit } : {}),
   });
 
@@ -128,7 +131,7 @@ async function serve(config: RuntimeConfig, logger: Logger, metrics: XksMetrics,
     },
     createRequestListener({
       xks: handler,
-      kms: createKmsHandler({ config: () => runtime.config(), services, logger, metrics, ...(runtime.audit ? { audit: runtime.audit } : {}) }),
+      kms: createKmsHandler({ config: () => runtime.config(), services, logger, metrics, inFlight, ...(runtime.audit ? { audit: runtime.audit } : {}) }),
       app: createPublicApp(),
       securityHeaders: captureApiHeaders(),
     }),

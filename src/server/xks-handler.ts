@@ -19,6 +19,7 @@ import type { Logger } from '../observability/logger';
 import type { XksMetrics } from '../observability/metrics';
 import type { RequestGuards } from '../security/request-guards';
 import { BodyTooLargeError, readRawBody } from './body';
+import { InFlightRequests, overloadMessage } from './in-flight';
 import { writeJson } from './json-response';
 import { isValidExternalKeyId, type XksRoute, type XksRouter } from './routes';
 
@@ -43,6 +44,8 @@ export interface XksHandlerDeps {
   metrics: XksMetrics;
   /** Hash-chained audit log: one entry per XKS request. */
   audit?: { record(fields: Record<string, unknown>): void };
+  /** The process's in-flight count, shared with the KMS API; a handler of its own when absent. */
+  inFlight?: InFlightRequests;
 }
 
 /** requestMetadata fields worth logging (spec: SHOULD log them); copied only when they are strings. */
@@ -67,7 +70,7 @@ type LogFields = Record<string, string | number | undefined>;
 
 export function createXksHandler(deps: XksHandlerDeps) {
   // Requests between admission and answer (GetHealthStatus aside), in this process.
-  let inFlight = 0;
+  const inFlight = deps.inFlight ?? new InFlightRequests((count) => deps.metrics.requestsInFlight(count));
 
   return async function handleXks(req: IncomingMessage, res: ServerResponse, next: () => void): Promise<void> {
     const state = deps.state();
@@ -88,13 +91,13 @@ export function createXksHandler(deps: XksHandlerDeps) {
     let errorName = '';
     // Shed before the costly part (SigV4, parsing, the HSM): an overloaded proxy would otherwise
     // spend its CPU on requests that time out anyway, and answer none in time.
-    const counted = route.operation !== 'GetHealthStatus';
-    const shed = counted && inFlight >= (state.maxInFlightRequests ?? Number.POSITIVE_INFINITY);
-    if (counted && !shed) deps.metrics.requestsInFlight(++inFlight);
+    const limit = state.maxInFlightRequests ?? Number.POSITIVE_INFINITY;
+    const admitted = route.operation !== 'GetHealthStatus' && inFlight.tryAdmit(limit);
+    const shed = route.operation !== 'GetHealthStatus' && !admitted;
     try {
       if (shed) {
         await readRawBody(req, state.maxBodyBytes); // read, so the connection stays usable
-        throw new XksError('ThrottlingException', `The proxy is working on its maximum of ${String(state.maxInFlightRequests)} requests; retry`);
+        throw new XksError('ThrottlingException', overloadMessage(limit));
       }
       const result = await run(state, route, req, fields, deadline);
       writeJson(res, 200, result);
@@ -113,7 +116,7 @@ export function createXksHandler(deps: XksHandlerDeps) {
       if (status === 405) res.setHeader('Allow', 'POST');
       writeJson(res, status, error.toBody());
     } finally {
-      if (counted && !shed) deps.metrics.requestsInFlight(--inFlight);
+      if (admitted) inFlight.release();
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       fields.status = status;
       if (errorName) fields.errorName = errorName;

@@ -7,6 +7,8 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import { startHarness, type Harness } from '../support/proxy-harness';
 import { b64, requestMetadata, type XksResponse } from '../support/xks-client';
 import { metricsText, sample } from '../support/admin-http';
+import { EncryptCommand } from '@aws-sdk/client-kms';
+import { startKmsHarness, type KmsHarness } from '../support/kms-api';
 
 const encryptBody = (text: string) => ({ requestMetadata: requestMetadata('Encrypt'), plaintext: b64(Buffer.from(text)), encryptionAlgorithm: 'AES_GCM' });
 
@@ -17,13 +19,22 @@ async function metric(adminUrl: string, name: string): Promise<number | undefine
 /** Requests a test left half sent; destroyed in `after` so a failing test cannot hang the shutdown. */
 const held: ClientRequest[] = [];
 
-/** A signed Encrypt whose body is only half sent: admitted, and in flight until `finish()`. */
-async function halfSentEncrypt(h: Harness): Promise<() => Promise<XksResponse>> {
-  const path = `/kms/xks/v1/keys/${h.keys.main}/encrypt`;
-  const body = Buffer.from(JSON.stringify(encryptBody('held in flight')));
-  const signer = new SignatureV4({ service: 'kms-xks-proxy', region: 'us-east-1', credentials: h.credentials.first, sha256: Sha256 });
+interface HeldRequest {
+  path: string;
+  body: Buffer;
+  service: 'kms-xks-proxy' | 'kms';
+  credentials: { accessKeyId: string; secretAccessKey: string };
+  headers?: Record<string, string>;
+}
+
+/** A signed request whose body is only half sent: admitted, and in flight until `finish()`. */
+async function halfSent(h: Harness, spec: HeldRequest): Promise<() => Promise<XksResponse>> {
+  const { path, body } = spec;
+  const signer = new SignatureV4({ service: spec.service, region: 'us-east-1', credentials: spec.credentials, sha256: Sha256 });
   const host = `127.0.0.1:${h.proxy.port}`;
-  const signed = await signer.sign(new HttpRequest({ method: 'POST', protocol: 'https:', hostname: '127.0.0.1', port: h.proxy.port, path, body, headers: { host, 'content-type': 'application/json' } }));
+  const signed = await signer.sign(
+    new HttpRequest({ method: 'POST', protocol: 'https:', hostname: '127.0.0.1', port: h.proxy.port, path, body, headers: { host, 'content-type': 'application/json', ...spec.headers } }),
+  );
   let req: ClientRequest | undefined;
   const response = new Promise<XksResponse>((resolve, reject) => {
     req = httpsRequest(
@@ -46,6 +57,19 @@ async function halfSentEncrypt(h: Harness): Promise<() => Promise<XksResponse>> 
   };
 }
 
+function halfSentEncrypt(h: Harness): Promise<() => Promise<XksResponse>> {
+  const body = Buffer.from(JSON.stringify(encryptBody('held in flight')));
+  return halfSent(h, { path: `/kms/xks/v1/keys/${h.keys.main}/encrypt`, body, service: 'kms-xks-proxy', credentials: h.credentials.first });
+}
+
+/** Waits until the held request is admitted (its headers are parsed and it counts). */
+async function untilInFlight(adminUrl: string, count: number): Promise<void> {
+  for (let i = 0; (await metric(adminUrl, 'xks_requests_in_flight')) !== count; i++) {
+    if (i > 200) throw new Error('the held request was never admitted');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 describe('overload: limits.maxInFlightRequests sheds early (integration)', () => {
   let h: Harness;
   before(async () => {
@@ -59,11 +83,7 @@ describe('overload: limits.maxInFlightRequests sheds early (integration)', () =>
   it('answers ThrottlingException (429) beyond the limit, without checking the signature, and serves again once a slot frees', async () => {
     const adminUrl = h.proxy.adminUrl as string;
     const finish = await halfSentEncrypt(h);
-    // Wait until the held request is admitted (its headers are parsed and it counts).
-    for (let i = 0; (await metric(adminUrl, 'xks_requests_in_flight')) !== 1; i++) {
-      if (i > 200) throw new Error('the held request was never admitted');
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    await untilInFlight(adminUrl, 1);
 
     const shed = await h.client.send(`/kms/xks/v1/keys/${h.keys.main}/encrypt`, { body: encryptBody('shed') });
     expect(shed.status).to.equal(429);
@@ -86,5 +106,64 @@ describe('overload: limits.maxInFlightRequests sheds early (integration)', () =>
     expect(lines).to.have.length(2);
     expect(lines[0]).to.include({ status: 429, operation: 'Encrypt' });
     expect(h.logs.join('\n')).not.to.include(b64(Buffer.from('shed')));
+  });
+});
+
+describe('overload: the KMS API shares limits.maxInFlightRequests with the XKS API (integration)', () => {
+  let h: KmsHarness;
+  before(async () => {
+    h = await startKmsHarness({ configure: (doc) => (doc.limits.maxInFlightRequests = 1) });
+  });
+  after(async () => {
+    for (const req of held) req.destroy();
+    await h?.stop();
+  });
+
+  it('a held XKS request sheds KMS API calls with KMS\'s ThrottlingException, and a held KMS API call sheds XKS requests', async () => {
+    const adminUrl = h.proxy.adminUrl as string;
+    const kms = h.kms.client();
+    try {
+      const finishXks = await halfSentEncrypt(h);
+      await untilInFlight(adminUrl, 1);
+      const plaintext = Buffer.from('kms shed');
+      const error = await kms.send(new EncryptCommand({ KeyId: 'alias/app', Plaintext: plaintext })).then(
+        () => undefined,
+        (err: { name: string; message: string; $metadata: { httpStatusCode?: number } }) => err,
+      );
+      expect(error?.name).to.equal('ThrottlingException');
+      expect(error?.$metadata.httpStatusCode).to.equal(400);
+      expect(error?.message).to.match(/maximum of 1 requests; retry/);
+      expect((await finishXks()).status).to.equal(200);
+      await untilInFlight(adminUrl, 0);
+
+      const kmsBody = Buffer.from(JSON.stringify({ KeyId: 'alias/app', Plaintext: b64(Buffer.from('held kms call')) }));
+      const finishKms = await halfSent(h, {
+        path: '/',
+        body: kmsBody,
+        service: 'kms',
+        credentials: h.kms.admin,
+        headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': 'TrentService.Encrypt' },
+      });
+      await untilInFlight(adminUrl, 1);
+      const shed = await h.client.send(`/kms/xks/v1/keys/${h.keys.main}/encrypt`, { body: encryptBody('xks shed') });
+      expect(shed.status).to.equal(429);
+      expect(shed.json).to.deep.include({ errorName: 'ThrottlingException' });
+      const heldKms = await finishKms();
+      expect(heldKms.status, heldKms.text).to.equal(200);
+      await untilInFlight(adminUrl, 0);
+      // Both serve again once the slot is free.
+      expect((await kms.send(new EncryptCommand({ KeyId: 'alias/app', Plaintext: plaintext }))).CiphertextBlob).to.have.length.greaterThan(0);
+
+      const lines = h.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.errorName === 'ThrottlingException');
+      expect(lines.map((l) => l.message).sort()).to.deep.equal(['kms api request', 'xks request']);
+      expect(lines.find((l) => l.message === 'kms api request')).to.include({ status: 400, operation: 'TrentService.Encrypt' });
+      const logs = h.logs.join('\n');
+      for (const secret of ['kms shed', 'held kms call', 'xks shed']) {
+        expect(logs).not.to.include(b64(Buffer.from(secret)));
+        expect(logs).not.to.include(secret);
+      }
+    } finally {
+      kms.destroy();
+    }
   });
 });
