@@ -7,9 +7,9 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import autocannon from 'autocannon';
 import { Sha256 } from '@aws-crypto/sha256-js';
 import { HttpRequest } from '@smithy/protocol-http';
@@ -99,30 +99,43 @@ interface Server {
   child: ChildProcess;
   url: string;
   adminUrl?: string;
+  /** The server's stdout (its log lines); removed when it exits. */
+  logFile?: string;
 }
 
 function pinned(command: string, argv: string[], core: string | undefined): [string, string[]] {
   return PIN_CORES && core !== undefined ? ['taskset', ['-c', core, command, ...argv]] : [command, argv];
 }
 
+/**
+ * Starts a server and resolves once `ready` finds its address in the output. The output goes to a
+ * file, as a log shipper reads it: through a pipe to this process, which is busy generating load,
+ * the server's stdout writes (synchronous for pipes on Linux) stall its event loop whenever this
+ * process falls behind reading, and the run measures the reader instead of the server.
+ */
 function startProcess(command: string, argv: string[], core: string | undefined, ready: (out: string) => Server | undefined, env: NodeJS.ProcessEnv = process.env): Promise<Server> {
   const [cmd, cmdArgs] = pinned(command, argv, core);
+  const logFile = join(mkdtempSync(join(tmpdir(), 'xks-bench-out-')), 'stdout.log');
+  const fd = openSync(logFile, 'w', 0o600);
+  const child = spawn(cmd, cmdArgs, { env, stdio: ['ignore', fd, 'pipe'] });
+  closeSync(fd);
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, cmdArgs, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
     let err = '';
     let started = false;
-    child.stdout?.on('data', (d: Buffer) => {
-      if (started) return; // keep draining the server's log lines, without keeping them
-      out += d.toString();
-      const server = ready(out);
-      if (server) {
-        started = true;
-        resolve({ ...server, child });
-      }
-    });
+    const poll = setInterval(() => {
+      const server = ready(readFileSync(logFile, 'utf8'));
+      if (!server) return;
+      clearInterval(poll);
+      started = true;
+      resolve({ ...server, child, logFile });
+    }, 20);
     child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('exit', (code) => reject(new Error(`${command} exited ${code}: ${out}\n${err}`)));
+    child.on('exit', (code) => {
+      clearInterval(poll);
+      const out = started ? '' : readFileSync(logFile, 'utf8');
+      rmSync(dirname(logFile), { recursive: true, force: true });
+      if (!started) reject(new Error(`${command} exited ${String(code)}: ${out.slice(-4000)}\n${err}`));
+    });
   });
 }
 
@@ -420,7 +433,7 @@ async function main(): Promise<void> {
     }),
   ) as { perSec: number; cpuUsPerOp: number };
   rows.push({ scenario: `Ceiling: the proxy's HSM layer alone, encrypt + verify-decrypt 4300 B + 8 KB AAD, ${POOL} sessions`, concurrency: 32, reqPerSec: layer.perSec, p50: 0, p90: 0, p99: 0, max: 0, errors: 0, cpuUsPerReq: layer.cpuUsPerOp, note: 'no HTTP; latencies not measured' });
-  Object.assign(summary, { hsmLayerEncryptPerSec: layer.perSec });
+  Object.assign(summary, { hsmLayerEncryptPerSec: layer.perSec, hsmLayerCpuUsPerEncrypt: layer.cpuUsPerOp });
 
   // 2. The proxy, one worker
   const proxy = await startProxy(configPath);
@@ -499,6 +512,16 @@ async function main(): Promise<void> {
       rssGrowthPct: round(((rssEnd - rssStart) / rssStart) * 100),
       eventLoopLagP99Ms: lagP99 ?? null,
     },
+    // What one pinned core allows per request at each target rate, against what the work costs.
+    cpuBudget: PIN_CORES
+      ? {
+          ceilingC32ReqPerSec: ceilingByConcurrency.get(32) ?? null,
+          usPerRequestAt40PctOfCeiling: ceilingByConcurrency.get(32) ? Math.round(1e6 / (0.4 * (ceilingByConcurrency.get(32) as number))) : null,
+          usPerRequestAtKmsRate: Math.round(1e6 / KMS_RATE),
+          // The mix's own requests at c=32, where a request costs least (kmsRow's figure is lowered by cheap shed requests).
+          kmsMixCpuUsPerRequest: mixCostUs(rows),
+        }
+      : null,
   });
   mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
   writeFileSync(join(ROOT, 'bench/results/latest.json'), `${JSON.stringify({ summary, rows }, null, 2)}\n`);
@@ -509,6 +532,30 @@ async function main(): Promise<void> {
 
 function round(n: number): number {
   return Math.round(n * 100) / 100;
+}
+
+function mixCostUs(rows: Row[]): number | null {
+  const cost = (name: string) => rows.find((r) => r.scenario === `Proxy ${name}` && r.concurrency === 32)?.cpuUsPerReq;
+  const [encrypt, decrypt] = [cost('Encrypt 32 B'), cost('Decrypt 4300 B')];
+  return encrypt === undefined || decrypt === undefined ? null : Math.round((encrypt + decrypt) / 2);
+}
+
+/** Why a target is out of reach, in the run's own figures: one core's CPU per request at the target rate against what the work costs. */
+function cpuBudgetLines(summary: Record<string, unknown>): string[] {
+  const b = summary.cpuBudget as Record<string, number | null> | null;
+  const hsmUs = summary.hsmLayerCpuUsPerEncrypt as number | undefined;
+  if (!b || b.usPerRequestAt40PctOfCeiling === null || hsmUs === undefined) return [];
+  const lines = [
+    '## CPU budget',
+    '',
+    `The server has one core. At 40 % of the plain ceiling (${Math.round(0.4 * (b.ceilingC32ReqPerSec as number))} req/s) an Encrypt may cost at most ${String(b.usPerRequestAt40PctOfCeiling)} µs of that core's CPU, all included; the HSM layer alone costs ${String(hsmUs)} µs per Encrypt, because SoftHSM does its AES-GCM on the same core. ${(hsmUs >= (b.usPerRequestAt40PctOfCeiling as number)) ? 'So no proxy reaches that target here with SoftHSM, whatever its own overhead; an HSM that does the crypto elsewhere leaves the whole budget to the proxy.' : `That leaves ${String((b.usPerRequestAt40PctOfCeiling as number) - hsmUs)} µs for everything else.`}`,
+  ];
+  if (b.kmsMixCpuUsPerRequest !== null) {
+    lines.push(
+      `At ${KMS_RATE} req/s a request may cost at most ${String(b.usPerRequestAtKmsRate)} µs at 100 % CPU, and p99 <= 20 ms needs headroom below that; the KMS-shaped mix (Encrypt 32 B and Decrypt 4300 B in turn) costs ${String(b.kmsMixCpuUsPerRequest)} µs per request (mean of the two at c=32, where a request costs least; more at lower load).`,
+    );
+  }
+  return [...lines, ''];
 }
 
 function renderMarkdown(summary: Record<string, unknown>, rows: Row[]): string {
@@ -537,6 +584,7 @@ function renderMarkdown(summary: Record<string, unknown>, rows: Row[]): string {
     ...(summary.hsmLayerEncryptPerSec
       ? [`Context: the proxy's HSM layer alone (encrypt + verify-decrypt, no HTTP, same core) does ${String(summary.hsmLayerEncryptPerSec)} Encrypt/s; the proxy reaches ${String(t.encrypt4300c32ReqPerSec)} req/s (${Math.round(((t.encrypt4300c32ReqPerSec as number) / (summary.hsmLayerEncryptPerSec as number)) * 100)} % of that).`, '']
       : []),
+    ...cpuBudgetLines(summary),
     '## All figures',
     '',
     '| Scenario | Conc. | req/s | p50 | p90 | p99 | max | errors | server CPU % | CPU µs/req | server RSS MB | ratio | note |',
