@@ -175,7 +175,7 @@ export function buildRuntimeConfig(document: unknown, baseDir: string, env: Node
       maxAadBytes: limits.maxAadBytes ?? 8192,
       clockSkewSeconds: limits.clockSkewSeconds ?? 300,
       requestDeadlineMs: limits.requestDeadlineMs ?? 200,
-      maxInFlightRequests: limits.maxInFlightRequests ?? 64,
+      maxInFlightRequests: limits.maxInFlightRequests ?? 32,
     },
     health: {
       intervalSeconds: health.intervalSeconds ?? 10,
