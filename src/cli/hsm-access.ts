@@ -2,7 +2,7 @@
 import { loadConfigFile } from '../config/load';
 import type { RuntimeConfig } from '../config/runtime';
 import { EXTERNAL_KEY_ID_PATTERN } from '../config/schema';
-import { Hsm } from '../hsm';
+import { openWithRetry, type Hsm } from '../hsm';
 import { KeyAdminError, assertBaseLabel } from '../keys/lifecycle';
 import { storesServing } from '../keys/served-keys';
 
@@ -21,8 +21,9 @@ export async function withConfiguredHsm<T>(configPath: string, use: (hsm: Hsm, c
   }
 }
 
+/** With serve's startup retry: several CLI processes at once (e.g. rotations from cron) may collide in the HSM library. */
 export function openHsm(config: RuntimeConfig): Promise<Hsm> {
-  return Hsm.open({
+  return openWithRetry({
     id: config.hsm.id,
     modulePath: config.hsm.modulePath,
     ...(config.hsm.tokenLabel ? { tokenLabel: config.hsm.tokenLabel } : {}),

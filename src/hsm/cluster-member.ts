@@ -11,6 +11,7 @@ import { Hsm } from './hsm';
 import { MemberHealthTracker, type HealthPolicy } from './fleet-health';
 import { Pkcs11Module } from './pkcs11-module';
 import { faultScope, type FaultScope } from './return-codes';
+import { startupRetryDelay } from './startup-retry';
 import type { FleetMemberHealth } from './service';
 import type { HsmObserver, HsmOperation, HsmOptions, TokenInfo } from './types';
 
@@ -59,7 +60,6 @@ export interface MemberEnvironment {
 type Attempt = 'ok' | 'failed' | 'deferred';
 
 /** Mean delay before the one startup retry. */
-const STARTUP_RETRY_MS = 250;
 
 /** Members that share one PKCS#11 library: re-initialising it affects all of them. */
 export class LibraryGroup {
@@ -245,7 +245,7 @@ export class ClusterMember {
     // (SoftHSM answers CKR_GENERAL_ERROR to concurrent logins on a file token), and a fleet restart
     // should not fail on that. A wrong PIN still fails at once (state 'failed').
     if (result === 'failed' && this.state !== 'failed') {
-      await new Promise((resolve) => setTimeout(resolve, STARTUP_RETRY_MS * (0.5 + Math.random())));
+      await startupRetryDelay();
       result = await this.tryConnect('startup retry');
     }
     if (result === 'failed') this.scheduleRetry();

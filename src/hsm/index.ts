@@ -1,5 +1,6 @@
 // Public API of the HSM layer. Nothing here exposes pkcs11js types, handles or CKR numbers.
 export { Hsm } from './hsm';
+export { openWithRetry } from './startup-retry';
 export { HsmError } from './errors';
 export type { HsmErrorKind } from './errors';
 export type { CallOptions, GcmResult, HsmObserver, HsmOperation, HsmOptions, KeyAttributes, TokenInfo } from './types';

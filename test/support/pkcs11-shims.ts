@@ -339,3 +339,17 @@ export function failFirstCalls(name: string, returnCode: string, times = 1): Pkc
     });
   return Object.assign(interposer, { failed: () => failed });
 }
+
+/** The first `times` C_GetSlotList calls list no token: a file token caught mid-write by another process. */
+export function hideTokens(times = 1): Pkcs11Interposer & { hidden: () => number } {
+  let hidden = 0;
+  const interposer = (api: Pkcs11Api) =>
+    wrap(api, (called, real, args) => {
+      if (called === 'C_GetSlotList' && hidden < times) {
+        hidden++;
+        return [];
+      }
+      return real(...args);
+    });
+  return Object.assign(interposer, { hidden: () => hidden });
+}
