@@ -497,6 +497,7 @@ async function main(): Promise<void> {
   }
 
   const target = rows.find((r) => r.scenario === 'Proxy Encrypt 4300 B' && r.concurrency === 32);
+  const ceilingC32 = ceilingByConcurrency.get(32);
   Object.assign(summary, {
     date: new Date().toISOString(),
     machine: `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}`,
@@ -515,8 +516,8 @@ async function main(): Promise<void> {
     // What one pinned core allows per request at each target rate, against what the work costs.
     cpuBudget: PIN_CORES
       ? {
-          ceilingC32ReqPerSec: ceilingByConcurrency.get(32) ?? null,
-          usPerRequestAt40PctOfCeiling: ceilingByConcurrency.get(32) ? Math.round(1e6 / (0.4 * (ceilingByConcurrency.get(32) as number))) : null,
+          ceilingC32ReqPerSec: ceilingC32 ?? null,
+          usPerRequestAt40PctOfCeiling: ceilingC32 ? Math.round(1e6 / (0.4 * ceilingC32)) : null,
           usPerRequestAtKmsRate: Math.round(1e6 / KMS_RATE),
           // The mix's own requests at c=32, where a request costs least (kmsRow's figure is lowered by cheap shed requests).
           kmsMixCpuUsPerRequest: mixCostUs(rows),

@@ -240,10 +240,7 @@ export class ClusterMember {
   /** First connection, health monitor and keep-alive. Resolves true if connected. */
   async start(): Promise<boolean> {
     let result = await this.tryConnect('startup');
-    // One quick, jittered second try for a failure that is not about credentials: several
-    // processes starting at once (serve --workers) can trip over each other in the HSM library
-    // (SoftHSM answers CKR_GENERAL_ERROR to concurrent logins on a file token), and a fleet restart
-    // should not fail on that. A wrong PIN still fails at once (state 'failed').
+    // One jittered second try unless credentials failed (state 'failed'): see startup-retry.ts.
     if (result === 'failed' && this.state !== 'failed') {
       await startupRetryDelay();
       result = await this.tryConnect('startup retry');

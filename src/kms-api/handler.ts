@@ -12,7 +12,8 @@ import { Deadline } from '../hsm';
 import type { Logger } from '../observability/logger';
 import type { XksMetrics } from '../observability/metrics';
 import { BodyTooLargeError, readRawBody } from '../server/body';
-import { InFlightRequests, overloadMessage } from '../server/in-flight';
+import { writeJson } from '../server/json-response';
+import { overloadMessage, type InFlightRequests } from '../server/in-flight';
 import type { KmsContext } from './context';
 import { KmsError, toKmsError, type KmsErrorName } from './errors';
 import type { Body } from './input';
@@ -59,13 +60,13 @@ export interface KmsHandlerDeps {
   metrics: XksMetrics;
   audit?: { record(fields: Record<string, unknown>): void };
   /** The process's in-flight count, shared with the XKS API (limits.maxInFlightRequests). */
-  inFlight?: InFlightRequests;
+  inFlight: InFlightRequests;
 }
 
 type Fields = Record<string, string | number | undefined>;
 
 export function createKmsHandler(deps: KmsHandlerDeps) {
-  const inFlight = deps.inFlight ?? new InFlightRequests((count) => deps.metrics.requestsInFlight(count));
+  const { inFlight } = deps;
   // One verifier per config generation (the clock skew may change on reload).
   let verifierFor: { config: RuntimeConfig; verifier: SigV4Verifier } | undefined;
   const verifier = (config: RuntimeConfig): SigV4Verifier => {
@@ -94,7 +95,7 @@ export function createKmsHandler(deps: KmsHandlerDeps) {
       remoteAddress: req.socket.remoteAddress,
     };
     let status = 200;
-    let payload: string;
+    let body: unknown;
     let errorType = '';
     // Shed before SigV4 and the HSM, as the XKS path does (see xks-handler).
     const admitted = inFlight.tryAdmit(config.limits.maxInFlightRequests);
@@ -103,24 +104,20 @@ export function createKmsHandler(deps: KmsHandlerDeps) {
         await readRawBody(req, MAX_BODY_BYTES); // read, so the connection stays usable
         throw new KmsError('ThrottlingException', overloadMessage(config.limits.maxInFlightRequests));
       }
-      const result = await run(config, req, operation, fields, deadline);
-      payload = JSON.stringify(result);
+      body = await run(config, req, operation, fields, deadline);
     } catch (err) {
       const error = err instanceof BodyTooLargeError ? new KmsError('ValidationException', `The request body exceeds ${err.limit} bytes`) : toKmsError(err);
       if (!(err instanceof KmsError) && error.type === 'KMSInternalException') fields.internalError = String((err as Error)?.message ?? '').slice(0, 200);
       status = error.status;
       errorType = error.type;
       fields.errorMessage = error.message;
-      payload = JSON.stringify(error.toBody());
+      body = error.toBody();
       res.setHeader('x-amzn-ErrorType', error.type);
       if (err instanceof BodyTooLargeError) res.setHeader('Connection', 'close');
     } finally {
       if (admitted) inFlight.release();
     }
-    res.statusCode = status;
-    res.setHeader('Content-Type', 'application/x-amz-json-1.1');
-    res.setHeader('Content-Length', Buffer.byteLength(payload));
-    res.end(payload);
+    writeJson(res, status, body, 'application/x-amz-json-1.1');
 
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     fields.status = status;

@@ -6,7 +6,7 @@
 export class InFlightRequests {
   private count = 0;
 
-  constructor(private readonly report: (count: number) => void = () => undefined) {}
+  constructor(private readonly report: (count: number) => void) {}
 
   /** Admits a request unless `limit` are in flight already; each admitted request is released once. */
   tryAdmit(limit: number): boolean {

@@ -19,7 +19,7 @@ import type { Logger } from '../observability/logger';
 import type { XksMetrics } from '../observability/metrics';
 import type { RequestGuards } from '../security/request-guards';
 import { BodyTooLargeError, readRawBody } from './body';
-import { InFlightRequests, overloadMessage } from './in-flight';
+import { overloadMessage, type InFlightRequests } from './in-flight';
 import { writeJson } from './json-response';
 import { isValidExternalKeyId, type XksRoute, type XksRouter } from './routes';
 
@@ -44,8 +44,8 @@ export interface XksHandlerDeps {
   metrics: XksMetrics;
   /** Hash-chained audit log: one entry per XKS request. */
   audit?: { record(fields: Record<string, unknown>): void };
-  /** The process's in-flight count, shared with the KMS API; a handler of its own when absent. */
-  inFlight?: InFlightRequests;
+  /** The process's in-flight count, shared with the KMS API. */
+  inFlight: InFlightRequests;
 }
 
 /** requestMetadata fields worth logging (spec: SHOULD log them); copied only when they are strings. */
@@ -69,8 +69,7 @@ const AUTH_MESSAGES: Record<SigV4FailureReason, string> = {
 type LogFields = Record<string, string | number | undefined>;
 
 export function createXksHandler(deps: XksHandlerDeps) {
-  // Requests between admission and answer (GetHealthStatus aside), in this process.
-  const inFlight = deps.inFlight ?? new InFlightRequests((count) => deps.metrics.requestsInFlight(count));
+  const { inFlight } = deps;
 
   return async function handleXks(req: IncomingMessage, res: ServerResponse, next: () => void): Promise<void> {
     const state = deps.state();
@@ -92,8 +91,9 @@ export function createXksHandler(deps: XksHandlerDeps) {
     // Shed before the costly part (SigV4, parsing, the HSM): an overloaded proxy would otherwise
     // spend its CPU on requests that time out anyway, and answer none in time.
     const limit = state.maxInFlightRequests ?? Number.POSITIVE_INFINITY;
-    const admitted = route.operation !== 'GetHealthStatus' && inFlight.tryAdmit(limit);
-    const shed = route.operation !== 'GetHealthStatus' && !admitted;
+    const counted = route.operation !== 'GetHealthStatus'; // KMS must keep seeing the HSMs' health
+    const admitted = counted && inFlight.tryAdmit(limit);
+    const shed = counted && !admitted;
     try {
       if (shed) {
         await readRawBody(req, state.maxBodyBytes); // read, so the connection stays usable

@@ -24,6 +24,9 @@ describe('hsm: cluster of two SoftHSM tokens', function () {
     { id: 'hsm-a', tokenLabel: fx().label, ...extra },
     { id: 'hsm-b', tokenLabel: fx().peerLabel, ...extra, ...extraB },
   ];
+  /** The two members, each behind its own fault injection point (named by member id). */
+  const faultyPair = (faults: FaultInjector, extra: Partial<MemberSpec> = {}): MemberSpec[] =>
+    twoMembers(extra).map((member) => ({ ...member, pkcs11Interposer: faults.interposer(member.id) }));
 
   before(async () => {
     keys = await clusterKeys();
@@ -84,10 +87,7 @@ describe('hsm: cluster of two SoftHSM tokens', function () {
     const observer = new RecordingObserver();
     const faults = new FaultInjector();
     cluster = await HsmCluster.start(
-      testClusterOptions(keys.health, [
-        { id: 'hsm-a', tokenLabel: fx().label, pkcs11Interposer: faults.interposer('hsm-a') },
-        { id: 'hsm-b', tokenLabel: fx().peerLabel, pkcs11Interposer: faults.interposer('hsm-b') },
-      ]),
+      testClusterOptions(keys.health, faultyPair(faults)),
       observer,
     );
     const generationBefore = generation();
@@ -118,10 +118,7 @@ describe('hsm: cluster of two SoftHSM tokens', function () {
     cluster = await HsmCluster.start(
       testClusterOptions(
         keys.health,
-        [
-          { id: 'hsm-a', tokenLabel: fx().label, pkcs11Interposer: faults.interposer('hsm-a') },
-          { id: 'hsm-b', tokenLabel: fx().peerLabel, pkcs11Interposer: faults.interposer('hsm-b') },
-        ],
+        faultyPair(faults),
         { balance: 'round-robin' },
       ),
       observer,
@@ -169,10 +166,7 @@ describe('hsm: cluster of two SoftHSM tokens', function () {
     const observer = new RecordingObserver();
     const faults = new FaultInjector();
     cluster = await HsmCluster.start(
-      testClusterOptions(keys.health, [
-        { id: 'hsm-a', tokenLabel: fx().label, pkcs11Interposer: faults.interposer('hsm-a') },
-        { id: 'hsm-b', tokenLabel: fx().peerLabel, pkcs11Interposer: faults.interposer('hsm-b') },
-      ]),
+      testClusterOptions(keys.health, faultyPair(faults)),
       observer,
     );
     faults.loseInitialisation();
@@ -187,10 +181,7 @@ describe('hsm: cluster of two SoftHSM tokens', function () {
     cluster = await HsmCluster.start(
       testClusterOptions(
         keys.health,
-        [
-          { id: 'hsm-a', tokenLabel: fx().label, pkcs11Interposer: faults.interposer('hsm-a') },
-          { id: 'hsm-b', tokenLabel: fx().peerLabel, pkcs11Interposer: faults.interposer('hsm-b') },
-        ],
+        faultyPair(faults),
         { balance: 'round-robin', health: { ...testClusterOptions('', []).health, intervalMs: 60_000 } },
       ),
       observer,
@@ -236,9 +227,8 @@ describe('hsm: cluster of two SoftHSM tokens', function () {
 
   it('a retry that finds the other HSM full reports the first attempt\'s Timeout, not Busy', async () => {
     const faults = new FaultInjector();
-    const member = (id: string, tokenLabel: string) => ({ id, tokenLabel, maxWaiters: 0, sessionPoolSize: 1, pkcs11Interposer: faults.interposer(id) });
     cluster = await HsmCluster.start(
-      testClusterOptions(keys.health, [member('hsm-a', fx().label), member('hsm-b', fx().peerLabel)], {
+      testClusterOptions(keys.health, faultyPair(faults, { maxWaiters: 0, sessionPoolSize: 1 }), {
         balance: 'round-robin',
         health: { ...testClusterOptions('', []).health, intervalMs: 60_000 },
       }),
