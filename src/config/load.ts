@@ -7,6 +7,7 @@ import { dirname, resolve } from 'node:path';
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { pinFormatProblem, vendorProfile } from '../hsm/vendor-profiles';
+import { DEFAULT_KEY_HANDLE_RECHECK_MS } from '../hsm/key-handles';
 import { ConfigSchema, SECRET_ACCESS_KEY_PATTERN, type ConfigFile } from './schema';
 import type { RuntimeConfig, RuntimeHsm, RuntimeKeyStore } from './runtime';
 import { resolveKeyStoreSecurity, resolveProxySecurity } from './security';
@@ -237,6 +238,7 @@ function resolveHsms(
       sessionPoolSize: hsm.sessionPoolSize ?? 8,
       acquireTimeoutMs: hsm.acquireTimeoutMs ?? 100,
       maxWaiters: hsm.maxWaiters ?? 512,
+      keyHandleRecheckMs: hsm.keyHandleRecheckMs ?? DEFAULT_KEY_HANDLE_RECHECK_MS,
       healthCheckKeyLabel: hsm.healthCheckKeyLabel ?? 'xks-health-check',
       ...(hsm.ekmVendor ? { ekmVendor: hsm.ekmVendor } : {}),
       profile: profile.name,

@@ -102,6 +102,14 @@ const HsmMember = Type.Object(
     sessionPoolSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024, default: 8, description: 'PKCS#11 sessions kept open; one operation runs per session at a time.' })),
     acquireTimeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000, default: 100, description: 'Longest wait for a free session (also bounded by limits.requestDeadlineMs) before DependencyTimeoutException.' })),
     maxWaiters: Type.Optional(Type.Integer({ minimum: 0, default: 512, description: 'Requests allowed to queue for a session; beyond this they get ThrottlingException.' })),
+    keyHandleRecheckMs: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 3600000,
+        default: 1000,
+        description: 'How long a cached key handle is used before the key\'s label is read through it again (0 = before every use, which costs one C_GetAttributeValue per HSM call). Guards against an HSM that gives a destroyed key\'s handle to a new object.',
+      }),
+    ),
     keepAliveSeconds: Type.Optional(
       Type.Integer({ minimum: 0, maximum: 3600, description: 'Idle sessions older than this are exercised (C_GenerateRandom) so the HSM does not drop them; 0 turns keep-alive off. Default from the profile (cloudhsm 10, softhsm 0, others 60).' }),
     ),

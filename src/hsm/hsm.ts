@@ -44,6 +44,7 @@ function validateOptions(options: HsmOptions): void {
   if (!positiveInt(options.sessionPoolSize)) problems.push('sessionPoolSize must be a positive integer');
   if (!nonNegativeInt(options.acquireTimeoutMs)) problems.push('acquireTimeoutMs must be a non-negative integer');
   if (!nonNegativeInt(options.maxWaiters)) problems.push('maxWaiters must be a non-negative integer');
+  if (options.keyHandleRecheckMs !== undefined && !nonNegativeInt(options.keyHandleRecheckMs)) problems.push('keyHandleRecheckMs must be a non-negative integer');
   try {
     const pinProblem = typeof options.pin === 'string' && options.pin.length > 0 ? pinFormatProblem(vendorProfile(options.profile), options.pin) : undefined;
     if (pinProblem) problems.push(pinProblem);
@@ -123,7 +124,7 @@ export class Hsm {
         },
       );
       // The cache reports its searches through the observer, which needs the Hsm's id only.
-      const keys = new KeyHandleCache(module, (find) => timeSync(observer, options.id, 'find', find));
+      const keys = new KeyHandleCache(module, (find) => timeSync(observer, options.id, 'find', find), options.keyHandleRecheckMs);
       const exercise = (session: SessionHandle): void => {
         module.ensureLoggedIn(session, pin);
         module.touchSession(session);

@@ -17,7 +17,11 @@ export function findAes256Keys(module: Pkcs11Module, session: SessionHandle, lab
   return handles
     .map((handle) => readUnlessGone(module, session, handle))
     .filter((found): found is FoundKey => found !== undefined)
-    .filter(({ info }) => info.isAes && info.valueLen === KEY_BYTES && (label === undefined || info.label === label));
+    .filter(({ info }) => isAes256(info, label));
+}
+
+function isAes256(info: SecretKeyInfo, label: string | undefined): boolean {
+  return info.isAes && info.valueLen === KEY_BYTES && (label === undefined || info.label === label);
 }
 
 function readUnlessGone(module: Pkcs11Module, session: SessionHandle, handle: ObjectHandle): FoundKey | undefined {
@@ -37,28 +41,52 @@ export function unlessGone<T>(read: () => T): T | undefined {
   }
 }
 
-/** label → object handle. Handles are valid in every session of this application. */
+/** How long a cached handle is used before its label is read again (HsmOptions.keyHandleRecheckMs). */
+export const DEFAULT_KEY_HANDLE_RECHECK_MS = 1000;
+
+interface CachedHandle {
+  handle: ObjectHandle;
+  /** When the handle was last seen to name an AES-256 key with the label (performance.now()). */
+  checkedAt: number;
+}
+
+/**
+ * label → object handle. Handles are valid in every session of this application. PKCS#11 lets a
+ * token give a destroyed object's handle to a new object, so a cached handle is re-checked (its
+ * label read again) once it is `recheckMs` old: otherwise a key destroyed and replaced by an admin
+ * could have this proxy encrypt under whatever key took its handle. Not on every use: on SoftHSM
+ * that read costs about as much as C_EncryptInit.
+ */
 export class KeyHandleCache {
-  private readonly handles = new Map<string, ObjectHandle>();
+  private readonly handles = new Map<string, CachedHandle>();
 
   constructor(
     private readonly module: Pkcs11Module,
     /** Wraps each token search, for metrics. */
     private readonly timeFind: <T>(find: () => T) => T = (find) => find(),
+    private readonly recheckMs = DEFAULT_KEY_HANDLE_RECHECK_MS,
+    private readonly now: () => number = () => performance.now(),
   ) {}
 
   resolve(session: SessionHandle, label: string): ObjectHandle {
     const cached = this.handles.get(label);
-    if (cached !== undefined) return cached;
+    if (cached !== undefined) {
+      if (this.now() - cached.checkedAt < this.recheckMs) return cached.handle;
+      if (this.stillNames(session, cached.handle, label)) {
+        cached.checkedAt = this.now();
+        return cached.handle;
+      }
+      this.invalidate(label, cached.handle);
+    }
     const handle = this.timeFind(() => this.lookup(session, label));
-    this.handles.set(label, handle);
+    this.handles.set(label, { handle, checkedAt: this.now() });
     return handle;
   }
 
   /** Forgets the label; with a handle, only if that is still the cached one (a racing op may have refreshed it). */
   invalidate(label: string, handle?: ObjectHandle): void {
     const cached = this.handles.get(label);
-    if (cached !== undefined && (handle === undefined || cached.equals(handle))) this.handles.delete(label);
+    if (cached !== undefined && (handle === undefined || cached.handle.equals(handle))) this.handles.delete(label);
   }
 
   /** Runs `use` with the key's handle; if the handle went stale, looks the label up again and retries once. */
@@ -71,6 +99,11 @@ export class KeyHandleCache {
       this.invalidate(label, handle);
       return await use(this.resolve(session, label));
     }
+  }
+
+  private stillNames(session: SessionHandle, handle: ObjectHandle, label: string): boolean {
+    const found = readUnlessGone(this.module, session, handle);
+    return found !== undefined && isAes256(found.info, label);
   }
 
   private lookup(session: SessionHandle, label: string): ObjectHandle {

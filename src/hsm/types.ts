@@ -16,6 +16,8 @@ export interface HsmOptions {
   sessionPoolSize: number;
   acquireTimeoutMs: number;
   maxWaiters: number;
+  /** How long a cached key handle is used before its label is read again; 0 = before every use. Default 1000. */
+  keyHandleRecheckMs?: number;
   /** Vendor behaviour (IV generation, PIN format, tag-failure code). Default 'softhsm'. */
   profile?: VendorProfileName;
   /** Overrides the profile's C_Decrypt return codes that mean "GCM tag did not verify". */

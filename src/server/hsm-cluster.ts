@@ -32,6 +32,7 @@ export function clusterOptions(config: RuntimeConfig, hooks: ProxyHooks = {}): C
           sessionPoolSize: hsm.sessionPoolSize,
           acquireTimeoutMs: hsm.acquireTimeoutMs,
           maxWaiters: hsm.maxWaiters,
+          ...(hsm.keyHandleRecheckMs !== undefined ? { keyHandleRecheckMs: hsm.keyHandleRecheckMs } : {}),
           profile: hsm.profile,
           ...(hsm.decryptAuthFailureCodes ? { decryptAuthFailureCodes: hsm.decryptAuthFailureCodes } : {}),
           ...(interposer ? { pkcs11Interposer: interposer } : {}),

@@ -1,8 +1,21 @@
 import { expect } from 'chai';
 import * as crypto from 'node:crypto';
 import { Hsm, createAesKey } from '../../src/hsm';
+import { hsmInternals } from '../../src/hsm/hsm';
+import { KeyHandleCache } from '../../src/hsm/key-handles';
+import type { ObjectHandle } from '../../src/hsm/pkcs11-module';
+import { reuseHandles } from '../support/pkcs11-shims';
 import { uniqueLabel } from '../support/softhsm-fixture';
 import { createRawAesKey, destroyRawKeys, expectHsmError, nodeDecrypt, openTestHsm } from './helpers';
+
+function handleOf(hsm: Hsm, label: string): Promise<ObjectHandle> {
+  const { module, withSession } = hsmInternals(hsm);
+  return withSession((session) => {
+    const [handle] = module.findSecretKeys(session, { label });
+    if (handle === undefined) throw new Error(`no key labelled ${label}`);
+    return handle;
+  });
+}
 
 describe('hsm: keys', () => {
   let hsm: Hsm;
@@ -85,6 +98,74 @@ describe('hsm: keys', () => {
       await expectHsmError(hsm.encrypt(label, Buffer.from('x'), Buffer.alloc(0)), 'KeyNotFound');
       await createAesKey(hsm, { label });
       expect((await hsm.encrypt(label, Buffer.from('x'), Buffer.alloc(0))).tag).to.have.length(16);
+    });
+  });
+
+  describe('key-handle cache on an HSM that reuses the handles of destroyed keys (shim)', () => {
+    const empty = Buffer.alloc(0);
+
+    /** Key A is used (its handle cached), destroyed behind the cache's back, and key B gets A's handle. */
+    async function reusedHandle(keyHandleRecheckMs: number) {
+      const shim = reuseHandles();
+      const reusing = await openTestHsm({ pkcs11Interposer: shim, keyHandleRecheckMs });
+      const a = uniqueLabel('reused-a');
+      const b = uniqueLabel('reused-b');
+      const valueB = crypto.randomBytes(32);
+      await createAesKey(reusing, { label: a });
+      await reusing.encrypt(a, Buffer.from('cached'), empty);
+      const handleA = await handleOf(reusing, a);
+      expect(await destroyRawKeys(reusing, a)).to.equal(1);
+      await createAesKey(reusing, { label: b, value: valueB });
+      shim.reuse(handleA, await handleOf(reusing, b));
+      expect((await handleOf(reusing, b)).equals(handleA), 'the shim shows key B under A\'s old handle').to.equal(true);
+      return { reusing, a, b, valueB, shim };
+    }
+
+    it('notices that a cached handle now names another key: the destroyed key is KeyNotFound, not served by the other key', async () => {
+      const { reusing, a, b, valueB } = await reusedHandle(0);
+      try {
+        await expectHsmError(reusing.encrypt(a, Buffer.from('secret'), empty), 'KeyNotFound');
+        const out = await reusing.encrypt(b, Buffer.from('for b'), empty);
+        expect(nodeDecrypt(valueB, out.iv, out.ciphertext, out.tag, empty).toString()).to.equal('for b');
+      } finally {
+        await reusing.close();
+      }
+    });
+
+    it('(control) without the re-check, the stale handle would encrypt under the key that took it', async () => {
+      const { reusing, a, valueB } = await reusedHandle(3_600_000);
+      try {
+        const out = await reusing.encrypt(a, Buffer.from('secret'), empty);
+        expect(nodeDecrypt(valueB, out.iv, out.ciphertext, out.tag, empty).toString()).to.equal('secret');
+      } finally {
+        await reusing.close();
+      }
+    });
+
+    it('reads the label through a cached handle at most once per keyHandleRecheckMs', async () => {
+      const shim = reuseHandles();
+      const counting = await openTestHsm({ pkcs11Interposer: shim });
+      try {
+        const label = uniqueLabel('recheck');
+        await createAesKey(counting, { label });
+        const { module, withSession } = hsmInternals(counting);
+        let now = 0;
+        const cache = new KeyHandleCache(module, undefined, 1000, () => now);
+        const reads = async (at: number) => {
+          now = at;
+          const before = shim.calls('C_GetAttributeValue');
+          await withSession((session) => cache.resolve(session, label));
+          return shim.calls('C_GetAttributeValue') - before;
+        };
+        expect(await reads(0)).to.equal(1); // the lookup reads the key it found
+        expect(await reads(500)).to.equal(0);
+        expect(await reads(999)).to.equal(0);
+        expect(await reads(1000)).to.equal(1); // re-checked, still the key
+        expect(await reads(1500)).to.equal(0);
+        expect(await reads(2100)).to.equal(1);
+      } finally {
+        await counting.close();
+      }
     });
   });
 });

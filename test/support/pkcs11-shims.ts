@@ -353,3 +353,38 @@ export function hideTokens(times = 1): Pkcs11Interposer & { hidden: () => number
     });
   return Object.assign(interposer, { hidden: () => hidden });
 }
+
+/** Where each call takes object handles (after the session): the calls a handle-reuse test reaches. */
+const OBJECT_HANDLE_ARGUMENTS: Record<string, number[]> = {
+  C_EncryptInit: [2],
+  C_DecryptInit: [2],
+  C_GetAttributeValue: [1],
+  C_SetAttributeValue: [1],
+  C_DestroyObject: [1],
+};
+
+/**
+ * An HSM that reuses object handles, which SoftHSM never does: after `reuse(from, to)`, the handle
+ * `from` (of an object since destroyed) names the object whose real handle is `to`, in calls and in
+ * search results, as if the token had given the new object the old one's handle.
+ */
+export function reuseHandles(): Pkcs11Interposer & { reuse(from: Buffer, to: Buffer): void; calls: (name: string) => number } {
+  const reused: Array<{ from: Buffer; to: Buffer }> = [];
+  const counts = new Map<string, number>();
+  const toReal = (handle: unknown) => (Buffer.isBuffer(handle) ? reused.find(({ from }) => from.equals(handle))?.to ?? handle : handle);
+  const toShown = (handle: Buffer) => reused.find(({ to }) => to.equals(handle))?.from ?? handle;
+  const interposer = (api: Pkcs11Api) =>
+    wrap(api, (called, real, args) => {
+      counts.set(called, (counts.get(called) ?? 0) + 1);
+      const positions = OBJECT_HANDLE_ARGUMENTS[called] ?? [];
+      const result = real(...args.map((arg, i) => (positions.includes(i) ? toReal(arg) : arg)));
+      if (called === 'C_FindObjects' && Array.isArray(result)) return (result as Buffer[]).map(toShown);
+      return result;
+    });
+  return Object.assign(interposer, {
+    reuse: (from: Buffer, to: Buffer) => {
+      reused.push({ from, to });
+    },
+    calls: (name: string) => counts.get(name) ?? 0,
+  });
+}
