@@ -23,7 +23,7 @@ describe('config: HSM clusters', () => {
     const config = buildRuntimeConfig(base({ hsm: { modulePath: MODULE, tokenLabel: 't' } }), '/etc/xks', { XKS_HSM_PIN: '1234' });
     expect(config.hsms).to.have.length(1);
     expect(config.hsm).to.equal(config.hsms[0]);
-    expect(config.hsm).to.include({ id: 'hsm-1', profile: 'softhsm', keepAliveSeconds: 0, sessionPoolSize: 8, acquireTimeoutMs: 100 });
+    expect(config.hsm).to.include({ id: 'hsm-1', profile: 'softhsm', keepAliveSeconds: 0, sessionPoolSize: 8, acquireTimeoutMs: 100, keyHandleRecheckMs: 1000 });
     expect(config.cluster).to.deep.equal({
       balance: 'least-busy',
       attemptTimeoutMs: 100,
@@ -38,7 +38,7 @@ describe('config: HSM clusters', () => {
   it('reads a list of HSMs, numbering ids, resolving each PIN and taking keep-alive from the profile', () => {
     const doc = base({
       hsms: [
-        { modulePath: MODULE, tokenLabel: 'a', pinEnv: 'PIN_A' },
+        { modulePath: MODULE, tokenLabel: 'a', pinEnv: 'PIN_A', keyHandleRecheckMs: 0 },
         { modulePath: '/opt/cloudhsm/lib/libcloudhsm_pkcs11.so', tokenLabel: 'hsm1', pinEnv: 'PIN_B', profile: 'cloudhsm', sessionPoolSize: 16 },
         { id: 'luna-1', modulePath: '/usr/safenet/lunaclient/lib/libCryptoki2_64.so', tokenSerial: '1234', profile: 'luna', keepAliveSeconds: 5, decryptAuthFailureCodes: ['CKR_SIGNATURE_INVALID'] },
       ],
@@ -56,6 +56,7 @@ describe('config: HSM clusters', () => {
     const options = clusterOptions(config);
     expect(options.members.map((m) => m.hsm.profile)).to.deep.equal(['softhsm', 'cloudhsm', 'luna']);
     expect(options.members[1]?.hsm.sessionPoolSize).to.equal(16);
+    expect(options.members.map((m) => m.hsm.keyHandleRecheckMs)).to.deep.equal([0, 1000, 1000]);
     expect(options.members[2]?.hsm.tokenSerial).to.equal('1234');
     expect(options.balance).to.equal('round-robin');
     expect(options.health.probeTimeoutMs).to.equal(5000);
