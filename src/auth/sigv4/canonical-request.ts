@@ -1,5 +1,6 @@
 // Step 5: rebuild the canonical request with aws4 and compute the signature the client should have sent.
 import { RequestSigner, type Request as Aws4Request } from 'aws4';
+import { SigningKeys, signString } from './signing-key';
 import type { StepResult } from './verifier';
 
 /** Lowercase header name -> every value received, in order. */
@@ -39,6 +40,8 @@ export interface CanonicalRequestInput {
   amzDate: string;
   region: string;
   service: string;
+  /** The verifier's signing-key cache; without one the key is derived for this call only. */
+  signingKeys?: SigningKeys;
 }
 
 export interface ExpectedSignature {
@@ -102,8 +105,10 @@ export function computeExpectedSignature(input: CanonicalRequestInput): StepResu
     canonical = signer.canonicalString();
     // signature() would rebuild it (re-hashing the body): reuse the one just computed.
     signer.canonicalString = () => canonical;
+    // Our own signing key instead of aws4's signature(), which caches keys by plaintext secret.
+    const signingKey = (input.signingKeys ?? new SigningKeys()).get(input.accessKeyId, input.secretAccessKey, signer.getDate(), signer.region, signer.service);
     expected = {
-      signature: signer.signature(),
+      signature: signString(signingKey, signer.stringToSign()),
       signedHeaders: signer.signedHeaders(),
       credentialScope: signer.credentialString(),
     };

@@ -6,6 +6,7 @@ import { checkScope, parseCredential, scopeString } from './credential-scope';
 import { checkClockSkew, parseAmzDate } from './request-date';
 import { CONTENT_SHA256_HEADER, checkPayloadHash } from './payload-hash';
 import { collectHeaders, computeExpectedSignature, joinHeaderValues } from './canonical-request';
+import { SigningKeys } from './signing-key';
 
 export interface IncomingSignedRequest {
   method: string;
@@ -47,6 +48,7 @@ export class SigV4Verifier {
   private readonly service: string;
   private readonly maxClockSkewMs: number;
   private readonly now: () => number;
+  private readonly signingKeys = new SigningKeys();
 
   constructor(options: SigV4VerifierOptions) {
     if (!/^[a-z0-9-]+$/.test(options.service)) {
@@ -139,6 +141,7 @@ export class SigV4Verifier {
       amzDate,
       region: scope.region,
       service: this.service,
+      signingKeys: this.signingKeys,
     });
     if (!expected.ok) return fail(expected);
     // aws4 filters and reorders headers itself; a different list means it signed something else.
