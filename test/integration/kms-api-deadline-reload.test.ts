@@ -4,32 +4,18 @@
  * change without a restart; an invalid section is refused and the running one stays.
  */
 import { expect } from 'chai';
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DecryptCommand, EncryptCommand, ListAliasesCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { generateCredential, type Sigv4Credential } from '../../src/auth/generate-credentials';
-import { KMS_ACCOUNT, KMS_REGION, startKmsHarness, type KmsHarness } from '../support/kms-api';
+import { applyConfigDoc, readConfigDoc, replaceFile, type ConfigDoc } from '../support/config-file';
+import { KMS_ACCOUNT, KMS_REGION, sdkError, startKmsHarness, type KmsHarness } from '../support/kms-api';
 import { FaultInjector } from '../support/pkcs11-shims';
 import { waitFor } from '../support/wait';
 import { b64, requestMetadata } from '../support/xks-client';
 
 const ARN = (id: string) => `arn:aws:kms:${KMS_REGION}:${KMS_ACCOUNT}:key/${id}`;
 const HSM_ID = 'softhsm-test';
-
-async function sdkError(promise: Promise<unknown>): Promise<{ name: string; $metadata: { httpStatusCode?: number } }> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as never;
-  }
-  throw new Error('expected the call to fail');
-}
-
-/** Written the way config managers do: a new file renamed over the old one. */
-function replaceFile(path: string, content: string): void {
-  writeFileSync(`${path}.tmp`, content);
-  renameSync(`${path}.tmp`, path);
-}
 
 describe('KMS API: request deadline and hot reload (integration)', function () {
   this.timeout(30_000);
@@ -41,15 +27,8 @@ describe('KMS API: request deadline and hot reload (integration)', function () {
     clients.push(c);
     return c;
   };
-  const readDoc = () => JSON.parse(readFileSync(h.configPath as string, 'utf8'));
-  /** Rewrites the config file and waits for the watcher's reload to take it. */
-  async function applyDoc(change: (doc: Record<string, any>) => void): Promise<void> { // eslint-disable-line @typescript-eslint/no-explicit-any
-    const doc = readDoc();
-    change(doc);
-    const before = h.proxy.runtime.generation();
-    replaceFile(h.configPath as string, JSON.stringify(doc, null, 2));
-    await waitFor(() => h.proxy.runtime.generation() > before, 'the config reload');
-  }
+  const readDoc = () => readConfigDoc(h);
+  const applyDoc = (change: (doc: ConfigDoc) => void) => applyConfigDoc(h, change);
   const slowHsm = () => faults.set(HSM_ID, { kind: 'slow', delayMs: 1000 });
   /** Lets the slowed calls finish (a PKCS#11 call cannot be cancelled) before the next test. */
   async function healthyHsm(): Promise<void> {

@@ -4,19 +4,9 @@ import {
   DecryptCommand, DescribeKeyCommand, EncryptCommand, GenerateDataKeyCommand, GenerateDataKeyWithoutPlaintextCommand,
   GenerateRandomCommand, KMSClient, ListAliasesCommand, ListKeysCommand, ReEncryptCommand,
 } from '@aws-sdk/client-kms';
-import { KMS_ACCOUNT, KMS_REGION, startKmsHarness, type KmsHarness } from '../support/kms-api';
+import { KMS_ACCOUNT, KMS_REGION, sdkError, startKmsHarness, type KmsHarness } from '../support/kms-api';
 
 const ARN = (id: string) => `arn:aws:kms:${KMS_REGION}:${KMS_ACCOUNT}:key/${id}`;
-
-/** Rejects with the SDK's error; fails the test if the call succeeds. */
-async function sdkError(promise: Promise<unknown>): Promise<{ name: string; message: string; $metadata: { httpStatusCode?: number } }> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as never;
-  }
-  throw new Error('expected the call to fail');
-}
 
 describe('KMS API with @aws-sdk/client-kms (integration)', function () {
   this.timeout(30_000);

@@ -1,22 +1,17 @@
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect, type TLSSocket } from 'node:tls';
 import { generateCredential } from '../../src/auth/generate-credentials';
 import { createSelfSignedCert } from '../../src/cli/demo/self-signed-cert';
+import { replaceFile } from '../support/config-file';
 import { startHarness, type Harness } from '../support/proxy-harness';
 import { b64, requestMetadata, XksClient, type Credential } from '../support/xks-client';
 import { waitFor } from '../support/wait';
 import { metricsText } from '../support/admin-http';
 
 const MAIN = join(__dirname, '../../src/cli/main.js');
-
-/** Writes the file the way editors and config managers do: a new file renamed over the old one. */
-function replaceFile(path: string, content: string): void {
-  writeFileSync(`${path}.tmp`, content);
-  renameSync(`${path}.tmp`, path);
-}
 
 describe('hot reload and credential rotation (integration)', () => {
   let h: Harness;

@@ -68,3 +68,13 @@ export async function startKmsHarness(options: HarnessOptions = {}): Promise<Kms
     },
   };
 }
+
+/** Rejects with the SDK's error; fails the test if the call succeeds. */
+export async function sdkError(promise: Promise<unknown>): Promise<{ name: string; message: string; $metadata: { httpStatusCode?: number } }> {
+  try {
+    await promise;
+  } catch (err) {
+    return err as never;
+  }
+  throw new Error('expected the call to fail');
+}
