@@ -20,6 +20,18 @@ const KmsCredential = Type.Object(
       minItems: 1,
       description: 'Key IDs (or alias/... names) the actions apply to; "*" = every key the endpoint serves. GenerateRandom, ListKeys and ListAliases need no key.',
     }),
+    throttle: Type.Optional(
+      Type.Object(
+        {
+          requestsPerSecond: Type.Number({ exclusiveMinimum: 0, maximum: 1000000, description: 'Sustained request rate allowed for this credential (token bucket refill rate).' }),
+          burst: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000000, description: 'Bucket size: requests allowed at once after a quiet period. Default: requestsPerSecond rounded up.' })),
+        },
+        {
+          additionalProperties: false,
+          description: 'Request quota of this credential, checked after its signature; above it: ThrottlingException (400, which the AWS SDKs retry with backoff). Counted per process; a reload that keeps the numbers keeps the bucket.',
+        },
+      ),
+    ),
   },
   { additionalProperties: false, description: 'One KMS API credential and what it may do. Give exactly one of secretAccessKey, secretAccessKeyEnv, secretAccessKeyFile.' },
 );

@@ -10,6 +10,8 @@ export interface KmsApiCredential {
   actions: ReadonlySet<string>;
   /** Key IDs after alias resolution; '*' = all. */
   keys: ReadonlySet<string>;
+  /** Request quota (token bucket); absent = none. */
+  throttle?: { requestsPerSecond: number; burst: number };
 }
 
 export interface KmsApiRuntime {
@@ -64,7 +66,8 @@ export function resolveKmsApi(file: ConfigFile, fromBase: (p: string) => string,
     }
     if (credentials.has(cred.accessKeyId)) problems.push(`${at}.accessKeyId: duplicate access key ID ${cred.accessKeyId}`);
     const keys = new Set(cred.keys.map((k) => aliases.get(k) ?? k));
-    credentials.set(cred.accessKeyId, { secret, actions: new Set(cred.actions), keys });
+    const throttle = cred.throttle && { requestsPerSecond: cred.throttle.requestsPerSecond, burst: cred.throttle.burst ?? Math.max(1, Math.ceil(cred.throttle.requestsPerSecond)) };
+    credentials.set(cred.accessKeyId, { secret, actions: new Set(cred.actions), keys, ...(throttle ? { throttle } : {}) });
   });
   let authorization: KmsApiRuntime['authorization'];
   if (section.authorization) {

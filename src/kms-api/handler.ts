@@ -24,6 +24,7 @@ import { generateDataKey, generateDataKeyWithoutPlaintext } from './operations/g
 import { generateRandom } from './operations/generate-random';
 import { listAliases, listKeys } from './operations/list';
 import { reEncrypt } from './operations/re-encrypt';
+import { CredentialQuotas } from './quotas';
 
 const OPERATIONS: Record<string, (ctx: KmsContext, body: Body) => Promise<unknown>> = {
   Encrypt: encrypt,
@@ -67,11 +68,13 @@ type Fields = Record<string, string | number | undefined>;
 
 export function createKmsHandler(deps: KmsHandlerDeps) {
   const { inFlight } = deps;
+  const quotas = new CredentialQuotas();
   // One verifier per config generation (the clock skew may change on reload).
   let verifierFor: { config: RuntimeConfig; verifier: SigV4Verifier } | undefined;
   const verifier = (config: RuntimeConfig): SigV4Verifier => {
     if (verifierFor?.config !== config) {
       verifierFor = { config, verifier: new SigV4Verifier({ service: 'kms', maxClockSkewMs: config.limits.clockSkewSeconds * 1000 }) };
+      if (config.kmsApi) quotas.retain(config.kmsApi.credentials);
     }
     return verifierFor.verifier;
   };
@@ -147,6 +150,12 @@ export function createKmsHandler(deps: KmsHandlerDeps) {
     }
     fields.region = auth.region;
     if (auth.region !== kms.region) throw new KmsError('InvalidSignatureException', `Credential should be scoped to a valid region (${kms.region})`);
+    const credential = kms.credentials.get(auth.accessKeyId)!;
+    // After the signature, so nobody but the credential's holder can spend its quota.
+    if (!quotas.tryTake(auth.accessKeyId, credential)) {
+      fields.throttled = 'credential quota';
+      throw new KmsError('ThrottlingException', `The request rate of access key ${auth.accessKeyId} exceeds its quota of ${credential.throttle?.requestsPerSecond} requests/s; retry later`);
+    }
     const handler = operation === undefined ? undefined : OPERATIONS[operation];
     if (!handler) throw new KmsError('UnknownOperationException', 'The X-Amz-Target operation is not supported by this endpoint');
     const type = (req.headers['content-type'] ?? '').split(';', 1)[0]?.trim().toLowerCase();
@@ -159,7 +168,6 @@ export function createKmsHandler(deps: KmsHandlerDeps) {
     }
     const store = config.keyStores.find((s) => s.name === kms.keyStore);
     if (!store) throw new KmsError('KMSInternalException', 'The configured key store is missing');
-    const credential = kms.credentials.get(auth.accessKeyId)!;
     return handler({ services: deps.services, config: kms, store, credential, deadline, fields }, parsed.value as Body);
   }
 }
