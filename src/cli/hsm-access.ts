@@ -1,6 +1,6 @@
 /** How CLI commands reach the HSM and name keys: through the config file, like the proxy does. */
 import { loadConfigFile } from '../config/load';
-import type { RuntimeConfig } from '../config/runtime';
+import type { RuntimeConfig, RuntimeHsm } from '../config/runtime';
 import { EXTERNAL_KEY_ID_PATTERN } from '../config/schema';
 import { openWithRetry, type Hsm } from '../hsm';
 import { KeyAdminError, assertBaseLabel } from '../keys/lifecycle';
@@ -21,16 +21,19 @@ export async function withConfiguredHsm<T>(configPath: string, use: (hsm: Hsm, c
   }
 }
 
-/** With serve's startup retry: several CLI processes at once (e.g. rotations from cron) may collide in the HSM library. */
-export function openHsm(config: RuntimeConfig): Promise<Hsm> {
+/**
+ * Opens the config's first HSM, or `member`, with serve's startup retry: several CLI processes at
+ * once (e.g. rotations from cron) may collide in the HSM library.
+ */
+export function openHsm(config: RuntimeConfig, member: RuntimeHsm = config.hsm): Promise<Hsm> {
   return openWithRetry({
-    id: config.hsm.id,
-    modulePath: config.hsm.modulePath,
-    ...(config.hsm.tokenLabel ? { tokenLabel: config.hsm.tokenLabel } : {}),
-    ...(config.hsm.tokenSerial ? { tokenSerial: config.hsm.tokenSerial } : {}),
-    pin: config.hsm.pin,
-    profile: config.hsm.profile,
-    ...(config.hsm.decryptAuthFailureCodes ? { decryptAuthFailureCodes: config.hsm.decryptAuthFailureCodes } : {}),
+    id: member.id,
+    modulePath: member.modulePath,
+    ...(member.tokenLabel ? { tokenLabel: member.tokenLabel } : {}),
+    ...(member.tokenSerial ? { tokenSerial: member.tokenSerial } : {}),
+    pin: member.pin,
+    profile: member.profile,
+    ...(member.decryptAuthFailureCodes ? { decryptAuthFailureCodes: member.decryptAuthFailureCodes } : {}),
     sessionPoolSize: 1,
     acquireTimeoutMs: 10_000,
     maxWaiters: 16,

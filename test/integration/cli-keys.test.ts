@@ -61,7 +61,7 @@ describe('CLI: keys, config check, credentials (integration)', function () {
         command.commands.forEach(walk);
       };
       walk(program);
-      const wanted = ['keys create', 'keys list', 'keys rotate', 'keys disable', 'keys enable', 'keys import', 'wrapping-key create', 'wrapping-key export', 'config check', 'credentials create'];
+      const wanted = ['keys create', 'keys list', 'keys check', 'keys rotate', 'keys disable', 'keys enable', 'keys import', 'wrapping-key create', 'wrapping-key export', 'config check', 'credentials create'];
       const names = leaves.map((c) => `${c.parent?.name()} ${c.name()}`);
       expect(names).to.include.members(wanted);
       for (const command of leaves.filter((c) => wanted.includes(`${c.parent?.name()} ${c.name()}`))) {

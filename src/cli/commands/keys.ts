@@ -37,32 +37,14 @@ import {
   resolveLabel,
   withConfiguredHsm,
 } from '../hsm-access';
-import { fail } from '../process';
+import { action, examples, out } from '../command-helpers';
+import { registerKeysCheck } from './keys-check';
 import { renderTable } from '../table';
 
 interface CommonOptions {
   config: string;
   keyStore?: string;
   label?: string;
-}
-
-const out = (text: string): void => {
-  process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
-};
-
-/** Runs a command body and turns every failure into a clear message and exit status 1. */
-function action<A extends unknown[]>(body: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
-  return async (...args: A) => {
-    try {
-      await body(...args);
-    } catch (err) {
-      fail(err);
-    }
-  };
-}
-
-function examples(lines: string[]): string {
-  return `\nExamples:\n${lines.map((l) => `  ${l}`).join('\n')}\n`;
 }
 
 export function registerKeys(program: Command): void {
@@ -182,6 +164,8 @@ export function registerKeys(program: Command): void {
         });
       }),
     );
+
+  registerKeysCheck(keys);
 
   keys
     .command('rotate')
