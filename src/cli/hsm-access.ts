@@ -1,6 +1,6 @@
 /** How CLI commands reach the HSM and name keys: through the config file, like the proxy does. */
 import { loadConfigFile } from '../config/load';
-import type { RuntimeConfig, RuntimeHsm } from '../config/runtime';
+import { hsmOptionsOf, type RuntimeConfig, type RuntimeHsm } from '../config/runtime';
 import { EXTERNAL_KEY_ID_PATTERN } from '../config/schema';
 import { openWithRetry, type Hsm } from '../hsm';
 import { KeyAdminError, assertBaseLabel } from '../keys/lifecycle';
@@ -27,13 +27,7 @@ export async function withConfiguredHsm<T>(configPath: string, use: (hsm: Hsm, c
  */
 export function openHsm(config: RuntimeConfig, member: RuntimeHsm = config.hsm): Promise<Hsm> {
   return openWithRetry({
-    id: member.id,
-    modulePath: member.modulePath,
-    ...(member.tokenLabel ? { tokenLabel: member.tokenLabel } : {}),
-    ...(member.tokenSerial ? { tokenSerial: member.tokenSerial } : {}),
-    pin: member.pin,
-    profile: member.profile,
-    ...(member.decryptAuthFailureCodes ? { decryptAuthFailureCodes: member.decryptAuthFailureCodes } : {}),
+    ...hsmOptionsOf(member),
     sessionPoolSize: 1,
     acquireTimeoutMs: 10_000,
     maxWaiters: 16,

@@ -68,3 +68,20 @@ export interface RuntimeConfig {
   /** The KMS-compatible endpoint (issue #8); absent = not served. */
   kmsApi?: KmsApiRuntime;
 }
+
+/** How a configured HSM is opened: its HsmOptions (callers may override the pool settings). */
+export function hsmOptionsOf(member: RuntimeHsm): HsmOptions {
+  return {
+    id: member.id,
+    modulePath: member.modulePath,
+    ...(member.tokenLabel ? { tokenLabel: member.tokenLabel } : {}),
+    ...(member.tokenSerial ? { tokenSerial: member.tokenSerial } : {}),
+    pin: member.pin,
+    sessionPoolSize: member.sessionPoolSize,
+    acquireTimeoutMs: member.acquireTimeoutMs,
+    maxWaiters: member.maxWaiters,
+    ...(member.keyHandleRecheckMs !== undefined ? { keyHandleRecheckMs: member.keyHandleRecheckMs } : {}),
+    profile: member.profile,
+    ...(member.decryptAuthFailureCodes ? { decryptAuthFailureCodes: member.decryptAuthFailureCodes } : {}),
+  };
+}

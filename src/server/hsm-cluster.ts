@@ -2,7 +2,7 @@
  * Builds the HSM cluster from the runtime config: one member per `hsms:` entry (or the single
  * `hsm:`), with the recovery, balancing and health settings, metrics and logs wired in.
  */
-import type { RuntimeConfig } from '../config/runtime';
+import { hsmOptionsOf, type RuntimeConfig } from '../config/runtime';
 import { HsmCluster, type ClusterOptions } from '../hsm';
 import type { Pkcs11Interposer } from '../hsm/pkcs11-module';
 import type { Logger } from '../observability/logger';
@@ -23,20 +23,7 @@ export function clusterOptions(config: RuntimeConfig, hooks: ProxyHooks = {}): C
     members: config.hsms.map((hsm) => {
       const interposer = hooks.pkcs11Interposer?.(hsm.id);
       return {
-        hsm: {
-          id: hsm.id,
-          modulePath: hsm.modulePath,
-          ...(hsm.tokenLabel ? { tokenLabel: hsm.tokenLabel } : {}),
-          ...(hsm.tokenSerial ? { tokenSerial: hsm.tokenSerial } : {}),
-          pin: hsm.pin,
-          sessionPoolSize: hsm.sessionPoolSize,
-          acquireTimeoutMs: hsm.acquireTimeoutMs,
-          maxWaiters: hsm.maxWaiters,
-          ...(hsm.keyHandleRecheckMs !== undefined ? { keyHandleRecheckMs: hsm.keyHandleRecheckMs } : {}),
-          profile: hsm.profile,
-          ...(hsm.decryptAuthFailureCodes ? { decryptAuthFailureCodes: hsm.decryptAuthFailureCodes } : {}),
-          ...(interposer ? { pkcs11Interposer: interposer } : {}),
-        },
+        hsm: { ...hsmOptionsOf(hsm), ...(interposer ? { pkcs11Interposer: interposer } : {}) },
         healthCheckKeyLabel: hsm.healthCheckKeyLabel,
         keepAliveSeconds: hsm.keepAliveSeconds,
       };

@@ -21,12 +21,7 @@ describe('KMS API: request deadline and hot reload (integration)', function () {
   this.timeout(30_000);
   const faults = new FaultInjector();
   let h: KmsHarness;
-  const clients: KMSClient[] = [];
-  const client = (credential?: Sigv4Credential): KMSClient => {
-    const c = h.kms.client(credential);
-    clients.push(c);
-    return c;
-  };
+  const client = (credential?: Sigv4Credential): KMSClient => h.kms.client(credential);
   const readDoc = () => readConfigDoc(h);
   const applyDoc = (change: (doc: ConfigDoc) => void) => applyConfigDoc(h, change);
   const slowHsm = () => faults.set(HSM_ID, { kind: 'slow', delayMs: 1000 });
@@ -51,7 +46,6 @@ describe('KMS API: request deadline and hot reload (integration)', function () {
   });
   after(async () => {
     faults.clearAll();
-    for (const c of clients) c.destroy();
     await h?.stop();
   });
 

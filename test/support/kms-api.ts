@@ -12,6 +12,7 @@ export interface KmsHarness extends Harness {
     /** kms:Encrypt and kms:DescribeKey on the main key only */
     limited: Sigv4Credential;
     endpoint: string;
+    /** A client for this credential (default admin); stop() destroys every client made here. */
     client(credential?: Sigv4Credential, region?: string): KMSClient;
     /** The aggregated client (method per operation), as the Encryption SDK wants it. */
     aggregated(): KMS;
@@ -53,16 +54,22 @@ export async function startKmsHarness(options: HarnessOptions = {}): Promise<Kms
     requestHandler: new NodeHttpHandler({ httpsAgent: agent }),
     maxAttempts: 1,
   });
+  const made: KMSClient[] = [];
   return {
     ...h,
     kms: {
       admin,
       limited,
       endpoint,
-      client: (credential = admin, region = KMS_REGION) => new KMSClient(clientConfig(credential, region)),
+      client: (credential = admin, region = KMS_REGION) => {
+        const client = new KMSClient(clientConfig(credential, region));
+        made.push(client);
+        return client;
+      },
       aggregated: () => new KMS(clientConfig(admin, KMS_REGION)),
     },
     stop: async () => {
+      for (const client of made) client.destroy();
       agent.destroy();
       await h.stop();
     },
