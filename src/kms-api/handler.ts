@@ -154,6 +154,7 @@ export function createKmsHandler(deps: KmsHandlerDeps) {
     // After the signature, so nobody but the credential's holder can spend its quota.
     if (!quotas.tryTake(auth.accessKeyId, credential)) {
       fields.throttled = 'credential quota';
+      deps.metrics.kmsApiThrottled.inc({ access_key_id: auth.accessKeyId });
       throw new KmsError('ThrottlingException', `The request rate of access key ${auth.accessKeyId} exceeds its quota of ${credential.throttle?.requestsPerSecond} requests/s; retry later`);
     }
     const handler = operation === undefined ? undefined : OPERATIONS[operation];

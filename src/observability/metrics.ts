@@ -111,6 +111,13 @@ export class XksMetrics implements ClusterObserver {
     registers: [this.registry],
   });
 
+  readonly kmsApiThrottled = new Counter({
+    name: 'xks_kms_api_throttled_requests_total',
+    help: 'KMS API requests refused with ThrottlingException because the credential\'s quota (kmsApi.credentials[].throttle) was used up, by access key ID.',
+    labelNames: ['access_key_id'] as const,
+    registers: [this.registry],
+  });
+
   readonly keyRotations = new Counter({
     name: 'xks_key_rotations_total',
     help: 'Scheduled key-rotation decisions, by outcome (rotated, rotated-elsewhere, not-due, contended, failed).',

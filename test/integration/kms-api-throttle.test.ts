@@ -6,6 +6,7 @@
 import { expect } from 'chai';
 import { GenerateRandomCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { generateCredential, type Sigv4Credential } from '../../src/auth/generate-credentials';
+import { metricsText } from '../support/admin-http';
 import { applyConfigDoc } from '../support/config-file';
 import { sdkError, startKmsHarness, type KmsHarness } from '../support/kms-api';
 
@@ -56,6 +57,9 @@ describe('KMS API per-credential quotas (integration)', function () {
     expect(await outcomes(5, h.kms.admin)).to.deep.equal(['ok', 'ok', 'ok', 'ok', 'ok']);
     const line = h.logs.slice(before).map((l) => JSON.parse(l)).find((l) => l.message === 'kms api request' && l.accessKeyId === tenant.accessKeyId);
     expect(line).to.include({ operation: 'TrentService.GenerateRandom', status: 400, errorName: 'ThrottlingException', throttled: 'credential quota' });
+    const metrics = await metricsText(h.proxy.adminUrl as string);
+    expect(metrics).to.include(`xks_kms_api_throttled_requests_total{access_key_id="${tenant.accessKeyId}"} 1`);
+    expect(metrics).not.to.include(`xks_kms_api_throttled_requests_total{access_key_id="${h.kms.admin.accessKeyId}"}`);
   });
 
   it('a reload that keeps the numbers keeps the drained bucket; new numbers start a new one', async () => {
