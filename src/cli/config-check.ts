@@ -3,7 +3,7 @@
  * does a real AES-GCM encrypt + decrypt with the health-check key.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import type { RuntimeConfig } from '../config/runtime';
+import type { RuntimeConfig, RuntimeHsm } from '../config/runtime';
 import { HsmError } from '../hsm';
 import { servedKeys } from '../keys/served-keys';
 import { openHsm } from './hsm-access';
@@ -16,22 +16,24 @@ export interface HsmCheck {
   warnings: string[];
 }
 
-/** One entry per configured HSM (today the config names one). */
+/** One entry per configured HSM (every member of `hsms`), in config order. */
 export async function checkHsms(config: RuntimeConfig): Promise<HsmCheck[]> {
-  return [await checkHsm(config)];
+  const checks: HsmCheck[] = [];
+  for (const member of config.hsms) checks.push(await checkHsm(config, member));
+  return checks;
 }
 
-async function checkHsm(config: RuntimeConfig): Promise<HsmCheck> {
-  const id = config.hsm.id;
+async function checkHsm(config: RuntimeConfig, member: RuntimeHsm): Promise<HsmCheck> {
+  const id = member.id;
   let hsm;
   try {
-    hsm = await openHsm(config);
+    hsm = await openHsm(config, member);
   } catch (err) {
     return { id, connected: false, detail: `cannot open the token and log in: ${message(err)}`, warnings: [] };
   }
   try {
     const token = hsm.tokenInfo();
-    const label = config.hsm.healthCheckKeyLabel;
+    const label = member.healthCheckKeyLabel;
     const plaintext = randomBytes(32);
     const aad = Buffer.from('xks-proxy config check');
     const started = process.hrtime.bigint();

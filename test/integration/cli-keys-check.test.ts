@@ -5,10 +5,12 @@
  */
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { createAesKey, Hsm } from '../../src/hsm';
 import { keyDisabledMarker, versionLabel } from '../../src/keys/labels';
 import { runCli, runCliInProcess, writeCliConfig } from '../support/cli';
-import { testKeys } from '../support/proxy-harness';
+import { clusterKeys } from '../support/cluster-helpers';
 import { softHsmFixture, uniqueLabel } from '../support/softhsm-fixture';
 
 interface CheckJson {
@@ -17,7 +19,7 @@ interface CheckJson {
   versions: Array<{ externalKeyIds: string[]; version: number; findings: Record<string, string>; reference?: string; disabledOn: string[]; notes: string[]; ok: boolean }>;
 }
 
-describe('CLI: keys check across the HSMs of a cluster (integration)', function () {
+describe('CLI: keys check and config check across the HSMs of a cluster (integration)', function () {
   this.timeout(60_000);
   const fx = softHsmFixture();
   const hsms: Record<'a' | 'b', Hsm> = {} as never;
@@ -32,7 +34,7 @@ describe('CLI: keys check across the HSMs of a cluster (integration)', function 
   const markerTemplate = (label: string) => ({ label, encrypt: false, decrypt: false });
 
   before(async () => {
-    const health = (await testKeys()).health;
+    const health = (await clusterKeys()).health; // on both tokens
     for (const [name, tokenLabel] of [['a', fx.label], ['b', fx.peerLabel]] as const) {
       hsms[name] = await Hsm.open({ id: `setup-${name}`, modulePath: fx.modulePath, tokenLabel, pin: fx.pin, sessionPoolSize: 1, acquireTimeoutMs: 5000, maxWaiters: 8 });
     }
@@ -106,5 +108,24 @@ describe('CLI: keys check across the HSMs of a cluster (integration)', function 
     const r = await runCliInProcess(['keys', 'check', 'no-such-key', '-c', cfg.path]);
     expect(r.code).to.equal(1);
     expect(r.stderr).to.include('no key store serves externalKeyId "no-such-key"');
+  });
+
+  it('config check connects to every HSM of the cluster and warns per HSM about mapped keys it lacks', async () => {
+    const r = await runCliInProcess(['config', 'check', cfg.path]);
+    expect(r.code, r.stdout + r.stderr).to.equal(0);
+    expect(r.stdout).to.match(new RegExp(`^hsm-a: Connected: token "${fx.label}" `, 'm'));
+    expect(r.stdout).to.match(new RegExp(`^hsm-b: Connected: token "${fx.peerLabel}" `, 'm'));
+    const hsmB = r.stdout.slice(r.stdout.indexOf('hsm-b:'));
+    expect(hsmB).to.include(`warning: key store "root": key-onlyA maps to label "${labels.onlyA}", which is not on the token`);
+  });
+
+  it('config check reports an HSM of the cluster it cannot reach, and exits 1', async () => {
+    const doc = readFileSync(cfg.path, 'utf8').replace(`tokenLabel: ${fx.peerLabel}`, 'tokenLabel: no-such-token');
+    const broken = join(dirname(cfg.path), 'broken.yaml');
+    writeFileSync(broken, doc);
+    const r = await runCliInProcess(['config', 'check', broken]);
+    expect(r.code).to.equal(1);
+    expect(r.stdout).to.match(/^hsm-a: Connected: /m);
+    expect(r.stdout).to.match(/^hsm-b: Not connected: cannot open the token and log in: .*no-such-token/m);
   });
 });
