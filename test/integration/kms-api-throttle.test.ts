@@ -4,7 +4,8 @@
  * only signed requests spend it; a reload keeps a drained bucket unless its numbers change.
  */
 import { expect } from 'chai';
-import { GenerateRandomCommand, type KMSClient } from '@aws-sdk/client-kms';
+import { randomBytes } from 'node:crypto';
+import { EncryptCommand, GenerateRandomCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { generateCredential, type Sigv4Credential } from '../../src/auth/generate-credentials';
 import { metricsText } from '../support/admin-http';
 import { applyConfigDoc } from '../support/config-file';
@@ -60,6 +61,18 @@ describe('KMS API per-credential quotas (integration)', function () {
     const metrics = await metricsText(h.proxy.adminUrl as string);
     expect(metrics).to.include(`xks_kms_api_throttled_requests_total{access_key_id="${tenant.accessKeyId}"} 1`);
     expect(metrics).not.to.include(`xks_kms_api_throttled_requests_total{access_key_id="${h.kms.admin.accessKeyId}"}`);
+  });
+
+  it('a throttled call logs neither its plaintext nor the secret or the Authorization header', async () => {
+    const canary = `THROTTLE-CANARY-${randomBytes(6).toString('hex')}`;
+    const before = h.logs.length;
+    const err = await sdkError(client(tenant).send(new EncryptCommand({ KeyId: 'app-key', Plaintext: Buffer.from(canary) })));
+    expect(err.name).to.equal('ThrottlingException');
+    const logged = h.logs.slice(before).join('\n');
+    expect(logged).to.include('"throttled":"credential quota"');
+    for (const secret of [canary, Buffer.from(canary).toString('base64'), tenant.secretAccessKey, 'Signature=', 'AWS4-HMAC-SHA256']) {
+      expect(logged).not.to.include(secret);
+    }
   });
 
   it('a reload that keeps the numbers keeps the drained bucket; new numbers start a new one', async () => {
