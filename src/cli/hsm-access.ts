@@ -7,13 +7,16 @@ import { KeyAdminError, assertBaseLabel } from '../keys/lifecycle';
 import { storesServing } from '../keys/served-keys';
 
 export const CONFIG_OPTION = ['-c, --config <file>', 'config file (YAML or JSON); default $XKS_CONFIG'] as const;
+export const HSM_OPTION = ['--hsm <id>', 'the HSM of the config to work through (default: the first listed), e.g. while that one is down'] as const;
 /** The -c default: $XKS_CONFIG when set and non-empty. */
 export const configDefault = (): string | undefined => process.env.XKS_CONFIG || undefined;
 
-/** Opens the configured HSM (logs in with the configured PIN source), runs `use`, always closes. */
-export async function withConfiguredHsm<T>(configPath: string, use: (hsm: Hsm, config: RuntimeConfig) => Promise<T>): Promise<T> {
-  const config = loadConfigFile(configPath);
-  const hsm = await openHsm(config);
+/** Opens the configured HSM (`--hsm`, else the first), logs in with its PIN source, runs `use`, always closes. */
+export async function withConfiguredHsm<T>(target: { config: string; hsm?: string }, use: (hsm: Hsm, config: RuntimeConfig) => Promise<T>): Promise<T> {
+  const config = loadConfigFile(target.config);
+  const member = target.hsm === undefined ? config.hsm : config.hsms.find((m) => m.id === target.hsm);
+  if (member === undefined) throw new KeyAdminError(`no HSM "${target.hsm}" in the config (HSMs: ${config.hsms.map((m) => m.id).join(', ')})`);
+  const hsm = await openHsm(config, member);
   try {
     return await use(hsm, config);
   } finally {

@@ -1,7 +1,8 @@
 /**
  * `xks-proxy keys check` on a two-HSM config (the fixture's two SoftHSM tokens): keys made the same
  * on both agree; a version only on one HSM, other material under the same label, and a disabled
- * marker on one HSM only are each reported, with exit status 1.
+ * marker on one HSM only are each reported, with exit status 1. `config check` tests every HSM, and
+ * the other key commands work through the HSM --hsm names.
  */
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
@@ -19,7 +20,7 @@ interface CheckJson {
   versions: Array<{ externalKeyIds: string[]; version: number; findings: Record<string, string>; reference?: string; disabledOn: string[]; notes: string[]; ok: boolean }>;
 }
 
-describe('CLI: keys check and config check across the HSMs of a cluster (integration)', function () {
+describe('CLI across the HSMs of a cluster: keys check, config check, --hsm (integration)', function () {
   this.timeout(60_000);
   const fx = softHsmFixture();
   const hsms: Record<'a' | 'b', Hsm> = {} as never;
@@ -127,5 +128,27 @@ describe('CLI: keys check and config check across the HSMs of a cluster (integra
     expect(r.code).to.equal(1);
     expect(r.stdout).to.match(/^hsm-a: Connected: /m);
     expect(r.stdout).to.match(/^hsm-b: Not connected: cannot open the token and log in: .*no-such-token/m);
+  });
+
+  it('the other keys commands work through the first HSM, or the one --hsm names', async () => {
+    const listed = async (...args: string[]) => {
+      const r = await runCliInProcess(['keys', 'list', 'key-onlyA', '--json', '-c', cfg.path, ...args]);
+      expect(r.code, r.stdout + r.stderr).to.equal(0);
+      return (JSON.parse(r.stdout) as Array<{ status: string }>)[0]?.status;
+    };
+    expect(await listed()).to.equal('ENABLED');
+    expect(await listed('--hsm', 'hsm-a')).to.equal('ENABLED');
+    expect(await listed('--hsm', 'hsm-b')).to.equal('MISSING');
+
+    const created = uniqueLabel('chk-created-on-b');
+    const r = await runCliInProcess(['keys', 'create', created, '--hsm', 'hsm-b', '-c', cfg.path]);
+    expect(r.code, r.stdout + r.stderr).to.equal(0);
+    expect(r.stdout).to.include(`created AES-256 key "${created}" (version 1, usage ENCRYPT,DECRYPT, non-extractable) on hsm-b`);
+    expect(await hsms.b.listAesKeyLabels()).to.include(created);
+    expect(await hsms.a.listAesKeyLabels()).not.to.include(created);
+
+    const unknown = await runCliInProcess(['keys', 'list', '--hsm', 'hsm-c', '-c', cfg.path]);
+    expect(unknown.code).to.equal(1);
+    expect(unknown.stderr).to.include('no HSM "hsm-c" in the config (HSMs: hsm-a, hsm-b)');
   });
 });

@@ -29,6 +29,7 @@ import { servedKeys, type ServedKey } from '../../keys/served-keys';
 import { ConfigFileEditor } from '../config-edit';
 import {
   CONFIG_OPTION,
+  HSM_OPTION,
   configDefault,
   assertExternalKeyId,
   parseList,
@@ -43,6 +44,7 @@ import { renderTable } from '../table';
 
 interface CommonOptions {
   config: string;
+  hsm?: string;
   keyStore?: string;
   label?: string;
 }
@@ -62,6 +64,7 @@ export function registerKeys(program: Command): void {
     .description('Create an AES-256 key (version 1) in the HSM, non-extractable and sensitive')
     .argument('<externalKeyId>', 'the ID KMS will use (1-128 of A-Z a-z 0-9 . - _)')
     .requiredOption(CONFIG_OPTION[0], CONFIG_OPTION[1], configDefault())
+    .option(HSM_OPTION[0], HSM_OPTION[1])
     .option('--label <label>', 'CKA_LABEL in the HSM (default: the externalKeyId)')
     .option('--usage <list>', `comma-separated usage: ${KEY_USAGES.join(', ')}`, 'encrypt,decrypt')
     .option('--key-spec <spec>', 'key spec; only AES_256 exists in the XKS API', 'AES_256')
@@ -81,9 +84,9 @@ export function registerKeys(program: Command): void {
         const usage = usageFlags(parseList<KeyUsage>('usage', options.usage, KEY_USAGES));
         const label = options.label ?? externalKeyId;
         const editor = options.addToKeyStore ? prepareMapping(options.config, options.addToKeyStore, externalKeyId, label) : undefined;
-        await withConfiguredHsm(options.config, async (hsm, config) => {
+        await withConfiguredHsm(options, async (hsm, config) => {
           await createKey(hsm, { label, usage });
-          out(`created AES-256 key "${label}" (version 1, usage ${usageText(usage)}, non-extractable) on ${config.hsm.id}`);
+          out(`created AES-256 key "${label}" (version 1, usage ${usageText(usage)}, non-extractable) on ${hsm.id}`);
           finishMapping(editor, config, externalKeyId, label, options.addToKeyStore);
         });
       }),
@@ -94,6 +97,7 @@ export function registerKeys(program: Command): void {
     .description('List the keys each key store serves: versions, active version, usage, status, HSM label')
     .argument('[externalKeyId]', 'show only this key, with every version')
     .requiredOption(CONFIG_OPTION[0], CONFIG_OPTION[1], configDefault())
+    .option(HSM_OPTION[0], HSM_OPTION[1])
     .option('--key-store <name>', 'only this key store')
     .option('--versions', 'list every version of every key')
     .option('--json', 'machine-readable output')
@@ -103,7 +107,7 @@ export function registerKeys(program: Command): void {
     )
     .action(
       action(async (externalKeyId: string | undefined, options: CommonOptions & { versions?: boolean; json?: boolean }) => {
-        await withConfiguredHsm(options.config, async (hsm, config) => {
+        await withConfiguredHsm(options, async (hsm, config) => {
           if (options.keyStore !== undefined && !config.keyStores.some((s) => s.name === options.keyStore)) {
             throw new KeyAdminError(`no key store named "${options.keyStore}" (key stores: ${config.keyStores.map((s) => s.name).join(', ')})`);
           }
@@ -172,6 +176,7 @@ export function registerKeys(program: Command): void {
     .description('Make a new AES-256 version of a key active (same usage, generated in the HSM); old versions keep decrypting')
     .argument('<externalKeyId>', 'the key to rotate')
     .requiredOption(CONFIG_OPTION[0], CONFIG_OPTION[1], configDefault())
+    .option(HSM_OPTION[0], HSM_OPTION[1])
     .option('--key-store <name>', 'the key store whose mapping names the key (if several map it differently)')
     .option('--label <label>', 'name the HSM key by label instead of through the config')
     .option('--if-older-than <days>', 'rotate only if the active version is at least this many days old (for cron)')
@@ -182,7 +187,7 @@ export function registerKeys(program: Command): void {
     .action(
       action(async (externalKeyId: string, options: CommonOptions & { ifOlderThan?: string }) => {
         const days = options.ifOlderThan === undefined ? undefined : parsePositiveInteger('--if-older-than', options.ifOlderThan, 36500);
-        await withConfiguredHsm(options.config, async (hsm, config) => {
+        await withConfiguredHsm(options, async (hsm, config) => {
           const label = resolveLabel(config, externalKeyId, options);
           const result = await rotateKey(hsm, label, days === undefined ? {} : { ifOlderThanDays: days });
           switch (result.outcome) {
@@ -213,6 +218,7 @@ export function registerKeys(program: Command): void {
       )
       .argument('<externalKeyId>', `the key to ${verb}`)
       .requiredOption(CONFIG_OPTION[0], CONFIG_OPTION[1], configDefault())
+      .option(HSM_OPTION[0], HSM_OPTION[1])
       .option('--key-version <n>', `${verb} only this version of the key (1 is the original key object)`)
       .option('--key-store <name>', 'the key store whose mapping names the key (if several map it differently)')
       .option('--label <label>', 'name the HSM key by label instead of through the config')
@@ -223,7 +229,7 @@ export function registerKeys(program: Command): void {
       .action(
         action(async (externalKeyId: string, options: CommonOptions & { keyVersion?: string }) => {
           const version = options.keyVersion === undefined ? undefined : parsePositiveInteger('--key-version', options.keyVersion, 0xffffffff);
-          await withConfiguredHsm(options.config, async (hsm, config) => {
+          await withConfiguredHsm(options, async (hsm, config) => {
             const label = resolveLabel(config, externalKeyId, options);
             const changed = await setEnabled(hsm, label, enable, version === undefined ? {} : { version });
             const what = version === undefined ? `${externalKeyId} (label "${label}")` : `version ${version} of ${externalKeyId} (label "${label}")`;
@@ -241,6 +247,7 @@ export function registerKeys(program: Command): void {
     .description('Import existing AES-256 key material, wrapped outside the HSM, as a new key (C_UnwrapKey)')
     .argument('<externalKeyId>', 'the ID KMS will use for the imported key')
     .requiredOption(CONFIG_OPTION[0], CONFIG_OPTION[1], configDefault())
+    .option(HSM_OPTION[0], HSM_OPTION[1])
     .requiredOption('--wrapping-key <label>', 'HSM label of the unwrapping key (RSA private key, or AES-256 key for aes-key-wrap-pad)')
     .requiredOption('--wrapped-key-file <file>', 'the wrapped key material (binary)')
     .option('--mechanism <name>', `unwrap mechanism: ${UNWRAP_MECHANISMS.join(', ')}`, 'rsa-oaep-sha256')
@@ -269,7 +276,7 @@ export function registerKeys(program: Command): void {
           const wrapped = readWrappedKey(options.wrappedKeyFile);
           const label = options.label ?? externalKeyId;
           const editor = options.addToKeyStore ? prepareMapping(options.config, options.addToKeyStore, externalKeyId, label) : undefined;
-          await withConfiguredHsm(options.config, async (hsm, config) => {
+          await withConfiguredHsm(options, async (hsm, config) => {
             await importKey(hsm, { label, usage, wrappingKeyLabel: options.wrappingKey, mechanism: mechanism as UnwrapMechanism, wrapped });
             out(`imported AES-256 key "${label}" (version 1, usage ${usageText(usage)}, non-extractable) with ${mechanism} under "${options.wrappingKey}"`);
             finishMapping(editor, config, externalKeyId, label, options.addToKeyStore);
@@ -284,15 +291,16 @@ export function registerKeys(program: Command): void {
     .description('Generate an RSA wrapping key pair in the HSM (private key: unwrap only, never leaves) and write its public key')
     .argument('<label>', 'CKA_LABEL of the key pair')
     .requiredOption(CONFIG_OPTION[0], CONFIG_OPTION[1], configDefault())
+    .option(HSM_OPTION[0], HSM_OPTION[1])
     .requiredOption('--public-key-out <file>', 'where to write the public key (PEM, SubjectPublicKeyInfo)')
     .option('--bits <n>', 'modulus size: 2048, 3072 or 4096', '3072')
     .option('--force', 'overwrite --public-key-out if it exists')
     .addHelpText('after', examples(['xks-proxy keys wrapping-key create import-rsa --public-key-out import-rsa.pem -c config.yaml']))
     .action(
-      action(async (label: string, options: { config: string; publicKeyOut: string; bits: string; force?: boolean }) => {
+      action(async (label: string, options: { config: string; hsm?: string; publicKeyOut: string; bits: string; force?: boolean }) => {
         if (!['2048', '3072', '4096'].includes(options.bits)) throw new KeyAdminError('--bits must be 2048, 3072 or 4096');
         if (label.length === 0) throw new KeyAdminError('the label must not be empty');
-        await withConfiguredHsm(options.config, async (hsm) => {
+        await withConfiguredHsm(options, async (hsm) => {
           const pem = await createWrappingKey(hsm, { label, modulusBits: Number(options.bits) });
           writeNewFile(options.publicKeyOut, pem, options.force === true);
           out(`created RSA-${options.bits} wrapping key "${label}"; public key in ${options.publicKeyOut} (SHA-256 of the key: ${fingerprint(pem)})`);
@@ -304,12 +312,13 @@ export function registerKeys(program: Command): void {
     .description('Print (or write) the public key of an RSA wrapping key')
     .argument('<label>', 'CKA_LABEL of the key pair')
     .requiredOption(CONFIG_OPTION[0], CONFIG_OPTION[1], configDefault())
+    .option(HSM_OPTION[0], HSM_OPTION[1])
     .option('--public-key-out <file>', 'write the PEM here instead of to stdout')
     .option('--force', 'overwrite --public-key-out if it exists')
     .addHelpText('after', examples(['xks-proxy keys wrapping-key export import-rsa -c config.yaml > import-rsa.pem']))
     .action(
-      action(async (label: string, options: { config: string; publicKeyOut?: string; force?: boolean }) => {
-        await withConfiguredHsm(options.config, async (hsm) => {
+      action(async (label: string, options: { config: string; hsm?: string; publicKeyOut?: string; force?: boolean }) => {
+        await withConfiguredHsm(options, async (hsm) => {
           const pem = await exportWrappingKey(hsm, label);
           if (options.publicKeyOut === undefined) {
             out(pem);
