@@ -37,6 +37,13 @@ export function openHsm(config: RuntimeConfig, member: RuntimeHsm = config.hsm):
   });
 }
 
+/** A --key-store option must name a key store of the config. */
+export function requireKeyStore(config: RuntimeConfig, name: string | undefined): void {
+  if (name !== undefined && !config.keyStores.some((s) => s.name === name)) {
+    throw new KeyAdminError(`no key store named "${name}" (key stores: ${config.keyStores.map((s) => s.name).join(', ')})`);
+  }
+}
+
 export interface KeySelector {
   keyStore?: string;
   label?: string;
@@ -48,9 +55,7 @@ export function resolveLabel(config: RuntimeConfig, externalKeyId: string, selec
     assertBaseLabel(selector.label);
     return selector.label;
   }
-  if (selector.keyStore !== undefined && !config.keyStores.some((s) => s.name === selector.keyStore)) {
-    throw new KeyAdminError(`no key store named "${selector.keyStore}" (key stores: ${config.keyStores.map((s) => s.name).join(', ')})`);
-  }
+  requireKeyStore(config, selector.keyStore);
   const serving = storesServing(config.keyStores, externalKeyId, config.hsm.healthCheckKeyLabel).filter(
     (s) => selector.keyStore === undefined || s.keyStore === selector.keyStore,
   );

@@ -6,7 +6,7 @@ import { KeyAdminError } from '../../keys/lifecycle';
 import { checkReplication, type VersionCheck } from '../../keys/replication-check';
 import { servedKeys } from '../../keys/served-keys';
 import { action, examples, out } from '../command-helpers';
-import { CONFIG_OPTION, configDefault, openHsm } from '../hsm-access';
+import { CONFIG_OPTION, configDefault, openHsm, requireKeyStore } from '../hsm-access';
 import { renderTable } from '../table';
 
 const SHOWN: Record<string, string> = { same: 'same', missing: 'MISSING', different: 'DIFFERENT', 'not-compared': 'not compared', error: 'ERROR' };
@@ -29,9 +29,7 @@ export function registerKeysCheck(keys: Command): void {
     .action(
       action(async (externalKeyId: string | undefined, options: { config: string; keyStore?: string; json?: boolean }) => {
         const config = loadConfigFile(options.config);
-        if (options.keyStore !== undefined && !config.keyStores.some((s) => s.name === options.keyStore)) {
-          throw new KeyAdminError(`no key store named "${options.keyStore}" (key stores: ${config.keyStores.map((s) => s.name).join(', ')})`);
-        }
+        requireKeyStore(config, options.keyStore);
         const members: Array<{ id: string; hsm: Hsm }> = [];
         try {
           for (const member of config.hsms) {

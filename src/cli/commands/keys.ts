@@ -35,6 +35,7 @@ import {
   parseList,
   parsePositiveInteger,
   propagationNote,
+  requireKeyStore,
   resolveLabel,
   withConfiguredHsm,
 } from '../hsm-access';
@@ -108,9 +109,7 @@ export function registerKeys(program: Command): void {
     .action(
       action(async (externalKeyId: string | undefined, options: CommonOptions & { versions?: boolean; json?: boolean }) => {
         await withConfiguredHsm(options, async (hsm, config) => {
-          if (options.keyStore !== undefined && !config.keyStores.some((s) => s.name === options.keyStore)) {
-            throw new KeyAdminError(`no key store named "${options.keyStore}" (key stores: ${config.keyStores.map((s) => s.name).join(', ')})`);
-          }
+          requireKeyStore(config, options.keyStore);
           const index = await indexToken(hsm);
           const served = servedKeys(config.keyStores, config.hsm.healthCheckKeyLabel, [...index.labels]).filter(
             (k) => (options.keyStore === undefined || k.keyStore === options.keyStore) && (externalKeyId === undefined || k.externalKeyId === externalKeyId),
