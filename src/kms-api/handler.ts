@@ -69,7 +69,8 @@ type Fields = Record<string, string | number | undefined>;
 export function createKmsHandler(deps: KmsHandlerDeps) {
   const { inFlight } = deps;
   const quotas = new CredentialQuotas();
-  // One verifier per config generation (the clock skew may change on reload).
+  // Per config generation: a new verifier (the clock skew may change on reload), and the quota
+  // buckets of credentials the reload removed are dropped.
   let verifierFor: { config: RuntimeConfig; verifier: SigV4Verifier } | undefined;
   const verifier = (config: RuntimeConfig): SigV4Verifier => {
     if (verifierFor?.config !== config) {
