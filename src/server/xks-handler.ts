@@ -155,13 +155,15 @@ export function createXksHandler(deps: XksHandlerDeps) {
     const document = parseJson(body);
     copyLoggedMetadata(document, fields);
 
-    // The spec gives GetHealthStatus no ValidationException: its metadata is only logged.
-    if (route.operation === 'GetHealthStatus') return getHealthStatus(deps.services);
-
-    if (!isJsonContentType(req.headers['content-type'])) {
+    // GetHealthStatus checks only its two REQUIRED metadata fields: no Content-Type, quota or authorization.
+    if (route.operation !== 'GetHealthStatus' && !isJsonContentType(req.headers['content-type'])) {
       throw new XksError('ValidationException', 'Content-Type must be application/json');
     }
     if (document === undefined) throw new XksError('ValidationException', 'The request body is not valid JSON (or repeats a member name)');
+    if (route.operation === 'GetHealthStatus') {
+      state.validators.GetHealthStatus(document);
+      return getHealthStatus(deps.services);
+    }
 
     const request = { store: route.store, externalKeyId: route.externalKeyId, deadline };
     // Secondary authorization runs on validated metadata, before the HSM is touched.

@@ -154,8 +154,29 @@ describe('XKS operations against SoftHSM (integration)', () => {
       expect(res.json.ekmFleetDetails[0].model).to.match(/^SoftHSM v2 hw \d+\.\d+ fw \d+\.\d+$/);
     });
 
-    it('is not validated: a body without requestMetadata still gets the status', async () => {
-      const res = await h.client.send('/kms/xks/v1/health', { body: 'not json at all', headers: { 'content-type': 'text/plain' } });
+    // The spec marks requestMetadata.kmsRequestId and kmsOperation REQUIRED; AWS's XKS test client expects 400 without them.
+    for (const [what, body, message] of [
+      ['an empty body object', {}, /^Missing required field requestMetadata$/],
+      ['empty requestMetadata', { requestMetadata: {} }, /^Missing required field requestMetadata\.kmsRequestId$/],
+      ['no kmsOperation', { requestMetadata: { kmsRequestId: 'h-2' } }, /^Missing required field requestMetadata\.kmsOperation$/],
+      ['no kmsRequestId', { requestMetadata: { kmsOperation: 'KmsHealthCheck' } }, /^Missing required field requestMetadata\.kmsRequestId$/],
+      ['a non-string kmsRequestId', { requestMetadata: { kmsRequestId: 7, kmsOperation: 'KmsHealthCheck' } }, /^requestMetadata\.kmsRequestId must be string$/],
+      ['requestMetadata not an object', { requestMetadata: 'x' }, /^requestMetadata must be object$/],
+      ['a body that is not JSON', 'not json at all', /not valid JSON/],
+    ] as const) {
+      it(`answers 400 ValidationException for ${what}`, async () => {
+        const res = await h.client.send('/kms/xks/v1/health', { body });
+        expect(res.status).to.equal(400);
+        expect(res.json.errorName).to.equal('ValidationException');
+        expect(res.json.errorMessage).to.match(message);
+      });
+    }
+
+    it('validates nothing else: unknown kmsOperation, extra fields, no awsPrincipalArn, any Content-Type', async () => {
+      const res = await h.client.send('/kms/xks/v1/health', {
+        body: { requestMetadata: { kmsRequestId: '', kmsOperation: 'SomethingNew', extra: 1 }, other: [1] },
+        headers: { 'content-type': 'text/plain' },
+      });
       expect(res.status).to.equal(200);
       expect(res.json.ekmFleetDetails[0].healthStatus).to.equal('ACTIVE');
     });

@@ -33,6 +33,14 @@ describe('request validation', () => {
     expect(() => v.GetKeyMetadata({ requestMetadata: { awsPrincipalArn: 'a', kmsOperation: 'CreateKey', kmsRequestId: 'r' } })).not.to.throw();
   });
 
+  it('GetHealthStatus: requires requestMetadata.kmsRequestId and kmsOperation as strings, and checks nothing else', () => {
+    expect(() => v.GetHealthStatus({ requestMetadata: { kmsRequestId: 'r', kmsOperation: 'AnyNewOperation' }, extra: [1] })).not.to.throw();
+    expect(errorOf(() => v.GetHealthStatus({})).message).to.equal('Missing required field requestMetadata');
+    expect(errorOf(() => v.GetHealthStatus({ requestMetadata: {} })).message).to.equal('Missing required field requestMetadata.kmsRequestId');
+    expect(errorOf(() => v.GetHealthStatus({ requestMetadata: { kmsRequestId: 'r' } })).message).to.equal('Missing required field requestMetadata.kmsOperation');
+    expect(errorOf(() => v.GetHealthStatus({ requestMetadata: { kmsRequestId: 'r', kmsOperation: null } })).errorName).to.equal('ValidationException');
+  });
+
   it('accepts the spec minimum sizes: 4300-byte plaintext and ciphertext, 8192-byte AAD, 2048-char ARNs', () => {
     const arn = 'a'.repeat(2048);
     expect(() => v.Encrypt(encryptBody({ plaintext: b64(4300), additionalAuthenticatedData: b64(8192), requestMetadata: { ...md, awsPrincipalArn: arn, kmsKeyArn: arn } }))).not.to.throw();
