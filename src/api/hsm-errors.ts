@@ -19,10 +19,16 @@ export function toXksError(err: unknown): XksError {
   if (err instanceof XksError) return err;
   if (err instanceof HsmError) {
     const mapped = BY_KIND[err.kind];
-    const error = new XksError(mapped.name, err.returnCode ? `${mapped.message} (${err.returnCode})` : mapped.message);
-    // For the log line (which HSM, what failed): HsmError messages never carry request data or secrets.
+    // The PKCS#11 return code stays out of the answer (internal detail): the log line and
+    // xks_hsm_request_errors_total get it from `cause`. HsmError messages never carry request data or secrets.
+    const error = new XksError(mapped.name, mapped.message);
     error.cause = err;
     return error;
   }
   return new XksError('InternalException', 'Internal error');
+}
+
+/** The PKCS#11 return code behind an answer, for its log line and metric; undefined if there was none. */
+export function hsmReturnCodeOf(error: Error): string | undefined {
+  return error.cause instanceof HsmError ? error.cause.returnCode : undefined;
 }

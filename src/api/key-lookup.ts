@@ -16,5 +16,5 @@ export function lookupExternalKey(store: RuntimeKeyStore, externalKeyId: string,
   const mapped = store.keys.get(externalKeyId);
   if (mapped) return { externalKeyId, label: mapped.label, enabled: mapped.enabled };
   if (store.allTokenKeys && externalKeyId !== healthCheckKeyLabel) return { externalKeyId, label: externalKeyId, enabled: true };
-  throw new XksError('KeyNotFoundException', `Key ${externalKeyId} is not served by key store ${store.name}`);
+  throw new XksError('KeyNotFoundException', 'The key is not served by this key store');
 }

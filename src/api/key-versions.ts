@@ -22,7 +22,7 @@ export class KeyVersions {
   async forEncrypt(key: ExternalKey): Promise<VersionTarget> {
     const state = await this.enabledState(key);
     if (!state.active.enabled) {
-      throw new XksError('InvalidStateException', `Key ${key.externalKeyId} is disabled: its active version ${state.active.version} is disabled`);
+      throw new XksError('InvalidStateException', `The key's active version ${state.active.version} is disabled`);
     }
     return { version: state.active.version, label: state.active.label };
   }
@@ -38,7 +38,7 @@ export class KeyVersions {
       throw toXksError(err);
     }
     if (found === undefined) throw new XksError('InvalidCiphertextException', 'ciphertextMetadata names a key version that does not exist');
-    if (!found.enabled) throw new XksError('InvalidStateException', `Key ${key.externalKeyId} version ${found.version} is disabled`);
+    if (!found.enabled) throw new XksError('InvalidStateException', `The key version ${found.version} that the ciphertext names is disabled`);
     return { version: found.version, label: found.label };
   }
 
@@ -50,7 +50,7 @@ export class KeyVersions {
 
   private async enabledState(key: ExternalKey): Promise<KeyState> {
     const state = await this.state(key);
-    if (!state.enabled) throw new XksError('InvalidStateException', `Key ${key.externalKeyId} is disabled`);
+    if (!state.enabled) throw new XksError('InvalidStateException', 'The key is disabled');
     return state;
   }
 

@@ -5,7 +5,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { withinDeadline } from '../api/deadline';
 import { buildHsmAad } from '../api/hsm-aad';
-import { toXksError } from '../api/hsm-errors';
+import { hsmReturnCodeOf, toXksError } from '../api/hsm-errors';
 import { HsmError } from '../hsm';
 import { blobHeader, decodeBlob, encodeBlob } from './ciphertext-blob';
 import type { KmsContext } from './context';
@@ -24,6 +24,8 @@ function checkEnabled(resolved: ResolvedKey): void {
 export function hsmFailure(ctx: KmsContext, err: unknown): KmsError {
   const xks = toXksError(err);
   if (xks.cause instanceof HsmError) ctx.fields.hsmError = xks.cause.message.slice(0, 300);
+  const returnCode = hsmReturnCodeOf(xks);
+  if (returnCode) ctx.fields.hsmReturnCode = returnCode;
   return toKmsError(xks);
 }
 

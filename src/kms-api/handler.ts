@@ -128,6 +128,7 @@ export function createKmsHandler(deps: KmsHandlerDeps) {
     if (errorType) fields.errorName = errorType;
     fields.latencyMs = Math.round(seconds * 1e6) / 1e3;
     deps.metrics.request(fields.operation as string, kms.keyStore, status, errorType, seconds);
+    if (typeof fields.hsmReturnCode === 'string') deps.metrics.hsmRequestError(fields.operation as string, fields.hsmReturnCode);
     deps.logger.log(status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info', 'kms api request', fields);
     deps.audit?.record(fields);
     return true;

@@ -35,7 +35,7 @@ export function keyIdFrom(config: KmsApiRuntime, value: unknown, member = 'KeyId
   }
   if (id.startsWith('alias/')) {
     const target = config.aliases.get(id);
-    if (!target) throw new KmsError('NotFoundException', `Alias ${id} is not found`);
+    if (!target) throw new KmsError('NotFoundException', `${member} names an alias that is not found`);
     return target;
   }
   return id;
@@ -47,6 +47,6 @@ export function resolveKey(ctx: KmsContext, keyId: string): ResolvedKey {
     return { keyId, key: lookupExternalKey(ctx.store, keyId, ctx.services.healthCheckKeyLabel) };
   } catch (err) {
     const mapped = toKmsError(err);
-    throw mapped.type === 'NotFoundException' ? new KmsError('NotFoundException', `Key ${keyId} is not found`) : mapped;
+    throw mapped.type === 'NotFoundException' ? new KmsError('NotFoundException', 'Key is not found') : mapped;
   }
 }

@@ -90,6 +90,13 @@ export class XksMetrics implements ClusterObserver {
     registers: [this.registry],
   });
 
+  private readonly hsmRequestErrors = new Counter({
+    name: 'xks_hsm_request_errors_total',
+    help: 'XKS and KMS API requests answered with an error the HSM reported, by operation and PKCS#11 return code (kept out of errorMessage).',
+    labelNames: ['operation', 'return_code'] as const,
+    registers: [this.registry],
+  });
+
   private readonly faults = new Counter({
     name: 'xks_hsm_faults_total',
     help: 'Device-class PKCS#11 failures, by HSM and scope (session, login, device, module, credentials).',
@@ -132,6 +139,11 @@ export class XksMetrics implements ClusterObserver {
   request(operation: string, keyStore: string, status: number, errorName: string, seconds: number): void {
     this.requests.inc({ operation, key_store: keyStore, status: String(status), error_name: errorName });
     this.requestSeconds.observe({ operation, key_store: keyStore }, seconds);
+  }
+
+  /** A request's error came from a PKCS#11 return code (a closed set of names; vendor codes are rare). */
+  hsmRequestError(operation: string, returnCode: string): void {
+    this.hsmRequestErrors.inc({ operation, return_code: returnCode });
   }
 
   requestsInFlight(count: number): void {

@@ -19,8 +19,8 @@ export function createPublicApp(): Express {
   app.get('/ping', (_req, res) => {
     res.json({ status: 'ok' });
   });
-  app.use((req: Request, res: Response) => {
-    const error = new XksError('InvalidUriPathException', `No XKS API at ${req.method} ${req.path.slice(0, 200)}`);
+  app.use((_req: Request, res: Response) => {
+    const error = new XksError('InvalidUriPathException', 'No XKS API at this method and path');
     res.status(error.status).json(error.toBody());
   });
   // Last resort: nothing a client sends should get here, but if it does the answer is still spec-shaped.

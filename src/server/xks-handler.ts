@@ -4,7 +4,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { XksError } from '../api/errors';
-import { toXksError } from '../api/hsm-errors';
+import { hsmReturnCodeOf, toXksError } from '../api/hsm-errors';
 import { parseStrictJson } from '../api/strict-json';
 import type { OperationServices } from '../api/operations/context';
 import { decrypt } from '../api/operations/decrypt';
@@ -109,6 +109,8 @@ export function createXksHandler(deps: XksHandlerDeps) {
         fields.internalError = (err as Error)?.message?.slice(0, 200);
       }
       if (error.cause instanceof HsmError) fields.hsmError = error.cause.message.slice(0, 300);
+      const returnCode = hsmReturnCodeOf(error);
+      if (returnCode) fields.hsmReturnCode = returnCode;
       status = error.status;
       errorName = error.errorName;
       fields.errorMessage = error.message;
@@ -122,6 +124,7 @@ export function createXksHandler(deps: XksHandlerDeps) {
       if (errorName) fields.errorName = errorName;
       fields.latencyMs = Math.round(seconds * 1e6) / 1e3;
       deps.metrics.request(route.operation, route.store.name, status, errorName, seconds);
+      if (fields.hsmReturnCode) deps.metrics.hsmRequestError(route.operation, fields.hsmReturnCode as string);
       const level = status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info';
       deps.logger.log(level, 'xks request', fields);
       deps.audit?.record(fields);

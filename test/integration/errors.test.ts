@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
+import { metricsText, sample } from '../support/admin-http';
 import { startHarness, type Harness } from '../support/proxy-harness';
 import { b64, requestMetadata, type XksResponse } from '../support/xks-client';
 
@@ -142,6 +143,41 @@ describe('spec error table (integration)', () => {
     for (const path of ['/', '/kms/xks/v2/health', '/unknown-prefix/kms/xks/v1/health', '/kms/xks/v1/keys/k/sign', '/kms/xks/v1/keys/a/b/encrypt']) {
       it(`POST ${path}`, async () => expectError(await send(path, {}), 404, 'InvalidUriPathException'));
     }
+  });
+
+  // Issue #15 defect 7: PKCS#11 return codes go to the log and metrics only; no request data is echoed.
+  describe('errorMessage carries no internal detail or request data', () => {
+    const marker = 'ECHO-MARKER-7f3a';
+    it('an unauthenticated 404 does not echo the path', async () => {
+      const res = await h.client.send(`/<script>${marker}</script>/kms/xks/v1/health`, { credential: null, body: {} });
+      expectError(res, 404, 'InvalidUriPathException');
+      expect(res.text).not.to.include(marker).and.not.to.include('script');
+    });
+    it('KeyNotFoundException does not echo the key ID', async () => {
+      const res = await send(`/kms/xks/v1/keys/${marker}/encrypt`, encryptBody());
+      expectError(res, 404, 'KeyNotFoundException');
+      expect(res.text).not.to.include(marker);
+    });
+    it('InvalidStateException does not echo the key ID', async () => {
+      const res = await send('/kms/xks/v1/keys/disabled-key/encrypt', encryptBody());
+      expectError(res, 400, 'InvalidStateException');
+      expect(res.json.errorMessage).not.to.include('disabled-key');
+    });
+    it('HSM refusals answer without their PKCS#11 return code, which xks_hsm_request_errors_total counts', async () => {
+      const counted = async (operation: string, code: string) =>
+        sample(await metricsText(h.proxy.adminUrl!), `xks_hsm_request_errors_total{operation="${operation}",return_code="${code}"}`) ?? 0;
+      const usageBefore = await counted('Encrypt', 'CKR_KEY_FUNCTION_NOT_PERMITTED');
+      const tagBefore = await counted('Decrypt', 'CKR_GENERAL_ERROR');
+      const usage = await send(`/kms/xks/v1/keys/${h.keys.decryptOnly}/encrypt`, encryptBody());
+      expectError(usage, 400, 'InvalidKeyUsageException');
+      expect(usage.json.errorMessage).to.equal('The external key does not allow this operation');
+      const body = await freshCiphertext();
+      const tag = await send(`/kms/xks/v1/keys/${h.keys.main}/decrypt`, { ...body, authenticationTag: flip(body.authenticationTag) });
+      expectError(tag, 400, 'InvalidCiphertextException');
+      expect(tag.json.errorMessage).not.to.match(/CKR_/);
+      expect(await counted('Encrypt', 'CKR_KEY_FUNCTION_NOT_PERMITTED')).to.equal(usageBefore + 1);
+      expect(await counted('Decrypt', 'CKR_GENERAL_ERROR')).to.equal(tagBefore + 1);
+    });
   });
 
   describe('405 for GET on XKS URIs', () => {

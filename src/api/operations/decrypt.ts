@@ -14,7 +14,7 @@ export interface DecryptResponse {
 
 export async function decrypt(services: OperationServices, request: OperationRequest<DecryptRequest>): Promise<DecryptResponse> {
   const key = lookupExternalKey(request.store, request.externalKeyId, services.healthCheckKeyLabel);
-  if (!key.enabled) throw new XksError('InvalidStateException', `Key ${key.externalKeyId} is disabled`);
+  if (!key.enabled) throw new XksError('InvalidStateException', 'The key is disabled');
 
   const body = request.body;
   const metadata = body.ciphertextMetadata ? decodeBase64(body.ciphertextMetadata) : Buffer.alloc(0);

@@ -30,7 +30,7 @@ const ATTEMPTS = 2;
  */
 export async function encrypt(services: OperationServices, request: OperationRequest<EncryptRequest>): Promise<EncryptResponse> {
   const key = lookupExternalKey(request.store, request.externalKeyId, services.healthCheckKeyLabel);
-  if (!key.enabled) throw new XksError('InvalidStateException', `Key ${key.externalKeyId} is disabled`);
+  if (!key.enabled) throw new XksError('InvalidStateException', 'The key is disabled');
 
   const target = await withinDeadline(services.keyVersions.forEncrypt(key), request.deadline);
 

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { XksError } from '../../../src/api/errors';
-import { toXksError } from '../../../src/api/hsm-errors';
+import { hsmReturnCodeOf, toXksError } from '../../../src/api/hsm-errors';
 import { HsmError, type HsmErrorKind } from '../../../src/hsm';
 
 describe('HSM error kinds to XKS errors', () => {
@@ -19,6 +19,9 @@ describe('HSM error kinds to XKS errors', () => {
       expect(mapped.errorName).to.equal(errorName);
       expect(mapped.status).to.equal(status);
       expect(mapped.message).not.to.include('detail that is not sent');
+      // The return code is internal detail: for the log line and metric, not the answer.
+      expect(mapped.message).not.to.include('CKR_');
+      expect(hsmReturnCodeOf(mapped)).to.equal('CKR_GENERAL_ERROR');
     });
   }
 
