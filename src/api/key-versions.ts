@@ -6,6 +6,7 @@
 import type { KeyAttributes } from '../hsm';
 import type { KeyStateReader, KeyState } from '../keys/key-state';
 import type { ParsedMetadata } from './ciphertext-metadata';
+import { encryptCheckFor, type EncryptCheck } from './encrypt-check';
 import { XksError } from './errors';
 import { toXksError } from './hsm-errors';
 import type { ExternalKey } from './key-lookup';
@@ -15,16 +16,26 @@ export interface VersionTarget {
   label: string;
 }
 
+/** The active version, and how its Encrypt output is checked (from its cached usage flags: no extra HSM call). */
+export interface EncryptTarget extends VersionTarget {
+  check: EncryptCheck;
+}
+
 export class KeyVersions {
   constructor(private readonly reader: KeyStateReader) {}
 
   /** The active version; InvalidStateException if the key or that version is disabled. */
-  async forEncrypt(key: ExternalKey): Promise<VersionTarget> {
+  async forEncrypt(key: ExternalKey): Promise<EncryptTarget> {
     const state = await this.enabledState(key);
     if (!state.active.enabled) {
       throw new XksError('InvalidStateException', `The key's active version ${state.active.version} is disabled`);
     }
-    return { version: state.active.version, label: state.active.label };
+    return { version: state.active.version, label: state.active.label, check: encryptCheckFor(state.active.attributes) };
+  }
+
+  /** Drops the cached state (usage flags included) after the HSM contradicted it, so the next call reads it again. */
+  forget(key: ExternalKey): void {
+    this.reader.invalidate(key.label);
   }
 
   /** The version a ciphertext names; InvalidStateException before any metadata error for a disabled key. */

@@ -2,8 +2,8 @@
  * Sealing and opening ciphertext blobs in the HSM, with the same calls the XKS operations make
  * (KeyVersions for the version/label and enabled state, Hsm.encrypt/decrypt, buildHsmAad).
  */
-import { timingSafeEqual } from 'node:crypto';
 import { withinDeadline } from '../api/deadline';
+import { checkEncryptOutput } from '../api/encrypt-check';
 import { buildHsmAad } from '../api/hsm-aad';
 import { hsmReturnCodeOf, toXksError } from '../api/hsm-errors';
 import { HsmError } from '../hsm';
@@ -29,7 +29,11 @@ export function hsmFailure(ctx: KmsContext, err: unknown): KmsError {
   return toKmsError(xks);
 }
 
-/** Encrypts under the key's active version; the blob is decrypted again before it is returned. */
+/**
+ * Encrypts under the key's active version. The blob's sizes and IV are checked, and if the key can
+ * decrypt it is decrypted again before it is returned; an encrypt-only key cannot be (see
+ * api/encrypt-check.ts), as on the XKS path.
+ */
 export async function seal(ctx: KmsContext, resolved: ResolvedKey, plaintext: Buffer, context: EncryptionContext): Promise<Buffer> {
   checkEnabled(resolved);
   const { services, deadline } = ctx;
@@ -39,13 +43,9 @@ export async function seal(ctx: KmsContext, resolved: ResolvedKey, plaintext: Bu
     const aad = buildHsmAad(canonicalEncryptionContext(context), header);
     for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
       const output = await services.hsm.encrypt(target.label, plaintext, aad, { deadline });
-      let back: Buffer | undefined;
-      try {
-        back = await services.hsm.decrypt(target.label, output.ciphertext, output.iv, output.tag, aad, { deadline });
-      } catch (err) {
-        if (toXksError(err).errorName !== 'InvalidCiphertextException') throw err;
-      }
-      if (back && back.length === plaintext.length && timingSafeEqual(back, plaintext)) {
+      const checked = await checkEncryptOutput(services.hsm, target.check, { label: target.label, plaintext, aad, output, options: { deadline } });
+      if (checked === 'cannot-decrypt') services.keyVersions.forget(resolved.key); // its cached flags said it could decrypt
+      if (checked !== 'retry') {
         return encodeBlob({ keyId: resolved.keyId, keyVersion: target.version, ...output });
       }
     }

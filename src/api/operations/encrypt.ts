@@ -1,7 +1,7 @@
-import { timingSafeEqual } from 'node:crypto';
-import type { Deadline, GcmResult } from '../../hsm';
+import type { GcmResult } from '../../hsm';
 import { decodeBase64 } from '../base64';
 import { computeCdiv } from '../cdiv';
+import { cdivNeedsDecryptError, checkEncryptOutput } from '../encrypt-check';
 import { metadataForNewCiphertext } from '../ciphertext-metadata';
 import { XksError } from '../errors';
 import { toXksError } from '../hsm-errors';
@@ -24,21 +24,24 @@ const ATTEMPTS = 2;
 
 /**
  * AES-256-GCM in the HSM under the key's active version, which ciphertextMetadata records (format
- * 0x02). Every output is decrypted again before it is returned, so a ciphertext
- * that would not decrypt never leaves the proxy; with CDIV requested the hash is taken first,
- * as spec Appendix C orders, so corruption after hashing is also caught by that decrypt.
+ * 0x02). Every output's sizes, tag and IV are checked; if the key can decrypt, the output is also
+ * decrypted again before it is returned, so a ciphertext that would not decrypt never leaves the
+ * proxy; with CDIV requested the hash is taken first, as spec Appendix C orders, so corruption after
+ * hashing is also caught by that decrypt. An encrypt-only key cannot be decrypted again (see
+ * encrypt-check.ts): its output gets the checks without decrypting, and a CDIV is refused.
  */
 export async function encrypt(services: OperationServices, request: OperationRequest<EncryptRequest>): Promise<EncryptResponse> {
   const key = lookupExternalKey(request.store, request.externalKeyId, services.healthCheckKeyLabel);
   if (!key.enabled) throw new XksError('InvalidStateException', 'The key is disabled');
 
   const target = await withinDeadline(services.keyVersions.forEncrypt(key), request.deadline);
+  const wantCdiv = request.body.ciphertextDataIntegrityValueAlgorithm !== undefined;
+  if (wantCdiv && target.check !== 'verify-decrypt') throw cdivNeedsDecryptError();
 
   const plaintext = decodeBase64(request.body.plaintext);
   const aad = request.body.additionalAuthenticatedData ? decodeBase64(request.body.additionalAuthenticatedData) : Buffer.alloc(0);
   const { metadata } = metadataForNewCiphertext(target.version);
   const hsmAad = buildHsmAad(aad, metadata);
-  const wantCdiv = request.body.ciphertextDataIntegrityValueAlgorithm !== undefined;
 
   for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
     let output: GcmResult;
@@ -49,7 +52,12 @@ export async function encrypt(services: OperationServices, request: OperationReq
     }
     const cdiv = wantCdiv ? computeCdiv({ aad, ciphertextMetadata: metadata, ...output }) : undefined;
     // The verify-decrypt may run on another HSM of the cluster: it then also proves they agree.
-    if (await decryptsBack(services, target.label, output, hsmAad, plaintext, request.deadline)) {
+    const checked = await checkEncryptOutput(services.hsm, target.check, { label: target.label, plaintext, aad: hsmAad, output, options: { deadline: request.deadline } });
+    if (checked === 'cannot-decrypt') {
+      services.keyVersions.forget(key); // its cached flags said it could decrypt
+      if (wantCdiv) throw cdivNeedsDecryptError();
+    }
+    if (checked !== 'retry') {
       return {
         ciphertext: output.ciphertext.toString('base64'),
         ciphertextMetadata: metadata.toString('base64'),
@@ -60,23 +68,4 @@ export async function encrypt(services: OperationServices, request: OperationReq
     }
   }
   throw new XksError('InternalException', 'The HSM produced a ciphertext that did not decrypt; nothing was returned');
-}
-
-async function decryptsBack(
-  services: OperationServices,
-  label: string,
-  output: GcmResult,
-  hsmAad: Buffer,
-  plaintext: Buffer,
-  deadline: Deadline | undefined,
-): Promise<boolean> {
-  let roundTrip: Buffer;
-  try {
-    roundTrip = await services.hsm.decrypt(label, output.ciphertext, output.iv, output.tag, hsmAad, { deadline });
-  } catch (err) {
-    const mapped = toXksError(err);
-    if (mapped.errorName === 'InvalidCiphertextException') return false;
-    throw mapped;
-  }
-  return roundTrip.length === plaintext.length && timingSafeEqual(roundTrip, plaintext);
 }
