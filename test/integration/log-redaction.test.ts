@@ -3,7 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createKey, rotateKey, setEnabled, usageFlags } from '../../src/keys/lifecycle';
-import { startHarness, type Harness } from '../support/proxy-harness';
+import { DecryptCommand, EncryptCommand } from '@aws-sdk/client-kms';
+import { sdkError, startKmsHarness, type KmsHarness } from '../support/kms-api';
 import { uniqueLabel } from '../support/softhsm-fixture';
 import { b64, requestMetadata } from '../support/xks-client';
 
@@ -12,7 +13,7 @@ import { b64, requestMetadata } from '../support/xks-client';
  * any log line, on every operation's success and error paths.
  */
 describe('log redaction (integration)', () => {
-  let h: Harness;
+  let h: KmsHarness;
   const canary = `PLAINTEXT-CANARY-${randomBytes(6).toString('hex')}`;
   const aadCanary = `AAD-CANARY-${randomBytes(6).toString('hex')}`;
   const authorizations: string[] = [];
@@ -21,7 +22,7 @@ describe('log redaction (integration)', () => {
   before(async function () {
     this.timeout(60_000);
     // Also the issue-#4 paths: a Cedar denial, a quota refusal, and the audit log file.
-    h = await startHarness({
+    h = await startKmsHarness({
       configure: (doc, dir) => {
         writeFileSync(join(dir, 'forbid.cedar'), '@id("forbid-decrypt")\nforbid (principal, action == Xks::Action::"Decrypt", resource);\npermit (principal, action, resource);\n');
         doc.keyStores.push({
@@ -35,7 +36,11 @@ describe('log redaction (integration)', () => {
         doc.audit = { file: 'audit.log' };
       },
     });
-    const captureAuth = { afterSign: (r: { headers: Record<string, string> }) => void authorizations.push(r.headers.authorization ?? '') };
+    const captureAuth = {
+      afterSign: (r: { headers: Record<string, string> }) => {
+        if (r.headers.authorization) authorizations.push(r.headers.authorization);
+      },
+    };
     const send = (path: string, body: unknown, extra: Record<string, unknown> = {}) =>
       h.client.send(path, { body: body as object, ...captureAuth, ...extra } as never);
     const key = (id: string, op: string) => `/kms/xks/v1/keys/${id}/${op}`;
@@ -98,6 +103,12 @@ describe('log redaction (integration)', () => {
       send(key(h.keys.main, 'metadata'), { requestMetadata: requestMetadata('DescribeKey') }),
       send('/kms/xks/v1/health', { requestMetadata: { kmsRequestId: 'h', kmsOperation: 'KmsHealthCheck' } }),
       send(`/tenants/b${key('b-key', 'encrypt')}`, encryptBody(), { credential: h.credentials.tenantB }),
+      // Issue #15: encrypt-only keys (checked without a verify-decrypt; a CDIV refused), health metadata checks, no echo of the path.
+      send(key(h.keys.encryptOnly, 'encrypt'), encryptBody()),
+      send(key(h.keys.encryptOnly, 'encrypt'), encryptBody({ ciphertextDataIntegrityValueAlgorithm: 'SHA_256' })),
+      send('/kms/xks/v1/health', { requestMetadata: { kmsRequestId: 'h-bad' }, plaintext: b64(canary) }),
+      send('/kms/xks/v1/health', { plaintext: b64(canary) }),
+      send(`/<script>${canary}</script>`, encryptBody(), { credential: null }),
     ]);
     const guarded = [
       await send(`/guarded${key(h.keys.main, 'encrypt')}`, encryptBody()),
@@ -105,6 +116,11 @@ describe('log redaction (integration)', () => {
       await send(`/guarded${key(h.keys.main, 'encrypt')}`, encryptBody()),
     ];
     expect(guarded.map((r) => r.status)).to.deep.equal([200, 403, 429]);
+
+    // The KMS API with an encrypt-only key (issue #15): Encrypt without a verify-decrypt, Decrypt refused by the HSM.
+    const kms = h.kms.client();
+    const sealed = await kms.send(new EncryptCommand({ KeyId: h.keys.encryptOnly, Plaintext: Buffer.from(canary), EncryptionContext: { aad: aadCanary } }));
+    expect((await sdkError(kms.send(new DecryptCommand({ CiphertextBlob: sealed.CiphertextBlob, EncryptionContext: { aad: aadCanary } })))).name).to.equal('InvalidKeyUsageException');
     expect(statuses.map((r) => r.status)).to.include.members([200, 400, 401, 404, 405, 501]);
   });
   after(async () => h?.stop());
@@ -126,7 +142,7 @@ describe('log redaction (integration)', () => {
 
   it('never logs a secret access key, the PIN or an Authorization header (operational log and audit log)', () => {
     const all = everything();
-    for (const secret of [h.credentials.first.secretAccessKey, h.credentials.second.secretAccessKey, h.credentials.tenantB.secretAccessKey, wrongSecret]) {
+    for (const secret of [h.credentials.first.secretAccessKey, h.credentials.second.secretAccessKey, h.credentials.tenantB.secretAccessKey, h.kms.admin.secretAccessKey, wrongSecret]) {
       expect(all).not.to.include(secret);
     }
     expect(all).not.to.include(h.pin);
@@ -137,6 +153,26 @@ describe('log redaction (integration)', () => {
       if (signature) expect(all).not.to.include(signature);
     }
     expect(all.toLowerCase()).not.to.include('aws4-hmac-sha256 credential=');
+  });
+
+  it('keeps PKCS#11 return codes in the log line (hsmReturnCode), never in errorMessage', () => {
+    const lines = h.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.message === 'xks request');
+    const usage = lines.find((l) => l.errorName === 'InvalidKeyUsageException' && l.operation === 'Decrypt');
+    expect(usage).to.include({ hsmReturnCode: 'CKR_KEY_FUNCTION_NOT_PERMITTED' });
+    const tag = lines.find((l) => l.errorName === 'InvalidCiphertextException' && l.hsmReturnCode !== undefined);
+    expect(tag).to.include({ hsmReturnCode: 'CKR_GENERAL_ERROR' });
+    for (const line of lines.filter((l) => typeof l.errorMessage === 'string')) expect(line.errorMessage).not.to.match(/CKR_/);
+    const kmsLines = h.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.message === 'kms api request');
+    expect(kmsLines.find((l) => l.operation === 'TrentService.Encrypt')).to.include({ status: 200, externalKeyId: h.keys.encryptOnly });
+    expect(kmsLines.find((l) => l.operation === 'TrentService.Decrypt')).to.include({ errorName: 'InvalidKeyUsageException', hsmReturnCode: 'CKR_KEY_FUNCTION_NOT_PERMITTED' });
+    expect(kmsLines.find((l) => l.operation === 'TrentService.Decrypt')?.errorMessage).not.to.match(/CKR_/);
+  });
+
+  it('logs the issue-15 paths: encrypt-only Encrypt, a refused CDIV, health without its metadata', () => {
+    const lines = h.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.message === 'xks request');
+    expect(lines.some((l) => l.operation === 'Encrypt' && l.externalKeyId === h.keys.encryptOnly && l.status === 200)).to.equal(true);
+    expect(lines.some((l) => l.operation === 'Encrypt' && l.externalKeyId === h.keys.encryptOnly && l.errorName === 'InvalidKeyUsageException')).to.equal(true);
+    expect(lines.filter((l) => l.operation === 'GetHealthStatus' && l.errorName === 'ValidationException')).to.have.length(2);
   });
 
   it('logs one JSON line per request with the fields operators correlate on', () => {
