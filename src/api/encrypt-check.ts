@@ -36,6 +36,9 @@ export function hasExpectedShape(output: GcmResult, plaintextLength: number): bo
   );
 }
 
+/** The answer when no attempt's output passed its checks. */
+export const UNCHECKED_OUTPUT_MESSAGE = 'The HSM produced a ciphertext of the wrong size or IV, or one that did not decrypt; nothing was returned';
+
 /** Encrypt with a CDIV on a key that cannot decrypt: Appendix C's decrypt cannot run. */
 export function cdivNeedsDecryptError(): XksError {
   return new XksError(

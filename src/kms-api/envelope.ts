@@ -3,7 +3,7 @@
  * (KeyVersions for the version/label and enabled state, Hsm.encrypt/decrypt, buildHsmAad).
  */
 import { withinDeadline } from '../api/deadline';
-import { checkEncryptOutput } from '../api/encrypt-check';
+import { checkEncryptOutput, UNCHECKED_OUTPUT_MESSAGE } from '../api/encrypt-check';
 import { buildHsmAad } from '../api/hsm-aad';
 import { hsmReturnCodeOf, toXksError } from '../api/hsm-errors';
 import { HsmError } from '../hsm';
@@ -52,7 +52,7 @@ export async function seal(ctx: KmsContext, resolved: ResolvedKey, plaintext: Bu
   } catch (err) {
     throw hsmFailure(ctx, err);
   }
-  throw new KmsError('KMSInternalException', 'The HSM produced a ciphertext that did not decrypt; nothing was returned');
+  throw new KmsError('KMSInternalException', UNCHECKED_OUTPUT_MESSAGE);
 }
 
 export interface Opened {

@@ -1,7 +1,7 @@
 import type { GcmResult } from '../../hsm';
 import { decodeBase64 } from '../base64';
 import { computeCdiv } from '../cdiv';
-import { cdivNeedsDecryptError, checkEncryptOutput } from '../encrypt-check';
+import { cdivNeedsDecryptError, checkEncryptOutput, UNCHECKED_OUTPUT_MESSAGE } from '../encrypt-check';
 import { metadataForNewCiphertext } from '../ciphertext-metadata';
 import { XksError } from '../errors';
 import { toXksError } from '../hsm-errors';
@@ -67,5 +67,5 @@ export async function encrypt(services: OperationServices, request: OperationReq
       };
     }
   }
-  throw new XksError('InternalException', 'The HSM produced a ciphertext that did not decrypt; nothing was returned');
+  throw new XksError('InternalException', UNCHECKED_OUTPUT_MESSAGE);
 }
