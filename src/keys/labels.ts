@@ -12,6 +12,7 @@
  * Markers and claims are AES-256 keys with every usage off. Objects the proxy creates carry
  * CKA_ID = "xks:" + ISO-8601 creation time, which drives scheduled rotation and claim expiry.
  */
+import { randomBytes } from 'node:crypto';
 import { MAX_KEY_VERSION } from '../api/ciphertext-metadata';
 
 export { MAX_KEY_VERSION };
@@ -61,16 +62,22 @@ export function classifyLabel(label: string): LabelRole {
 
 const RECORD_PREFIX = 'xks:';
 
-/** CKA_ID for an object the proxy creates: records when. */
+/**
+ * CKA_ID for an object the proxy creates: records when, plus a random suffix. The suffix keeps
+ * every CKA_ID unique: NSS softokn takes a new secret key whose CKA_ID equals an existing one's
+ * for that key, and returns the existing handle (a claim and its key made in one millisecond
+ * would be one object).
+ */
 export function creationRecord(at: Date): Buffer {
-  return Buffer.from(`${RECORD_PREFIX}${at.toISOString()}`, 'ascii');
+  return Buffer.from(`${RECORD_PREFIX}${at.toISOString()}/${randomBytes(4).toString('hex')}`, 'ascii');
 }
 
 /** The creation time in a CKA_ID written by creationRecord, or undefined for any other CKA_ID. */
 export function parseCreationRecord(id: Buffer): Date | undefined {
   const text = id.toString('latin1');
   if (!text.startsWith(RECORD_PREFIX)) return undefined;
-  const iso = text.slice(RECORD_PREFIX.length);
+  // Records written before the random suffix have none.
+  const iso = text.slice(RECORD_PREFIX.length).replace(/\/[0-9a-f]{8}$/, '');
   if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3})?Z$/.test(iso)) return undefined;
   const at = new Date(iso);
   return Number.isNaN(at.getTime()) ? undefined : at;

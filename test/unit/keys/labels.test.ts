@@ -38,8 +38,12 @@ describe('key labels', () => {
   it('records creation times in CKA_ID and ignores anything else found there', () => {
     const at = new Date('2025-03-04T05:06:07.089Z');
     const record = creationRecord(at);
-    expect(record.toString('ascii')).to.equal('xks:2025-03-04T05:06:07.089Z');
+    expect(record.toString('ascii')).to.match(/^xks:2025-03-04T05:06:07\.089Z\/[0-9a-f]{8}$/);
     expect(parseCreationRecord(record)?.toISOString()).to.equal(at.toISOString());
+    // Unique for one instant: NSS softokn would merge two secret keys with one CKA_ID.
+    expect(creationRecord(at).equals(record)).to.equal(false);
+    // Records written before the suffix still parse.
+    expect(parseCreationRecord(Buffer.from('xks:2025-03-04T05:06:07.089Z'))?.toISOString()).to.equal(at.toISOString());
     for (const other of [Buffer.alloc(0), Buffer.from([1, 2, 3]), Buffer.from('xks:yesterday'), Buffer.from('abc:2025-03-04T05:06:07.089Z'), Buffer.from('xks:2025-13-45T99:99:99Z')]) {
       expect(parseCreationRecord(other), other.toString('hex')).to.equal(undefined);
     }
