@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the proxy's demo and tests need, only when missing:
 # softhsm2 (the stand-in HSM), opensc (pkcs11-tool), uuid-runtime (uuidgen), curl (SigV4 client in tests),
-# systemd (systemd-analyze checks deploy/systemd/xks-proxy.service), awscli (the AWS CLI run against the KMS API).
+# systemd (systemd-analyze checks deploy/systemd/xks-proxy.service), awscli (the AWS CLI run against the KMS API),
+# libnss3-tools (certutil; its libnss3 dependency brings libsoftokn3.so, NSS's software token: the tests'
+# second PKCS#11 implementation).
 set -euo pipefail
 missing=()
 command -v softhsm2-util >/dev/null 2>&1 && [ -e /usr/lib/softhsm/libsofthsm2.so ] || missing+=(softhsm2)
@@ -10,6 +12,7 @@ command -v uuidgen >/dev/null 2>&1 || missing+=(uuid-runtime)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 [ -x /usr/bin/aws ] || missing+=(awscli)
+command -v certutil >/dev/null 2>&1 && compgen -G "/usr/lib*/**/libsoftokn3.so" >/dev/null || missing+=(libnss3-tools libnss3)
 if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
 echo "installing system packages: ${missing[*]}" >&2
 SUDO=""

@@ -244,6 +244,7 @@ function resolveHsms(
       profile: profile.name,
       keepAliveSeconds: hsm.keepAliveSeconds ?? profile.defaultKeepAliveSeconds,
       ...(hsm.decryptAuthFailureCodes ? { decryptAuthFailureCodes: hsm.decryptAuthFailureCodes } : {}),
+      ...(hsm.libraryParameters !== undefined ? { libraryParameters: hsm.libraryParameters } : {}),
     };
     return runtime;
   });

@@ -83,5 +83,6 @@ export function hsmOptionsOf(member: RuntimeHsm): HsmOptions {
     ...(member.keyHandleRecheckMs !== undefined ? { keyHandleRecheckMs: member.keyHandleRecheckMs } : {}),
     profile: member.profile,
     ...(member.decryptAuthFailureCodes ? { decryptAuthFailureCodes: member.decryptAuthFailureCodes } : {}),
+    ...(member.libraryParameters !== undefined ? { libraryParameters: member.libraryParameters } : {}),
   };
 }

@@ -86,6 +86,12 @@ const HsmMember = Type.Object(
     // No schema default: Ajv would give every hsms entry the same one. load.ts numbers them.
     id: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$', description: 'Name of this HSM in health reports, logs and metric labels. Default hsm-1 (in hsms: hsm-<position from 1>).' })),
     modulePath: Type.String({ minLength: 1, description: 'Path of the vendor PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so.' }),
+    libraryParameters: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description: 'Passed to C_Initialize as its library parameters; only NSS softokn needs them (profile nss), e.g. "configdir=\'sql:/var/lib/xks-proxy/nssdb\' certPrefix=\'\' keyPrefix=\'\' secmod=\'secmod.db\' flags= dbTokenDescription=\'xks\'". Every HSM using the same library must give the same value.',
+      }),
+    ),
     tokenLabel: Type.Optional(Type.String({ minLength: 1, description: 'Token to use, by label. Give tokenLabel or tokenSerial.' })),
     tokenSerial: Type.Optional(Type.String({ minLength: 1, description: 'Token to use, by serial number.' })),
     pinEnv: Type.Optional(Type.String({ minLength: 1, description: 'Environment variable holding the user PIN. Default XKS_HSM_PIN when pinFile is not set.' })),

@@ -88,6 +88,8 @@ export class Hsm {
     const module = Pkcs11Module.acquire(options.modulePath, {
       authFailureCodes: options.decryptAuthFailureCodes ? new Set(options.decryptAuthFailureCodes) : profile.authFailureCodes,
       ...(options.pkcs11Interposer ? { interposer: options.pkcs11Interposer } : {}),
+      ...(options.libraryParameters !== undefined ? { libraryParameters: options.libraryParameters } : {}),
+      kwpMechanism: profile.kwpMechanism,
     });
     let loggedInSlot: SlotId | undefined;
     try {

@@ -16,7 +16,18 @@ export interface ModuleViewOptions {
   interposer?: Pkcs11Interposer;
   /** Return codes that mean "GCM tag check failed" on C_Decrypt (vendor profile). */
   authFailureCodes?: ReadonlySet<string>;
+  /** C_Initialize library parameters (NSS softokn: configdir=...); fixed by whoever loads the library first. */
+  libraryParameters?: string;
+  /** The mechanism that is RFC 5649 AES key wrap with padding (vendor profile). */
+  kwpMechanism?: KwpMechanism;
 }
+
+/**
+ * RFC 5649 is CKM_AES_KEY_WRAP_PAD in PKCS#11 v2.40 (SoftHSM); v3.0 renamed it CKM_AES_KEY_WRAP_KWP,
+ * and NSS softokn keeps _PAD for RFC 3394 over PKCS#7 padding, which unwraps nothing RFC 5649 made.
+ */
+export type KwpMechanism = 'CKM_AES_KEY_WRAP_PAD' | 'CKM_AES_KEY_WRAP_KWP';
+const KWP_MECHANISMS: Record<KwpMechanism, number> = { CKM_AES_KEY_WRAP_PAD: pkcs11js.CKM_AES_KEY_WRAP_PAD, CKM_AES_KEY_WRAP_KWP: 0x210b };
 
 /** Opaque PKCS#11 handles (pkcs11js passes CK_ULONGs as Buffers). */
 export type SlotId = Buffer;
@@ -75,6 +86,8 @@ const EMPTY_INPUT = Buffer.alloc(1).subarray(0, 0);
 
 interface LoadedLibrary {
   readonly lib: pkcs11js.PKCS11;
+  /** What C_Initialize was (and is, on re-initialisation) given besides the locking flag. */
+  readonly libraryParameters: string | undefined;
   refs: number;
   /** False when someone outside this registry had already initialized the library. */
   readonly ownsInitialize: boolean;
@@ -167,6 +180,13 @@ async function callAsync<T>(
   }
 }
 
+// Without OS locking, async calls on several sessions segfault Node.
+function initializeArgs(libraryParameters: string | undefined): pkcs11js.InitializationOptions {
+  return libraryParameters === undefined
+    ? { flags: pkcs11js.CKF_OS_LOCKING_OK }
+    : { flags: pkcs11js.CKF_OS_LOCKING_OK, libraryParameters };
+}
+
 function version(v: pkcs11js.Version): string {
   return `${v.major}.${v.minor}`;
 }
@@ -192,8 +212,8 @@ function gcm(iv: Buffer, aad: Buffer): pkcs11js.Mechanism {
 // CKZ_DATA_SPECIFIED with no data: the empty OAEP label, which is what openssl and node:crypto use.
 const CKZ_DATA_SPECIFIED = 1;
 
-function unwrapMechanism(mechanism: UnwrapMechanism): pkcs11js.Mechanism {
-  if (mechanism === 'aes-key-wrap-pad') return { mechanism: pkcs11js.CKM_AES_KEY_WRAP_PAD };
+function unwrapMechanism(mechanism: UnwrapMechanism, kwp: KwpMechanism): pkcs11js.Mechanism {
+  if (mechanism === 'aes-key-wrap-pad') return { mechanism: KWP_MECHANISMS[kwp] };
   const sha256 = mechanism === 'rsa-oaep-sha256';
   const parameter: pkcs11js.RsaOAEP = {
     type: pkcs11js.CK_PARAMS_RSA_OAEP,
@@ -229,6 +249,7 @@ export class Pkcs11Module {
   private readonly generation: number;
   private readonly api: pkcs11js.PKCS11;
   private readonly authFailureCodes: ReadonlySet<string>;
+  private readonly kwpMechanism: KwpMechanism;
 
   private constructor(
     readonly path: string,
@@ -238,14 +259,18 @@ export class Pkcs11Module {
     this.generation = entry.generation;
     this.api = options.interposer ? options.interposer(entry.lib) : entry.lib;
     this.authFailureCodes = options.authFailureCodes ?? DEFAULT_AUTH_FAILURE_CODES;
+    this.kwpMechanism = options.kwpMechanism ?? 'CKM_AES_KEY_WRAP_PAD';
   }
 
   static acquire(modulePath: string, options: ModuleViewOptions = {}): Pkcs11Module {
     const key = registryKey(modulePath);
     let entry = registry.get(key);
     if (entry === undefined) {
-      entry = Pkcs11Module.load(key);
+      entry = Pkcs11Module.load(key, options.libraryParameters);
       registry.set(key, entry);
+    } else if (entry.libraryParameters !== options.libraryParameters) {
+      // One library per process is initialised once: a second configuration would silently be ignored.
+      throw new HsmError('Internal', `PKCS#11 module ${key} is already loaded with other library parameters`);
     }
     entry.refs += 1;
     return new Pkcs11Module(key, entry, options);
@@ -280,7 +305,7 @@ export class Pkcs11Module {
           // already finalized (CKR_CRYPTOKI_NOT_INITIALIZED): initializing is what matters
         }
         try {
-          lib.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
+          lib.C_Initialize(initializeArgs(entry.libraryParameters));
         } catch (error) {
           const hsmError = toHsmError(error, 'C_Initialize', 'other');
           if (hsmError.returnCode !== 'CKR_CRYPTOKI_ALREADY_INITIALIZED') throw hsmError;
@@ -295,7 +320,7 @@ export class Pkcs11Module {
     return entry.reinitializing;
   }
 
-  private static load(modulePath: string): LoadedLibrary {
+  private static load(modulePath: string, libraryParameters: string | undefined): LoadedLibrary {
     const lib = new pkcs11js.PKCS11();
     try {
       lib.load(modulePath);
@@ -305,8 +330,7 @@ export class Pkcs11Module {
     }
     let ownsInitialize = true;
     try {
-      // Without OS locking, async calls on several sessions segfault Node.
-      lib.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
+      lib.C_Initialize(initializeArgs(libraryParameters));
     } catch (error) {
       const hsmError = toHsmError(error, 'C_Initialize', 'other');
       if (hsmError.returnCode !== 'CKR_CRYPTOKI_ALREADY_INITIALIZED') {
@@ -317,6 +341,7 @@ export class Pkcs11Module {
     }
     return {
       lib,
+      libraryParameters,
       refs: 0,
       ownsInitialize,
       logins: new Map(),
@@ -663,7 +688,7 @@ export class Pkcs11Module {
   unwrapAesKey(session: SessionHandle, mechanism: UnwrapMechanism, unwrappingKey: ObjectHandle, wrapped: Buffer, key: AesKeyTemplate): ObjectHandle {
     const lib = this.lib;
     const template = aesKeyTemplate(key);
-    return call('C_UnwrapKey', () => lib.C_UnwrapKey(session, unwrapMechanism(mechanism), unwrappingKey, wrapped, template));
+    return call('C_UnwrapKey', () => lib.C_UnwrapKey(session, unwrapMechanism(mechanism, this.kwpMechanism), unwrappingKey, wrapped, template));
   }
 
   destroyObject(session: SessionHandle, object: ObjectHandle): void {

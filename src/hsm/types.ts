@@ -22,6 +22,8 @@ export interface HsmOptions {
   profile?: VendorProfileName;
   /** Overrides the profile's C_Decrypt return codes that mean "GCM tag did not verify". */
   decryptAuthFailureCodes?: string[];
+  /** C_Initialize library parameters (NSS softokn's configdir=...); most libraries take none. */
+  libraryParameters?: string;
   /** Test seam at the PKCS#11 boundary (fault injection, vendor emulation). Never set in production. */
   pkcs11Interposer?: Pkcs11Interposer;
 }

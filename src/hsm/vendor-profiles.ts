@@ -4,8 +4,9 @@
  * tag produces, and how long an idle session survives.
  */
 import { HsmError } from './errors';
+import type { KwpMechanism } from './pkcs11-module';
 
-export type VendorProfileName = 'softhsm' | 'generic' | 'cloudhsm' | 'luna' | 'nshield';
+export type VendorProfileName = 'softhsm' | 'nss' | 'generic' | 'cloudhsm' | 'luna' | 'nshield';
 
 /**
  * - caller: we generate the IV (C_GenerateRandom) and pass it in (SoftHSM; any PKCS#11 v2.40 token).
@@ -29,6 +30,8 @@ export interface VendorProfile {
   authFailureCodes: ReadonlySet<string>;
   /** Sessions idle longer than this are exercised; 0 disables keep-alive. */
   defaultKeepAliveSeconds: number;
+  /** The mechanism that unwraps RFC 5649 (aes-key-wrap-pad) material. */
+  kwpMechanism: KwpMechanism;
 }
 
 const STANDARD_AUTH_FAILURE = ['CKR_ENCRYPTED_DATA_INVALID', 'CKR_ENCRYPTED_DATA_LEN_RANGE'];
@@ -41,6 +44,17 @@ export const VENDOR_PROFILES: Readonly<Record<VendorProfileName, VendorProfile>>
     pinFormat: 'plain',
     authFailureCodes: new Set(['CKR_GENERAL_ERROR', ...STANDARD_AUTH_FAILURE]),
     defaultKeepAliveSeconds: 0,
+    kwpMechanism: 'CKM_AES_KEY_WRAP_PAD',
+  },
+  nss: {
+    name: 'nss',
+    description: 'NSS softokn (libsoftokn3.so): caller-supplied IV; a failed tag is CKR_ENCRYPTED_DATA_INVALID; RFC 5649 unwrap is CKM_AES_KEY_WRAP_KWP; needs libraryParameters (configdir).',
+    ivMode: 'caller',
+    pinFormat: 'plain',
+    authFailureCodes: new Set(STANDARD_AUTH_FAILURE),
+    // A software token in this process: sessions never time out.
+    defaultKeepAliveSeconds: 0,
+    kwpMechanism: 'CKM_AES_KEY_WRAP_KWP',
   },
   generic: {
     name: 'generic',
@@ -49,6 +63,7 @@ export const VENDOR_PROFILES: Readonly<Record<VendorProfileName, VendorProfile>>
     pinFormat: 'plain',
     authFailureCodes: new Set(STANDARD_AUTH_FAILURE),
     defaultKeepAliveSeconds: 60,
+    kwpMechanism: 'CKM_AES_KEY_WRAP_PAD',
   },
   cloudhsm: {
     name: 'cloudhsm',
@@ -57,6 +72,7 @@ export const VENDOR_PROFILES: Readonly<Record<VendorProfileName, VendorProfile>>
     pinFormat: 'user:password',
     authFailureCodes: new Set(STANDARD_AUTH_FAILURE),
     defaultKeepAliveSeconds: 10,
+    kwpMechanism: 'CKM_AES_KEY_WRAP_PAD',
   },
   luna: {
     name: 'luna',
@@ -65,6 +81,7 @@ export const VENDOR_PROFILES: Readonly<Record<VendorProfileName, VendorProfile>>
     pinFormat: 'plain',
     authFailureCodes: new Set(STANDARD_AUTH_FAILURE),
     defaultKeepAliveSeconds: 60,
+    kwpMechanism: 'CKM_AES_KEY_WRAP_PAD',
   },
   nshield: {
     name: 'nshield',
@@ -73,6 +90,7 @@ export const VENDOR_PROFILES: Readonly<Record<VendorProfileName, VendorProfile>>
     pinFormat: 'plain',
     authFailureCodes: new Set(['CKR_FUNCTION_FAILED', ...STANDARD_AUTH_FAILURE]),
     defaultKeepAliveSeconds: 60,
+    kwpMechanism: 'CKM_AES_KEY_WRAP_PAD',
   },
 };
 
