@@ -3,28 +3,37 @@ import * as crypto from 'node:crypto';
 import { Hsm, HsmError, HsmErrorKind, HsmOptions } from '../../src/hsm';
 import { hsmInternals } from '../../src/hsm/hsm';
 import type { AesKeyTemplate } from '../../src/hsm/pkcs11-module';
-import { softHsmFixture } from '../support/softhsm-fixture';
+import { PKCS11_IMPLEMENTATIONS, Pkcs11Implementation, SOFTHSM, implementationOptions } from '../support/pkcs11-implementations';
 
-export function hsmOptions(overrides: Partial<HsmOptions> = {}): HsmOptions {
-  const fixture = softHsmFixture();
+/** The helpers below, bound to one implementation's test token (SoftHSM when not given). */
+export interface TestHsms {
+  implementation: Pkcs11Implementation;
+  hsmOptions(overrides?: Partial<HsmOptions>): HsmOptions;
+  openTestHsm(overrides?: Partial<HsmOptions>): Promise<Hsm>;
+  /** Asserts the promise rejects with an HsmError of this kind whose message does not leak the PIN. */
+  expectHsmError(promise: Promise<unknown>, kind: HsmErrorKind): Promise<HsmError>;
+}
+
+export function testHsms(implementation: Pkcs11Implementation = SOFTHSM): TestHsms {
+  const hsmOptionsFor = (overrides: Partial<HsmOptions> = {}): HsmOptions => implementationOptions(implementation, overrides);
   return {
-    id: 'hsm-test',
-    modulePath: fixture.modulePath,
-    tokenLabel: fixture.label,
-    pin: fixture.pin,
-    sessionPoolSize: 4,
-    acquireTimeoutMs: 5000,
-    maxWaiters: 10000,
-    ...overrides,
+    implementation,
+    hsmOptions: hsmOptionsFor,
+    openTestHsm: (overrides = {}) => Hsm.open(hsmOptionsFor(overrides)),
+    expectHsmError: (promise, kind) => expectHsmErrorWithout(promise, kind, implementation.token().pin),
   };
 }
 
-export function openTestHsm(overrides: Partial<HsmOptions> = {}): Promise<Hsm> {
-  return Hsm.open(hsmOptions(overrides));
+export const { hsmOptions, openTestHsm, expectHsmError } = testHsms(SOFTHSM);
+
+/** One describe per real PKCS#11 implementation, each given the helpers bound to its token. */
+export function describeEachImplementation(title: string, body: (hsms: TestHsms) => void): void {
+  for (const implementation of PKCS11_IMPLEMENTATIONS) {
+    describe(`${title} (${implementation.name})`, () => body(testHsms(implementation)));
+  }
 }
 
-/** Asserts the promise rejects with an HsmError of this kind whose message does not leak the PIN. */
-export async function expectHsmError(promise: Promise<unknown>, kind: HsmErrorKind): Promise<HsmError> {
+async function expectHsmErrorWithout(promise: Promise<unknown>, kind: HsmErrorKind, pin: string): Promise<HsmError> {
   let caught: unknown;
   try {
     await promise;
@@ -34,7 +43,7 @@ export async function expectHsmError(promise: Promise<unknown>, kind: HsmErrorKi
   expect(caught, `expected an HsmError of kind ${kind}`).to.be.instanceOf(HsmError);
   const error = caught as HsmError;
   expect(error.kind, error.message).to.equal(kind);
-  expect(error.message).not.to.include(softHsmFixture().pin);
+  expect(error.message).not.to.include(pin);
   return error;
 }
 

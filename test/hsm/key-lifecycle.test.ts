@@ -17,7 +17,7 @@ import {
   usageFlags,
 } from '../../src/keys/lifecycle';
 import { uniqueLabel } from '../support/softhsm-fixture';
-import { nodeDecrypt, openTestHsm } from './helpers';
+import { describeEachImplementation, nodeDecrypt } from './helpers';
 
 const DAY = 86_400_000;
 const ENCRYPT_DECRYPT = usageFlags(['encrypt', 'decrypt']);
@@ -31,7 +31,7 @@ async function rejection(promise: Promise<unknown>): Promise<Error> {
   throw new Error('expected a rejection');
 }
 
-describe('hsm: key lifecycle (SoftHSM)', () => {
+describeEachImplementation('hsm: key lifecycle', ({ openTestHsm }) => {
   let hsm: Hsm;
 
   before(async () => {

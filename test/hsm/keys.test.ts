@@ -6,7 +6,7 @@ import { KeyHandleCache } from '../../src/hsm/key-handles';
 import type { ObjectHandle } from '../../src/hsm/pkcs11-module';
 import { reuseHandles } from '../support/pkcs11-shims';
 import { uniqueLabel } from '../support/softhsm-fixture';
-import { createRawAesKey, destroyRawKeys, expectHsmError, nodeDecrypt, openTestHsm } from './helpers';
+import { createRawAesKey, describeEachImplementation, destroyRawKeys, nodeDecrypt } from './helpers';
 
 function handleOf(hsm: Hsm, label: string): Promise<ObjectHandle> {
   const { module, withSession } = hsmInternals(hsm);
@@ -17,7 +17,7 @@ function handleOf(hsm: Hsm, label: string): Promise<ObjectHandle> {
   });
 }
 
-describe('hsm: keys', () => {
+describeEachImplementation('hsm: keys', ({ openTestHsm, expectHsmError }) => {
   let hsm: Hsm;
 
   before(async () => {

@@ -3,7 +3,7 @@ import { HsmError, createAesKey } from '../../src/hsm';
 import { hsmInternals } from '../../src/hsm/hsm';
 import { SessionPool } from '../../src/hsm/session-pool';
 import { uniqueLabel } from '../support/softhsm-fixture';
-import { expectHsmError, openTestHsm } from './helpers';
+import { describeEachImplementation, expectHsmError } from './helpers';
 
 interface FakeSession {
   id: number;
@@ -151,7 +151,7 @@ describe('hsm: session pool (unit)', () => {
   });
 });
 
-describe('hsm: session pool against SoftHSM', () => {
+describeEachImplementation('hsm: session pool on a real token', ({ openTestHsm, expectHsmError }) => {
   const label = uniqueLabel('pool');
 
   before(async () => {
