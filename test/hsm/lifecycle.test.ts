@@ -66,6 +66,19 @@ describeEachImplementation('hsm: lifecycle', ({ implementation, openTestHsm, hsm
     expect(moduleRefs()).to.equal(refs);
   });
 
+  it('a second, different set of library parameters for a loaded library is refused, not ignored', async () => {
+    const first = await openTestHsm();
+    const refs = moduleRefs();
+    try {
+      const other = `${implementation.token().libraryParameters ?? ''} configdir='sql:/nonexistent'`;
+      const error = await expectHsmError(openTestHsm({ libraryParameters: other }), 'Internal');
+      expect(error.message).to.match(/is already loaded with other library parameters$/);
+      expect(moduleRefs()).to.equal(refs);
+    } finally {
+      await first.close();
+    }
+  });
+
   it('invalid options are refused', async () => {
     await expectHsmError(openTestHsm({ sessionPoolSize: 0 }), 'Internal');
     await expectHsmError(openTestHsm({ tokenLabel: undefined }), 'Internal');
