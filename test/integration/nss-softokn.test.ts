@@ -21,7 +21,7 @@ import { runCli, writeCliConfig } from '../support/cli';
 import { nssFixture } from '../support/nss-fixture';
 import { FaultInjector } from '../support/pkcs11-shims';
 import { startHarness, type Harness } from '../support/proxy-harness';
-import { softHsmFixture, uniqueLabel } from '../support/softhsm-fixture';
+import { removedAtExit, softHsmFixture, uniqueLabel } from '../support/softhsm-fixture';
 import { requestMetadata, type XksResponse } from '../support/xks-client';
 
 const V1 = 'AgAAAAE='; // ciphertextMetadata [0x02, version 1]
@@ -68,6 +68,7 @@ describe('the proxy on NSS softokn (integration)', function () {
   const health = uniqueLabel('nss-health');
   const aad = Buffer.from('nss-it');
   const secrets = mkdtempSync(join(tmpdir(), 'xks-nss-it-'));
+  removedAtExit(secrets);
   let nss: Hsm;
   let soft: Hsm;
 

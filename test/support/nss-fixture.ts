@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { removedAtExit } from './softhsm-fixture';
 
 const CANDIDATE_PATHS = [
   `/usr/lib/${os.arch() === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu/libsoftokn3.so`,
@@ -54,13 +55,7 @@ export function createNssToken(label: string, pin = randomBytes(8).toString('hex
   } finally {
     fs.rmSync(pinFile, { force: true });
   }
-  let removed = false;
-  const cleanup = (): void => {
-    if (removed) return;
-    removed = true;
-    fs.rmSync(dir, { recursive: true, force: true });
-  };
-  process.once('exit', cleanup);
+  const cleanup = removedAtExit(dir);
   return { dir, modulePath: nssSoftoknPath(), label, pin, libraryParameters: nssLibraryParameters(dir, label), cleanup };
 }
 

@@ -32,6 +32,13 @@ export function softHsmFixture(): SoftHsmFixture {
   const token = ensureSoftHsmToken(dir, label, soPin, pin);
   const peerLabel = 'xks-test-peer';
   ensureSoftHsmToken(dir, peerLabel, soPin, pin);
+  const cleanup = removedAtExit(dir);
+  fixture = { dir, confPath: token.confPath, label, peerLabel, pin, soPin, modulePath: SOFTHSM_MODULE_PATH, cleanup };
+  return fixture;
+}
+
+/** Removes a temp folder at process exit; the returned function removes it earlier (idempotent). */
+export function removedAtExit(dir: string): () => void {
   let removed = false;
   const cleanup = (): void => {
     if (removed) return;
@@ -39,8 +46,7 @@ export function softHsmFixture(): SoftHsmFixture {
     fs.rmSync(dir, { recursive: true, force: true });
   };
   process.once('exit', cleanup);
-  fixture = { dir, confPath: token.confPath, label, peerLabel, pin, soPin, modulePath: SOFTHSM_MODULE_PATH, cleanup };
-  return fixture;
+  return cleanup;
 }
 
 /** A key label no other test uses. */
