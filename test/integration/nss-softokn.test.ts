@@ -191,7 +191,10 @@ describe('the proxy on NSS softokn (integration)', function () {
           config.hsms = [softHsmMember('hsm-soft', secrets, health), nssMember('hsm-nss', secrets, health)];
           config.keyStores = [{ ...config.keyStores[0], keys: { allTokenKeys: true } }];
           config.health = { intervalSeconds: 1, hysteresisChecks: 2, errorWindowSeconds: 2 };
-          config.cluster = { reconnectInitialBackoffMs: 20, reconnectMaxBackoffMs: 200, reinitAfterFailures: 2 };
+          // A first attempt gets half the budget (default 100 ms): on two busy cores, a healthy member's
+          // attempt that overran would be retried on the failing one, a loss the load would not show
+          // otherwise. Deadlines themselves are tested in hsm-cluster and fault-soak.
+          config.cluster = { reconnectInitialBackoffMs: 20, reconnectMaxBackoffMs: 200, reinitAfterFailures: 2, attemptTimeoutMs: 1000 };
         },
       });
     });
@@ -248,8 +251,10 @@ describe('the proxy on NSS softokn (integration)', function () {
       }
       expect(failures, failures.slice(0, 3).join('\n')).to.deep.equal([]);
       expect(made.length).to.be.greaterThan(50);
-      expect(await served('hsm-soft', 'encrypt')).to.be.greaterThan(before.soft);
-      expect(await served('hsm-nss', 'encrypt')).to.be.greaterThan(before.nss);
+      const byMember = { soft: (await served('hsm-soft', 'encrypt')) - before.soft, nss: (await served('hsm-nss', 'encrypt')) - before.nss };
+      console.log(`      mixed cluster under load: ${made.length} encrypts, ${failures.length} failed; successful encrypts (health checks included) on SoftHSM ${byMember.soft}, on NSS ${byMember.nss}`);
+      expect(byMember.soft).to.be.greaterThan(0);
+      expect(byMember.nss).to.be.greaterThan(0);
     });
 
     it('every ciphertext decrypts on each member directly, and through the proxy with the other member down', async () => {
