@@ -74,7 +74,8 @@ export function compilePolicies(text: string, file: string, schema: CedarSchemaR
   if (parts.policy_templates.length > 0) return { ok: false, errors: [`${file}: policy templates are not supported; write static policies`] };
 
   const name = basename(file);
-  const policies: Record<string, string> = {};
+  // Null prototype: an @id("toString") or @id("__proto__") is an ID like any other.
+  const policies: Record<string, string> = Object.create(null) as Record<string, string>;
   const policyIds: string[] = [];
   const errors: string[] = [];
   let cursor = 0;

@@ -18,7 +18,9 @@ export function parseEncryptionContext(value: unknown, member = 'EncryptionConte
   if (value === undefined || value === null) return {};
   if (typeof value !== 'object' || Array.isArray(value)) throw new KmsError('ValidationException', `${member} must be a map of strings to strings`);
   let chars = 0;
-  const out: EncryptionContext = {};
+  // Null prototype: a "__proto__" key is a pair like any other, not a prototype change that drops it
+  // (which would make {"__proto__":"x"} encrypt and decrypt as the empty context).
+  const out: EncryptionContext = Object.create(null) as EncryptionContext;
   for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
     if (typeof v !== 'string') throw new KmsError('ValidationException', `${member} values must be strings`);
     if (k.length === 0) throw new KmsError('ValidationException', `${member} keys must not be empty`);

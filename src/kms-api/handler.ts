@@ -26,17 +26,19 @@ import { listAliases, listKeys } from './operations/list';
 import { reEncrypt } from './operations/re-encrypt';
 import { CredentialQuotas } from './quotas';
 
-const OPERATIONS: Record<string, (ctx: KmsContext, body: Body) => Promise<unknown>> = {
-  Encrypt: encrypt,
-  Decrypt: decrypt,
-  ReEncrypt: reEncrypt,
-  GenerateDataKey: generateDataKey,
-  GenerateDataKeyWithoutPlaintext: generateDataKeyWithoutPlaintext,
-  GenerateRandom: generateRandom,
-  DescribeKey: describeKey,
-  ListKeys: listKeys,
-  ListAliases: listAliases,
-};
+/** A Map, not an object: an X-Amz-Target suffix like toString or constructor must not find Object.prototype's members. */
+type Operation = (ctx: KmsContext, body: Body) => Promise<unknown>;
+export const KMS_OPERATIONS: ReadonlyMap<string, Operation> = new Map<string, Operation>([
+  ['Encrypt', encrypt],
+  ['Decrypt', decrypt],
+  ['ReEncrypt', reEncrypt],
+  ['GenerateDataKey', generateDataKey],
+  ['GenerateDataKeyWithoutPlaintext', generateDataKeyWithoutPlaintext],
+  ['GenerateRandom', generateRandom],
+  ['DescribeKey', describeKey],
+  ['ListKeys', listKeys],
+  ['ListAliases', listAliases],
+]);
 
 /** 4 KB plaintext and 6 KB blobs in base64, an 8 K-character context, and room for the rest. */
 const MAX_BODY_BYTES = 64 * 1024;
@@ -94,7 +96,7 @@ export function createKmsHandler(deps: KmsHandlerDeps) {
     const operation = /^TrentService\.([A-Za-z]{1,64})$/.exec(target)?.[1];
     const fields: Fields = {
       api: 'kms',
-      operation: operation && operation in OPERATIONS ? `TrentService.${operation}` : 'TrentService.Unknown',
+      operation: operation !== undefined && KMS_OPERATIONS.has(operation) ? `TrentService.${operation}` : 'TrentService.Unknown',
       keyStore: kms.keyStore,
       remoteAddress: req.socket.remoteAddress,
     };
@@ -159,7 +161,7 @@ export function createKmsHandler(deps: KmsHandlerDeps) {
       deps.metrics.kmsApiThrottled.inc({ access_key_id: auth.accessKeyId });
       throw new KmsError('ThrottlingException', `The request rate of access key ${auth.accessKeyId} exceeds its quota of ${credential.throttle?.requestsPerSecond} requests/s; retry later`);
     }
-    const handler = operation === undefined ? undefined : OPERATIONS[operation];
+    const handler = operation === undefined ? undefined : KMS_OPERATIONS.get(operation);
     if (!handler) throw new KmsError('UnknownOperationException', 'The X-Amz-Target operation is not supported by this endpoint');
     const type = (req.headers['content-type'] ?? '').split(';', 1)[0]?.trim().toLowerCase();
     if (type !== 'application/x-amz-json-1.1' && type !== 'application/x-amz-json-1.0') {

@@ -15,7 +15,8 @@ export interface XksRoute {
 }
 
 const XKS_PATH = /^((?:\/[A-Za-z0-9_-]+)*)\/kms\/xks\/v1\/(?:(health)|keys\/([^/]*)\/(metadata|encrypt|decrypt))$/;
-const OPERATIONS: Record<string, XksOperation> = { metadata: 'GetKeyMetadata', encrypt: 'Encrypt', decrypt: 'Decrypt' };
+/** A Map, as every lookup keyed by request data: no Object.prototype member can match. */
+export const XKS_KEY_OPERATIONS: ReadonlyMap<string, XksOperation> = new Map([['metadata', 'GetKeyMetadata'], ['encrypt', 'Encrypt'], ['decrypt', 'Decrypt']]);
 const KEY_ID = new RegExp(EXTERNAL_KEY_ID_PATTERN);
 
 export class XksRouter {
@@ -32,7 +33,8 @@ export class XksRouter {
     const store = this.byPrefix.get(m[1] ?? '');
     if (!store) return undefined;
     if (m[2]) return { store, operation: 'GetHealthStatus', externalKeyId: '' };
-    return { store, operation: OPERATIONS[m[4] as string] as XksOperation, externalKeyId: m[3] ?? '' };
+    const operation = XKS_KEY_OPERATIONS.get(m[4] ?? '');
+    return operation && { store, operation, externalKeyId: m[3] ?? '' };
   }
 }
 

@@ -7,7 +7,8 @@ import { KmsError } from '../errors';
 import { dryRun, integer, string, type Body } from '../input';
 import { keyArn, keyIdFrom, resolveKey } from '../keys';
 
-const KEY_SPECS: Record<string, number> = { AES_256: 32, AES_128: 16 };
+/** Data key bytes per KeySpec; a Map, so request values like __proto__ or toString find nothing. */
+export const KEY_SPECS: ReadonlyMap<string, number> = new Map([['AES_256', 32], ['AES_128', 16]]);
 
 /**
  * A fresh data key from node's CSPRNG (OpenSSL), sealed under the HSM key. The HSM's own RNG would
@@ -19,12 +20,13 @@ async function generate(ctx: KmsContext, body: Body, action: string) {
   const spec = string(body, 'KeySpec');
   const count = integer(body, 'NumberOfBytes', 1, 1024);
   if ((spec === undefined) === (count === undefined)) throw new KmsError('ValidationException', 'Give exactly one of KeySpec or NumberOfBytes');
-  if (spec !== undefined && !(spec in KEY_SPECS)) throw new KmsError('ValidationException', 'KeySpec must be AES_256 or AES_128');
+  const specBytes = spec === undefined ? undefined : KEY_SPECS.get(spec);
+  if (spec !== undefined && specBytes === undefined) throw new KmsError('ValidationException', 'KeySpec must be AES_256 or AES_128');
   const context = parseEncryptionContext(body.EncryptionContext);
   authorize(ctx, action, keyId, context);
   const resolved = resolveKey(ctx, keyId);
   dryRun(body);
-  const dataKey = randomBytes(count ?? (KEY_SPECS[spec as string] as number));
+  const dataKey = randomBytes((count ?? specBytes) as number);
   try {
     const ciphertext = await seal(ctx, resolved, dataKey, context);
     return { dataKey: dataKey.toString('base64'), result: { CiphertextBlob: ciphertext.toString('base64'), KeyId: keyArn(ctx.config, keyId) } };
