@@ -6,7 +6,7 @@
 import { chmodSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import { isMap, isSeq, parseDocument, type Document } from 'yaml';
-import { ConfigError, schemaProblems } from '../config/load';
+import { ConfigError, schemaProblems, yamlSyntaxProblem } from '../config/load';
 
 export class ConfigFileEditor {
   private constructor(
@@ -22,7 +22,7 @@ export class ConfigFileEditor {
       throw new ConfigError([`cannot read config file ${path}: ${(err as Error).message}`]);
     }
     const doc = parseDocument(text);
-    if (doc.errors.length > 0) throw new ConfigError([`${path} is not valid YAML/JSON: ${doc.errors[0]?.message ?? 'parse error'}`]);
+    if (doc.errors.length > 0) throw new ConfigError([yamlSyntaxProblem(path, doc.errors[0])]);
     return new ConfigFileEditor(path, doc);
   }
 

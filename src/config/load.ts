@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
-import { parse as parseYaml } from 'yaml';
+import { parse as parseYaml, YAMLError } from 'yaml';
 import { pinFormatProblem, vendorProfile } from '../hsm/vendor-profiles';
 import { DEFAULT_KEY_HANDLE_RECHECK_MS } from '../hsm/key-handles';
 import { ConfigSchema, SECRET_ACCESS_KEY_PATTERN, type ConfigFile } from './schema';
@@ -44,6 +44,18 @@ export function schemaProblems(document: unknown): string[] {
   return validateFile(file) ? [] : validationErrors().map(describe);
 }
 
+/**
+ * A YAML/JSON syntax error as file, line, column and the parser's error code. Never the parser's
+ * message: it quotes the offending line, which may hold an inline secretAccessKey (issue #15), and
+ * this text reaches logs (`config reload rejected`) and the CLI's output.
+ */
+export function yamlSyntaxProblem(path: string, err: unknown): string {
+  if (!(err instanceof YAMLError)) return `${path} is not valid YAML/JSON`;
+  const at = err.linePos?.[0];
+  const where = at ? `${path}:${at.line}:${at.col}` : path;
+  return `${where}: not valid YAML/JSON (${err.code.toLowerCase().replace(/_/g, ' ')}), found at this line and column; the file's text is not shown, as it may hold secrets`;
+}
+
 export interface LoadOptions {
   env?: NodeJS.ProcessEnv;
 }
@@ -57,9 +69,9 @@ export function loadConfigFile(path: string, options: LoadOptions = {}): Runtime
   }
   let parsed: unknown;
   try {
-    parsed = parseYaml(text);
+    parsed = parseYaml(text, { logLevel: 'error' }); // no warnings on stderr: they quote the file too
   } catch (err) {
-    throw new ConfigError([`${path} is not valid YAML/JSON: ${(err as Error).message}`]);
+    throw new ConfigError([yamlSyntaxProblem(path, err)]);
   }
   return buildRuntimeConfig(parsed, dirname(resolve(path)), options.env ?? process.env);
 }
