@@ -172,7 +172,7 @@ export function buildRuntimeConfig(document: unknown, baseDir: string, env: Node
       keepAliveTimeoutMs: file.server.keepAliveTimeoutMs ?? 65000,
       shutdownTimeoutMs: file.server.shutdownTimeoutMs ?? 20000,
     },
-    admin: { enabled: admin.enabled ?? true, host: admin.host ?? '127.0.0.1', port: admin.port ?? 9090 },
+    admin: { enabled: admin.enabled ?? true, host: admin.host ?? '127.0.0.1', port: admin.port ?? 9090, accessKeyIdLabel: admin.accessKeyIdLabel ?? 'keep' },
     hsm: hsms[0] as RuntimeHsm,
     hsms,
     cluster: {

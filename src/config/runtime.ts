@@ -3,6 +3,7 @@ import type { HsmOptions } from '../hsm/types';
 import type { VendorProfileName } from '../hsm/vendor-profiles';
 import type { KeyStoreSecurity, ProxySecurity } from './security';
 import type { KmsApiRuntime } from '../kms-api/config';
+import type { AccessKeyIdLabelMode } from '../observability/access-key-label';
 
 /** One HSM, defaults applied and PIN resolved: the HSM layer's options plus what the proxy adds. */
 export interface RuntimeHsm extends Omit<HsmOptions, 'profile' | 'pkcs11Interposer'> {
@@ -38,7 +39,8 @@ export interface RuntimeConfig {
     keepAliveTimeoutMs: number;
     shutdownTimeoutMs: number;
   };
-  admin: { enabled: boolean; host: string; port: number };
+  /** accessKeyIdLabel: the access_key_id metric label (src/observability/access-key-label.ts). */
+  admin: { enabled: boolean; host: string; port: number; accessKeyIdLabel: AccessKeyIdLabelMode };
   /** The first (or only) HSM; the whole list is `hsms`. */
   hsm: RuntimeHsm;
   /** Every HSM of the cluster (one for the `hsm:` form), each with its own PIN. */

@@ -220,6 +220,13 @@ export const ConfigSchema = Type.Object(
           enabled: Type.Optional(Type.Boolean({ default: true, description: 'Serve /metrics, /ping and /ready on a separate plain-HTTP listener.' })),
           host: Type.Optional(Type.String({ default: '127.0.0.1', description: 'Admin listener address. Keep it off public interfaces.' })),
           port: Port('Admin listener port (0 picks a free port).', 9090),
+          accessKeyIdLabel: Type.Optional(
+            Type.Union([Type.Literal('keep'), Type.Literal('hash'), Type.Literal('drop')], {
+              default: 'keep',
+              description:
+                'The access_key_id label of /metrics (xks_kms_api_throttled_requests_total, xks_credential_age_seconds): keep the access key ID, hash it (the first 16 hex digits of its SHA-256, stable across restarts and workers), or drop the label (credential age is then the oldest credential\'s per key store). Restart to change.',
+            }),
+          ),
         },
         { additionalProperties: false, default: {}, description: 'The admin listener (Prometheus metrics, probes).' },
       ),

@@ -10,6 +10,7 @@ import { SigV4Verifier, type SigV4FailureReason } from '../auth/sigv4';
 import type { RuntimeConfig } from '../config/runtime';
 import { Deadline } from '../hsm';
 import type { Logger } from '../observability/logger';
+import { accessKeyIdLabel } from '../observability/access-key-label';
 import type { XksMetrics } from '../observability/metrics';
 import { BodyTooLargeError, readRawBody } from '../server/body';
 import { writeJson } from '../server/json-response';
@@ -158,7 +159,7 @@ export function createKmsHandler(deps: KmsHandlerDeps) {
     // After the signature, so nobody but the credential's holder can spend its quota.
     if (!quotas.tryTake(auth.accessKeyId, credential)) {
       fields.throttled = 'credential quota';
-      deps.metrics.kmsApiThrottled.inc({ access_key_id: auth.accessKeyId });
+      deps.metrics.kmsApiThrottled.inc(accessKeyIdLabel(config.admin.accessKeyIdLabel, auth.accessKeyId));
       throw new KmsError('ThrottlingException', `The request rate of access key ${auth.accessKeyId} exceeds its quota of ${credential.throttle?.requestsPerSecond} requests/s; retry later`);
     }
     const handler = operation === undefined ? undefined : KMS_OPERATIONS.get(operation);

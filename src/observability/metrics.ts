@@ -120,7 +120,7 @@ export class XksMetrics implements ClusterObserver {
 
   readonly kmsApiThrottled = new Counter({
     name: 'xks_kms_api_throttled_requests_total',
-    help: 'KMS API requests refused with ThrottlingException because the credential\'s quota (kmsApi.credentials[].throttle) was used up, by access key ID.',
+    help: 'KMS API requests refused with ThrottlingException because the credential\'s quota (kmsApi.credentials[].throttle) was used up, by access key ID (admin.accessKeyIdLabel: kept, hashed or dropped).',
     labelNames: ['access_key_id'] as const,
     registers: [this.registry],
   });

@@ -4,11 +4,14 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { accessKeyIdLabel, type AccessKeyIdLabelMode } from '../observability/access-key-label';
 import type { ClientRejection } from './mtls';
 
 export interface SecuritySnapshot {
   /** Configured credentials with a known creation time. */
   credentials: Array<{ keyStore: string; accessKeyId: string; createdAt: number }>;
+  /** admin.accessKeyIdLabel */
+  accessKeyIdLabel: AccessKeyIdLabelMode;
   /** Certificates in use: the server leaf and each client CA. */
   certificates: Array<{ certificate: 'server' | 'client_ca'; subject: string; notAfter: number }>;
   tokens: Array<{ keyStore: string; tokens: number }>;
@@ -65,13 +68,21 @@ export class SecurityMetrics {
     });
     new Gauge({
       name: 'xks_credential_age_seconds',
-      help: 'Age of each configured SigV4 credential (from createdAt, or the secret file\'s modification time).',
+      help: 'Age of each configured SigV4 credential (from createdAt, or the secret file\'s modification time); with admin.accessKeyIdLabel drop, of each key store\'s oldest.',
       labelNames: ['key_store', 'access_key_id'] as const,
       registers,
       collect() {
         this.reset();
         const now = Date.now();
-        for (const c of snapshot().credentials) this.set({ key_store: c.keyStore, access_key_id: c.accessKeyId }, Math.round((now - c.createdAt) / 1000));
+        const { credentials, accessKeyIdLabel: mode } = snapshot();
+        // Without the label one series per key store remains: the oldest credential's, what rotation alerts need.
+        const oldest = new Map<string, number>();
+        for (const c of credentials) {
+          const age = Math.round((now - c.createdAt) / 1000);
+          if (mode !== 'drop') this.set({ key_store: c.keyStore, ...accessKeyIdLabel(mode, c.accessKeyId) }, age);
+          else if (age > (oldest.get(c.keyStore) ?? -Infinity)) oldest.set(c.keyStore, age);
+        }
+        for (const [keyStore, age] of oldest) this.set({ key_store: keyStore }, age);
       },
     });
     new Gauge({

@@ -274,6 +274,6 @@ export class ReloadableRuntime {
         if (createdAt !== undefined) credentials.push({ keyStore: store.name, accessKeyId, createdAt });
       }
     }
-    return { credentials, certificates: this.certificates, tokens: this.current.guards?.tokens() ?? [] };
+    return { credentials, accessKeyIdLabel: this.running.admin.accessKeyIdLabel, certificates: this.certificates, tokens: this.current.guards?.tokens() ?? [] };
   }
 }
