@@ -179,6 +179,13 @@ export class ClusterMember {
   private readonly monitor: HealthMonitor;
   private reportedStatus: HealthStatus | undefined;
   private lastInconsistencyLog = 0;
+  /**
+   * Labels this HSM encrypted or decrypted with, for the life of the process. A KeyNotFound for one
+   * of them is the token losing its storage, not a key KMS should forget (issue #15): KeyNotFound
+   * stays for labels never served (and lifecycle markers, which are only ever read).
+   */
+  private readonly servedKeys = new Set<string>();
+  private lastVanishedCheck = 0;
 
   constructor(
     readonly config: MemberConfig,
@@ -263,7 +270,7 @@ export class ClusterMember {
    * Runs one call on this HSM. `attempt.abandoned` is set by the cluster when the call overran
    * its time: the late outcome then no longer counts (the overrun already did).
    */
-  async execute<T>(run: (hsm: Hsm) => Promise<T>, attempt: { abandoned: boolean } = { abandoned: false }): Promise<T> {
+  async execute<T>(run: (hsm: Hsm) => Promise<T>, attempt: { abandoned: boolean } = { abandoned: false }, key?: { label: string; serves: boolean }): Promise<T> {
     const hsm = this.hsm;
     if (hsm === undefined || this.state !== 'connected') {
       throw new HsmError('Device', `${this.id}: not connected (${this.problem ?? this.state})`);
@@ -271,16 +278,33 @@ export class ClusterMember {
     this.inFlight += 1;
     try {
       const result = await run(hsm);
+      if (key?.serves) this.servedKeys.add(key.label);
       if (!attempt.abandoned) this.tracker.recordRequest(true);
       return result;
     } catch (error) {
-      const hsmError = asHsmError(error);
+      let hsmError = asHsmError(error);
+      if (hsmError.kind === 'KeyNotFound' && key !== undefined && this.servedKeys.has(key.label)) hsmError = this.servedKeyVanished();
       if (!attempt.abandoned && countsAgainstHsm(hsmError.kind)) this.tracker.recordRequest(false);
       this.reportFailure(hsmError, hsm);
       throw hsmError;
     } finally {
       this.inFlight -= 1;
     }
+  }
+
+  /**
+   * A key this HSM served is gone: a Device fault, so the cluster tries another HSM and KMS sees a
+   * retryable 500 rather than a key to forget. The deep check runs now (at most once a second)
+   * instead of at its next interval, so health says so at once.
+   */
+  private servedKeyVanished(): HsmError {
+    const now = Date.now();
+    if (now - this.lastVanishedCheck >= 1000) {
+      this.lastVanishedCheck = now;
+      this.env.log('warn', 'a key this hsm served is gone from the token; checking its health now', { hsm: this.id });
+      void this.monitor.checkNow();
+    }
+    return new HsmError('Device', `${this.id}: a key this HSM served is gone from the token (token storage lost?)`);
   }
 
   /** A call the cluster stopped waiting for. */
@@ -369,10 +393,11 @@ export class ClusterMember {
     if (this.state === 'closed' || this.state === 'failed') return 'deferred';
     if (!duringReinit && this.group.reinitializing) return 'deferred';
     let hsm: Hsm | undefined;
+    let verifiedInMs: number | undefined;
     const connection = { live: true };
     try {
       hsm = await Hsm.open(this.config.hsm, this.observerFor(connection));
-      await this.verify(hsm);
+      verifiedInMs = await this.verify(hsm);
     } catch (error) {
       const hsmError = asHsmError(error);
       connection.live = false;
@@ -425,14 +450,18 @@ export class ClusterMember {
       profile: hsm.profile.name,
     });
     this.group.noteConnected();
+    if (previous !== 'connecting' && verifiedInMs !== undefined) this.recovered(verifiedInMs);
     return 'ok';
   }
 
   /** A health-check round trip on a new connection before it takes traffic. */
-  private async verify(hsm: Hsm): Promise<void> {
+  /** Resolves the round trip's latency in ms, or undefined when the health-check key does not exist (yet). */
+  private async verify(hsm: Hsm): Promise<number | undefined> {
     try {
+      const started = performance.now();
       await roundTrip(hsm, this.config.healthCheckKeyLabel, this.env.health.probeTimeoutMs);
       this.verified = true;
+      return Math.round(performance.now() - started);
     } catch (error) {
       const hsmError = asHsmError(error);
       if (hsmError.kind !== 'KeyNotFound') throw hsmError;
@@ -442,7 +471,23 @@ export class ClusterMember {
         hsm: this.id,
         keyLabel: this.config.healthCheckKeyLabel,
       });
+      return undefined;
     }
+  }
+
+  /**
+   * A reconnection that just passed the deep check's round trip serves requests: health and /ready
+   * say so now, not `checksToChange` intervals later, and failures of the old connection stop counting.
+   */
+  private recovered(latencyMs: number): void {
+    const slow = latencyMs > this.env.health.degradedLatencyMs;
+    this.tracker.restart({
+      status: slow ? 'DEGRADED' : 'ACTIVE',
+      checkedAt: Date.now(),
+      latencyMs,
+      ...(slow ? { reason: `health check took ${latencyMs} ms` } : {}),
+    });
+    this.report(this.tracker.current());
   }
 
   private disconnect(state: MemberState, reason: string): void {
@@ -508,8 +553,14 @@ export class ClusterMember {
       // away (SoftHSM then needs a library re-initialisation to see it again). A check that only
       // timed out is not: under load that is congestion, and new sessions would not be faster.
       const vanished = this.lastProbeError?.kind === 'KeyNotFound' && this.verified;
-      if (vanished && this.probeFailures >= this.env.health.checksToChange) {
-        this.reconnect(`health check failing: ${snapshot.reason ?? 'unknown'}`);
+      if (vanished) {
+        // No blip for hysteresis to smooth over: every key may be gone with it, so say UNAVAILABLE now.
+        const reason = 'the health-check key is gone from the token (token storage lost?)';
+        this.tracker.force({ status: 'UNAVAILABLE', checkedAt: snapshot.checkedAt, reason });
+        this.report(this.tracker.current());
+        this.lastProbeError = undefined;
+        this.reconnect(`health check failing: ${reason}`);
+        return;
       }
     } else if (snapshot.status !== 'UNAVAILABLE') {
       this.probeFailures = 0;
@@ -522,7 +573,11 @@ export class ClusterMember {
   /** Feeds one observation to the hysteresis and reports the (possibly unchanged) status. */
   private assess(snapshot: HealthSnapshot): void {
     if (this.state === 'failed' || this.state === 'closed') return;
-    const reported = this.tracker.evaluate(snapshot, this.serving, this.problem);
+    this.report(this.tracker.evaluate(snapshot, this.serving, this.problem));
+  }
+
+  /** Metrics and, on a change, a log line for the reported status. */
+  private report(reported: HealthSnapshot): void {
     this.env.observer?.healthStatus?.(this.id, reported.status, reported.checkedAt);
     if (reported.status !== this.reportedStatus) {
       this.env.log(reported.status === 'ACTIVE' ? 'info' : 'warn', 'hsm health changed', {

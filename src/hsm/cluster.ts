@@ -170,7 +170,8 @@ export class HsmCluster implements HsmService, FleetHealth {
       const handle = { abandoned: false };
       tried.push(member);
       try {
-        const result = await raceTimeout(member.execute((hsm) => call(hsm, { deadline: attemptDeadline }), handle), attemptMs, () => {
+        const key = keyLabel === undefined ? undefined : { label: keyLabel, serves: operation === 'encrypt' || operation === 'decrypt' };
+        const result = await raceTimeout(member.execute((hsm) => call(hsm, { deadline: attemptDeadline }), handle, key), attemptMs, () => {
           handle.abandoned = true;
           member.noteOverrun();
           return new HsmError('Timeout', `${member.id}: ${operation} did not finish within ${Math.round(attemptMs)} ms`);

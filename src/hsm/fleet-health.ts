@@ -82,7 +82,7 @@ export class MemberHealthTracker {
   private stable: HealthSnapshot = this.reported;
   private candidate: HealthStatus | undefined;
   private streak = 0;
-  private readonly requests: RequestWindow;
+  private requests: RequestWindow;
 
   constructor(
     private readonly policy: HealthPolicy,
@@ -115,6 +115,12 @@ export class MemberHealthTracker {
       this.reported = { ...this.stable, checkedAt: raw.checkedAt, reason: pendingReason(this.stable, raw) };
     }
     return this.reported;
+  }
+
+  /** A new connection that passed the deep check: reported at once, and the old one's request failures forgotten. */
+  restart(snapshot: HealthSnapshot): void {
+    this.requests = new RequestWindow(this.policy.errorWindowMs, this.now);
+    this.set(snapshot);
   }
 
   /** A state no check can argue with (e.g. the PIN was refused): reported at once. */

@@ -165,6 +165,9 @@ describe('fault soak (integration)', function () {
       await waitFor('nothing can serve', () => !harness.proxy.health.canServe(), 15_000);
       readyDuringOutage.push((await adminGet(`${harness.proxy.adminUrl}/ready`)).status);
       await waitFor('both UNAVAILABLE', () => status('hsm-a') === 'UNAVAILABLE' && status('hsm-b') === 'UNAVAILABLE', 15_000);
+      // Health comes back with the first reconnection that passes a round trip: hold the outage long
+      // enough for the 100 ms GetHealthStatus poller to see it.
+      await sleep(500);
       faults.clearAll();
       await waitFor('both back', bothBack, 20_000);
 
