@@ -4,9 +4,10 @@
  * kms:DescribeKey. Each is an ordinary unknown name: a 400, logged and audited.
  */
 import { expect } from 'chai';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { signedKmsCall, startKmsHarness, type KmsHarness } from '../support/kms-api';
+import { waitFor } from '../support/wait';
 
 const MEMBERS = Object.getOwnPropertyNames(Object.prototype);
 const HMAC_KEY = 'audit-anchor-key-0123456789abcdefghijklmnop';
@@ -29,7 +30,9 @@ describe('KMS API: Object.prototype member names are unknown operations and key 
   after(async () => h?.stop());
 
   const kmsLines = () => h.logs.map((l) => JSON.parse(l)).filter((l) => l.message === 'kms api request');
-  const auditEntries = () => readFileSync(auditFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((e) => String(e.operation).startsWith('TrentService.'));
+  // The audit file is written asynchronously: it may not exist yet, lag the responses, or end mid-line.
+  const auditEntries = () => (existsSync(auditFile) ? readFileSync(auditFile, 'utf8') : '').split('\n').slice(0, -1).map((l) => JSON.parse(l))
+    .filter((e) => String(e.operation).startsWith('TrentService.'));
 
   it('TrentService.<member> is UnknownOperationException (400), logged and audited, for a limited credential', async () => {
     const logsBefore = kmsLines().length;
@@ -45,6 +48,7 @@ describe('KMS API: Object.prototype member names are unknown operations and key 
     const lines = kmsLines().slice(logsBefore);
     expect(lines).to.have.length(targets.length);
     for (const line of lines) expect(line).to.include({ operation: 'TrentService.Unknown', status: 400, errorName: 'UnknownOperationException', accessKeyId: h.kms.limited.accessKeyId });
+    await waitFor(() => auditEntries().length >= auditBefore + targets.length, 'the audit entries');
     const entries = auditEntries().slice(auditBefore);
     expect(entries).to.have.length(targets.length);
     for (const entry of entries) expect(entry).to.include({ operation: 'TrentService.Unknown', status: 400, errorName: 'UnknownOperationException' });
