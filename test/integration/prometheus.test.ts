@@ -182,6 +182,13 @@ describe('A real Prometheus scraping the proxy: stored series, dashboard panels,
     expect(sent.get('cluster/InvalidCiphertextException')).to.equal(2);
     expect(await prom.query('xks_cluster_workers{job="cluster",state="ready"} == 2')).to.have.length(1);
     expect(await prom.query('xks_cluster_workers{job="single"}')).to.have.length(0);
+    // State gauges are merged across the 2 workers with min/max, not summed (aggregation.ts).
+    const [expiry] = await prom.query('xks_tls_certificate_expiry_seconds{job="cluster"}');
+    expect(expiry!.value / 86400).to.be.within(364, 365);
+    const ages = await prom.query('xks_credential_age_seconds');
+    expect(ages).to.have.length(2);
+    expect(Math.abs(ages[0]!.value - ages[1]!.value)).to.be.below(120);
+    expect((await prom.query('xks_hsm_health_status{job="cluster",hsm="softhsm-a",status="ACTIVE"}'))[0]!.value).to.equal(1);
     const hsmCalls = await prom.query('sum by (job, hsm, outcome) (xks_hsm_operation_duration_seconds_count{operation="decrypt"})');
     const calls = Object.fromEntries(hsmCalls.map((r) => [`${r.metric.job}/${r.metric.hsm}/${r.metric.outcome}`, r.value]));
     // 7 good decrypts and 2 with a flipped tag, all on the member that is there.
