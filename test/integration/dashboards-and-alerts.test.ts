@@ -85,6 +85,7 @@ describe('Grafana dashboard and Prometheus rules vs. a running proxy', function 
       'xks_hsm_operation_duration_seconds_bucket',
       'xks_hsm_sessions',
       'xks_hsm_health_status',
+      'xks_hsm_connected',
       'xks_authentication_failures_total',
       'xks_cluster_workers',
       'xks_tls_certificate_expiry_seconds',
