@@ -258,6 +258,12 @@ describe('A real Prometheus scraping the proxy: stored series, dashboard panels,
     expect(loaded.filter((r) => r.health !== 'ok')).to.deep.equal([]);
   });
 
+  it('a threshold stripped from a rule and a panel that matches nothing are told apart (the checks can fail)', async () => {
+    expect(withoutThreshold('min by (a) (m) < 10 * 86400')).to.equal('min by (a) (m)');
+    expect(withoutThreshold('xks:request_duration_seconds:p99_5m > 0.2')).to.equal('xks:request_duration_seconds:p99_5m');
+    expect(await prom.query(asGrafanaRunsIt('sum(rate(xks_requests_total{key_store=~"$key_store",error_name="NoSuchError"}[$__rate_interval]))'))).to.deep.equal([]);
+  });
+
   // Last: it kills workers, so the cluster's request counters no longer match what was driven.
   it('a worker crash loop on the cluster makes XksProxyWorkerRestarts fire', async () => {
     const pids = cluster.logs.filter((l) => l.message === 'worker ready').map((l) => Number(l.pid));
@@ -272,11 +278,5 @@ describe('A real Prometheus scraping the proxy: stored series, dashboard panels,
       return firing.some((a) => a.labels.job === 'cluster' && a.state === 'firing');
     });
     expect(firing.map((a) => a.labels.job)).to.deep.equal(['cluster']);
-  });
-
-  it('a threshold stripped from a rule and a panel that matches nothing are told apart (the checks can fail)', async () => {
-    expect(withoutThreshold('min by (a) (m) < 10 * 86400')).to.equal('min by (a) (m)');
-    expect(withoutThreshold('xks:request_duration_seconds:p99_5m > 0.2')).to.equal('xks:request_duration_seconds:p99_5m');
-    expect(await prom.query(asGrafanaRunsIt('sum(rate(xks_requests_total{key_store=~"$key_store",error_name="NoSuchError"}[$__rate_interval]))'))).to.deep.equal([]);
   });
 });
