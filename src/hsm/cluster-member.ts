@@ -406,6 +406,8 @@ export class ClusterMember {
       this.failures += 1;
       this.problem = hsmError.message;
       this.env.observer?.reconnect?.(this.id, 'failed');
+      // Also when it never connected: XksProxyHsmDisconnected needs the 0, not a missing series.
+      this.env.observer?.memberConnected?.(this.id, false);
       if (faultScope(hsmError.returnCode) === 'credentials') {
         this.fail(hsmError);
         return 'failed';

@@ -5,48 +5,10 @@
  * syntax error fails here too.
  */
 import { expect } from 'chai';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { parser } from '@prometheus-io/lezer-promql';
-import { parse } from 'yaml';
 import { adminGet, startCliProxy, type CliProxy } from '../support/cli-proxy';
+import { dashboardQueries, ruleQueries, rules, type Query } from '../support/monitoring-queries';
 import { b64, requestMetadata } from '../support/xks-client';
-
-const DEPLOY = join(__dirname, '../../../deploy');
-
-interface Query {
-  where: string;
-  expr: string;
-}
-
-function dashboardQueries(): Query[] {
-  const dashboard = JSON.parse(readFileSync(join(DEPLOY, 'grafana/xks-proxy-dashboard.json'), 'utf8'));
-  const queries: Query[] = [];
-  for (const panel of dashboard.panels) {
-    for (const target of panel.targets ?? []) queries.push({ where: `dashboard panel "${panel.title}" ${target.refId}`, expr: target.expr });
-  }
-  for (const variable of dashboard.templating.list) {
-    const labelValues = /^label_values\((\w+),\s*\w+\)$/.exec(variable.query?.query ?? '');
-    if (variable.type === 'query') {
-      expect(labelValues, `variable ${variable.name}`).to.not.equal(null);
-      queries.push({ where: `dashboard variable ${variable.name}`, expr: labelValues![1]! });
-    }
-  }
-  return queries;
-}
-
-function ruleQueries(): { queries: Query[]; recorded: Set<string> } {
-  const rules = parse(readFileSync(join(DEPLOY, 'prometheus/xks-proxy.rules.yaml'), 'utf8'));
-  const queries: Query[] = [];
-  const recorded = new Set<string>();
-  for (const group of rules.groups) {
-    for (const rule of group.rules) {
-      if (rule.record) recorded.add(rule.record);
-      queries.push({ where: `rule ${rule.alert ?? rule.record}`, expr: String(rule.expr) });
-    }
-  }
-  return { queries, recorded };
-}
 
 /** Metric names selected by a PromQL expression; throws on a syntax error. */
 function metricNames(query: Query): string[] {
@@ -103,7 +65,8 @@ describe('Grafana dashboard and Prometheus rules vs. a running proxy', function 
 
   it('every PromQL expression parses and every metric it selects is exported', () => {
     const { queries, recorded } = ruleQueries();
-    const all = [...dashboardQueries(), ...queries];
+    const { panels, variables } = dashboardQueries();
+    const all = [...panels, ...variables, ...queries];
     expect(all.length).to.be.greaterThan(25);
     const missing: string[] = [];
     const used = new Set<string>();
@@ -122,6 +85,7 @@ describe('Grafana dashboard and Prometheus rules vs. a running proxy', function 
       'xks_hsm_operation_duration_seconds_bucket',
       'xks_hsm_sessions',
       'xks_hsm_health_status',
+      'xks_hsm_connected',
       'xks_authentication_failures_total',
       'xks_cluster_workers',
       'xks_tls_certificate_expiry_seconds',
@@ -138,12 +102,16 @@ describe('Grafana dashboard and Prometheus rules vs. a running proxy', function 
   });
 
   it('the alert rules cover what AWS recommends for external key stores', () => {
-    const rules = parse(readFileSync(join(DEPLOY, 'prometheus/xks-proxy.rules.yaml'), 'utf8'));
-    const alerts = Object.fromEntries(rules.groups.flatMap((g: { rules: Array<{ alert?: string; expr: string }> }) => g.rules.filter((r) => r.alert).map((r) => [r.alert, r.expr])));
+    const alerts = Object.fromEntries(rules().flatMap((r) => (r.alert ? [[r.alert, r.expr]] : [])));
     expect(alerts.XksProxyCertificateExpiresSoon).to.include('< 10 * 86400');
     expect(alerts.XksProxyHighLatency).to.include('> 0.2');
+    // KMS's XksProxyLatency is an average over the period: sum/count over 5 minutes, not a percentile.
+    expect(alerts.XksProxyHighAverageLatency).to.equal('xks:request_duration_seconds:avg_5m > 0.2');
+    const average = rules().find((r) => r.record === 'xks:request_duration_seconds:avg_5m')!.expr;
+    expect(average).to.match(/rate\(xks_request_duration_seconds_sum\[5m\]\).*\/.*rate\(xks_request_duration_seconds_count\[5m\]\)/);
     expect(alerts.XksProxyRetryableErrors).to.match(/error_name=~"ThrottlingException\|DependencyTimeoutException\|InternalException".*> 5$/);
     expect(alerts.XksProxyNonRetryableErrors).to.match(/error_name!~"ThrottlingException\|DependencyTimeoutException\|InternalException".*> 5$/);
     expect(alerts.XksProxyHsmUnavailable).to.include('status="UNAVAILABLE"');
+    expect(alerts.XksProxyHsmDisconnected).to.equal('xks_hsm_connected == 0');
   });
 });

@@ -48,13 +48,18 @@ export interface CliProxyOptions {
   readyWhen?: 'listening' | 'exit';
   /** Extra environment for the child process. */
   env?: NodeJS.ProcessEnv;
+  /** Server certificate and key instead of a fresh self-signed one; `caPem` is what the client trusts. */
+  serverCert?: { certPem: string; keyPem: string; caPem: string };
+  /** Edits the config document before it is first written. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  configure?: (config: Record<string, any>) => void;
 }
 
 export async function startCliProxy(options: CliProxyOptions): Promise<CliProxy> {
   const fx = softHsmFixture();
   const keys = await testKeys();
   const dir = mkdtempSync(join(tmpdir(), 'xks-cli-'));
-  const pem = await createSelfSignedCert('localhost', ['localhost']);
+  const pem = options.serverCert ?? (await createSelfSignedCert('localhost', ['localhost']));
   writeFileSync(join(dir, 'server.crt'), pem.certPem);
   writeFileSync(join(dir, 'server.key'), pem.keyPem);
   writeFileSync(join(dir, 'pin'), options.pin ?? fx.pin);
@@ -75,6 +80,7 @@ export async function startCliProxy(options: CliProxyOptions): Promise<CliProxy>
       },
     ],
   };
+  options.configure?.(config);
   writeFileSync(join(dir, 'config.yaml'), toYaml(config));
 
   const child = spawn(process.execPath, [MAIN, 'serve', '-c', join(dir, 'config.yaml'), '--workers', String(options.workers)], {
@@ -140,7 +146,7 @@ export async function startCliProxy(options: CliProxyOptions): Promise<CliProxy>
     url = String(listening.url);
     adminUrl = String(listening.adminUrl);
   }
-  const ca = Buffer.from(pem.certPem);
+  const ca = Buffer.from(options.serverCert?.caPem ?? pem.certPem);
   return {
     child,
     logs,
