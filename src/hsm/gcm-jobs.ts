@@ -7,6 +7,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { HsmError } from './errors';
 import { type KeyRef, type ResolvedKey, withKeyRef } from './key-handles';
 import type { Pkcs11Module, SessionHandle } from './pkcs11-module';
+import type { VerifyOutcome } from './types';
 import { GCM_IV_BYTES, type IvMode } from './vendor-profiles';
 
 export const GCM_TAG_BYTES = 16;
@@ -20,7 +21,7 @@ export interface EncryptJob {
   profileName: string;
   plaintext: Buffer;
   aad: Buffer;
-  /** Decrypt the output again before it is returned (see EncryptOutcome.verified). */
+  /** Decrypt the output again before it is returned (see EncryptOutcome.verification). */
   verify: boolean;
 }
 
@@ -46,8 +47,8 @@ export interface EncryptOutcome {
   iv: Buffer;
   ciphertext: Buffer;
   tag: Buffer;
-  /** With verify: whether the output decrypted back to the plaintext. */
-  verified?: boolean;
+  /** With verify: what decrypting the output again showed. */
+  verification?: VerifyOutcome;
   /** How long C_GenerateRandom took, when the IV came from the HSM's RNG. */
   randomSeconds?: number;
 }
@@ -111,20 +112,21 @@ async function encryptJob(module: Pkcs11Module, job: EncryptJob): Promise<JobRes
     return splitOutput(output.subarray(0, plaintext.length + GCM_TAG_BYTES), plaintext.length, iv);
   });
   const outcome: EncryptOutcome = randomSeconds === undefined ? value : { ...value, randomSeconds };
-  if (job.verify) outcome.verified = await decryptsBack(module, session, key.handle, outcome, aad, plaintext);
+  if (job.verify) outcome.verification = await decryptsBack(module, session, key.handle, outcome, aad, plaintext);
   return { value: outcome, key };
 }
 
 /** The verify-decrypt: a ciphertext that does not decrypt back to the plaintext never leaves the proxy. */
-async function decryptsBack(module: Pkcs11Module, session: SessionHandle, key: Buffer, output: EncryptOutcome, aad: Buffer, plaintext: Buffer): Promise<boolean> {
+async function decryptsBack(module: Pkcs11Module, session: SessionHandle, key: Buffer, output: EncryptOutcome, aad: Buffer, plaintext: Buffer): Promise<VerifyOutcome> {
   let roundTrip: Buffer;
   try {
     roundTrip = await decryptWith(module, session, key, output.ciphertext, output.tag, output.iv, aad);
   } catch (error) {
-    if (error instanceof HsmError && error.kind === 'AuthenticationFailed') return false;
+    if (error instanceof HsmError && error.kind === 'AuthenticationFailed') return 'did-not-decrypt';
+    if (error instanceof HsmError && error.kind === 'KeyUsage') return 'key-cannot-decrypt';
     throw error;
   }
-  return roundTrip.length === plaintext.length && timingSafeEqual(roundTrip, plaintext);
+  return roundTrip.length === plaintext.length && timingSafeEqual(roundTrip, plaintext) ? 'decrypted-back' : 'did-not-decrypt';
 }
 
 /** C_Decrypt takes ciphertext || tag: the encrypt output already is that (no copy); anything else is copied once. */

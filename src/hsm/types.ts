@@ -83,9 +83,15 @@ export interface GcmResult {
   iv: Buffer;
   ciphertext: Buffer;
   tag: Buffer;
-  /** With CallOptions.verify: whether the output decrypted back to the plaintext. */
-  verified?: boolean;
+  /** With CallOptions.verify: what decrypting the output again showed. */
+  verification?: VerifyOutcome;
 }
+
+/**
+ * The verify-decrypt's answer: decrypted back to the plaintext; did not (a tag failure or other
+ * bytes: the output must not be used); or the key refused to decrypt (CKA_DECRYPT false).
+ */
+export type VerifyOutcome = 'decrypted-back' | 'did-not-decrypt' | 'key-cannot-decrypt';
 
 export type HsmOperation = 'encrypt' | 'decrypt' | 'random' | 'find' | 'attributes';
 
