@@ -17,7 +17,7 @@ export interface JobExecutor {
   close(): Promise<void>;
 }
 
-/** On the main thread, as before worker threads: for an interposer function (which cannot cross threads) or workerThreads 0. */
+/** On the main thread, as before worker threads: for an interposer function (which cannot cross threads) or pkcs11Threads 0. */
 export class InlineExecutor implements JobExecutor {
   constructor(private readonly module: Pkcs11Module) {}
 
@@ -69,6 +69,7 @@ export class WorkerExecutor implements JobExecutor {
       await executor.close();
       throw fromErrorReply(failed.error);
     }
+    for (const slot of slots) slot.worker.unref();
     executor.idle.push(...slots);
     return executor;
   }
@@ -112,7 +113,7 @@ export class WorkerExecutor implements JobExecutor {
     worker.on('message', (reply: ReplyMessage) => this.finished(slot, reply));
     worker.on('error', (error) => this.lost(slot, `failed: ${error.message}`));
     worker.on('exit', (code) => this.lost(slot, `exited (code ${code})`));
-    worker.unref();
+    // Referenced until it is ready (a CLI awaiting start() must not exit), then only while busy.
     this.slots.push(slot);
     return slot;
   }
@@ -143,6 +144,7 @@ export class WorkerExecutor implements JobExecutor {
     const next = this.spawn();
     void ready(next.worker).then((reply) => {
       if (reply.error !== undefined || this.closed || !this.slots.includes(next)) return;
+      next.worker.unref();
       this.idle.push(next);
       this.dispatch();
     });
