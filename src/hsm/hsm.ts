@@ -48,7 +48,7 @@ function validateOptions(options: HsmOptions): void {
   if (!nonNegativeInt(options.acquireTimeoutMs)) problems.push('acquireTimeoutMs must be a non-negative integer');
   if (!nonNegativeInt(options.maxWaiters)) problems.push('maxWaiters must be a non-negative integer');
   if (options.keyHandleRecheckMs !== undefined && !nonNegativeInt(options.keyHandleRecheckMs)) problems.push('keyHandleRecheckMs must be a non-negative integer');
-  if (options.workerThreads !== undefined && !nonNegativeInt(options.workerThreads)) problems.push('workerThreads must be a non-negative integer');
+  if (options.pkcs11Threads !== undefined && !nonNegativeInt(options.pkcs11Threads)) problems.push('pkcs11Threads must be a non-negative integer');
   try {
     const pinProblem = typeof options.pin === 'string' && options.pin.length > 0 ? pinFormatProblem(vendorProfile(options.profile), options.pin) : undefined;
     if (pinProblem) problems.push(pinProblem);
@@ -107,7 +107,7 @@ export class Hsm {
         label: options.tokenLabel || undefined,
         serial: options.tokenSerial || undefined,
       });
-      const workers = Math.min(options.workerThreads ?? options.sessionPoolSize, options.sessionPoolSize);
+      const workers = Math.min(options.pkcs11Threads ?? options.sessionPoolSize, options.sessionPoolSize);
       if (options.pkcs11Interposer !== undefined || workers === 0) {
         executor = { executor: new InlineExecutor(module), release: () => undefined };
       } else {

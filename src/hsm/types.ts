@@ -29,7 +29,7 @@ export interface HsmOptions {
    * PKCS#11 worker threads that run this HSM's per-request calls, started on demand up to this
    * many; 0 runs them on the main thread (as before). Default: sessionPoolSize (one per session).
    */
-  workerThreads?: number;
+  pkcs11Threads?: number;
   /**
    * Test seam at the PKCS#11 boundary (fault injection, vendor emulation). Never set in production.
    * A function cannot cross threads: with it, this HSM's calls all run on the main thread.
