@@ -48,6 +48,8 @@ export interface CliProxyOptions {
   readyWhen?: 'listening' | 'exit';
   /** Extra environment for the child process. */
   env?: NodeJS.ProcessEnv;
+  /** Merged into the hsm entry. */
+  hsm?: Record<string, unknown>;
 }
 
 export async function startCliProxy(options: CliProxyOptions): Promise<CliProxy> {
@@ -65,7 +67,7 @@ export async function startCliProxy(options: CliProxyOptions): Promise<CliProxy>
     reload: { watch: false },
     server: { host: '127.0.0.1', port: 0, tls: { certFile: 'server.crt', keyFile: 'server.key' }, shutdownTimeoutMs: options.shutdownTimeoutMs ?? 20000 },
     admin: { enabled: true, host: '127.0.0.1', port: 0 },
-    hsm: { id: 'softhsm-cli', modulePath: fx.modulePath, tokenLabel: fx.label, pinFile: 'pin', sessionPoolSize: 3, healthCheckKeyLabel: keys.health },
+    hsm: { id: 'softhsm-cli', modulePath: fx.modulePath, tokenLabel: fx.label, pinFile: 'pin', sessionPoolSize: 3, healthCheckKeyLabel: keys.health, ...options.hsm },
     keyStores: [
       {
         name: 'root',
