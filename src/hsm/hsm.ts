@@ -76,6 +76,7 @@ export class Hsm {
     private readonly exerciseSession: (session: SessionHandle) => void,
     private readonly executor: JobExecutor,
     private readonly releaseExecutor: () => void,
+    private readonly flushSessionsReport: () => void,
   ) {
     this.id = options.id;
     this.profile = vendorProfile(options.profile);
@@ -102,6 +103,7 @@ export class Hsm {
     });
     let loggedInSlot: SlotId | undefined;
     let executor: { executor: JobExecutor; release(): void } | undefined;
+    const sessionsReport = coalescedSessionsReport(observer, options.id);
     try {
       const { slot, description } = module.findToken({
         label: options.tokenLabel || undefined,
@@ -143,7 +145,7 @@ export class Hsm {
           size: options.sessionPoolSize,
           acquireTimeoutMs: options.acquireTimeoutMs,
           maxWaiters: options.maxWaiters,
-          onChange: (inUse, idle) => observer?.sessions(options.id, inUse, idle),
+          onChange: sessionsReport.changed,
         },
       );
       // The cache reports its searches through the observer, which needs the Hsm's id only.
@@ -152,7 +154,7 @@ export class Hsm {
         module.ensureLoggedIn(session, pin);
         module.touchSession(session);
       };
-      return new Hsm(options, module, slot, description, pool, keys, observer, exercise, executor.executor, executor.release);
+      return new Hsm(options, module, slot, description, pool, keys, observer, exercise, executor.executor, executor.release, sessionsReport.flush);
     } catch (error) {
       executor?.release();
       // The pool has closed what it opened; just give back our share of the login.
@@ -264,6 +266,7 @@ export class Hsm {
         // Every job held a session, so none of ours is running now.
         this.releaseExecutor();
       } finally {
+        this.flushSessionsReport();
         // internals stay registered: key admin on a closed Hsm then fails like encrypt does (pool closed).
         this.module.release();
       }
@@ -301,6 +304,32 @@ export class Hsm {
       report(this.observer, this.id, operation, start, outcome);
     }
   }
+}
+
+/**
+ * The pool's session counts, reported at most once per event-loop turn (the latest counts): a
+ * report is two gauge sets, and under load many sessions are lent and returned per turn.
+ */
+function coalescedSessionsReport(observer: HsmObserver | undefined, id: string): { changed(inUse: number, idle: number): void; flush(): void } {
+  let pending: { inUse: number; idle: number } | undefined;
+  const flush = (): void => {
+    if (pending === undefined || observer === undefined) return;
+    const { inUse, idle } = pending;
+    pending = undefined;
+    try {
+      observer.sessions(id, inUse, idle);
+    } catch {
+      // a metrics hook must not break the pool
+    }
+  };
+  return {
+    changed: (inUse, idle) => {
+      if (observer === undefined) return;
+      if (pending === undefined) setImmediate(flush);
+      pending = { inUse, idle };
+    },
+    flush,
+  };
 }
 
 function report(observer: HsmObserver | undefined, id: string, operation: HsmOperation, start: bigint, outcome: 'ok' | HsmErrorKind): void {
