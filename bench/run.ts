@@ -84,7 +84,7 @@ function writeConfig(env: Env): string {
     toYaml({
       server: { host: '127.0.0.1', port: 0, tls: { certFile: env.certFile, keyFile: env.keyFile } },
       admin: { enabled: true, host: '127.0.0.1', port: 0 },
-      hsm: { modulePath: SOFTHSM_MODULE_PATH, tokenLabel: env.tokenLabel, pinFile: join(env.dir, 'pin'), sessionPoolSize: POOL, healthCheckKeyLabel: 'bench-health' },
+      hsm: { modulePath: SOFTHSM_MODULE_PATH, tokenLabel: env.tokenLabel, pinFile: join(env.dir, 'pin'), sessionPoolSize: POOL, healthCheckKeyLabel: 'bench-health', ...(args.has('pkcs11-threads') ? { pkcs11Threads: Number(args.get('pkcs11-threads')) } : {}) },
       keyStores: [{ name: 'bench', credentials: [{ accessKeyId: env.credential.accessKeyId, secretAccessKey: env.credential.secretAccessKey }], keys: { allTokenKeys: true } }],
       logging: { level: 'info' }, // production default: one log line per request is part of the cost
       ...(args.has('max-in-flight') ? { limits: { maxInFlightRequests: Number(args.get('max-in-flight')) } } : {}),

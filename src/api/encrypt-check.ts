@@ -55,7 +55,10 @@ export function cdivNeedsDecryptError(): XksError {
  */
 export type EncryptOutputCheck = 'ok' | 'retry' | 'cannot-decrypt';
 
-/** Checks one Encrypt output as `check` says; the verify-decrypt may run on another HSM of a cluster. */
+/**
+ * Checks one Encrypt output as `check` says. The verify-decrypt normally ran in the HSM layer with
+ * the encrypt (CallOptions.verify: output.verification); otherwise it is a decrypt call here.
+ */
 export async function checkEncryptOutput(
   hsm: HsmService,
   check: EncryptCheck,
@@ -64,6 +67,16 @@ export async function checkEncryptOutput(
   const { label, plaintext, aad, output, options } = call;
   if (!hasExpectedShape(output, plaintext.length)) return 'retry';
   if (check === 'shape-only') return 'ok';
+  switch (output.verification) {
+    case 'decrypted-back':
+      return 'ok';
+    case 'did-not-decrypt':
+      return 'retry';
+    case 'key-cannot-decrypt':
+      return 'cannot-decrypt';
+    case undefined:
+      break;
+  }
   let back: Buffer;
   try {
     back = await hsm.decrypt(label, output.ciphertext, output.iv, output.tag, aad, options);

@@ -251,6 +251,7 @@ function resolveHsms(
       acquireTimeoutMs: hsm.acquireTimeoutMs ?? 100,
       maxWaiters: hsm.maxWaiters ?? 512,
       keyHandleRecheckMs: hsm.keyHandleRecheckMs ?? DEFAULT_KEY_HANDLE_RECHECK_MS,
+      ...(hsm.pkcs11Threads !== undefined ? { pkcs11Threads: hsm.pkcs11Threads } : {}),
       healthCheckKeyLabel: hsm.healthCheckKeyLabel ?? 'xks-health-check',
       ...(hsm.ekmVendor ? { ekmVendor: hsm.ekmVendor } : {}),
       profile: profile.name,

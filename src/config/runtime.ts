@@ -6,7 +6,7 @@ import type { KmsApiRuntime } from '../kms-api/config';
 import type { AccessKeyIdLabelMode } from '../observability/access-key-label';
 
 /** One HSM, defaults applied and PIN resolved: the HSM layer's options plus what the proxy adds. */
-export interface RuntimeHsm extends Omit<HsmOptions, 'profile' | 'pkcs11Interposer'> {
+export interface RuntimeHsm extends Omit<HsmOptions, 'profile' | 'pkcs11Interposer' | 'pkcs11InterposerModule'> {
   profile: VendorProfileName;
   healthCheckKeyLabel: string;
   ekmVendor?: string;
@@ -83,6 +83,7 @@ export function hsmOptionsOf(member: RuntimeHsm): HsmOptions {
     acquireTimeoutMs: member.acquireTimeoutMs,
     maxWaiters: member.maxWaiters,
     ...(member.keyHandleRecheckMs !== undefined ? { keyHandleRecheckMs: member.keyHandleRecheckMs } : {}),
+    ...(member.pkcs11Threads !== undefined ? { pkcs11Threads: member.pkcs11Threads } : {}),
     profile: member.profile,
     ...(member.decryptAuthFailureCodes ? { decryptAuthFailureCodes: member.decryptAuthFailureCodes } : {}),
     ...(member.libraryParameters !== undefined ? { libraryParameters: member.libraryParameters } : {}),

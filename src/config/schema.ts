@@ -106,6 +106,14 @@ const HsmMember = Type.Object(
       ),
     ),
     sessionPoolSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024, default: 8, description: 'PKCS#11 sessions kept open; one operation runs per session at a time.' })),
+    pkcs11Threads: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 1024,
+        description:
+          'Threads that run this HSM\'s per-request PKCS#11 calls off the event loop, one call sequence at a time each, so a stalled HSM never stalls the proxy. Default: sessionPoolSize (at most that many are used, since each call holds a session). 0 runs the calls on the main thread.',
+      }),
+    ),
     acquireTimeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000, default: 100, description: 'Longest wait for a free session (also bounded by limits.requestDeadlineMs) before DependencyTimeoutException.' })),
     maxWaiters: Type.Optional(Type.Integer({ minimum: 0, default: 512, description: 'Requests allowed to queue for a session; beyond this they get ThrottlingException.' })),
     keyHandleRecheckMs: Type.Optional(

@@ -89,7 +89,8 @@ export class HsmCluster implements HsmService, FleetHealth {
   // ---- HsmService ----------------------------------------------------------------------------
 
   encrypt(keyLabel: string, plaintext: Buffer, aad: Buffer, options?: CallOptions): Promise<GcmResult> {
-    return this.run('encrypt', keyLabel, (hsm, call) => hsm.encrypt(keyLabel, plaintext, aad, call), options);
+    const verify = options?.verify === true;
+    return this.run('encrypt', keyLabel, (hsm, call) => hsm.encrypt(keyLabel, plaintext, aad, { ...call, verify }), options);
   }
 
   decrypt(keyLabel: string, ciphertext: Buffer, iv: Buffer, tag: Buffer, aad: Buffer, options?: CallOptions): Promise<Buffer> {

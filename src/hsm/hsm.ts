@@ -1,18 +1,21 @@
 import { HsmError, HsmErrorKind, asHsmError } from './errors';
-import { KeyHandleCache, findAes256Keys } from './key-handles';
-import { Pkcs11Module, SessionHandle, SlotId, TokenDescription } from './pkcs11-module';
-import { leavesSessionClean } from './return-codes';
+import { GCM_TAG_BYTES, type EncryptOutcome, type GcmJob, type JobResult } from './gcm-jobs';
+import { loadInterposer } from './interposer-module';
+import { KeyHandleCache, findAes256Keys, type KeyRef } from './key-handles';
+import { InlineExecutor, JobExecutor, leaseWorkerExecutor } from './pkcs11-executor';
+import { Pkcs11Module, SecretKeyInfo, SessionHandle, SlotId, TokenDescription } from './pkcs11-module';
+import { isStaleHandle, leavesSessionClean } from './return-codes';
 import { KeepAliveResult, PoolStats, SessionPool } from './session-pool';
 import type { CallOptions, GcmResult, HsmObserver, HsmOperation, HsmOptions, KeyAttributes, TokenInfo } from './types';
-import { GCM_IV_BYTES, VendorProfile, pinFormatProblem, vendorProfile } from './vendor-profiles';
-
-const GCM_TAG_BYTES = 16;
+import { VendorProfile, pinFormatProblem, vendorProfile } from './vendor-profiles';
 
 /** What key administration and tests reach past the public API for. Not re-exported by index.ts. */
 export interface HsmInternals {
   readonly module: Pkcs11Module;
   readonly keys: KeyHandleCache;
   readonly pool: SessionPool<SessionHandle>;
+  /** Where per-request jobs run (PKCS#11 worker threads, or inline). */
+  readonly executor: JobExecutor;
   /** Runs `use` on a pooled session, replacing the session if the failure may have spoiled it. */
   withSession<T>(use: (session: SessionHandle) => T | Promise<T>): Promise<T>;
 }
@@ -45,6 +48,7 @@ function validateOptions(options: HsmOptions): void {
   if (!nonNegativeInt(options.acquireTimeoutMs)) problems.push('acquireTimeoutMs must be a non-negative integer');
   if (!nonNegativeInt(options.maxWaiters)) problems.push('maxWaiters must be a non-negative integer');
   if (options.keyHandleRecheckMs !== undefined && !nonNegativeInt(options.keyHandleRecheckMs)) problems.push('keyHandleRecheckMs must be a non-negative integer');
+  if (options.pkcs11Threads !== undefined && !nonNegativeInt(options.pkcs11Threads)) problems.push('pkcs11Threads must be a non-negative integer');
   try {
     const pinProblem = typeof options.pin === 'string' && options.pin.length > 0 ? pinFormatProblem(vendorProfile(options.profile), options.pin) : undefined;
     if (pinProblem) problems.push(pinProblem);
@@ -70,6 +74,9 @@ export class Hsm {
     private readonly keys: KeyHandleCache,
     private readonly observer: HsmObserver | undefined,
     private readonly exerciseSession: (session: SessionHandle) => void,
+    private readonly executor: JobExecutor,
+    private readonly releaseExecutor: () => void,
+    private readonly flushSessionsReport: () => void,
   ) {
     this.id = options.id;
     this.profile = vendorProfile(options.profile);
@@ -78,6 +85,7 @@ export class Hsm {
       module,
       keys,
       pool,
+      executor,
       withSession: (use) => this.withSession(use),
     });
   }
@@ -85,18 +93,33 @@ export class Hsm {
   static async open(options: HsmOptions, observer?: HsmObserver): Promise<Hsm> {
     validateOptions(options);
     const profile = vendorProfile(options.profile);
+    const authFailureCodes = options.decryptAuthFailureCodes ? new Set(options.decryptAuthFailureCodes) : profile.authFailureCodes;
+    const interposer = options.pkcs11Interposer ?? (options.pkcs11InterposerModule ? loadInterposer(options.pkcs11InterposerModule) : undefined);
     const module = Pkcs11Module.acquire(options.modulePath, {
-      authFailureCodes: options.decryptAuthFailureCodes ? new Set(options.decryptAuthFailureCodes) : profile.authFailureCodes,
-      ...(options.pkcs11Interposer ? { interposer: options.pkcs11Interposer } : {}),
+      authFailureCodes,
+      ...(interposer ? { interposer } : {}),
       ...(options.libraryParameters !== undefined ? { libraryParameters: options.libraryParameters } : {}),
       kwpMechanism: profile.kwpMechanism,
     });
     let loggedInSlot: SlotId | undefined;
+    let executor: { executor: JobExecutor; release(): void } | undefined;
+    const sessionsReport = coalescedSessionsReport(observer, options.id);
     try {
       const { slot, description } = module.findToken({
         label: options.tokenLabel || undefined,
         serial: options.tokenSerial || undefined,
       });
+      const workers = Math.min(options.pkcs11Threads ?? options.sessionPoolSize, options.sessionPoolSize);
+      if (options.pkcs11Interposer !== undefined || workers === 0) {
+        executor = { executor: new InlineExecutor(module), release: () => undefined };
+      } else {
+        const init = {
+          modulePath: module.path,
+          authFailureCodes: [...authFailureCodes].sort(),
+          ...(options.pkcs11InterposerModule ? { interposer: options.pkcs11InterposerModule } : {}),
+        };
+        executor = await leaseWorkerExecutor(options.id, init, workers);
+      }
       const pin = options.pin;
       const pool = new SessionPool<SessionHandle>(
         {
@@ -122,7 +145,7 @@ export class Hsm {
           size: options.sessionPoolSize,
           acquireTimeoutMs: options.acquireTimeoutMs,
           maxWaiters: options.maxWaiters,
-          onChange: (inUse, idle) => observer?.sessions(options.id, inUse, idle),
+          onChange: sessionsReport.changed,
         },
       );
       // The cache reports its searches through the observer, which needs the Hsm's id only.
@@ -131,8 +154,9 @@ export class Hsm {
         module.ensureLoggedIn(session, pin);
         module.touchSession(session);
       };
-      return new Hsm(options, module, slot, description, pool, keys, observer, exercise);
+      return new Hsm(options, module, slot, description, pool, keys, observer, exercise, executor.executor, executor.release, sessionsReport.flush);
     } catch (error) {
+      executor?.release();
       // The pool has closed what it opened; just give back our share of the login.
       if (loggedInSlot !== undefined) module.removeLoginUser(loggedInSlot, undefined);
       module.release();
@@ -145,8 +169,8 @@ export class Hsm {
   }
 
   /**
-   * AES-256-GCM with a fresh 12-byte IV, made the way the vendor profile says: from the HSM's RNG
-   * and passed in, or generated inside the HSM and read back. Returns the IV the HSM actually used.
+   * AES-256-GCM with a fresh 12-byte IV, made the way the vendor profile says (gcm-jobs.ts).
+   * Returns the IV the HSM actually used; with options.verify, also whether the output decrypted back.
    */
   async encrypt(keyLabel: string, plaintext: Buffer, aad: Buffer, options?: CallOptions): Promise<GcmResult> {
     requireLabel(keyLabel);
@@ -154,37 +178,13 @@ export class Hsm {
     requireBuffer('aad', aad);
     return this.observed('encrypt', () =>
       this.withSession(async (session) => {
-        if (this.profile.ivMode === 'caller') {
-          const iv = timeSync(this.observer, this.id, 'random', () => this.module.generateRandom(session, GCM_IV_BYTES));
-          if (iv.length !== GCM_IV_BYTES) throw new HsmError('Internal', `HSM RNG returned ${iv.length} bytes, expected ${GCM_IV_BYTES}`);
-          const output = await this.keys.withKey(session, keyLabel, (key) => this.module.encryptGcm(session, key, iv, aad, plaintext));
-          return this.splitOutput(output, plaintext.length, iv);
-        }
-        // The HSM makes the IV: hand it a zero IV, and never accept one that stayed zero.
-        const ivBuffer = Buffer.alloc(GCM_IV_BYTES);
-        const appended = this.profile.ivMode === 'hsm-appends';
-        const outputLength = plaintext.length + GCM_TAG_BYTES + (appended ? GCM_IV_BYTES : 0);
-        const output = await this.keys.withKey(session, keyLabel, (key) => {
-          ivBuffer.fill(0);
-          return this.module.encryptGcm(session, key, ivBuffer, aad, plaintext, outputLength);
-        });
-        if (appended) {
-          if (output.length !== outputLength) {
-            throw new HsmError('Internal', `HSM returned ${output.length} bytes for a ${plaintext.length}-byte plaintext (expected ciphertext + tag + ${GCM_IV_BYTES}-byte IV)`);
-          }
-          return this.splitOutput(output.subarray(0, plaintext.length + GCM_TAG_BYTES), plaintext.length, requireGeneratedIv(Buffer.from(output.subarray(plaintext.length + GCM_TAG_BYTES)), this.profile));
-        }
-        return this.splitOutput(output, plaintext.length, requireGeneratedIv(Buffer.from(ivBuffer), this.profile));
+        const key = this.keys.ref(keyLabel);
+        const job = { op: 'encrypt', session, key, ivMode: this.profile.ivMode, profileName: this.profile.name, plaintext, aad, verify: options?.verify === true } as const;
+        const { randomSeconds, ...result } = await this.runJob<EncryptOutcome>(job);
+        if (randomSeconds !== undefined) reportSeconds(this.observer, this.id, 'random', randomSeconds, 'ok');
+        return result;
       }, options),
     );
-  }
-
-  private splitOutput(output: Buffer, plaintextLength: number, iv: Buffer): GcmResult {
-    // Defence in depth: a missing tagBits or a vendor quirk shows up as a wrong length, not an error.
-    if (output.length !== plaintextLength + GCM_TAG_BYTES) {
-      throw new HsmError('Internal', `HSM returned ${output.length} bytes for a ${plaintextLength}-byte plaintext (expected ciphertext + 16-byte tag)`);
-    }
-    return { iv, ciphertext: output.subarray(0, plaintextLength), tag: output.subarray(plaintextLength) };
   }
 
   async decrypt(keyLabel: string, ciphertext: Buffer, iv: Buffer, tag: Buffer, aad: Buffer, options?: CallOptions): Promise<Buffer> {
@@ -197,28 +197,41 @@ export class Hsm {
     if (iv.length !== 12 && iv.length !== 16) throw new HsmError('Internal', `IV must be 12 or 16 bytes, got ${iv.length}`);
     if (tag.length !== GCM_TAG_BYTES) throw new HsmError('Internal', `tag must be ${GCM_TAG_BYTES} bytes, got ${tag.length}`);
     return this.observed('decrypt', () =>
-      this.withSession(async (session) => {
-        const input = Buffer.concat([ciphertext, tag]);
-        const plaintext = await this.keys.withKey(session, keyLabel, (key) => this.module.decryptGcm(session, key, iv, aad, input));
-        if (plaintext.length !== ciphertext.length) {
-          throw new HsmError('Internal', `HSM returned ${plaintext.length} bytes for a ${ciphertext.length}-byte ciphertext`);
-        }
-        return plaintext;
-      }, options),
+      this.withSession((session) => this.runJob<Buffer>({ op: 'decrypt', session, key: this.keys.ref(keyLabel), ciphertext, iv, tag, aad }), options),
     );
   }
 
   async keyAttributes(keyLabel: string, options?: CallOptions): Promise<KeyAttributes> {
     requireLabel(keyLabel);
     return this.observed('attributes', () =>
-      this.withSession((session) =>
-        this.keys.withKey(session, keyLabel, (key) => {
-          const { isAes: _isAes, valueLen, ...attributes } = this.module.readKeyInfo(session, key);
-          return { ...attributes, keyBits: valueLen * 8 };
-        }),
-        options,
-      ),
+      this.withSession(async (session) => {
+        const info = await this.runJob<SecretKeyInfo>({ op: 'attributes', session, key: this.keys.ref(keyLabel) });
+        const { isAes: _isAes, valueLen, ...attributes } = info;
+        return { ...attributes, keyBits: valueLen * 8 };
+      }, options),
     );
+  }
+
+  /**
+   * One round trip to where the jobs run (a PKCS#11 worker thread), counted for the library's
+   * drain before a re-initialisation; the key-handle cache learns what the job found.
+   */
+  private async runJob<T>(job: GcmJob & { key: KeyRef }): Promise<T> {
+    this.module.assertUsable();
+    const start = process.hrtime.bigint();
+    let result: JobResult<unknown>;
+    try {
+      result = await this.module.tracked(() => this.executor.run(job));
+    } catch (error) {
+      const notFound = error instanceof HsmError && error.kind === 'KeyNotFound';
+      // Only a token search says KeyNotFound: it failed, and the job's time is its best measure.
+      if (notFound) report(this.observer, this.id, 'find', start, 'KeyNotFound');
+      if (notFound || isStaleHandle(error instanceof HsmError ? error.returnCode : undefined)) this.keys.invalidate(job.key.label, job.key.handle);
+      throw error;
+    }
+    this.keys.learn(job.key.label, job.key, result.key);
+    if (result.key.findSeconds !== undefined) reportSeconds(this.observer, this.id, 'find', result.key.findSeconds, 'ok');
+    return result.value as T;
   }
 
   /** Labels of every AES-256 secret key on the token, sorted and unique. */
@@ -250,7 +263,10 @@ export class Hsm {
     this.closing ??= (async () => {
       try {
         await this.pool.close((session) => this.module.removeLoginUser(this.slot, session));
+        // Every job held a session, so none of ours is running now.
+        this.releaseExecutor();
       } finally {
+        this.flushSessionsReport();
         // internals stay registered: key admin on a closed Hsm then fails like encrypt does (pool closed).
         this.module.release();
       }
@@ -290,10 +306,40 @@ export class Hsm {
   }
 }
 
+/**
+ * The pool's session counts, reported at most once per event-loop turn (the latest counts): a
+ * report is two gauge sets, and under load many sessions are lent and returned per turn.
+ */
+function coalescedSessionsReport(observer: HsmObserver | undefined, id: string): { changed(inUse: number, idle: number): void; flush(): void } {
+  let pending: { inUse: number; idle: number } | undefined;
+  const flush = (): void => {
+    if (pending === undefined || observer === undefined) return;
+    const { inUse, idle } = pending;
+    pending = undefined;
+    try {
+      observer.sessions(id, inUse, idle);
+    } catch {
+      // a metrics hook must not break the pool
+    }
+  };
+  return {
+    changed: (inUse, idle) => {
+      if (observer === undefined) return;
+      if (pending === undefined) setImmediate(flush);
+      pending = { inUse, idle };
+    },
+    flush,
+  };
+}
+
 function report(observer: HsmObserver | undefined, id: string, operation: HsmOperation, start: bigint, outcome: 'ok' | HsmErrorKind): void {
   if (observer === undefined) return;
+  reportSeconds(observer, id, operation, Number(process.hrtime.bigint() - start) / 1e9, outcome);
+}
+
+function reportSeconds(observer: HsmObserver | undefined, id: string, operation: HsmOperation, seconds: number, outcome: 'ok' | HsmErrorKind): void {
   try {
-    observer.hsmCall(id, operation, Number(process.hrtime.bigint() - start) / 1e9, outcome);
+    observer?.hsmCall(id, operation, seconds, outcome);
   } catch {
     // a metrics hook must not fail an HSM operation
   }
@@ -310,15 +356,4 @@ function timeSync<T>(observer: HsmObserver | undefined, id: string, operation: H
   } finally {
     report(observer, id, operation, start, outcome);
   }
-}
-
-/** The IV an HSM generated must not be all zero: that is the buffer we handed in, unchanged. */
-function requireGeneratedIv(iv: Buffer, profile: VendorProfile): Buffer {
-  if (iv.length !== GCM_IV_BYTES || iv.every((byte) => byte === 0)) {
-    throw new HsmError(
-      'Internal',
-      `the HSM did not generate an IV (profile ${profile.name} expects ${profile.ivMode}); no ciphertext made with a zero IV is used`,
-    );
-  }
-  return iv;
 }

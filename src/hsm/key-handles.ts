@@ -101,18 +101,85 @@ export class KeyHandleCache {
     }
   }
 
+  /** The cached handle for a job that resolves the key off this thread (see withKeyRef). */
+  ref(label: string): KeyRef {
+    const cached = this.handles.get(label);
+    if (cached === undefined) return { label, recheck: false };
+    return { label, handle: cached.handle, recheck: this.now() - cached.checkedAt >= this.recheckMs };
+  }
+
+  /** What such a job found: a handle it looked up or re-checked counts as checked now. */
+  learn(label: string, ref: KeyRef, resolved: ResolvedKey): void {
+    if (!resolved.checked) return;
+    if (ref.handle !== undefined && !ref.handle.equals(resolved.handle)) this.invalidate(label, ref.handle);
+    this.handles.set(label, { handle: resolved.handle, checkedAt: this.now() });
+  }
+
   private stillNames(session: SessionHandle, handle: ObjectHandle, label: string): boolean {
-    const found = readUnlessGone(this.module, session, handle);
-    return found !== undefined && isAes256(found.info, label);
+    return stillNames(this.module, session, handle, label);
   }
 
   private lookup(session: SessionHandle, label: string): ObjectHandle {
-    const keys = findAes256Keys(this.module, session, label);
-    const [first] = keys;
-    if (first === undefined) throw new HsmError('KeyNotFound', `no AES-256 secret key labelled "${label}"`);
-    if (keys.length > 1) {
-      throw new HsmError('Internal', `ambiguous key id: ${keys.length} AES-256 secret keys are labelled "${label}"`);
-    }
-    return first.handle;
+    return lookupKey(this.module, session, label);
+  }
+}
+
+function stillNames(module: Pkcs11Module, session: SessionHandle, handle: ObjectHandle, label: string): boolean {
+  const found = readUnlessGone(module, session, handle);
+  return found !== undefined && isAes256(found.info, label);
+}
+
+function lookupKey(module: Pkcs11Module, session: SessionHandle, label: string): ObjectHandle {
+  const keys = findAes256Keys(module, session, label);
+  const [first] = keys;
+  if (first === undefined) throw new HsmError('KeyNotFound', `no AES-256 secret key labelled "${label}"`);
+  if (keys.length > 1) {
+    throw new HsmError('Internal', `ambiguous key id: ${keys.length} AES-256 secret keys are labelled "${label}"`);
+  }
+  return first.handle;
+}
+
+/** A label and its cached handle, as sent with a job to a PKCS#11 worker thread. */
+export interface KeyRef {
+  label: string;
+  handle?: ObjectHandle;
+  /** The cached handle is old enough that its label must be read again before use. */
+  recheck: boolean;
+}
+
+/** The handle a job used; checked when it was looked up or re-checked (findSeconds: a token search ran). */
+export interface ResolvedKey {
+  handle: ObjectHandle;
+  checked: boolean;
+  findSeconds?: number;
+}
+
+function resolveRef(module: Pkcs11Module, session: SessionHandle, ref: KeyRef): ResolvedKey {
+  if (ref.handle !== undefined) {
+    if (!ref.recheck) return { handle: ref.handle, checked: false };
+    if (stillNames(module, session, ref.handle, ref.label)) return { handle: ref.handle, checked: true };
+  }
+  const start = process.hrtime.bigint();
+  const handle = lookupKey(module, session, ref.label);
+  return { handle, checked: true, findSeconds: Number(process.hrtime.bigint() - start) / 1e9 };
+}
+
+/**
+ * KeyHandleCache.withKey for code that cannot reach the cache (a worker thread): resolves the
+ * ref, runs `use`, and if the handle went stale looks the label up again and retries once.
+ */
+export async function withKeyRef<T>(
+  module: Pkcs11Module,
+  session: SessionHandle,
+  ref: KeyRef,
+  use: (handle: ObjectHandle) => T | Promise<T>,
+): Promise<{ value: T; key: ResolvedKey }> {
+  const key = resolveRef(module, session, ref);
+  try {
+    return { value: await use(key.handle), key };
+  } catch (error) {
+    if (!(error instanceof HsmError) || !isStaleHandle(error.returnCode)) throw error;
+    const again = resolveRef(module, session, { label: ref.label, recheck: false });
+    return { value: await use(again.handle), key: again };
   }
 }

@@ -20,6 +20,11 @@ export interface ModuleViewOptions {
   libraryParameters?: string;
   /** The mechanism that is RFC 5649 AES key wrap with padding (vendor profile). */
   kwpMechanism?: KwpMechanism;
+  /**
+   * This view runs on a PKCS#11 worker thread: C_Encrypt/C_Decrypt are called synchronously there,
+   * since a hop to the libuv pool would only add latency to a thread that has nothing else to do.
+   */
+  blocking?: boolean;
 }
 
 /**
@@ -250,6 +255,7 @@ export class Pkcs11Module {
   private readonly api: pkcs11js.PKCS11;
   private readonly authFailureCodes: ReadonlySet<string>;
   private readonly kwpMechanism: KwpMechanism;
+  private readonly blocking: boolean;
 
   private constructor(
     readonly path: string,
@@ -260,6 +266,7 @@ export class Pkcs11Module {
     this.api = options.interposer ? options.interposer(entry.lib) : entry.lib;
     this.authFailureCodes = options.authFailureCodes ?? DEFAULT_AUTH_FAILURE_CODES;
     this.kwpMechanism = options.kwpMechanism ?? 'CKM_AES_KEY_WRAP_PAD';
+    this.blocking = options.blocking === true;
   }
 
   static acquire(modulePath: string, options: ModuleViewOptions = {}): Pkcs11Module {
@@ -271,6 +278,21 @@ export class Pkcs11Module {
     } else if (entry.libraryParameters !== options.libraryParameters) {
       // One library per process is initialised once: a second configuration would silently be ignored.
       throw new HsmError('Internal', `PKCS#11 module ${key} is already loaded with other library parameters`);
+    }
+    entry.refs += 1;
+    return new Pkcs11Module(key, entry, options);
+  }
+
+  /**
+   * For a worker thread: loads the library without C_Initialize. Its initialisation is
+   * process-wide and belongs to the main thread's acquire(), which also re-initialises it.
+   */
+  static attach(modulePath: string, options: ModuleViewOptions = {}): Pkcs11Module {
+    const key = registryKey(modulePath);
+    let entry = registry.get(key);
+    if (entry === undefined) {
+      entry = Pkcs11Module.load(key, options.libraryParameters, false);
+      registry.set(key, entry);
     }
     entry.refs += 1;
     return new Pkcs11Module(key, entry, options);
@@ -320,7 +342,7 @@ export class Pkcs11Module {
     return entry.reinitializing;
   }
 
-  private static load(modulePath: string, libraryParameters: string | undefined): LoadedLibrary {
+  private static load(modulePath: string, libraryParameters: string | undefined, initialize = true): LoadedLibrary {
     const lib = new pkcs11js.PKCS11();
     try {
       lib.load(modulePath);
@@ -328,16 +350,18 @@ export class Pkcs11Module {
       const detail = error instanceof Error ? error.message : String(error);
       throw new HsmError('Device', `cannot load PKCS#11 module ${modulePath}: ${detail}`);
     }
-    let ownsInitialize = true;
-    try {
-      lib.C_Initialize(initializeArgs(libraryParameters));
-    } catch (error) {
-      const hsmError = toHsmError(error, 'C_Initialize', 'other');
-      if (hsmError.returnCode !== 'CKR_CRYPTOKI_ALREADY_INITIALIZED') {
-        lib.close();
-        throw hsmError;
+    let ownsInitialize = initialize;
+    if (initialize) {
+      try {
+        lib.C_Initialize(initializeArgs(libraryParameters));
+      } catch (error) {
+        const hsmError = toHsmError(error, 'C_Initialize', 'other');
+        if (hsmError.returnCode !== 'CKR_CRYPTOKI_ALREADY_INITIALIZED') {
+          lib.close();
+          throw hsmError;
+        }
+        ownsInitialize = false;
       }
-      ownsInitialize = false;
     }
     return {
       lib,
@@ -374,8 +398,16 @@ export class Pkcs11Module {
     return this.api;
   }
 
-  /** Counts an async call for drain(); refuses to start one while a re-initialisation is pending. */
-  private async tracked<T>(run: () => Promise<T>): Promise<T> {
+  /** Throws the stale/released error a call would, without calling (work sent to a worker thread). */
+  assertUsable(): void {
+    void this.lib;
+  }
+
+  /**
+   * Counts work that runs off this thread (libuv pool, PKCS#11 worker threads) for drain();
+   * refuses to start any while a re-initialisation is pending.
+   */
+  async tracked<T>(run: () => Promise<T>): Promise<T> {
     if (this.entry.reinitializing !== undefined) {
       throw new HsmError('Device', 'the PKCS#11 module is being re-initialised');
     }
@@ -520,6 +552,7 @@ export class Pkcs11Module {
       // Exactly what the HSM writes: a smaller buffer gives CKR_BUFFER_TOO_SMALL and leaves the op active.
       const output = Buffer.alloc(outputLength);
       const input = plaintext.length === 0 ? EMPTY_INPUT : plaintext;
+      if (this.blocking) return Promise.resolve(call('C_Encrypt', () => lib.C_Encrypt(session, input, output)));
       return callAsync('C_Encrypt', () => lib.C_EncryptAsync(session, input, output));
     });
   }
@@ -531,6 +564,9 @@ export class Pkcs11Module {
       call('C_DecryptInit', () => lib.C_DecryptInit(session, gcm(iv, aad), key));
       // 16 bytes of slack: some HSMs want room for the tag while they verify it.
       const output = Buffer.alloc(ciphertextAndTag.length);
+      if (this.blocking) {
+        return callAsync('C_Decrypt', () => Promise.resolve(lib.C_Decrypt(session, ciphertextAndTag, output)), 'decrypt', this.authFailureCodes);
+      }
       return callAsync('C_Decrypt', () => lib.C_DecryptAsync(session, ciphertextAndTag, output), 'decrypt', this.authFailureCodes);
     });
   }

@@ -1,5 +1,6 @@
 import type { Deadline } from './deadline';
 import type { HsmErrorKind } from './errors';
+import type { Pkcs11InterposerModule } from './interposer-module';
 import type { Pkcs11Interposer } from './pkcs11-module';
 import type { VendorProfileName } from './vendor-profiles';
 
@@ -24,8 +25,18 @@ export interface HsmOptions {
   decryptAuthFailureCodes?: string[];
   /** C_Initialize library parameters (NSS softokn's configdir=...); most libraries take none. */
   libraryParameters?: string;
-  /** Test seam at the PKCS#11 boundary (fault injection, vendor emulation). Never set in production. */
+  /**
+   * PKCS#11 worker threads that run this HSM's per-request calls, started on demand up to this
+   * many; 0 runs them on the main thread (as before). Default: sessionPoolSize (one per session).
+   */
+  pkcs11Threads?: number;
+  /**
+   * Test seam at the PKCS#11 boundary (fault injection, vendor emulation). Never set in production.
+   * A function cannot cross threads: with it, this HSM's calls all run on the main thread.
+   */
   pkcs11Interposer?: Pkcs11Interposer;
+  /** The same seam by module path and export, loaded in every thread that calls the library. */
+  pkcs11InterposerModule?: Pkcs11InterposerModule;
 }
 
 /** Per-call options. */
@@ -34,6 +45,8 @@ export interface CallOptions {
   deadline?: Deadline;
   /** Overrides how long to wait for a free session (health checks: a busy HSM is slow, not down). */
   waitForSessionMs?: number;
+  /** Encrypt only: decrypt the output again in the same round trip (GcmResult.verified). */
+  verify?: boolean;
 }
 
 /** A secret key's usage and protection attributes (CKA_ENCRYPT ... CKA_SENSITIVE). */
@@ -70,7 +83,15 @@ export interface GcmResult {
   iv: Buffer;
   ciphertext: Buffer;
   tag: Buffer;
+  /** With CallOptions.verify: what decrypting the output again showed. */
+  verification?: VerifyOutcome;
 }
+
+/**
+ * The verify-decrypt's answer: decrypted back to the plaintext; did not (a tag failure or other
+ * bytes: the output must not be used); or the key refused to decrypt (CKA_DECRYPT false).
+ */
+export type VerifyOutcome = 'decrypted-back' | 'did-not-decrypt' | 'key-cannot-decrypt';
 
 export type HsmOperation = 'encrypt' | 'decrypt' | 'random' | 'find' | 'attributes';
 

@@ -42,7 +42,7 @@ export async function seal(ctx: KmsContext, resolved: ResolvedKey, plaintext: Bu
     const header = blobHeader(resolved.keyId, target.version);
     const aad = buildHsmAad(canonicalEncryptionContext(context), header);
     for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
-      const output = await services.hsm.encrypt(target.label, plaintext, aad, { deadline });
+      const output = await services.hsm.encrypt(target.label, plaintext, aad, { deadline, verify: target.check === 'verify-decrypt' });
       const checked = await checkEncryptOutput(services.hsm, target.check, { label: target.label, plaintext, aad, output, options: { deadline } });
       if (checked === 'cannot-decrypt') services.keyVersions.forget(resolved.key); // its cached flags said it could decrypt
       if (checked !== 'retry') {

@@ -4,6 +4,7 @@
  */
 import { hsmOptionsOf, type RuntimeConfig } from '../config/runtime';
 import { HsmCluster, type ClusterOptions } from '../hsm';
+import type { Pkcs11InterposerModule } from '../hsm/interposer-module';
 import type { Pkcs11Interposer } from '../hsm/pkcs11-module';
 import type { Logger } from '../observability/logger';
 import type { XksMetrics } from '../observability/metrics';
@@ -12,6 +13,8 @@ import type { XksMetrics } from '../observability/metrics';
 export interface ProxyHooks {
   /** Wraps the PKCS#11 API one HSM sees (fault injection, vendor emulation). */
   pkcs11Interposer?: (hsmId: string) => Pkcs11Interposer | undefined;
+  /** The same by module path, loaded inside the PKCS#11 worker threads too (a function cannot cross threads). */
+  pkcs11InterposerModule?: (hsmId: string) => Pkcs11InterposerModule | undefined;
 }
 
 /** Calls without a request deadline (health checks, admin) still end. */
@@ -22,8 +25,13 @@ export function clusterOptions(config: RuntimeConfig, hooks: ProxyHooks = {}): C
   return {
     members: config.hsms.map((hsm) => {
       const interposer = hooks.pkcs11Interposer?.(hsm.id);
+      const interposerModule = hooks.pkcs11InterposerModule?.(hsm.id);
       return {
-        hsm: { ...hsmOptionsOf(hsm), ...(interposer ? { pkcs11Interposer: interposer } : {}) },
+        hsm: {
+          ...hsmOptionsOf(hsm),
+          ...(interposer ? { pkcs11Interposer: interposer } : {}),
+          ...(interposerModule ? { pkcs11InterposerModule: interposerModule } : {}),
+        },
         healthCheckKeyLabel: hsm.healthCheckKeyLabel,
         keepAliveSeconds: hsm.keepAliveSeconds,
       };

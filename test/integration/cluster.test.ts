@@ -214,10 +214,11 @@ describe('multi-core serving: `serve --workers` (integration, child processes)',
     expect(p.logs.some((l) => 'worker' in l)).to.equal(false);
   });
 
-  it('sizes the libuv thread pool to the HSM sessions (4 + sessionPoolSize), unless UV_THREADPOOL_SIZE is set', async () => {
+  it('sizes the libuv thread pool to the sessions of HSMs called from the main thread (4 + sessionPoolSize), unless UV_THREADPOOL_SIZE is set', async () => {
     const threads = (pid: number) => readdirSync(`/proc/${pid}/task`).length;
-    const sized = await startCliProxy({ workers: 1, env: { UV_THREADPOOL_SIZE: undefined } });
-    const pinned = await startCliProxy({ workers: 1, env: { UV_THREADPOOL_SIZE: '1' } });
+    // pkcs11Threads 0: the calls run on the main thread, with the async (libuv pool) variants.
+    const sized = await startCliProxy({ workers: 1, env: { UV_THREADPOOL_SIZE: undefined }, hsm: { pkcs11Threads: 0 } });
+    const pinned = await startCliProxy({ workers: 1, env: { UV_THREADPOOL_SIZE: '1' }, hsm: { pkcs11Threads: 0 } });
     try {
       // Async PKCS#11 calls start the pool; libuv creates all its threads at once.
       await roundTrip(sized, 'sized');

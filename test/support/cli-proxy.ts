@@ -53,6 +53,8 @@ export interface CliProxyOptions {
   /** Edits the config document before it is first written. */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   configure?: (config: Record<string, any>) => void;
+  /** Merged into the hsm entry. */
+  hsm?: Record<string, unknown>;
 }
 
 export async function startCliProxy(options: CliProxyOptions): Promise<CliProxy> {
@@ -70,7 +72,7 @@ export async function startCliProxy(options: CliProxyOptions): Promise<CliProxy>
     reload: { watch: false },
     server: { host: '127.0.0.1', port: 0, tls: { certFile: 'server.crt', keyFile: 'server.key' }, shutdownTimeoutMs: options.shutdownTimeoutMs ?? 20000 },
     admin: { enabled: true, host: '127.0.0.1', port: 0 },
-    hsm: { id: 'softhsm-cli', modulePath: fx.modulePath, tokenLabel: fx.label, pinFile: 'pin', sessionPoolSize: 3, healthCheckKeyLabel: keys.health },
+    hsm: { id: 'softhsm-cli', modulePath: fx.modulePath, tokenLabel: fx.label, pinFile: 'pin', sessionPoolSize: 3, healthCheckKeyLabel: keys.health, ...options.hsm },
     keyStores: [
       {
         name: 'root',

@@ -5,6 +5,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Pkcs11InterposerModule } from '../../src/hsm/interposer-module';
 import type { Pkcs11Interposer } from '../../src/hsm/pkcs11-module';
 import { clusterKeys, type ClusterKeys } from './cluster-helpers';
 import { FaultInjector, chain, vendorShim } from './pkcs11-shims';
@@ -27,6 +28,11 @@ export interface ClusterHarnessOptions {
   limits?: Record<string, unknown>;
   cluster?: Record<string, unknown>;
   health?: Record<string, unknown>;
+  /**
+   * Shims loaded by module path inside the PKCS#11 worker threads, instead of the fault injector
+   * (whose interposer functions keep an HSM's calls on the main thread).
+   */
+  workerShims?: Record<string, Pkcs11InterposerModule>;
 }
 
 export async function startClusterHarness(options: ClusterHarnessOptions = {}): Promise<ClusterHarness> {
@@ -42,7 +48,9 @@ export async function startClusterHarness(options: ClusterHarnessOptions = {}): 
     'hsm-b': options.cloudhsmPeer ? chain(vendorShim('cloudhsm'), faults.interposer('hsm-b')) : faults.interposer('hsm-b'),
   };
   const harness = await startHarness({
-    hooks: { pkcs11Interposer: (id) => interposers[id] },
+    hooks: options.workerShims
+      ? { pkcs11InterposerModule: (id) => options.workerShims?.[id] }
+      : { pkcs11Interposer: (id) => interposers[id] },
     configure: (doc) => {
       delete doc.hsm;
       const member = { modulePath: fx.modulePath, sessionPoolSize: 4, healthCheckKeyLabel: cluster.health, ...options.member };

@@ -46,12 +46,12 @@ export async function encrypt(services: OperationServices, request: OperationReq
   for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
     let output: GcmResult;
     try {
-      output = await services.hsm.encrypt(target.label, plaintext, hsmAad, { deadline: request.deadline });
+      // verify: the HSM layer runs the verify-decrypt in the same round trip (output.verification).
+      output = await services.hsm.encrypt(target.label, plaintext, hsmAad, { deadline: request.deadline, verify: target.check === 'verify-decrypt' });
     } catch (err) {
       throw toXksError(err);
     }
     const cdiv = wantCdiv ? computeCdiv({ aad, ciphertextMetadata: metadata, ...output }) : undefined;
-    // The verify-decrypt may run on another HSM of the cluster: it then also proves they agree.
     const checked = await checkEncryptOutput(services.hsm, target.check, { label: target.label, plaintext, aad: hsmAad, output, options: { deadline: request.deadline } });
     if (checked === 'cannot-decrypt') {
       services.keyVersions.forget(key); // its cached flags said it could decrypt

@@ -1,0 +1,220 @@
+/**
+ * Where an HSM's per-request PKCS#11 jobs run: on its PKCS#11 worker threads, so an HSM that
+ * stalls inside a call stalls one of its workers, never the event loop (HTTP, health, other HSMs).
+ * Each worker runs one job at a time; jobs wait in one FIFO for the next free worker, so none
+ * queues behind a stuck one. Jobs are bounded by the session pool (a job holds a session).
+ */
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { HsmError } from './errors';
+import { runJob, type GcmJob, type JobResult } from './gcm-jobs';
+import type { Pkcs11Module } from './pkcs11-module';
+import { fromErrorReply, fromTransfer, type ReplyMessage, type WorkerInit } from './pkcs11-worker-protocol';
+
+export interface JobExecutor {
+  run(job: GcmJob): Promise<JobResult<unknown>>;
+  /** Call once no job is running (the session pool has drained). */
+  close(): Promise<void>;
+}
+
+/** On the main thread, as before worker threads: for an interposer function (which cannot cross threads) or pkcs11Threads 0. */
+export class InlineExecutor implements JobExecutor {
+  constructor(private readonly module: Pkcs11Module) {}
+
+  run(job: GcmJob): Promise<JobResult<unknown>> {
+    return runJob(this.module, job);
+  }
+
+  async close(): Promise<void> {}
+}
+
+interface Pending {
+  job: GcmJob;
+  resolve(result: JobResult<unknown>): void;
+  reject(error: HsmError): void;
+}
+
+interface Slot {
+  worker: Worker;
+  current: Pending | undefined;
+}
+
+/** The id of the message a worker sends once it has loaded the library (or failed to). */
+export const READY_ID = 0;
+const WORKER_ENTRY = path.join(__dirname, 'pkcs11-worker.js');
+
+export class WorkerExecutor implements JobExecutor {
+  private readonly slots: Slot[] = [];
+  private readonly idle: Slot[] = [];
+  private readonly queue: Pending[] = [];
+  private nextId = READY_ID + 1;
+  private closed = false;
+
+  private constructor(
+    private readonly name: string,
+    private readonly init: WorkerInit,
+    private readonly workers: number,
+  ) {}
+
+  /**
+   * Starts every worker and waits until each has loaded the library (a load error fails here):
+   * started on demand, a worker would make the burst that needs it wait tens of milliseconds.
+   */
+  static async start(name: string, init: WorkerInit, workers: number): Promise<WorkerExecutor> {
+    const executor = new WorkerExecutor(name, init, Math.max(1, workers));
+    const slots = Array.from({ length: executor.workers }, () => executor.spawn());
+    const replies = await Promise.all(slots.map((slot) => ready(slot.worker)));
+    const failed = replies.find((reply) => reply.error !== undefined);
+    if (failed?.error !== undefined) {
+      await executor.close();
+      throw fromErrorReply(failed.error);
+    }
+    for (const slot of slots) slot.worker.unref();
+    executor.idle.push(...slots);
+    return executor;
+  }
+
+  run(job: GcmJob): Promise<JobResult<unknown>> {
+    if (this.closed) return Promise.reject(this.closedError());
+    return new Promise((resolve, reject) => {
+      this.queue.push({ job, resolve, reject });
+      this.dispatch();
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const pending of this.queue.splice(0)) pending.reject(this.closedError());
+    this.idle.length = 0;
+    await Promise.all(this.slots.splice(0).map((slot) => slot.worker.terminate()));
+  }
+
+  /** For tests and diagnostics. */
+  stats(): { workers: number; busy: number; queued: number } {
+    return { workers: this.slots.length, busy: this.slots.filter((slot) => slot.current !== undefined).length, queued: this.queue.length };
+  }
+
+  private dispatch(): void {
+    while (this.queue.length > 0) {
+      // Most recently used first: its caches are warm.
+      const slot = this.idle.pop();
+      if (slot === undefined) return;
+      const pending = this.queue.shift() as Pending;
+      slot.current = pending;
+      // Referenced only while busy: an idle pool must not keep a CLI process alive.
+      slot.worker.ref();
+      slot.worker.postMessage({ id: this.nextId++, job: pending.job });
+    }
+  }
+
+  private spawn(): Slot {
+    const worker = new Worker(WORKER_ENTRY, { workerData: this.init });
+    const slot: Slot = { worker, current: undefined };
+    worker.on('message', (reply: ReplyMessage) => this.finished(slot, reply));
+    worker.on('error', (error) => this.lost(slot, `failed: ${error.message}`));
+    worker.on('exit', (code) => this.lost(slot, `exited (code ${code})`));
+    // Referenced until it is ready (a CLI awaiting start() must not exit), then only while busy.
+    this.slots.push(slot);
+    return slot;
+  }
+
+  private finished(slot: Slot, reply: ReplyMessage): void {
+    if (reply.id === READY_ID) return; // start() and lost() wait for it
+    const pending = slot.current;
+    slot.current = undefined;
+    slot.worker.unref();
+    if (!this.closed) this.idle.push(slot);
+    if (pending !== undefined) {
+      if (reply.error !== undefined) pending.reject(fromErrorReply(reply.error));
+      else pending.resolve(fromTransfer(reply.result, 3) as JobResult<unknown>);
+    }
+    this.dispatch();
+  }
+
+  /** A worker that died takes its job with it (as a Device error); a new one takes its place. */
+  private lost(slot: Slot, what: string): void {
+    const index = this.slots.indexOf(slot);
+    if (index < 0) return;
+    this.slots.splice(index, 1);
+    const idleIndex = this.idle.indexOf(slot);
+    if (idleIndex >= 0) this.idle.splice(idleIndex, 1);
+    slot.current?.reject(new HsmError('Device', `${this.name}: PKCS#11 worker thread ${what}`));
+    slot.current = undefined;
+    if (this.closed) return;
+    const next = this.spawn();
+    void ready(next.worker).then((reply) => {
+      if (reply.error !== undefined || this.closed || !this.slots.includes(next)) return;
+      next.worker.unref();
+      this.idle.push(next);
+      this.dispatch();
+    });
+  }
+
+  private closedError(): HsmError {
+    return new HsmError('Device', `${this.name}: HSM connection is closed`);
+  }
+}
+
+function ready(worker: Worker): Promise<ReplyMessage> {
+  return new Promise((resolve) => {
+    worker.once('message', resolve);
+    worker.once('error', (error) => resolve({ id: READY_ID, error: { kind: 'Device', message: `PKCS#11 worker thread failed: ${error.message}` } }));
+  });
+}
+
+/** How long an executor no Hsm uses is kept, so a reconnect (old and new Hsm) finds its workers started. */
+const LINGER_MS = 10_000;
+
+interface SharedExecutor {
+  starting: Promise<WorkerExecutor>;
+  users: number;
+  linger: NodeJS.Timeout | undefined;
+}
+
+const shared = new Map<string, SharedExecutor>();
+
+/**
+ * The worker executor of one HSM (by id, library and settings), shared by its successive
+ * connections: a worker holds nothing of a connection (no session, no library generation), and
+ * starting workers takes a few hundred milliseconds on a busy machine, too long for a reconnect.
+ * release() the lease once; the last one stops the workers after a short linger.
+ */
+export async function leaseWorkerExecutor(name: string, init: WorkerInit, workers: number): Promise<{ executor: JobExecutor; release(): void }> {
+  const key = JSON.stringify([name, init.modulePath, init.authFailureCodes, init.interposer ?? null, workers]);
+  let entry = shared.get(key);
+  if (entry === undefined) {
+    const created: SharedExecutor = { starting: WorkerExecutor.start(name, init, workers), users: 0, linger: undefined };
+    created.starting.catch(() => {
+      if (shared.get(key) === created) shared.delete(key);
+    });
+    shared.set(key, created);
+    entry = created;
+  }
+  const lease = entry;
+  lease.users += 1;
+  if (lease.linger !== undefined) clearTimeout(lease.linger);
+  lease.linger = undefined;
+  let executor: WorkerExecutor;
+  try {
+    executor = await lease.starting;
+  } catch (error) {
+    lease.users -= 1;
+    throw error;
+  }
+  let released = false;
+  return {
+    executor,
+    release: () => {
+      if (released) return;
+      released = true;
+      lease.users -= 1;
+      if (lease.users > 0) return;
+      lease.linger = setTimeout(() => {
+        if (lease.users > 0 || shared.get(key) !== lease) return;
+        shared.delete(key);
+        void executor.close();
+      }, LINGER_MS);
+      lease.linger.unref();
+    },
+  };
+}

@@ -1,0 +1,124 @@
+/**
+ * An HSM stuck inside a synchronous PKCS#11 call (C_EncryptInit blocking for 2 s, inside the
+ * PKCS#11 worker threads) holds up only its own requests: GetHealthStatus and requests the other
+ * HSM of the cluster serves keep their latency (p99 within 20 ms of the same loop measured just
+ * before the stall: the machine is shared, so an absolute bound would measure the neighbours),
+ * and a request that needs the stuck HSM answers at its deadline with DependencyTimeoutException.
+ * Real HTTPS, SigV4 by the SDK signer, SoftHSM.
+ */
+import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
+import { Agent } from 'node:https';
+import { performance } from 'node:perf_hooks';
+import { Hsm, createAesKey } from '../../src/hsm';
+import { encryptBody, keyPath, startClusterHarness, type ClusterHarness } from '../support/cluster-harness';
+import { softHsmFixture, uniqueLabel } from '../support/softhsm-fixture';
+import { StallControl } from '../support/stall-shim';
+import { XksClient } from '../support/xks-client';
+
+const STALL_MS = 2000;
+const DEADLINE_MS = 400;
+
+function p99(samples: number[]): number {
+  const sorted = [...samples].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * 0.99) - 1)] as number;
+}
+
+async function timed<T>(run: () => Promise<T>): Promise<{ ms: number; value: T }> {
+  const start = performance.now();
+  const value = await run();
+  return { ms: performance.now() - start, value };
+}
+
+describe('a stalled HSM holds up only its own requests (integration)', function () {
+  this.timeout(60_000);
+  const stall = new StallControl();
+  const agent = new Agent({ keepAlive: true, maxSockets: 8 });
+  let h: ClusterHarness;
+  let client: XksClient;
+  /** A key only hsm-a holds: a request for it needs hsm-a. */
+  const onlyOnA = uniqueLabel('only-on-a');
+
+  before(async function () {
+    this.timeout(90_000);
+    const fx = softHsmFixture();
+    const setup = await Hsm.open({ id: 'setup', modulePath: fx.modulePath, tokenLabel: fx.label, pin: fx.pin, sessionPoolSize: 1, acquireTimeoutMs: 5000, maxWaiters: 4 });
+    try {
+      await createAesKey(setup, { label: onlyOnA, value: randomBytes(32) });
+    } finally {
+      await setup.close();
+    }
+    h = await startClusterHarness({
+      workerShims: { 'hsm-a': stall.module('C_EncryptInit') },
+      limits: { requestDeadlineMs: DEADLINE_MS },
+      // The first attempt may use the whole budget: the request for hsm-a's key must wait for hsm-a.
+      cluster: { attemptTimeoutMs: DEADLINE_MS },
+    });
+    client = new XksClient(h.client.baseUrl, h.client.ca, h.client.defaultCredential, { agent, nodeHash: true });
+  });
+  after(async () => {
+    stall.stall(0);
+    agent.destroy();
+    // Blocked calls cannot be cancelled: let them end before the proxy closes their sessions.
+    await new Promise((resolve) => setTimeout(resolve, STALL_MS + 200));
+    await h?.stop();
+  });
+
+  it(`C_EncryptInit blocking ${STALL_MS} ms on hsm-a delays neither GetHealthStatus nor hsm-b's requests by more than 20 ms at p99; hsm-a's requests answer at their deadline`, async () => {
+    const aad = Buffer.from('stall');
+    const health = () => client.send('/kms/xks/v1/health', { body: { requestMetadata: { kmsRequestId: 'h', kmsOperation: 'KmsHealthCheck' } } });
+    const encryptOnB = () => client.send(keyPath(h.keys.cluster.key, 'encrypt'), { body: encryptBody(Buffer.from('served by b'), aad) });
+    // Warm: connections, key handles, JIT.
+    for (let i = 0; i < 30; i++) {
+      expect((await health()).status).to.equal(200);
+      expect((await encryptOnB()).status).to.equal(200);
+    }
+    expect(h.proxy.health.members().map((m) => m.healthStatus)).to.deep.equal(['ACTIVE', 'ACTIVE']);
+    /** GetHealthStatus and Encrypt-served-by-hsm-b, each in its own sequential loop, for ms. */
+    async function measure(ms: number): Promise<{ health: number[]; encrypt: number[] }> {
+      const until = performance.now() + ms;
+      const loop = async (send: () => Promise<{ status: number; json?: unknown }>): Promise<number[]> => {
+        const samples: number[] = [];
+        while (performance.now() < until) {
+          const { ms: took, value } = await timed(send);
+          expect(value.status, JSON.stringify(value.json)).to.equal(200);
+          samples.push(took);
+        }
+        return samples;
+      };
+      const [healthMs, encryptMs] = await Promise.all([loop(health), loop(encryptOnB)]);
+      return { health: healthMs, encrypt: encryptMs };
+    }
+    const warmA = await client.send(keyPath(onlyOnA, 'encrypt'), { body: encryptBody(Buffer.from('a'), aad) });
+    expect(warmA.status, JSON.stringify(warmA.json)).to.equal(200);
+
+    // The same loops unstalled first: on a shared machine the stall's effect is what exceeds them.
+    const baseline = await measure(1200);
+
+    stall.stall(STALL_MS);
+    // Requests that need hsm-a: each blocks one of hsm-a's PKCS#11 threads for 2 s.
+    const onA = Array.from({ length: 3 }, () => timed(() => client.send(keyPath(onlyOnA, 'encrypt'), { body: encryptBody(Buffer.from('a'), aad) })));
+    // Measure once they are stuck in the HSM (their own HTTP and SigV4 work is not the stall's).
+    const waitStart = performance.now();
+    while (stall.stallingNow() === 0 && performance.now() - waitStart < 1000) await new Promise((resolve) => setTimeout(resolve, 1));
+    expect(stall.stallingNow(), 'hsm-a is stuck in C_EncryptInit').to.be.at.least(1);
+    const during = await measure(1400);
+    expect(stall.stallingNow(), 'measured while hsm-a was still stuck').to.be.at.least(1);
+    const answers = await Promise.all(onA);
+
+    for (const { ms, value } of answers) {
+      expect(`${value.status} ${value.json?.errorName}`).to.equal('503 DependencyTimeoutException');
+      // At the deadline, not at the end of the 2 s stall (slack for a shared, busy machine).
+      expect(ms).to.be.lessThan(DEADLINE_MS + 300);
+    }
+    for (const kind of ['health', 'encrypt'] as const) {
+      const before = p99(baseline[kind]);
+      const stalled = p99(during[kind]);
+      const detail = `${kind} p99 ${stalled.toFixed(1)} ms stalled vs ${before.toFixed(1)} ms before; stalled samples: ${during[kind].map(Math.round).join(' ')}`;
+      expect(during[kind].length, detail).to.be.at.least(20);
+      expect(stalled - before, detail).to.be.at.most(20);
+    }
+    // The control: healthy again, hsm-a's key encrypts once the stall is over.
+    stall.stall(0);
+  });
+});

@@ -1,0 +1,67 @@
+/**
+ * A PKCS#11 shim loadable by module path (pkcs11InterposerModule), so it runs inside the PKCS#11
+ * worker threads: one named call blocks its thread for as long as the test says, the way an HSM
+ * stuck inside a synchronous call does. The test steers it through a SharedArrayBuffer that
+ * every thread sees.
+ */
+import type { Pkcs11InterposerModule } from '../../src/hsm/interposer-module';
+import type { Pkcs11Api, Pkcs11Interposer } from '../../src/hsm/pkcs11-module';
+
+const STALL_MS = 0;
+const STALLS_STARTED = 1;
+const STALLING_NOW = 2;
+
+export interface StallShimOptions {
+  control: SharedArrayBuffer;
+  /** e.g. 'C_EncryptInit' */
+  call: string;
+}
+
+/** The factory the worker threads load: (options) => interposer. */
+export function stallShim(options: StallShimOptions): Pkcs11Interposer {
+  const control = new Int32Array(options.control);
+  const sleeper = new Int32Array(new SharedArrayBuffer(4));
+  return (api: Pkcs11Api) =>
+    new Proxy(api, {
+      get(target, property, receiver) {
+        const value = Reflect.get(target, property, receiver) as unknown;
+        if (typeof value !== 'function') return value;
+        // Native methods need the real object as `this`.
+        const real = (value as (...args: unknown[]) => unknown).bind(target);
+        if (property !== options.call) return real;
+        return (...args: unknown[]) => {
+          const ms = Atomics.load(control, STALL_MS);
+          if (ms > 0) {
+            Atomics.add(control, STALLS_STARTED, 1);
+            Atomics.add(control, STALLING_NOW, 1);
+            Atomics.wait(sleeper, 0, 0, ms); // blocks this thread, like a stuck HSM call
+            Atomics.sub(control, STALLING_NOW, 1);
+          }
+          return real(...args);
+        };
+      },
+    });
+}
+
+/** The test's side: the module spec to configure, and the switch. */
+export class StallControl {
+  private readonly buffer = new SharedArrayBuffer(3 * 4);
+  private readonly view = new Int32Array(this.buffer);
+
+  module(call: string): Pkcs11InterposerModule {
+    return { module: __filename, export: 'stallShim', options: { control: this.buffer, call } satisfies StallShimOptions };
+  }
+
+  /** Every later call blocks for ms (0: none). */
+  stall(ms: number): void {
+    Atomics.store(this.view, STALL_MS, ms);
+  }
+
+  started(): number {
+    return Atomics.load(this.view, STALLS_STARTED);
+  }
+
+  stallingNow(): number {
+    return Atomics.load(this.view, STALLING_NOW);
+  }
+}
