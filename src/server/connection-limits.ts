@@ -64,8 +64,8 @@ export function resolveConnectionCap(server: { maxConnections?: number; reserved
 
 export interface ConnectionGuardOptions {
   maxConnections: number;
-  /** Time from the end of the TLS handshake to the first request's headers. */
-  firstRequestTimeoutMs: number;
+  /** Time from the end of the TLS handshake to the first request's headers (read per connection: reloads apply). */
+  firstRequestTimeoutMs: () => number;
 }
 
 /**
@@ -107,7 +107,7 @@ export function guardConnections(server: HttpsServer, options: ConnectionGuardOp
   server.on('secureConnection', (socket: Socket) => {
     metrics.handshakes.inc({ resumed: String((socket as Socket & { isSessionReused(): boolean }).isSessionReused()) });
     awaitingFirstRequest.add(socket);
-    socket.setTimeout(options.firstRequestTimeoutMs);
+    socket.setTimeout(options.firstRequestTimeoutMs());
     socket.once('timeout', onIdleBeforeRequest);
   });
   server.prependListener('request', (req) => {

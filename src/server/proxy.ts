@@ -146,7 +146,7 @@ async function serve(config: RuntimeConfig, logger: Logger, metrics: XksMetrics,
   );
   runtime.attach(server);
   answerClientErrors(server, logger);
-  guardConnections(server, { maxConnections: cap.maxConnections, firstRequestTimeoutMs: config.server.headersTimeoutMs }, new ConnectionMetrics(metrics.registry), logger);
+  guardConnections(server, { maxConnections: cap.maxConnections, firstRequestTimeoutMs: () => runtime.config().server.headersTimeoutMs }, new ConnectionMetrics(metrics.registry), logger);
   let ticketRotation: { stop(): void } | undefined;
   let ticketKeys = options.ticketKeys;
   if (!ticketKeys) {
