@@ -38,6 +38,8 @@ export interface PacedResult extends LoadFigures {
   scheduled: number;
   /** Of those, sent to the server (the others waited past the budget for a connection). */
   sent: number;
+  /** Every request sent, warm-up included: what the server's CPU time over the whole run paid for. */
+  sentIncludingWarmup: number;
   statuses: Record<string, number>;
 }
 
@@ -55,6 +57,7 @@ export async function pacedLoad(options: { url: string; requests: PacedRequest[]
   let finished = 0;
   let sent = 0;
   let sentRecorded = 0;
+  let sentAll = 0;
   const start = performance.now();
   const measuredFrom = start + warmup * intervalMs;
   let lastAnswer = start;
@@ -83,6 +86,7 @@ export async function pacedLoad(options: { url: string; requests: PacedRequest[]
           continue;
         }
         inFlight++;
+        sentAll++;
         if (next.scheduled >= measuredFrom) sentRecorded++;
         fire(next.spec, next.scheduled);
       }
@@ -119,6 +123,7 @@ export async function pacedLoad(options: { url: string; requests: PacedRequest[]
   return {
     scheduled: latencies.length,
     sent: sentRecorded,
+    sentIncludingWarmup: sentAll,
     reqPerSec: Math.round(ok / ((lastAnswer - measuredFrom) / 1000)),
     p50: pct(50),
     p90: pct(90),

@@ -20,6 +20,7 @@ import { createSelfSignedCert } from '../src/cli/demo/self-signed-cert';
 import { createAesKey, Hsm } from '../src/hsm';
 import { ensureSoftHsmToken, SOFTHSM_MODULE_PATH } from '../src/hsm/softhsm';
 import { pacedLoad, type LoadFigures } from './paced-load';
+import { handshakeCpu, idleCpuUsPerSecond, withChurn } from './tls-churn';
 
 const ROOT = join(__dirname, '../..');
 const MAIN = join(ROOT, 'dist/src/cli/main.js');
@@ -238,8 +239,10 @@ async function load(url: string, requests: SignedRequest[], connections: number,
 /** Open loop at a fixed, evenly paced rate (see paced-load.ts for why not autocannon's -R). */
 async function pacedRun(url: string, requests: SignedRequest[], rate: number, seconds: number): Promise<LoadSummary> {
   const result = await pacedLoad({ url, requests, rate, seconds, connections: PACED_CONNECTIONS });
-  // CPU per request counts every request the server saw, answered in time or not.
-  return { ...result, total: result.sent };
+  // CPU per request counts every request the server saw, answered in time or not, warm-up included:
+  // measured() takes the CPU of the whole run, warm-up too (counting only the recorded requests
+  // charged a 20 s sizing row 25 % too much per request).
+  return { ...result, total: result.sentIncludingWarmup };
 }
 
 function toRow(scenario: string, concurrency: number | string, result: LoadSummary, server?: { cpu: number; rss: number; seconds: number }): Row {
@@ -382,7 +385,8 @@ async function quick(env: Env, configPath: string): Promise<void> {
     const mixed = kmsMix(bodies);
     if (proxy.adminUrl) await scrapeMetric(proxy.adminUrl, 'xks_nodejs_eventloop_lag_p99_seconds');
     const errorsBefore = proxy.adminUrl ? await errorsByName(proxy.adminUrl) : {};
-    await measured(proxy, `KMS-shaped ${KMS_RATE} req/s`, 'open loop', () => pacedRun(proxy.url, mixed, KMS_RATE, KMS_SECONDS));
+    await withChurn(proxy.adminUrl, () => measured(proxy, `KMS-shaped ${KMS_RATE} req/s`, 'open loop', () => pacedRun(proxy.url, mixed, KMS_RATE, KMS_SECONDS)));
+    await reportConnectionCosts(proxy);
     if (proxy.adminUrl) {
       process.stderr.write(`event-loop lag p99 ${String(await eventLoopLagP99Ms(proxy.adminUrl))} ms; errors answered: ${errorDelta(errorsBefore, await errorsByName(proxy.adminUrl))}\n`);
     }
@@ -458,7 +462,7 @@ async function main(): Promise<void> {
   const rssStart = sampleProcessTree(proxy.child.pid as number).rssMb;
   if (proxy.adminUrl) await scrapeMetric(proxy.adminUrl, 'xks_nodejs_eventloop_lag_p99_seconds'); // resets the lag histogram
   const errorsBefore = proxy.adminUrl ? await errorsByName(proxy.adminUrl) : {};
-  const kmsRow = await measured(proxy, `KMS-shaped: ${KMS_RATE} req/s offered, evenly paced, mixed encrypt/decrypt, ${KMS_SECONDS} s`, `open loop, <= ${PACED_CONNECTIONS} conns`, () => pacedRun(proxy.url, mixed, KMS_RATE, KMS_SECONDS));
+  const kmsRow = await withChurn(proxy.adminUrl, () => measured(proxy, `KMS-shaped: ${KMS_RATE} req/s offered, evenly paced, mixed encrypt/decrypt, ${KMS_SECONDS} s`, `open loop, <= ${PACED_CONNECTIONS} conns`, () => pacedRun(proxy.url, mixed, KMS_RATE, KMS_SECONDS)));
   const rssEnd = sampleProcessTree(proxy.child.pid as number).rssMb;
   const lagP99 = await eventLoopLagP99Ms(proxy.adminUrl);
   const kmsErrors = proxy.adminUrl ? errorDelta(errorsBefore, await errorsByName(proxy.adminUrl)) : 'n/a';
@@ -471,9 +475,9 @@ async function main(): Promise<void> {
   for (const rate of SUSTAIN_RATES) {
     const requests = await mixedRequests();
     await eventLoopLagP99Ms(proxy.adminUrl); // resets the histogram
-    const row = await measured(proxy, `KMS-shaped sizing: ${rate} req/s offered, evenly paced, ${SUSTAIN_SECONDS} s`, `open loop, <= ${PACED_CONNECTIONS} conns`, () => pacedRun(proxy.url, requests, rate, SUSTAIN_SECONDS));
+    const row = await withChurn(proxy.adminUrl, () => measured(proxy, `KMS-shaped sizing: ${rate} req/s offered, evenly paced, ${SUSTAIN_SECONDS} s`, `open loop, <= ${PACED_CONNECTIONS} conns`, () => pacedRun(proxy.url, requests, rate, SUSTAIN_SECONDS)));
     const lag = await eventLoopLagP99Ms(proxy.adminUrl);
-    row.note = `event-loop lag p99 ${lag ?? 'n/a'} ms`;
+    row.note = `event-loop lag p99 ${lag ?? 'n/a'} ms; ${row.note ?? ''}`;
     if (row.p99 > 20 || row.errors > 0 || (lag ?? 0) >= 10) {
       row.note += '; over the targets: stopped here';
       rows.push(row);
@@ -482,6 +486,7 @@ async function main(): Promise<void> {
     sustained = row;
     rows.push(row);
   }
+  Object.assign(summary, { connectionCosts: await reportConnectionCosts(proxy) });
   Object.assign(summary, { sustainedRatePerWorker: sustained ? Number(/(\d+) req\/s offered/.exec(sustained.scenario)?.[1]) : null });
   await stop(proxy);
 
@@ -529,6 +534,15 @@ async function main(): Promise<void> {
   writeFileSync(join(ROOT, 'bench/results/latest.md'), renderMarkdown(summary, rows));
   process.stderr.write(`wrote bench/results/latest.md\n`);
   rmSync(env.dir, { recursive: true, force: true }); // the token, PIN and credential of this run
+}
+
+/** What a new connection and an idle second cost the server (tls-churn.ts): the fixed costs a low rate shares among few requests. */
+async function reportConnectionCosts(server: Server): Promise<{ idleCpuUsPerSecond: number; fullHandshakeCpuUs: number; resumedHandshakeCpuUs: number }> {
+  const cpu = () => sampleProcessTree(server.child.pid as number).cpuSeconds;
+  const idle = await idleCpuUsPerSecond(cpu);
+  const { fullUs, resumedUs } = await handshakeCpu(server.url, cpu);
+  process.stderr.write(`idle server CPU ${idle} µs/s; TLS handshake CPU: full ${fullUs} µs, resumed ${resumedUs} µs\n`);
+  return { idleCpuUsPerSecond: idle, fullHandshakeCpuUs: fullUs, resumedHandshakeCpuUs: resumedUs };
 }
 
 function round(n: number): number {

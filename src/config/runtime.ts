@@ -38,6 +38,11 @@ export interface RuntimeConfig {
     headersTimeoutMs: number;
     keepAliveTimeoutMs: number;
     shutdownTimeoutMs: number;
+    handshakeTimeoutMs: number;
+    /** Unset: derived from the open-file limit (connection-limits.ts). */
+    maxConnections?: number;
+    reservedDescriptors: number;
+    ticketKeyRotationMs: number;
   };
   /** accessKeyIdLabel: the access_key_id metric label (src/observability/access-key-label.ts). */
   admin: { enabled: boolean; host: string; port: number; accessKeyIdLabel: AccessKeyIdLabelMode };

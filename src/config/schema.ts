@@ -199,6 +199,14 @@ export const ConfigSchema = Type.Object(
             certFile: Type.String({ minLength: 1, description: 'PEM server certificate chain (leaf first).' }),
             keyFile: Type.String({ minLength: 1, description: 'PEM private key of the server certificate.' }),
             clientAuth: ClientAuthSchema,
+            ticketKeyRotationSeconds: Type.Optional(
+              Type.Integer({
+                minimum: 60,
+                maximum: 86400,
+                default: 3600,
+                description: 'TLS session tickets let a reconnecting client (KMS) resume its session at a fraction of a full handshake\'s CPU. The ticket key is replaced this often (under serve --workers N the primary makes it and shares it with every worker); a ticket from before a rotation costs that client one full handshake.',
+              }),
+            ),
           },
           { additionalProperties: false },
         ),
@@ -209,7 +217,34 @@ export const ConfigSchema = Type.Object(
           Type.Integer({ minimum: 100, default: 5000, description: 'Time allowed to receive the request headers.' }),
         ),
         keepAliveTimeoutMs: Type.Optional(
-          Type.Integer({ minimum: 0, default: 65000, description: 'Idle keep-alive timeout; above typical load balancer idle timeouts.' }),
+          Type.Integer({
+            minimum: 0,
+            default: 360000,
+            description: 'How long an idle keep-alive connection stays open after a response. KMS keeps its connections open and reuses them; keep this above the idle timeout of any load balancer in front (AWS NLB 350 s, ALB 60 s by default), so the balancer, not the proxy, closes idle connections and no request races a close.',
+          }),
+        ),
+        handshakeTimeoutMs: Type.Optional(
+          Type.Integer({
+            minimum: 100,
+            maximum: 120000,
+            default: 5000,
+            description: 'Time a new connection gets to complete its TLS handshake before it is closed (node\'s own default is 120 s). KMS completes it in milliseconds; this bounds how long a connection that never speaks TLS holds a descriptor.',
+          }),
+        ),
+        maxConnections: Type.Optional(
+          Type.Integer({
+            minimum: 16,
+            maximum: 1000000,
+            description: 'Connections one process holds at once (each worker of serve --workers N has its own); further connections are closed on accept and counted in xks_connections_refused_total. Must leave server.reservedDescriptors of the open-file limit (ulimit -n) free, or the proxy refuses to start. Default: 4096, or the open-file limit minus the reserve if that is lower.',
+          }),
+        ),
+        reservedDescriptors: Type.Optional(
+          Type.Integer({
+            minimum: 32,
+            maximum: 100000,
+            default: 256,
+            description: 'File descriptors of the open-file limit kept free of connections, for the PKCS#11 library (SoftHSM opens its token files), logs, the audit file and config reloads.',
+          }),
         ),
         shutdownTimeoutMs: Type.Optional(
           Type.Integer({

@@ -14,10 +14,18 @@ function messageFor(code: string | undefined): string {
   return 'The request is not valid HTTP/1.1';
 }
 
+const CLOSE_AFTER_ANSWER_MS = 2000;
+
+function isTlsFailure(code: string | undefined): boolean {
+  return code !== undefined && (code.startsWith('ERR_TLS_') || code.startsWith('ERR_SSL_'));
+}
+
 export function answerClientErrors(server: HttpsServer, logger: Logger): void {
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     const code = err.code;
-    if (code === 'ECONNRESET' || !socket.writable) {
+    // A failed or timed-out TLS handshake has no HTTP to answer (and an HTTP answer written with end()
+    // would hold the descriptor until the peer closes): close it. Counted in xks_connections_timed_out_total.
+    if (code === 'ECONNRESET' || !socket.writable || isTlsFailure(code)) {
       socket.destroy();
       return;
     }
@@ -27,5 +35,7 @@ export function answerClientErrors(server: HttpsServer, logger: Logger): void {
     socket.end(
       `HTTP/1.1 ${error.status} Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
     );
+    // end() waits for the peer's FIN; a client that never sends one must not keep the descriptor.
+    setTimeout(() => socket.destroy(), CLOSE_AFTER_ANSWER_MS).unref();
   });
 }

@@ -22,6 +22,9 @@ import { ReloadableRuntime, type ReloadResult, type RuntimeOptions } from './rel
 import { createXksHandler } from './xks-handler';
 import { InFlightRequests } from './in-flight';
 import { createKmsHandler } from '../kms-api/handler';
+import { guardConnections, limitAdminConnections, resolveConnectionCap } from './connection-limits';
+import { ConnectionMetrics } from './connection-metrics';
+import { rotateTicketKeys, TicketKeys, useTicketKeys, type TicketKeySource } from './session-tickets';
 import { version } from '../../package.json';
 
 export const PROXY_MODEL = `xks-proxy ${version}`;
@@ -37,8 +40,8 @@ export interface RunningProxy {
   readonly hsm: Hsm;
   health: FleetHealth;
   metrics: XksMetrics;
-  /** Re-reads the config file (or applies `next`): credentials, key stores, policies, limits, TLS files. SIGHUP calls it. */
-  reload(next?: RuntimeConfig): ReloadResult;
+  /** Re-reads the config file (or applies `next`): credentials, key stores, policies, limits, TLS files. SIGHUP calls it; `trigger` names the cause in the log. */
+  reload(next?: RuntimeConfig, trigger?: string): ReloadResult;
   /** The reloadable state: current generation, pipeline state, audit log. */
   runtime: ReloadableRuntime;
   /** Live key-version/state lookup and scheduled rotation (issue #5). */
@@ -54,6 +57,8 @@ export interface RunningProxy {
 export interface StartOptions extends RuntimeOptions, ProxyHooks {
   /** false: no admin listener in this process (cluster workers; the primary serves /metrics). */
   adminListener?: boolean;
+  /** TLS session-ticket keys shared by the cluster's workers; default: this process makes and rotates its own. */
+  ticketKeys?: TicketKeySource;
 }
 
 export interface CloseOptions {
@@ -67,6 +72,7 @@ export interface CloseResult {
 }
 
 export async function startProxy(config: RuntimeConfig, logger: Logger, options: StartOptions = {}): Promise<RunningProxy> {
+  resolveConnectionCap(config.server); // refuses a cap that leaves no descriptors for the HSM before touching it
   const metrics = new XksMetrics();
   const cluster = await startHsmCluster(config, metrics, logger, options);
   try {
@@ -120,9 +126,11 @@ async function serve(config: RuntimeConfig, logger: Logger, metrics: XksMetrics,
     ...(runtime.audit ? { audit: runtime.audit } : {}),
   });
 
+  const cap = resolveConnectionCap(config.server);
   const server = createHttpsServer(
     {
       ...runtime.tlsOptions(),
+      handshakeTimeout: config.server.handshakeTimeoutMs,
       requestTimeout: config.server.requestTimeoutMs,
       headersTimeout: config.server.headersTimeoutMs,
       keepAliveTimeout: config.server.keepAliveTimeoutMs,
@@ -138,6 +146,15 @@ async function serve(config: RuntimeConfig, logger: Logger, metrics: XksMetrics,
   );
   runtime.attach(server);
   answerClientErrors(server, logger);
+  guardConnections(server, { maxConnections: cap.maxConnections, firstRequestTimeoutMs: () => runtime.config().server.headersTimeoutMs }, new ConnectionMetrics(metrics.registry), logger);
+  let ticketRotation: { stop(): void } | undefined;
+  let ticketKeys = options.ticketKeys;
+  if (!ticketKeys) {
+    const own = new TicketKeys();
+    ticketRotation = rotateTicketKeys(own, config.server.ticketKeyRotationMs);
+    ticketKeys = own;
+  }
+  const stopTicketKeys = useTicketKeys(server, ticketKeys);
   await listen(server, config.server.port, config.server.host);
   const port = (server.address() as AddressInfo).port;
   const url = `https://${displayHost(config.server.host)}:${port}`;
@@ -146,10 +163,18 @@ async function serve(config: RuntimeConfig, logger: Logger, metrics: XksMetrics,
   let adminUrl: string | undefined;
   if (config.admin.enabled && options.adminListener !== false) {
     admin = createHttpServer(createAdminApp(metrics, health));
+    limitAdminConnections(admin);
     await listen(admin, config.admin.port, config.admin.host);
     adminUrl = `http://${displayHost(config.admin.host)}:${(admin.address() as AddressInfo).port}`;
   }
-  logger.info('xks proxy listening', { url, adminUrl, keyStores: config.keyStores.map((s) => s.name).join(','), threadPoolSize: Number(process.env.UV_THREADPOOL_SIZE ?? 4) });
+  logger.info('xks proxy listening', {
+    url,
+    adminUrl,
+    keyStores: config.keyStores.map((s) => s.name).join(','),
+    threadPoolSize: Number(process.env.UV_THREADPOOL_SIZE ?? 4),
+    maxConnections: cap.maxConnections,
+    ...(cap.openFileLimit !== undefined ? { openFileLimit: cap.openFileLimit } : {}),
+  });
 
   return {
     url,
@@ -166,12 +191,14 @@ async function serve(config: RuntimeConfig, logger: Logger, metrics: XksMetrics,
     runtime,
     keyState,
     keyRotation,
-    reload: (next?: RuntimeConfig) => runtime.reload(next ?? 'request'),
+    reload: (next?: RuntimeConfig, trigger = 'request') => runtime.reload(next ?? trigger),
     async close(closeOptions: CloseOptions = {}) {
       const [forcedConnections] = await Promise.all([
         closeServer(server, closeOptions.graceMs),
         admin ? closeServer(admin, closeOptions.graceMs) : Promise.resolve(0),
       ]);
+      ticketRotation?.stop();
+      stopTicketKeys();
       await keyRotation.stop();
       await runtime.close();
       await cluster.close();

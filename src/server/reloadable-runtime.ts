@@ -73,6 +73,11 @@ function restartOnlyChanges(running: RuntimeConfig, next: RuntimeConfig): string
     cluster: c.cluster,
     'server.host': c.server.host,
     'server.port': c.server.port,
+    // Set on the listener and its ticket-key timer when it starts.
+    'server.handshakeTimeoutMs': c.server.handshakeTimeoutMs,
+    'server.maxConnections': c.server.maxConnections,
+    'server.reservedDescriptors': c.server.reservedDescriptors,
+    'server.tls.ticketKeyRotationSeconds': c.server.ticketKeyRotationMs / 1000,
     admin: c.admin,
     health: c.health,
     logging: c.logging,
@@ -178,7 +183,15 @@ export class ReloadableRuntime {
     const kept = this.running;
     const applied: RuntimeConfig = {
       ...next,
-      server: { ...next.server, host: kept.server.host, port: kept.server.port },
+      server: {
+        ...next.server,
+        host: kept.server.host,
+        port: kept.server.port,
+        handshakeTimeoutMs: kept.server.handshakeTimeoutMs,
+        ...(kept.server.maxConnections !== undefined ? { maxConnections: kept.server.maxConnections } : {}),
+        reservedDescriptors: kept.server.reservedDescriptors,
+        ticketKeyRotationMs: kept.server.ticketKeyRotationMs,
+      },
       hsm: kept.hsm,
       hsms: kept.hsms,
       cluster: kept.cluster,

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { loadConfigFile } from '../../config/load';
 import { renderConfigReference } from '../../config/reference';
 import { checkHsms } from '../config-check';
+import { resolveConnectionCap } from '../../server/connection-limits';
 import { fail } from '../process';
 
 export function registerConfig(program: Command): void {
@@ -36,6 +37,13 @@ export function registerConfig(program: Command): void {
         fail(err);
       }
       process.stdout.write(`${file}: valid (${loaded.keyStores.length} key store(s))\n`);
+      let cap;
+      try {
+        cap = resolveConnectionCap(loaded.server);
+      } catch (err) {
+        fail(err);
+      }
+      process.stdout.write(`connections: at most ${cap.maxConnections} per process${cap.openFileLimit !== undefined ? ` (open-file limit ${cap.openFileLimit}, ${loaded.server.reservedDescriptors} reserved)` : ''}\n`);
       let allConnected = true;
       for (const result of await checkHsms(loaded)) {
         allConnected &&= result.connected;

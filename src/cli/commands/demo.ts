@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { fail, stopOnSignals } from '../process';
+import { reloadOnSighup } from '../reload-signal';
 
 export function registerDemo(program: Command): void {
   program
@@ -24,7 +25,9 @@ export function registerDemo(program: Command): void {
           process.stdout.write(`${configPath}\n`);
           return;
         }
-        stopOnSignals(await runDemo(demoOptions));
+        const proxy = await runDemo(demoOptions);
+        stopOnSignals(proxy);
+        reloadOnSighup(proxy);
       } catch (err) {
         fail(err);
       }

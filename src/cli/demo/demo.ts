@@ -208,7 +208,8 @@ function writeDemoRequests(dir: string): void {
 export async function runDemo(options: DemoOptions): Promise<RunningProxy> {
   const { configPath, credential, kmsCredential } = await prepareDemo(options);
   const config = loadConfigFile(configPath);
-  const proxy = await startProxy(config, createLogger({ level: config.logging.level }));
+  // configPath: SIGHUP and edits to the demo's config.yaml reload it, as under `serve`.
+  const proxy = await startProxy(config, createLogger({ level: config.logging.level }), { configPath });
   const base = `https://localhost:${proxy.port}${options.uriPrefix}/kms/xks/v1`;
   const curl = (path: string, request: string) =>
     `curl -sS --aws-sigv4 "aws:amz:us-east-1:kms-xks-proxy" --user "${credential.accessKeyId}:$(cat ${join(options.dir, 'sigv4-secret')})" \\\n` +

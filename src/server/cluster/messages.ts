@@ -8,10 +8,13 @@ export type PrimaryToWorker =
   | { type: 'xks:metrics'; requestId: number }
   | { type: 'xks:health'; requestId: number }
   | { type: 'xks:reload'; requestId: number }
-  | { type: 'xks:shutdown' };
+  | { type: 'xks:shutdown' }
+  /** The current TLS session-ticket key, hex (sent on request and on every rotation; never logged). */
+  | { type: 'xks:ticket-key'; key: string };
 
 export type WorkerToPrimary =
   | { type: 'xks:ready'; url: string }
+  | { type: 'xks:ticket-key-wanted' }
   | { type: 'xks:metrics'; requestId: number; metrics: MetricsJson }
   | { type: 'xks:health'; requestId: number; snapshot: HealthSnapshot }
   | { type: 'xks:reload'; requestId: number; ok: boolean; error?: string; restartRequired?: string[] };

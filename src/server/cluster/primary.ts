@@ -16,7 +16,9 @@ import type { RuntimeConfig } from '../../config/runtime';
 import type { HealthSnapshot, HealthStatus } from '../../hsm/health-monitor';
 import type { Logger } from '../../observability/logger';
 import { createAdminAppFrom } from '../admin';
+import { limitAdminConnections } from '../connection-limits';
 import { aggregateWorkerMetrics } from './aggregation';
+import { rotateTicketKeys, TicketKeys } from '../session-tickets';
 import { isXksMessage, type MetricsJson, type PrimaryToWorker, type WorkerToPrimary } from './messages';
 
 /** How long the primary waits for a worker's answer to a metrics/health/reload request. */
@@ -81,6 +83,14 @@ export function runPrimary({ workers: size, config, logger }: PrimaryOptions): v
     if (state.worker.isConnected()) state.worker.send(message);
   };
 
+  // One session-ticket key for all workers, so a client resumes its TLS session on whichever worker
+  // the kernel hands its reconnect to.
+  const ticketKeys = new TicketKeys();
+  const ticketKeyMessage = (): PrimaryToWorker => ({ type: 'xks:ticket-key', key: ticketKeys.current().toString('hex') });
+  const ticketRotation = rotateTicketKeys(ticketKeys, config.server.ticketKeyRotationMs, () => {
+    for (const state of states.values()) send(state, ticketKeyMessage());
+  });
+
   /** Sends a request to every ready worker and collects the replies (or times out). */
   function ask<T>(build: (requestId: number) => PrimaryToWorker): Promise<{ replies: Map<number, T>; expected: Set<number> }> {
     const requestId = nextRequestId++;
@@ -104,6 +114,11 @@ export function runPrimary({ workers: size, config, logger }: PrimaryOptions): v
   function onMessage(worker: Worker, message: unknown): void {
     if (!isXksMessage(message)) return;
     const reply = message as WorkerToPrimary;
+    if (reply.type === 'xks:ticket-key-wanted') {
+      const state = states.get(worker.id);
+      if (state) send(state, ticketKeyMessage());
+      return;
+    }
     if (reply.type === 'xks:ready') {
       const state = states.get(worker.id);
       if (!state) return;
@@ -230,6 +245,7 @@ export function runPrimary({ workers: size, config, logger }: PrimaryOptions): v
 
   async function finishShutdown(): Promise<void> {
     clearTimeout(killTimer);
+    ticketRotation.stop();
     if (admin) {
       await new Promise<void>((resolve) => admin?.close(() => resolve()));
       admin.closeAllConnections();
@@ -244,6 +260,7 @@ export function runPrimary({ workers: size, config, logger }: PrimaryOptions): v
 
   if (config.admin.enabled) {
     admin = createServer(createAdminAppFrom({ metrics: aggregatedMetrics, readiness }));
+    limitAdminConnections(admin);
     admin.on('error', (err) => {
       logger.error('admin listener failed', { error: err.message });
       shutdown('admin listener failed');

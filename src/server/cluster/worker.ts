@@ -6,6 +6,7 @@
 import type { RuntimeConfig } from '../../config/runtime';
 import type { Logger } from '../../observability/logger';
 import { startProxy, type RunningProxy } from '../proxy';
+import { TicketKeys } from '../session-tickets';
 import { isXksMessage, type PrimaryToWorker, type WorkerToPrimary } from './messages';
 
 function send(message: WorkerToPrimary): void {
@@ -15,6 +16,8 @@ function send(message: WorkerToPrimary): void {
 export async function runWorker(config: RuntimeConfig, logger: Logger, configPath: string): Promise<void> {
   let proxy: RunningProxy | undefined;
   let stopping = false;
+  // The primary's key replaces this one as soon as it arrives (asked for below, before the listener starts).
+  const ticketKeys = new TicketKeys();
 
   const shutdown = async (reason: string): Promise<void> => {
     if (stopping) return;
@@ -61,6 +64,9 @@ export async function runWorker(config: RuntimeConfig, logger: Logger, configPat
       case 'xks:reload':
         send({ type: 'xks:reload', requestId: request.requestId, ...reload() });
         return;
+      case 'xks:ticket-key':
+        ticketKeys.set(Buffer.from(request.key, 'hex'));
+        return;
       case 'xks:shutdown':
         void shutdown('primary asked');
     }
@@ -73,6 +79,7 @@ export async function runWorker(config: RuntimeConfig, logger: Logger, configPat
   // An orphaned worker must not keep serving: the primary died.
   process.on('disconnect', () => void shutdown('primary disconnected'));
 
-  proxy = await startProxy(config, logger, { adminListener: false, configPath });
+  send({ type: 'xks:ticket-key-wanted' });
+  proxy = await startProxy(config, logger, { adminListener: false, configPath, ticketKeys });
   send({ type: 'xks:ready', url: proxy.url });
 }
