@@ -78,15 +78,17 @@ async function prepare(): Promise<Env> {
   return { dir, credential: generateCredential(), certFile, keyFile, pin, tokenLabel, keyLabel: 'bench-key' };
 }
 
-function writeConfig(env: Env): string {
-  const path = join(env.dir, 'config.yaml');
+function writeConfig(env: Env, options: { cedar?: boolean } = {}): string {
+  const path = join(env.dir, options.cedar ? 'config-cedar.yaml' : 'config.yaml');
+  // The Cedar scenario: a permit and a forbid that does not match, so every request is decided and allowed.
+  if (options.cedar) writeFileSync(join(env.dir, 'policy.cedar'), readFileSync(join(ROOT, 'config/policies/deny-decrypt-for-principal.cedar')));
   writeFileSync(
     path,
     toYaml({
       server: { host: '127.0.0.1', port: 0, tls: { certFile: env.certFile, keyFile: env.keyFile } },
       admin: { enabled: true, host: '127.0.0.1', port: 0 },
       hsm: { modulePath: SOFTHSM_MODULE_PATH, tokenLabel: env.tokenLabel, pinFile: join(env.dir, 'pin'), sessionPoolSize: POOL, healthCheckKeyLabel: 'bench-health', ...(args.has('pkcs11-threads') ? { pkcs11Threads: Number(args.get('pkcs11-threads')) } : {}) },
-      keyStores: [{ name: 'bench', credentials: [{ accessKeyId: env.credential.accessKeyId, secretAccessKey: env.credential.secretAccessKey }], keys: { allTokenKeys: true } }],
+      keyStores: [{ name: 'bench', credentials: [{ accessKeyId: env.credential.accessKeyId, secretAccessKey: env.credential.secretAccessKey }], keys: { allTokenKeys: true }, ...(options.cedar ? { authorization: { policyFile: join(env.dir, 'policy.cedar') } } : {}) }],
       logging: { level: 'info' }, // production default: one log line per request is part of the cost
       ...(args.has('max-in-flight') ? { limits: { maxInFlightRequests: Number(args.get('max-in-flight')) } } : {}),
     }),
@@ -321,6 +323,126 @@ async function fetchJson(baseUrl: string, request: SignedRequest): Promise<Recor
   });
 }
 
+// ---- the limit L = 1 / (t_https + t_hsm) (issue #16) -------------------------------------
+
+/**
+ * The HSM work one request of a scenario needs (bench/raw-hsm-work.ts). GetKeyMetadata reads the key
+ * state cache (keys.stateCacheMs), so its HSM lookups are amortised over every request of the period:
+ * ~0; GetHealthStatus answers from the health monitor's cached result: 0.
+ */
+const HSM_WORK: Record<string, { op: 'encrypt' | 'decrypt'; bytes: number } | undefined> = {
+  'Encrypt 32 B': { op: 'encrypt', bytes: 32 },
+  'Encrypt 4300 B': { op: 'encrypt', bytes: 4300 },
+  'Decrypt 4300 B': { op: 'decrypt', bytes: 4300 },
+};
+
+interface LimitRow {
+  scenario: string;
+  proxyReqPerSec: number;
+  proxyCpuUs: number;
+  tHttpsUs: number;
+  tHsmUs: number;
+  limitReqPerSec: number;
+  overheadUs: number;
+  ratio: number;
+}
+
+const hsmWorkCache = new Map<string, number>();
+
+/** t_hsm in µs: raw pkcs11js on the servers' core, measured once per run and work kind. */
+function hsmWorkUs(env: Env, scenario: string): number {
+  const work = HSM_WORK[scenario.replace(/^Cedar /, '')];
+  if (!work) return 0;
+  const id = `${work.op}/${work.bytes}`;
+  const cached = hsmWorkCache.get(id);
+  if (cached !== undefined) return cached;
+  const out = JSON.parse(
+    execFileSync(...pinned(process.execPath, [join(ROOT, 'dist/bench/raw-hsm-work.js'), SOFTHSM_MODULE_PATH, env.tokenLabel, env.keyLabel, work.op, String(work.bytes), String(Math.min(DURATION, 4))], '0'), { env: process.env, encoding: 'utf8' }),
+  ) as { cpuUsPerOp: number };
+  hsmWorkCache.set(id, out.cpuUsPerOp);
+  return out.cpuUsPerOp;
+}
+
+/**
+ * t_https in µs: plain node:https (pinned like the proxy) answering the scenario's own requests,
+ * open loop at `rate` over as many keep-alive connections as the proxy row had. Its cost per
+ * request falls steeply with the rate (batching per event-loop turn), so it is measured at the
+ * proxy's achieved rate, not at its own ceiling. CPU is sampled after the first second, which
+ * opens the connections (TLS handshakes) and warms the JIT.
+ */
+async function plainHttpsUsAt(env: Env, request: SignedRequest, rate: number, connections: number): Promise<number> {
+  const plain = await startPlainHttps(env);
+  const pid = plain.child.pid as number;
+  const warmup = 1;
+  let before: ReturnType<typeof sampleProcessTree> | undefined;
+  const sampler = setTimeout(() => (before = sampleProcessTree(pid)), warmup * 1000);
+  await pacedLoad({ url: plain.url, requests: [{ ...request, headers: { ...request.headers } }], rate, seconds: DURATION, connections, warmupSeconds: warmup });
+  clearTimeout(sampler);
+  const after = sampleProcessTree(pid);
+  await stop(plain);
+  if (!before) return Number.NaN;
+  return ((after.cpuSeconds - before.cpuSeconds) * 1e6) / Math.round(rate * DURATION);
+}
+
+function startPlainHttps(env: Env): Promise<Server> {
+  return startProcess(process.execPath, [join(ROOT, 'dist/bench/plain-https-server.js'), env.certFile, env.keyFile], '0', (out) =>
+    out.includes('\n') ? ({ url: `https://127.0.0.1:${out.trim()}` } as Server) : undefined,
+  );
+}
+
+/** The proxy row against L measured now, on the same core, at the same rate. */
+async function limitRow(env: Env, proxyRow: Row, request: SignedRequest, scenario: string): Promise<LimitRow> {
+  const tHttps = await plainHttpsUsAt(env, request, proxyRow.reqPerSec, Number(proxyRow.concurrency));
+  const tHsm = hsmWorkUs(env, scenario);
+  const limit = 1e6 / (tHttps + tHsm);
+  const row = {
+    scenario,
+    proxyReqPerSec: proxyRow.reqPerSec,
+    proxyCpuUs: proxyRow.cpuUsPerReq ?? Number.NaN,
+    tHttpsUs: Math.round(tHttps),
+    tHsmUs: Math.round(tHsm),
+    limitReqPerSec: Math.round(limit),
+    overheadUs: Math.round((proxyRow.cpuUsPerReq ?? Number.NaN) - tHttps - tHsm),
+    ratio: round(proxyRow.reqPerSec / limit),
+  };
+  process.stderr.write(`limit ${scenario}: proxy ${row.proxyCpuUs} µs/req, t_https ${row.tHttpsUs} µs at ${row.proxyReqPerSec} req/s, t_hsm ${row.tHsmUs} µs, overhead ${row.overheadUs} µs, L ${row.limitReqPerSec} req/s, ratio ${row.ratio}\n`);
+  return row;
+}
+
+/** The limit for each proxy scenario's c=32 row (the proxy stays up, idle, meanwhile). */
+async function limitRows(env: Env, rows: Row[], bodies: Record<string, SignedRequest>, prefix = ''): Promise<LimitRow[]> {
+  const out: LimitRow[] = [];
+  for (const [name, request] of Object.entries(bodies)) {
+    const row = rows.find((r) => r.scenario === `Proxy ${prefix}${name}` && r.concurrency === 32);
+    if (row) out.push(await limitRow(env, row, request, `${prefix}${name}`));
+  }
+  return out;
+}
+
+/** Secondary authorization on (a Cedar policy with a permit and a forbid): the validated operations at c=32. */
+async function cedarScenario(env: Env, rows: Row[]): Promise<LimitRow[]> {
+  const proxy = await startProxy(writeConfig(env, { cedar: true }));
+  const all = await scenarioBodies(env, proxy.url);
+  const bodies = Object.fromEntries(Object.entries(all).filter(([name]) => name !== 'GetHealthStatus' && name !== 'Encrypt 32 B'));
+  for (const [name, request] of Object.entries(bodies)) rows.push(await measured(proxy, `Proxy Cedar ${name}`, 32, () => load(proxy.url, [request], 32, DURATION)));
+  await stop(proxy);
+  return limitRows(env, rows, bodies, 'Cedar ');
+}
+
+function renderLimitTable(rows: LimitRow[]): string[] {
+  if (rows.length === 0) return [];
+  return [
+    '## Overhead against the limit',
+    '',
+    'Per operation at c=32, one pinned worker. L = 1 / (t_https + t_hsm): t_https is plain node:https (bench/plain-https-server.ts, the proxy\'s TLS settings) answering the same requests on the same core, open loop at the proxy\'s achieved rate over as many connections; t_hsm is the HSM work the operation needs done with raw pkcs11js, sync, no proxy code (bench/raw-hsm-work.ts: Encrypt = RNG for the IV + encrypt + verify-decrypt, Decrypt = decrypt; GetKeyMetadata reads the key state cache and GetHealthStatus the cached health result, so 0). Overhead = proxy CPU − t_https − t_hsm. "Cedar" rows run with a secondary-authorization policy on the key store.',
+    '',
+    '| Operation | proxy req/s | proxy CPU µs/req | t_https µs | t_hsm µs | L req/s | overhead µs | proxy req/s ÷ L |',
+    '|---|---|---|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.scenario} | ${r.proxyReqPerSec} | ${r.proxyCpuUs} | ${r.tHttpsUs} | ${r.tHsmUs} | ${r.limitReqPerSec} | ${r.overheadUs} | ${r.ratio} |`),
+    '',
+  ];
+}
+
 /** XKS error answers so far, by errorName, from xks_requests_total. */
 async function errorsByName(adminUrl: string): Promise<Record<string, number>> {
   const text = await (await fetch(`${adminUrl}/metrics`)).text();
@@ -393,15 +515,19 @@ async function quick(env: Env, configPath: string): Promise<void> {
   }
   const request = bodies[name];
   if (!request && name !== 'KMS-shaped') throw new Error(`--scenario must be KMS-shaped or one of the proxy scenarios, got "${name}"`);
-  if (request) for (const c of CONCURRENCIES) await measured(proxy, `Proxy ${name}`, c, () => load(proxy.url, [request], c, DURATION));
+  const rows: Row[] = [];
+  if (request) for (const c of CONCURRENCIES) rows.push(await measured(proxy, `Proxy ${name}`, c, () => load(proxy.url, [request], c, DURATION)));
   await stop(proxy);
+  // --limit=off skips it: t_https at the c=32 row's rate and t_hsm, for the overhead figure.
+  const c32 = rows.find((r) => r.concurrency === 32);
+  if (request && c32 && args.get('limit') !== 'off') await limitRow(env, c32, request, `${args.has('cedar') ? 'Cedar ' : ''}${name}`);
 }
 
 async function main(): Promise<void> {
   if (PIN_CORES) execFileSync('taskset', ['-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
   const env = await prepare();
   process.env.XKS_HSM_PIN = env.pin;
-  const configPath = writeConfig(env);
+  const configPath = writeConfig(env, { cedar: args.has('cedar') });
   if (PROFILE_DIR || args.has('scenario')) {
     await (PROFILE_DIR ? profile(env, configPath) : quick(env, configPath));
     rmSync(env.dir, { recursive: true, force: true });
@@ -453,6 +579,8 @@ async function main(): Promise<void> {
     }
   }
 
+  const limits = await limitRows(env, rows, bodies);
+
   // 3. KMS-shaped: fixed offered rate of mixed encrypt/decrypt
   // Signed afresh for each open-loop run: the closed-loop runs above use up most of the 5-minute window.
   const mixedRequests = async (): Promise<SignedRequest[]> => {
@@ -500,6 +628,9 @@ async function main(): Promise<void> {
       await stop(server);
     }
   }
+
+  limits.push(...(await cedarScenario(env, rows)));
+  Object.assign(summary, { limit: limits });
 
   const target = rows.find((r) => r.scenario === 'Proxy Encrypt 4300 B' && r.concurrency === 32);
   const ceilingC32 = ceilingByConcurrency.get(32);
@@ -599,6 +730,7 @@ function renderMarkdown(summary: Record<string, unknown>, rows: Row[]): string {
     ...(summary.hsmLayerEncryptPerSec
       ? [`Context: the proxy's HSM layer alone (encrypt + verify-decrypt, no HTTP, same core) does ${String(summary.hsmLayerEncryptPerSec)} Encrypt/s; the proxy reaches ${String(t.encrypt4300c32ReqPerSec)} req/s (${Math.round(((t.encrypt4300c32ReqPerSec as number) / (summary.hsmLayerEncryptPerSec as number)) * 100)} % of that).`, '']
       : []),
+    ...renderLimitTable((summary.limit as LimitRow[] | undefined) ?? []),
     ...cpuBudgetLines(summary),
     '## All figures',
     '',
@@ -606,7 +738,7 @@ function renderMarkdown(summary: Record<string, unknown>, rows: Row[]): string {
     '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows.map((r) => `| ${r.scenario} | ${r.concurrency} | ${r.reqPerSec} | ${r.p50} | ${r.p90} | ${r.p99} | ${r.max} | ${r.errors} | ${r.serverCpuPct ?? ''} | ${r.cpuUsPerReq ?? ''} | ${r.serverRssMb ?? ''} | ${r.ratio ?? ''} | ${r.note ?? ''} |`),
     '',
-    'Reproduce: `npm run bench` (options: `--duration=8 --kms-seconds=60 --rate=1800 --pool=8 --concurrency=1,32,256 --sustain-rates=200,300,400,600,800,1000,1200,1500 --sustain-seconds=20`; `--scenario=<name>` runs one proxy scenario or `KMS-shaped` and writes nothing; `--profile=<dir>` writes a CPU profile of Encrypt 4300 B, or of `--scenario`, instead).',
+    'Reproduce: `npm run bench` (options: `--duration=8 --kms-seconds=60 --rate=1800 --pool=8 --concurrency=1,32,256 --sustain-rates=200,300,400,600,800,1000,1200,1500 --sustain-seconds=20`; `--scenario=<name>` runs one proxy scenario or `KMS-shaped` and writes nothing, with the overhead against L for the c=32 row unless `--limit=off`; `--cedar` runs it with secondary authorization on; `--profile=<dir>` writes a CPU profile of Encrypt 4300 B, or of `--scenario`, instead).',
     '',
   ];
   return lines.join('\n');
