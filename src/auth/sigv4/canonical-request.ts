@@ -1,5 +1,7 @@
 // Step 5: rebuild the canonical request with aws4 and compute the signature the client should have sent.
+import { hash } from 'node:crypto';
 import { RequestSigner, type Request as Aws4Request } from 'aws4';
+import { sha256Hex } from './payload-hash';
 import { SigningKeys, signString } from './signing-key';
 import type { StepResult } from './verifier';
 
@@ -22,6 +24,33 @@ export function collectHeaders(rawHeaders: readonly string[]): ReceivedHeaders {
 // strings as UTF-8, so turn the string back into the bytes that were on the wire.
 function fromLatin1(value: string): string {
   return /[^\x00-\x7f]/.test(value) ? Buffer.from(value, 'latin1').toString('utf8') : value;
+}
+
+/**
+ * The request's headers in one pass over node's rawHeaders: lowercase name -> values trimmed and
+ * comma-joined (as the canonical request has them), and how many Authorization headers came.
+ * A plain object of strings rather than collectHeaders' Map of arrays: this runs on every request.
+ */
+export interface HeaderValues {
+  values: Record<string, string>;
+  authorizationCount: number;
+  /** The first Authorization value as received (untrimmed: its parser checks the raw text). */
+  authorization?: string;
+}
+
+export function readHeaders(rawHeaders: readonly string[]): HeaderValues {
+  const values: Record<string, string> = Object.create(null);
+  let authorizationCount = 0;
+  let authorization: string | undefined;
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    const name = String(rawHeaders[i]).toLowerCase();
+    const raw = fromLatin1(String(rawHeaders[i + 1]));
+    if (name === 'authorization' && authorizationCount++ === 0) authorization = raw;
+    const value = raw.trim();
+    const previous = values[name];
+    values[name] = previous === undefined ? value : `${previous},${value}`;
+  }
+  return authorization === undefined ? { values, authorizationCount } : { values, authorizationCount, authorization };
 }
 
 /** Repeated headers are one comma-joined value in the canonical request. */
@@ -75,6 +104,20 @@ export function computeExpectedSignature(input: CanonicalRequestInput): StepResu
   // SigV4 signs the normalised path, so '/a/../b' verifies as '/b'; KMS never sends those forms.
   if (UNNORMALIZED_PATH.test(path)) return mismatch('request path has empty, "." or ".." segments');
 
+  const direct = directCanonicalRequest(input.method, path, queryIx, input.signedHeaders, input.body);
+  if (direct !== undefined) {
+    const signingKey = (input.signingKeys ?? new SigningKeys()).get(input.accessKeyId, input.secretAccessKey, input.amzDate.slice(0, 8), input.region, input.service);
+    const credentialScope = `${input.amzDate.slice(0, 8)}/${input.region}/${input.service}/aws4_request`;
+    return {
+      ok: true,
+      value: {
+        signature: signString(signingKey, `AWS4-HMAC-SHA256\n${input.amzDate}\n${credentialScope}\n${hash('sha256', direct, 'hex')}`),
+        signedHeaders: [...input.signedHeaders.keys()].join(';'),
+        credentialScope,
+      },
+    };
+  }
+
   const headers: Record<string, string> = Object.create(null);
   const include: Record<string, boolean> = Object.create(null);
   for (const [name, value] of input.signedHeaders) {
@@ -126,4 +169,31 @@ export function computeExpectedSignature(input: CanonicalRequestInput): StepResu
     if (received !== signed) return mismatch('query string has parameters that cannot be canonicalized');
   }
   return { ok: true, value: expected };
+}
+
+// Every path aws4 leaves as it is: unreserved characters only, so neither parsePath's re-encoding
+// nor the per-segment RFC 3986 encoding changes it ('.' and '..' segments are rejected before).
+const PLAIN_PATH = /^\/[A-Za-z0-9\-._~/]*$/;
+
+/**
+ * The canonical request of the shape KMS sends (no query string, a plain path), built in one string
+ * instead of through a new aws4 RequestSigner per request; exactly what aws4's canonicalString()
+ * gives for it (a unit test compares the two). undefined for any other shape: aws4 then builds it.
+ */
+export function directCanonicalRequest(method: string, path: string, queryIx: number, signedHeaders: ReadonlyMap<string, string>, body: Buffer): string | undefined {
+  if (queryIx >= 0 || !PLAIN_PATH.test(path)) return undefined;
+  let names = '';
+  let canonicalHeaders = '';
+  let previous = '';
+  for (const [name, value] of signedHeaders) {
+    // aws4 sorts the names; the verifier's come sorted (parseSignedHeaders), other callers may not.
+    if (name <= previous || name !== name.toLowerCase()) return undefined;
+    previous = name;
+    names = names === '' ? name : `${names};${name}`;
+    // aws4: value.toString().trim().replace(/\s+/g, ' ')
+    canonicalHeaders += `${name}:${value.trim().replace(/\s+/g, ' ')}\n`;
+  }
+  // aws4 takes a signed x-amz-content-sha256 as the payload hash (payload-hash.ts checks it), else hashes the body.
+  const bodyHash = signedHeaders.get('x-amz-content-sha256') || sha256Hex(body);
+  return `${method}\n${path}\n\n${canonicalHeaders}\n${names}\n${bodyHash}`;
 }

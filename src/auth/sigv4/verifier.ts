@@ -5,7 +5,7 @@ import { parseAuthorizationHeader } from './authorization-header';
 import { checkScope, parseCredential, scopeString } from './credential-scope';
 import { checkClockSkew, parseAmzDate } from './request-date';
 import { CONTENT_SHA256_HEADER, checkPayloadHash } from './payload-hash';
-import { collectHeaders, computeExpectedSignature, joinHeaderValues } from './canonical-request';
+import { computeExpectedSignature, readHeaders } from './canonical-request';
 import { SigningKeys } from './signing-key';
 
 export interface IncomingSignedRequest {
@@ -80,14 +80,13 @@ export class SigV4Verifier {
     ) {
       return { ok: false, reason: 'SignatureMismatch', detail: 'request method, target, headers or body are not in raw form' };
     }
-    const received = collectHeaders(request.rawHeaders);
+    const received = readHeaders(request.rawHeaders);
 
-    const authValues = received.get('authorization');
-    if (!authValues) return { ok: false, reason: 'MissingAuthorization', detail: 'request has no Authorization header' };
-    if (authValues.length > 1) {
+    if (received.authorizationCount === 0) return { ok: false, reason: 'MissingAuthorization', detail: 'request has no Authorization header' };
+    if (received.authorizationCount > 1) {
       return { ok: false, reason: 'MalformedAuthorization', detail: 'request has more than one Authorization header' };
     }
-    const auth = parseAuthorizationHeader(authValues[0]!);
+    const auth = parseAuthorizationHeader(received.authorization!);
     if (!auth.ok) return auth;
     const parsedScope = parseCredential(auth.value.credential);
     if (!parsedScope.ok) return parsedScope;
@@ -102,11 +101,11 @@ export class SigV4Verifier {
     }
     const signedValues = new Map<string, string>();
     for (const name of auth.value.signedHeaders) {
-      const values = received.get(name);
-      if (!values) {
+      const value = received.values[name];
+      if (value === undefined) {
         return fail({ ok: false, reason: 'MissingSignedHeader', detail: `signed header ${name} is not in the request` });
       }
-      signedValues.set(name, joinHeaderValues(values));
+      signedValues.set(name, value);
     }
 
     const amzDate = signedValues.get('x-amz-date')!;
