@@ -3,6 +3,8 @@ import { RequestSigner } from 'aws4';
 import {
   collectHeaders,
   computeExpectedSignature,
+  directCanonicalRequest,
+  readHeaders,
   joinHeaderValues,
   type CanonicalRequestInput,
 } from '../../../src/auth/sigv4/canonical-request';
@@ -105,5 +107,44 @@ describe('sigv4 canonical-request', () => {
         expect(computeExpectedSignature({ ...base, url: `/a?${query}` })).to.include({ ok: false, reason: 'SignatureMismatch' });
       });
     }
+  });
+
+  describe('readHeaders', () => {
+    it('joins repeated values trimmed with a comma, counts Authorization headers and keeps the first as received', () => {
+      const h = readHeaders(['Host', 'a', 'X-Foo', ' 1 ', 'x-foo', '2', 'Authorization', ' AWS4 x ', 'authorization', 'y']);
+      expect(h.values['x-foo']).to.equal('1,2');
+      expect(h.authorizationCount).to.equal(2);
+      expect(h.authorization).to.equal(' AWS4 x ');
+    });
+  });
+
+  describe('directCanonicalRequest', () => {
+    const aws4Canonical = (method: string, path: string, headers: Map<string, string>, body: Buffer): string => {
+      const signer = new RequestSigner(
+        { method, path, headers: Object.fromEntries(headers), body, service: 'kms-xks-proxy', region: 'us-east-1', doNotModifyHeaders: true, extraHeadersToInclude: Object.fromEntries([...headers.keys()].map((k) => [k, true])) } as never,
+        { accessKeyId: 'AKID', secretAccessKey: 'secret' },
+      );
+      signer.datetime = '20260101T000000Z';
+      return signer.canonicalString();
+    };
+    const cases: Array<[string, string, Array<[string, string]>, string]> = [
+      ['POST', '/kms/xks/v1/keys/k-1.a_b~c/encrypt', [['content-type', 'application/json'], ['host', 'h:1'], ['x-amz-date', '20260101T000000Z']], '{"a":1}'],
+      ['POST', '/kms/xks/v1/health', [['host', 'h'], ['x-amz-content-sha256', 'abc'], ['x-amz-date', 'd']], ''],
+      ['POST', '/a/', [['host', 'h'], ['x-amz-date', 'd'], ['x-custom', '  a   b\tc  ']], 'x'],
+      ['GET', '/', [['host', 'h'], ['x-amz-date', 'd']], ''],
+    ];
+    for (const [method, path, headers, body] of cases) {
+      it(`equals aws4's canonicalString for ${method} ${path} (${headers.map(([n]) => n).join(';')})`, () => {
+        const map = new Map(headers);
+        expect(directCanonicalRequest(method, path, -1, map, Buffer.from(body))).to.equal(aws4Canonical(method, path, map, Buffer.from(body)));
+      });
+    }
+    it('leaves other shapes to aws4: a query, characters aws4 encodes, unsorted names', () => {
+      const headers = new Map([['host', 'h'], ['x-amz-date', 'd']]);
+      expect(directCanonicalRequest('POST', '/a', 2, headers, Buffer.alloc(0))).to.equal(undefined);
+      expect(directCanonicalRequest('POST', '/a b', -1, headers, Buffer.alloc(0))).to.equal(undefined);
+      expect(directCanonicalRequest('POST', '/a%20b', -1, headers, Buffer.alloc(0))).to.equal(undefined);
+      expect(directCanonicalRequest('POST', '/a', -1, new Map([['x-amz-date', 'd'], ['host', 'h']]), Buffer.alloc(0))).to.equal(undefined);
+    });
   });
 });
