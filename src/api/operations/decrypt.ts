@@ -1,4 +1,4 @@
-import { decodeBase64 } from '../base64';
+import { decodedField } from '../base64';
 import { parseCiphertextMetadata } from '../ciphertext-metadata';
 import { XksError } from '../errors';
 import { toXksError } from '../hsm-errors';
@@ -17,17 +17,17 @@ export async function decrypt(services: OperationServices, request: OperationReq
   if (!key.enabled) throw new XksError('InvalidStateException', 'The key is disabled');
 
   const body = request.body;
-  const metadata = body.ciphertextMetadata ? decodeBase64(body.ciphertextMetadata) : Buffer.alloc(0);
+  const metadata = body.ciphertextMetadata ? decodedField(body, 'ciphertextMetadata') : Buffer.alloc(0);
   // Format 0x01 and absent metadata name version 1; a disabled key answers InvalidStateException first.
   const target = await withinDeadline(services.keyVersions.forDecrypt(key, parseCiphertextMetadata(metadata)), request.deadline);
 
-  const aad = body.additionalAuthenticatedData ? decodeBase64(body.additionalAuthenticatedData) : Buffer.alloc(0);
+  const aad = body.additionalAuthenticatedData ? decodedField(body, 'additionalAuthenticatedData') : Buffer.alloc(0);
   try {
     const plaintext = await services.hsm.decrypt(
       target.label,
-      decodeBase64(body.ciphertext),
-      decodeBase64(body.initializationVector),
-      decodeBase64(body.authenticationTag),
+      decodedField(body, 'ciphertext'),
+      decodedField(body, 'initializationVector'),
+      decodedField(body, 'authenticationTag'),
       buildHsmAad(aad, metadata),
       { deadline: request.deadline },
     );

@@ -1,5 +1,5 @@
 import type { GcmResult } from '../../hsm';
-import { decodeBase64 } from '../base64';
+import { decodedField } from '../base64';
 import { computeCdiv } from '../cdiv';
 import { cdivNeedsDecryptError, checkEncryptOutput, UNCHECKED_OUTPUT_MESSAGE } from '../encrypt-check';
 import { metadataForNewCiphertext } from '../ciphertext-metadata';
@@ -38,8 +38,8 @@ export async function encrypt(services: OperationServices, request: OperationReq
   const wantCdiv = request.body.ciphertextDataIntegrityValueAlgorithm !== undefined;
   if (wantCdiv && target.check !== 'verify-decrypt') throw cdivNeedsDecryptError();
 
-  const plaintext = decodeBase64(request.body.plaintext);
-  const aad = request.body.additionalAuthenticatedData ? decodeBase64(request.body.additionalAuthenticatedData) : Buffer.alloc(0);
+  const plaintext = decodedField(request.body, 'plaintext');
+  const aad = request.body.additionalAuthenticatedData ? decodedField(request.body, 'additionalAuthenticatedData') : Buffer.alloc(0);
   const { metadata } = metadataForNewCiphertext(target.version);
   const hsmAad = buildHsmAad(aad, metadata);
 

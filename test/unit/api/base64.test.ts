@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { decodedLength, isStrictBase64 } from '../../../src/api/base64';
+import { decodedLength, isStrictBase64, strictBase64Bytes } from '../../../src/api/base64';
 
 describe('strict Base64', () => {
   it('accepts the canonical encoding of any byte string', () => {
@@ -22,5 +22,17 @@ describe('strict Base64', () => {
     ['SGVsbG8=\n', 'trailing newline'],
   ]) {
     it(`rejects ${why}`, () => expect(isStrictBase64(bad as string)).to.equal(false));
+  }
+});
+
+describe('strictBase64Bytes', () => {
+  it('returns the decoded bytes of strict Base64, once', () => {
+    const bytes = randomBytes(4300);
+    expect(strictBase64Bytes(bytes.toString('base64'))?.equals(bytes)).to.equal(true);
+    expect(strictBase64Bytes('')?.length).to.equal(0);
+  });
+  // Node reads a UTF-16 unit by its low byte: U+0144 would decode as 'D'.
+  for (const bad of ['QUJ\u0144', 'QUJ\u00c4', 'QQ-_', 'QR==', 'QUI=x===', 'QQ\n=']) {
+    it(`refuses ${JSON.stringify(bad)}`, () => expect(strictBase64Bytes(bad)).to.equal(undefined));
   }
 });
