@@ -85,13 +85,45 @@ export function buildCedarRequest(input: AuthorizationInput) {
   return { principal, action: uid('Action', input.operation), resource, context, entities };
 }
 
+/** Distinct decisions remembered per authorizer (one per config generation): bounded, oldest out first. */
+const MAX_REMEMBERED_DECISIONS = 4096;
+
+/**
+ * Everything a decision reads except kmsRequestId, which is unique per request: KMS repeats the same
+ * principal, key and operation, and one Cedar evaluation costs ~200 µs.
+ */
+function decisionKey(input: AuthorizationInput): string {
+  const m = input.metadata;
+  return JSON.stringify([
+    input.operation, input.keyStore, input.externalKeyId, input.region, input.accessKeyId, input.tlsClientName,
+    m.awsPrincipalArn, m.kmsOperation, m.kmsKeyArn, m.kmsViaService, m.awsSourceVpc, m.awsSourceVpce,
+  ]);
+}
+
 export class PolicyAuthorizer {
+  private readonly remembered = new Map<string, AuthorizationDecision>();
+
   constructor(
     readonly policies: CompiledPolicySet,
     readonly mode: AuthorizationMode,
   ) {}
 
   decide(input: AuthorizationInput): AuthorizationDecision {
+    // A policy that reads kmsRequestId could decide differently per request: no memo then.
+    if (this.policies.readsRequestId !== false) return this.evaluate(input).decision;
+    const key = decisionKey(input);
+    const known = this.remembered.get(key);
+    if (known !== undefined) return known;
+    const { decision, engineAnswered } = this.evaluate(input);
+    // An engine failure is not a decision about these inputs: ask again next time.
+    if (engineAnswered) {
+      if (this.remembered.size >= MAX_REMEMBERED_DECISIONS) this.remembered.delete(this.remembered.keys().next().value as string);
+      this.remembered.set(key, decision);
+    }
+    return decision;
+  }
+
+  private evaluate(input: AuthorizationInput): { decision: AuthorizationDecision; engineAnswered: boolean } {
     let answer: Cedar.AuthorizationAnswer;
     try {
       answer = cedarEngine().statefulIsAuthorized({
@@ -101,16 +133,19 @@ export class PolicyAuthorizer {
         validateRequest: false,
       });
     } catch (err) {
-      return { allowed: false, policies: [], errors: [`policy engine failed: ${(err as Error).message}`] };
+      return { decision: { allowed: false, policies: [], errors: [`policy engine failed: ${(err as Error).message}`] }, engineAnswered: false };
     }
     if (answer.type !== 'success') {
-      return { allowed: false, policies: [], errors: answer.errors.map((e) => `policy engine failed: ${e.message}`) };
+      return { decision: { allowed: false, policies: [], errors: answer.errors.map((e) => `policy engine failed: ${e.message}`) }, engineAnswered: false };
     }
     const { decision, diagnostics } = answer.response;
     return {
-      allowed: decision === 'allow',
-      policies: diagnostics.reason,
-      errors: diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message}`),
+      decision: {
+        allowed: decision === 'allow',
+        policies: diagnostics.reason,
+        errors: diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message}`),
+      },
+      engineAnswered: true,
     };
   }
 }

@@ -16,6 +16,8 @@ export interface CompiledPolicySet {
   policyIds: string[];
   /** Validator warnings (e.g. a policy that can never apply), already located. */
   warnings: string[];
+  /** False when no policy mentions context.kmsRequestId: decisions then depend only on the rest (PolicyAuthorizer memoises them). */
+  readsRequestId?: boolean;
 }
 
 export type CompileResult = { ok: true; value: CompiledPolicySet } | { ok: false; errors: string[] };
@@ -100,6 +102,6 @@ export function compilePolicies(text: string, file: string, schema: CedarSchemaR
   const engineId = `xks-policies-${createHash('sha256').update(JSON.stringify(policies)).digest('hex').slice(0, 32)}`;
   const preparsed = cedarEngine().preparsePolicySet(engineId, { staticPolicies: policies });
   if (preparsed.type !== 'success') return { ok: false, errors: preparsed.errors.map((e) => describe(text, file, e)) };
-  return { ok: true, value: { file, engineId, policyIds, warnings } };
+  return { ok: true, value: { file, engineId, policyIds, warnings, readsRequestId: text.includes('kmsRequestId') } };
 }
 

@@ -128,3 +128,20 @@ describe('Cedar policies: the shipped examples', () => {
     expect(a.decide(input()).allowed).to.equal(false);
   });
 });
+
+describe('Cedar policies: remembered decisions', () => {
+  it('answers the same inputs with another kmsRequestId from memory, and different inputs afresh', () => {
+    const authz = authorizer('permit (principal, action, resource) when { context.kmsOperation == "Encrypt" };\n');
+    const first = authz.decide(input({ metadata: { kmsRequestId: 'a' } }));
+    expect(first.allowed).to.equal(true);
+    expect(authz.decide(input({ metadata: { kmsRequestId: 'b' } }))).to.equal(first); // the same object: not evaluated again
+    expect(authz.decide(input({ metadata: { kmsOperation: 'Decrypt', kmsRequestId: 'c' } })).allowed).to.equal(false);
+    expect(authz.decide(input({ operation: 'Decrypt', metadata: { kmsRequestId: 'd' } }))).to.not.equal(first);
+  });
+
+  it('evaluates every request when a policy reads kmsRequestId', () => {
+    const authz = authorizer('permit (principal, action, resource) when { context has kmsRequestId && context.kmsRequestId == "ok" };\n');
+    expect(authz.decide(input({ metadata: { kmsRequestId: 'ok' } })).allowed).to.equal(true);
+    expect(authz.decide(input({ metadata: { kmsRequestId: 'other' } })).allowed).to.equal(false);
+  });
+});
