@@ -117,7 +117,9 @@ async function serve(config: RuntimeConfig, logger: Logger, metrics: XksMetrics,
     },
   };
   const inFlight = new InFlightRequests((count) => metrics.requestsInFlight(count));
+  const securityHeaders = captureApiHeaders();
   const handler = createXksHandler({
+    securityHeaders,
     state: () => runtime.state(),
     services,
     logger,
@@ -141,7 +143,7 @@ async function serve(config: RuntimeConfig, logger: Logger, metrics: XksMetrics,
       xks: handler,
       kms: createKmsHandler({ config: () => runtime.config(), services, logger, metrics, inFlight, ...(runtime.audit ? { audit: runtime.audit } : {}) }),
       app: createPublicApp(),
-      securityHeaders: captureApiHeaders(),
+      securityHeaders,
     }),
   );
   runtime.attach(server);

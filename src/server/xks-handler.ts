@@ -22,6 +22,7 @@ import { BodyTooLargeError, readRawBody } from './body';
 import { overloadMessage, type InFlightRequests } from './in-flight';
 import { writeJson } from './json-response';
 import { isValidExternalKeyId, type XksRoute, type XksRouter } from './routes';
+import type { HeaderList } from './security-headers';
 
 /** What a reload replaces; read once per request so a request sees one config generation. */
 export interface XksPipelineState {
@@ -46,6 +47,8 @@ export interface XksHandlerDeps {
   audit?: { record(fields: Record<string, unknown>): void };
   /** The process's in-flight count, shared with the KMS API. */
   inFlight: InFlightRequests;
+  /** Written with every XKS response (helmet's captured policy, see security-headers.ts). */
+  securityHeaders?: HeaderList;
 }
 
 /** requestMetadata fields worth logging (spec: SHOULD log them); copied only when they are strings. */
@@ -70,6 +73,7 @@ type LogFields = Record<string, string | number | undefined>;
 
 export function createXksHandler(deps: XksHandlerDeps) {
   const { inFlight } = deps;
+  const headers = (deps.securityHeaders ?? []).flat();
 
   return async function handleXks(req: IncomingMessage, res: ServerResponse, next: () => void): Promise<void> {
     const state = deps.state();
@@ -100,7 +104,7 @@ export function createXksHandler(deps: XksHandlerDeps) {
         throw new XksError('ThrottlingException', overloadMessage(limit));
       }
       const result = await run(state, route, req, fields, deadline);
-      writeJson(res, 200, result);
+      writeJson(res, 200, result, 'application/json', headers);
     } catch (err) {
       const error = err instanceof BodyTooLargeError
         ? new XksError('UnsupportedOperationException', `The request body exceeds the ${err.limit}-byte maximum this proxy supports`)
@@ -116,7 +120,7 @@ export function createXksHandler(deps: XksHandlerDeps) {
       fields.errorMessage = error.message;
       if (err instanceof BodyTooLargeError) res.setHeader('Connection', 'close');
       if (status === 405) res.setHeader('Allow', 'POST');
-      writeJson(res, status, error.toBody());
+      writeJson(res, status, error.toBody(), 'application/json', headers);
     } finally {
       if (admitted) inFlight.release();
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
