@@ -6,6 +6,7 @@ import type { Writable } from 'node:stream';
 import { configure } from 'safe-stable-stringify';
 import { MESSAGE } from 'triple-beam';
 import winston from 'winston';
+import { BufferedLineTransport } from './buffered-line-transport';
 
 export type Logger = winston.Logger;
 
@@ -22,6 +23,19 @@ const FORBIDDEN_FIELDS = new Set([
   'body',
 ]);
 
+/** Field names seen so far -> forbidden or not: the names come from code, so the set stays small. */
+const forbiddenByName = new Map<string, boolean>();
+const MAX_REMEMBERED_NAMES = 1024;
+
+function isForbidden(key: string): boolean {
+  let forbidden = forbiddenByName.get(key);
+  if (forbidden === undefined) {
+    forbidden = FORBIDDEN_FIELDS.has(key.toLowerCase());
+    if (forbiddenByName.size < MAX_REMEMBERED_NAMES) forbiddenByName.set(key, forbidden);
+  }
+  return forbidden;
+}
+
 const stringifySafely = configure({ bigint: true, circularValue: '[Circular]' });
 
 /**
@@ -32,7 +46,7 @@ const stringifySafely = configure({ bigint: true, circularValue: '[Circular]' })
 const jsonLine = winston.format((info) => {
   const line: Record<string, unknown> = { timestamp: new Date().toISOString(), level: info.level, message: info.message };
   for (const key in info) {
-    if (key === 'level' || key === 'message' || key === 'timestamp' || FORBIDDEN_FIELDS.has(key.toLowerCase())) continue;
+    if (key === 'level' || key === 'message' || key === 'timestamp' || isForbidden(key)) continue;
     line[key] = (info as Record<string, unknown>)[key];
   }
   let text: string;
@@ -52,9 +66,7 @@ export interface LoggerOptions {
 }
 
 export function createLogger(options: LoggerOptions): Logger {
-  const transport = options.stream
-    ? new winston.transports.Stream({ stream: options.stream })
-    : new winston.transports.Console();
+  const transport = new BufferedLineTransport(options.stream ?? process.stdout);
   return winston.createLogger({
     level: options.level,
     format: jsonLine(),

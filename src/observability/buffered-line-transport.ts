@@ -1,0 +1,51 @@
+/**
+ * A winston transport that writes the lines of one event-loop turn in one stream write. winston's
+ * Console and Stream transports write each line on its own (synchronously, for a file or a pipe on
+ * stdout) and schedule a setImmediate per line; at a few thousand requests/s that is a syscall and
+ * a callback per request. Lines keep their order; whatever is pending is written at process exit.
+ */
+import type { Writable } from 'node:stream';
+import { MESSAGE } from 'triple-beam';
+import TransportStream from 'winston-transport';
+
+const live = new Set<BufferedLineTransport>();
+let exitHooked = false;
+
+export class BufferedLineTransport extends TransportStream {
+  private pending: string[] = [];
+  private scheduled = false;
+
+  constructor(private readonly stream: Writable) {
+    super();
+    live.add(this);
+    if (!exitHooked) {
+      exitHooked = true;
+      process.once('exit', () => {
+        for (const transport of live) transport.flush();
+      });
+    }
+  }
+
+  override log(info: Record<string | symbol, unknown>, callback: () => void): void {
+    this.pending.push(info[MESSAGE] as string);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    }
+    callback();
+  }
+
+  /** Writes what is pending now, as one chunk. */
+  flush(): void {
+    this.scheduled = false;
+    if (this.pending.length === 0) return;
+    const chunk = `${this.pending.join('\n')}\n`;
+    this.pending = [];
+    this.stream.write(chunk);
+  }
+
+  override close(): void {
+    this.flush();
+    live.delete(this);
+  }
+}
