@@ -34,7 +34,9 @@ function hasDuplicateKey(text: string): boolean {
       const j = closingQuote(text, i + 1);
       const top = stack[stack.length - 1];
       if (expectKey && top) {
-        const key = JSON.parse(text.slice(i, j + 1)) as string;
+        // Only a key with an escape needs decoding ("a" and "\u0061" are the same name).
+        const raw = text.slice(i + 1, j);
+        const key = raw.includes('\\') ? (JSON.parse(`"${raw}"`) as string) : raw;
         if (top.has(key)) return true;
         top.add(key);
         expectKey = false;
