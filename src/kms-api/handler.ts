@@ -9,7 +9,7 @@ import type { OperationServices } from '../api/operations/context';
 import { SigV4Verifier, type SigV4FailureReason } from '../auth/sigv4';
 import type { RuntimeConfig } from '../config/runtime';
 import { Deadline } from '../hsm';
-import type { Logger } from '../observability/logger';
+import { batched, type Logger } from '../observability/logger';
 import { accessKeyIdLabel } from '../observability/access-key-label';
 import type { XksMetrics } from '../observability/metrics';
 import { BodyTooLargeError, readRawBody } from '../server/body';
@@ -132,7 +132,7 @@ export function createKmsHandler(deps: KmsHandlerDeps) {
     fields.latencyMs = Math.round(seconds * 1e6) / 1e3;
     deps.metrics.request(fields.operation as string, kms.keyStore, status, errorType, seconds);
     if (typeof fields.hsmReturnCode === 'string') deps.metrics.hsmRequestError(fields.operation as string, fields.hsmReturnCode);
-    deps.logger.log(status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info', 'kms api request', fields);
+    deps.logger.log(status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info', 'kms api request', batched(fields));
     deps.audit?.record(fields);
     return true;
   };

@@ -6,7 +6,7 @@ import type { Writable } from 'node:stream';
 import { configure } from 'safe-stable-stringify';
 import { MESSAGE } from 'triple-beam';
 import winston from 'winston';
-import { BufferedLineTransport } from './buffered-line-transport';
+import { BATCHED, BufferedLineTransport } from './buffered-line-transport';
 
 export type Logger = winston.Logger;
 
@@ -72,4 +72,13 @@ export function createLogger(options: LoggerOptions): Logger {
     format: jsonLine(),
     transports: [transport],
   });
+}
+
+/**
+ * Marks a per-request line's fields: its line may wait for the end of the event-loop turn and go out
+ * in one write with the others of that turn (see BufferedLineTransport). Returns the same object.
+ */
+export function batched<T extends object>(fields: T): T {
+  (fields as Record<symbol, unknown>)[BATCHED] = true;
+  return fields;
 }

@@ -15,7 +15,7 @@ import type { RequestValidators } from '../api/schemas';
 import type { SigV4FailureReason, SigV4Verifier } from '../auth/sigv4';
 import { Deadline } from '../hsm/deadline';
 import { HsmError } from '../hsm/errors';
-import type { Logger } from '../observability/logger';
+import { batched, type Logger } from '../observability/logger';
 import type { XksMetrics } from '../observability/metrics';
 import type { RequestGuards } from '../security/request-guards';
 import { BodyTooLargeError, readRawBody } from './body';
@@ -130,7 +130,7 @@ export function createXksHandler(deps: XksHandlerDeps) {
       deps.metrics.request(route.operation, route.store.name, status, errorName, seconds);
       if (fields.hsmReturnCode) deps.metrics.hsmRequestError(route.operation, fields.hsmReturnCode as string);
       const level = status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info';
-      deps.logger.log(level, 'xks request', fields);
+      deps.logger.log(level, 'xks request', batched(fields));
       deps.audit?.record(fields);
     }
   };
