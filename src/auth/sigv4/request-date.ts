@@ -3,8 +3,18 @@ import type { SigV4Failure, StepResult } from './verifier';
 
 const AMZ_DATE = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/;
 
+/** The last value parsed: KMS's requests within one second share their x-amz-date. */
+let last: { value: string; result: StepResult<number> } | undefined;
+
 /** Returns the instant in ms since the epoch. */
 export function parseAmzDate(value: string): StepResult<number> {
+  if (last !== undefined && last.value === value) return last.result;
+  const result = parseAmzDateOnce(value);
+  last = { value, result };
+  return result;
+}
+
+function parseAmzDateOnce(value: string): StepResult<number> {
   const m = AMZ_DATE.exec(value);
   const fail: SigV4Failure = { ok: false, reason: 'MalformedDate', detail: "x-amz-date is not of the form YYYYMMDD'T'HHMMSS'Z'" };
   if (!m) return fail;
