@@ -72,6 +72,8 @@ export class AuditLog {
   private checkpointed = -1;
   private readonly timer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** Entries of one event-loop turn go to the file in one write (writev) instead of one each. */
+  private corked = false;
 
   constructor(
     private readonly options: AuditLogOptions,
@@ -129,6 +131,14 @@ export class AuditLog {
   private append(entry: Record<string, unknown>): void {
     const sealed = sealEntry({ time: new Date().toISOString(), ...entry }, this.head, this.options.hmacKey);
     this.head = sealed.head;
+    if (!this.corked) {
+      this.corked = true;
+      this.stream.cork();
+      setImmediate(() => {
+        this.corked = false;
+        this.stream.uncork();
+      });
+    }
     this.stream.write(`${sealed.line}\n`);
     this.options.onWrite?.();
   }
