@@ -139,6 +139,13 @@ describe('Cedar policies: remembered decisions', () => {
     expect(authz.decide(input({ operation: 'Decrypt', metadata: { kmsRequestId: 'd' } }))).to.not.equal(first);
   });
 
+  it('keeps inputs apart that differ only in where one value ends and the next begins', () => {
+    const authz = authorizer('permit (principal, action, resource) when { context has kmsViaService && context.kmsViaService == "ebs" };\n');
+    expect(authz.decide(input({ metadata: { kmsViaService: 'ebs', awsSourceVpc: 'x' } })).allowed).to.equal(true);
+    expect(authz.decide(input({ metadata: { kmsViaService: 'ebsx', awsSourceVpc: '' } })).allowed).to.equal(false);
+    expect(authz.decide(input({ metadata: { kmsViaService: 'eb', awsSourceVpc: 'sx' } })).allowed).to.equal(false);
+  });
+
   it('evaluates every request when a policy reads kmsRequestId', () => {
     const authz = authorizer('permit (principal, action, resource) when { context has kmsRequestId && context.kmsRequestId == "ok" };\n');
     expect(authz.decide(input({ metadata: { kmsRequestId: 'ok' } })).allowed).to.equal(true);
