@@ -40,7 +40,7 @@ export const KmsApiSchema = Type.Optional(
   Type.Object(
     {
       enabled: Type.Optional(Type.Boolean({ default: true, description: 'Serve the AWS KMS JSON API (TrentService) on the HTTPS listener.' })),
-      path: Type.Optional(Type.String({ pattern: '^/([A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*)?$', default: '/', description: 'Request path of the KMS API: POST <path> with X-Amz-Target: TrentService.<Operation>.' })),
+      path: Type.Optional(Type.String({ pattern: '^/([A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*)?$', default: '/', description: 'Request path of the KMS API: POST <path> with X-Amz-Target: TrentService.<Operation>. Not under /kms/xks/v1/ (the XKS routes are matched first).' })),
       keyStore: Type.String({ minLength: 1, description: 'Name of the key store whose keys (IDs, HSM labels, enabled state, versions) the KMS API serves.' }),
       region: Type.Optional(Type.String({ pattern: '^[a-z0-9-]{1,32}$', default: 'us-east-1', description: 'Region in key ARNs, and the only SigV4 scope region accepted.' })),
       accountId: Type.Optional(Type.String({ pattern: '^[0-9]{12}$', default: '111122223333', description: 'Account ID in key and alias ARNs.' })),

@@ -33,6 +33,8 @@ export function resolveKmsApi(file: ConfigFile, fromBase: (p: string) => string,
   const section = file.kmsApi;
   if (!section || section.enabled === false) return undefined;
   if (!file.keyStores.some((s) => s.name === section.keyStore)) problems.push(`kmsApi.keyStore: no key store named "${section.keyStore}"`);
+  // XKS routes are matched before the KMS API on every request: a KMS API path there would never be reached.
+  if ((section.path ?? '/').includes('/kms/xks/v1/')) problems.push('kmsApi.path: must not be under /kms/xks/v1/, where the XKS API answers');
   const aliases = new Map<string, string>();
   (section.aliases ?? []).forEach((a, i) => {
     if (aliases.has(a.name)) problems.push(`kmsApi.aliases.${i}.name: duplicate alias ${a.name}`);

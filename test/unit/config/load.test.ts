@@ -83,6 +83,12 @@ describe('config loading', () => {
     expect(problems).to.match(/exactly one of secretAccessKey/);
   });
 
+  it('refuses a KMS API path under /kms/xks/v1/ (the XKS routes are matched first)', () => {
+    const kmsApi = (path: string) => ({ path, keyStore: 's', credentials: [{ accessKeyId: 'AKIAI2SFODNN7EXAMPLF', secretAccessKey: SECRET, actions: ['kms:*'], keys: ['*'] }] });
+    expect(problemsOf({ ...base(), kmsApi: kmsApi('/a/kms/xks/v1/health') }).join('\n')).to.match(/kmsApi\.path: must not be under \/kms\/xks\/v1\//);
+    expect(problemsOf({ ...base(), kmsApi: kmsApi('/kms') }).join('\n')).to.not.match(/kmsApi\.path/);
+  });
+
   it('never echoes a secret or PIN in its errors', () => {
     const doc = base();
     doc.keyStores[0]!.credentials[0]!.secretAccessKey = 'not valid but secret!!';
