@@ -20,7 +20,11 @@ export class BufferedLineTransport extends TransportStream {
   private pending: string[] = [];
   private scheduled = false;
 
-  constructor(private readonly stream: Writable) {
+  /** batch false: every line is written at once (a test's capture stream, read right after a response). */
+  constructor(
+    private readonly stream: Writable,
+    private readonly batch = true,
+  ) {
     super();
     live.add(this);
     if (!exitHooked) {
@@ -32,7 +36,7 @@ export class BufferedLineTransport extends TransportStream {
   }
 
   override log(info: Record<string | symbol, unknown>, callback: () => void): void {
-    if (info[BATCHED] !== true) {
+    if (!this.batch || info[BATCHED] !== true) {
       this.flush();
       this.stream.write(`${info[MESSAGE] as string}\n`);
       callback();

@@ -63,10 +63,15 @@ export interface LoggerOptions {
   level: string;
   /** Where lines go; stdout by default. Tests pass a capture stream. */
   stream?: Writable;
+  /**
+   * Request lines of one event-loop turn in one write (BufferedLineTransport). Default: on for stdout,
+   * off for a given stream, whose tests read a request's line as soon as its response arrives.
+   */
+  batch?: boolean;
 }
 
 export function createLogger(options: LoggerOptions): Logger {
-  const transport = new BufferedLineTransport(options.stream ?? process.stdout);
+  const transport = new BufferedLineTransport(options.stream ?? process.stdout, options.batch ?? options.stream === undefined);
   return winston.createLogger({
     level: options.level,
     format: jsonLine(),

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { PassThrough } from 'node:stream';
-import { createLogger } from '../../../src/observability/logger';
+import { batched, createLogger } from '../../../src/observability/logger';
 
 function capture(): { logger: ReturnType<typeof createLogger>; lines: () => Array<Record<string, unknown>>; raw: () => string } {
   const stream = new PassThrough();
@@ -40,5 +40,36 @@ describe('logger', () => {
     expect(line).to.include({ level: 'error', message: 'odd values', big: 10 });
     expect(line?.cycle).to.deep.equal({ name: 'c', self: '[Circular]' });
     expect(line?.timestamp).to.be.a('string');
+  });
+});
+
+describe('logger: batched request lines', () => {
+  function batchedCapture() {
+    const stream = new PassThrough();
+    const writes: string[] = [];
+    stream.on('data', (d: Buffer) => writes.push(d.toString()));
+    return { logger: createLogger({ level: 'info', stream, batch: true }), writes };
+  }
+  const turnEnds = () => new Promise((done) => setImmediate(done));
+
+  it('writes the request lines of one turn in one write at the end of the turn, never the symbol mark', async () => {
+    const { logger, writes } = batchedCapture();
+    logger.info('xks request', batched({ n: 1 }));
+    logger.info('xks request', batched({ n: 2 }));
+    await Promise.resolve();
+    expect(writes).to.deep.equal([]);
+    await turnEnds();
+    await turnEnds();
+    expect(writes).to.have.length(1);
+    expect(writes[0]!.trim().split('\n').map((l) => (JSON.parse(l) as { n: number }).n)).to.deep.equal([1, 2]);
+  });
+
+  it('writes any other line at once, after the pending request lines, keeping the order', async () => {
+    const { logger, writes } = batchedCapture();
+    logger.info('xks request', batched({ n: 1 }));
+    logger.warn('config reload rejected');
+    await Promise.resolve();
+    const text = writes.join('');
+    expect(text.trim().split('\n').map((l) => (JSON.parse(l) as { message: string }).message)).to.deep.equal(['xks request', 'config reload rejected']);
   });
 });
