@@ -283,6 +283,12 @@ export class ClusterMember {
       return result;
     } catch (error) {
       let hsmError = asHsmError(error);
+      if (this.hsm !== hsm) {
+        // We dropped this connection under the call (re-initialisation, reconnect, close): its
+        // pool or module refused the work, which says nothing about the HSM.
+        interruptions.add(hsmError);
+        throw hsmError;
+      }
       if (hsmError.kind === 'KeyNotFound' && key !== undefined && this.servedKeys.has(key.label)) hsmError = this.servedKeyVanished();
       if (!attempt.abandoned && countsAgainstHsm(hsmError.kind)) this.tracker.recordRequest(false);
       this.reportFailure(hsmError, hsm);
@@ -616,6 +622,13 @@ export class ClusterMember {
 }
 
 /** Failures that say something about the HSM rather than the request. */
+const interruptions = new WeakSet<HsmError>();
+
+/** True for a call that failed because its connection was dropped under it: worth another pick, not a retry. */
+export function interruptedByReconnect(error: HsmError): boolean {
+  return interruptions.has(error);
+}
+
 function countsAgainstHsm(kind: HsmErrorKind): boolean {
   return kind === 'Device' || kind === 'Timeout' || kind === 'Internal';
 }

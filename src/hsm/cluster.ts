@@ -16,6 +16,7 @@ import {
   type MemberConfig,
   type MemberEnvironment,
   type RecoveryPolicy,
+  interruptedByReconnect,
 } from './cluster-member';
 import { Pkcs11Module } from './pkcs11-module';
 import { faultScope } from './return-codes';
@@ -37,6 +38,8 @@ export interface ClusterOptions {
   health: HealthPolicy & { intervalMs: number; probeTimeoutMs: number };
 }
 
+/** Picks again after a dropped connection, per request: the deadline bounds them too. */
+const MAX_REPICKS = 3;
 const STATUS_RANK: Record<HealthStatus, number> = { ACTIVE: 0, DEGRADED: 1, UNAVAILABLE: 2 };
 
 export class HsmCluster implements HsmService, FleetHealth {
@@ -157,6 +160,7 @@ export class HsmCluster implements HsmService, FleetHealth {
     const deadline = options?.deadline ?? Deadline.after(this.options.defaultBudgetMs);
     const tried: ClusterMember[] = [];
     let lastError: HsmError | undefined;
+    let repicks = 0;
     for (let attempt = 0; attempt < 2; attempt++) {
       const member = await this.pick(tried, lastError, deadline);
       if (member === undefined) break;
@@ -185,6 +189,15 @@ export class HsmCluster implements HsmService, FleetHealth {
         return result;
       } catch (error) {
         const hsmError = asHsmError(error);
+        if (interruptedByReconnect(hsmError) && repicks < MAX_REPICKS && !deadline.expired()) {
+          // Its connection was dropped under it (e.g. for a library re-initialisation): the HSM
+          // never answered, so this is not the request's one retry. Pick again, the same member too.
+          repicks += 1;
+          tried.pop();
+          attempt -= 1;
+          lastError = hsmError;
+          continue;
+        }
         // A retry refused at once for a full pool says nothing about the request: the first
         // attempt's failure (e.g. a slow HSM's Timeout) is what the caller and the metrics need.
         if (attempt > 0 && hsmError.kind === 'Busy' && lastError !== undefined) throw lastError;
