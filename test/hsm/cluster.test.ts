@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { HsmCluster, HsmError, Deadline, createAesKey } from '../../src/hsm';
+import { hsmInternals } from '../../src/hsm/hsm';
 import { loadedModules, type Pkcs11Api } from '../../src/hsm/pkcs11-module';
 import { FaultInjector, failFirstCalls, vendorShim } from '../support/pkcs11-shims';
 import { softHsmFixture, tokenDirectory, uniqueLabel } from '../support/softhsm-fixture';
@@ -308,6 +309,35 @@ describe('hsm: cluster of two SoftHSM tokens', function () {
       const back = observer.count('hsm-b', 'encrypt', 'ok');
       await waitFor('hsm-b takes load again', () => observer.count('hsm-b', 'encrypt', 'ok') > back + 20);
     }
+  });
+
+  it('a retry waiting for a session when a re-initialisation drops its connection is picked again, not failed or held against that HSM', async () => {
+    const observer = new RecordingObserver();
+    const faults = new FaultInjector();
+    cluster = await HsmCluster.start(
+      testClusterOptions(keys.health, faultyPair(faults, { sessionPoolSize: 1 }), {
+        balance: 'round-robin',
+        health: { ...testClusterOptions('', []).health, intervalMs: 60_000 },
+      }),
+      observer,
+    );
+    await cluster.encrypt(keys.key, Buffer.from('turn'), aad); // hsm-a's turn: the next request starts on hsm-b
+    // hsm-a's only session stays lent, so the retry below waits for it.
+    let lend: () => void = () => undefined;
+    const lent = hsmInternals(cluster.connections()[0]!.hsm!).withSession(() => new Promise<void>((resolve) => (lend = resolve)));
+    // hsm-b fails the request and then its reconnects, which re-initialises the library.
+    faults.set('hsm-b', { kind: 'error', returnCode: 'CKR_DEVICE_ERROR' });
+    try {
+      const plaintext = randomBytes(32);
+      const out = await cluster.encrypt(keys.key, plaintext, aad);
+      expect(nodeDecrypt(keys.keyValue, out.iv, out.ciphertext, out.tag, aad).equals(plaintext)).to.equal(true);
+    } finally {
+      lend();
+      await lent;
+    }
+    expect(observer.reinits).to.include('ok');
+    expect(observer.retries).to.deep.equal([{ operation: 'encrypt', hsm: 'hsm-b', reason: 'Device' }]);
+    expect(observer.health.get('hsm-a')).to.deep.equal(['ACTIVE']);
   });
 
   it('gives up on an HSM that refuses the PIN, without retrying the login', async () => {
