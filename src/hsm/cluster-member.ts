@@ -283,13 +283,13 @@ export class ClusterMember {
       return result;
     } catch (error) {
       let hsmError = asHsmError(error);
-      if (this.hsm !== hsm) {
+      if (hsmError.kind === 'KeyNotFound' && key !== undefined && this.servedKeys.has(key.label)) hsmError = this.servedKeyVanished();
+      if (this.hsm !== hsm && hsmError.kind === 'Device') {
         // We dropped this connection under the call (re-initialisation, reconnect, close): its
         // pool or module refused the work, which says nothing about the HSM.
         interruptions.add(hsmError);
         throw hsmError;
       }
-      if (hsmError.kind === 'KeyNotFound' && key !== undefined && this.servedKeys.has(key.label)) hsmError = this.servedKeyVanished();
       if (!attempt.abandoned && countsAgainstHsm(hsmError.kind)) this.tracker.recordRequest(false);
       this.reportFailure(hsmError, hsm);
       throw hsmError;
