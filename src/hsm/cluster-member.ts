@@ -217,6 +217,11 @@ export class ClusterMember {
     return this.state === 'connected' && this.hsm !== undefined;
   }
 
+  /** True once this HSM encrypted or decrypted with the label (see servedKeys). */
+  hasServed(label: string): boolean {
+    return this.servedKeys.has(label);
+  }
+
   /** Busy-ness for least-busy balancing: calls in flight per pooled session. */
   load(): number {
     return this.inFlight / this.config.hsm.sessionPoolSize;

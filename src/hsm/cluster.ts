@@ -200,14 +200,27 @@ export class HsmCluster implements HsmService, FleetHealth {
         }
         // A retry refused at once for a full pool says nothing about the request: the first
         // attempt's failure (e.g. a slow HSM's Timeout) is what the caller and the metrics need.
-        if (attempt > 0 && hsmError.kind === 'Busy' && lastError !== undefined) throw lastError;
+        if (attempt > 0 && hsmError.kind === 'Busy' && lastError !== undefined && lastError.kind !== 'KeyNotFound') throw lastError;
         lastError = hsmError;
-        if (attempt > 0 || !this.retryable(hsmError, member, deadline)) throw hsmError;
+        if (attempt > 0 || !this.retryable(hsmError, member, deadline)) throw this.judgedKeyNotFound(hsmError, keyLabel);
         // Asking another HSM about a key that is simply absent (e.g. a lifecycle marker) is no retry to count.
         if (hsmError.kind !== 'KeyNotFound') this.observer?.retry?.(operation, member.id, hsmError.kind);
       }
     }
-    throw lastError ?? new HsmError('Device', `no HSM of the cluster can serve now (${this.unavailableSummary()})`);
+    if (lastError !== undefined) throw this.judgedKeyNotFound(lastError, keyLabel);
+    throw new HsmError('Device', `no HSM of the cluster can serve now (${this.unavailableSummary()})`);
+  }
+
+  /**
+   * KeyNotFound from the members asked, for a key some member of the cluster has served (one now
+   * stuck or down): the key exists, so this is an HSM fault, never KeyNotFound, which KMS would
+   * take for a key that is gone.
+   */
+  private judgedKeyNotFound(error: HsmError, keyLabel: string | undefined): HsmError {
+    if (error.kind !== 'KeyNotFound' || keyLabel === undefined) return error;
+    const holder = this.nodes.find((m) => m.hasServed(keyLabel));
+    if (holder === undefined) return error;
+    return new HsmError('Device', `${holder.id}, which holds the key, cannot serve it now (${this.unavailableSummary()})`);
   }
 
   private retryable(error: HsmError, failed: ClusterMember, deadline: Deadline): boolean {

@@ -107,7 +107,9 @@ describe('a stalled HSM holds up only its own requests (integration)', function 
     const answers = await Promise.all(onA);
 
     for (const { ms, value } of answers) {
-      expect(`${value.status} ${value.json?.errorName}`).to.equal('503 DependencyTimeoutException');
+      // Stuck in hsm-a: DependencyTimeoutException. Once hsm-a is marked down, hsm-b (which lacks the key)
+      // is asked and the key hsm-a served is an HSM fault: InternalException. Never KeyNotFound.
+      expect(`${value.status} ${value.json?.errorName}`).to.be.oneOf(['503 DependencyTimeoutException', '500 InternalException']);
       // At the deadline, not at the end of the 2 s stall (slack for a shared, busy machine).
       expect(ms).to.be.lessThan(DEADLINE_MS + 300);
     }
