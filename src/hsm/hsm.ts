@@ -7,7 +7,7 @@ import { Pkcs11Module, SecretKeyInfo, SessionHandle, SlotId, TokenDescription } 
 import { isStaleHandle, leavesSessionClean } from './return-codes';
 import { KeepAliveResult, PoolStats, SessionPool } from './session-pool';
 import type { CallOptions, GcmResult, HsmObserver, HsmOperation, HsmOptions, KeyAttributes, TokenInfo } from './types';
-import { VendorProfile, pinFormatProblem, vendorProfile } from './vendor-profiles';
+import { VendorProfile, pinFormatProblem, pkcs11ThreadCount, vendorProfile } from './vendor-profiles';
 
 /** What key administration and tests reach past the public API for. Not re-exported by index.ts. */
 export interface HsmInternals {
@@ -109,7 +109,7 @@ export class Hsm {
         label: options.tokenLabel || undefined,
         serial: options.tokenSerial || undefined,
       });
-      const workers = Math.min(options.pkcs11Threads ?? options.sessionPoolSize, options.sessionPoolSize);
+      const workers = pkcs11ThreadCount(options.pkcs11Threads, options.sessionPoolSize, profile);
       if (options.pkcs11Interposer !== undefined || workers === 0) {
         executor = { executor: new InlineExecutor(module), release: () => undefined };
       } else {

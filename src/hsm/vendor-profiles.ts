@@ -32,6 +32,12 @@ export interface VendorProfile {
   defaultKeepAliveSeconds: number;
   /** The mechanism that unwraps RFC 5649 (aes-key-wrap-pad) material. */
   kwpMechanism: KwpMechanism;
+  /**
+   * Default PKCS#11 threads per HSM. Unset: sessionPoolSize (a network HSM waits on the wire, so
+   * threads are its concurrency). 1 for software tokens, whose crypto is this host's CPU: more
+   * threads only add context switches (bench: Encrypt 4300 B 666-688 µs/request with 1, 771-911 with 8).
+   */
+  defaultPkcs11Threads?: number;
 }
 
 const STANDARD_AUTH_FAILURE = ['CKR_ENCRYPTED_DATA_INVALID', 'CKR_ENCRYPTED_DATA_LEN_RANGE'];
@@ -45,6 +51,7 @@ export const VENDOR_PROFILES: Readonly<Record<VendorProfileName, VendorProfile>>
     authFailureCodes: new Set(['CKR_GENERAL_ERROR', ...STANDARD_AUTH_FAILURE]),
     defaultKeepAliveSeconds: 0,
     kwpMechanism: 'CKM_AES_KEY_WRAP_PAD',
+    defaultPkcs11Threads: 1,
   },
   nss: {
     name: 'nss',
@@ -55,6 +62,7 @@ export const VENDOR_PROFILES: Readonly<Record<VendorProfileName, VendorProfile>>
     // A software token in this process: sessions never time out.
     defaultKeepAliveSeconds: 0,
     kwpMechanism: 'CKM_AES_KEY_WRAP_KWP',
+    defaultPkcs11Threads: 1,
   },
   generic: {
     name: 'generic',
@@ -117,3 +125,8 @@ export function pinFormatProblem(profile: VendorProfile, pin: string): string | 
 
 /** IV length every mode produces: 96 bits, the size GCM is specified for. */
 export const GCM_IV_BYTES = 12;
+
+/** PKCS#11 threads an HSM gets: the configured count, else the profile's default; never more than its sessions. */
+export function pkcs11ThreadCount(configured: number | undefined, sessionPoolSize: number, profile: VendorProfile): number {
+  return Math.min(configured ?? profile.defaultPkcs11Threads ?? sessionPoolSize, sessionPoolSize);
+}
