@@ -8,15 +8,11 @@
  * decrypt succeeded. The flags come from the key state KeyStateReader caches per key version.
  */
 import { timingSafeEqual } from 'node:crypto';
-import type { CallOptions, GcmResult, HsmService, KeyAttributes } from '../hsm';
+import { GCM_IV_BYTES, GCM_TAG_BYTES, type CallOptions, type GcmResult, type HsmService, type KeyAttributes } from '../hsm';
 import { XksError } from './errors';
 import { toXksError } from './hsm-errors';
 
 export type EncryptCheck = 'verify-decrypt' | 'shape-only';
-
-/** GCM as this proxy uses it: 12-byte IVs for new ciphertexts, 16-byte tags. */
-const IV_BYTES = 12;
-const TAG_BYTES = 16;
 
 /** The one place that says whether an Encrypt can be proved by decrypting it again. */
 export function encryptCheckFor(usage: Pick<KeyAttributes, 'decrypt'>): EncryptCheck {
@@ -30,8 +26,8 @@ export function encryptCheckFor(usage: Pick<KeyAttributes, 'decrypt'>): EncryptC
 export function hasExpectedShape(output: GcmResult, plaintextLength: number): boolean {
   return (
     output.ciphertext.length === plaintextLength &&
-    output.tag.length === TAG_BYTES &&
-    output.iv.length === IV_BYTES &&
+    output.tag.length === GCM_TAG_BYTES &&
+    output.iv.length === GCM_IV_BYTES &&
     output.iv.some((byte) => byte !== 0)
   );
 }
