@@ -20,6 +20,7 @@ import { createSelfSignedCert } from '../src/cli/demo/self-signed-cert';
 import { createAesKey, Hsm } from '../src/hsm';
 import { ensureSoftHsmToken, SOFTHSM_MODULE_PATH } from '../src/hsm/softhsm';
 import { pacedLoad, type LoadFigures } from './paced-load';
+import { formatSummary, summarize } from './profile-summary';
 import { handshakeCpu, idleCpuUsPerSecond, withChurn } from './tls-churn';
 
 const ROOT = join(__dirname, '../..');
@@ -493,15 +494,22 @@ async function profile(env: Env, configPath: string): Promise<void> {
   const name = args.get('scenario') ?? 'Encrypt 4300 B';
   const bodies = await scenarioBodies(env, proxy.url);
   const request = bodies[name];
+  let row: Row;
   if (name === 'KMS-shaped') {
     const mixed = kmsMix(bodies);
-    await measured(proxy, `Profile: KMS-shaped ${KMS_RATE} req/s`, 'open loop', () => pacedRun(proxy.url, mixed, KMS_RATE, KMS_SECONDS));
+    row = await measured(proxy, `Profile: KMS-shaped ${KMS_RATE} req/s`, 'open loop', () => pacedRun(proxy.url, mixed, KMS_RATE, KMS_SECONDS));
   } else if (request) {
-    await measured(proxy, `Profile: ${name}`, 32, () => load(proxy.url, [request], 32, DURATION));
+    row = await measured(proxy, `Profile: ${name}`, 32, () => load(proxy.url, [request], 32, DURATION));
   } else {
     throw new Error(`--scenario must be KMS-shaped or one of the proxy scenarios, got "${name}"`);
   }
   await stop(proxy);
+  // One profile per thread (the main thread and each PKCS#11 worker); start-up is in them too, so profile long runs.
+  const requests = Math.round(row.reqPerSec * (name === 'KMS-shaped' ? KMS_SECONDS : DURATION));
+  for (const file of readdirSync(PROFILE_DIR as string).filter((f) => f.endsWith('.cpuprofile'))) {
+    const summary = summarize(JSON.parse(readFileSync(join(PROFILE_DIR as string, file), 'utf8')) as Parameters<typeof summarize>[0]);
+    process.stderr.write(`\n## ${file}\n${formatSummary(summary, 15, requests)}\n`);
+  }
   process.stderr.write(`CPU profile written to ${String(PROFILE_DIR)}\n`);
 }
 
