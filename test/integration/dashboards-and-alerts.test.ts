@@ -44,11 +44,19 @@ describe('Grafana dashboard and Prometheus rules vs. a running proxy', function 
 
   before(async () => {
     p = await startCliProxy({ workers: 2 });
-    // Traffic that gives every labelled family a sample: success, 401, 404, HSM calls.
+    // Traffic that gives every labelled family a sample: success, 401, 404, HSM calls and an HSM refusal.
     const enc = await p.client.send(`/kms/xks/v1/keys/${p.keys.main}/encrypt`, {
       body: { requestMetadata: requestMetadata('Encrypt'), plaintext: b64('dashboard'), encryptionAlgorithm: 'AES_GCM' },
     });
     expect(enc.status).to.equal(200);
+    // A flipped tag: the HSM refuses the decrypt (xks_hsm_request_errors_total by return code).
+    const sealed = enc.json as { ciphertext: string; initializationVector: string; authenticationTag: string };
+    const tag = Buffer.from(sealed.authenticationTag, 'base64');
+    tag[0] ^= 0xff;
+    const refused = await p.client.send(`/kms/xks/v1/keys/${p.keys.main}/decrypt`, {
+      body: { requestMetadata: requestMetadata('Decrypt'), ...sealed, authenticationTag: tag.toString('base64'), encryptionAlgorithm: 'AES_GCM' },
+    });
+    expect(refused.status).to.equal(400);
     const denied = await p.client.send(`/kms/xks/v1/keys/${p.keys.main}/metadata`, {
       credential: { accessKeyId: p.credential.accessKeyId, secretAccessKey: 'B'.repeat(43) },
       body: { requestMetadata: requestMetadata('DescribeKey') },
@@ -88,6 +96,8 @@ describe('Grafana dashboard and Prometheus rules vs. a running proxy', function 
       'xks_hsm_connected',
       'xks_authentication_failures_total',
       'xks_cluster_workers',
+      'xks_hsm_request_errors_total',
+      'xks_connections_refused_total',
       'xks_tls_certificate_expiry_seconds',
       'xks_credential_age_seconds',
     ]) {
