@@ -12,6 +12,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Registry } from 'prom-client';
+import { Backoff } from '../../common/backoff';
 import type { RuntimeConfig } from '../../config/runtime';
 import type { HealthSnapshot, HealthStatus } from '../../hsm/health-monitor';
 import type { Logger } from '../../observability/logger';
@@ -25,7 +26,7 @@ import { isXksMessage, type MetricsJson, type PrimaryToWorker, type WorkerToPrim
 const IPC_TIMEOUT_MS = 2000;
 /** Extra time past shutdownTimeoutMs before a worker that has not exited is killed. */
 const KILL_MARGIN_MS = 5000;
-const RESTART_BACKOFF_MS = { first: 1000, max: 30_000 };
+const RESTART_BACKOFF = { initialMs: 1000, maxMs: 30_000 };
 /** A worker that stayed up this long resets the crash-loop backoff. */
 const STABLE_AFTER_MS = 60_000;
 const SEVERITY: Record<HealthStatus, number> = { ACTIVE: 0, DEGRADED: 1, UNAVAILABLE: 2 };
@@ -55,7 +56,7 @@ export function runPrimary({ workers: size, config, logger }: PrimaryOptions): v
   let fleetWasUp = false;
   let stopping = false;
   let failedExits = 0;
-  let backoffMs = RESTART_BACKOFF_MS.first;
+  const restartBackoff = new Backoff(RESTART_BACKOFF);
   let admin: Server | undefined;
 
   const primaryRegistry = new Registry();
@@ -162,12 +163,13 @@ export function runPrimary({ workers: size, config, logger }: PrimaryOptions): v
       return;
     }
     restarts.inc();
-    if (state && Date.now() - state.startedAt > STABLE_AFTER_MS) backoffMs = RESTART_BACKOFF_MS.first;
-    logger.warn('replacing worker', { worker: worker.id, delayMs: backoffMs });
+    if (state && Date.now() - state.startedAt > STABLE_AFTER_MS) restartBackoff.reset();
+    restartBackoff.fail();
+    const delayMs = restartBackoff.delayMs();
+    logger.warn('replacing worker', { worker: worker.id, delayMs });
     setTimeout(() => {
       if (!stopping) fork();
-    }, backoffMs).unref();
-    backoffMs = Math.min(backoffMs * 2, RESTART_BACKOFF_MS.max);
+    }, delayMs).unref();
   });
 
   async function aggregatedMetrics(): Promise<{ contentType: string; body: string }> {
