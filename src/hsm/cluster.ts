@@ -18,8 +18,8 @@ import {
   type RecoveryPolicy,
   interruptedByReconnect,
 } from './cluster-member';
-import { Pkcs11Module } from './pkcs11-module';
-import { faultScope } from './return-codes';
+import { Pkcs11Module } from './pkcs11/module';
+import { faultScope } from './pkcs11/return-codes';
 import type { FleetHealth, FleetMemberHealth, HsmService } from './service';
 import type { CallOptions, GcmResult, HsmOperation, KeyAttributes } from './types';
 

@@ -6,7 +6,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { HsmError } from './errors';
 import { type KeyRef, type ResolvedKey, withKeyRef } from './key-handles';
-import type { Pkcs11Module, SessionHandle } from './pkcs11-module';
+import type { Pkcs11Module, SessionHandle } from './pkcs11/module';
 import type { VerifyOutcome } from './types';
 import { GCM_IV_BYTES, type IvMode } from './vendor-profiles';
 

@@ -3,13 +3,17 @@ import { GCM_TAG_BYTES, type EncryptOutcome, type GcmJob, type JobResult } from 
 import { loadInterposer } from './interposer-module';
 import { KeyHandleCache, findAes256Keys, type KeyRef } from './key-handles';
 import { InlineExecutor, JobExecutor, leaseWorkerExecutor } from './pkcs11-executor';
-import { Pkcs11Module, SecretKeyInfo, SessionHandle, SlotId, TokenDescription } from './pkcs11-module';
-import { isStaleHandle, leavesSessionClean } from './return-codes';
+import { TokenObjects } from './admin/token-objects';
+import { Pkcs11Module, SecretKeyInfo, SessionHandle, SlotId } from './pkcs11/module';
+import { isStaleHandle, leavesSessionClean } from './pkcs11/return-codes';
 import { KeepAliveResult, PoolStats, SessionPool } from './session-pool';
 import type { CallOptions, GcmResult, HsmObserver, HsmOperation, HsmOptions, KeyAttributes, TokenInfo } from './types';
 import { VendorProfile, pinFormatProblem, pkcs11ThreadCount, vendorProfile } from './vendor-profiles';
 
-/** What key administration and tests reach past the public API for. Not re-exported by index.ts. */
+/**
+ * White-box seam for tests of the pool, the module and the cache; not re-exported by index.ts.
+ * Key administration uses Hsm.administer (a test checks that nothing in src/ calls hsmInternals).
+ */
 export interface HsmInternals {
   readonly module: Pkcs11Module;
   readonly keys: KeyHandleCache;
@@ -69,7 +73,7 @@ export class Hsm {
     options: HsmOptions,
     private readonly module: Pkcs11Module,
     private readonly slot: SlotId,
-    private readonly description: TokenDescription,
+    private readonly description: TokenInfo,
     private readonly pool: SessionPool<SessionHandle>,
     private readonly keys: KeyHandleCache,
     private readonly observer: HsmObserver | undefined,
@@ -242,6 +246,14 @@ export class Hsm {
         return [...new Set(labels.filter((label) => label.length > 0))].sort();
       }, options),
     );
+  }
+
+  /**
+   * The admin interface (admin/): runs `use` with the token's objects on a pooled session, for key
+   * administration. Not for requests: no metrics, no deadline, and it may search the token.
+   */
+  administer<T>(use: (token: TokenObjects) => T | Promise<T>): Promise<T> {
+    return this.withSession((session) => use(new TokenObjects(this.module, session, this.keys)));
   }
 
   poolStats(): PoolStats {

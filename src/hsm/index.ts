@@ -12,16 +12,10 @@ export type { FleetHealth, FleetMemberHealth, HsmService } from './service';
 export { GCM_IV_BYTES, VENDOR_PROFILES, VENDOR_PROFILE_NAMES, vendorProfile } from './vendor-profiles';
 export { GCM_TAG_BYTES } from './gcm-jobs';
 export type { VendorProfile, VendorProfileName } from './vendor-profiles';
-export { createAesKey, readKeyValue } from './key-admin';
-export type { NewAesKey } from './key-admin';
+export { aesKeyId, createAesKey, createAesKeyOnce, destroyAesKeys, readKeyValue } from './admin/aes-keys';
+export type { Claim, ExclusiveCreateResult, NewAesKey } from './admin/aes-keys';
+export type { TokenObjects } from './admin/token-objects';
 export { SOFTHSM_MODULE_PATH, ensureSoftHsmToken } from './softhsm';
 export type { SoftHsmToken } from './softhsm';
-export {
-  aesKeyId,
-  createAesKeyOnce,
-  createRsaWrappingKey,
-  destroyAesKeys,
-  importWrappedAesKey,
-  rsaWrappingPublicKey,
-} from './key-lifecycle';
-export type { Claim, ExclusiveCreateResult, RsaPublicKey, UnwrapMechanism, WrappedAesKeyImport } from './key-lifecycle';
+export { createRsaWrappingKey, importWrappedAesKey, rsaWrappingPublicKey } from './admin/wrapped-import';
+export type { RsaPublicKey, UnwrapMechanism, WrappedAesKeyImport } from './admin/wrapped-import';

@@ -5,7 +5,7 @@
  * travels in the options, e.g. a SharedArrayBuffer, which every thread sees.
  */
 import { HsmError } from './errors';
-import type { Pkcs11Interposer } from './pkcs11-module';
+import type { Pkcs11Interposer } from './pkcs11/module';
 
 export interface Pkcs11InterposerModule {
   /** Absolute path of a CommonJS module. */

@@ -1,6 +1,6 @@
 import { HsmError } from './errors';
-import type { ObjectHandle, Pkcs11Module, SecretKeyInfo, SessionHandle } from './pkcs11-module';
-import { isStaleHandle } from './return-codes';
+import type { ObjectHandle, Pkcs11Module, SecretKeyInfo, SessionHandle } from './pkcs11/module';
+import { isStaleHandle } from './pkcs11/return-codes';
 
 /** Only AES-256 secret keys count as keys; anything else with the same label is ignored. */
 export const KEY_BYTES = 32;

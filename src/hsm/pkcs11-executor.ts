@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { HsmError } from './errors';
 import { runJob, type GcmJob, type JobResult } from './gcm-jobs';
-import type { Pkcs11Module } from './pkcs11-module';
+import type { Pkcs11Module } from './pkcs11/module';
 import { fromErrorReply, fromTransfer, type ReplyMessage, type WorkerInit } from './pkcs11-worker-protocol';
 
 export interface JobExecutor {

@@ -7,7 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { asHsmError } from './errors';
 import { runJob, type GcmJob } from './gcm-jobs';
 import { loadInterposer } from './interposer-module';
-import { Pkcs11Module } from './pkcs11-module';
+import { Pkcs11Module } from './pkcs11/module';
 import { fromTransfer, type JobMessage, type ReplyMessage, type WorkerInit, errorReply } from './pkcs11-worker-protocol';
 
 const init = workerData as WorkerInit;

@@ -7,7 +7,7 @@
  */
 import { asHsmError } from './errors';
 import { Hsm } from './hsm';
-import { faultScope } from './return-codes';
+import { faultScope } from './pkcs11/return-codes';
 import type { HsmObserver, HsmOptions } from './types';
 
 const STARTUP_RETRY_MS = 250;

@@ -1,7 +1,7 @@
 import type { Deadline } from './deadline';
 import type { HsmErrorKind } from './errors';
 import type { Pkcs11InterposerModule } from './interposer-module';
-import type { Pkcs11Interposer } from './pkcs11-module';
+import type { Pkcs11Interposer } from './pkcs11/module';
 import type { VendorProfileName } from './vendor-profiles';
 
 export interface HsmOptions {

@@ -4,7 +4,7 @@
  * tag produces, and how long an idle session survives.
  */
 import { HsmError } from './errors';
-import type { KwpMechanism } from './pkcs11-module';
+import type { KwpMechanism } from './pkcs11/module';
 
 export type VendorProfileName = 'softhsm' | 'nss' | 'generic' | 'cloudhsm' | 'luna' | 'nshield';
 

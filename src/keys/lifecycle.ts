@@ -1,7 +1,8 @@
 /**
- * Key administration on the layout of ./labels.ts: create, rotate, enable/disable, describe, and
- * wrapped import. Used by the `keys` CLI and by scheduled rotation; the proxy reads the result live
- * (./key-state.ts), so nothing here needs a restart or a config reload.
+ * The key-store lifecycle policy on the layout of ./labels.ts: create, rotate, enable/disable,
+ * describe, and wrapped import, as versions and markers. The token objects themselves are made by
+ * the HSM layer's admin side (src/hsm/admin/). Used by the `keys` CLI and by scheduled rotation; the
+ * proxy reads the result live (./key-state.ts), so nothing here needs a restart or a config reload.
  */
 import { createPublicKey, randomInt } from 'node:crypto';
 import {

@@ -5,7 +5,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ClusterObserver, HsmErrorKind } from '../hsm';
 import type { HealthStatus } from '../hsm/health-monitor';
-import type { FaultScope } from '../hsm/return-codes';
+import type { FaultScope } from '../hsm/pkcs11/return-codes';
 
 const HEALTH_STATES: HealthStatus[] = ['ACTIVE', 'DEGRADED', 'UNAVAILABLE'];
 

@@ -5,7 +5,7 @@
 import { hsmOptionsOf, type RuntimeConfig } from '../config/runtime';
 import { HsmCluster, type ClusterOptions } from '../hsm';
 import type { Pkcs11InterposerModule } from '../hsm/interposer-module';
-import type { Pkcs11Interposer } from '../hsm/pkcs11-module';
+import type { Pkcs11Interposer } from '../hsm/pkcs11/module';
 import type { Logger } from '../observability/logger';
 import type { XksMetrics } from '../observability/metrics';
 

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { HsmCluster, HsmError, Deadline, createAesKey } from '../../src/hsm';
 import { hsmInternals } from '../../src/hsm/hsm';
-import { loadedModules, type Pkcs11Api } from '../../src/hsm/pkcs11-module';
+import { loadedModules, type Pkcs11Api } from '../../src/hsm/pkcs11/module';
 import { FaultInjector, failFirstCalls, vendorShim } from '../support/pkcs11-shims';
 import { softHsmFixture, tokenDirectory, uniqueLabel } from '../support/softhsm-fixture';
 import { RecordingObserver, clusterKeys, expectDownAndBack, testClusterOptions, waitFor, type ClusterKeys, type MemberSpec } from '../support/cluster-helpers';

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import * as crypto from 'node:crypto';
 import { Hsm, HsmError, HsmErrorKind, HsmOptions } from '../../src/hsm';
 import { hsmInternals } from '../../src/hsm/hsm';
-import type { AesKeyTemplate } from '../../src/hsm/pkcs11-module';
+import type { AesKeyTemplate } from '../../src/hsm/pkcs11/templates';
 import { PKCS11_IMPLEMENTATIONS, Pkcs11Implementation, SOFTHSM, implementationOptions } from '../support/pkcs11-implementations';
 
 /** The helpers below, bound to one implementation's test token (SoftHSM when not given). */

@@ -3,7 +3,7 @@ import * as crypto from 'node:crypto';
 import { Hsm, createAesKey } from '../../src/hsm';
 import { hsmInternals } from '../../src/hsm/hsm';
 import { KeyHandleCache } from '../../src/hsm/key-handles';
-import type { ObjectHandle } from '../../src/hsm/pkcs11-module';
+import type { ObjectHandle } from '../../src/hsm/pkcs11/module';
 import { reuseHandles } from '../support/pkcs11-shims';
 import { uniqueLabel } from '../support/softhsm-fixture';
 import { createRawAesKey, describeEachImplementation, destroyRawKeys, nodeDecrypt } from './helpers';

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Hsm, HsmError, HsmErrorKind, HsmObserver, createAesKey, ensureSoftHsmToken } from '../../src/hsm';
-import { loadedModules } from '../../src/hsm/pkcs11-module';
+import { loadedModules } from '../../src/hsm/pkcs11/module';
 import { softHsmFixture, uniqueLabel } from '../support/softhsm-fixture';
 import { describeEachImplementation, openTestHsm } from './helpers';
 

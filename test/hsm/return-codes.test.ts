@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import * as pkcs11js from 'pkcs11js';
 import { Hsm, createAesKey } from '../../src/hsm';
 import { hsmInternals } from '../../src/hsm/hsm';
-import { kindForReturnCode, leavesSessionClean, returnCodeName } from '../../src/hsm/return-codes';
+import { kindForReturnCode, leavesSessionClean, returnCodeName } from '../../src/hsm/pkcs11/return-codes';
 import { vendorProfile } from '../../src/hsm/vendor-profiles';
 import { uniqueLabel } from '../support/softhsm-fixture';
 import { describeEachImplementation } from './helpers';

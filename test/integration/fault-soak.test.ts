@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { randomBytes, randomInt } from 'node:crypto';
-import { loadedModules } from '../../src/hsm/pkcs11-module';
+import { loadedModules } from '../../src/hsm/pkcs11/module';
 import { XKS_ERRORS } from '../../src/api/errors';
 import { buildHsmAad } from '../../src/api/hsm-aad';
 import { nodeDecrypt } from '../hsm/helpers';

@@ -6,7 +6,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Pkcs11InterposerModule } from '../../src/hsm/interposer-module';
-import type { Pkcs11Interposer } from '../../src/hsm/pkcs11-module';
+import type { Pkcs11Interposer } from '../../src/hsm/pkcs11/module';
 import { clusterKeys, type ClusterKeys } from './cluster-helpers';
 import { FaultInjector, chain, vendorShim } from './pkcs11-shims';
 import { startHarness, type Harness } from './proxy-harness';

@@ -4,7 +4,7 @@ import { Hsm, createAesKey, type ClusterOptions, type HsmErrorKind, type HsmOpti
 import type { ClusterObserver, MemberConfig } from '../../src/hsm/cluster-member';
 import { DEFAULT_HEALTH_POLICY } from '../../src/hsm/fleet-health';
 import type { HealthStatus } from '../../src/hsm/health-monitor';
-import type { FaultScope } from '../../src/hsm/return-codes';
+import type { FaultScope } from '../../src/hsm/pkcs11/return-codes';
 import { softHsmFixture, uniqueLabel } from './softhsm-fixture';
 
 /** The same key material on both tokens of the fixture: a two-HSM cluster. */

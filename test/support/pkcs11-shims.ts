@@ -7,8 +7,8 @@
  * Each wraps the real pkcs11js object one HSM sees; everything not faked goes to real SoftHSM.
  */
 import { randomFillSync } from 'node:crypto';
-import { loadedModules, type Pkcs11Api, type Pkcs11Interposer } from '../../src/hsm/pkcs11-module';
-import { returnCodeValue } from '../../src/hsm/return-codes';
+import { loadedModules, type Pkcs11Api, type Pkcs11Interposer } from '../../src/hsm/pkcs11/module';
+import { returnCodeValue } from '../../src/hsm/pkcs11/return-codes';
 
 type Fn = (...args: unknown[]) => unknown;
 

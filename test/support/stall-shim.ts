@@ -5,7 +5,7 @@
  * every thread sees.
  */
 import type { Pkcs11InterposerModule } from '../../src/hsm/interposer-module';
-import type { Pkcs11Api, Pkcs11Interposer } from '../../src/hsm/pkcs11-module';
+import type { Pkcs11Api, Pkcs11Interposer } from '../../src/hsm/pkcs11/module';
 
 const STALL_MS = 0;
 const STALLS_STARTED = 1;

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { Deadline, raceTimeout } from '../../../src/hsm/deadline';
 import { HsmError } from '../../../src/hsm/errors';
-import { faultScope, kindForReturnCode, returnCodeName, returnCodeValue } from '../../../src/hsm/return-codes';
+import { faultScope, kindForReturnCode, returnCodeName, returnCodeValue } from '../../../src/hsm/pkcs11/return-codes';
 import { VENDOR_PROFILES, pinFormatProblem, vendorProfile } from '../../../src/hsm/vendor-profiles';
 
 describe('hsm: deadlines (unit)', () => {

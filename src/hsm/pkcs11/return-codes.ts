@@ -1,4 +1,4 @@
-import type { HsmErrorKind } from './errors';
+import type { HsmErrorKind } from '../errors';
 
 /** PKCS#11 v2.40 return values (CK_RV), for naming errors without leaking numbers to callers. */
 const NAMES: Readonly<Record<number, string>> = {

@@ -1,0 +1,115 @@
+/**
+ * HSM-side AES key objects for key administration (src/keys/lifecycle.ts decides what to create
+ * and when): create, create exactly once across a fleet, destroy, CKA_ID, and the test-only read
+ * of key material. Label conventions live above this layer (src/keys/labels.ts).
+ */
+import { HsmError } from '../errors';
+import type { Hsm } from '../hsm';
+import { KEY_BYTES } from '../key-handles';
+import { aesKeyTemplate, type NewAesKey } from '../pkcs11/templates';
+
+export type { NewAesKey };
+
+/**
+ * Creates a private AES-256 token key. Refuses a label that already names an AES-256 key:
+ * an external key id must resolve to exactly one key.
+ */
+export async function createAesKey(hsm: Hsm, key: NewAesKey): Promise<void> {
+  if (typeof key.label !== 'string' || key.label.length === 0) throw new HsmError('Internal', 'key label must be a non-empty string');
+  if (key.value !== undefined && (!Buffer.isBuffer(key.value) || key.value.length !== KEY_BYTES)) {
+    throw new HsmError('Internal', `an AES-256 key value must be ${KEY_BYTES} bytes`);
+  }
+  await hsm.administer((token) => {
+    if (token.aes256Keys(key.label).length > 0) {
+      throw new HsmError('Internal', `an AES-256 key labelled "${key.label}" already exists`);
+    }
+    token.createAesKey(aesKeyTemplate(key));
+    token.forget(key.label);
+  });
+}
+
+/** The key material, for tests that cross-check GCM with node:crypto. Only extractable, non-sensitive keys. */
+export async function readKeyValue(hsm: Hsm, label: string): Promise<Buffer> {
+  return hsm.administer((token) =>
+    token.withAes256Key(label, (handle) => {
+      const info = token.keyInfo(handle);
+      if (!info.extractable || info.sensitive) {
+        throw new HsmError('KeyUsage', `key "${label}" is not extractable`);
+      }
+      return Buffer.from(token.keyValue(handle));
+    }),
+  );
+}
+
+export interface Claim {
+  /** Label every concurrent creator of the same key uses for its claim. */
+  label: string;
+  /** CKA_ID of our claim (records its creation time). */
+  id: Buffer;
+  /** Whether a claim found with this CKA_ID was left behind by a creator that died. */
+  isStale(id: Buffer): boolean;
+}
+
+export type ExclusiveCreateResult = 'created' | 'exists' | 'contended';
+
+/**
+ * Creates `key` unless an AES-256 key with its label exists, safely against other processes doing
+ * the same on the same token (proxies of a fleet, a CLI run). PKCS#11 has no unique labels or
+ * locks, so every creator first creates a claim object and then looks at all claims: only a
+ * creator that sees its own claim alone, and still no key, creates the key; the others give up
+ * ('contended') and may retry later. Two creators cannot both see themselves alone: each creates
+ * its claim before looking, and a claim is removed only after the key exists. Claims older than
+ * `isStale` says are from crashed creators and are destroyed. Uses create, find and destroy only.
+ */
+export async function createAesKeyOnce(hsm: Hsm, key: NewAesKey, claim: Claim): Promise<ExclusiveCreateResult> {
+  return hsm.administer((token) => {
+    if (token.aes256Keys(key.label).length > 0) return 'exists';
+    const mine = token.createAesKey({
+      ...aesKeyTemplate({ label: claim.label, encrypt: false, decrypt: false }),
+      id: claim.id,
+    });
+    try {
+      const others = token.aes256Keys(claim.label).filter(({ handle }) => !handle.equals(mine));
+      let live = 0;
+      for (const other of others) {
+        const otherId = token.keyIdUnlessGone(other.handle);
+        if (otherId === undefined) continue; // its rotator already dropped it
+        if (claim.isStale(otherId)) {
+          try {
+            token.destroy(other.handle);
+          } catch {
+            // someone else cleaned it up first
+          }
+        } else {
+          live += 1;
+        }
+      }
+      if (live > 0) return 'contended';
+      if (token.aes256Keys(key.label).length > 0) return 'exists';
+      token.createAesKey(aesKeyTemplate(key));
+      token.forget(key.label);
+      return 'created';
+    } finally {
+      try {
+        token.destroy(mine);
+      } catch {
+        // a leftover claim expires (isStale) and is removed by the next creator
+      }
+    }
+  });
+}
+
+/** Destroys every AES-256 key with exactly this label; returns how many there were. */
+export async function destroyAesKeys(hsm: Hsm, label: string): Promise<number> {
+  return hsm.administer((token) => {
+    const found = token.aes256Keys(label);
+    for (const { handle } of found) token.destroy(handle);
+    token.forget(label);
+    return found.length;
+  });
+}
+
+/** CKA_ID of the AES-256 key with this label (empty if it has none). */
+export async function aesKeyId(hsm: Hsm, label: string): Promise<Buffer> {
+  return hsm.administer((token) => token.withAes256Key(label, (handle) => token.keyId(handle)));
+}

@@ -1,0 +1,161 @@
+/**
+ * The loaded PKCS#11 libraries of this process, one per library file: a second C_Initialize fails
+ * and C_Finalize ends every user, so every view (module.ts) of one library shares its entry here,
+ * with the reference count, login users, open sessions, in-flight calls and re-initialisation.
+ */
+import * as fs from 'node:fs';
+import * as pkcs11js from 'pkcs11js';
+import { HsmError } from '../errors';
+import { toHsmError } from './errors';
+import type { SessionHandle } from './handles';
+
+export interface LoadedLibrary {
+  readonly lib: pkcs11js.PKCS11;
+  /** What C_Initialize was (and is, on re-initialisation) given besides the locking flag. */
+  readonly libraryParameters: string | undefined;
+  refs: number;
+  /** False when someone outside this registry had already initialized the library. */
+  readonly ownsInitialize: boolean;
+  /** Login is per application and token, not per session: count users per slot. */
+  readonly logins: Map<string, number>;
+  /** Bumped by every re-initialisation: handles from an older generation are dead. */
+  generation: number;
+  /** Open sessions by handle, each mapped to the Buffer its opener holds (handle numbers get reused). */
+  readonly sessions: Map<string, SessionHandle>;
+  /** Async calls running on the thread pool: C_Finalize must wait for them. */
+  inFlight: number;
+  readonly drainWaiters: Array<() => void>;
+  reinitializing: Promise<void> | undefined;
+}
+
+const registry = new Map<string, LoadedLibrary>();
+
+/** The canonical registry key of a module path (symlinks resolved). */
+export function libraryKey(modulePath: string): string {
+  try {
+    return fs.realpathSync(modulePath);
+  } catch {
+    return modulePath;
+  }
+}
+
+/** For tests and diagnostics: loaded libraries, reference counts, generations and open sessions. */
+export function loadedModules(): Array<{ path: string; refs: number; generation: number; openSessions: number }> {
+  return [...registry.entries()].map(([path, entry]) => ({
+    path,
+    refs: entry.refs,
+    generation: entry.generation,
+    openSessions: entry.sessions.size,
+  }));
+}
+
+/**
+ * The library under `key`, loaded (and, unless `initialize` is false, C_Initialized) on first use.
+ * A worker thread passes initialize false: initialisation is process-wide and the main thread's.
+ */
+export function libraryFor(key: string, libraryParameters: string | undefined, initialize: boolean): LoadedLibrary {
+  const found = registry.get(key);
+  if (found !== undefined) return found;
+  const entry = load(key, libraryParameters, initialize);
+  registry.set(key, entry);
+  return entry;
+}
+
+/** The last reference is gone: finalize (if we initialized) and unload. */
+export function unload(key: string, entry: LoadedLibrary): void {
+  registry.delete(key);
+  try {
+    if (entry.ownsInitialize) entry.lib.C_Finalize();
+    entry.lib.close();
+  } catch {
+    // Finalizing at shutdown: nothing useful to do with a failure.
+  }
+}
+
+/**
+ * C_Finalize + C_Initialize through `api` (the caller's view, interposer included). Waits up to
+ * drainTimeoutMs for async calls first; concurrent callers share one re-initialisation.
+ */
+export function reinitialize(entry: LoadedLibrary, api: pkcs11js.PKCS11, drainTimeoutMs: number): Promise<void> {
+  entry.reinitializing ??= (async () => {
+    try {
+      await drain(entry, drainTimeoutMs);
+      try {
+        api.C_Finalize();
+      } catch {
+        // already finalized (CKR_CRYPTOKI_NOT_INITIALIZED): initializing is what matters
+      }
+      try {
+        api.C_Initialize(initializeArgs(entry.libraryParameters));
+      } catch (error) {
+        const hsmError = toHsmError(error, 'C_Initialize', 'other');
+        if (hsmError.returnCode !== 'CKR_CRYPTOKI_ALREADY_INITIALIZED') throw hsmError;
+      }
+      entry.generation += 1;
+      entry.logins.clear();
+      entry.sessions.clear();
+    } finally {
+      entry.reinitializing = undefined;
+    }
+  })();
+  return entry.reinitializing;
+}
+
+/** Resolves when no async call runs on the library any more (Pkcs11Module.tracked wakes the waiters). */
+function drain(entry: LoadedLibrary, timeoutMs: number): Promise<void> {
+  if (entry.inFlight === 0) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const wake = (): void => {
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      const index = entry.drainWaiters.indexOf(wake);
+      if (index >= 0) entry.drainWaiters.splice(index, 1);
+      reject(new HsmError('Device', `${entry.inFlight} PKCS#11 calls still running after ${timeoutMs} ms: not re-initialising under them`));
+    }, timeoutMs);
+    entry.drainWaiters.push(wake);
+  });
+}
+
+// Without OS locking, async calls on several sessions segfault Node.
+function initializeArgs(libraryParameters: string | undefined): pkcs11js.InitializationOptions {
+  return libraryParameters === undefined
+    ? { flags: pkcs11js.CKF_OS_LOCKING_OK }
+    : { flags: pkcs11js.CKF_OS_LOCKING_OK, libraryParameters };
+}
+
+function load(modulePath: string, libraryParameters: string | undefined, initialize: boolean): LoadedLibrary {
+  const lib = new pkcs11js.PKCS11();
+  try {
+    lib.load(modulePath);
+  } catch (error) {
+    const detail = error instanceof Error ? error.message : String(error);
+    throw new HsmError('Device', `cannot load PKCS#11 module ${modulePath}: ${detail}`);
+  }
+  let ownsInitialize = initialize;
+  if (initialize) {
+    try {
+      lib.C_Initialize(initializeArgs(libraryParameters));
+    } catch (error) {
+      const hsmError = toHsmError(error, 'C_Initialize', 'other');
+      if (hsmError.returnCode !== 'CKR_CRYPTOKI_ALREADY_INITIALIZED') {
+        lib.close();
+        throw hsmError;
+      }
+      ownsInitialize = false;
+    }
+  }
+  return {
+    lib,
+    libraryParameters,
+    refs: 0,
+    ownsInitialize,
+    logins: new Map(),
+    generation: 0,
+    sessions: new Map(),
+    inFlight: 0,
+    drainWaiters: [],
+    reinitializing: undefined,
+  };
+}

@@ -1,0 +1,320 @@
+/**
+ * A view of one loaded PKCS#11 library (library.ts): the only class above pkcs11js. Sessions and
+ * login, the per-request crypto, and the token's objects (objects.ts), all as typed nouns and
+ * HsmErrors. Only this folder imports pkcs11js.
+ */
+import * as pkcs11js from 'pkcs11js';
+import { HsmError } from '../errors';
+import type { TokenInfo } from '../types';
+import { call, callAsync, returnCodeOf } from './errors';
+import type { ObjectHandle, Pkcs11Interposer, SessionHandle, SlotId } from './handles';
+import { libraryFor, libraryKey, reinitialize, unload, type LoadedLibrary } from './library';
+import { gcm, unwrapMechanism, type KwpMechanism, type UnwrapMechanism } from './mechanisms';
+import * as objects from './objects';
+import type { RsaPublicKey, SecretKeyInfo } from './objects';
+import { DEFAULT_AUTH_FAILURE_CODES, returnCodeName } from './return-codes';
+import type { AesKeyTemplate } from './templates';
+import { findToken, type TokenSelector } from './token';
+
+export type { ObjectHandle, Pkcs11Api, Pkcs11Interposer, SessionHandle, SlotId } from './handles';
+export type { KwpMechanism, UnwrapMechanism } from './mechanisms';
+export type { RsaPublicKey, SecretKeyInfo } from './objects';
+export type { TokenSelector } from './token';
+export { loadedModules } from './library';
+
+export interface ModuleViewOptions {
+  /** Test seam at the PKCS#11 boundary for this view only (other users of the library see the real one). */
+  interposer?: Pkcs11Interposer;
+  /** Return codes that mean "GCM tag check failed" on C_Decrypt (vendor profile). */
+  authFailureCodes?: ReadonlySet<string>;
+  /** C_Initialize library parameters (NSS softokn: configdir=...); fixed by whoever loads the library first. */
+  libraryParameters?: string;
+  /** The mechanism that is RFC 5649 AES key wrap with padding (vendor profile). */
+  kwpMechanism?: KwpMechanism;
+  /**
+   * This view runs on a PKCS#11 worker thread: C_Encrypt/C_Decrypt are called synchronously there,
+   * since a hop to the libuv pool would only add latency to a thread that has nothing else to do.
+   */
+  blocking?: boolean;
+}
+
+const CKS_RO_USER_FUNCTIONS = 1;
+const CKS_RW_USER_FUNCTIONS = 3;
+const SESSION_FLAGS = pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION;
+
+// SoftHSM rejects a NULL data pointer with CKR_ARGUMENTS_BAD (and leaves the operation active);
+// a zero-length view into a real allocation passes a valid pointer with length 0.
+const EMPTY_INPUT = Buffer.alloc(1).subarray(0, 0);
+
+/**
+ * A reference to a loaded, initialized PKCS#11 library; release() it exactly once. Each reference
+ * is a view of the shared library with its own interposer and return-code reading, bound to the
+ * library generation it was acquired in: after a re-initialisation it is stale and refuses calls.
+ */
+export class Pkcs11Module {
+  private released = false;
+  private readonly generation: number;
+  private readonly api: pkcs11js.PKCS11;
+  private readonly authFailureCodes: ReadonlySet<string>;
+  private readonly kwpMechanism: KwpMechanism;
+  private readonly blocking: boolean;
+
+  private constructor(
+    readonly path: string,
+    private readonly entry: LoadedLibrary,
+    options: ModuleViewOptions,
+  ) {
+    this.generation = entry.generation;
+    this.api = options.interposer ? options.interposer(entry.lib) : entry.lib;
+    this.authFailureCodes = options.authFailureCodes ?? DEFAULT_AUTH_FAILURE_CODES;
+    this.kwpMechanism = options.kwpMechanism ?? 'CKM_AES_KEY_WRAP_PAD';
+    this.blocking = options.blocking === true;
+  }
+
+  static acquire(modulePath: string, options: ModuleViewOptions = {}): Pkcs11Module {
+    const key = libraryKey(modulePath);
+    const entry = libraryFor(key, options.libraryParameters, true);
+    if (entry.libraryParameters !== options.libraryParameters) {
+      // One library per process is initialised once: a second configuration would silently be ignored.
+      throw new HsmError('Internal', `PKCS#11 module ${key} is already loaded with other library parameters`);
+    }
+    entry.refs += 1;
+    return new Pkcs11Module(key, entry, options);
+  }
+
+  /**
+   * For a worker thread: loads the library without C_Initialize. Its initialisation is
+   * process-wide and belongs to the main thread's acquire(), which also re-initialises it.
+   */
+  static attach(modulePath: string, options: ModuleViewOptions = {}): Pkcs11Module {
+    const key = libraryKey(modulePath);
+    const entry = libraryFor(key, options.libraryParameters, false);
+    entry.refs += 1;
+    return new Pkcs11Module(key, entry, options);
+  }
+
+  /** The canonical registry key of a module path (symlinks resolved). */
+  static libraryKey(modulePath: string): string {
+    return libraryKey(modulePath);
+  }
+
+  /** True once the library was re-initialised after this view was acquired. */
+  get stale(): boolean {
+    return this.generation !== this.entry.generation;
+  }
+
+  /**
+   * C_Finalize + C_Initialize of the whole library, for when it lost its initialisation or a token
+   * only shows again after a rescan (SoftHSM). Every view acquired before becomes stale: its
+   * sessions and handles are dead, and its owners must open new ones. Waits (up to drainTimeoutMs)
+   * for async calls on the thread pool to finish first: finalizing under them is unsafe. Concurrent
+   * callers share one re-initialisation.
+   */
+  reinitialize(drainTimeoutMs: number): Promise<void> {
+    return reinitialize(this.entry, this.api, drainTimeoutMs);
+  }
+
+  /** Drops this reference; the last one finalizes and unloads the library. */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.entry.refs -= 1;
+    if (this.entry.refs > 0) return;
+    unload(this.path, this.entry);
+  }
+
+  private get lib(): pkcs11js.PKCS11 {
+    if (this.released) throw new HsmError('Internal', 'PKCS#11 module already released');
+    if (this.stale) throw new HsmError('Device', 'the PKCS#11 module was re-initialised: this connection is stale');
+    return this.api;
+  }
+
+  /** Throws the stale/released error a call would, without calling (work sent to a worker thread). */
+  assertUsable(): void {
+    void this.lib;
+  }
+
+  /**
+   * Counts work that runs off this thread (libuv pool, PKCS#11 worker threads) for the drain
+   * before a re-initialisation; refuses to start any while one is pending.
+   */
+  async tracked<T>(run: () => Promise<T>): Promise<T> {
+    if (this.entry.reinitializing !== undefined) {
+      throw new HsmError('Device', 'the PKCS#11 module is being re-initialised');
+    }
+    this.entry.inFlight += 1;
+    try {
+      return await run();
+    } finally {
+      this.entry.inFlight -= 1;
+      if (this.entry.inFlight === 0) for (const wake of this.entry.drainWaiters.splice(0)) wake();
+    }
+  }
+
+  findToken(selector: TokenSelector): { slot: SlotId; description: TokenInfo } {
+    return findToken(this.lib, this.path, selector);
+  }
+
+  // ---- sessions and login -----------------------------------------------------------------
+
+  openSession(slot: SlotId): SessionHandle {
+    const lib = this.lib;
+    const session = call('C_OpenSession', () => lib.C_OpenSession(slot, SESSION_FLAGS));
+    this.entry.sessions.set(session.toString('hex'), session);
+    return session;
+  }
+
+  /**
+   * Never throws: the session is being thrown away, perhaps because it is already dead. A handle
+   * the library has since given to a newer session (same number, other Buffer) is left alone, and
+   * so is every handle of an older generation.
+   */
+  closeSession(session: SessionHandle): void {
+    if (this.stale) return;
+    const key = session.toString('hex');
+    if (this.entry.sessions.get(key) !== session) return;
+    this.entry.sessions.delete(key);
+    try {
+      this.lib.C_CloseSession(session);
+    } catch {
+      // already closed or invalid
+    }
+  }
+
+  /** Logs in as CKU_USER if this application is not logged in to the token yet. */
+  ensureLoggedIn(session: SessionHandle, pin: string): void {
+    const lib = this.lib;
+    const { state } = call('C_GetSessionInfo', () => lib.C_GetSessionInfo(session));
+    if (state === CKS_RW_USER_FUNCTIONS || state === CKS_RO_USER_FUNCTIONS) return;
+    try {
+      lib.C_Login(session, pkcs11js.CKU_USER, pin);
+    } catch (error) {
+      // Build the message from the return code alone: nothing from the call may echo the PIN.
+      const code = returnCodeOf(error);
+      const name = code === undefined ? 'unknown error' : returnCodeName(code);
+      if (name === 'CKR_USER_ALREADY_LOGGED_IN') return;
+      throw new HsmError('Device', `C_Login as user failed: ${name}`, code === undefined ? undefined : name);
+    }
+  }
+
+  /** Counts one more user of the login on this slot (logout happens when the last one leaves). */
+  addLoginUser(slot: SlotId): void {
+    const key = slot.toString('hex');
+    this.entry.logins.set(key, (this.entry.logins.get(key) ?? 0) + 1);
+  }
+
+  /** The last user of the slot logs out; others share the login, so they must not. */
+  removeLoginUser(slot: SlotId, session: SessionHandle | undefined): void {
+    if (this.stale) return; // the re-initialisation ended every login of that generation
+    const key = slot.toString('hex');
+    const users = (this.entry.logins.get(key) ?? 1) - 1;
+    if (users > 0) {
+      this.entry.logins.set(key, users);
+      return;
+    }
+    this.entry.logins.delete(key);
+    if (session === undefined) return;
+    try {
+      this.lib.C_Logout(session);
+    } catch {
+      // not logged in any more: fine at shutdown
+    }
+  }
+
+  // ---- crypto -----------------------------------------------------------------------------
+
+  generateRandom(session: SessionHandle, length: number): Buffer {
+    const lib = this.lib;
+    return call('C_GenerateRandom', () => lib.C_GenerateRandom(session, Buffer.alloc(length)));
+  }
+
+  /**
+   * AES-GCM encrypt on the thread pool; returns ciphertext || 16-byte tag (|| IV for HSMs that
+   * append the IV they generated: pass that larger outputLength). The iv Buffer is handed to the
+   * HSM by reference (pkcs11js passes a pointer into it), so HSMs that overwrite the IV write here.
+   */
+  async encryptGcm(
+    session: SessionHandle,
+    key: ObjectHandle,
+    iv: Buffer,
+    aad: Buffer,
+    plaintext: Buffer,
+    outputLength: number = plaintext.length + 16,
+  ): Promise<Buffer> {
+    const lib = this.lib;
+    return this.tracked(() => {
+      call('C_EncryptInit', () => lib.C_EncryptInit(session, gcm(iv, aad), key));
+      // Exactly what the HSM writes: a smaller buffer gives CKR_BUFFER_TOO_SMALL and leaves the op active.
+      const output = Buffer.alloc(outputLength);
+      const input = plaintext.length === 0 ? EMPTY_INPUT : plaintext;
+      if (this.blocking) return Promise.resolve(call('C_Encrypt', () => lib.C_Encrypt(session, input, output)));
+      return callAsync('C_Encrypt', () => lib.C_EncryptAsync(session, input, output));
+    });
+  }
+
+  /** AES-GCM decrypt of ciphertext || tag on the thread pool. */
+  async decryptGcm(session: SessionHandle, key: ObjectHandle, iv: Buffer, aad: Buffer, ciphertextAndTag: Buffer): Promise<Buffer> {
+    const lib = this.lib;
+    return this.tracked(() => {
+      call('C_DecryptInit', () => lib.C_DecryptInit(session, gcm(iv, aad), key));
+      // 16 bytes of slack: some HSMs want room for the tag while they verify it.
+      const output = Buffer.alloc(ciphertextAndTag.length);
+      if (this.blocking) {
+        return callAsync('C_Decrypt', () => Promise.resolve(lib.C_Decrypt(session, ciphertextAndTag, output)), 'decrypt', this.authFailureCodes);
+      }
+      return callAsync('C_Decrypt', () => lib.C_DecryptAsync(session, ciphertextAndTag, output), 'decrypt', this.authFailureCodes);
+    });
+  }
+
+  /** Keep-alive: a cheap call that reaches the HSM, so the vendor does not drop an idle session. */
+  touchSession(session: SessionHandle): void {
+    const lib = this.lib;
+    call('C_GenerateRandom', () => lib.C_GenerateRandom(session, Buffer.alloc(1)));
+  }
+
+  // ---- objects (objects.ts) -----------------------------------------------------------------
+
+  /** Handles of secret keys, optionally only AES ones of a given label and length. */
+  findSecretKeys(session: SessionHandle, filter: { label?: string; aes?: boolean; valueLen?: number }): ObjectHandle[] {
+    return objects.findSecretKeys(this.lib, session, filter);
+  }
+
+  readKeyInfo(session: SessionHandle, key: ObjectHandle): SecretKeyInfo {
+    return objects.readKeyInfo(this.lib, session, key);
+  }
+
+  /** CKA_VALUE; the HSM refuses (CKR_ATTRIBUTE_SENSITIVE) unless the key is extractable and not sensitive. */
+  readKeyValue(session: SessionHandle, key: ObjectHandle): Buffer {
+    return objects.readKeyValue(this.lib, session, key);
+  }
+
+  createAesKey(session: SessionHandle, key: AesKeyTemplate): ObjectHandle {
+    return objects.createAesKey(this.lib, session, key);
+  }
+
+  readKeyId(session: SessionHandle, key: ObjectHandle): Buffer {
+    return objects.readKeyId(this.lib, session, key);
+  }
+
+  /** RSA private or public keys with this label. */
+  findRsaKeys(session: SessionHandle, kind: 'private' | 'public', label: string): ObjectHandle[] {
+    return objects.findRsaKeys(this.lib, session, kind, label);
+  }
+
+  readRsaPublicKey(session: SessionHandle, key: ObjectHandle): RsaPublicKey {
+    return objects.readRsaPublicKey(this.lib, session, key);
+  }
+
+  generateRsaWrappingKeyPair(session: SessionHandle, options: { label: string; modulusBits: number; id?: Buffer }): void {
+    objects.generateRsaWrappingKeyPair(this.lib, session, options);
+  }
+
+  /** C_UnwrapKey into a new AES secret key with exactly the template's flags. */
+  unwrapAesKey(session: SessionHandle, mechanism: UnwrapMechanism, unwrappingKey: ObjectHandle, wrapped: Buffer, key: AesKeyTemplate): ObjectHandle {
+    return objects.unwrapAesKey(this.lib, session, unwrapMechanism(mechanism, this.kwpMechanism), unwrappingKey, wrapped, key);
+  }
+
+  destroyObject(session: SessionHandle, object: ObjectHandle): void {
+    objects.destroyObject(this.lib, session, object);
+  }
+}
