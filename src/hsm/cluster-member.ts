@@ -1,15 +1,16 @@
 /**
- * One HSM of a cluster and its recovery: connect, verify with the health-check key, reconnect with
- * exponential backoff after device-class failures, escalate to a re-initialisation of the whole
- * PKCS#11 library when reconnecting keeps failing, keep idle sessions alive, and report health.
+ * One HSM of a cluster and its connection: connect, verify with the health-check key, reconnect
+ * with backoff after device-class failures, escalate to a re-initialisation of the whole PKCS#11
+ * library (library-group.ts) when reconnecting keeps failing, and keep idle sessions alive. How
+ * healthy it is, is judged apart (member-health.ts).
  */
-import { randomBytes, timingSafeEqual } from 'node:crypto';
-import * as path from 'node:path';
+import { Backoff } from '../common/backoff';
 import { HsmError, asHsmError, type HsmErrorKind } from './errors';
-import { HealthMonitor, type HealthSnapshot, type HealthStatus } from './health-monitor';
+import type { HealthSnapshot, HealthStatus } from './health-monitor';
 import { Hsm } from './hsm';
-import { MemberHealthTracker, type HealthPolicy } from './fleet-health';
-import { Pkcs11Module } from './pkcs11/module';
+import type { MemberHealthTracker, HealthPolicy } from './fleet-health';
+import type { LibraryGroup } from './library-group';
+import { MemberHealth } from './member-health';
 import { faultScope, type FaultScope } from './pkcs11/return-codes';
 import { startupRetryDelay } from './startup-retry';
 import type { FleetMemberHealth } from './service';
@@ -57,105 +58,7 @@ export interface MemberEnvironment {
   health: HealthPolicy & { intervalMs: number; probeTimeoutMs: number };
 }
 
-type Attempt = 'ok' | 'failed' | 'deferred';
-
-/** Mean delay before the one startup retry. */
-
-/** Members that share one PKCS#11 library: re-initialising it affects all of them. */
-export class LibraryGroup {
-  readonly members: ClusterMember[] = [];
-  readonly label: string;
-  /** Our own reference: keeps the library loaded across reconnects, and is what re-initialises it. */
-  private pin: Pkcs11Module | undefined;
-  private running: Promise<boolean> | undefined;
-  private lastReinitAt = 0;
-  private consecutive = 0;
-  private closed = false;
-
-  constructor(
-    readonly modulePath: string,
-    private readonly env: MemberEnvironment,
-  ) {
-    this.label = path.basename(modulePath);
-    try {
-      this.pin = Pkcs11Module.acquire(modulePath);
-    } catch {
-      // The library does not load: members report that when they try to connect.
-    }
-  }
-
-  get reinitializing(): boolean {
-    return this.running !== undefined;
-  }
-
-  /** Resolves when a running re-initialisation (and the reconnects after it) are over. */
-  settled(): Promise<unknown> | undefined {
-    return this.running;
-  }
-
-  /** Every member connected (or given up on): the library is healthy again, backoff resets. */
-  noteConnected(): void {
-    if (this.members.every((m) => m.state === 'connected' || m.state === 'failed' || m.state === 'closed')) this.consecutive = 0;
-  }
-
-  /**
-   * C_Finalize + C_Initialize, then every member reconnects. Rate-limited with exponential
-   * backoff, since it interrupts the healthy members of the group too. Resolves false if skipped
-   * or failed.
-   */
-  reinitialize(reason: string): Promise<boolean> {
-    if (this.running) return this.running;
-    if (this.closed) return Promise.resolve(false);
-    const now = Date.now();
-    const { initialBackoffMs, maxBackoffMs } = this.env.recovery;
-    const minInterval = this.consecutive === 0 ? 0 : Math.min(maxBackoffMs, initialBackoffMs * 2 ** (this.consecutive - 1));
-    if (now - this.lastReinitAt < minInterval) return Promise.resolve(false);
-    this.lastReinitAt = now;
-    this.consecutive += 1;
-    this.running = (async () => {
-      this.env.log('warn', 'pkcs11 module re-initialising', { module: this.label, reason: reason.slice(0, 300) });
-      for (const member of this.members) member.suspend('the PKCS#11 module is being re-initialised');
-      let ok = false;
-      try {
-        this.pin ??= Pkcs11Module.acquire(this.modulePath);
-        await this.pin.reinitialize(this.env.recovery.drainTimeoutMs);
-        // Our view belongs to the old generation now: take a fresh one (unless we closed meanwhile).
-        const old = this.pin;
-        this.pin = this.closed ? undefined : Pkcs11Module.acquire(this.modulePath);
-        old.release();
-        ok = true;
-        this.env.observer?.moduleReinit?.(this.label, 'ok');
-        this.env.log('info', 'pkcs11 module re-initialised', { module: this.label });
-      } catch (error) {
-        this.env.observer?.moduleReinit?.(this.label, 'failed');
-        this.env.log('error', 'pkcs11 module re-initialisation failed', { module: this.label, reason: asHsmError(error).message });
-      }
-      // Reconnect now, inside the re-initialisation, so waiting requests find connected members.
-      const results = await Promise.all(this.members.map((member) => member.tryConnect('module re-initialised', true)));
-      results.forEach((result, i) => {
-        if (result === 'failed') this.members[i]?.scheduleRetry();
-      });
-      return ok;
-    })()
-      .catch((error: unknown) => {
-        // Nothing may escape: callers fire and forget.
-        this.env.log('error', 'pkcs11 module re-initialisation failed', { module: this.label, reason: asHsmError(error).message });
-        return false;
-      })
-      .finally(() => {
-        this.running = undefined;
-      });
-    return this.running;
-  }
-
-  /** After a running re-initialisation: releasing the last reference under it would unload the library. */
-  async close(): Promise<void> {
-    this.closed = true;
-    await this.running;
-    this.pin?.release();
-    this.pin = undefined;
-  }
-}
+export type Attempt = 'ok' | 'failed' | 'deferred';
 
 export class ClusterMember {
   readonly id: string;
@@ -163,21 +66,17 @@ export class ClusterMember {
   /** Calls handed to this HSM and not finished yet (including ones a deadline gave up on). */
   inFlight = 0;
   readonly tracker: MemberHealthTracker;
+  private readonly health: MemberHealth;
   private hsm: Hsm | undefined;
   private connection: { live: boolean } | undefined;
   private token: TokenInfo | undefined;
-  /** Passed a health-check round trip at least once in this process. */
-  private verified = false;
-  private failures = 0;
-  private probeFailures = 0;
-  private lastProbeError: HsmError | undefined;
+  /** Consecutive failed connection attempts: paces the retries, and escalates to a re-initialisation. */
+  private readonly backoff: Backoff;
   private problem: string | undefined = 'not connected yet';
   private retryTimer: NodeJS.Timeout | undefined;
   private keepAliveTimer: NodeJS.Timeout | undefined;
   private attempt: Promise<Attempt> | undefined;
   private readonly retiring = new Set<Promise<void>>();
-  private readonly monitor: HealthMonitor;
-  private reportedStatus: HealthStatus | undefined;
   private lastInconsistencyLog = 0;
   /**
    * Labels this HSM encrypted or decrypted with, for the life of the process. A KeyNotFound for one
@@ -193,24 +92,17 @@ export class ClusterMember {
     private readonly env: MemberEnvironment,
   ) {
     this.id = config.hsm.id;
-    this.tracker = new MemberHealthTracker(env.health);
-    const probe = <T>(run: (hsm: Hsm) => Promise<T>): Promise<T> => this.probeCall(run);
-    this.monitor = new HealthMonitor(
-      {
-        // A busy HSM's check waits its turn for a session: slow (DEGRADED), not down.
-        encrypt: (label, plaintext, aad) => probe((hsm) => hsm.encrypt(label, plaintext, aad, { waitForSessionMs: env.health.probeTimeoutMs })),
-        decrypt: (label, ciphertext, iv, tag, aad) =>
-          probe((hsm) => hsm.decrypt(label, ciphertext, iv, tag, aad, { waitForSessionMs: env.health.probeTimeoutMs })),
-      },
-      {
-        keyLabel: config.healthCheckKeyLabel,
-        intervalMs: env.health.intervalMs,
-        degradedLatencyMs: env.health.degradedLatencyMs,
-        maxAgeMs: env.health.maxAgeMs,
-        timeoutMs: env.health.probeTimeoutMs,
-      },
-      (snapshot) => this.onProbe(snapshot),
-    );
+    // Members of one library retry at different times (jitter), not in lockstep.
+    this.backoff = new Backoff({ initialMs: env.recovery.initialBackoffMs, maxMs: env.recovery.maxBackoffMs, jitter: 0.2 });
+    this.health = new MemberHealth(config, env, {
+      id: this.id,
+      state: () => this.state,
+      serving: () => this.serving,
+      problem: () => this.problem,
+      probe: (run) => this.probeCall(run),
+      reconnect: (reason) => this.reconnect(reason),
+    });
+    this.tracker = this.health.tracker;
   }
 
   get serving(): boolean {
@@ -258,7 +150,7 @@ export class ClusterMember {
       result = await this.tryConnect('startup retry');
     }
     if (result === 'failed') this.scheduleRetry();
-    await this.monitor.start();
+    await this.health.start();
     const keepAliveMs = this.config.keepAliveSeconds * 1000;
     if (keepAliveMs > 0) {
       this.keepAliveTimer = setInterval(() => this.keepAlive(keepAliveMs), Math.max(250, Math.floor(keepAliveMs / 4)));
@@ -268,7 +160,7 @@ export class ClusterMember {
   }
 
   checkNow(): Promise<HealthSnapshot> {
-    return this.monitor.checkNow();
+    return this.health.checkNow();
   }
 
   /**
@@ -313,7 +205,7 @@ export class ClusterMember {
     if (now - this.lastVanishedCheck >= 1000) {
       this.lastVanishedCheck = now;
       this.env.log('warn', 'a key this hsm served is gone from the token; checking its health now', { hsm: this.id });
-      void this.monitor.checkNow();
+      void this.health.checkNow();
     }
     return new HsmError('Device', `${this.id}: a key this HSM served is gone from the token (token storage lost?)`);
   }
@@ -377,9 +269,7 @@ export class ClusterMember {
   scheduleRetry(): void {
     if (this.state === 'failed' || this.state === 'closed' || this.state === 'connected') return;
     if (this.retryTimer) clearTimeout(this.retryTimer);
-    const { initialBackoffMs, maxBackoffMs } = this.env.recovery;
-    const base = Math.min(maxBackoffMs, initialBackoffMs * 2 ** Math.max(0, this.failures - 1));
-    const delay = Math.round(base * (0.8 + Math.random() * 0.4)); // jitter: members do not retry in lockstep
+    const delay = this.backoff.delayMs();
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       void this.tryConnect('retry').then((result) => {
@@ -391,7 +281,7 @@ export class ClusterMember {
 
   async close(): Promise<void> {
     if (this.state === 'closed') return;
-    this.monitor.stop();
+    this.health.stop();
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.keepAliveTimer) clearInterval(this.keepAliveTimer);
     this.disconnect('closed', 'closed');
@@ -408,13 +298,13 @@ export class ClusterMember {
     const connection = { live: true };
     try {
       hsm = await Hsm.open(this.config.hsm, this.observerFor(connection));
-      verifiedInMs = await this.verify(hsm);
+      verifiedInMs = await this.health.verifyConnection(hsm);
     } catch (error) {
       const hsmError = asHsmError(error);
       connection.live = false;
       if (hsm) this.retire(hsm);
       if ((this.state as MemberState) === 'closed') return 'deferred';
-      this.failures += 1;
+      const failures = this.backoff.fail();
       this.problem = hsmError.message;
       this.env.observer?.reconnect?.(this.id, 'failed');
       // Also when it never connected: XksProxyHsmDisconnected needs the 0, not a missing series.
@@ -423,13 +313,13 @@ export class ClusterMember {
         this.fail(hsmError);
         return 'failed';
       }
-      this.env.log('warn', 'hsm connect failed', { hsm: this.id, attempt: this.failures, reason: hsmError.message.slice(0, 300) });
+      this.env.log('warn', 'hsm connect failed', { hsm: this.id, attempt: failures, reason: hsmError.message.slice(0, 300) });
       // A failed reconnect is as telling as a failed health check: it counts towards UNAVAILABLE.
-      this.assess({ status: 'UNAVAILABLE', checkedAt: Date.now(), reason: `reconnecting: ${hsmError.message}` });
+      this.health.assess({ status: 'UNAVAILABLE', checkedAt: Date.now(), reason: `reconnecting: ${hsmError.message}` });
       if (!duringReinit && hsmError.kind === 'Device') {
         const moduleLost = faultScope(hsmError.returnCode) === 'module';
-        if (moduleLost || this.failures % this.env.recovery.reinitAfterFailures === 0) {
-          void this.group.reinitialize(`${this.id}: reconnecting failed ${this.failures} times: ${hsmError.message}`);
+        if (moduleLost || failures % this.env.recovery.reinitAfterFailures === 0) {
+          void this.group.reinitialize(`${this.id}: reconnecting failed ${failures} times: ${hsmError.message}`);
         }
       }
       return 'failed';
@@ -446,8 +336,7 @@ export class ClusterMember {
     this.connection = connection;
     this.token = hsm.tokenInfo();
     this.state = 'connected';
-    this.failures = 0;
-    this.probeFailures = 0;
+    this.backoff.reset();
     this.problem = undefined;
     if (old) this.retire(old);
     this.env.observer?.memberConnected?.(this.id, true);
@@ -463,44 +352,8 @@ export class ClusterMember {
       profile: hsm.profile.name,
     });
     this.group.noteConnected();
-    if (previous !== 'connecting' && verifiedInMs !== undefined) this.recovered(verifiedInMs);
+    if (previous !== 'connecting' && verifiedInMs !== undefined) this.health.recovered(verifiedInMs);
     return 'ok';
-  }
-
-  /** A health-check round trip on a new connection before it takes traffic. */
-  /** Resolves the round trip's latency in ms, or undefined when the health-check key does not exist (yet). */
-  private async verify(hsm: Hsm): Promise<number | undefined> {
-    try {
-      const started = performance.now();
-      await roundTrip(hsm, this.config.healthCheckKeyLabel, this.env.health.probeTimeoutMs);
-      this.verified = true;
-      return Math.round(performance.now() - started);
-    } catch (error) {
-      const hsmError = asHsmError(error);
-      if (hsmError.kind !== 'KeyNotFound') throw hsmError;
-      // A key that was there and is gone means the token's storage went away, not a config slip.
-      if (this.verified) throw new HsmError('Device', `${this.id}: the health-check key is gone from the token (token storage lost?)`);
-      this.env.log('warn', 'health-check key not found; the hsm serves but reports UNAVAILABLE until it exists', {
-        hsm: this.id,
-        keyLabel: this.config.healthCheckKeyLabel,
-      });
-      return undefined;
-    }
-  }
-
-  /**
-   * A reconnection that just passed the deep check's round trip serves requests: health and /ready
-   * say so now, not `checksToChange` intervals later, and failures of the old connection stop counting.
-   */
-  private recovered(latencyMs: number): void {
-    const slow = latencyMs > this.env.health.degradedLatencyMs;
-    this.tracker.restart({
-      status: slow ? 'DEGRADED' : 'ACTIVE',
-      checkedAt: Date.now(),
-      latencyMs,
-      ...(slow ? { reason: `health check took ${latencyMs} ms` } : {}),
-    });
-    this.report(this.tracker.current());
   }
 
   private disconnect(state: MemberState, reason: string): void {
@@ -528,8 +381,7 @@ export class ClusterMember {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     const reason = `the HSM refused the PIN (${error.returnCode ?? error.message}): not retried, to avoid locking the token; fix the PIN and restart`;
     this.disconnect('failed', reason);
-    this.tracker.force({ status: 'UNAVAILABLE', checkedAt: Date.now(), reason });
-    this.env.observer?.healthStatus?.(this.id, 'UNAVAILABLE', Date.now());
+    this.health.markFailed(reason);
     this.env.log('error', 'hsm login refused; giving up on this hsm', { hsm: this.id, returnCode: error.returnCode });
   }
 
@@ -542,63 +394,9 @@ export class ClusterMember {
       return await run(hsm);
     } catch (error) {
       const hsmError = asHsmError(error);
-      this.lastProbeError = hsmError;
+      this.health.noteProbeError(hsmError);
       this.reportFailure(hsmError, hsm);
       throw hsmError;
-    }
-  }
-
-  private onProbe(snapshot: HealthSnapshot): void {
-    try {
-      this.judgeProbe(snapshot);
-    } catch (error) {
-      // A throwing hook must not turn the health timer into unhandled rejections.
-      this.env.log('error', 'hsm health evaluation failed', { hsm: this.id, reason: asHsmError(error).message });
-    }
-  }
-
-  private judgeProbe(snapshot: HealthSnapshot): void {
-    if (this.state === 'closed') return;
-    if (snapshot.status === 'UNAVAILABLE' && this.state === 'connected') {
-      this.probeFailures += 1;
-      // Device errors already dropped the connection (reportFailure). What is left worth a
-      // reconnect is the health-check key vanishing from a token that had it: its storage went
-      // away (SoftHSM then needs a library re-initialisation to see it again). A check that only
-      // timed out is not: under load that is congestion, and new sessions would not be faster.
-      const vanished = this.lastProbeError?.kind === 'KeyNotFound' && this.verified;
-      if (vanished) {
-        // No blip for hysteresis to smooth over: every key may be gone with it, so say UNAVAILABLE now.
-        const reason = 'the health-check key is gone from the token (token storage lost?)';
-        this.tracker.force({ status: 'UNAVAILABLE', checkedAt: snapshot.checkedAt, reason });
-        this.report(this.tracker.current());
-        this.lastProbeError = undefined;
-        this.reconnect(`health check failing: ${reason}`);
-        return;
-      }
-    } else if (snapshot.status !== 'UNAVAILABLE') {
-      this.probeFailures = 0;
-      this.verified = true;
-    }
-    this.lastProbeError = undefined;
-    this.assess(snapshot);
-  }
-
-  /** Feeds one observation to the hysteresis and reports the (possibly unchanged) status. */
-  private assess(snapshot: HealthSnapshot): void {
-    if (this.state === 'failed' || this.state === 'closed') return;
-    this.report(this.tracker.evaluate(snapshot, this.serving, this.problem));
-  }
-
-  /** Metrics and, on a change, a log line for the reported status. */
-  private report(reported: HealthSnapshot): void {
-    this.env.observer?.healthStatus?.(this.id, reported.status, reported.checkedAt);
-    if (reported.status !== this.reportedStatus) {
-      this.env.log(reported.status === 'ACTIVE' ? 'info' : 'warn', 'hsm health changed', {
-        hsm: this.id,
-        healthStatus: reported.status,
-        reason: reported.reason?.slice(0, 300),
-      });
-      this.reportedStatus = reported.status;
     }
   }
 
@@ -636,26 +434,4 @@ export function interruptedByReconnect(error: HsmError): boolean {
 
 function countsAgainstHsm(kind: HsmErrorKind): boolean {
   return kind === 'Device' || kind === 'Timeout' || kind === 'Internal';
-}
-
-async function roundTrip(hsm: Hsm, label: string, timeoutMs: number): Promise<void> {
-  const work = (async () => {
-    const plaintext = randomBytes(32);
-    const aad = randomBytes(16);
-    const out = await hsm.encrypt(label, plaintext, aad);
-    const back = await hsm.decrypt(label, out.ciphertext, out.iv, out.tag, aad);
-    if (back.length !== plaintext.length || !timingSafeEqual(back, plaintext)) {
-      throw new HsmError('Device', 'health-check round trip returned different plaintext');
-    }
-  })();
-  work.catch(() => undefined);
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new HsmError('Timeout', `health-check round trip took over ${timeoutMs} ms`)), timeoutMs);
-  });
-  try {
-    await Promise.race([work, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

@@ -8,9 +8,9 @@ import { HsmError, asHsmError, type HsmErrorKind } from './errors';
 import type { HealthSnapshot, HealthStatus } from './health-monitor';
 import type { Hsm } from './hsm';
 import type { HealthPolicy } from './fleet-health';
+import { LibraryGroup } from './library-group';
 import {
   ClusterMember,
-  LibraryGroup,
   type ClusterLog,
   type ClusterObserver,
   type MemberConfig,

@@ -93,14 +93,22 @@ export class HealthMonitor {
   }
 
   private async roundTrip(): Promise<void> {
-    const plaintext = randomBytes(32);
-    const aad = randomBytes(16);
-    const out = await this.hsm.encrypt(this.options.keyLabel, plaintext, aad);
-    const back = await this.hsm.decrypt(this.options.keyLabel, out.ciphertext, out.iv, out.tag, aad);
-    if (back.length !== plaintext.length || !timingSafeEqual(back, plaintext)) {
+    if (!(await encryptsAndDecryptsBack(this.hsm, this.options.keyLabel))) {
       throw new Error('health-check round trip returned different plaintext');
     }
   }
+}
+
+/**
+ * The health-check round trip (periodic checks, and a new connection before it takes traffic): a
+ * fresh random plaintext encrypted and decrypted again as two separate calls; true if it came back.
+ */
+export async function encryptsAndDecryptsBack(hsm: HealthProbeTarget, keyLabel: string): Promise<boolean> {
+  const plaintext = randomBytes(32);
+  const aad = randomBytes(16);
+  const out = await hsm.encrypt(keyLabel, plaintext, aad);
+  const back = await hsm.decrypt(keyLabel, out.ciphertext, out.iv, out.tag, aad);
+  return back.length === plaintext.length && timingSafeEqual(back, plaintext);
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {

@@ -1,0 +1,108 @@
+/**
+ * The cluster members that share one PKCS#11 library. Re-initialising the library (C_Finalize +
+ * C_Initialize) drops every member's connection, so it is done here, once for the group, rate-limited
+ * by a backoff, and followed by every member reconnecting.
+ */
+import * as path from 'node:path';
+import { Backoff } from '../common/backoff';
+import type { ClusterMember, MemberEnvironment } from './cluster-member';
+import { asHsmError } from './errors';
+import { Pkcs11Module } from './pkcs11/module';
+
+/** Members that share one PKCS#11 library: re-initialising it affects all of them. */
+export class LibraryGroup {
+  readonly members: ClusterMember[] = [];
+  readonly label: string;
+  /** Our own reference: keeps the library loaded across reconnects, and is what re-initialises it. */
+  private pin: Pkcs11Module | undefined;
+  private running: Promise<boolean> | undefined;
+  private lastReinitAt = 0;
+  /** Re-initialisations since the library was last healthy. */
+  private readonly backoff: Backoff;
+  private closed = false;
+
+  constructor(
+    readonly modulePath: string,
+    private readonly env: MemberEnvironment,
+  ) {
+    this.label = path.basename(modulePath);
+    this.backoff = new Backoff({ initialMs: env.recovery.initialBackoffMs, maxMs: env.recovery.maxBackoffMs });
+    try {
+      this.pin = Pkcs11Module.acquire(modulePath);
+    } catch {
+      // The library does not load: members report that when they try to connect.
+    }
+  }
+
+  get reinitializing(): boolean {
+    return this.running !== undefined;
+  }
+
+  /** Resolves when a running re-initialisation (and the reconnects after it) are over. */
+  settled(): Promise<unknown> | undefined {
+    return this.running;
+  }
+
+  /** Every member connected (or given up on): the library is healthy again, backoff resets. */
+  noteConnected(): void {
+    if (this.members.every((m) => m.state === 'connected' || m.state === 'failed' || m.state === 'closed')) this.backoff.reset();
+  }
+
+  /**
+   * C_Finalize + C_Initialize, then every member reconnects. Rate-limited with exponential
+   * backoff, since it interrupts the healthy members of the group too. Resolves false if skipped
+   * or failed.
+   */
+  reinitialize(reason: string): Promise<boolean> {
+    if (this.running) return this.running;
+    if (this.closed) return Promise.resolve(false);
+    const now = Date.now();
+    // The first one since the library was healthy runs at once.
+    const minInterval = this.backoff.failures === 0 ? 0 : this.backoff.delayMs();
+    if (now - this.lastReinitAt < minInterval) return Promise.resolve(false);
+    this.lastReinitAt = now;
+    this.backoff.fail();
+    this.running = (async () => {
+      this.env.log('warn', 'pkcs11 module re-initialising', { module: this.label, reason: reason.slice(0, 300) });
+      for (const member of this.members) member.suspend('the PKCS#11 module is being re-initialised');
+      let ok = false;
+      try {
+        this.pin ??= Pkcs11Module.acquire(this.modulePath);
+        await this.pin.reinitialize(this.env.recovery.drainTimeoutMs);
+        // Our view belongs to the old generation now: take a fresh one (unless we closed meanwhile).
+        const old = this.pin;
+        this.pin = this.closed ? undefined : Pkcs11Module.acquire(this.modulePath);
+        old.release();
+        ok = true;
+        this.env.observer?.moduleReinit?.(this.label, 'ok');
+        this.env.log('info', 'pkcs11 module re-initialised', { module: this.label });
+      } catch (error) {
+        this.env.observer?.moduleReinit?.(this.label, 'failed');
+        this.env.log('error', 'pkcs11 module re-initialisation failed', { module: this.label, reason: asHsmError(error).message });
+      }
+      // Reconnect now, inside the re-initialisation, so waiting requests find connected members.
+      const results = await Promise.all(this.members.map((member) => member.tryConnect('module re-initialised', true)));
+      results.forEach((result, i) => {
+        if (result === 'failed') this.members[i]?.scheduleRetry();
+      });
+      return ok;
+    })()
+      .catch((error: unknown) => {
+        // Nothing may escape: callers fire and forget.
+        this.env.log('error', 'pkcs11 module re-initialisation failed', { module: this.label, reason: asHsmError(error).message });
+        return false;
+      })
+      .finally(() => {
+        this.running = undefined;
+      });
+    return this.running;
+  }
+
+  /** After a running re-initialisation: releasing the last reference under it would unload the library. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.running;
+    this.pin?.release();
+    this.pin = undefined;
+  }
+}
