@@ -58,7 +58,7 @@ export interface MemberEnvironment {
   health: HealthPolicy & { intervalMs: number; probeTimeoutMs: number };
 }
 
-export type Attempt = 'ok' | 'failed' | 'deferred';
+type Attempt = 'ok' | 'failed' | 'deferred';
 
 export class ClusterMember {
   readonly id: string;

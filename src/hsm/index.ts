@@ -14,7 +14,6 @@ export { GCM_TAG_BYTES } from './gcm-jobs';
 export type { VendorProfile, VendorProfileName } from './vendor-profiles';
 export { aesKeyId, createAesKey, createAesKeyOnce, destroyAesKeys, readKeyValue } from './admin/aes-keys';
 export type { Claim, ExclusiveCreateResult, NewAesKey } from './admin/aes-keys';
-export type { TokenObjects } from './admin/token-objects';
 export { SOFTHSM_MODULE_PATH, ensureSoftHsmToken } from './softhsm';
 export type { SoftHsmToken } from './softhsm';
 export { createRsaWrappingKey, importWrappedAesKey, rsaWrappingPublicKey } from './admin/wrapped-import';
