@@ -58,19 +58,32 @@ export function joinHeaderValues(values: readonly string[]): string {
   return values.map((v) => v.trim()).join(',');
 }
 
-export interface CanonicalRequestInput {
+/** What the canonical request and string to sign are built from (no secret: nothing here signs). */
+export interface CanonicalInput {
   method: string;
   url: string;
   /** Exactly the signed headers: lowercase name -> joined value. */
   signedHeaders: ReadonlyMap<string, string>;
   body: Buffer;
-  accessKeyId: string;
-  secretAccessKey: string;
   amzDate: string;
   region: string;
   service: string;
+}
+
+export interface CanonicalRequestInput extends CanonicalInput {
+  accessKeyId: string;
+  secretAccessKey: string;
   /** The verifier's signing-key cache; without one the key is derived for this call only. */
   signingKeys?: SigningKeys;
+}
+
+export interface CanonicalForm {
+  canonicalRequest: string;
+  stringToSign: string;
+  /** The SignedHeaders list; must equal the client's string exactly. */
+  signedHeaders: string;
+  /** The scope (date/region/service/aws4_request); must equal the client's. */
+  credentialScope: string;
 }
 
 export interface ExpectedSignature {
@@ -104,14 +117,35 @@ export function computeExpectedSignature(input: CanonicalRequestInput): StepResu
   // SigV4 signs the normalised path, so '/a/../b' verifies as '/b'; KMS never sends those forms.
   if (UNNORMALIZED_PATH.test(path)) return mismatch('request path has empty, "." or ".." segments');
 
+  const form = canonicalize(input);
+  if (!form.ok) return form;
+  const signingKey = (input.signingKeys ?? new SigningKeys()).get(input.accessKeyId, input.secretAccessKey, input.amzDate.slice(0, 8), input.region, input.service);
+  return {
+    ok: true,
+    value: {
+      signature: signString(signingKey, form.value.stringToSign),
+      signedHeaders: form.value.signedHeaders,
+      credentialScope: form.value.credentialScope,
+    },
+  };
+}
+
+/**
+ * The canonical request and string to sign of a request, as SigV4 defines them (the path
+ * normalised, the query sorted and encoded). Pure: computeExpectedSignature adds the shape checks
+ * and the signing; the AWS test-suite vectors check this step alone.
+ */
+export function canonicalize(input: CanonicalInput): StepResult<CanonicalForm> {
+  const queryIx = input.url.indexOf('?');
+  const path = queryIx < 0 ? input.url : input.url.slice(0, queryIx);
   const direct = directCanonicalRequest(input.method, path, queryIx, input.signedHeaders, input.body);
   if (direct !== undefined) {
-    const signingKey = (input.signingKeys ?? new SigningKeys()).get(input.accessKeyId, input.secretAccessKey, input.amzDate.slice(0, 8), input.region, input.service);
     const credentialScope = `${input.amzDate.slice(0, 8)}/${input.region}/${input.service}/aws4_request`;
     return {
       ok: true,
       value: {
-        signature: signString(signingKey, `AWS4-HMAC-SHA256\n${input.amzDate}\n${credentialScope}\n${hash('sha256', direct, 'hex')}`),
+        canonicalRequest: direct,
+        stringToSign: `AWS4-HMAC-SHA256\n${input.amzDate}\n${credentialScope}\n${hash('sha256', direct, 'hex')}`,
         signedHeaders: [...input.signedHeaders.keys()].join(';'),
         credentialScope,
       },
@@ -136,22 +170,18 @@ export function computeExpectedSignature(input: CanonicalRequestInput): StepResu
     extraHeadersToInclude: include,
   };
 
-  let canonical: string;
-  let expected: ExpectedSignature;
+  let form: CanonicalForm;
   try {
-    const signer = new RequestSigner(request, {
-      accessKeyId: input.accessKeyId,
-      secretAccessKey: input.secretAccessKey,
-    });
+    // Credentials are only read by aws4's own signature(), which is never called here.
+    const signer = new RequestSigner(request, { accessKeyId: '', secretAccessKey: '' });
     // With doNotModifyHeaders aws4 never reads x-amz-date (it falls back to Date or "now").
     signer.datetime = input.amzDate;
-    canonical = signer.canonicalString();
-    // signature() would rebuild it (re-hashing the body): reuse the one just computed.
-    signer.canonicalString = () => canonical;
-    // Our own signing key instead of aws4's signature(), which caches keys by plaintext secret.
-    const signingKey = (input.signingKeys ?? new SigningKeys()).get(input.accessKeyId, input.secretAccessKey, signer.getDate(), signer.region, signer.service);
-    expected = {
-      signature: signString(signingKey, signer.stringToSign()),
+    const canonicalRequest = signer.canonicalString();
+    // stringToSign() would rebuild it (re-hashing the body): reuse the one just computed.
+    signer.canonicalString = () => canonicalRequest;
+    form = {
+      canonicalRequest,
+      stringToSign: signer.stringToSign(),
       signedHeaders: signer.signedHeaders(),
       credentialScope: signer.credentialString(),
     };
@@ -164,15 +194,15 @@ export function computeExpectedSignature(input: CanonicalRequestInput): StepResu
   // every parameter received must appear in the canonical query.
   if (queryIx >= 0) {
     const received = input.url.slice(queryIx + 1).split('&').filter((p) => p !== '').length;
-    const canonicalQuery = canonical.split('\n')[2] ?? '';
+    const canonicalQuery = form.canonicalRequest.split('\n')[2] ?? '';
     const signed = canonicalQuery === '' ? 0 : canonicalQuery.split('&').length;
     if (received !== signed) return mismatch('query string has parameters that cannot be canonicalized');
   }
-  return { ok: true, value: expected };
+  return { ok: true, value: form };
 }
 
 // Every path aws4 leaves as it is: unreserved characters only, so neither parsePath's re-encoding
-// nor the per-segment RFC 3986 encoding changes it ('.' and '..' segments are rejected before).
+// nor the per-segment RFC 3986 encoding changes it.
 const PLAIN_PATH = /^\/[A-Za-z0-9\-._~/]*$/;
 
 /**
@@ -181,7 +211,8 @@ const PLAIN_PATH = /^\/[A-Za-z0-9\-._~/]*$/;
  * gives for it (a unit test compares the two). undefined for any other shape: aws4 then builds it.
  */
 export function directCanonicalRequest(method: string, path: string, queryIx: number, signedHeaders: ReadonlyMap<string, string>, body: Buffer): string | undefined {
-  if (queryIx >= 0 || !PLAIN_PATH.test(path)) return undefined;
+  // '.' and '..' segments and empty ones are normalised away by SigV4: aws4 does that.
+  if (queryIx >= 0 || !PLAIN_PATH.test(path) || UNNORMALIZED_PATH.test(path)) return undefined;
   let names = '';
   let canonicalHeaders = '';
   let previous = '';
