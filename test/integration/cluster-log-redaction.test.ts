@@ -26,7 +26,7 @@ describe('log redaction on the cluster paths (integration)', function () {
       await h.client.send(keyPath(key, 'decrypt'), { body: decryptBody(enc.json, Buffer.from(aadCanary)) });
     }
     h.faults.loseInitialisation();
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await waitFor('the library re-initialised', () => !h.faults.initialisationLost(), 15_000);
     h.faults.clearAll();
     await waitFor('serving again', () => h.proxy.health.canServe(), 15_000);
     const bad = { ...enc.json, authenticationTag: b64(Buffer.alloc(16)) };

@@ -138,7 +138,7 @@ describe('HSM cluster over HTTPS (integration)', function () {
         // Nobody waited for the 2 s calls: the 150 ms budget ended every request (bound kept loose for a shared machine).
         expect(elapsed).to.be.below(2000);
         h.faults.clearAll();
-        await new Promise((resolve) => setTimeout(resolve, 2100)); // the slow calls finish and free their sessions
+        await h.faults.slowCallsSettled(); // the slow calls finish and free their sessions
         const ok = await client.send(keyPath(h.keys.cluster.key, 'metadata'), { body: { requestMetadata: requestMetadata('DescribeKey') } });
         expect(ok.status).to.equal(200);
       } finally {

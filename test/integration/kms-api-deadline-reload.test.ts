@@ -28,7 +28,7 @@ describe('KMS API: request deadline and hot reload (integration)', function () {
   /** Lets the slowed calls finish (a PKCS#11 call cannot be cancelled) before the next test. */
   async function healthyHsm(): Promise<void> {
     faults.clearAll();
-    await new Promise((resolve) => setTimeout(resolve, 1100));
+    await faults.slowCallsSettled();
   }
 
   before(async function () {

@@ -13,6 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { Hsm, createAesKey } from '../../src/hsm';
 import { encryptBody, keyPath, startClusterHarness, type ClusterHarness } from '../support/cluster-harness';
 import { softHsmFixture, uniqueLabel } from '../support/softhsm-fixture';
+import { waitFor } from '../support/wait';
 import { StallControl } from '../support/stall-shim';
 import { XksClient } from '../support/xks-client';
 
@@ -60,7 +61,7 @@ describe('a stalled HSM holds up only its own requests (integration)', function 
     stall.stall(0);
     agent.destroy();
     // Blocked calls cannot be cancelled: let them end before the proxy closes their sessions.
-    await new Promise((resolve) => setTimeout(resolve, STALL_MS + 200));
+    await waitFor(() => stall.stallingNow() === 0, 'the stalled calls to end', STALL_MS + 10_000);
     await h?.stop();
   });
 

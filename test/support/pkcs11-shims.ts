@@ -85,6 +85,8 @@ export class FaultInjector {
   private readonly members = new Map<string, MemberState>();
   private notInitializedSince: number | undefined;
   private seenGeneration = libraryGeneration();
+  private slowInFlight = 0;
+  private slowSettled: Array<() => void> = [];
 
   interposer(memberId: string): Pkcs11Interposer {
     return (api) => wrap(api, (name, real, args) => this.intercept(memberId, name, real, args));
@@ -110,6 +112,18 @@ export class FaultInjector {
   /** The library lost its initialisation: every call fails until it is re-initialised. */
   loseInitialisation(): void {
     this.notInitializedSince = libraryGeneration();
+  }
+
+  /** True from loseInitialisation() until the proxy has re-initialised the library. */
+  initialisationLost(): boolean {
+    this.syncGeneration();
+    return this.notInitializedSince !== undefined;
+  }
+
+  /** Resolves once no slowed call is running: a PKCS#11 call cannot be cancelled, so tests wait for it. */
+  slowCallsSettled(): Promise<void> {
+    if (this.slowInFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.slowSettled.push(resolve));
   }
 
   /** Sessions open at the boundary (opened minus closed), per member or in total. */
@@ -189,7 +203,13 @@ export class FaultInjector {
     }
     if (fault?.kind === 'slow' && isAsync(name)) {
       this.count('slow');
-      return new Promise((resolve) => setTimeout(resolve, fault.delayMs)).then(() => real(...args));
+      this.slowInFlight += 1;
+      return new Promise((resolve) => setTimeout(resolve, fault.delayMs))
+        .then(() => real(...args))
+        .finally(() => {
+          this.slowInFlight -= 1;
+          if (this.slowInFlight === 0) for (const resolve of this.slowSettled.splice(0)) resolve();
+        });
     }
     const result = real(...args);
     if (name === 'C_OpenSession') state.open.add((result as Buffer).toString('hex'));
