@@ -1,6 +1,6 @@
 import { raceTimeout } from '../hsm/deadline';
 import type { Deadline } from '../hsm';
-import { XksError } from './errors';
+import { ProxyError } from '../core/errors';
 
 /**
  * Bounds a step that does not take the deadline itself (the key-version lookup, which shares one
@@ -8,5 +8,5 @@ import { XksError } from './errors';
  */
 export function withinDeadline<T>(work: Promise<T>, deadline: Deadline | undefined): Promise<T> {
   if (deadline === undefined) return work;
-  return raceTimeout(work, deadline.remainingMs(), () => new XksError('DependencyTimeoutException', 'Timed out waiting for the HSM (key state lookup)'));
+  return raceTimeout(work, deadline.remainingMs(), () => new ProxyError('DependencyTimeout', 'Timed out waiting for the HSM (key state lookup)'));
 }

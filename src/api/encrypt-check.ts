@@ -9,8 +9,7 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import { GCM_IV_BYTES, GCM_TAG_BYTES, type CallOptions, type GcmResult, type HsmService, type KeyAttributes } from '../hsm';
-import { XksError } from './errors';
-import { toXksError } from './hsm-errors';
+import { ProxyError, toProxyError } from '../core/errors';
 
 export type EncryptCheck = 'verify-decrypt' | 'shape-only';
 
@@ -36,9 +35,9 @@ export function hasExpectedShape(output: GcmResult, plaintextLength: number): bo
 export const UNCHECKED_OUTPUT_MESSAGE = 'The HSM produced a ciphertext of the wrong size or IV, or one that did not decrypt; nothing was returned';
 
 /** Encrypt with a CDIV on a key that cannot decrypt: Appendix C's decrypt cannot run. */
-export function cdivNeedsDecryptError(): XksError {
-  return new XksError(
-    'InvalidKeyUsageException',
+export function cdivNeedsDecryptError(): ProxyError {
+  return new ProxyError(
+    'InvalidKeyUsage',
     'A ciphertextDataIntegrityValue needs a key that can also decrypt (spec Appendix C); this key is encrypt-only',
   );
 }
@@ -77,9 +76,9 @@ export async function checkEncryptOutput(
   try {
     back = await hsm.decrypt(label, output.ciphertext, output.iv, output.tag, aad, options);
   } catch (err) {
-    const mapped = toXksError(err);
-    if (mapped.errorName === 'InvalidCiphertextException') return 'retry';
-    if (mapped.errorName === 'InvalidKeyUsageException') return 'cannot-decrypt';
+    const mapped = toProxyError(err);
+    if (mapped.kind === 'InvalidCiphertext') return 'retry';
+    if (mapped.kind === 'InvalidKeyUsage') return 'cannot-decrypt';
     throw mapped;
   }
   return back.length === plaintext.length && timingSafeEqual(back, plaintext) ? 'ok' : 'retry';

@@ -1,3 +1,8 @@
+import type { SigV4FailureReason } from '../auth/sigv4';
+import { toProxyError, toSpecMessage, type ErrorKind, type ProxyError, type SignatureError } from '../core/errors';
+
+export { toSpecMessage };
+
 /**
  * The XKS error catalogue: every errorName the spec defines, with its HTTP status, in one table.
  * Handlers throw XksError; the server turns it into `{errorName, errorMessage}`.
@@ -19,13 +24,6 @@ export const XKS_ERRORS = {
 
 export type XksErrorName = keyof typeof XKS_ERRORS;
 
-/** The spec caps errorMessage at 511 printable ASCII characters. */
-const MAX_MESSAGE_LENGTH = 511;
-
-export function toSpecMessage(message: string): string {
-  const printable = message.replace(/[^\x20-\x7e]/g, '?');
-  return printable.length > MAX_MESSAGE_LENGTH ? `${printable.slice(0, MAX_MESSAGE_LENGTH - 3)}...` : printable;
-}
 
 export class XksError extends Error {
   readonly status: number;
@@ -41,7 +39,54 @@ export class XksError extends Error {
     this.status = httpStatus ?? XKS_ERRORS[errorName];
   }
 
+  get wireName(): string {
+    return this.errorName;
+  }
+
   toBody(): { errorName: XksErrorName; errorMessage: string } {
     return { errorName: this.errorName, errorMessage: this.message };
   }
+}
+
+/** What the client is told about a failed signature. Unknown keys read as a mismatch: no key-ID probing. */
+const SIGNATURE_FAILURES: Record<SigV4FailureReason, string> = {
+  MissingAuthorization: 'The request is not signed: the Authorization header is missing',
+  MalformedAuthorization: 'The Authorization header is not a valid AWS SigV4 header',
+  UnsupportedAlgorithm: 'Only AWS4-HMAC-SHA256 signatures are accepted',
+  MissingSignedHeader: 'The signature must cover the host and x-amz-date headers',
+  MalformedDate: 'The x-amz-date header is missing or malformed',
+  RequestExpired: 'The request time is more than 5 minutes away from the proxy clock',
+  ScopeMismatch: 'The credential scope does not match the request date or the kms-xks-proxy service',
+  UnknownAccessKey: 'The request signature does not match',
+  PayloadHashMismatch: 'The x-amz-content-sha256 header does not match the body',
+  SignatureMismatch: 'The request signature does not match',
+};
+
+/** The XKS wire error of each domain error kind: the one table the XKS API maps errors with. */
+const XKS_BY_KIND: Record<ErrorKind, { name: XksErrorName; message?: (error: ProxyError) => string; status?: number }> = {
+  Validation: { name: 'ValidationException' },
+  Unauthenticated: { name: 'AuthenticationFailedException', message: (error) => SIGNATURE_FAILURES[(error as SignatureError).reason] },
+  InvalidState: { name: 'InvalidStateException' },
+  InvalidCiphertext: { name: 'InvalidCiphertextException' },
+  InvalidKeyUsage: { name: 'InvalidKeyUsageException' },
+  AccessDenied: { name: 'AccessDeniedException' },
+  KeyNotFound: { name: 'KeyNotFoundException' },
+  Throttling: { name: 'ThrottlingException' },
+  Overloaded: { name: 'ThrottlingException' },
+  DependencyTimeout: { name: 'DependencyTimeoutException' },
+  Unsupported: { name: 'UnsupportedOperationException' },
+  BodyTooLarge: { name: 'UnsupportedOperationException' },
+  // Spec: a GET (or any non-POST) on an XKS URI MUST get 405 Method Not Allowed.
+  MethodNotAllowed: { name: 'UnsupportedOperationException', status: 405 },
+  Internal: { name: 'InternalException' },
+};
+
+/** Anything thrown, as the XKS error it answers with; an HsmError behind it stays the `cause`. */
+export function toXksError(err: unknown): XksError {
+  if (err instanceof XksError) return err;
+  const domain = toProxyError(err);
+  const mapped = XKS_BY_KIND[domain.kind];
+  const error = new XksError(mapped.name, mapped.message ? mapped.message(domain) : domain.message, mapped.status);
+  if (domain.cause !== undefined) error.cause = domain.cause;
+  return error;
 }

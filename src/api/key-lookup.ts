@@ -1,5 +1,5 @@
 import type { RuntimeKeyStore } from '../config/runtime';
-import { XksError } from './errors';
+import { ProxyError } from '../core/errors';
 
 export interface ExternalKey {
   externalKeyId: string;
@@ -16,5 +16,5 @@ export function lookupExternalKey(store: RuntimeKeyStore, externalKeyId: string,
   const mapped = store.keys.get(externalKeyId);
   if (mapped) return { externalKeyId, label: mapped.label, enabled: mapped.enabled };
   if (store.allTokenKeys && externalKeyId !== healthCheckKeyLabel) return { externalKeyId, label: externalKeyId, enabled: true };
-  throw new XksError('KeyNotFoundException', 'The key is not served by this key store');
+  throw new ProxyError('KeyNotFound', 'The key is not served by this key store');
 }

@@ -7,8 +7,7 @@ import type { KeyAttributes } from '../hsm';
 import type { KeyStateReader, KeyState } from '../keys/key-state';
 import type { ParsedMetadata } from './ciphertext-metadata';
 import { encryptCheckFor, type EncryptCheck } from './encrypt-check';
-import { XksError } from './errors';
-import { toXksError } from './hsm-errors';
+import { ProxyError, toProxyError } from '../core/errors';
 import type { ExternalKey } from './key-lookup';
 
 export interface VersionTarget {
@@ -28,7 +27,7 @@ export class KeyVersions {
   async forEncrypt(key: ExternalKey): Promise<EncryptTarget> {
     const state = await this.enabledState(key);
     if (!state.active.enabled) {
-      throw new XksError('InvalidStateException', `The key's active version ${state.active.version} is disabled`);
+      throw new ProxyError('InvalidState', `The key's active version ${state.active.version} is disabled`);
     }
     return { version: state.active.version, label: state.active.label, check: encryptCheckFor(state.active.attributes) };
   }
@@ -41,15 +40,15 @@ export class KeyVersions {
   /** The version a ciphertext names; InvalidStateException before any metadata error for a disabled key. */
   async forDecrypt(key: ExternalKey, metadata: ParsedMetadata): Promise<VersionTarget> {
     await this.enabledState(key);
-    if (!metadata.ok) throw new XksError('InvalidCiphertextException', metadata.reason);
+    if (!metadata.ok) throw new ProxyError('InvalidCiphertext', metadata.reason);
     let found;
     try {
       found = await this.reader.version(key.label, metadata.version);
     } catch (err) {
-      throw toXksError(err);
+      throw toProxyError(err);
     }
-    if (found === undefined) throw new XksError('InvalidCiphertextException', 'ciphertextMetadata names a key version that does not exist');
-    if (!found.enabled) throw new XksError('InvalidStateException', `The key version ${found.version} that the ciphertext names is disabled`);
+    if (found === undefined) throw new ProxyError('InvalidCiphertext', 'ciphertextMetadata names a key version that does not exist');
+    if (!found.enabled) throw new ProxyError('InvalidState', `The key version ${found.version} that the ciphertext names is disabled`);
     return { version: found.version, label: found.label };
   }
 
@@ -61,7 +60,7 @@ export class KeyVersions {
 
   private async enabledState(key: ExternalKey): Promise<KeyState> {
     const state = await this.state(key);
-    if (!state.enabled) throw new XksError('InvalidStateException', 'The key is disabled');
+    if (!state.enabled) throw new ProxyError('InvalidState', 'The key is disabled');
     return state;
   }
 
@@ -69,7 +68,7 @@ export class KeyVersions {
     try {
       return await this.reader.key(key.label);
     } catch (err) {
-      throw toXksError(err);
+      throw toProxyError(err);
     }
   }
 }

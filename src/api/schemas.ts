@@ -1,82 +1,22 @@
 /**
- * Request schemas, compiled once per limits; unknown fields are allowed, as the spec requires.
+ * Request validators, compiled once per config generation from the operation registry's schemas.
  * GetHealthStatus checks only the two fields the spec marks REQUIRED for it (AWS's XKS test client
  * expects ValidationException without them); nothing else of its body is validated.
  */
 import Ajv, { _, type ErrorObject, type ValidateFunction } from 'ajv';
-import { Type, type Static, type TString } from '@sinclair/typebox';
-import { base64Length, decodedLength, rememberDecoded, strictBase64Bytes } from './base64';
+import type { Static } from '@sinclair/typebox';
+import { decodedLength, rememberDecoded, strictBase64Bytes } from './base64';
 import { XksError } from './errors';
+import { XKS_OPERATIONS, type XksOperationEntry, type XksOperationName } from './operations/registry';
+import type { RequestLimits } from './schema-parts';
 
-/** The spec: ARNs of up to 2048 characters MUST be supported. */
-export const MAX_ARN_LENGTH = 2048;
-export const MAX_CIPHERTEXT_METADATA_BYTES = 20;
+export { MAX_ARN_LENGTH, MAX_CIPHERTEXT_METADATA_BYTES } from './schema-parts';
 
-const Arn = (description: string) => Type.String({ minLength: 1, maxLength: MAX_ARN_LENGTH, description });
-const Opaque = (description: string) => Type.String({ description });
+/** The validated request body of each operation, by name. */
+export type RequestOf<Name extends XksOperationName> = Static<ReturnType<Extract<XksOperationEntry, { name: Name }>['schema']>>;
 
-/**
- * Base64 of exactly one of the given byte lengths (checked by the x-bytes keyword below).
- * x-max-chars, not maxLength: Base64 is ASCII, and maxLength counts code points one character at a
- * time (about 120 µs for an 11 KB AAD field, more than the rest of validation together).
- */
-const base64OfBytes = (lengths: number[], description: string): TString =>
-  Type.String({ 'x-base64': true, 'x-max-chars': base64Length(Math.max(...lengths)), 'x-bytes': lengths, description });
-const base64UpTo = (maxBytes: number, description: string) =>
-  Type.String({ 'x-base64': true, 'x-max-chars': base64Length(maxBytes), 'x-max-bytes': maxBytes, description });
-
-const Metadata = {
-  awsPrincipalArn: Arn('ARN of the principal that called KMS, or an AWS service principal.'),
-  awsSourceVpc: Type.Optional(Opaque('VPC the KMS call came from, when made through a VPC endpoint.')),
-  awsSourceVpce: Type.Optional(Opaque('VPC endpoint the KMS call came through.')),
-  kmsOperation: Opaque('The KMS API that caused this call. Any value is accepted.'),
-  kmsRequestId: Opaque('The KMS request ID (CloudTrail). Opaque: never validated.'),
-  kmsViaService: Type.Optional(Opaque('The AWS service that called KMS on the customer\'s behalf.')),
-};
-
-export function buildRequestSchemas(limits: { maxPlaintextBytes: number; maxAadBytes: number }) {
-  const aad = Type.Optional(base64UpTo(limits.maxAadBytes, 'Additional authenticated data.'));
-  const encryptionAlgorithm = Type.Literal('AES_GCM');
-  return {
-    GetHealthStatus: Type.Object({
-      requestMetadata: Type.Object({ kmsRequestId: Metadata.kmsRequestId, kmsOperation: Metadata.kmsOperation }),
-    }),
-    GetKeyMetadata: Type.Object({
-      requestMetadata: Type.Object({ ...Metadata, kmsKeyArn: Type.Optional(Arn('ARN of the KMS key.')) }),
-    }),
-    Encrypt: Type.Object({
-      requestMetadata: Type.Object({ ...Metadata, kmsKeyArn: Arn('ARN of the KMS key.') }),
-      plaintext: base64UpTo(limits.maxPlaintextBytes, 'Plaintext to encrypt.'),
-      encryptionAlgorithm,
-      additionalAuthenticatedData: aad,
-      ciphertextDataIntegrityValueAlgorithm: Type.Optional(Type.Literal('SHA_256')),
-    }),
-    Decrypt: Type.Object({
-      requestMetadata: Type.Object({ ...Metadata, kmsKeyArn: Arn('ARN of the KMS key.') }),
-      ciphertext: base64UpTo(limits.maxPlaintextBytes, 'Ciphertext to decrypt.'),
-      ciphertextMetadata: Type.Optional(
-        base64UpTo(MAX_CIPHERTEXT_METADATA_BYTES, 'The ciphertextMetadata returned by Encrypt.'),
-      ),
-      encryptionAlgorithm,
-      additionalAuthenticatedData: aad,
-      initializationVector: base64OfBytes([12, 16], 'The IV returned by Encrypt: 12 or 16 bytes.'),
-      authenticationTag: base64OfBytes([16], 'The GCM tag returned by Encrypt: 16 bytes.'),
-    }),
-  };
-}
-
-type Schemas = ReturnType<typeof buildRequestSchemas>;
-export type GetHealthStatusRequest = Static<Schemas['GetHealthStatus']>;
-export type GetKeyMetadataRequest = Static<Schemas['GetKeyMetadata']>;
-export type EncryptRequest = Static<Schemas['Encrypt']>;
-export type DecryptRequest = Static<Schemas['Decrypt']>;
-
-export interface RequestValidators {
-  GetHealthStatus(body: unknown): GetHealthStatusRequest;
-  GetKeyMetadata(body: unknown): GetKeyMetadataRequest;
-  Encrypt(body: unknown): EncryptRequest;
-  Decrypt(body: unknown): DecryptRequest;
-}
+/** One validator per registered operation: returns the typed body, or throws the spec's error. */
+export type RequestValidators = { [Name in XksOperationName]: (body: unknown) => RequestOf<Name> };
 
 /** Fields whose size limit is ours rather than the spec's: exceeding them is UnsupportedOperationException. */
 const CONFIGURABLE_SIZE_FIELDS = new Set(['/plaintext', '/ciphertext', '/additionalAuthenticatedData']);
@@ -104,7 +44,7 @@ function toXksError(error: ErrorObject): XksError {
 }
 
 /** Sizes: x-max-chars rejects huge strings before the Base64 check, then x-bytes / x-max-bytes check the exact decoded size. */
-export function compileRequestValidators(limits: { maxPlaintextBytes: number; maxAadBytes: number }): RequestValidators {
+export function compileRequestValidators(limits: RequestLimits): RequestValidators {
   const ajv = new Ajv({ allErrors: false, strict: false, verbose: true });
   ajv.addKeyword({
     keyword: 'x-max-chars',
@@ -139,15 +79,11 @@ export function compileRequestValidators(limits: { maxPlaintextBytes: number; ma
     schemaType: 'number',
     validate: (max: number, data: string) => decodedLength(data) <= max,
   });
-  const schemas = buildRequestSchemas(limits);
   const wrap = <T>(validate: ValidateFunction<T>) => (body: unknown): T => {
     if (validate(body)) return body;
     throw toXksError((validate.errors ?? [])[0] as ErrorObject);
   };
-  return {
-    GetHealthStatus: wrap(ajv.compile<GetHealthStatusRequest>(schemas.GetHealthStatus)),
-    GetKeyMetadata: wrap(ajv.compile<GetKeyMetadataRequest>(schemas.GetKeyMetadata)),
-    Encrypt: wrap(ajv.compile<EncryptRequest>(schemas.Encrypt)),
-    Decrypt: wrap(ajv.compile<DecryptRequest>(schemas.Decrypt)),
-  };
+  const validators: Record<string, (body: unknown) => unknown> = {};
+  for (const operation of XKS_OPERATIONS) validators[operation.name] = wrap(ajv.compile(operation.schema(limits)));
+  return validators as RequestValidators;
 }

@@ -3,11 +3,13 @@
  * Decrypt request, from requestMetadata, the route and the SigV4 scope. GetHealthStatus never comes
  * here (spec MUST). Any engine failure denies (fail closed).
  */
+import type { AuthorizedOperation } from '../api/operations/registry';
 import { CEDAR_NAMESPACE } from './cedar-schema';
 import type * as Cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { cedarEngine, SCHEMA_ENGINE_ID, type CompiledPolicySet } from './policies';
 
-export type AuthorizedOperation = 'GetKeyMetadata' | 'Encrypt' | 'Decrypt';
+/** The registry's non-probe operations (src/api/operations/registry.ts): each is a Cedar action. */
+export type { AuthorizedOperation };
 export type AuthorizationMode = 'enforce' | 'dryRun';
 
 export interface AuthorizationInput {

@@ -2,6 +2,8 @@
  * The Cedar schema every policy file is validated against (strict mode), and the entities the proxy
  * builds from requestMetadata. Names are in the Xks namespace: Xks::Principal, Xks::Action::"Encrypt".
  */
+import { AUTHORIZED_OPERATIONS } from '../api/operations/registry';
+
 export const CEDAR_NAMESPACE = 'Xks';
 
 export const CEDAR_SCHEMA = `namespace ${CEDAR_NAMESPACE} {
@@ -34,7 +36,7 @@ export const CEDAR_SCHEMA = `namespace ${CEDAR_NAMESPACE} {
     // With mutual TLS: the client certificate name that matched allowedSubjectNames.
     tlsClientName?: String,
   };
-  action GetKeyMetadata, Encrypt, Decrypt appliesTo {
+  action ${AUTHORIZED_OPERATIONS.join(', ')} appliesTo {
     principal: [Principal],
     resource: [Key],
     context: RequestContext,

@@ -19,7 +19,7 @@ export function authorize(ctx: KmsContext, action: string, keyId?: string, encry
     }
     const aliases = keyId === undefined ? [] : [...ctx.config.aliases].filter(([, target]) => target === keyId).map(([name]) => name);
     const decision = decideKms(cedar.policies, {
-      action, accessKeyId: String(ctx.fields.accessKeyId), keyStore: ctx.store.name, aliases, region: String(ctx.fields.region), encryptionContext,
+      action, accessKeyId: ctx.accessKeyId, keyStore: ctx.store.name, aliases, region: ctx.region, encryptionContext,
       ...(keyId === undefined ? {} : { keyId }),
     });
     ctx.fields.authzPolicies = decision.policies.join(',').slice(0, 512) || undefined;
@@ -29,10 +29,10 @@ export function authorize(ctx: KmsContext, action: string, keyId?: string, encry
     }
     ctx.fields.authzDecision = 'deny';
     ctx.fields.authzReason = (decision.errors.length > 0 ? decision.errors.join('; ') : decision.policies.length > 0 ? 'forbidden by policy' : 'no policy permits').slice(0, 512);
-    throw new KmsError('AccessDeniedException', `Access key ${ctx.fields.accessKeyId} is not authorized to perform ${action}${keyId === undefined ? '' : ` on key ${keyId}`} (policy)`);
+    throw new KmsError('AccessDeniedException', `Access key ${ctx.accessKeyId} is not authorized to perform ${action}${keyId === undefined ? '' : ` on key ${keyId}`} (policy)`);
   }
   ctx.fields.authzDecision = 'deny';
   ctx.fields.authzReason = actionOk ? `${action} not allowed on key ${keyId}` : `${action} not allowed`;
   const on = keyId === undefined ? '' : ` on key ${keyId}`;
-  throw new KmsError('AccessDeniedException', `Access key ${ctx.fields.accessKeyId} is not authorized to perform ${action}${on}`);
+  throw new KmsError('AccessDeniedException', `Access key ${ctx.accessKeyId} is not authorized to perform ${action}${on}`);
 }

@@ -11,6 +11,9 @@ export interface KmsContext {
   credential: KmsApiCredential;
   /** The request's budget (kmsApi.requestDeadlineMs, else limits.requestDeadlineMs): HSM waits and calls end in DependencyTimeoutException. */
   deadline: Deadline;
-  /** Log/audit fields of this request; operations add keyId. */
+  /** The verified SigV4 caller (a configured access key) and its scope region. */
+  accessKeyId: string;
+  region: string;
+  /** Log/audit fields of this request; operations add keyId. Written, never read back. */
   fields: Record<string, string | number | undefined>;
 }

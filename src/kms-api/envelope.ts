@@ -5,7 +5,7 @@
 import { withinDeadline } from '../api/deadline';
 import { checkEncryptOutput, UNCHECKED_OUTPUT_MESSAGE } from '../api/encrypt-check';
 import { buildHsmAad } from '../api/hsm-aad';
-import { hsmReturnCodeOf, toXksError } from '../api/hsm-errors';
+import { hsmReturnCodeOf } from '../core/errors';
 import { HsmError } from '../hsm';
 import { blobHeader, decodeBlob, encodeBlob } from './ciphertext-blob';
 import type { KmsContext } from './context';
@@ -22,11 +22,11 @@ function checkEnabled(resolved: ResolvedKey): void {
 
 /** An HSM-side failure in KMS's terms; what the HSM said goes to the log line, as on the XKS path. */
 export function hsmFailure(ctx: KmsContext, err: unknown): KmsError {
-  const xks = toXksError(err);
-  if (xks.cause instanceof HsmError) ctx.fields.hsmError = xks.cause.message.slice(0, 300);
-  const returnCode = hsmReturnCodeOf(xks);
+  const error = toKmsError(err);
+  if (error.cause instanceof HsmError) ctx.fields.hsmError = error.cause.message.slice(0, 300);
+  const returnCode = hsmReturnCodeOf(error);
   if (returnCode) ctx.fields.hsmReturnCode = returnCode;
-  return toKmsError(xks);
+  return error;
 }
 
 /**

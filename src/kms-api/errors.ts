@@ -2,7 +2,9 @@
  * KMS's error catalogue as the TrentService JSON protocol carries it: `{"__type": name, "message"}`
  * with the status AWS KMS uses. SDKs read the name from `__type` (and from x-amzn-ErrorType).
  */
-import { toSpecMessage, XksError } from '../api/errors';
+import type { SigV4FailureReason } from '../auth/sigv4';
+import { SignatureError, toProxyError, toSpecMessage, type ErrorKind, type ProxyError } from '../core/errors';
+import type { BodyTooLargeError } from '../pipeline/body';
 
 export const KMS_ERRORS = {
   AccessDeniedException: 400,
@@ -36,28 +38,61 @@ export class KmsError extends Error {
     this.status = KMS_ERRORS[type];
   }
 
+  get wireName(): string {
+    return this.type;
+  }
+
   toBody(): { __type: KmsErrorName; message: string } {
     return { __type: this.type, message: this.message };
   }
 }
 
-/** The XKS errors the shared key/HSM code throws, in KMS's names. */
-const FROM_XKS: Partial<Record<XksError['errorName'], KmsErrorName>> = {
-  ValidationException: 'ValidationException',
-  InvalidStateException: 'DisabledException',
-  InvalidCiphertextException: 'InvalidCiphertextException',
-  InvalidKeyUsageException: 'InvalidKeyUsageException',
-  AccessDeniedException: 'AccessDeniedException',
-  KeyNotFoundException: 'NotFoundException',
-  ThrottlingException: 'ThrottlingException',
-  DependencyTimeoutException: 'DependencyTimeoutException',
+/**
+ * The KMS wire error of each domain error kind: the one table the KMS API maps errors with. A
+ * message of its own where KMS words it differently; internal failures never show their message.
+ */
+/** What the client is told about a failed signature, in the names AWS KMS uses. */
+const SIGNATURE_FAILURES: Record<SigV4FailureReason, [KmsErrorName, string]> = {
+  MissingAuthorization: ['MissingAuthenticationTokenException', 'Missing Authentication Token'],
+  MalformedAuthorization: ['IncompleteSignature', 'The Authorization header is not a valid AWS SigV4 header'],
+  UnsupportedAlgorithm: ['IncompleteSignature', 'Only AWS4-HMAC-SHA256 signatures are accepted'],
+  MissingSignedHeader: ['IncompleteSignature', 'The signature must cover the host and x-amz-date headers'],
+  MalformedDate: ['IncompleteSignature', 'The x-amz-date header is missing or malformed'],
+  RequestExpired: ['InvalidSignatureException', 'Signature expired: the request time is more than the allowed skew away from the server clock'],
+  ScopeMismatch: ['InvalidSignatureException', 'The credential scope does not match the request date or the kms service'],
+  UnknownAccessKey: ['UnrecognizedClientException', 'The security token included in the request is invalid'],
+  PayloadHashMismatch: ['InvalidSignatureException', 'The x-amz-content-sha256 header does not match the body'],
+  SignatureMismatch: ['InvalidSignatureException', 'The request signature we calculated does not match the signature you provided'],
 };
 
+const KMS_BY_KIND: Record<ErrorKind, { type: KmsErrorName; message?: (error: ProxyError) => string }> = {
+  Validation: { type: 'ValidationException' },
+  // Replaced by SIGNATURE_FAILURES in toKmsError.
+  Unauthenticated: { type: 'InvalidSignatureException' },
+  InvalidState: { type: 'DisabledException' },
+  InvalidCiphertext: { type: 'InvalidCiphertextException' },
+  InvalidKeyUsage: { type: 'InvalidKeyUsageException' },
+  AccessDenied: { type: 'AccessDeniedException' },
+  KeyNotFound: { type: 'NotFoundException' },
+  Throttling: { type: 'ThrottlingException' },
+  Overloaded: { type: 'ThrottlingException' },
+  DependencyTimeout: { type: 'DependencyTimeoutException' },
+  BodyTooLarge: { type: 'ValidationException', message: (error) => `The request body exceeds ${(error as BodyTooLargeError).limit} bytes` },
+  MethodNotAllowed: { type: 'ValidationException', message: () => 'The KMS API accepts only POST' },
+  Unsupported: { type: 'KMSInternalException', message: () => 'Internal error' },
+  Internal: { type: 'KMSInternalException', message: () => 'Internal error' },
+};
+
+/** Anything thrown, as the KMS error it answers with; an HsmError behind it stays the `cause`. */
 export function toKmsError(err: unknown): KmsError {
   if (err instanceof KmsError) return err;
-  if (err instanceof XksError) {
-    const name = FROM_XKS[err.errorName] ?? 'KMSInternalException';
-    return new KmsError(name, name === 'KMSInternalException' ? 'Internal error' : err.message);
+  const domain = toProxyError(err);
+  if (domain instanceof SignatureError) {
+    const [type, message] = SIGNATURE_FAILURES[domain.reason];
+    return new KmsError(type, message);
   }
-  return new KmsError('KMSInternalException', 'Internal error');
+  const mapped = KMS_BY_KIND[domain.kind];
+  const error = new KmsError(mapped.type, mapped.message ? mapped.message(domain) : domain.message);
+  if (domain.cause !== undefined) error.cause = domain.cause;
+  return error;
 }

@@ -1,22 +1,21 @@
 /**
- * The TrentService JSON pipeline: POST <path> with X-Amz-Target -> raw body -> SigV4 (service "kms",
- * the kmsApi credentials) -> JSON -> operation. One log line, one metric and one audit entry per
- * request; errors in KMS's {"__type","message"} shape. Plaintext, data keys and secrets are never logged.
+ * The TrentService JSON API as an adapter of the shared request pipeline (src/pipeline/run.ts):
+ * POST <path> with X-Amz-Target, SigV4 for service "kms" with the kmsApi credentials, errors in KMS's
+ * {"__type","message"} shape. One log line, one metric and one audit entry per request; plaintext,
+ * data keys and secrets are never logged.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { parseStrictJson } from '../api/strict-json';
 import type { OperationServices } from '../api/operations/context';
-import { SigV4Verifier, type SigV4FailureReason } from '../auth/sigv4';
-import type { RuntimeConfig } from '../config/runtime';
 import { Deadline } from '../hsm';
-import { batched, type Logger } from '../observability/logger';
-import { accessKeyIdLabel } from '../observability/access-key-label';
+import { accessKeyIdLabel, type AccessKeyIdLabelMode } from '../observability/access-key-label';
+import type { Logger } from '../observability/logger';
 import type { XksMetrics } from '../observability/metrics';
-import { BodyTooLargeError, readRawBody } from '../server/body';
-import { writeJson } from '../server/json-response';
-import { overloadMessage, type InFlightRequests } from '../server/in-flight';
+import type { InFlightRequests } from '../pipeline/admission';
+import { RequestContext, type LogFields } from '../pipeline/context';
+import type { RequestSinks } from '../pipeline/record';
+import { runPipeline, type ProtocolAdapter } from '../pipeline/run';
 import type { KmsContext } from './context';
-import { KmsError, toKmsError, type KmsErrorName } from './errors';
+import { KmsError, toKmsError } from './errors';
 import type { Body } from './input';
 import { decrypt } from './operations/decrypt';
 import { describeKey } from './operations/describe-key';
@@ -25,7 +24,7 @@ import { generateDataKey, generateDataKeyWithoutPlaintext } from './operations/g
 import { generateRandom } from './operations/generate-random';
 import { listAliases, listKeys } from './operations/list';
 import { reEncrypt } from './operations/re-encrypt';
-import { CredentialQuotas } from './quotas';
+import type { KmsApiState } from './state';
 
 /** A Map, not an object: an X-Amz-Target suffix like toString or constructor must not find Object.prototype's members. */
 type Operation = (ctx: KmsContext, body: Body) => Promise<unknown>;
@@ -43,137 +42,100 @@ export const KMS_OPERATIONS: ReadonlyMap<string, Operation> = new Map<string, Op
 
 /** 4 KB plaintext and 6 KB blobs in base64, an 8 K-character context, and room for the rest. */
 const MAX_BODY_BYTES = 64 * 1024;
-
-const AUTH_ERRORS: Record<SigV4FailureReason, [KmsErrorName, string]> = {
-  MissingAuthorization: ['MissingAuthenticationTokenException', 'Missing Authentication Token'],
-  MalformedAuthorization: ['IncompleteSignature', 'The Authorization header is not a valid AWS SigV4 header'],
-  UnsupportedAlgorithm: ['IncompleteSignature', 'Only AWS4-HMAC-SHA256 signatures are accepted'],
-  MissingSignedHeader: ['IncompleteSignature', 'The signature must cover the host and x-amz-date headers'],
-  MalformedDate: ['IncompleteSignature', 'The x-amz-date header is missing or malformed'],
-  RequestExpired: ['InvalidSignatureException', 'Signature expired: the request time is more than the allowed skew away from the server clock'],
-  ScopeMismatch: ['InvalidSignatureException', 'The credential scope does not match the request date or the kms service'],
-  UnknownAccessKey: ['UnrecognizedClientException', 'The security token included in the request is invalid'],
-  PayloadHashMismatch: ['InvalidSignatureException', 'The x-amz-content-sha256 header does not match the body'],
-  SignatureMismatch: ['InvalidSignatureException', 'The request signature we calculated does not match the signature you provided'],
-};
+const TARGET = /^TrentService\.([A-Za-z]{1,64})$/;
 
 export interface KmsHandlerDeps {
-  config(): RuntimeConfig;
+  /** The KMS API's part of the current config generation; undefined while the API is off. */
+  state(): KmsApiState | undefined;
   services: OperationServices;
   logger: Logger;
   metrics: XksMetrics;
   audit?: { record(fields: Record<string, unknown>): void };
   /** The process's in-flight count, shared with the XKS API (limits.maxInFlightRequests). */
   inFlight: InFlightRequests;
+  /** admin.accessKeyIdLabel (restart-only): how throttled access keys are labelled in metrics. */
+  accessKeyIdLabel: AccessKeyIdLabelMode;
+  /** Written with every answer (helmet's captured policy), as a flat [name, value, ...] list. */
+  headers?: readonly string[];
 }
 
-type Fields = Record<string, string | number | undefined>;
+/** The X-Amz-Target operation, when it is one this endpoint serves. */
+interface KmsTarget {
+  name: string | undefined;
+  operation: Operation | undefined;
+}
 
-export function createKmsHandler(deps: KmsHandlerDeps) {
-  const { inFlight } = deps;
-  const quotas = new CredentialQuotas();
-  // Per config generation: a new verifier (the clock skew may change on reload), and the quota
-  // buckets of credentials the reload removed are dropped.
-  let verifierFor: { config: RuntimeConfig; verifier: SigV4Verifier } | undefined;
-  const verifier = (config: RuntimeConfig): SigV4Verifier => {
-    if (verifierFor?.config !== config) {
-      verifierFor = { config, verifier: new SigV4Verifier({ service: 'kms', maxClockSkewMs: config.limits.clockSkewSeconds * 1000 }) };
-      if (config.kmsApi) quotas.retain(config.kmsApi.credentials);
-    }
-    return verifierFor.verifier;
+type Ctx = RequestContext<KmsTarget, KmsApiState>;
+
+/** Takes the request (true) when it is for the KMS API; the pipeline then answers it. */
+export type KmsApi = (req: IncomingMessage, res: ServerResponse, path: string) => boolean;
+
+export function createKmsHandler(deps: KmsHandlerDeps, onCrash: (res: ServerResponse) => void): KmsApi {
+  const { services, metrics } = deps;
+  const sinks: RequestSinks = { metrics, logger: deps.logger, ...(deps.audit ? { audit: deps.audit } : {}) };
+  const adapter: ProtocolAdapter<KmsTarget, KmsApiState> = {
+    logMessage: 'kms api request',
+    contentType: 'application/x-amz-json-1.1',
+    headers: deps.headers ?? [],
+    sinks,
+    inFlight: deps.inFlight,
+    toWireError: toKmsError,
+    setErrorHeaders(ctx, error) {
+      ctx.res.setHeader('x-amzn-ErrorType', error.wireName);
+    },
+    inFlightLimit: (ctx) => ctx.state.maxInFlightRequests,
+    maxBodyBytes: () => MAX_BODY_BYTES,
+    methodMessage: () => 'The KMS API accepts only POST',
+    checkRoute() {},
+    verifier: (ctx) => ctx.state.verifier,
+    secrets: (ctx) => ctx.state.secrets,
+    admitCaller(ctx) {
+      const { api, quotas } = ctx.state;
+      if (ctx.region !== api.region) throw new KmsError('InvalidSignatureException', `Credential should be scoped to a valid region (${api.region})`);
+      const credential = api.credentials.get(ctx.accessKeyId)!;
+      // After the signature, so nobody but the credential's holder can spend its quota.
+      if (!quotas.tryTake(ctx.accessKeyId, credential)) {
+        ctx.fields.throttled = 'credential quota';
+        metrics.kmsApiThrottled.inc(accessKeyIdLabel(deps.accessKeyIdLabel, ctx.accessKeyId));
+        throw new KmsError('ThrottlingException', `The request rate of access key ${ctx.accessKeyId} exceeds its quota of ${credential.throttle?.requestsPerSecond} requests/s; retry later`);
+      }
+      if (!ctx.route.operation) throw new KmsError('UnknownOperationException', 'The X-Amz-Target operation is not supported by this endpoint');
+    },
+    checkContentType(ctx, type) {
+      if (type !== 'application/x-amz-json-1.1' && type !== 'application/x-amz-json-1.0') {
+        throw new KmsError('SerializationException', 'Content-Type must be application/x-amz-json-1.1');
+      }
+      const document = ctx.document;
+      if (typeof document !== 'object' || document === null || Array.isArray(document)) {
+        throw new KmsError('SerializationException', 'The request body is not a JSON object (or repeats a member name)');
+      }
+    },
+    handle(ctx) {
+      const { api, store } = ctx.state;
+      if (!store) throw new KmsError('KMSInternalException', 'The configured key store is missing');
+      const credential = api.credentials.get(ctx.accessKeyId)!;
+      const kms: KmsContext = {
+        services, config: api, store, credential, deadline: ctx.deadline, fields: ctx.fields, accessKeyId: ctx.accessKeyId, region: ctx.region,
+      };
+      return ctx.route.operation!(kms, ctx.document as Body);
+    },
   };
 
-  /** Resolves false when the request is not for the KMS API (the caller goes on routing). */
-  return async function handleKms(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
-    const config = deps.config();
-    const kms = config.kmsApi;
+  return (req, res, path) => {
+    const state = deps.state();
     const target = req.headers['x-amz-target'];
-    const url = req.url ?? '/';
-    const path = url.split('?', 1)[0];
-    if (!kms || path !== kms.path || typeof target !== 'string') return false;
-
-    const started = process.hrtime.bigint();
-    const deadline = Deadline.after(kms.requestDeadlineMs ?? config.limits.requestDeadlineMs);
-    const operation = /^TrentService\.([A-Za-z]{1,64})$/.exec(target)?.[1];
-    const fields: Fields = {
+    if (!state || path !== state.api.path || typeof target !== 'string') return false;
+    const name = TARGET.exec(target)?.[1];
+    const operation = name === undefined ? undefined : KMS_OPERATIONS.get(name);
+    const fields: LogFields = {
       api: 'kms',
-      operation: operation !== undefined && KMS_OPERATIONS.has(operation) ? `TrentService.${operation}` : 'TrentService.Unknown',
-      keyStore: kms.keyStore,
+      operation: operation ? `TrentService.${name}` : 'TrentService.Unknown',
+      keyStore: state.api.keyStore,
       remoteAddress: req.socket.remoteAddress,
     };
-    let status = 200;
-    let body: unknown;
-    let errorType = '';
-    // Shed before SigV4 and the HSM, as the XKS path does (see xks-handler).
-    const admitted = inFlight.tryAdmit(config.limits.maxInFlightRequests);
-    try {
-      if (!admitted) {
-        await readRawBody(req, MAX_BODY_BYTES); // read, so the connection stays usable
-        throw new KmsError('ThrottlingException', overloadMessage(config.limits.maxInFlightRequests));
-      }
-      body = await run(config, req, operation, fields, deadline);
-    } catch (err) {
-      const error = err instanceof BodyTooLargeError ? new KmsError('ValidationException', `The request body exceeds ${err.limit} bytes`) : toKmsError(err);
-      if (!(err instanceof KmsError) && error.type === 'KMSInternalException') fields.internalError = String((err as Error)?.message ?? '').slice(0, 200);
-      status = error.status;
-      errorType = error.type;
-      fields.errorMessage = error.message;
-      body = error.toBody();
-      res.setHeader('x-amzn-ErrorType', error.type);
-      if (err instanceof BodyTooLargeError) res.setHeader('Connection', 'close');
-    } finally {
-      if (admitted) inFlight.release();
-    }
-    writeJson(res, status, body, 'application/x-amz-json-1.1');
-
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    fields.status = status;
-    if (errorType) fields.errorName = errorType;
-    fields.latencyMs = Math.round(seconds * 1e6) / 1e3;
-    deps.metrics.request(fields.operation as string, kms.keyStore, status, errorType, seconds);
-    if (typeof fields.hsmReturnCode === 'string') deps.metrics.hsmRequestError(fields.operation as string, fields.hsmReturnCode);
-    deps.logger.log(status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info', 'kms api request', batched(fields));
-    deps.audit?.record(fields);
+    const deadline = Deadline.after(state.requestDeadlineMs);
+    const ctx: Ctx = new RequestContext(req, res, { name, operation }, state, fields.operation as string, state.api.keyStore, deadline, fields);
+    runPipeline(adapter, ctx).catch(() => onCrash(res));
     return true;
   };
-
-  async function run(config: RuntimeConfig, req: IncomingMessage, operation: string | undefined, fields: Fields, deadline: Deadline): Promise<unknown> {
-    const kms = config.kmsApi!;
-    if (req.method !== 'POST') throw new KmsError('ValidationException', 'The KMS API accepts only POST');
-    const body = await readRawBody(req, MAX_BODY_BYTES);
-    const auth = verifier(config).verify(
-      { method: req.method, url: req.url ?? '/', rawHeaders: req.rawHeaders, body },
-      (accessKeyId) => kms.credentials.get(accessKeyId)?.secret,
-    );
-    if (auth.accessKeyId) fields.accessKeyId = auth.accessKeyId.slice(0, 128);
-    if (!auth.ok) {
-      fields.authFailure = auth.reason;
-      fields.authDetail = auth.detail;
-      deps.metrics.authFailures.inc({ key_store: kms.keyStore, reason: auth.reason });
-      const [type, message] = AUTH_ERRORS[auth.reason];
-      throw new KmsError(type, message);
-    }
-    fields.region = auth.region;
-    if (auth.region !== kms.region) throw new KmsError('InvalidSignatureException', `Credential should be scoped to a valid region (${kms.region})`);
-    const credential = kms.credentials.get(auth.accessKeyId)!;
-    // After the signature, so nobody but the credential's holder can spend its quota.
-    if (!quotas.tryTake(auth.accessKeyId, credential)) {
-      fields.throttled = 'credential quota';
-      deps.metrics.kmsApiThrottled.inc(accessKeyIdLabel(config.admin.accessKeyIdLabel, auth.accessKeyId));
-      throw new KmsError('ThrottlingException', `The request rate of access key ${auth.accessKeyId} exceeds its quota of ${credential.throttle?.requestsPerSecond} requests/s; retry later`);
-    }
-    const handler = operation === undefined ? undefined : KMS_OPERATIONS.get(operation);
-    if (!handler) throw new KmsError('UnknownOperationException', 'The X-Amz-Target operation is not supported by this endpoint');
-    const type = (req.headers['content-type'] ?? '').split(';', 1)[0]?.trim().toLowerCase();
-    if (type !== 'application/x-amz-json-1.1' && type !== 'application/x-amz-json-1.0') {
-      throw new KmsError('SerializationException', 'Content-Type must be application/x-amz-json-1.1');
-    }
-    const parsed = parseStrictJson(body.toString('utf8'));
-    if (!parsed.ok || typeof parsed.value !== 'object' || parsed.value === null || Array.isArray(parsed.value)) {
-      throw new KmsError('SerializationException', 'The request body is not a JSON object (or repeats a member name)');
-    }
-    const store = config.keyStores.find((s) => s.name === kms.keyStore);
-    if (!store) throw new KmsError('KMSInternalException', 'The configured key store is missing');
-    return handler({ services: deps.services, config: kms, store, credential, deadline, fields }, parsed.value as Body);
-  }
 }

@@ -3,9 +3,9 @@
  * validation (Cedar). Built from one config generation; buckets carry over a reload when their
  * key store keeps the same quota, so a reload never refills a drained quota.
  */
-import type { IncomingMessage } from 'node:http';
 import { XksError } from '../api/errors';
-import { PolicyAuthorizer, type AuthorizationInput, type AuthorizedOperation } from '../authz/authorizer';
+import type { AuthorizedOperation } from '../api/operations/registry';
+import { PolicyAuthorizer, type AuthorizationInput } from '../authz/authorizer';
 import type { RuntimeKeyStore } from '../config/runtime';
 import type { Logger } from '../observability/logger';
 import { tlsClientName } from './mtls';
@@ -17,6 +17,8 @@ type LogFields = Record<string, string | number | undefined>;
 export interface GuardedRoute {
   store: RuntimeKeyStore;
   operation: string;
+  /** A probe (GetHealthStatus) is exempt from the quota. */
+  entry: { probe: boolean };
   externalKeyId: string;
 }
 
@@ -63,21 +65,25 @@ export class RequestGuards {
     return out;
   }
 
-  /** After SigV4: the region pin, then the quota (GetHealthStatus is exempt from the quota). */
-  admit(route: GuardedRoute, caller: AuthenticatedCaller, req: IncomingMessage, fields: LogFields): void {
-    const name = tlsClientName(req.socket);
+  /**
+   * After SigV4: the region pin, then the quota (GetHealthStatus is exempt from the quota). Returns
+   * the mutual-TLS client name that matched, if any, for authorization.
+   */
+  admit(route: GuardedRoute, caller: AuthenticatedCaller, socket: unknown, fields: LogFields): string | undefined {
+    const name = tlsClientName(socket);
     if (name) fields.tlsClient = name;
     const guard = this.byStore.get(route.store.name);
-    if (!guard) return;
+    if (!guard) return name;
     if (guard.allowedRegions && !guard.allowedRegions.has(caller.region)) {
       fields.authFailure = 'RegionNotAllowed';
       this.metrics.authFailureRegion(route.store.name);
       throw new XksError('AuthenticationFailedException', 'The credential scope region is not accepted by this key store');
     }
-    if (guard.bucket && route.operation !== 'GetHealthStatus' && !guard.bucket.tryTake()) {
+    if (guard.bucket && !route.entry.probe && !guard.bucket.tryTake()) {
       this.metrics.throttled(route.store.name);
       throw new XksError('ThrottlingException', 'The request rate for this key store exceeds its quota; retry later');
     }
+    return name;
   }
 
   /** After schema validation: the key store's Cedar policies, if it has any. Never called for GetHealthStatus. */

@@ -2,7 +2,7 @@
  * Composition root: connects the HSM cluster (each member health-checked in the background), and
  * serves the HTTPS and admin listeners.
  */
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpServer, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { RuntimeConfig } from '../config/runtime';
@@ -14,13 +14,13 @@ import type { Logger } from '../observability/logger';
 import { XksMetrics } from '../observability/metrics';
 import { createAdminApp } from './admin';
 import { createPublicApp } from './app';
-import { createRequestListener } from './request-listener';
+import { answerInternalError, createRequestListener } from './request-listener';
 import { captureApiHeaders } from './security-headers';
 import { answerClientErrors } from './client-errors';
 import { startHsmCluster, type ProxyHooks } from './hsm-cluster';
 import { ReloadableRuntime, type ReloadResult, type RuntimeOptions } from './reloadable-runtime';
 import { createXksHandler } from './xks-handler';
-import { InFlightRequests } from './in-flight';
+import { InFlightRequests } from '../pipeline/admission';
 import { createKmsHandler } from '../kms-api/handler';
 import { guardConnections, limitAdminConnections, resolveConnectionCap } from './connection-limits';
 import { ConnectionMetrics } from './connection-metrics';
@@ -118,15 +118,13 @@ async function serve(config: RuntimeConfig, logger: Logger, metrics: XksMetrics,
   };
   const inFlight = new InFlightRequests((count) => metrics.requestsInFlight(count));
   const securityHeaders = captureApiHeaders();
-  const handler = createXksHandler({
-    securityHeaders,
-    state: () => runtime.state(),
-    services,
-    logger,
-    metrics,
-    inFlight,
-    ...(runtime.audit ? { audit: runtime.audit } : {}),
-  });
+  const audit = runtime.audit ? { audit: runtime.audit } : {};
+  const onCrash = (res: ServerResponse): void => answerInternalError(res, securityHeaders);
+  const xks = createXksHandler({ securityHeaders, state: () => runtime.state(), services, logger, metrics, inFlight, ...audit }, onCrash);
+  const kms = createKmsHandler(
+    { state: () => runtime.state().kmsApi, services, logger, metrics, inFlight, accessKeyIdLabel: config.admin.accessKeyIdLabel, headers: securityHeaders.flat(), ...audit },
+    onCrash,
+  );
 
   const cap = resolveConnectionCap(config.server);
   const server = createHttpsServer(
@@ -140,8 +138,8 @@ async function serve(config: RuntimeConfig, logger: Logger, metrics: XksMetrics,
       connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(Math.min(config.server.headersTimeoutMs, config.server.requestTimeoutMs) / 4))),
     },
     createRequestListener({
-      xks: handler,
-      kms: createKmsHandler({ config: () => runtime.config(), services, logger, metrics, inFlight, ...(runtime.audit ? { audit: runtime.audit } : {}) }),
+      xks,
+      kms,
       app: createPublicApp(),
       securityHeaders,
     }),

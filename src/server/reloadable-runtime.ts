@@ -23,6 +23,7 @@ import { ConfigWatcher } from './config-watcher';
 import { XksRouter } from './routes';
 import { serverTlsOptions } from './tls';
 import type { XksPipelineState } from './xks-handler';
+import { buildKmsApiState } from '../kms-api/state';
 
 /** Room in a body for requestMetadata (two 2048-character ARNs) and fields KMS may add later. */
 export const BODY_OVERHEAD_BYTES = 64 * 1024;
@@ -53,6 +54,7 @@ export function buildPipelineState(config: RuntimeConfig, metrics: SecurityMetri
     guards: new RequestGuards(config.keyStores, metrics, logger, previous?.guards),
     requestDeadlineMs: config.limits.requestDeadlineMs,
     maxInFlightRequests: config.limits.maxInFlightRequests,
+    kmsApi: buildKmsApiState(config, previous?.kmsApi),
   };
 }
 

@@ -1,42 +1,42 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { XksError } from '../api/errors';
-import { writeJson } from './json-response';
+import { writeJson } from '../pipeline/json-response';
 import type { HeaderList } from './security-headers';
 
+/** An API's entry: takes the request (true) when `path` (the target without its query) is its own. */
+export type ApiEntry = (req: IncomingMessage, res: ServerResponse, path: string) => boolean;
+
 export interface RequestListenerParts {
-  /** The XKS pipeline; calls `next` when the path is not an XKS route. It writes the security headers itself. */
-  xks: (req: IncomingMessage, res: ServerResponse, next: () => void) => Promise<void>;
-  /** The KMS API pipeline; resolves false when the request is not for it. */
-  kms?: (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
+  /** The XKS API; it writes the security headers itself. */
+  xks: ApiEntry;
+  /** The KMS API, when configured; it writes the security headers itself. */
+  kms?: ApiEntry;
   /** Everything else: /ping, InvalidUriPathException, and anything added later. */
   app: RequestListener;
   securityHeaders: HeaderList;
 }
 
 /**
- * The HTTPS request listener. XKS and KMS API requests go straight to their pipelines with helmet's
- * captured headers; only other paths enter express. Express's per-request work (prototype swaps,
- * router, a dozen helmet middlewares) cost more than node:https itself in bench/results, and the
- * pipelines use none of it: they read raw bytes and write their own responses. The XKS route is
- * matched first: it is nearly all of the traffic, and the KMS API check (a promise) was paid by each.
+ * The HTTPS request listener. XKS and KMS API requests go straight to the request pipeline with
+ * helmet's captured headers; only other paths enter express. Express's per-request work (prototype
+ * swaps, router, a dozen helmet middlewares) cost more than node:https itself in bench/results, and
+ * the pipeline uses none of it: it reads raw bytes and writes its own responses. The XKS route is
+ * matched first: it is nearly all of the traffic.
  */
 export function createRequestListener(parts: RequestListenerParts): RequestListener {
   const { xks, kms, app, securityHeaders } = parts;
   return (req, res) => {
-    const notXks = (): void => {
-      for (const [name, value] of securityHeaders) res.setHeader(name, value);
-      if (!kms) {
-        app(req, res);
-        return;
-      }
-      kms(req, res).then((done) => (done ? undefined : app(req, res))).catch(() => answerInternalError(res, securityHeaders));
-    };
-    xks(req, res, notXks).catch(() => answerInternalError(res, securityHeaders));
+    const url = req.url ?? '/';
+    const queryAt = url.indexOf('?');
+    const path = queryAt === -1 ? url : url.slice(0, queryAt);
+    if (xks(req, res, path) || kms?.(req, res, path)) return;
+    for (const [name, value] of securityHeaders) res.setHeader(name, value);
+    app(req, res);
   };
 }
 
 /** Last resort, as in express's final handler: nothing a client sends should get here. */
-function answerInternalError(res: ServerResponse, securityHeaders: HeaderList): void {
+export function answerInternalError(res: ServerResponse, securityHeaders: HeaderList): void {
   if (res.headersSent) {
     res.destroy();
     return;

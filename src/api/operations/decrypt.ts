@@ -1,12 +1,25 @@
 import { decodedField } from '../base64';
 import { parseCiphertextMetadata } from '../ciphertext-metadata';
-import { XksError } from '../errors';
-import { toXksError } from '../hsm-errors';
+import { ProxyError, toProxyError } from '../../core/errors';
 import { buildHsmAad } from '../hsm-aad';
 import { withinDeadline } from '../deadline';
 import { lookupExternalKey } from '../key-lookup';
-import type { DecryptRequest } from '../schemas';
+import { Type, type Static } from '@sinclair/typebox';
+import { aadField, Arn, base64OfBytes, base64UpTo, encryptionAlgorithmField, MAX_CIPHERTEXT_METADATA_BYTES, Metadata, type RequestLimits } from '../schema-parts';
 import type { OperationRequest, OperationServices } from './context';
+import { xksOperation } from './operation';
+
+export const decryptSchema = (limits: RequestLimits) =>
+  Type.Object({
+    requestMetadata: Type.Object({ ...Metadata, kmsKeyArn: Arn('ARN of the KMS key.') }),
+    ciphertext: base64UpTo(limits.maxPlaintextBytes, 'Ciphertext to decrypt.'),
+    ciphertextMetadata: Type.Optional(base64UpTo(MAX_CIPHERTEXT_METADATA_BYTES, 'The ciphertextMetadata returned by Encrypt.')),
+    encryptionAlgorithm: encryptionAlgorithmField(),
+    additionalAuthenticatedData: aadField(limits),
+    initializationVector: base64OfBytes([12, 16], 'The IV returned by Encrypt: 12 or 16 bytes.'),
+    authenticationTag: base64OfBytes([16], 'The GCM tag returned by Encrypt: 16 bytes.'),
+  });
+export type DecryptRequest = Static<ReturnType<typeof decryptSchema>>;
 
 export interface DecryptResponse {
   plaintext: string;
@@ -14,7 +27,7 @@ export interface DecryptResponse {
 
 export async function decrypt(services: OperationServices, request: OperationRequest<DecryptRequest>): Promise<DecryptResponse> {
   const key = lookupExternalKey(request.store, request.externalKeyId, services.healthCheckKeyLabel);
-  if (!key.enabled) throw new XksError('InvalidStateException', 'The key is disabled');
+  if (!key.enabled) throw new ProxyError('InvalidState', 'The key is disabled');
 
   const body = request.body;
   const metadata = body.ciphertextMetadata ? decodedField(body, 'ciphertextMetadata') : Buffer.alloc(0);
@@ -33,6 +46,14 @@ export async function decrypt(services: OperationServices, request: OperationReq
     );
     return { plaintext: plaintext.toString('base64') };
   } catch (err) {
-    throw toXksError(err);
+    throw toProxyError(err);
   }
 }
+
+export const decryptOperation = xksOperation({
+  name: 'Decrypt',
+  route: { keySegment: 'decrypt' },
+  schema: decryptSchema,
+  probe: false,
+  handle: decrypt,
+});

@@ -3,13 +3,24 @@ import { decodedField } from '../base64';
 import { computeCdiv } from '../cdiv';
 import { cdivNeedsDecryptError, checkEncryptOutput, UNCHECKED_OUTPUT_MESSAGE } from '../encrypt-check';
 import { metadataForNewCiphertext } from '../ciphertext-metadata';
-import { XksError } from '../errors';
-import { toXksError } from '../hsm-errors';
+import { ProxyError, toProxyError } from '../../core/errors';
 import { buildHsmAad } from '../hsm-aad';
 import { withinDeadline } from '../deadline';
 import { lookupExternalKey } from '../key-lookup';
-import type { EncryptRequest } from '../schemas';
+import { Type, type Static } from '@sinclair/typebox';
+import { aadField, Arn, base64UpTo, encryptionAlgorithmField, Metadata, type RequestLimits } from '../schema-parts';
 import type { OperationRequest, OperationServices } from './context';
+import { xksOperation } from './operation';
+
+export const encryptSchema = (limits: RequestLimits) =>
+  Type.Object({
+    requestMetadata: Type.Object({ ...Metadata, kmsKeyArn: Arn('ARN of the KMS key.') }),
+    plaintext: base64UpTo(limits.maxPlaintextBytes, 'Plaintext to encrypt.'),
+    encryptionAlgorithm: encryptionAlgorithmField(),
+    additionalAuthenticatedData: aadField(limits),
+    ciphertextDataIntegrityValueAlgorithm: Type.Optional(Type.Literal('SHA_256')),
+  });
+export type EncryptRequest = Static<ReturnType<typeof encryptSchema>>;
 
 export interface EncryptResponse {
   ciphertext: string;
@@ -32,7 +43,7 @@ const ATTEMPTS = 2;
  */
 export async function encrypt(services: OperationServices, request: OperationRequest<EncryptRequest>): Promise<EncryptResponse> {
   const key = lookupExternalKey(request.store, request.externalKeyId, services.healthCheckKeyLabel);
-  if (!key.enabled) throw new XksError('InvalidStateException', 'The key is disabled');
+  if (!key.enabled) throw new ProxyError('InvalidState', 'The key is disabled');
 
   const target = await withinDeadline(services.keyVersions.forEncrypt(key), request.deadline);
   const wantCdiv = request.body.ciphertextDataIntegrityValueAlgorithm !== undefined;
@@ -49,7 +60,7 @@ export async function encrypt(services: OperationServices, request: OperationReq
       // verify: the HSM layer runs the verify-decrypt in the same round trip (output.verification).
       output = await services.hsm.encrypt(target.label, plaintext, hsmAad, { deadline: request.deadline, verify: target.check === 'verify-decrypt' });
     } catch (err) {
-      throw toXksError(err);
+      throw toProxyError(err);
     }
     const cdiv = wantCdiv ? computeCdiv({ aad, ciphertextMetadata: metadata, ...output }) : undefined;
     const checked = await checkEncryptOutput(services.hsm, target.check, { label: target.label, plaintext, aad: hsmAad, output, options: { deadline: request.deadline } });
@@ -67,5 +78,13 @@ export async function encrypt(services: OperationServices, request: OperationReq
       };
     }
   }
-  throw new XksError('InternalException', UNCHECKED_OUTPUT_MESSAGE);
+  throw new ProxyError('Internal', UNCHECKED_OUTPUT_MESSAGE);
 }
+
+export const encryptOperation = xksOperation({
+  name: 'Encrypt',
+  route: { keySegment: 'encrypt' },
+  schema: encryptSchema,
+  probe: false,
+  handle: encrypt,
+});

@@ -1,4 +1,7 @@
+import { Type } from '@sinclair/typebox';
+import { Metadata } from '../schema-parts';
 import type { OperationServices } from './context';
+import { xksOperation } from './operation';
 
 export interface GetHealthStatusResponse {
   xksProxyFleetSize: number;
@@ -32,3 +35,17 @@ export function getHealthStatus(services: OperationServices): GetHealthStatusRes
     })),
   };
 }
+
+/** Only the two fields the spec marks REQUIRED for GetHealthStatus; nothing else of its body is validated. */
+export const getHealthStatusSchema = () =>
+  Type.Object({
+    requestMetadata: Type.Object({ kmsRequestId: Metadata.kmsRequestId, kmsOperation: Metadata.kmsOperation }),
+  });
+
+export const getHealthStatusOperation = xksOperation({
+  name: 'GetHealthStatus',
+  route: { path: 'health' },
+  schema: getHealthStatusSchema,
+  probe: true,
+  handle: (services) => getHealthStatus(services),
+});

@@ -1,8 +1,16 @@
 import type { KeyAttributes } from '../../hsm';
 import { withinDeadline } from '../deadline';
 import { lookupExternalKey } from '../key-lookup';
-import type { GetKeyMetadataRequest } from '../schemas';
+import { Type, type Static } from '@sinclair/typebox';
+import { Arn, Metadata } from '../schema-parts';
 import type { OperationRequest, OperationServices } from './context';
+import { xksOperation } from './operation';
+
+export const getKeyMetadataSchema = () =>
+  Type.Object({
+    requestMetadata: Type.Object({ ...Metadata, kmsKeyArn: Type.Optional(Arn('ARN of the KMS key.')) }),
+  });
+export type GetKeyMetadataRequest = Static<ReturnType<typeof getKeyMetadataSchema>>;
 
 export interface GetKeyMetadataResponse {
   keySpec: 'AES_256';
@@ -34,3 +42,11 @@ export async function getKeyMetadata(
     keyStatus: enabled ? 'ENABLED' : 'DISABLED',
   };
 }
+
+export const getKeyMetadataOperation = xksOperation({
+  name: 'GetKeyMetadata',
+  route: { keySegment: 'metadata' },
+  schema: getKeyMetadataSchema,
+  probe: false,
+  handle: getKeyMetadata,
+});

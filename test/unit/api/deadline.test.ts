@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { withinDeadline } from '../../../src/api/deadline';
-import { XksError } from '../../../src/api/errors';
+import { toXksError } from '../../../src/api/errors';
+import { ProxyError } from '../../../src/core/errors';
 import { Deadline } from '../../../src/hsm';
 
 describe('api: steps bounded by the request deadline', () => {
@@ -17,8 +18,9 @@ describe('api: steps bounded by the request deadline', () => {
     } catch (error) {
       caught = error;
     }
-    expect(caught).to.be.instanceOf(XksError);
-    expect((caught as XksError).errorName).to.equal('DependencyTimeoutException');
-    expect((caught as XksError).status).to.equal(503);
+    expect(caught).to.be.instanceOf(ProxyError);
+    expect((caught as ProxyError).kind).to.equal('DependencyTimeout');
+    expect(toXksError(caught).errorName).to.equal('DependencyTimeoutException');
+    expect(toXksError(caught).status).to.equal(503);
   });
 });

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { cdivNeedsDecryptError, checkEncryptOutput, encryptCheckFor, hasExpectedShape } from '../../../src/api/encrypt-check';
+import { toXksError } from '../../../src/api/errors';
 import { HsmError, type GcmResult, type HsmService } from '../../../src/hsm';
 
 const output = (over: Partial<GcmResult> = {}): GcmResult => ({ iv: Buffer.alloc(12, 7), ciphertext: Buffer.alloc(5, 1), tag: Buffer.alloc(16, 2), ...over });
@@ -57,11 +58,11 @@ describe('Encrypt output checks (encrypt-check)', () => {
     const device = hsmDecrypting(() => Promise.reject(new HsmError('Device', 'C_Decrypt failed: CKR_DEVICE_ERROR', 'CKR_DEVICE_ERROR')));
     let caught: unknown;
     await checkEncryptOutput(device, 'verify-decrypt', call()).catch((err: unknown) => (caught = err));
-    expect((caught as { errorName?: string }).errorName).to.equal('InternalException');
+    expect(toXksError(caught).errorName).to.equal('InternalException');
   });
 
   it('a CDIV on a key that cannot decrypt is InvalidKeyUsageException', () => {
-    const error = cdivNeedsDecryptError();
+    const error = toXksError(cdivNeedsDecryptError());
     expect(error.errorName).to.equal('InvalidKeyUsageException');
     expect(error.status).to.equal(400);
   });

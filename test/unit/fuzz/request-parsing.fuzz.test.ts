@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { isStrictBase64 } from '../../../src/api/base64';
 import { XksError } from '../../../src/api/errors';
 import { compileRequestValidators } from '../../../src/api/schemas';
-import { parseStrictJson } from '../../../src/api/strict-json';
+import { parseStrictJson } from '../../../src/pipeline/strict-json';
 
 const RUNS = { numRuns: 300, ...(process.env.FC_SEED ? { seed: Number(process.env.FC_SEED) } : {}) };
 const validators = compileRequestValidators({ maxPlaintextBytes: 8192, maxAadBytes: 8192 });

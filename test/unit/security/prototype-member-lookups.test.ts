@@ -4,7 +4,7 @@
  */
 import { expect } from 'chai';
 import { lookupExternalKey } from '../../../src/api/key-lookup';
-import { XksError } from '../../../src/api/errors';
+import { ProxyError } from '../../../src/core/errors';
 import { compilePolicies } from '../../../src/authz/policies';
 import type { RuntimeKeyStore } from '../../../src/config/runtime';
 import type { KmsApiRuntime } from '../../../src/kms-api/config';
@@ -44,7 +44,7 @@ describe('lookups keyed by request data ignore Object.prototype members (unit)',
         const router = new XksRouter([store]);
         expect(router.match(`/kms/xks/v1/keys/app-key/${name}`)).to.equal(undefined);
         expect(router.match(`/${name}/kms/xks/v1/health`)).to.equal(undefined);
-        expect(() => lookupExternalKey(store, name, 'health-key')).to.throw(XksError).with.property('errorName', 'KeyNotFoundException');
+        expect(() => lookupExternalKey(store, name, 'health-key')).to.throw(ProxyError).with.property('kind', 'KeyNotFound');
       });
 
       it('is no KMS alias', () => {

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { parseStrictJson } from '../../../src/api/strict-json';
+import { parseStrictJson } from '../../../src/pipeline/strict-json';
 
 describe('strict JSON (duplicate member names)', () => {
   const duplicates = (text: string) => parseStrictJson(text);

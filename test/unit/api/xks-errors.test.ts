@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import { XksError } from '../../../src/api/errors';
-import { hsmReturnCodeOf, toXksError } from '../../../src/api/hsm-errors';
+import { toXksError, XksError } from '../../../src/api/errors';
+import { hsmReturnCodeOf } from '../../../src/core/errors';
 import { HsmError, type HsmErrorKind } from '../../../src/hsm';
 
 describe('HSM error kinds to XKS errors', () => {

@@ -1,16 +1,17 @@
 import type { IncomingMessage } from 'node:http';
-import { XksError } from '../api/errors';
+import { ProxyError } from '../core/errors';
 
-export class BodyTooLargeError extends Error {
+/** The body is over the endpoint's maximum; the answer closes the connection (the rest is unread). */
+export class BodyTooLargeError extends ProxyError {
   constructor(readonly limit: number) {
-    super(`request body exceeds ${limit} bytes`);
+    super('BodyTooLarge', `The request body exceeds the ${limit}-byte maximum this proxy supports`);
   }
 }
 
 /** The client went away (or was cut off by a timeout) mid-body: a client error, never a 500. */
-export class ClientAbortError extends XksError {
+export class ClientAbortError extends ProxyError {
   constructor() {
-    super('ValidationException', 'The connection closed before the request body was complete');
+    super('Validation', 'The connection closed before the request body was complete');
   }
 }
 

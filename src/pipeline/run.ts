@@ -1,0 +1,65 @@
+/**
+ * The one request pipeline both APIs share. Each step is a plain function over one RequestContext;
+ * a protocol adapter (src/server/xks-adapter.ts, src/kms-api/adapter.ts) supplies only what differs:
+ * its routes, its checks, its operations and its wire format. Adapters are built once, not per request.
+ */
+import type { SecretLookup, SigV4Verifier } from '../auth/sigv4';
+import { ProxyError } from '../core/errors';
+import { admit, release, shed, type InFlightRequests } from './admission';
+import { readRawBody } from './body';
+import type { RequestContext } from './context';
+import { mediaType } from './content-type';
+import { parseBody } from './parse';
+import { recordOutcome, type RequestSinks } from './record';
+import { answer, answerError, type WireFormat } from './respond';
+import { authenticate } from './signature';
+
+export interface ProtocolAdapter<Route, State> extends WireFormat {
+  /** The log line's message. */
+  readonly logMessage: string;
+  readonly sinks: RequestSinks;
+  /** The process's in-flight count, shared by both APIs. */
+  readonly inFlight: InFlightRequests;
+  /** limits.maxInFlightRequests for this request; undefined for one that is neither counted nor shed. */
+  inFlightLimit(ctx: RequestContext<Route, State>): number | undefined;
+  maxBodyBytes(ctx: RequestContext<Route, State>): number;
+  /** Message for a method other than POST. */
+  methodMessage(ctx: RequestContext<Route, State>): string;
+  /** Before the body is read: what the route alone can refuse. */
+  checkRoute(ctx: RequestContext<Route, State>): void;
+  verifier(ctx: RequestContext<Route, State>): SigV4Verifier;
+  secrets(ctx: RequestContext<Route, State>): SecretLookup;
+  /** After SigV4, before the body is parsed: region pin, quota, the operation's existence. */
+  admitCaller(ctx: RequestContext<Route, State>): void;
+  /** After parsing: e.g. copy requestMetadata to the log line. */
+  parsed?(ctx: RequestContext<Route, State>): void;
+  /** Refuses the request's Content-Type (a media type, lower-cased) if the operation needs another. */
+  checkContentType(ctx: RequestContext<Route, State>, type: string): void;
+  /** Validate, authorize and run the operation (the protocol's operation registry). */
+  handle(ctx: RequestContext<Route, State>): unknown;
+}
+
+/**
+ * admission -> method -> route checks -> body -> SigV4 -> caller checks -> JSON -> Content-Type ->
+ * validate, authorize, handle -> answer (or error mapping) -> release -> metrics, log line, audit.
+ */
+export async function runPipeline<Route, State>(adapter: ProtocolAdapter<Route, State>, ctx: RequestContext<Route, State>): Promise<void> {
+  try {
+    const limit = adapter.inFlightLimit(ctx);
+    if (!admit(ctx, adapter.inFlight, limit)) await shed(ctx, limit, adapter.maxBodyBytes(ctx));
+    if (ctx.req.method !== 'POST') throw new ProxyError('MethodNotAllowed', adapter.methodMessage(ctx));
+    adapter.checkRoute(ctx);
+    ctx.body = await readRawBody(ctx.req, adapter.maxBodyBytes(ctx));
+    authenticate(ctx, adapter.verifier(ctx), adapter.secrets(ctx), adapter.sinks.metrics);
+    adapter.admitCaller(ctx);
+    parseBody(ctx);
+    adapter.parsed?.(ctx);
+    adapter.checkContentType(ctx, mediaType(ctx.req.headers['content-type']));
+    answer(ctx, adapter, await adapter.handle(ctx));
+  } catch (err) {
+    answerError(ctx, adapter, err);
+  } finally {
+    release(ctx, adapter.inFlight);
+    recordOutcome(ctx, adapter.sinks, adapter.logMessage);
+  }
+}
