@@ -1,0 +1,191 @@
+/**
+ * The pipeline's steps, one at a time, over a RequestContext (src/pipeline). Requests are signed
+ * by @smithy/signature-v4 (an independent signer) and verified by the real SigV4Verifier.
+ */
+import { expect } from 'chai';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { PassThrough } from 'node:stream';
+import { ProxyError, SignatureError } from '../../../src/core/errors';
+import { Deadline } from '../../../src/hsm';
+import { createLogger } from '../../../src/observability/logger';
+import { XksMetrics } from '../../../src/observability/metrics';
+import { admit, InFlightRequests, release, shed } from '../../../src/pipeline/admission';
+import { mediaType } from '../../../src/pipeline/content-type';
+import { RequestContext } from '../../../src/pipeline/context';
+import { parseBody } from '../../../src/pipeline/parse';
+import { recordOutcome } from '../../../src/pipeline/record';
+import { authenticate, MAX_LOGGED_ACCESS_KEY_ID } from '../../../src/pipeline/signature';
+import { AKID, BODY, lookup, NOW, REGION, signWithSmithy, verifier } from '../sigv4/helpers';
+
+type Ctx = RequestContext<unknown, unknown>;
+
+function context(req: Partial<IncomingMessage> = {}): Ctx {
+  return new RequestContext(req as IncomingMessage, {} as ServerResponse, {}, {}, 'Encrypt', 'ks-1', Deadline.after(1000), { operation: 'Encrypt' });
+}
+
+/** A request whose body arrives as a stream, as node delivers it. */
+function streamed(body: Buffer): IncomingMessage {
+  const req = new PassThrough() as unknown as IncomingMessage;
+  req.headers = { 'content-length': String(body.length) };
+  (req as unknown as PassThrough).end(body);
+  return req;
+}
+
+async function metricValue(metrics: XksMetrics, name: string, labels: Record<string, string>): Promise<number> {
+  const metric = (await metrics.registry.getMetricsAsJSON()).find((m) => m.name === name);
+  const sample = (metric?.values ?? []).find((v) => Object.entries(labels).every(([k, value]) => v.labels[k] === value));
+  return sample?.value ?? 0;
+}
+
+describe('pipeline steps (unit)', () => {
+  describe('admission', () => {
+    it('counts a request in under the limit and releases it once', () => {
+      const counts: number[] = [];
+      const inFlight = new InFlightRequests((n) => counts.push(n));
+      const ctx = context();
+      expect(admit(ctx, inFlight, 1)).to.equal(true);
+      expect(ctx.admitted).to.equal(true);
+      release(ctx, inFlight);
+      expect(counts).to.deep.equal([1, 0]);
+    });
+
+    it('refuses at the limit, and a refused request is not released', () => {
+      const counts: number[] = [];
+      const inFlight = new InFlightRequests((n) => counts.push(n));
+      const first = context();
+      const second = context();
+      expect(admit(first, inFlight, 1)).to.equal(true);
+      expect(admit(second, inFlight, 1)).to.equal(false);
+      expect(second.admitted).to.equal(false);
+      release(second, inFlight);
+      expect(counts).to.deep.equal([1]);
+    });
+
+    it('neither counts nor sheds a request without a limit (a probe)', () => {
+      const counts: number[] = [];
+      const inFlight = new InFlightRequests((n) => counts.push(n));
+      const ctx = context();
+      expect(admit(ctx, inFlight, undefined)).to.equal(true);
+      expect(ctx.admitted).to.equal(false);
+      release(ctx, inFlight);
+      expect(counts).to.deep.equal([]);
+    });
+
+    it('sheds after reading the whole body (the connection stays usable), as Overloaded', async () => {
+      const req = streamed(Buffer.from('{"x":1}'));
+      const ctx = new RequestContext(req, {} as ServerResponse, {}, {}, 'Encrypt', 'ks-1', Deadline.after(1000), {});
+      const error = await shed(ctx, 7, 1024).catch((err: unknown) => err);
+      expect(error).to.be.instanceOf(ProxyError).with.property('kind', 'Overloaded');
+      expect((error as Error).message).to.include('maximum of 7 requests');
+      expect((req as unknown as PassThrough).readableEnded).to.equal(true);
+    });
+  });
+
+  describe('SigV4', () => {
+    async function signedContext(options: Parameters<typeof signWithSmithy>[0] = {}): Promise<Ctx> {
+      const signed = await signWithSmithy(options);
+      const ctx = context({ method: signed.method, url: signed.url, rawHeaders: signed.rawHeaders });
+      ctx.body = signed.body;
+      return ctx;
+    }
+
+    it('records the verified caller on the context, and in the log fields', async () => {
+      const ctx = await signedContext();
+      authenticate(ctx, verifier(NOW), lookup, new XksMetrics());
+      expect(ctx.accessKeyId).to.equal(AKID);
+      expect(ctx.region).to.equal(REGION);
+      expect(ctx.fields).to.include({ accessKeyId: AKID, region: REGION });
+    });
+
+    it('throws SignatureError with the reason, logs it and counts it per key store', async () => {
+      const ctx = await signedContext({ secretAccessKey: 'not-the-secret' });
+      const metrics = new XksMetrics();
+      const error = (() => {
+        try {
+          authenticate(ctx, verifier(NOW), lookup, metrics);
+        } catch (err) {
+          return err;
+        }
+        return undefined;
+      })();
+      expect(error).to.be.instanceOf(SignatureError).with.property('reason', 'SignatureMismatch');
+      expect(ctx.accessKeyId).to.equal('');
+      expect(ctx.fields).to.include({ authFailure: 'SignatureMismatch', accessKeyId: AKID });
+      expect(await metricValue(metrics, 'xks_authentication_failures_total', { key_store: 'ks-1', reason: 'SignatureMismatch' })).to.equal(1);
+    });
+
+    it('logs a long access key ID whole, up to IAM\'s 128 characters, in both APIs (XKS used to cut at 64)', async () => {
+      const long = `AKIA${'X'.repeat(96)}`;
+      const ctx = await signedContext({ accessKeyId: long });
+      expect(() => authenticate(ctx, verifier(NOW), lookup, new XksMetrics())).to.throw(SignatureError);
+      expect(MAX_LOGGED_ACCESS_KEY_ID).to.equal(128);
+      expect(ctx.fields.accessKeyId).to.equal(long);
+    });
+  });
+
+  describe('Content-Type', () => {
+    for (const [header, type] of [
+      ['application/json', 'application/json'],
+      ['Application/JSON; charset=utf-8', 'application/json'],
+      ['  application/x-amz-json-1.1 ;x=y', 'application/x-amz-json-1.1'],
+      ['', ''],
+      [undefined, ''],
+    ] as Array<[string | undefined, string]>) {
+      it(`reads ${JSON.stringify(header)} as ${JSON.stringify(type)}`, () => expect(mediaType(header)).to.equal(type));
+    }
+  });
+
+  describe('JSON', () => {
+    it('parses the body onto the context', () => {
+      const ctx = context();
+      ctx.body = BODY;
+      parseBody(ctx);
+      expect(ctx.document).to.have.nested.property('requestMetadata.kmsOperation', 'Encrypt');
+    });
+
+    for (const body of ['{', '{"a":1,"a":2}', '']) {
+      it(`leaves the document undefined for ${JSON.stringify(body)} (the protocol decides the error)`, () => {
+        const ctx = context();
+        ctx.body = Buffer.from(body);
+        expect(() => parseBody(ctx)).not.to.throw();
+        expect(ctx.document).to.equal(undefined);
+      });
+    }
+  });
+
+  describe('metrics, log line and audit entry', () => {
+    it('counts, logs and audits each request once, with its status, errorName and latency', async () => {
+      const stream = new PassThrough();
+      let text = '';
+      stream.on('data', (d: Buffer) => (text += d.toString()));
+      const metrics = new XksMetrics();
+      const audited: Array<Record<string, unknown>> = [];
+      const ctx = context();
+      ctx.status = 429;
+      ctx.errorName = 'ThrottlingException';
+      ctx.fields.hsmReturnCode = 'CKR_DEVICE_ERROR';
+      recordOutcome(ctx, { metrics, logger: createLogger({ level: 'info', stream }), audit: { record: (f) => audited.push(f) } }, 'xks request');
+      await new Promise((resolve) => setImmediate(resolve));
+      const line = JSON.parse(text.trim()) as Record<string, unknown>;
+      expect(line).to.include({ level: 'warn', message: 'xks request', operation: 'Encrypt', status: 429, errorName: 'ThrottlingException' });
+      expect(line.latencyMs).to.be.a('number');
+      expect(audited).to.have.length(1);
+      expect(audited[0]).to.include({ status: 429, errorName: 'ThrottlingException' });
+      expect(await metricValue(metrics, 'xks_requests_total', { operation: 'Encrypt', key_store: 'ks-1', status: '429', error_name: 'ThrottlingException' })).to.equal(1);
+      expect(await metricValue(metrics, 'xks_hsm_request_errors_total', { operation: 'Encrypt', return_code: 'CKR_DEVICE_ERROR' })).to.equal(1);
+    });
+
+    it('logs a success at info and a 5xx at error', async () => {
+      for (const [status, level] of [[200, 'info'], [503, 'error']] as const) {
+        const stream = new PassThrough();
+        let text = '';
+        stream.on('data', (d: Buffer) => (text += d.toString()));
+        const ctx = context();
+        ctx.status = status;
+        recordOutcome(ctx, { metrics: new XksMetrics(), logger: createLogger({ level: 'info', stream }) }, 'kms api request');
+        await new Promise((resolve) => setImmediate(resolve));
+        expect(JSON.parse(text.trim())).to.include({ level, status });
+      }
+    });
+  });
+});
