@@ -1,4 +1,4 @@
-import type { RuntimeKeyStore } from '../config/runtime';
+import type { ServedKeyStore } from '../keys/served-key-store';
 import { ProxyError } from '../core/errors';
 
 export interface ExternalKey {
@@ -12,7 +12,7 @@ export interface ExternalKey {
  * Maps an externalKeyId to its HSM key through the key store's config. The health-check key is
  * never served as a customer key, even with allTokenKeys.
  */
-export function lookupExternalKey(store: RuntimeKeyStore, externalKeyId: string, healthCheckKeyLabel: string): ExternalKey {
+export function lookupExternalKey(store: ServedKeyStore, externalKeyId: string, healthCheckKeyLabel: string): ExternalKey {
   const mapped = store.keys.get(externalKeyId);
   if (mapped) return { externalKeyId, label: mapped.label, enabled: mapped.enabled };
   if (store.allTokenKeys && externalKeyId !== healthCheckKeyLabel) return { externalKeyId, label: externalKeyId, enabled: true };

@@ -5,7 +5,7 @@
  */
 import type { KeyAttributes } from '../hsm';
 import type { KeyStateReader, KeyState } from '../keys/key-state';
-import type { ParsedMetadata } from './ciphertext-metadata';
+import type { ParsedMetadata } from '../keys/ciphertext-metadata';
 import { encryptCheckFor, type EncryptCheck } from './encrypt-check';
 import { ProxyError, toProxyError } from '../core/errors';
 import type { ExternalKey } from './key-lookup';

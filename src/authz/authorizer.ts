@@ -6,7 +6,8 @@
 import type { AuthorizedOperation } from '../api/operations/registry';
 import { CEDAR_NAMESPACE } from './cedar-schema';
 import type * as Cedar from '@cedar-policy/cedar-wasm/nodejs';
-import { cedarEngine, SCHEMA_ENGINE_ID, type CompiledPolicySet } from './policies';
+import { decideCedar, type CedarDecision } from './decide';
+import { SCHEMA_ENGINE_ID, type CompiledPolicySet } from './policies';
 
 /** The registry's non-probe operations (src/api/operations/registry.ts): each is a Cedar action. */
 export type { AuthorizedOperation };
@@ -31,13 +32,7 @@ export interface AuthorizationInput {
   tlsClientName?: string;
 }
 
-export interface AuthorizationDecision {
-  allowed: boolean;
-  /** Policies that decided: the matching forbid(s) for a deny, the matching permit(s) for an allow. Empty deny = no permit matched. */
-  policies: string[];
-  /** Policies skipped because they failed to evaluate (Cedar skips them), with the reason. */
-  errors: string[];
-}
+export type AuthorizationDecision = CedarDecision;
 
 const ACCOUNT = /^\d{12}$/;
 
@@ -130,28 +125,6 @@ export class PolicyAuthorizer {
   }
 
   private evaluate(input: AuthorizationInput): { decision: AuthorizationDecision; engineAnswered: boolean } {
-    let answer: Cedar.AuthorizationAnswer;
-    try {
-      answer = cedarEngine().statefulIsAuthorized({
-        ...buildCedarRequest(input),
-        preparsedPolicySetId: this.policies.engineId,
-        preparsedSchemaName: SCHEMA_ENGINE_ID,
-        validateRequest: false,
-      });
-    } catch (err) {
-      return { decision: { allowed: false, policies: [], errors: [`policy engine failed: ${(err as Error).message}`] }, engineAnswered: false };
-    }
-    if (answer.type !== 'success') {
-      return { decision: { allowed: false, policies: [], errors: answer.errors.map((e) => `policy engine failed: ${e.message}`) }, engineAnswered: false };
-    }
-    const { decision, diagnostics } = answer.response;
-    return {
-      decision: {
-        allowed: decision === 'allow',
-        policies: diagnostics.reason,
-        errors: diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message}`),
-      },
-      engineAnswered: true,
-    };
+    return decideCedar(this.policies, SCHEMA_ENGINE_ID, buildCedarRequest(input));
   }
 }

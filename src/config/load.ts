@@ -11,7 +11,7 @@ import { DEFAULT_KEY_HANDLE_RECHECK_MS } from '../hsm/key-handles';
 import { ConfigSchema, SECRET_ACCESS_KEY_PATTERN, type ConfigFile } from './schema';
 import type { RuntimeConfig, RuntimeHsm, RuntimeKeyStore } from './runtime';
 import { resolveKeyStoreSecurity, resolveProxySecurity } from './security';
-import { resolveKmsApi } from '../kms-api/config';
+import { resolveKmsApi } from './kms-api';
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {

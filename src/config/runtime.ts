@@ -2,8 +2,9 @@
 import type { HsmOptions } from '../hsm/types';
 import type { VendorProfileName } from '../hsm/vendor-profiles';
 import type { KeyStoreSecurity, ProxySecurity } from './security';
-import type { KmsApiRuntime } from '../kms-api/config';
+import type { KmsApiRuntime } from './kms-api';
 import type { AccessKeyIdLabelMode } from '../observability/access-key-label';
+import type { ServedKeyStore } from '../keys/served-key-store';
 
 /** One HSM, defaults applied and PIN resolved: the HSM layer's options plus what the proxy adds. */
 export interface RuntimeHsm extends Omit<HsmOptions, 'profile' | 'pkcs11Interposer' | 'pkcs11InterposerModule'> {
@@ -13,17 +14,11 @@ export interface RuntimeHsm extends Omit<HsmOptions, 'profile' | 'pkcs11Interpos
   keepAliveSeconds: number;
 }
 
-export interface RuntimeKeyStore {
-  name: string;
+export interface RuntimeKeyStore extends ServedKeyStore {
   /** '' or '/a/b': the part of the path before /kms/xks/v1. */
   uriPrefix: string;
   /** accessKeyId -> secret access key; every pair listed is live (rotation). */
   credentials: ReadonlyMap<string, string>;
-  allTokenKeys: boolean;
-  /** externalKeyId -> HSM label and configured status (rotationPeriodDays: 0 = never, unset = the store's). */
-  keys: ReadonlyMap<string, { label: string; enabled: boolean; rotationPeriodDays?: number }>;
-  /** Scheduled rotation for every key of the store, unless a mapping overrides it. */
-  rotationPeriodDays?: number;
   /** Region pinning, quota, Cedar policies, credential creation times (issue #4); absent = none. */
   security?: KeyStoreSecurity;
 }

@@ -2,6 +2,7 @@
  * The config file schema: the single source of truth for validation, the file's TypeScript type
  * and the generated reference (docs/config-reference.md, `npm run docs:config`).
  */
+import { EXTERNAL_KEY_ID_PATTERN } from '../keys/served-key-store';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { VENDOR_PROFILE_NAMES } from '../hsm/vendor-profiles';
 import {
@@ -17,7 +18,7 @@ export const MAX_ENCODABLE_AAD_BYTES = 65535;
 
 export const ACCESS_KEY_ID_PATTERN = '^[A-Z2-7]{20,30}$';
 export const SECRET_ACCESS_KEY_PATTERN = '^[A-Za-z0-9+/=]{43,64}$';
-export const EXTERNAL_KEY_ID_PATTERN = '^[A-Za-z0-9._-]{1,128}$';
+export { EXTERNAL_KEY_ID_PATTERN };
 /** Path segments before /kms/xks/v1; the whole XksProxyUriPath must stay within 128 characters. */
 export const URI_PREFIX_PATTERN = '^(/[A-Za-z0-9_-]+)*$';
 export const MAX_URI_PREFIX_LENGTH = 128 - '/kms/xks/v1'.length;

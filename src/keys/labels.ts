@@ -13,7 +13,7 @@
  * CKA_ID = "xks:" + ISO-8601 creation time, which drives scheduled rotation and claim expiry.
  */
 import { randomBytes } from 'node:crypto';
-import { MAX_KEY_VERSION } from '../api/ciphertext-metadata';
+import { MAX_KEY_VERSION } from './ciphertext-metadata';
 
 export { MAX_KEY_VERSION };
 

@@ -7,7 +7,7 @@
  *     the same moment, and the first one to rotate makes the key not due for the others;
  *   - if two do look at once, the claim protocol (createAesKeyOnce) creates the version once.
  */
-import type { RuntimeKeyStore } from '../config/runtime';
+import type { ServedKeyStore } from './served-key-store';
 import type { Hsm } from '../hsm';
 import type { Logger } from '../observability/logger';
 import { rotateKey, type RotationResult } from './lifecycle';
@@ -15,7 +15,7 @@ import { servedKeys } from './served-keys';
 
 export interface RotationSchedulerOptions {
   /** Read at every check, so a reloaded config is honoured. */
-  keyStores: () => readonly RuntimeKeyStore[];
+  keyStores: () => readonly ServedKeyStore[];
   healthCheckKeyLabel: string;
   /** Mean interval between checks; read before each one (config reloads). */
   checkIntervalMs: () => number;

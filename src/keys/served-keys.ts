@@ -1,6 +1,5 @@
 /** Which keys the config serves, per key store: mapped ones and, with allTokenKeys, those on the token. */
-import type { RuntimeKeyStore } from '../config/runtime';
-import { EXTERNAL_KEY_ID_PATTERN } from '../config/schema';
+import { EXTERNAL_KEY_ID_PATTERN, type ServedKeyStore } from './served-key-store';
 
 export interface ServedKey {
   keyStore: string;
@@ -20,7 +19,7 @@ const EXTERNAL_KEY_ID = new RegExp(EXTERNAL_KEY_ID_PATTERN);
  * valid externalKeyId counts (version, marker and claim labels contain '/', so they never do),
  * except the health-check key. Pass the token's labels only if some store uses allTokenKeys.
  */
-export function servedKeys(stores: readonly RuntimeKeyStore[], healthCheckKeyLabel: string, tokenLabels: readonly string[] = []): ServedKey[] {
+export function servedKeys(stores: readonly ServedKeyStore[], healthCheckKeyLabel: string, tokenLabels: readonly string[] = []): ServedKey[] {
   const served: ServedKey[] = [];
   for (const store of stores) {
     for (const [externalKeyId, mapping] of store.keys) {
@@ -51,7 +50,7 @@ export function servedKeys(stores: readonly RuntimeKeyStore[], healthCheckKeyLab
 }
 
 /** Stores that serve this externalKeyId, with the label each maps it to. */
-export function storesServing(stores: readonly RuntimeKeyStore[], externalKeyId: string, healthCheckKeyLabel: string): Array<{ keyStore: string; label: string }> {
+export function storesServing(stores: readonly ServedKeyStore[], externalKeyId: string, healthCheckKeyLabel: string): Array<{ keyStore: string; label: string }> {
   const found: Array<{ keyStore: string; label: string }> = [];
   for (const store of stores) {
     const mapped = store.keys.get(externalKeyId);

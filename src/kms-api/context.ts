@@ -1,7 +1,7 @@
 import type { RuntimeKeyStore } from '../config/runtime';
 import type { OperationServices } from '../api/operations/context';
 import type { Deadline } from '../hsm';
-import type { KmsApiCredential, KmsApiRuntime } from './config';
+import type { KmsApiCredential, KmsApiRuntime } from '../config/kms-api';
 
 /** What a KMS API operation sees: the shared HSM services, the served key store, the caller. */
 export interface KmsContext {

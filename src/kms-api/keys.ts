@@ -1,6 +1,6 @@
 /** KeyId forms: key ID, alias/..., arn:aws:kms:<region>:<account>:key/<id> and ...:alias/<name>. */
 import { lookupExternalKey, type ExternalKey } from '../api/key-lookup';
-import type { KmsApiRuntime } from './config';
+import type { KmsApiRuntime } from '../config/kms-api';
 import type { KmsContext } from './context';
 import { KmsError, toKmsError } from './errors';
 

@@ -4,7 +4,7 @@
  * drained quota (as the XKS key-store quotas in src/security/request-guards.ts).
  */
 import { TokenBucket } from '../security/token-bucket';
-import type { KmsApiCredential } from './config';
+import type { KmsApiCredential } from '../config/kms-api';
 
 export class CredentialQuotas {
   private readonly buckets = new Map<string, TokenBucket>();

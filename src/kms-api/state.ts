@@ -5,7 +5,7 @@
  */
 import { SigV4Verifier, type SecretLookup } from '../auth/sigv4';
 import type { RuntimeConfig, RuntimeKeyStore } from '../config/runtime';
-import type { KmsApiRuntime } from './config';
+import type { KmsApiRuntime } from '../config/kms-api';
 import { CredentialQuotas } from './quotas';
 
 export interface KmsApiState {

@@ -1,4 +1,4 @@
-import type { RuntimeKeyStore } from '../../config/runtime';
+import type { ServedKeyStore } from '../../keys/served-key-store';
 import type { Deadline, FleetHealth, HsmService } from '../../hsm';
 import type { KeyVersions } from '../key-versions';
 
@@ -14,7 +14,7 @@ export interface OperationServices {
 }
 
 export interface OperationRequest<Body> {
-  store: RuntimeKeyStore;
+  store: ServedKeyStore;
   externalKeyId: string;
   body: Body;
   /** The request's time budget: HSM waits and calls end in DependencyTimeoutException when it runs out. */

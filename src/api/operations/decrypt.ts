@@ -1,5 +1,5 @@
 import { decodedField } from '../base64';
-import { parseCiphertextMetadata } from '../ciphertext-metadata';
+import { parseCiphertextMetadata } from '../../keys/ciphertext-metadata';
 import { ProxyError, toProxyError } from '../../core/errors';
 import { buildHsmAad } from '../hsm-aad';
 import { withinDeadline } from '../deadline';

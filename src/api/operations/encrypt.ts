@@ -2,7 +2,7 @@ import type { GcmResult } from '../../hsm';
 import { decodedField } from '../base64';
 import { computeCdiv } from '../cdiv';
 import { cdivNeedsDecryptError, checkEncryptOutput, UNCHECKED_OUTPUT_MESSAGE } from '../encrypt-check';
-import { metadataForNewCiphertext } from '../ciphertext-metadata';
+import { metadataForNewCiphertext } from '../../keys/ciphertext-metadata';
 import { ProxyError, toProxyError } from '../../core/errors';
 import { buildHsmAad } from '../hsm-aad';
 import { withinDeadline } from '../deadline';

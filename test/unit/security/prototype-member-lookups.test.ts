@@ -7,7 +7,7 @@ import { lookupExternalKey } from '../../../src/api/key-lookup';
 import { ProxyError } from '../../../src/core/errors';
 import { compilePolicies } from '../../../src/authz/policies';
 import type { RuntimeKeyStore } from '../../../src/config/runtime';
-import type { KmsApiRuntime } from '../../../src/kms-api/config';
+import type { KmsApiRuntime } from '../../../src/config/kms-api';
 import { canonicalEncryptionContext, parseEncryptionContext } from '../../../src/kms-api/encryption-context';
 import { KmsError } from '../../../src/kms-api/errors';
 import { KMS_OPERATIONS } from '../../../src/kms-api/handler';

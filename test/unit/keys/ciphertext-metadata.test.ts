@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { FORMAT_V1, FORMAT_VERSIONED, MAX_KEY_VERSION, metadataForNewCiphertext, parseCiphertextMetadata } from '../../../src/api/ciphertext-metadata';
+import { FORMAT_V1, FORMAT_VERSIONED, MAX_KEY_VERSION, metadataForNewCiphertext, parseCiphertextMetadata } from '../../../src/keys/ciphertext-metadata';
 
 describe('ciphertextMetadata format', () => {
   it('new ciphertexts carry format 0x02 and the key version as four big-endian bytes, within 20 bytes', () => {

@@ -1,8 +1,8 @@
 /** Resolves the kmsApi config section: secrets read, aliases and key store checked. */
 import { readFileSync } from 'node:fs';
 import { compilePolicies, type CompiledPolicySet } from '../authz/policies';
-import type { ConfigFile } from '../config/schema';
-import { KMS_CEDAR_SCHEMA } from './cedar';
+import type { ConfigFile } from './schema';
+import { KMS_CEDAR_SCHEMA } from '../authz/kms-cedar-schema';
 
 export interface KmsApiCredential {
   secret: string;
