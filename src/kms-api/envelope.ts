@@ -3,7 +3,8 @@
  * (KeyVersions for the version/label and enabled state, Hsm.encrypt/decrypt, buildHsmAad).
  */
 import { withinDeadline } from '../api/deadline';
-import { checkEncryptOutput, UNCHECKED_OUTPUT_MESSAGE } from '../api/encrypt-check';
+import { UNCHECKED_OUTPUT_MESSAGE } from '../api/encrypt-check';
+import { sealAndVerify } from '../api/seal';
 import { buildHsmAad } from '../api/hsm-aad';
 import { hsmReturnCodeOf } from '../core/errors';
 import { HsmError } from '../hsm';
@@ -13,8 +14,6 @@ import { canonicalEncryptionContext, type EncryptionContext } from './encryption
 import { KmsError, toKmsError } from './errors';
 import type { ResolvedKey } from './keys';
 import { resolveKey } from './keys';
-
-const ATTEMPTS = 2;
 
 function checkEnabled(resolved: ResolvedKey): void {
   if (!resolved.key.enabled) throw new KmsError('DisabledException', `Key ${resolved.keyId} is disabled`);
@@ -41,14 +40,8 @@ export async function seal(ctx: KmsContext, resolved: ResolvedKey, plaintext: Bu
     const target = await withinDeadline(services.keyVersions.forEncrypt(resolved.key), deadline);
     const header = blobHeader(resolved.keyId, target.version);
     const aad = buildHsmAad(canonicalEncryptionContext(context), header);
-    for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
-      const output = await services.hsm.encrypt(target.label, plaintext, aad, { deadline, verify: target.check === 'verify-decrypt' });
-      const checked = await checkEncryptOutput(services.hsm, target.check, { label: target.label, plaintext, aad, output, options: { deadline } });
-      if (checked === 'cannot-decrypt') services.keyVersions.forget(resolved.key); // its cached flags said it could decrypt
-      if (checked !== 'retry') {
-        return encodeBlob({ keyId: resolved.keyId, keyVersion: target.version, ...output });
-      }
-    }
+    const sealed = await sealAndVerify(services, resolved.key, target, { plaintext, aad, deadline });
+    if (sealed) return encodeBlob({ keyId: resolved.keyId, keyVersion: target.version, ...sealed.output });
   } catch (err) {
     throw hsmFailure(ctx, err);
   }

@@ -1,9 +1,10 @@
 import type { GcmResult } from '../../hsm';
 import { decodedField } from '../base64';
 import { computeCdiv } from '../cdiv';
-import { cdivNeedsDecryptError, checkEncryptOutput, UNCHECKED_OUTPUT_MESSAGE } from '../encrypt-check';
+import { cdivNeedsDecryptError, UNCHECKED_OUTPUT_MESSAGE } from '../encrypt-check';
+import { sealAndVerify } from '../seal';
 import { metadataForNewCiphertext } from '../../keys/ciphertext-metadata';
-import { ProxyError, toProxyError } from '../../core/errors';
+import { ProxyError } from '../../core/errors';
 import { buildHsmAad } from '../hsm-aad';
 import { withinDeadline } from '../deadline';
 import { lookupExternalKey } from '../key-lookup';
@@ -30,9 +31,6 @@ export interface EncryptResponse {
   ciphertextDataIntegrityValue?: string;
 }
 
-/** One fresh encryption is tried again if its output fails the verify-decrypt. */
-const ATTEMPTS = 2;
-
 /**
  * AES-256-GCM in the HSM under the key's active version, which ciphertextMetadata records (format
  * 0x02). Every output's sizes, tag and IV are checked; if the key can decrypt, the output is also
@@ -54,29 +52,19 @@ export async function encrypt(services: OperationServices, request: OperationReq
   const { metadata } = metadataForNewCiphertext(target.version);
   const hsmAad = buildHsmAad(aad, metadata);
 
-  for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
-    let output: GcmResult;
-    try {
-      // verify: the HSM layer runs the verify-decrypt in the same round trip (output.verification).
-      output = await services.hsm.encrypt(target.label, plaintext, hsmAad, { deadline: request.deadline, verify: target.check === 'verify-decrypt' });
-    } catch (err) {
-      throw toProxyError(err);
-    }
-    const cdiv = wantCdiv ? computeCdiv({ aad, ciphertextMetadata: metadata, ...output }) : undefined;
-    const checked = await checkEncryptOutput(services.hsm, target.check, { label: target.label, plaintext, aad: hsmAad, output, options: { deadline: request.deadline } });
-    if (checked === 'cannot-decrypt') {
-      services.keyVersions.forget(key); // its cached flags said it could decrypt
-      if (wantCdiv) throw cdivNeedsDecryptError();
-    }
-    if (checked !== 'retry') {
-      return {
-        ciphertext: output.ciphertext.toString('base64'),
-        ciphertextMetadata: metadata.toString('base64'),
-        initializationVector: output.iv.toString('base64'),
-        authenticationTag: output.tag.toString('base64'),
-        ...(cdiv === undefined ? {} : { ciphertextDataIntegrityValue: cdiv }),
-      };
-    }
+  let cdiv: string | undefined;
+  const hashFirst = wantCdiv ? (output: GcmResult): void => void (cdiv = computeCdiv({ aad, ciphertextMetadata: metadata, ...output })) : undefined;
+  const sealed = await sealAndVerify(services, key, target, { plaintext, aad: hsmAad, deadline: request.deadline }, hashFirst);
+  if (sealed?.keyCannotDecrypt && wantCdiv) throw cdivNeedsDecryptError();
+  if (sealed) {
+    const { output } = sealed;
+    return {
+      ciphertext: output.ciphertext.toString('base64'),
+      ciphertextMetadata: metadata.toString('base64'),
+      initializationVector: output.iv.toString('base64'),
+      authenticationTag: output.tag.toString('base64'),
+      ...(cdiv === undefined ? {} : { ciphertextDataIntegrityValue: cdiv }),
+    };
   }
   throw new ProxyError('Internal', UNCHECKED_OUTPUT_MESSAGE);
 }
