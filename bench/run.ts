@@ -379,17 +379,22 @@ function hsmWorkUs(env: Env, scenario: string): number {
  * opens the connections (TLS handshakes) and warms the JIT.
  */
 async function plainHttpsUsAt(env: Env, request: SignedRequest, rate: number, connections: number): Promise<number> {
+  return (await plainHttpsAt(env, [request], rate, connections)).cpuUs;
+}
+
+/** Plain node:https answering `requests` open loop at `rate`: CPU µs per request and the load's latencies. */
+async function plainHttpsAt(env: Env, requests: SignedRequest[], rate: number, connections: number): Promise<{ cpuUs: number; figures: LoadFigures }> {
   const plain = await startPlainHttps(env);
   const pid = plain.child.pid as number;
   const warmup = 1;
   let before: ReturnType<typeof sampleProcessTree> | undefined;
   const sampler = setTimeout(() => (before = sampleProcessTree(pid)), warmup * 1000);
-  await pacedLoad({ url: plain.url, requests: [{ ...request, headers: { ...request.headers } }], rate, seconds: DURATION, connections, warmupSeconds: warmup });
+  const figures = await pacedLoad({ url: plain.url, requests: requests.map((r) => ({ ...r, headers: { ...r.headers } })), rate, seconds: DURATION, connections, warmupSeconds: warmup });
   clearTimeout(sampler);
   const after = sampleProcessTree(pid);
   await stop(plain);
-  if (!before) return Number.NaN;
-  return ((after.cpuSeconds - before.cpuSeconds) * 1e6) / Math.round(rate * DURATION);
+  const cpuUs = before ? ((after.cpuSeconds - before.cpuSeconds) * 1e6) / Math.round(rate * DURATION) : Number.NaN;
+  return { cpuUs, figures };
 }
 
 function startPlainHttps(env: Env): Promise<Server> {
@@ -620,7 +625,10 @@ async function main(): Promise<void> {
     await eventLoopLagP99Ms(proxy.adminUrl); // resets the histogram
     const row = await withChurn(proxy.adminUrl, () => measured(proxy, `KMS-shaped sizing: ${rate} req/s offered, evenly paced, ${SUSTAIN_SECONDS} s`, `open loop, <= ${PACED_CONNECTIONS} conns`, () => pacedRun(proxy.url, requests, rate, SUSTAIN_SECONDS)));
     const lag = await eventLoopLagP99Ms(proxy.adminUrl);
-    row.note = `event-loop lag p99 ${lag ?? 'n/a'} ms; ${row.note ?? ''}`;
+    // The control: plain node:https at the same paced rate, same core, same generator. What it
+    // shows too (per-request CPU rising at low rates, latency spikes) is the machine's, not the proxy's.
+    const plain = await plainHttpsAt(env, requests, rate, PACED_CONNECTIONS);
+    row.note = `event-loop lag p99 ${lag ?? 'n/a'} ms; plain node:https at this rate: ${Math.round(plain.cpuUs)} µs/req, p99 ${plain.figures.p99} ms; ${row.note ?? ''}`;
     if (row.p99 > 20 || row.errors > 0 || (lag ?? 0) >= 10) {
       row.note += '; over the targets: stopped here';
       rows.push(row);
@@ -727,7 +735,7 @@ function renderMarkdown(summary: Record<string, unknown>, rows: Row[]): string {
     `Run ${String(summary.date)} on ${String(summary.machine)}. Pinning: ${String(summary.pinning)}.`,
     `Each closed-loop scenario runs ${String(summary.durationSeconds)} s with autocannon over HTTPS keep-alive connections; ${String(summary.signing)}.`,
     `Event-loop lag p99: the proxy's xks_nodejs_eventloop_lag_p99_seconds (perf_hooks.monitorEventLoopDelay via prom-client) over the run, minus its ${EVENT_LOOP_SAMPLING_MS} ms sampling interval, which Node's histogram includes (an idle process reads 10.1 ms).`,
-    `The KMS-shaped runs use an open-loop generator (bench/paced-load.ts; autocannon's -R sends each second's quota in one burst) that sends at an even pace over at most ${PACED_CONNECTIONS} keep-alive connections, after an unrecorded 5 s warm-up. Latency runs from each request's scheduled send time; as with KMS, a request not answered within 250 ms counts as an error, and req/s counts only 2xx answers within 250 ms.`,
+    `The KMS-shaped runs use an open-loop generator (bench/paced-load.ts; autocannon's -R sends each second's quota in one burst) that sends at an even pace over at most ${PACED_CONNECTIONS} keep-alive connections, after an unrecorded 5 s warm-up. Latency runs from each request's scheduled send time; as with KMS, a request not answered within 250 ms counts as an error, and req/s counts only 2xx answers within 250 ms. Each sizing row's note has a control: plain node:https answering the same requests at the same paced rate on the same core (its CPU per request and p99).`,
     `Session pool: ${String(summary.sessionPool)}. Latencies in ms. Ratio = proxy req/s / plain node:https req/s at the same concurrency.`,
     '',
     '## Targets',
