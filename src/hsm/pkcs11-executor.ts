@@ -18,7 +18,7 @@ export interface JobExecutor {
   close(): Promise<void>;
 }
 
-/** On the main thread, as before worker threads: for an interposer function (which cannot cross threads) or pkcs11Threads 0. */
+/** On the main thread: pkcs11Threads 0 (the only setting an interposer function, which cannot cross threads, allows). */
 export class InlineExecutor implements JobExecutor {
   constructor(private readonly module: Pkcs11Module) {}
 
@@ -195,6 +195,22 @@ interface SharedExecutor {
 
 const shared = new Map<string, SharedExecutor>();
 
+const sharedBufferIds = new WeakMap<SharedArrayBuffer, number>();
+let nextSharedBufferId = 1;
+/**
+ * JSON.stringify replacer: a SharedArrayBuffer (an interposer's run-time state) by identity, not as
+ * the {} JSON makes of any of them, so an interposer with other state gets workers of its own.
+ */
+function sharedBufferIdentity(_key: string, value: unknown): unknown {
+  if (!(value instanceof SharedArrayBuffer)) return value;
+  let id = sharedBufferIds.get(value);
+  if (id === undefined) {
+    id = nextSharedBufferId++;
+    sharedBufferIds.set(value, id);
+  }
+  return `SharedArrayBuffer#${id}`;
+}
+
 /**
  * The worker executor of one HSM (by id, library and settings), shared by its successive
  * connections: a worker holds nothing of a connection (no session, no library generation), and
@@ -202,7 +218,7 @@ const shared = new Map<string, SharedExecutor>();
  * release() the lease once; the last one stops the workers after a short linger.
  */
 export async function leaseWorkerExecutor(name: string, init: WorkerInit, workers: number): Promise<{ executor: JobExecutor; release(): void }> {
-  const key = JSON.stringify([name, init.modulePath, init.authFailureCodes, init.interposer ?? null, workers]);
+  const key = JSON.stringify([name, init.modulePath, init.authFailureCodes, init.interposer ?? null, workers], sharedBufferIdentity);
   let entry = shared.get(key);
   if (entry === undefined) {
     const created: SharedExecutor = { starting: WorkerExecutor.start(name, init, workers), users: 0, linger: undefined };

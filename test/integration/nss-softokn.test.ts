@@ -188,7 +188,7 @@ describe('the proxy on NSS softokn (integration)', function () {
         await cliOk(['keys', 'import', keyId, '--hsm', hsmId, '--wrapping-key', wrappingKey, '--mechanism', mechanism, '--wrapped-key-file', wrappedFile, '-c', cli.path]);
       }
       h = await startHarness({
-        hooks: { pkcs11Interposer: (id) => faults.interposer(id) },
+        hooks: { pkcs11InterposerModule: (id) => faults.module(id) },
         configure: (config) => {
           delete config.hsm;
           config.hsms = [softHsmMember('hsm-soft', secrets, health), nssMember('hsm-nss', secrets, health)];
