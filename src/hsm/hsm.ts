@@ -204,7 +204,8 @@ export class Hsm {
     if (iv.length !== 12 && iv.length !== 16) throw new HsmError('Internal', `IV must be 12 or 16 bytes, got ${iv.length}`);
     if (tag.length !== GCM_TAG_BYTES) throw new HsmError('Internal', `tag must be ${GCM_TAG_BYTES} bytes, got ${tag.length}`);
     return this.observed('decrypt', () =>
-      this.withSession((session) => this.runJob<Buffer>({ op: 'decrypt', session, key: this.keys.ref(keyLabel), ciphertext, iv, tag, aad }), options),
+      // The tag right after the ciphertext: packed next to each other for the worker, C_Decrypt takes them without a copy.
+      this.withSession((session) => this.runJob<Buffer>({ op: 'decrypt', session, key: this.keys.ref(keyLabel), ciphertext, tag, iv, aad }), options),
     );
   }
 

@@ -57,7 +57,8 @@ const BUFFER_AT = '\u0000buffer';
 
 /**
  * Copies every Buffer of the values (and of their plain objects, BUFFER_DEPTH deep) into one new
- * ArrayBuffer, leaving a marker in its place; unpackBuffers views them again. Transfer `data`.
+ * ArrayBuffer, in order, leaving a marker in its place; unpackBuffers views them again. Transfer
+ * `data`. The Buffers of a batch then share one ArrayBuffer, as small Buffers share Node's pool slab.
  */
 export function packBuffers(values: unknown[]): Packed {
   const buffers: Uint8Array[] = [];
