@@ -153,7 +153,7 @@ export class WorkerExecutor implements JobExecutor {
     this.scheduleDispatch();
   }
 
-  /** A worker that died takes its job with it (as a Device error); a new one takes its place. */
+  /** A worker that died takes its batch with it (each job a Device error); a new one takes its place. */
   private lost(slot: Slot, what: string): void {
     const index = this.slots.indexOf(slot);
     if (index < 0) return;
