@@ -2,14 +2,15 @@
  * Ceiling 3: the proxy's own HSM layer alone (Hsm.encrypt then the verify Hsm.decrypt, as every
  * XKS Encrypt does; 4300 B, 8 KB AAD) at a given concurrency, no HTTP: the most Encrypt req/s the
  * HSM path allows on this core. Args: modulePath tokenLabel keyLabel pool concurrency seconds;
- * PIN in XKS_HSM_PIN. Prints JSON. MODE=enc skips the verify-decrypt (diagnostics only).
+ * PIN in XKS_HSM_PIN. Prints JSON. MODE=enc skips the verify-decrypt and PKCS11_THREADS sets
+ * hsms[].pkcs11Threads (diagnostics only).
  */
 import { randomBytes } from 'node:crypto';
 import { Hsm } from '../src/hsm';
 
 async function main(): Promise<void> {
   const [modulePath, tokenLabel, keyLabel, pool, conc, seconds] = process.argv.slice(2) as string[];
-  const hsm = await Hsm.open({ id: 'diag', modulePath: modulePath as string, tokenLabel: tokenLabel as string, pin: process.env.XKS_HSM_PIN as string, sessionPoolSize: Number(pool), acquireTimeoutMs: 5000, maxWaiters: 1024 });
+  const hsm = await Hsm.open({ id: 'diag', modulePath: modulePath as string, tokenLabel: tokenLabel as string, pin: process.env.XKS_HSM_PIN as string, sessionPoolSize: Number(pool), acquireTimeoutMs: 5000, maxWaiters: 1024, ...(process.env.PKCS11_THREADS !== undefined ? { pkcs11Threads: Number(process.env.PKCS11_THREADS) } : {}) });
   const plaintext = randomBytes(4300);
   const aad = randomBytes(8192 + 4);
   const mode = process.env.MODE ?? 'both';

@@ -53,6 +53,9 @@ function validateOptions(options: HsmOptions): void {
   if (!nonNegativeInt(options.maxWaiters)) problems.push('maxWaiters must be a non-negative integer');
   if (options.keyHandleRecheckMs !== undefined && !nonNegativeInt(options.keyHandleRecheckMs)) problems.push('keyHandleRecheckMs must be a non-negative integer');
   if (options.pkcs11Threads !== undefined && !nonNegativeInt(options.pkcs11Threads)) problems.push('pkcs11Threads must be a non-negative integer');
+  if (options.pkcs11Interposer !== undefined && options.pkcs11Threads !== 0) {
+    problems.push('a pkcs11Interposer function cannot run in PKCS#11 worker threads: set pkcs11Threads to 0, or use pkcs11InterposerModule');
+  }
   try {
     const pinProblem = typeof options.pin === 'string' && options.pin.length > 0 ? pinFormatProblem(vendorProfile(options.profile), options.pin) : undefined;
     if (pinProblem) problems.push(pinProblem);
@@ -114,7 +117,7 @@ export class Hsm {
         serial: options.tokenSerial || undefined,
       });
       const workers = pkcs11ThreadCount(options.pkcs11Threads, options.sessionPoolSize, profile);
-      if (options.pkcs11Interposer !== undefined || workers === 0) {
+      if (workers === 0) {
         executor = { executor: new InlineExecutor(module), release: () => undefined };
       } else {
         const init = {
@@ -201,7 +204,8 @@ export class Hsm {
     if (iv.length !== 12 && iv.length !== 16) throw new HsmError('Internal', `IV must be 12 or 16 bytes, got ${iv.length}`);
     if (tag.length !== GCM_TAG_BYTES) throw new HsmError('Internal', `tag must be ${GCM_TAG_BYTES} bytes, got ${tag.length}`);
     return this.observed('decrypt', () =>
-      this.withSession((session) => this.runJob<Buffer>({ op: 'decrypt', session, key: this.keys.ref(keyLabel), ciphertext, iv, tag, aad }), options),
+      // The tag right after the ciphertext: packed next to each other for the worker, C_Decrypt takes them without a copy.
+      this.withSession((session) => this.runJob<Buffer>({ op: 'decrypt', session, key: this.keys.ref(keyLabel), ciphertext, tag, iv, aad }), options),
     );
   }
 

@@ -1,15 +1,16 @@
 /**
  * Where an HSM's per-request PKCS#11 jobs run: on its PKCS#11 worker threads, so an HSM that
  * stalls inside a call stalls one of its workers, never the event loop (HTTP, health, other HSMs).
- * Each worker runs one job at a time; jobs wait in one FIFO for the next free worker, so none
- * queues behind a stuck one. Jobs are bounded by the session pool (a job holds a session).
+ * Jobs wait in one FIFO; a free worker takes its share of them as one batch (one message each
+ * way, which is most of a hand-off's cost), so only a busy worker's own batch can wait behind a
+ * stuck call. Jobs are bounded by the session pool (a job holds a session).
  */
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { HsmError } from './errors';
 import { runJob, type GcmJob, type JobResult } from './gcm-jobs';
 import type { Pkcs11Module } from './pkcs11/module';
-import { fromErrorReply, fromTransfer, type ReplyMessage, type WorkerInit } from './pkcs11-worker-protocol';
+import { type BatchMessage, fromErrorReply, type JobReply, packBuffers, type ReplyMessage, unpackBuffers, type WorkerInit } from './pkcs11-worker-protocol';
 
 export interface JobExecutor {
   run(job: GcmJob): Promise<JobResult<unknown>>;
@@ -17,7 +18,7 @@ export interface JobExecutor {
   close(): Promise<void>;
 }
 
-/** On the main thread, as before worker threads: for an interposer function (which cannot cross threads) or pkcs11Threads 0. */
+/** On the main thread: pkcs11Threads 0 (the only setting an interposer function, which cannot cross threads, allows). */
 export class InlineExecutor implements JobExecutor {
   constructor(private readonly module: Pkcs11Module) {}
 
@@ -36,8 +37,12 @@ interface Pending {
 
 interface Slot {
   worker: Worker;
-  current: Pending | undefined;
+  /** The batch it is running (empty: idle). */
+  current: Pending[];
 }
+
+/** Most jobs in one batch: bounds what waits behind one call that stalls. */
+const MAX_BATCH = 16;
 
 /** The id of the message a worker sends once it has loaded the library (or failed to). */
 export const READY_ID = 0;
@@ -49,6 +54,7 @@ export class WorkerExecutor implements JobExecutor {
   private readonly queue: Pending[] = [];
   private nextId = READY_ID + 1;
   private closed = false;
+  private dispatching: NodeJS.Immediate | undefined;
 
   private constructor(
     private readonly name: string,
@@ -78,12 +84,14 @@ export class WorkerExecutor implements JobExecutor {
     if (this.closed) return Promise.reject(this.closedError());
     return new Promise((resolve, reject) => {
       this.queue.push({ job, resolve, reject });
-      this.dispatch();
+      this.scheduleDispatch();
     });
   }
 
   async close(): Promise<void> {
     this.closed = true;
+    if (this.dispatching !== undefined) clearImmediate(this.dispatching);
+    this.dispatching = undefined;
     for (const pending of this.queue.splice(0)) pending.reject(this.closedError());
     this.idle.length = 0;
     await Promise.all(this.slots.splice(0).map((slot) => slot.worker.terminate()));
@@ -91,25 +99,37 @@ export class WorkerExecutor implements JobExecutor {
 
   /** For tests and diagnostics. */
   stats(): { workers: number; busy: number; queued: number } {
-    return { workers: this.slots.length, busy: this.slots.filter((slot) => slot.current !== undefined).length, queued: this.queue.length };
+    return { workers: this.slots.length, busy: this.slots.filter((slot) => slot.current.length > 0).length, queued: this.queue.length };
+  }
+
+  /**
+   * Dispatches once the event loop has run what it has (requests it read, answers it resumed):
+   * the jobs those make join one batch instead of each waking a worker.
+   */
+  private scheduleDispatch(): void {
+    if (this.dispatching !== undefined || this.idle.length === 0) return;
+    this.dispatching = setImmediate(() => {
+      this.dispatching = undefined;
+      this.dispatch();
+    });
   }
 
   private dispatch(): void {
-    while (this.queue.length > 0) {
-      // Most recently used first: its caches are warm.
-      const slot = this.idle.pop();
-      if (slot === undefined) return;
-      const pending = this.queue.shift() as Pending;
-      slot.current = pending;
+    while (this.queue.length > 0 && this.idle.length > 0) {
+      // Most recently used first: its caches are warm. Each free worker takes an even share.
+      const slot = this.idle.pop() as Slot;
+      const batch = this.queue.splice(0, Math.min(MAX_BATCH, Math.ceil(this.queue.length / (this.idle.length + 1))));
+      slot.current = batch;
       // Referenced only while busy: an idle pool must not keep a CLI process alive.
       slot.worker.ref();
-      slot.worker.postMessage({ id: this.nextId++, job: pending.job });
+      const packed = packBuffers(batch.map((pending) => pending.job));
+      slot.worker.postMessage({ id: this.nextId++, ...packed } satisfies BatchMessage, [packed.data]);
     }
   }
 
   private spawn(): Slot {
     const worker = new Worker(WORKER_ENTRY, { workerData: this.init });
-    const slot: Slot = { worker, current: undefined };
+    const slot: Slot = { worker, current: [] };
     worker.on('message', (reply: ReplyMessage) => this.finished(slot, reply));
     worker.on('error', (error) => this.lost(slot, `failed: ${error.message}`));
     worker.on('exit', (code) => this.lost(slot, `exited (code ${code})`));
@@ -120,33 +140,35 @@ export class WorkerExecutor implements JobExecutor {
 
   private finished(slot: Slot, reply: ReplyMessage): void {
     if (reply.id === READY_ID) return; // start() and lost() wait for it
-    const pending = slot.current;
-    slot.current = undefined;
+    const batch = slot.current;
+    slot.current = [];
     slot.worker.unref();
     if (!this.closed) this.idle.push(slot);
-    if (pending !== undefined) {
-      if (reply.error !== undefined) pending.reject(fromErrorReply(reply.error));
-      else pending.resolve(fromTransfer(reply.result, 3) as JobResult<unknown>);
-    }
-    this.dispatch();
+    const replies = unpackBuffers({ values: reply.values ?? [], data: reply.data ?? new ArrayBuffer(0) }) as JobReply[];
+    batch.forEach((pending, i) => {
+      const { result, error } = replies[i] ?? { error: { kind: 'Internal', message: `${this.name}: PKCS#11 worker thread answered ${replies.length} of ${batch.length} jobs` } };
+      if (error !== undefined) pending.reject(fromErrorReply(error));
+      else pending.resolve(result as JobResult<unknown>);
+    });
+    this.scheduleDispatch();
   }
 
-  /** A worker that died takes its job with it (as a Device error); a new one takes its place. */
+  /** A worker that died takes its batch with it (each job a Device error); a new one takes its place. */
   private lost(slot: Slot, what: string): void {
     const index = this.slots.indexOf(slot);
     if (index < 0) return;
     this.slots.splice(index, 1);
     const idleIndex = this.idle.indexOf(slot);
     if (idleIndex >= 0) this.idle.splice(idleIndex, 1);
-    slot.current?.reject(new HsmError('Device', `${this.name}: PKCS#11 worker thread ${what}`));
-    slot.current = undefined;
+    for (const pending of slot.current) pending.reject(new HsmError('Device', `${this.name}: PKCS#11 worker thread ${what}`));
+    slot.current = [];
     if (this.closed) return;
     const next = this.spawn();
     void ready(next.worker).then((reply) => {
       if (reply.error !== undefined || this.closed || !this.slots.includes(next)) return;
       next.worker.unref();
       this.idle.push(next);
-      this.dispatch();
+      this.scheduleDispatch();
     });
   }
 
@@ -173,6 +195,22 @@ interface SharedExecutor {
 
 const shared = new Map<string, SharedExecutor>();
 
+const sharedBufferIds = new WeakMap<SharedArrayBuffer, number>();
+let nextSharedBufferId = 1;
+/**
+ * JSON.stringify replacer: a SharedArrayBuffer (an interposer's run-time state) by identity, not as
+ * the {} JSON makes of any of them, so an interposer with other state gets workers of its own.
+ */
+function sharedBufferIdentity(_key: string, value: unknown): unknown {
+  if (!(value instanceof SharedArrayBuffer)) return value;
+  let id = sharedBufferIds.get(value);
+  if (id === undefined) {
+    id = nextSharedBufferId++;
+    sharedBufferIds.set(value, id);
+  }
+  return `SharedArrayBuffer#${id}`;
+}
+
 /**
  * The worker executor of one HSM (by id, library and settings), shared by its successive
  * connections: a worker holds nothing of a connection (no session, no library generation), and
@@ -180,7 +218,7 @@ const shared = new Map<string, SharedExecutor>();
  * release() the lease once; the last one stops the workers after a short linger.
  */
 export async function leaseWorkerExecutor(name: string, init: WorkerInit, workers: number): Promise<{ executor: JobExecutor; release(): void }> {
-  const key = JSON.stringify([name, init.modulePath, init.authFailureCodes, init.interposer ?? null, workers]);
+  const key = JSON.stringify([name, init.modulePath, init.authFailureCodes, init.interposer ?? null, workers], sharedBufferIdentity);
   let entry = shared.get(key);
   if (entry === undefined) {
     const created: SharedExecutor = { starting: WorkerExecutor.start(name, init, workers), users: 0, linger: undefined };

@@ -1,19 +1,20 @@
 /**
- * Entry of a PKCS#11 worker thread: runs one job at a time (gcm-jobs.ts) on sessions and handles
- * the main thread opened. It only load()s the library: initialisation is process-wide and the main
- * thread's. It never sees the PIN (login stays on the main thread).
+ * Entry of a PKCS#11 worker thread: runs the jobs of each batch (gcm-jobs.ts) one after the other,
+ * on sessions and handles the main thread opened, and answers the batch in one message. It only
+ * load()s the library: initialisation is process-wide and the main thread's. It never sees the PIN
+ * (login stays on the main thread).
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { asHsmError } from './errors';
 import { runJob, type GcmJob } from './gcm-jobs';
 import { loadInterposer } from './interposer-module';
 import { Pkcs11Module } from './pkcs11/module';
-import { fromTransfer, type JobMessage, type ReplyMessage, type WorkerInit, errorReply } from './pkcs11-worker-protocol';
+import { type BatchMessage, type ErrorReply, type JobReply, type ReplyMessage, type WorkerInit, errorReply, packBuffers, unpackBuffers } from './pkcs11-worker-protocol';
 
 const init = workerData as WorkerInit;
 const port = parentPort;
 
-function attach(): Pkcs11Module | ReplyMessage['error'] {
+function attach(): Pkcs11Module | ErrorReply {
   try {
     return Pkcs11Module.attach(init.modulePath, {
       authFailureCodes: new Set(init.authFailureCodes),
@@ -29,13 +30,20 @@ const view = attach();
 // READY_ID: the main thread waits for this before it sends the first worker a job.
 port?.postMessage({ id: 0, ...(view instanceof Pkcs11Module ? {} : { error: view }) } satisfies ReplyMessage);
 
-port?.on('message', (message: JobMessage) => {
-  if (!(view instanceof Pkcs11Module)) {
-    port.postMessage({ id: message.id, error: view } satisfies ReplyMessage);
-    return;
+async function run(module: Pkcs11Module | ErrorReply, job: GcmJob): Promise<JobReply> {
+  if (!(module instanceof Pkcs11Module)) return { error: module };
+  try {
+    return { result: await runJob(module, job) };
+  } catch (error) {
+    return { error: errorReply(asHsmError(error)) };
   }
-  runJob(view, fromTransfer(message.job) as GcmJob).then(
-    (result) => port.postMessage({ id: message.id, result } satisfies ReplyMessage),
-    (error: unknown) => port.postMessage({ id: message.id, error: errorReply(asHsmError(error)) } satisfies ReplyMessage),
-  );
+}
+
+port?.on('message', (message: BatchMessage) => {
+  void (async () => {
+    const replies: JobReply[] = [];
+    for (const job of unpackBuffers(message)) replies.push(await run(view, job as GcmJob));
+    const packed = packBuffers(replies);
+    port.postMessage({ id: message.id, ...packed } satisfies ReplyMessage, [packed.data]);
+  })();
 });

@@ -32,7 +32,7 @@ export interface HsmOptions {
   pkcs11Threads?: number;
   /**
    * Test seam at the PKCS#11 boundary (fault injection, vendor emulation). Never set in production.
-   * A function cannot cross threads: with it, this HSM's calls all run on the main thread.
+   * A function cannot cross threads: only with pkcs11Threads 0 (every call on the main thread).
    */
   pkcs11Interposer?: Pkcs11Interposer;
   /** The same seam by module path and export, loaded in every thread that calls the library. */

@@ -107,7 +107,7 @@ describeEachImplementation('hsm: keys', ({ openTestHsm, expectHsmError }) => {
     /** Key A is used (its handle cached), destroyed behind the cache's back, and key B gets A's handle. */
     async function reusedHandle(keyHandleRecheckMs: number) {
       const shim = reuseHandles();
-      const reusing = await openTestHsm({ pkcs11Interposer: shim, keyHandleRecheckMs });
+      const reusing = await openTestHsm({ pkcs11InterposerModule: shim.module, keyHandleRecheckMs });
       const a = uniqueLabel('reused-a');
       const b = uniqueLabel('reused-b');
       const valueB = crypto.randomBytes(32);
@@ -144,7 +144,7 @@ describeEachImplementation('hsm: keys', ({ openTestHsm, expectHsmError }) => {
 
     it('reads the label through a cached handle at most once per keyHandleRecheckMs', async () => {
       const shim = reuseHandles();
-      const counting = await openTestHsm({ pkcs11Interposer: shim });
+      const counting = await openTestHsm({ pkcs11InterposerModule: shim.module });
       try {
         const label = uniqueLabel('recheck');
         await createAesKey(counting, { label });

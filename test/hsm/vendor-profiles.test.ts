@@ -55,14 +55,14 @@ describe('hsm: vendor profiles (SoftHSM behind vendor shims)', () => {
   }
 
   it('cloudhsm: zero IV overwritten by the HSM, "<user>:<password>" PIN', async () => {
-    const stats = { ivsGenerated: 0, idleDrops: 0, loginsChecked: 0 };
+    const shim = vendorShim('cloudhsm');
     const hsm = await Hsm.open(
-      hsmOptions({ id: 'cloudhsm-shim', profile: 'cloudhsm', pin: `cu_app:${softHsmFixture().pin}`, pkcs11Interposer: vendorShim('cloudhsm', { stats }) }),
+      hsmOptions({ id: 'cloudhsm-shim', profile: 'cloudhsm', pin: `cu_app:${softHsmFixture().pin}`, pkcs11InterposerModule: shim.module }),
     );
     try {
       await checkRoundTrips(hsm);
-      expect(stats.ivsGenerated).to.equal(3);
-      expect(stats.loginsChecked).to.be.at.least(1);
+      expect(shim.stats().ivsGenerated).to.equal(3);
+      expect(shim.stats().loginsChecked).to.be.at.least(1);
       await checkTagFailure(hsm, 'CKR_ENCRYPTED_DATA_INVALID');
     } finally {
       await hsm.close();
@@ -70,11 +70,11 @@ describe('hsm: vendor profiles (SoftHSM behind vendor shims)', () => {
   });
 
   it('nshield: zero IV overwritten by the HSM; a failed tag (CKR_FUNCTION_FAILED) is AuthenticationFailed', async () => {
-    const stats = { ivsGenerated: 0, idleDrops: 0, loginsChecked: 0 };
-    const hsm = await Hsm.open(hsmOptions({ id: 'nshield-shim', profile: 'nshield', pkcs11Interposer: vendorShim('nshield', { stats }) }));
+    const shim = vendorShim('nshield');
+    const hsm = await Hsm.open(hsmOptions({ id: 'nshield-shim', profile: 'nshield', pkcs11InterposerModule: shim.module }));
     try {
       await checkRoundTrips(hsm);
-      expect(stats.ivsGenerated).to.equal(3);
+      expect(shim.stats().ivsGenerated).to.equal(3);
       await checkTagFailure(hsm, 'CKR_FUNCTION_FAILED');
     } finally {
       await hsm.close();
@@ -82,7 +82,7 @@ describe('hsm: vendor profiles (SoftHSM behind vendor shims)', () => {
   });
 
   it('the tag-failure codes are per HSM: overridden to SoftHSM\'s, nShield\'s CKR_FUNCTION_FAILED is a device error', async () => {
-    const hsm = await Hsm.open(hsmOptions({ id: 'nshield-as-softhsm', profile: 'nshield', decryptAuthFailureCodes: ['CKR_GENERAL_ERROR'], pkcs11Interposer: vendorShim('nshield') }));
+    const hsm = await Hsm.open(hsmOptions({ id: 'nshield-as-softhsm', profile: 'nshield', decryptAuthFailureCodes: ['CKR_GENERAL_ERROR'], pkcs11InterposerModule: vendorShim('nshield').module }));
     try {
       const out = await hsm.encrypt(label, Buffer.from('x'), aad);
       const error = await expectHsmError(hsm.decrypt(label, out.ciphertext, out.iv, Buffer.alloc(16), aad), 'Device');
@@ -93,11 +93,11 @@ describe('hsm: vendor profiles (SoftHSM behind vendor shims)', () => {
   });
 
   it('luna: the HSM-generated IV comes back appended to the output', async () => {
-    const stats = { ivsGenerated: 0, idleDrops: 0, loginsChecked: 0 };
-    const hsm = await Hsm.open(hsmOptions({ id: 'luna-shim', profile: 'luna', pkcs11Interposer: vendorShim('luna', { stats }) }));
+    const shim = vendorShim('luna');
+    const hsm = await Hsm.open(hsmOptions({ id: 'luna-shim', profile: 'luna', pkcs11InterposerModule: shim.module }));
     try {
       await checkRoundTrips(hsm);
-      expect(stats.ivsGenerated).to.equal(3);
+      expect(shim.stats().ivsGenerated).to.equal(3);
       await checkTagFailure(hsm, 'CKR_ENCRYPTED_DATA_INVALID');
     } finally {
       await hsm.close();
@@ -105,7 +105,7 @@ describe('hsm: vendor profiles (SoftHSM behind vendor shims)', () => {
   });
 
   it('a vendor that reports a wrong IV yields InternalException from Encrypt, never the ciphertext (verify-decrypt)', async () => {
-    const hsm = await Hsm.open(hsmOptions({ id: 'broken-luna', profile: 'luna', pkcs11Interposer: vendorShim('luna', { corruptAppendedIv: true }) }));
+    const hsm = await Hsm.open(hsmOptions({ id: 'broken-luna', profile: 'luna', pkcs11InterposerModule: vendorShim('luna', { corruptAppendedIv: true }).module }));
     try {
       const services = { hsm, healthCheckKeyLabel: 'none', keyVersions: new KeyVersions(new KeyStateReader(hsm, { cacheMs: 0 })) } as never;
       const request = {
@@ -146,7 +146,7 @@ describe('hsm: vendor profiles (SoftHSM behind vendor shims)', () => {
   });
 
   it('a caller IV sent to an HSM that refuses one (softhsm profile on the cloudhsm shim) fails cleanly', async () => {
-    const hsm = await Hsm.open(hsmOptions({ id: 'softhsm-profile-on-cloudhsm', pin: `cu:${softHsmFixture().pin}`, pkcs11Interposer: vendorShim('cloudhsm') }));
+    const hsm = await Hsm.open(hsmOptions({ id: 'softhsm-profile-on-cloudhsm', pin: `cu:${softHsmFixture().pin}`, pkcs11InterposerModule: vendorShim('cloudhsm').module }));
     try {
       const error = await expectHsmError(hsm.encrypt(label, Buffer.from('x'), aad), 'Internal');
       expect(error.returnCode).to.equal('CKR_MECHANISM_PARAM_INVALID');

@@ -45,7 +45,8 @@ describe('fault soak (integration)', function () {
   it('keeps answering correctly through device errors, slow calls, dropped sessions, a lost library, an outage and saturation', async () => {
     h = await startClusterHarness({
       cloudhsmPeer: true,
-      member: { sessionPoolSize: 4, maxWaiters: 16 },
+      // A PKCS#11 thread per session, as a network HSM gets by default: a slow call holds only its own.
+      member: { sessionPoolSize: 4, maxWaiters: 16, pkcs11Threads: 4 },
       health: { intervalSeconds: 1, hysteresisChecks: 2, errorWindowSeconds: 2, degradedLatencyMs: 100 },
       // Client and server share 2 busy cores here: a roomier budget keeps CPU contention from
       // posing as HSM timeouts in the healthy phases. Session waits still end at acquireTimeoutMs

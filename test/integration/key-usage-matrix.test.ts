@@ -209,7 +209,7 @@ describe('a key that loses CKA_DECRYPT after its flags were cached (integration)
   const faults = new FaultInjector();
   let h: Harness;
   before(async () => {
-    h = await startHarness({ hooks: { pkcs11Interposer: (id) => faults.interposer(id) } });
+    h = await startHarness({ hooks: { pkcs11InterposerModule: (id) => faults.module(id) } });
   });
   after(async () => {
     faults.clearAll();

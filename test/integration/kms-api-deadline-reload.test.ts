@@ -35,7 +35,7 @@ describe('KMS API: request deadline and hot reload (integration)', function () {
     this.timeout(60_000);
     h = await startKmsHarness({
       fromFile: true,
-      hooks: { pkcs11Interposer: (id) => (id === HSM_ID ? faults.interposer(id) : undefined) },
+      hooks: { pkcs11InterposerModule: (id) => (id === HSM_ID ? faults.module(id) : undefined) },
       configure: (doc) => {
         doc.reload = { watch: true, debounceMs: 50 };
         // The XKS path gets a roomy budget; the KMS API its own short one.

@@ -6,7 +6,6 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Pkcs11InterposerModule } from '../../src/hsm/interposer-module';
-import type { Pkcs11Interposer } from '../../src/hsm/pkcs11/module';
 import { clusterKeys, type ClusterKeys } from './cluster-helpers';
 import { FaultInjector, chain, vendorShim } from './pkcs11-shims';
 import { startHarness, type Harness } from './proxy-harness';
@@ -28,10 +27,7 @@ export interface ClusterHarnessOptions {
   limits?: Record<string, unknown>;
   cluster?: Record<string, unknown>;
   health?: Record<string, unknown>;
-  /**
-   * Shims loaded by module path inside the PKCS#11 worker threads, instead of the fault injector
-   * (whose interposer functions keep an HSM's calls on the main thread).
-   */
+  /** A member's shim (loaded in its PKCS#11 worker threads too) instead of the fault injector. */
   workerShims?: Record<string, Pkcs11InterposerModule>;
 }
 
@@ -43,14 +39,13 @@ export async function startClusterHarness(options: ClusterHarnessOptions = {}): 
   writeFileSync(join(secrets, 'pin'), fx.pin);
   writeFileSync(join(secrets, 'pin-cu'), `cu_xks:${options.peerPassword ?? fx.pin}`);
   writeFileSync(join(secrets, 'pin-peer'), options.peerPassword ?? fx.pin);
-  const interposers: Record<string, Pkcs11Interposer> = {
-    'hsm-a': faults.interposer('hsm-a'),
-    'hsm-b': options.cloudhsmPeer ? chain(vendorShim('cloudhsm'), faults.interposer('hsm-b')) : faults.interposer('hsm-b'),
+  const shims: Record<string, Pkcs11InterposerModule> = {
+    'hsm-a': faults.module('hsm-a'),
+    'hsm-b': options.cloudhsmPeer ? chain(vendorShim('cloudhsm').module, faults.module('hsm-b')) : faults.module('hsm-b'),
+    ...options.workerShims,
   };
   const harness = await startHarness({
-    hooks: options.workerShims
-      ? { pkcs11InterposerModule: (id) => options.workerShims?.[id] }
-      : { pkcs11Interposer: (id) => interposers[id] },
+    hooks: { pkcs11InterposerModule: (id) => shims[id] },
     configure: (doc) => {
       delete doc.hsm;
       const member = { modulePath: fx.modulePath, sessionPoolSize: 4, healthCheckKeyLabel: cluster.health, ...options.member };

@@ -5,10 +5,16 @@
  * - vendorShim: SoftHSM made to behave like CloudHSM, Luna or nShield where they differ (who makes
  *   the GCM IV and where it comes back, the PIN format, the tag-failure return code, idle drops).
  * Each wraps the real pkcs11js object one HSM sees; everything not faked goes to real SoftHSM.
+ * Each is a module spec (hsms[].pkcs11InterposerModule): the HSM loads it on the main thread and in
+ * each of its PKCS#11 worker threads, so requests take the real threaded path; what a test changes
+ * or reads at run time lives in a SharedJson every thread sees.
  */
 import { randomFillSync } from 'node:crypto';
+import { isMainThread } from 'node:worker_threads';
+import { loadInterposer, type Pkcs11InterposerModule } from '../../src/hsm/interposer-module';
 import { loadedModules, type Pkcs11Api, type Pkcs11Interposer } from '../../src/hsm/pkcs11/module';
 import { returnCodeValue } from '../../src/hsm/pkcs11/return-codes';
+import { SharedJson } from './shared-json';
 
 type Fn = (...args: unknown[]) => unknown;
 
@@ -55,6 +61,20 @@ function isAsync(name: string): boolean {
   return name.endsWith('Async');
 }
 
+/** A module spec for one of this file's factories. */
+function spec(exportName: string, options: unknown): Pkcs11InterposerModule {
+  return { module: __filename, export: exportName, options };
+}
+
+function countIn(counts: Record<string, number>, name: string, n = 1): void {
+  counts[name] = (counts[name] ?? 0) + n;
+}
+
+/** Blocks this thread for ms: a slow HSM inside a synchronous call (never on the main thread). */
+function blockFor(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
 function fail(name: string, returnCode: string): unknown {
   const error = pkcs11Error(returnCode);
   if (isAsync(name)) return Promise.reject(error);
@@ -70,151 +90,204 @@ export type MemberFault =
   | { kind: 'error'; returnCode: string; only?: RegExp }
   /** This share of encrypt/decrypt calls fails with this code (a flaky HSM). */
   | { kind: 'sporadic'; returnCode: string; probability: number }
-  /** Async encrypt/decrypt calls take this much longer. */
+  /** Encrypt/decrypt calls take this much longer (a PKCS#11 worker thread is held that long). */
   | { kind: 'slow'; delayMs: number };
 
+/** MemberFault as JSON (a RegExp does not cross threads). */
+type StoredFault = Exclude<MemberFault, { kind: 'error' }> | { kind: 'error'; returnCode: string; only?: { source: string; flags: string } };
+
 interface MemberState {
-  fault: MemberFault | undefined;
-  open: Set<string>;
-  dead: Set<string>;
+  fault: StoredFault | null;
+  open: string[];
+  dead: string[];
 }
 
-export class FaultInjector {
+interface FaultState {
+  members: Record<string, MemberState>;
   /** Faults injected, by return code or 'slow'. */
-  readonly injected = new Map<string, number>();
-  private readonly members = new Map<string, MemberState>();
-  private notInitializedSince: number | undefined;
-  private seenGeneration = libraryGeneration();
-  private slowInFlight = 0;
-  private slowSettled: Array<() => void> = [];
+  injected: Record<string, number>;
+  notInitializedSince: number | null;
+  seenGeneration: number;
+  /** Slowed calls running now, in any thread. */
+  slowInFlight: number;
+}
 
-  interposer(memberId: string): Pkcs11Interposer {
-    return (api) => wrap(api, (name, real, args) => this.intercept(memberId, name, real, args));
+const SLOWED = /^C_(Encrypt|Decrypt)(Async)?$/;
+
+export class FaultInjector {
+  private readonly shared = SharedJson.create<FaultState>({ members: {}, injected: {}, notInitializedSince: null, seenGeneration: libraryGeneration(), slowInFlight: 0 });
+
+  /** The shim for one member (hsms[].pkcs11InterposerModule). */
+  module(memberId: string): Pkcs11InterposerModule {
+    return spec('faultInjectorShim', { state: this.shared.buffer, memberId } satisfies FaultShimOptions);
+  }
+
+  /** Faults injected, by return code or 'slow'. */
+  get injected(): Map<string, number> {
+    return new Map(Object.entries(this.shared.read().injected));
   }
 
   set(memberId: string, fault: MemberFault | undefined): void {
-    this.state(memberId).fault = fault;
+    const stored: StoredFault | null =
+      fault === undefined ? null : fault.kind === 'error' && fault.only ? { ...fault, only: { source: fault.only.source, flags: fault.only.flags } } : (fault as StoredFault);
+    this.shared.update((state) => {
+      memberState(state, memberId).fault = stored;
+    });
   }
 
   clearAll(): void {
-    for (const state of this.members.values()) state.fault = undefined;
-    this.notInitializedSince = undefined;
+    this.shared.update((state) => {
+      for (const member of Object.values(state.members)) member.fault = null;
+      state.notInitializedSince = null;
+    });
   }
 
   /** The HSM forgets every session open now: further calls on them get CKR_SESSION_HANDLE_INVALID. */
   dropSessions(memberId: string): number {
-    const state = this.state(memberId);
-    for (const session of state.open) state.dead.add(session);
-    this.count('CKR_SESSION_HANDLE_INVALID', 0);
-    return state.open.size;
+    return this.shared.update((state) => {
+      const member = memberState(state, memberId);
+      member.dead = [...new Set([...member.dead, ...member.open])];
+      countIn(state.injected, 'CKR_SESSION_HANDLE_INVALID', 0);
+      return member.open.length;
+    });
   }
 
   /** The library lost its initialisation: every call fails until it is re-initialised. */
   loseInitialisation(): void {
-    this.notInitializedSince = libraryGeneration();
+    this.shared.update((state) => {
+      state.notInitializedSince = libraryGeneration();
+    });
   }
 
   /** True from loseInitialisation() until the proxy has re-initialised the library. */
   initialisationLost(): boolean {
-    this.syncGeneration();
-    return this.notInitializedSince !== undefined;
+    syncGeneration(this.shared);
+    return this.shared.read().notInitializedSince !== null;
   }
 
-  /** Resolves once no slowed call is running: a PKCS#11 call cannot be cancelled, so tests wait for it. */
-  slowCallsSettled(): Promise<void> {
-    if (this.slowInFlight === 0) return Promise.resolve();
-    return new Promise((resolve) => this.slowSettled.push(resolve));
+  /**
+   * Resolves once no slowed call is running: a PKCS#11 call cannot be cancelled, so tests wait for it.
+   * Slowed calls run in the worker threads too, which cannot wake this thread: polled.
+   */
+  async slowCallsSettled(): Promise<void> {
+    while (this.shared.read().slowInFlight > 0) await new Promise((resolve) => setTimeout(resolve, 5));
   }
 
   /** Sessions open at the boundary (opened minus closed), per member or in total. */
   openSessions(memberId?: string): number {
-    this.syncGeneration();
-    if (memberId !== undefined) return this.state(memberId).open.size;
-    let total = 0;
-    for (const state of this.members.values()) total += state.open.size;
-    return total;
+    syncGeneration(this.shared);
+    const { members } = this.shared.read();
+    if (memberId !== undefined) return members[memberId]?.open.length ?? 0;
+    return Object.values(members).reduce((total, member) => total + member.open.length, 0);
   }
 
   totalInjected(): number {
-    let total = 0;
-    for (const n of this.injected.values()) total += n;
-    return total;
+    return Object.values(this.shared.read().injected).reduce((total, n) => total + n, 0);
   }
+}
 
-  private state(memberId: string): MemberState {
-    let state = this.members.get(memberId);
-    if (state === undefined) {
-      state = { fault: undefined, open: new Set(), dead: new Set() };
-      this.members.set(memberId, state);
+interface FaultShimOptions {
+  state: SharedArrayBuffer;
+  memberId: string;
+}
+
+function memberState(state: FaultState, memberId: string): MemberState {
+  state.members[memberId] ??= { fault: null, open: [], dead: [] };
+  return state.members[memberId];
+}
+
+/**
+ * A re-initialisation closed every real session: forget them. Only the main thread initialises
+ * the library (and knows its generation), and it opens sessions before any job can use them.
+ */
+function syncGeneration(shared: SharedJson<FaultState>): void {
+  if (!isMainThread) return;
+  const generation = libraryGeneration();
+  if (generation === shared.read().seenGeneration) return;
+  shared.update((state) => {
+    state.seenGeneration = generation;
+    for (const member of Object.values(state.members)) {
+      member.open = [];
+      member.dead = [];
     }
-    return state;
-  }
+    if (state.notInitializedSince !== null && generation > state.notInitializedSince) state.notInitializedSince = null;
+  });
+}
 
-  private count(kind: string, n = 1): void {
-    this.injected.set(kind, (this.injected.get(kind) ?? 0) + n);
-  }
-
-  /** A re-initialisation closed every real session: forget them. */
-  private syncGeneration(): void {
-    const generation = libraryGeneration();
-    if (generation === this.seenGeneration) return;
-    this.seenGeneration = generation;
-    for (const state of this.members.values()) {
-      state.open.clear();
-      state.dead.clear();
-    }
-    if (this.notInitializedSince !== undefined && generation > this.notInitializedSince) this.notInitializedSince = undefined;
-  }
-
-  private intercept(memberId: string, name: string, real: Fn, args: unknown[]): unknown {
-    this.syncGeneration();
-    const state = this.state(memberId);
+/** The FaultInjector's shim, as each thread loads it. */
+export function faultInjectorShim(options: FaultShimOptions): Pkcs11Interposer {
+  const shared = new SharedJson<FaultState>(options.state);
+  const count = (kind: string): void => shared.update((state) => countIn(state.injected, kind));
+  const intercept = (name: string, real: Fn, args: unknown[]): unknown => {
+    syncGeneration(shared);
     const session = NOT_SESSION_CALLS.has(name) ? undefined : (args[0] as Buffer | undefined)?.toString('hex');
 
     if (name === 'C_CloseSession' && session !== undefined) {
       // The real session is closed whatever the fault: a down HSM has no sessions either.
-      state.open.delete(session);
-      const wasDead = state.dead.delete(session);
+      const wasDead = shared.update((state) => {
+        const member = memberState(state, options.memberId);
+        member.open = member.open.filter((open) => open !== session);
+        const dead = member.dead.includes(session);
+        member.dead = member.dead.filter((gone) => gone !== session);
+        return dead;
+      });
       const result = real(...args);
       if (wasDead) {
-        this.count('CKR_SESSION_HANDLE_INVALID');
+        count('CKR_SESSION_HANDLE_INVALID');
         throw pkcs11Error('CKR_SESSION_HANDLE_INVALID');
       }
       return result;
     }
     if (LIFECYCLE.has(name)) return real(...args);
 
-    if (this.notInitializedSince !== undefined) {
-      this.count('CKR_CRYPTOKI_NOT_INITIALIZED');
+    const state = shared.read();
+    if (state.notInitializedSince !== null) {
+      count('CKR_CRYPTOKI_NOT_INITIALIZED');
       return fail(name, 'CKR_CRYPTOKI_NOT_INITIALIZED');
     }
-    if (session !== undefined && state.dead.has(session)) {
-      this.count('CKR_SESSION_HANDLE_INVALID');
+    const member = state.members[options.memberId];
+    if (session !== undefined && member?.dead.includes(session)) {
+      count('CKR_SESSION_HANDLE_INVALID');
       return fail(name, 'CKR_SESSION_HANDLE_INVALID');
     }
-    const fault = state.fault;
-    if (fault?.kind === 'error' && (fault.only === undefined || fault.only.test(name))) {
-      this.count(fault.returnCode);
+    const fault = member?.fault ?? null;
+    if (fault?.kind === 'error' && (fault.only === undefined || new RegExp(fault.only.source, fault.only.flags).test(name))) {
+      count(fault.returnCode);
       return fail(name, fault.returnCode);
     }
     if (fault?.kind === 'sporadic' && CRYPTO.test(name) && name.endsWith('Init') && Math.random() < fault.probability) {
-      this.count(fault.returnCode);
+      count(fault.returnCode);
       return fail(name, fault.returnCode);
     }
-    if (fault?.kind === 'slow' && isAsync(name)) {
-      this.count('slow');
-      this.slowInFlight += 1;
-      return new Promise((resolve) => setTimeout(resolve, fault.delayMs))
-        .then(() => real(...args))
-        .finally(() => {
-          this.slowInFlight -= 1;
-          if (this.slowInFlight === 0) for (const resolve of this.slowSettled.splice(0)) resolve();
-        });
+    if (fault?.kind === 'slow' && SLOWED.test(name)) {
+      const slowed = (delta: number): void => shared.update((state) => void (state.slowInFlight += delta));
+      if (isAsync(name)) {
+        count('slow');
+        slowed(1);
+        return new Promise((resolve) => setTimeout(resolve, fault.delayMs))
+          .then(() => real(...args))
+          .finally(() => slowed(-1));
+      }
+      if (!isMainThread) {
+        count('slow');
+        slowed(1);
+        try {
+          blockFor(fault.delayMs);
+          return real(...args);
+        } finally {
+          slowed(-1);
+        }
+      }
     }
     const result = real(...args);
-    if (name === 'C_OpenSession') state.open.add((result as Buffer).toString('hex'));
+    if (name === 'C_OpenSession') {
+      shared.update((latest) => {
+        memberState(latest, options.memberId).open.push((result as Buffer).toString('hex'));
+      });
+    }
     return result;
-  }
+  };
+  return (api) => wrap(api, intercept);
 }
 
 // ---- vendor emulation -----------------------------------------------------------------------
@@ -222,10 +295,30 @@ export class FaultInjector {
 export interface VendorShimOptions {
   /** CloudHSM drops sessions idle for about 30 s; tests shorten it. */
   idleDropMs?: number;
-  /** Counts what the shim did, for assertions. */
-  stats?: { ivsGenerated: number; idleDrops: number; loginsChecked: number };
   /** A broken Luna: appends an IV other than the one it used. */
   corruptAppendedIv?: boolean;
+}
+
+/** What a vendor shim did, for assertions. */
+export interface VendorShimStats {
+  ivsGenerated: number;
+  idleDrops: number;
+  loginsChecked: number;
+}
+
+interface VendorState {
+  stats: VendorShimStats;
+  /** By session (hex): when it was last used; null once dropped. */
+  lastUsed: Record<string, number | null>;
+}
+
+interface VendorShimModuleOptions extends VendorShimOptions {
+  vendor: 'cloudhsm' | 'nshield' | 'luna';
+  state: SharedArrayBuffer;
+}
+
+export interface Shim {
+  module: Pkcs11InterposerModule;
 }
 
 interface GcmMechanism {
@@ -252,40 +345,58 @@ function isZero(buffer: Buffer): boolean {
  * - luna: given a zero IV, the HSM generates one and appends it to the output (ciphertext || tag || iv).
  * - cloudhsm and luna report a failed tag check as PKCS#11 says: CKR_ENCRYPTED_DATA_INVALID.
  */
-export function vendorShim(vendor: 'cloudhsm' | 'nshield' | 'luna', options: VendorShimOptions = {}): Pkcs11Interposer {
-  const stats = options.stats ?? { ivsGenerated: 0, idleDrops: 0, loginsChecked: 0 };
-  const lastUsed = new Map<string, number>();
-  const dropped = new Set<string>();
+export function vendorShim(vendor: 'cloudhsm' | 'nshield' | 'luna', options: VendorShimOptions = {}): Shim & { stats(): VendorShimStats } {
+  const shared = SharedJson.create<VendorState>({ stats: { ivsGenerated: 0, idleDrops: 0, loginsChecked: 0 }, lastUsed: {} });
+  return {
+    module: spec('vendorShimFactory', { ...options, vendor, state: shared.buffer } satisfies VendorShimModuleOptions),
+    stats: () => ({ ...shared.read().stats }),
+  };
+}
+
+/** The vendor shim, as each thread loads it. */
+export function vendorShimFactory(options: VendorShimModuleOptions): Pkcs11Interposer {
+  const { vendor } = options;
+  const shared = new SharedJson<VendorState>(options.state);
+  const counted = (stat: keyof VendorShimStats): void => shared.update((state) => void (state.stats[stat] += 1));
+  // Between C_EncryptInit and C_Encrypt of one job: always the same thread.
   const lunaIvs = new Map<string, Buffer>();
   return (api) =>
     wrap(api, (name, real, args) => {
       const session = NOT_SESSION_CALLS.has(name) ? undefined : (args[0] as Buffer | undefined)?.toString('hex');
       if (name === 'C_OpenSession') {
         const opened = real(...args) as Buffer;
-        lastUsed.set(opened.toString('hex'), Date.now());
-        dropped.delete(opened.toString('hex'));
+        if (vendor === 'cloudhsm') shared.update((state) => void (state.lastUsed[opened.toString('hex')] = Date.now()));
         return opened;
       }
       if (session !== undefined && vendor === 'cloudhsm') {
         if (name === 'C_CloseSession') {
-          lastUsed.delete(session);
-          if (dropped.delete(session)) {
+          const wasDropped = shared.update((state) => {
+            const dropped = state.lastUsed[session] === null;
+            delete state.lastUsed[session];
+            return dropped;
+          });
+          if (wasDropped) {
             real(...args);
             throw pkcs11Error('CKR_SESSION_HANDLE_INVALID');
           }
           return real(...args);
         }
         const idleDropMs = options.idleDropMs ?? 30_000;
-        const last = lastUsed.get(session);
-        if (dropped.has(session) || (last !== undefined && Date.now() - last > idleDropMs)) {
-          if (!dropped.has(session)) stats.idleDrops += 1;
-          dropped.add(session);
-          return fail(name, 'CKR_SESSION_HANDLE_INVALID');
-        }
-        lastUsed.set(session, Date.now());
+        const dropped = shared.update((state) => {
+          const last = state.lastUsed[session];
+          if (last === null) return true;
+          if (last !== undefined && Date.now() - last > idleDropMs) {
+            state.stats.idleDrops += 1;
+            state.lastUsed[session] = null;
+            return true;
+          }
+          state.lastUsed[session] = Date.now();
+          return false;
+        });
+        if (dropped) return fail(name, 'CKR_SESSION_HANDLE_INVALID');
       }
       if (name === 'C_Login' && vendor === 'cloudhsm') {
-        stats.loginsChecked += 1;
+        counted('loginsChecked');
         const pin = String(args[2]);
         const colon = pin.indexOf(':');
         if (colon <= 0 || colon === pin.length - 1) throw pkcs11Error('CKR_PIN_INCORRECT');
@@ -297,14 +408,14 @@ export function vendorShim(vendor: 'cloudhsm' | 'nshield' | 'luna', options: Ven
           // FIPS-mode HSMs refuse an IV from the caller for encryption.
           if (!isZero(iv)) throw pkcs11Error('CKR_MECHANISM_PARAM_INVALID');
           randomFillSync(iv); // written where the caller's pointer points, as the HSM does
-          stats.ivsGenerated += 1;
+          counted('ivsGenerated');
           return real(...args);
         }
         if (iv !== undefined && vendor === 'luna' && isZero(iv)) {
           const generated = randomFillSync(Buffer.alloc(iv.length));
           const mechanism = args[1] as GcmMechanism;
           lunaIvs.set(session as string, generated);
-          stats.ivsGenerated += 1;
+          counted('ivsGenerated');
           return real(args[0], { ...mechanism, parameter: { ...mechanism.parameter, iv: generated } }, args[2]);
         }
         return real(...args);
@@ -341,37 +452,92 @@ export function vendorShim(vendor: 'cloudhsm' | 'nshield' | 'luna', options: Ven
     });
 }
 
-/** Interposers applied in order (the first wraps the real API, the next wraps that). */
-export function chain(...interposers: Array<Pkcs11Interposer | undefined>): Pkcs11Interposer {
-  return (api) => interposers.reduce<Pkcs11Api>((inner, next) => (next ? next(inner) : inner), api);
+/** Shims applied in order (the first wraps the real API, the next wraps that). */
+export function chain(...shims: Array<Pkcs11InterposerModule | undefined>): Pkcs11InterposerModule {
+  return spec('chainedShims', { shims: shims.filter((shim) => shim !== undefined) });
+}
+
+export function chainedShims(options: { shims: Pkcs11InterposerModule[] }): Pkcs11Interposer {
+  const interposers = options.shims.map(loadInterposer);
+  return (api) => interposers.reduce<Pkcs11Api>((inner, next) => next(inner), api);
+}
+
+interface CallFilterState {
+  /** Calls of `name` seen so far and how many the shim changed. */
+  changed: number;
+}
+
+interface CallFilterOptions {
+  state: SharedArrayBuffer;
+  name: string;
+  times: number;
+  returnCode?: string;
 }
 
 /** The first `times` calls named `name` fail with `returnCode` (a transient library error), then pass. */
-export function failFirstCalls(name: string, returnCode: string, times = 1): Pkcs11Interposer & { failed: () => number } {
-  let failed = 0;
-  const interposer = (api: Pkcs11Api) =>
+export function failFirstCalls(name: string, returnCode: string, times = 1): Shim & { failed: () => number } {
+  const shared = SharedJson.create<CallFilterState>({ changed: 0 });
+  return { module: spec('failFirstCallsShim', { state: shared.buffer, name, times, returnCode } satisfies CallFilterOptions), failed: () => shared.read().changed };
+}
+
+export function failFirstCallsShim(options: CallFilterOptions): Pkcs11Interposer {
+  const shared = new SharedJson<CallFilterState>(options.state);
+  return (api) =>
     wrap(api, (called, real, args) => {
-      if (called === name && failed < times) {
-        failed++;
-        return fail(called, returnCode);
-      }
-      return real(...args);
+      const fails = called === options.name && shared.update((state) => state.changed < options.times && ++state.changed > 0);
+      return fails ? fail(called, options.returnCode as string) : real(...args);
     });
-  return Object.assign(interposer, { failed: () => failed });
 }
 
 /** The first `times` C_GetSlotList calls list no token: a file token caught mid-write by another process. */
-export function hideTokens(times = 1): Pkcs11Interposer & { hidden: () => number } {
-  let hidden = 0;
-  const interposer = (api: Pkcs11Api) =>
+export function hideTokens(times = 1): Shim & { hidden: () => number } {
+  const shared = SharedJson.create<CallFilterState>({ changed: 0 });
+  return { module: spec('hideTokensShim', { state: shared.buffer, name: 'C_GetSlotList', times } satisfies CallFilterOptions), hidden: () => shared.read().changed };
+}
+
+export function hideTokensShim(options: CallFilterOptions): Pkcs11Interposer {
+  const shared = new SharedJson<CallFilterState>(options.state);
+  return (api) =>
     wrap(api, (called, real, args) => {
-      if (called === 'C_GetSlotList' && hidden < times) {
-        hidden++;
-        return [];
-      }
+      const hides = called === options.name && shared.update((state) => state.changed < options.times && ++state.changed > 0);
+      return hides ? [] : real(...args);
+    });
+}
+
+/** Counts calls by name, in every thread, and separately those made on the main thread. */
+export function countCalls(): Shim & { calls: (name: string) => number; mainThreadCalls: (name: string) => number } {
+  const shared = SharedJson.create<Record<string, number>>({});
+  return {
+    module: spec('countCallsShim', { state: shared.buffer }),
+    calls: (name) => shared.read()[name] ?? 0,
+    mainThreadCalls: (name) => shared.read()[`main:${name}`] ?? 0,
+  };
+}
+
+export function countCallsShim(options: { state: SharedArrayBuffer }): Pkcs11Interposer {
+  const shared = new SharedJson<Record<string, number>>(options.state);
+  return (api) =>
+    wrap(api, (called, real, args) => {
+      shared.update((counts) => {
+        countIn(counts, called);
+        if (isMainThread) countIn(counts, `main:${called}`);
+      });
       return real(...args);
     });
-  return Object.assign(interposer, { hidden: () => hidden });
+}
+
+/** The raw API each key's shim saw on the main thread (a test that calls the library behind the proxy's back). */
+const rawApis = new Map<string, Pkcs11Api>();
+
+export function captureRawApi(key: string): Shim & { api: () => Pkcs11Api | undefined } {
+  return { module: spec('captureRawApiShim', { key }), api: () => rawApis.get(key) };
+}
+
+export function captureRawApiShim(options: { key: string }): Pkcs11Interposer {
+  return (api) => {
+    if (isMainThread) rawApis.set(options.key, api);
+    return api;
+  };
 }
 
 /** Where each call takes object handles (after the session): the calls a handle-reuse test reaches. */
@@ -383,28 +549,43 @@ const OBJECT_HANDLE_ARGUMENTS: Record<string, number[]> = {
   C_DestroyObject: [1],
 };
 
+interface ReuseState {
+  /** Handles as hex: `from` now names the object whose real handle is `to`. */
+  reused: Array<{ from: string; to: string }>;
+  counts: Record<string, number>;
+}
+
 /**
  * An HSM that reuses object handles, which SoftHSM never does: after `reuse(from, to)`, the handle
  * `from` (of an object since destroyed) names the object whose real handle is `to`, in calls and in
  * search results, as if the token had given the new object the old one's handle.
  */
-export function reuseHandles(): Pkcs11Interposer & { reuse(from: Buffer, to: Buffer): void; calls: (name: string) => number } {
-  const reused: Array<{ from: Buffer; to: Buffer }> = [];
-  const counts = new Map<string, number>();
-  const toReal = (handle: unknown) => (Buffer.isBuffer(handle) ? reused.find(({ from }) => from.equals(handle))?.to ?? handle : handle);
-  const toShown = (handle: Buffer) => reused.find(({ to }) => to.equals(handle))?.from ?? handle;
-  const interposer = (api: Pkcs11Api) =>
+export function reuseHandles(): Shim & { reuse(from: Buffer, to: Buffer): void; calls: (name: string) => number } {
+  const shared = SharedJson.create<ReuseState>({ reused: [], counts: {} });
+  return {
+    module: spec('reuseHandlesShim', { state: shared.buffer }),
+    reuse: (from, to) => shared.update((state) => void state.reused.push({ from: from.toString('hex'), to: to.toString('hex') })),
+    calls: (name) => shared.read().counts[name] ?? 0,
+  };
+}
+
+export function reuseHandlesShim(options: { state: SharedArrayBuffer }): Pkcs11Interposer {
+  const shared = new SharedJson<ReuseState>(options.state);
+  const toReal = (handle: unknown) => {
+    if (!Buffer.isBuffer(handle)) return handle;
+    const to = shared.read().reused.find(({ from }) => from === handle.toString('hex'))?.to;
+    return to === undefined ? handle : Buffer.from(to, 'hex');
+  };
+  const toShown = (handle: Buffer) => {
+    const from = shared.read().reused.find(({ to }) => to === handle.toString('hex'))?.from;
+    return from === undefined ? handle : Buffer.from(from, 'hex');
+  };
+  return (api) =>
     wrap(api, (called, real, args) => {
-      counts.set(called, (counts.get(called) ?? 0) + 1);
+      shared.update((state) => countIn(state.counts, called));
       const positions = OBJECT_HANDLE_ARGUMENTS[called] ?? [];
       const result = real(...args.map((arg, i) => (positions.includes(i) ? toReal(arg) : arg)));
       if (called === 'C_FindObjects' && Array.isArray(result)) return (result as Buffer[]).map(toShown);
       return result;
     });
-  return Object.assign(interposer, {
-    reuse: (from: Buffer, to: Buffer) => {
-      reused.push({ from, to });
-    },
-    calls: (name: string) => counts.get(name) ?? 0,
-  });
 }
