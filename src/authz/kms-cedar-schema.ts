@@ -4,6 +4,7 @@
  * alias naming it) or the endpoint itself.
  */
 import { createHash } from 'node:crypto';
+import { kmsCedarActionsOn } from './kms-actions';
 import type { CedarSchemaRef } from './policies';
 
 export const KMS_CEDAR_SCHEMA_TEXT = `namespace Kms {
@@ -25,12 +26,12 @@ export const KMS_CEDAR_SCHEMA_TEXT = `namespace Kms {
     encryptionContext: Set<String>,
     encryptionContextKeys: Set<String>,
   };
-  action Encrypt, Decrypt, ReEncryptFrom, ReEncryptTo, GenerateDataKey, GenerateDataKeyWithoutPlaintext, DescribeKey appliesTo {
+  action ${kmsCedarActionsOn('Key').join(', ')} appliesTo {
     principal: [Credential],
     resource: [Key],
     context: RequestContext,
   };
-  action GenerateRandom, ListKeys, ListAliases appliesTo {
+  action ${kmsCedarActionsOn('Service').join(', ')} appliesTo {
     principal: [Credential],
     resource: [Service],
     context: RequestContext,

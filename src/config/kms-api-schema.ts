@@ -1,10 +1,6 @@
 /** Config schema of the KMS-compatible endpoint (issue #8), kept apart so schema.ts only gains one member. */
 import { Type } from '@sinclair/typebox';
-
-export const KMS_API_ACTIONS = [
-  'kms:Encrypt', 'kms:Decrypt', 'kms:ReEncryptFrom', 'kms:ReEncryptTo', 'kms:GenerateDataKey',
-  'kms:GenerateDataKeyWithoutPlaintext', 'kms:GenerateRandom', 'kms:DescribeKey', 'kms:ListKeys', 'kms:ListAliases',
-] as const;
+import { KMS_API_ACTIONS } from '../authz/kms-actions';
 
 const KmsCredential = Type.Object(
   {
