@@ -2,12 +2,13 @@
  * Two gates, both must allow: the credential's allow-list of kms: actions and keys
  * (kmsApi.credentials[].actions/keys), then, when configured, the Cedar policies (src/kms-api/cedar.ts).
  */
+import type { KmsAction } from '../authz/kms-actions';
 import { decideKms } from './cedar';
 import type { KmsContext } from './context';
 import type { EncryptionContext } from './encryption-context';
 import { KmsError } from './errors';
 
-export function authorize(ctx: KmsContext, action: string, keyId?: string, encryptionContext: EncryptionContext = {}): void {
+export function authorize(ctx: KmsContext, action: KmsAction, keyId?: string, encryptionContext: EncryptionContext = {}): void {
   const { actions, keys } = ctx.credential;
   const actionOk = actions.has('kms:*') || actions.has(action);
   const keyOk = keyId === undefined || keys.has('*') || keys.has(keyId);

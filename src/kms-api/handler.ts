@@ -17,28 +17,9 @@ import { runPipeline, type ProtocolAdapter } from '../pipeline/run';
 import type { KmsContext } from './context';
 import { KmsError, toKmsError } from './errors';
 import type { Body } from './input';
-import { decrypt } from './operations/decrypt';
-import { describeKey } from './operations/describe-key';
-import { encrypt } from './operations/encrypt';
-import { generateDataKey, generateDataKeyWithoutPlaintext } from './operations/generate-data-key';
-import { generateRandom } from './operations/generate-random';
-import { listAliases, listKeys } from './operations/list';
-import { reEncrypt } from './operations/re-encrypt';
+import { KMS_OPERATIONS } from './operations/registry';
+import type { KmsOperationEntry } from './operations/operation';
 import type { KmsApiState } from './state';
-
-/** A Map, not an object: an X-Amz-Target suffix like toString or constructor must not find Object.prototype's members. */
-type Operation = (ctx: KmsContext, body: Body) => Promise<unknown>;
-export const KMS_OPERATIONS: ReadonlyMap<string, Operation> = new Map<string, Operation>([
-  ['Encrypt', encrypt],
-  ['Decrypt', decrypt],
-  ['ReEncrypt', reEncrypt],
-  ['GenerateDataKey', generateDataKey],
-  ['GenerateDataKeyWithoutPlaintext', generateDataKeyWithoutPlaintext],
-  ['GenerateRandom', generateRandom],
-  ['DescribeKey', describeKey],
-  ['ListKeys', listKeys],
-  ['ListAliases', listAliases],
-]);
 
 /** 4 KB plaintext and 6 KB blobs in base64, an 8 K-character context, and room for the rest. */
 const MAX_BODY_BYTES = 64 * 1024;
@@ -62,7 +43,7 @@ export interface KmsHandlerDeps {
 /** The X-Amz-Target operation, when it is one this endpoint serves. */
 interface KmsTarget {
   name: string | undefined;
-  operation: Operation | undefined;
+  operation: KmsOperationEntry | undefined;
 }
 
 type Ctx = RequestContext<KmsTarget, KmsApiState>;
@@ -117,7 +98,8 @@ export function createKmsHandler(deps: KmsHandlerDeps, onCrash: (res: ServerResp
       const kms: KmsContext = {
         services, config: api, store, credential, deadline: ctx.deadline, fields: ctx.fields, accessKeyId: ctx.accessKeyId, region: ctx.region,
       };
-      return ctx.route.operation!(kms, ctx.document as Body);
+      const operation = ctx.route.operation!;
+      return operation.handle(kms, operation.input(ctx.document as Body, kms));
     },
   };
 

@@ -4,11 +4,16 @@ import { withinDeadline } from '../../api/deadline';
 import { hsmFailure } from '../envelope';
 import type { Body } from '../input';
 import { keyArn, keyIdFrom, resolveKey } from '../keys';
+import { kmsOperation } from './operation';
 
-/** The key's metadata; KeyState follows the config's and the HSM's enabled state (issue #5). */
-export async function describeKey(ctx: KmsContext, body: Body) {
+function input(body: Body, ctx: KmsContext) {
   const keyId = keyIdFrom(ctx.config, body.KeyId);
   ctx.fields.externalKeyId = keyId;
+  return { keyId };
+}
+
+/** The key's metadata; KeyState follows the config's and the HSM's enabled state (issue #5). */
+async function describeKey(ctx: KmsContext, { keyId }: ReturnType<typeof input>) {
   authorize(ctx, 'kms:DescribeKey', keyId);
   const resolved = resolveKey(ctx, keyId);
   let enabled: boolean;
@@ -35,3 +40,5 @@ export async function describeKey(ctx: KmsContext, body: Body) {
     },
   };
 }
+
+export const describeKeyOperation = kmsOperation({ name: 'DescribeKey', actions: ['kms:DescribeKey'], input, handle: describeKey });

@@ -5,9 +5,9 @@ import { open, seal } from '../envelope';
 import { blob, checkAlgorithm, dryRun, type Body } from '../input';
 import { keyArn, keyIdFrom, resolveKey } from '../keys';
 import { MAX_CIPHERTEXT_BLOB } from './decrypt';
+import { kmsOperation } from './operation';
 
-/** Decrypts under the source key and context and seals under the destination; the plaintext stays here. */
-export async function reEncrypt(ctx: KmsContext, body: Body) {
+function input(body: Body, ctx: KmsContext) {
   const source = body.SourceKeyId === undefined || body.SourceKeyId === null ? undefined : keyIdFrom(ctx.config, body.SourceKeyId, 'SourceKeyId');
   const destination = keyIdFrom(ctx.config, body.DestinationKeyId, 'DestinationKeyId');
   const ciphertext = blob(body, 'CiphertextBlob', 1, MAX_CIPHERTEXT_BLOB) as Buffer;
@@ -15,12 +15,18 @@ export async function reEncrypt(ctx: KmsContext, body: Body) {
   const destinationContext = parseEncryptionContext(body.DestinationEncryptionContext, 'DestinationEncryptionContext');
   checkAlgorithm(body, 'SourceEncryptionAlgorithm');
   checkAlgorithm(body, 'DestinationEncryptionAlgorithm');
+  return { source, destination, ciphertext, sourceContext, destinationContext, DryRun: body.DryRun };
+}
+
+/** Decrypts under the source key and context and seals under the destination; the plaintext stays here. */
+async function reEncrypt(ctx: KmsContext, request: ReturnType<typeof input>) {
+  const { source, destination, ciphertext, sourceContext, destinationContext } = request;
   authorize(ctx, 'kms:ReEncryptTo', destination, destinationContext);
   const target = resolveKey(ctx, destination);
   ctx.fields.externalKeyId = destination;
   const opened = await open(ctx, ciphertext, sourceContext, source, (keyId) => {
     authorize(ctx, 'kms:ReEncryptFrom', keyId, sourceContext);
-    dryRun(body);
+    dryRun(request);
   });
   try {
     const sealed = await seal(ctx, target, opened.plaintext, destinationContext);
@@ -35,3 +41,5 @@ export async function reEncrypt(ctx: KmsContext, body: Body) {
     opened.plaintext.fill(0);
   }
 }
+
+export const reEncryptOperation = kmsOperation({ name: 'ReEncrypt', actions: ['kms:ReEncryptFrom', 'kms:ReEncryptTo'], input, handle: reEncrypt });

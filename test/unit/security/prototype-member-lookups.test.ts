@@ -10,7 +10,7 @@ import type { RuntimeKeyStore } from '../../../src/config/runtime';
 import type { KmsApiRuntime } from '../../../src/config/kms-api';
 import { canonicalEncryptionContext, parseEncryptionContext } from '../../../src/kms-api/encryption-context';
 import { KmsError } from '../../../src/kms-api/errors';
-import { KMS_OPERATIONS } from '../../../src/kms-api/handler';
+import { KMS_OPERATIONS } from '../../../src/kms-api/operations/registry';
 import { keyIdFrom } from '../../../src/kms-api/keys';
 import { KEY_SPECS } from '../../../src/kms-api/operations/generate-data-key';
 import { CredentialQuotas } from '../../../src/kms-api/quotas';
