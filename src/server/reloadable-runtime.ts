@@ -1,32 +1,28 @@
 /**
- * The reloadable part of a running proxy. Each config generation becomes one immutable pipeline
- * state (router, SigV4 verifier, validators, guards) that the handler reads once per request, plus a
- * TLS secure context set with server.setSecureContext(). A reload builds everything first and swaps
- * only if all of it succeeded: an invalid config is logged and the running one stays. Connections
- * stay open; in-flight requests finish on the generation they started with.
+ * The reloadable part of a running proxy: reload orchestration. Each config generation becomes one
+ * immutable pipeline state (pipeline-state.ts) that the handler reads once per request, plus a TLS
+ * secure context set with server.setSecureContext(). A reload builds everything first and swaps
+ * only if all of it succeeded: an invalid config is logged and the running one stays. Restart-only
+ * settings (restart-only-settings.ts) keep their running values. Connections stay open; in-flight
+ * requests finish on the generation they started with.
  */
 import type { Server as HttpsServer } from 'node:https';
 import { createSecureContext } from 'node:tls';
-import { readFileSync } from 'node:fs';
-import { base64Length } from '../api/base64';
-import { compileRequestValidators } from '../api/schemas';
 import { AuditLog } from '../audit/audit-log';
-import { SigV4Verifier } from '../auth/sigv4';
 import { ConfigError, loadConfigFile } from '../config/load';
 import type { RuntimeConfig } from '../config/runtime';
 import type { Logger } from '../observability/logger';
 import type { XksMetrics } from '../observability/metrics';
 import { ClientCertificateGate } from '../security/mtls';
-import { RequestGuards } from '../security/request-guards';
-import { describeCertificates, SecurityMetrics, type SecuritySnapshot } from '../security/security-metrics';
+import { SecurityMetrics, type SecuritySnapshot } from '../security/security-metrics';
+import { logAuthorizationPolicies } from './authorization-policy-log';
 import { ConfigWatcher } from './config-watcher';
-import { XksRouter } from './routes';
-import { serverTlsOptions } from './tls';
+import { clientAuthIdentity, listenerTlsOptions } from './listener-tls';
+import { buildPipelineState } from './pipeline-state';
+import { reloadWatchSettings, watchedFiles } from './reload-watch';
+import { keepRestartOnlySettings, restartOnlyChanges } from './restart-only-settings';
+import { credentialAges, readCertificates } from './security-inventory';
 import type { XksPipelineState } from './xks-handler';
-import { buildKmsApiState } from '../kms-api/state';
-
-/** Room in a body for requestMetadata (two 2048-character ARNs) and fields KMS may add later. */
-export const BODY_OVERHEAD_BYTES = 64 * 1024;
 
 export interface ReloadResult {
   ok: boolean;
@@ -41,53 +37,6 @@ export interface RuntimeOptions {
   /** The config file: reload() re-reads it, and the watcher watches it. */
   configPath?: string;
   env?: NodeJS.ProcessEnv;
-}
-
-const RELOAD_WATCH_DEFAULTS = { watch: true, debounceMs: 250, pollIntervalSeconds: 0 };
-
-export function buildPipelineState(config: RuntimeConfig, metrics: SecurityMetrics, logger: Logger, previous?: XksPipelineState): XksPipelineState {
-  return {
-    router: new XksRouter(config.keyStores),
-    verifier: new SigV4Verifier({ service: 'kms-xks-proxy', maxClockSkewMs: config.limits.clockSkewSeconds * 1000 }),
-    validators: compileRequestValidators(config.limits),
-    maxBodyBytes: base64Length(config.limits.maxPlaintextBytes) + base64Length(config.limits.maxAadBytes) + BODY_OVERHEAD_BYTES,
-    guards: new RequestGuards(config.keyStores, metrics, logger, previous?.guards),
-    requestDeadlineMs: config.limits.requestDeadlineMs,
-    maxInFlightRequests: config.limits.maxInFlightRequests,
-    kmsApi: buildKmsApiState(config, previous?.kmsApi),
-  };
-}
-
-/** node:https options for the KMS-facing listener: certificate, suites, and the client CA when mTLS is on. */
-export function listenerTlsOptions(config: RuntimeConfig) {
-  const clientAuth = config.security?.clientAuth;
-  return {
-    ...serverTlsOptions(config.server.certFile, config.server.keyFile),
-    ...(clientAuth ? { ca: readFileSync(clientAuth.caFile) } : {}),
-  };
-}
-
-/** Sections a reload cannot change (HSM sessions, sockets, listeners, logger, audit file). */
-function restartOnlyChanges(running: RuntimeConfig, next: RuntimeConfig): string[] {
-  const pick = (c: RuntimeConfig) => ({
-    hsm: c.hsm,
-    hsms: c.hsms,
-    cluster: c.cluster,
-    'server.host': c.server.host,
-    'server.port': c.server.port,
-    // Set on the listener and its ticket-key timer when it starts.
-    'server.handshakeTimeoutMs': c.server.handshakeTimeoutMs,
-    'server.maxConnections': c.server.maxConnections,
-    'server.reservedDescriptors': c.server.reservedDescriptors,
-    'server.tls.ticketKeyRotationSeconds': c.server.ticketKeyRotationMs / 1000,
-    admin: c.admin,
-    health: c.health,
-    logging: c.logging,
-    audit: c.security?.audit ? { ...c.security.audit, hmacKey: c.security.audit.hmacKey?.toString('base64') } : undefined,
-  });
-  const a = pick(running) as Record<string, unknown>;
-  const b = pick(next) as Record<string, unknown>;
-  return Object.keys(a).filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k]));
 }
 
 export class ReloadableRuntime {
@@ -112,8 +61,8 @@ export class ReloadableRuntime {
     this.securityMetrics = new SecurityMetrics(metrics.registry, () => this.snapshot());
     this.gate = new ClientCertificateGate(logger, (reason) => this.securityMetrics.tlsRejected(reason));
     this.current = buildPipelineState(config, this.securityMetrics, logger);
-    this.certificates = this.readCertificates(config);
-    this.logPolicyWarnings(config);
+    this.certificates = readCertificates(config, logger);
+    logAuthorizationPolicies(config, logger);
     const audit = config.security?.audit;
     if (audit) {
       this.audit = new AuditLog(
@@ -148,12 +97,12 @@ export class ReloadableRuntime {
   attach(server: HttpsServer): void {
     this.server = server;
     this.gate.attach(server);
-    this.clientAuthKey = this.clientAuthIdentity(this.running);
+    this.clientAuthKey = clientAuthIdentity(this.running);
     this.gate.setPolicy(server, this.running.security?.clientAuth);
-    const reload = this.running.security?.reload ?? RELOAD_WATCH_DEFAULTS;
+    const reload = reloadWatchSettings(this.running);
     if (this.options.configPath && reload.watch) {
       this.watcher = new ConfigWatcher(reload, () => this.reload('file change'), this.logger);
-      this.watcher.reset(this.watchedFiles(this.running), reload);
+      this.watcher.reset(watchedFiles(this.options.configPath, this.running), reload);
     }
   }
 
@@ -182,47 +131,14 @@ export class ReloadableRuntime {
     }
 
     const restartRequired = restartOnlyChanges(this.running, next);
-    const kept = this.running;
-    const applied: RuntimeConfig = {
-      ...next,
-      server: {
-        ...next.server,
-        host: kept.server.host,
-        port: kept.server.port,
-        handshakeTimeoutMs: kept.server.handshakeTimeoutMs,
-        ...(kept.server.maxConnections !== undefined ? { maxConnections: kept.server.maxConnections } : {}),
-        reservedDescriptors: kept.server.reservedDescriptors,
-        ticketKeyRotationMs: kept.server.ticketKeyRotationMs,
-      },
-      hsm: kept.hsm,
-      hsms: kept.hsms,
-      cluster: kept.cluster,
-      admin: kept.admin,
-      health: kept.health,
-      logging: kept.logging,
-      security: next.security ? { ...next.security, ...(kept.security?.audit ? { audit: kept.security.audit } : {}) } : next.security,
-    };
-    if (!kept.security?.audit && applied.security) delete applied.security.audit;
-
+    const applied = keepRestartOnlySettings(this.running, next);
     this.current = state;
     this.running = applied;
     this.generationNo++;
-    this.certificates = this.readCertificates(applied);
-    if (this.server) {
-      this.server.setSecureContext(tls);
-      this.server.requestTimeout = applied.server.requestTimeoutMs;
-      this.server.headersTimeout = applied.server.headersTimeoutMs;
-      this.server.keepAliveTimeout = applied.server.keepAliveTimeoutMs;
-      const key = this.clientAuthIdentity(applied);
-      if (key !== this.clientAuthKey) {
-        this.clientAuthKey = key;
-        this.gate.setPolicy(this.server, applied.security?.clientAuth);
-        // Connections made under the old mTLS policy: idle ones close now, busy ones after their request.
-        this.gate.retireConnections(this.server);
-      }
-    }
+    this.certificates = readCertificates(applied, this.logger);
+    if (this.server) this.applyToListener(this.server, applied, tls);
     this.securityMetrics.reload('success');
-    this.logPolicyWarnings(applied);
+    logAuthorizationPolicies(applied, this.logger);
     this.logger.info('config reloaded', {
       trigger: reason,
       generation: this.generationNo,
@@ -241,54 +157,32 @@ export class ReloadableRuntime {
     await this.audit?.close();
   }
 
+  /** New certificate, timeouts and, when it changed, the mTLS policy. */
+  private applyToListener(server: HttpsServer, applied: RuntimeConfig, tls: ReturnType<typeof listenerTlsOptions>): void {
+    server.setSecureContext(tls);
+    server.requestTimeout = applied.server.requestTimeoutMs;
+    server.headersTimeout = applied.server.headersTimeoutMs;
+    server.keepAliveTimeout = applied.server.keepAliveTimeoutMs;
+    const key = clientAuthIdentity(applied);
+    if (key !== this.clientAuthKey) {
+      this.clientAuthKey = key;
+      this.gate.setPolicy(server, applied.security?.clientAuth);
+      // Connections made under the old mTLS policy: idle ones close now, busy ones after their request.
+      this.gate.retireConnections(server);
+    }
+  }
+
   private rearmWatcher(config: RuntimeConfig): void {
     if (!this.watcher) return;
-    this.watcher.reset(this.watchedFiles(config), config.security?.reload ?? RELOAD_WATCH_DEFAULTS);
-  }
-
-  private watchedFiles(config: RuntimeConfig): string[] {
-    return [...(this.options.configPath ? [this.options.configPath] : []), config.server.certFile, config.server.keyFile, ...(config.security?.referencedFiles ?? [])];
-  }
-
-  private clientAuthIdentity(config: RuntimeConfig): string {
-    const clientAuth = config.security?.clientAuth;
-    if (!clientAuth) return '';
-    return JSON.stringify([clientAuth.allowedSubjectNames, readFileSync(clientAuth.caFile, 'utf8')]);
-  }
-
-  private readCertificates(config: RuntimeConfig): SecuritySnapshot['certificates'] {
-    try {
-      const out = describeCertificates(readFileSync(config.server.certFile), 'server', true);
-      if (config.security?.clientAuth) out.push(...describeCertificates(readFileSync(config.security.clientAuth.caFile), 'client_ca', false));
-      return out;
-    } catch (err) {
-      this.logger.warn('cannot read certificate expiry', { reason: (err as Error).message });
-      return [];
-    }
-  }
-
-  private logPolicyWarnings(config: RuntimeConfig): void {
-    for (const store of config.keyStores) {
-      const authz = store.security?.authorization;
-      if (!authz) continue;
-      this.logger.info('authorization policies loaded', {
-        keyStore: store.name,
-        policyFile: authz.policyFile,
-        authzMode: authz.mode,
-        policies: authz.policies.policyIds.join(','),
-      });
-      for (const warning of authz.policies.warnings) this.logger.warn('authorization policy warning', { keyStore: store.name, policyWarning: warning });
-    }
+    this.watcher.reset(watchedFiles(this.options.configPath, config), reloadWatchSettings(config));
   }
 
   private snapshot(): SecuritySnapshot {
-    const credentials: SecuritySnapshot['credentials'] = [];
-    for (const store of this.running.keyStores) {
-      for (const accessKeyId of store.credentials.keys()) {
-        const createdAt = store.security?.credentialCreatedAt.get(accessKeyId);
-        if (createdAt !== undefined) credentials.push({ keyStore: store.name, accessKeyId, createdAt });
-      }
-    }
-    return { credentials, accessKeyIdLabel: this.running.admin.accessKeyIdLabel, certificates: this.certificates, tokens: this.current.guards?.tokens() ?? [] };
+    return {
+      credentials: credentialAges(this.running),
+      accessKeyIdLabel: this.running.admin.accessKeyIdLabel,
+      certificates: this.certificates,
+      tokens: this.current.guards?.tokens() ?? [],
+    };
   }
 }

@@ -1,0 +1,29 @@
+/** What the security metrics report about a config: its certificates' expiry and its credentials' ages. */
+import { readFileSync } from 'node:fs';
+import type { RuntimeConfig } from '../config/runtime';
+import type { Logger } from '../observability/logger';
+import { describeCertificates, type SecuritySnapshot } from '../security/security-metrics';
+
+/** The server certificate and, with mTLS, the client CA; none (with a warning) when unreadable. */
+export function readCertificates(config: RuntimeConfig, logger: Logger): SecuritySnapshot['certificates'] {
+  try {
+    const out = describeCertificates(readFileSync(config.server.certFile), 'server', true);
+    if (config.security?.clientAuth) out.push(...describeCertificates(readFileSync(config.security.clientAuth.caFile), 'client_ca', false));
+    return out;
+  } catch (err) {
+    logger.warn('cannot read certificate expiry', { reason: (err as Error).message });
+    return [];
+  }
+}
+
+/** Each key store credential with a known creation time. */
+export function credentialAges(config: RuntimeConfig): SecuritySnapshot['credentials'] {
+  const credentials: SecuritySnapshot['credentials'] = [];
+  for (const store of config.keyStores) {
+    for (const accessKeyId of store.credentials.keys()) {
+      const createdAt = store.security?.credentialCreatedAt.get(accessKeyId);
+      if (createdAt !== undefined) credentials.push({ keyStore: store.name, accessKeyId, createdAt });
+    }
+  }
+  return credentials;
+}
