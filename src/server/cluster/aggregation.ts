@@ -2,7 +2,7 @@
  * How the primary merges the workers' metrics. prom-client's AggregatorRegistry sums every series
  * unless the metric says otherwise; summing is right for counters, histograms and amounts (sessions
  * in use), wrong for gauges that describe a state or a point in time. Those are listed here, in one
- * place, instead of in each metric's definition (some come from other modules).
+ * place, next to the merge (the families themselves are declared in observability/metric-catalogue.ts).
  */
 import { AggregatorRegistry, type Registry } from 'prom-client';
 import type { MetricsJson } from './messages';

@@ -1,0 +1,36 @@
+/**
+ * The primary's /metrics: every worker's registry merged (aggregation.ts) plus the primary's own
+ * families (workers by state, restarts; declared in observability/metric-catalogue.ts).
+ */
+import { Registry } from 'prom-client';
+import { clusterFamilies } from '../../observability/metric-catalogue';
+import { aggregateWorkerMetrics } from './aggregation';
+import type { WorkerFleet } from './fleet';
+import type { MetricsJson } from './messages';
+import type { WorkerRequests } from './worker-requests';
+
+export class ClusterMetrics {
+  private readonly registry = new Registry();
+  private readonly families: ReturnType<typeof clusterFamilies>;
+
+  constructor(fleet: WorkerFleet, private readonly requests: WorkerRequests) {
+    this.families = clusterFamilies(this.registry, function () {
+      const ready = fleet.readyCount();
+      this.set({ state: 'ready' }, ready);
+      this.set({ state: 'starting' }, fleet.size - ready);
+      this.set({ state: 'expected' }, fleet.expected);
+    });
+  }
+
+  workerRestarted(): void {
+    this.families.restarts.inc();
+  }
+
+  /** Fails (the admin listener answers 503) when a worker does not answer: a partial sum would mislead. */
+  async scrape(): Promise<{ contentType: string; body: string }> {
+    const { replies, expected } = await this.requests.ask<{ metrics: MetricsJson }>((requestId) => ({ type: 'xks:metrics', requestId }));
+    if (replies.size < expected.size) throw new Error(`${expected.size - replies.size} worker(s) did not answer`);
+    const aggregated = aggregateWorkerMetrics([...replies.values()].map((r) => r.metrics));
+    return { contentType: aggregated.contentType, body: `${await aggregated.metrics()}\n${await this.registry.metrics()}` };
+  }
+}
