@@ -9,7 +9,7 @@ export interface Readiness {
   body: Record<string, unknown>;
 }
 
-export async function fleetReadiness(requests: WorkerRequests, expected: number): Promise<Readiness> {
+export async function fleetReadiness(requests: Pick<WorkerRequests, 'ask'>, expected: number): Promise<Readiness> {
   const { replies } = await requests.ask<{ snapshot: HealthSnapshot }>((requestId) => ({ type: 'xks:health', requestId }));
   const perWorker = [...replies.entries()].map(([id, r]) => ({ worker: id, hsmStatus: r.snapshot.status, ...(r.snapshot.reason ? { reason: r.snapshot.reason } : {}) }));
   let worst: HealthStatus = perWorker.length > 0 ? 'ACTIVE' : 'UNAVAILABLE';

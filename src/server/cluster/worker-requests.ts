@@ -22,7 +22,7 @@ export class WorkerRequests {
   private readonly pending = new Map<number, Pending>();
   private nextRequestId = 1;
 
-  constructor(private readonly fleet: WorkerFleet) {}
+  constructor(private readonly fleet: Pick<WorkerFleet, 'answering' | 'send'>) {}
 
   /** Sends a request to every ready worker and collects the replies (or times out). */
   ask<T>(build: (requestId: number) => PrimaryToWorker): Promise<FleetReplies<T>> {
