@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import * as crypto from 'node:crypto';
-import { Hsm, HsmError, HsmErrorKind, HsmOptions } from '../../src/hsm';
+import { Hsm, HsmError, HsmErrorKind, HsmOptions, createAesKey } from '../../src/hsm';
 import { hsmInternals } from '../../src/hsm/hsm';
 import type { AesKeyTemplate } from '../../src/hsm/pkcs11/templates';
 import { PKCS11_IMPLEMENTATIONS, Pkcs11Implementation, SOFTHSM, implementationOptions } from '../support/pkcs11-implementations';
@@ -45,6 +45,16 @@ async function expectHsmErrorWithout(promise: Promise<unknown>, kind: HsmErrorKi
   expect(error.kind, error.message).to.equal(kind);
   expect(error.message).not.to.include(pin);
   return error;
+}
+
+/** Creates an AES key of known material on the SoftHSM test token, through a connection of its own. */
+export async function createKnownAesKey(label: string, value: Buffer): Promise<void> {
+  const hsm = await openTestHsm();
+  try {
+    await createAesKey(hsm, { label, value });
+  } finally {
+    await hsm.close();
+  }
 }
 
 /** Creates an AES key straight through the PKCS#11 module, bypassing createAesKey's checks and the handle cache. */

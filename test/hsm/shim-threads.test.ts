@@ -5,25 +5,18 @@
  */
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { Hsm, createAesKey } from '../../src/hsm';
+import { Hsm } from '../../src/hsm';
 import type { Pkcs11Api } from '../../src/hsm/pkcs11/module';
 import { countCalls, vendorShim } from '../support/pkcs11-shims';
 import { uniqueLabel } from '../support/softhsm-fixture';
-import { expectHsmError, hsmOptions, nodeDecrypt, openTestHsm } from './helpers';
+import { createKnownAesKey, expectHsmError, hsmOptions, nodeDecrypt } from './helpers';
 
 describe('hsm: PKCS#11 shims in the worker threads', () => {
   const label = uniqueLabel('shim-threads');
   const aad = Buffer.from('aad');
   const value = randomBytes(32);
 
-  before(async () => {
-    const hsm = await openTestHsm();
-    try {
-      await createAesKey(hsm, { label, value });
-    } finally {
-      await hsm.close();
-    }
-  });
+  before(() => createKnownAesKey(label, value));
 
   it('a module shim sees every job call in a worker thread (none on the main thread), and login on the main thread', async () => {
     const counter = countCalls();

@@ -4,24 +4,17 @@
  */
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { Hsm, HsmError, createAesKey } from '../../src/hsm';
+import { Hsm, HsmError } from '../../src/hsm';
 import * as protocol from '../../src/hsm/pkcs11-worker-protocol';
 import { uniqueLabel } from '../support/softhsm-fixture';
-import { hsmOptions, nodeDecrypt, openTestHsm } from './helpers';
+import { createKnownAesKey, hsmOptions, nodeDecrypt } from './helpers';
 
 describe('hsm: batches of jobs on the PKCS#11 worker thread', () => {
   const label = uniqueLabel('batched');
   const value = randomBytes(32);
   const aad = Buffer.from('batch');
 
-  before(async () => {
-    const hsm = await openTestHsm();
-    try {
-      await createAesKey(hsm, { label, value });
-    } finally {
-      await hsm.close();
-    }
-  });
+  before(() => createKnownAesKey(label, value));
 
   it('sends jobs made in one event-loop turn as one message; a missing key and a bad tag fail alone', async () => {
     const hsm = await Hsm.open(hsmOptions({ id: 'batched', sessionPoolSize: 4, pkcs11Threads: 1 }));
