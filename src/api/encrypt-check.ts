@@ -8,7 +8,8 @@
  * decrypt succeeded. The flags come from the key state KeyStateReader caches per key version.
  */
 import { timingSafeEqual } from 'node:crypto';
-import { GCM_IV_BYTES, GCM_TAG_BYTES, type CallOptions, type GcmResult, type HsmService, type KeyAttributes } from '../hsm';
+import type { CallOptions, GcmResult, HsmService, KeyAttributes } from '../hsm';
+import { GCM_IV_BYTES, GCM_TAG_BYTES } from '../hsm/gcm-sizes';
 import { ProxyError, toProxyError } from '../core/errors';
 
 export type EncryptCheck = 'verify-decrypt' | 'shape-only';

@@ -4,7 +4,8 @@
  * XKS, src/kms-api/errors.ts for the KMS API), so no error passes through two tables in a row.
  */
 import type { SigV4FailureReason } from '../auth/sigv4';
-import { HsmError, type HsmErrorKind } from '../hsm';
+// hsm/errors, not the hsm index: this table is on the cluster primary's import path, which must not load pkcs11js.
+import { HsmError, type HsmErrorKind } from '../hsm/errors';
 
 export type ErrorKind =
   | 'Validation'

@@ -8,9 +8,8 @@ import { HsmError } from './errors';
 import { type KeyRef, type ResolvedKey, withKeyRef } from './key-handles';
 import type { Pkcs11Module, SessionHandle } from './pkcs11/module';
 import type { VerifyOutcome } from './types';
-import { GCM_IV_BYTES, type IvMode } from './vendor-profiles';
-
-export const GCM_TAG_BYTES = 16;
+import { GCM_IV_BYTES, GCM_TAG_BYTES } from './gcm-sizes';
+import type { IvMode } from './vendor-profiles';
 
 export interface EncryptJob {
   op: 'encrypt';

@@ -1,5 +1,6 @@
 import { HsmError, HsmErrorKind, asHsmError } from './errors';
-import { GCM_TAG_BYTES, type EncryptOutcome, type GcmJob, type JobResult } from './gcm-jobs';
+import type { EncryptOutcome, GcmJob, JobResult } from './gcm-jobs';
+import { GCM_TAG_BYTES } from './gcm-sizes';
 import { loadInterposer } from './interposer-module';
 import { KeyHandleCache, findAes256Keys, type KeyRef } from './key-handles';
 import { InlineExecutor, JobExecutor, leaseWorkerExecutor } from './pkcs11-executor';

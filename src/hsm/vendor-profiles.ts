@@ -123,9 +123,6 @@ export function pinFormatProblem(profile: VendorProfile, pin: string): string | 
   return undefined;
 }
 
-/** IV length every mode produces: 96 bits, the size GCM is specified for. */
-export const GCM_IV_BYTES = 12;
-
 /** PKCS#11 threads an HSM gets: the configured count, else the profile's default; never more than its sessions. */
 export function pkcs11ThreadCount(configured: number | undefined, sessionPoolSize: number, profile: VendorProfile): number {
   return Math.min(configured ?? profile.defaultPkcs11Threads ?? sessionPoolSize, sessionPoolSize);
