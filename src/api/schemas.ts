@@ -10,8 +10,6 @@ import { XksError } from './errors';
 import { XKS_OPERATIONS, type XksOperationEntry, type XksOperationName } from './operations/registry';
 import type { RequestLimits } from './schema-parts';
 
-export { MAX_ARN_LENGTH, MAX_CIPHERTEXT_METADATA_BYTES } from './schema-parts';
-
 /** The validated request body of each operation, by name. */
 export type RequestOf<Name extends XksOperationName> = Static<ReturnType<Extract<XksOperationEntry, { name: Name }>['schema']>>;
 

@@ -10,7 +10,6 @@ export type { ClusterLog, ClusterObserver, MemberConfig, RecoveryPolicy } from '
 export { Deadline } from './deadline';
 export type { FleetHealth, FleetMemberHealth, HsmService } from './service';
 export { VENDOR_PROFILES, VENDOR_PROFILE_NAMES, vendorProfile } from './vendor-profiles';
-export { GCM_IV_BYTES, GCM_TAG_BYTES } from './gcm-sizes';
 export type { VendorProfile, VendorProfileName } from './vendor-profiles';
 export { aesKeyId, createAesKey, createAesKeyOnce, destroyAesKeys, readKeyValue } from './admin/aes-keys';
 export type { Claim, ExclusiveCreateResult, NewAesKey } from './admin/aes-keys';

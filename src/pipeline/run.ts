@@ -1,6 +1,6 @@
 /**
  * The one request pipeline both APIs share. Each step is a plain function over one RequestContext;
- * a protocol adapter (src/server/xks-adapter.ts, src/kms-api/adapter.ts) supplies only what differs:
+ * a protocol adapter (src/server/xks-handler.ts, src/kms-api/handler.ts) supplies only what differs:
  * its routes, its checks, its operations and its wire format. Adapters are built once, not per request.
  */
 import type { SecretLookup, SigV4Verifier } from '../auth/sigv4';

@@ -27,8 +27,6 @@ const BY_KEY_SEGMENT: ReadonlyMap<string, XksOperationEntry> = new Map(
 const BY_PATH: ReadonlyMap<string, XksOperationEntry> = new Map(
   XKS_OPERATIONS.flatMap((op): Array<[string, XksOperationEntry]> => ('path' in op.route ? [[op.route.path, op]] : [])),
 );
-/** The key-segment names of the keyed operations, e.g. metadata -> GetKeyMetadata. */
-export const XKS_KEY_OPERATIONS: ReadonlyMap<string, XksOperation> = new Map([...BY_KEY_SEGMENT].map(([segment, op]) => [segment, op.name]));
 
 const alternatives = (names: Iterable<string>): string => [...names].map((name) => name.replace(/[^A-Za-z0-9_-]/g, '\\$&')).join('|');
 const XKS_PATH = new RegExp(`^((?:\\/[A-Za-z0-9_-]+)*)\\/kms\\/xks\\/v1\\/(?:(${alternatives(BY_PATH.keys())})|keys\\/([^/]*)\\/(${alternatives(BY_KEY_SEGMENT.keys())}))$`);
