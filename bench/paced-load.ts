@@ -13,7 +13,7 @@
  * otherwise put a few hundred slow requests into the first 300 ms, even against plain node:https.
  */
 import { Agent, request as httpsRequest } from 'node:https';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 
 export interface PacedRequest {
   method: 'POST';
@@ -34,6 +34,11 @@ export interface LoadFigures {
 
 /** reqPerSec: 2xx answers within the budget per second (goodput); errors: non-2xx answers, socket errors and requests over the budget (sent or not). */
 export interface PacedResult extends LoadFigures {
+  /** The generator's own event-loop delay over the run (ms, 1 ms resolution). */
+  generatorLagP99Ms: number;
+  generatorLagMaxMs: number;
+  /** Where the requests over 20 ms fell in time (see slowWindows). */
+  slowWindows: string;
   /** Requests recorded (after the warm-up). */
   scheduled: number;
   /** Of those, sent to the server (the others waited past the budget for a connection). */
@@ -58,6 +63,10 @@ export async function pacedLoad(options: { url: string; requests: PacedRequest[]
   let sent = 0;
   let sentRecorded = 0;
   let sentAll = 0;
+  // The generator's own stalls (its GC, its TLS work) would show as server latency: measure them.
+  const ownLag = monitorEventLoopDelay({ resolution: 1 });
+  ownLag.enable();
+  const slow: Array<[number, number]> = [];
   const start = performance.now();
   const measuredFrom = start + warmup * intervalMs;
   let lastAnswer = start;
@@ -71,6 +80,7 @@ export async function pacedLoad(options: { url: string; requests: PacedRequest[]
       const status = now - scheduled > budgetMs ? 'timeout' : answered;
       if (scheduled >= measuredFrom) {
         latencies.push(now - scheduled);
+        if (now - scheduled > SLOW_MS) slow.push([scheduled - measuredFrom, now - scheduled]);
         statuses[status] = (statuses[status] ?? 0) + 1;
         if (!status.startsWith('2')) errors++;
         lastAnswer = now;
@@ -117,6 +127,9 @@ export async function pacedLoad(options: { url: string; requests: PacedRequest[]
     tick();
   });
   agent.destroy();
+  ownLag.disable();
+  // For lining the slow windows up with a server's own traces (--trace-gc counts from its start).
+  if (process.env.XKS_BENCH_DEBUG) process.stderr.write(`  measured from ${new Date(performance.timeOrigin + measuredFrom).toISOString()}\n`);
   latencies.sort((a, b) => a - b);
   const pct = (p: number): number => round(latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? 0);
   const ok = Object.entries(statuses).reduce((sum, [status, n]) => (status.startsWith('2') ? sum + n : sum), 0);
@@ -131,7 +144,24 @@ export async function pacedLoad(options: { url: string; requests: PacedRequest[]
     max: round(latencies[latencies.length - 1] ?? 0),
     errors,
     statuses,
+    generatorLagP99Ms: round(ownLag.percentile(99) / 1e6),
+    generatorLagMaxMs: round(ownLag.max / 1e6),
+    slowWindows: slowWindows(slow),
   };
+}
+
+/** Requests slower than this are grouped by when they were scheduled, to tell one stall from many. */
+const SLOW_MS = 20;
+
+/** "t=12.3 s: 40 requests, worst 85 ms" per 100 ms window with slow requests, the 5 worst windows. */
+function slowWindows(slow: Array<[number, number]>): string {
+  const windows = new Map<number, { n: number; worst: number }>();
+  for (const [at, latency] of slow) {
+    const w = windows.get(Math.floor(at / 100)) ?? { n: 0, worst: 0 };
+    windows.set(Math.floor(at / 100), { n: w.n + 1, worst: Math.max(w.worst, latency) });
+  }
+  const worst = [...windows].sort((a, b) => b[1].n - a[1].n).slice(0, 5);
+  return `${String(slow.length)} requests over ${String(SLOW_MS)} ms in ${String(windows.size)} windows of 100 ms${worst.length ? `; most: ${worst.map(([w, v]) => `t=${(w / 10).toFixed(1)} s ${String(v.n)} (worst ${Math.round(v.worst)} ms)`).join(', ')}` : ''}`;
 }
 
 function round(n: number): number {

@@ -7,7 +7,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import autocannon from 'autocannon';
@@ -25,7 +25,8 @@ import { handshakeCpu, idleCpuUsPerSecond, withChurn } from './tls-churn';
 
 const ROOT = join(__dirname, '../..');
 const MAIN = join(ROOT, 'dist/src/cli/main.js');
-const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=') as [string, string]));
+// Split at the first "=" only: --node-flags="--max-semi-space-size=8" keeps its value.
+const args = new Map(process.argv.slice(2).map((a) => /^--([^=]+)(?:=(.*))?$/s.exec(a)?.slice(1, 3) as [string, string]));
 const DURATION = Number(args.get('duration') ?? 8);
 const KMS_SECONDS = Number(args.get('kms-seconds') ?? 60);
 const KMS_RATE = Number(args.get('rate') ?? 1800);
@@ -137,6 +138,7 @@ function startProcess(command: string, argv: string[], core: string | undefined,
     child.on('exit', (code) => {
       clearInterval(poll);
       const out = started ? '' : readFileSync(logFile, 'utf8');
+      if (SERVER_LOG) copyFileSync(logFile, `${SERVER_LOG}.${String(child.pid)}`);
       rmSync(dirname(logFile), { recursive: true, force: true });
       if (!started) reject(new Error(`${command} exited ${String(code)}: ${out.slice(-4000)}\n${err}`));
     });
@@ -144,10 +146,14 @@ function startProcess(command: string, argv: string[], core: string | undefined,
 }
 
 const PROFILE_DIR = args.get('profile');
+/** --node-flags="--trace-gc ...": extra V8/Node flags for the proxy process, for investigations. */
+const NODE_FLAGS = (args.get('node-flags') ?? '').split(' ').filter(Boolean);
+/** --server-log=<path>: keeps each server's stdout as <path>.<pid> (the proxy's log, --trace-gc output). */
+const SERVER_LOG = args.get('server-log');
 
 /** `serve --workers N` (default 1 here: serve's own default is one worker per CPU). */
 function startProxy(configPath: string, workers = 1): Promise<Server> {
-  const argv = [...(PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : []), MAIN, 'serve', '--config', configPath, '--workers', String(workers)];
+  const argv = [...NODE_FLAGS, ...(PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : []), MAIN, 'serve', '--config', configPath, '--workers', String(workers)];
   // With several workers only the primary's line means the whole fleet is up.
   const readyLine = workers > 1 ? 'xks proxy cluster listening' : 'xks proxy listening';
   return startProcess(process.execPath, argv, workers > 1 ? undefined : '0', (out) => {
@@ -217,6 +223,8 @@ async function sign(baseUrl: string, credential: Sigv4Credential, path: string, 
 /** What a load run reports, whichever generator made it; total = requests the server answered. */
 interface LoadSummary extends LoadFigures {
   total: number;
+  /** What the row's note should say about this run (the paced runs: stalls, the generator's lag). */
+  note?: string;
 }
 
 /** Closed loop: `connections` keep-alive connections, each sending its next request on an answer. */
@@ -245,7 +253,9 @@ async function pacedRun(url: string, requests: SignedRequest[], rate: number, se
   // CPU per request counts every request the server saw, answered in time or not, warm-up included:
   // measured() takes the CPU of the whole run, warm-up too (counting only the recorded requests
   // charged a 20 s sizing row 25 % too much per request).
-  return { ...result, total: result.sentIncludingWarmup };
+  const note = `generator's own event-loop lag p99 ${String(result.generatorLagP99Ms)} ms, max ${String(result.generatorLagMaxMs)} ms; ${result.slowWindows}`;
+  process.stderr.write(`  ${note}\n`);
+  return { ...result, total: result.sentIncludingWarmup, note };
 }
 
 function toRow(scenario: string, concurrency: number | string, result: LoadSummary, server?: { cpu: number; rss: number; seconds: number }): Row {
@@ -275,6 +285,7 @@ async function measured(server: Server, scenario: string, concurrency: number | 
   const result = await run();
   const after = sampleProcessTree(pid);
   const row = toRow(scenario, concurrency, result, { cpu: after.cpuSeconds - before.cpuSeconds, rss: after.rssMb, seconds: (Date.now() - started) / 1000 });
+  if (result.note) row.note = result.note;
   process.stderr.write(`${scenario} c=${concurrency}: ${row.reqPerSec} req/s p50 ${row.p50} p90 ${row.p90} p99 ${row.p99} ms errors ${row.errors} CPU ${row.cpuUsPerReq ?? '?'} µs/req\n`);
   return row;
 }
@@ -501,7 +512,10 @@ async function profile(env: Env, configPath: string): Promise<void> {
   const request = bodies[name];
   let row: Row;
   if (name === 'KMS-shaped') {
-    const mixed = kmsMix(bodies);
+    // --after-closed-loop: first the full run's closed-loop phase (every scenario at each
+    // --concurrency), to see whether what it leaves behind changes the open-loop figures.
+    if (args.has('after-closed-loop')) for (const request of Object.values(bodies)) for (const c of CONCURRENCIES) await load(proxy.url, [request], c, DURATION);
+    const mixed = kmsMix(await scenarioBodies(env, proxy.url));
     row = await measured(proxy, `Profile: KMS-shaped ${KMS_RATE} req/s`, 'open loop', () => pacedRun(proxy.url, mixed, KMS_RATE, KMS_SECONDS));
   } else if (request) {
     row = await measured(proxy, `Profile: ${name}`, 32, () => load(proxy.url, [request], 32, DURATION));
@@ -524,7 +538,10 @@ async function quick(env: Env, configPath: string): Promise<void> {
   const name = args.get('scenario') as string;
   const bodies = await scenarioBodies(env, proxy.url);
   if (name === 'KMS-shaped') {
-    const mixed = kmsMix(bodies);
+    // --after-closed-loop: first the full run's closed-loop phase (every scenario at each
+    // --concurrency), to see whether what it leaves behind changes the open-loop figures.
+    if (args.has('after-closed-loop')) for (const request of Object.values(bodies)) for (const c of CONCURRENCIES) await load(proxy.url, [request], c, DURATION);
+    const mixed = kmsMix(await scenarioBodies(env, proxy.url));
     if (proxy.adminUrl) await scrapeMetric(proxy.adminUrl, 'xks_nodejs_eventloop_lag_p99_seconds');
     const errorsBefore = proxy.adminUrl ? await errorsByName(proxy.adminUrl) : {};
     await withChurn(proxy.adminUrl, () => measured(proxy, `KMS-shaped ${KMS_RATE} req/s`, 'open loop', () => pacedRun(proxy.url, mixed, KMS_RATE, KMS_SECONDS)));
@@ -614,7 +631,7 @@ async function main(): Promise<void> {
   const rssEnd = sampleProcessTree(proxy.child.pid as number).rssMb;
   const lagP99 = await eventLoopLagP99Ms(proxy.adminUrl);
   const kmsErrors = proxy.adminUrl ? errorDelta(errorsBefore, await errorsByName(proxy.adminUrl)) : 'n/a';
-  kmsRow.note = `RSS ${Math.round(rssStart)} -> ${Math.round(rssEnd)} MB (${round(((rssEnd - rssStart) / rssStart) * 100)} %); event-loop lag p99 ${lagP99 === undefined ? 'n/a' : lagP99} ms; errors answered (xks_requests_total, the 5 s warm-up included): ${kmsErrors}`;
+  kmsRow.note = `RSS ${Math.round(rssStart)} -> ${Math.round(rssEnd)} MB (${round(((rssEnd - rssStart) / rssStart) * 100)} %); event-loop lag p99 ${lagP99 === undefined ? 'n/a' : lagP99} ms; errors answered (xks_requests_total, the 5 s warm-up included): ${kmsErrors}; ${kmsRow.note ?? ""}`;
   rows.push(kmsRow);
   Object.assign(summary, { kms: { rate: KMS_RATE, seconds: KMS_SECONDS, rssStartMb: rssStart, rssEndMb: rssEnd, eventLoopLagP99Ms: lagP99 ?? null } });
 
