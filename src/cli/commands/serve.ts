@@ -6,6 +6,7 @@ import { createLogger } from '../../observability/logger';
 import { runPrimary } from '../../server/cluster/primary';
 import { runWorker } from '../../server/cluster/worker';
 import { startProxy } from '../../server/proxy';
+import { tuneGarbageCollector } from '../../server/gc-tuning';
 import { sizeThreadPool } from '../../server/thread-pool';
 import { fail, stopOnSignals } from '../process';
 import { reloadOnSighup } from '../reload-signal';
@@ -36,6 +37,7 @@ export function registerServe(program: Command): void {
         const workers = parseWorkers(options.workers);
         const config = loadConfigFile(options.config);
         sizeThreadPool(config);
+        tuneGarbageCollector();
         const logger = createLogger({ level: config.logging.level });
         if (workers === 1) {
           const proxy = await startProxy(config, logger, { configPath: options.config });
