@@ -108,8 +108,14 @@ interface Server {
   logFile?: string;
 }
 
+/**
+ * `core` undefined means unpinned: every core. It must be said explicitly, since a child inherits
+ * this process's own pinning (the load generator's core), and the 2-worker run, meant to be
+ * unpinned, ran its workers on the generator's one core until 2026-12-05.
+ */
 function pinned(command: string, argv: string[], core: string | undefined): [string, string[]] {
-  return PIN_CORES && core !== undefined ? ['taskset', ['-c', core, command, ...argv]] : [command, argv];
+  if (!PIN_CORES) return [command, argv];
+  return ['taskset', ['-c', core ?? `0-${String(cpus().length - 1)}`, command, ...argv]];
 }
 
 /**
@@ -534,7 +540,8 @@ async function profile(env: Env, configPath: string): Promise<void> {
 
 /** --scenario=<name> without --profile: that proxy scenario alone, at each --concurrency; prints, writes nothing. */
 async function quick(env: Env, configPath: string): Promise<void> {
-  const proxy = await startProxy(configPath);
+  // --workers=N: serve --workers N, unpinned (as the scaling rows).
+  const proxy = await startProxy(configPath, Number(args.get('workers') ?? 1));
   const name = args.get('scenario') as string;
   const bodies = await scenarioBodies(env, proxy.url);
   if (name === 'KMS-shaped') {
