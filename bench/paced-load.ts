@@ -39,6 +39,8 @@ export interface PacedResult extends LoadFigures {
   generatorLagMaxMs: number;
   /** Where the requests over 20 ms fell in time (see slowWindows). */
   slowWindows: string;
+  /** When the recorded part began (ISO time; the slow windows' t=0), to line them up with a server's traces. */
+  measuredFrom: string;
   /** Requests recorded (after the warm-up). */
   scheduled: number;
   /** Of those, sent to the server (the others waited past the budget for a connection). */
@@ -128,8 +130,6 @@ export async function pacedLoad(options: { url: string; requests: PacedRequest[]
   });
   agent.destroy();
   ownLag.disable();
-  // For lining the slow windows up with a server's own traces (--trace-gc counts from its start).
-  if (process.env.XKS_BENCH_DEBUG) process.stderr.write(`  measured from ${new Date(performance.timeOrigin + measuredFrom).toISOString()}\n`);
   latencies.sort((a, b) => a - b);
   const pct = (p: number): number => round(latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? 0);
   const ok = Object.entries(statuses).reduce((sum, [status, n]) => (status.startsWith('2') ? sum + n : sum), 0);
@@ -147,6 +147,7 @@ export async function pacedLoad(options: { url: string; requests: PacedRequest[]
     generatorLagP99Ms: round(ownLag.percentile(99) / 1e6),
     generatorLagMaxMs: round(ownLag.max / 1e6),
     slowWindows: slowWindows(slow),
+    measuredFrom: new Date(performance.timeOrigin + measuredFrom).toISOString(),
   };
 }
 
@@ -157,8 +158,9 @@ const SLOW_MS = 20;
 function slowWindows(slow: Array<[number, number]>): string {
   const windows = new Map<number, { n: number; worst: number }>();
   for (const [at, latency] of slow) {
-    const w = windows.get(Math.floor(at / 100)) ?? { n: 0, worst: 0 };
-    windows.set(Math.floor(at / 100), { n: w.n + 1, worst: Math.max(w.worst, latency) });
+    const window = Math.floor(at / 100);
+    const w = windows.get(window) ?? { n: 0, worst: 0 };
+    windows.set(window, { n: w.n + 1, worst: Math.max(w.worst, latency) });
   }
   const worst = [...windows].sort((a, b) => b[1].n - a[1].n).slice(0, 5);
   return `${String(slow.length)} requests over ${String(SLOW_MS)} ms in ${String(windows.size)} windows of 100 ms${worst.length ? `; most: ${worst.map(([w, v]) => `t=${(w / 10).toFixed(1)} s ${String(v.n)} (worst ${Math.round(v.worst)} ms)`).join(', ')}` : ''}`;

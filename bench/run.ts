@@ -259,9 +259,27 @@ async function pacedRun(url: string, requests: SignedRequest[], rate: number, se
   // CPU per request counts every request the server saw, answered in time or not, warm-up included:
   // measured() takes the CPU of the whole run, warm-up too (counting only the recorded requests
   // charged a 20 s sizing row 25 % too much per request).
+  // With --server-log: when the recorded part began, to line slow windows up with the server's traces.
+  if (SERVER_LOG) process.stderr.write(`  measured from ${result.measuredFrom}\n`);
   const note = `generator's own event-loop lag p99 ${String(result.generatorLagP99Ms)} ms, max ${String(result.generatorLagMaxMs)} ms; ${result.slowWindows}`;
   process.stderr.write(`  ${note}\n`);
   return { ...result, total: result.sentIncludingWarmup, note };
+}
+
+/** The KMS-shaped mix, signed now: the 5-minute SigV4 window starts here. */
+async function signedKmsMix(env: Env, url: string): Promise<SignedRequest[]> {
+  return kmsMix(await scenarioBodies(env, url));
+}
+
+/**
+ * For a single KMS-shaped run (--scenario, --profile). --after-closed-loop first runs the full run's
+ * closed-loop phase (every scenario at each --concurrency), to see whether what it leaves behind
+ * changes the open-loop figures; the mix is then signed afresh, as that phase uses up the window.
+ */
+async function kmsMixForOneRun(env: Env, url: string, bodies: Record<string, SignedRequest>): Promise<SignedRequest[]> {
+  if (!args.has('after-closed-loop')) return kmsMix(bodies);
+  for (const request of Object.values(bodies)) for (const c of CONCURRENCIES) await load(url, [request], c, DURATION);
+  return signedKmsMix(env, url);
 }
 
 function toRow(scenario: string, concurrency: number | string, result: LoadSummary, server?: { cpu: number; rss: number; seconds: number }): Row {
@@ -518,10 +536,7 @@ async function profile(env: Env, configPath: string): Promise<void> {
   const request = bodies[name];
   let row: Row;
   if (name === 'KMS-shaped') {
-    // --after-closed-loop: first the full run's closed-loop phase (every scenario at each
-    // --concurrency), to see whether what it leaves behind changes the open-loop figures.
-    if (args.has('after-closed-loop')) for (const request of Object.values(bodies)) for (const c of CONCURRENCIES) await load(proxy.url, [request], c, DURATION);
-    const mixed = kmsMix(await scenarioBodies(env, proxy.url));
+    const mixed = await kmsMixForOneRun(env, proxy.url, bodies);
     row = await measured(proxy, `Profile: KMS-shaped ${KMS_RATE} req/s`, 'open loop', () => pacedRun(proxy.url, mixed, KMS_RATE, KMS_SECONDS));
   } else if (request) {
     row = await measured(proxy, `Profile: ${name}`, 32, () => load(proxy.url, [request], 32, DURATION));
@@ -545,10 +560,7 @@ async function quick(env: Env, configPath: string): Promise<void> {
   const name = args.get('scenario') as string;
   const bodies = await scenarioBodies(env, proxy.url);
   if (name === 'KMS-shaped') {
-    // --after-closed-loop: first the full run's closed-loop phase (every scenario at each
-    // --concurrency), to see whether what it leaves behind changes the open-loop figures.
-    if (args.has('after-closed-loop')) for (const request of Object.values(bodies)) for (const c of CONCURRENCIES) await load(proxy.url, [request], c, DURATION);
-    const mixed = kmsMix(await scenarioBodies(env, proxy.url));
+    const mixed = await kmsMixForOneRun(env, proxy.url, bodies);
     if (proxy.adminUrl) await scrapeMetric(proxy.adminUrl, 'xks_nodejs_eventloop_lag_p99_seconds');
     const errorsBefore = proxy.adminUrl ? await errorsByName(proxy.adminUrl) : {};
     await withChurn(proxy.adminUrl, () => measured(proxy, `KMS-shaped ${KMS_RATE} req/s`, 'open loop', () => pacedRun(proxy.url, mixed, KMS_RATE, KMS_SECONDS)));
@@ -627,10 +639,7 @@ async function main(): Promise<void> {
 
   // 3. KMS-shaped: fixed offered rate of mixed encrypt/decrypt
   // Signed afresh for each open-loop run: the closed-loop runs above use up most of the 5-minute window.
-  const mixedRequests = async (): Promise<SignedRequest[]> => {
-    return kmsMix(await scenarioBodies(env, proxy.url));
-  };
-  const mixed = await mixedRequests();
+  const mixed = await signedKmsMix(env, proxy.url);
   const rssStart = sampleProcessTree(proxy.child.pid as number).rssMb;
   if (proxy.adminUrl) await scrapeMetric(proxy.adminUrl, 'xks_nodejs_eventloop_lag_p99_seconds'); // resets the lag histogram
   const errorsBefore = proxy.adminUrl ? await errorsByName(proxy.adminUrl) : {};
@@ -645,16 +654,17 @@ async function main(): Promise<void> {
   const half = Math.floor(rssSeries.length / 2);
   const rssFirstHalfMax = Math.max(...rssSeries.slice(0, half + 1));
   const rssSecondHalfGrowthPct = round(((Math.max(...rssSeries.slice(half)) - rssFirstHalfMax) / rssFirstHalfMax) * 100);
+  const rssGrowthPct = round(((rssEnd - rssStart) / rssStart) * 100);
   const lagP99 = await eventLoopLagP99Ms(proxy.adminUrl);
   const kmsErrors = proxy.adminUrl ? errorDelta(errorsBefore, await errorsByName(proxy.adminUrl)) : 'n/a';
-  kmsRow.note = `RSS ${Math.round(rssStart)} -> ${Math.round(rssEnd)} MB (${round(((rssEnd - rssStart) / rssStart) * 100)} %), every 5 s: ${rssSeries.map((r) => Math.round(r)).join(', ')} MB (second half over the first half's highest: ${String(rssSecondHalfGrowthPct)} %); event-loop lag p99 ${lagP99 === undefined ? 'n/a' : lagP99} ms; errors answered (xks_requests_total, the 5 s warm-up included): ${kmsErrors}; ${kmsRow.note ?? ""}`;
+  kmsRow.note = `RSS ${Math.round(rssStart)} -> ${Math.round(rssEnd)} MB (${String(rssGrowthPct)} %), every 5 s: ${rssSeries.map((r) => Math.round(r)).join(', ')} MB (second half over the first half's highest: ${String(rssSecondHalfGrowthPct)} %); event-loop lag p99 ${lagP99 === undefined ? 'n/a' : lagP99} ms; errors answered (xks_requests_total, the 5 s warm-up included): ${kmsErrors}; ${kmsRow.note ?? ''}`;
   rows.push(kmsRow);
   Object.assign(summary, { kms: { rate: KMS_RATE, seconds: KMS_SECONDS, rssStartMb: rssStart, rssEndMb: rssEnd, rssSeriesMb: rssSeries.map((r) => Math.round(r)), rssSecondHalfGrowthPct, eventLoopLagP99Ms: lagP99 ?? null } });
 
   // 3b. Sizing: the highest of the trial rates one worker serves within the targets (p99 <= 20 ms, no errors, lag p99 < 10 ms).
   let sustained: Row | undefined;
   for (const rate of SUSTAIN_RATES) {
-    const requests = await mixedRequests();
+    const requests = await signedKmsMix(env, proxy.url);
     await eventLoopLagP99Ms(proxy.adminUrl); // resets the histogram
     const row = await withChurn(proxy.adminUrl, () => measured(proxy, `KMS-shaped sizing: ${rate} req/s offered, evenly paced, ${SUSTAIN_SECONDS} s`, `open loop, <= ${PACED_CONNECTIONS} conns`, () => pacedRun(proxy.url, requests, rate, SUSTAIN_SECONDS)));
     const lag = await eventLoopLagP99Ms(proxy.adminUrl);
@@ -708,7 +718,7 @@ async function main(): Promise<void> {
       encrypt4300c32ReqPerSec: target?.reqPerSec ?? null,
       kmsP99Ms: kmsRow.p99,
       kmsErrors: kmsRow.errors,
-      rssGrowthPct: round(((rssEnd - rssStart) / rssStart) * 100),
+      rssGrowthPct,
       rssSecondHalfGrowthPct,
       eventLoopLagP99Ms: lagP99 ?? null,
     },
