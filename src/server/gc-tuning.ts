@@ -21,8 +21,8 @@ export function tuneGarbageCollector(
   env: NodeJS.ProcessEnv = process.env,
   setFlags: (flags: string) => void = setFlagsFromString,
 ): boolean {
-  const set = (arg: string): boolean => /--heap[-_]growing[-_]percent\b/.test(arg);
-  if (execArgv.some(set) || set(env.NODE_OPTIONS ?? '')) return false;
+  const setsFactor = (arg: string): boolean => /--heap[-_]growing[-_]percent\b/.test(arg);
+  if (execArgv.some(setsFactor) || setsFactor(env.NODE_OPTIONS ?? '')) return false;
   setFlags(`--heap-growing-percent=${String(HEAP_GROWING_PERCENT)}`);
   return true;
 }
