@@ -11,9 +11,11 @@
  * an overloaded proxy only builds a queue in the generator. The first `warmupSeconds` run at the same
  * pace but are not recorded: opening the keep-alive connections (TLS handshakes) and JIT warm-up
  * otherwise put a few hundred slow requests into the first 300 ms, even against plain node:https.
+ * Requests go out through a lean client (lean-https-client.ts), so the generator's own allocation and
+ * GC stay small: its stalls would read as the server's latency.
  */
-import { Agent, request as httpsRequest } from 'node:https';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { LeanPool, serialize } from './lean-https-client';
 
 export interface PacedRequest {
   method: 'POST';
@@ -34,7 +36,7 @@ export interface LoadFigures {
 
 /** reqPerSec: 2xx answers within the budget per second (goodput); errors: non-2xx answers, socket errors and requests over the budget (sent or not). */
 export interface PacedResult extends LoadFigures {
-  /** The generator's own event-loop delay over the run (ms, 1 ms resolution). */
+  /** The generator's own event-loop delay over the recorded part (ms, 1 ms resolution). */
   generatorLagP99Ms: number;
   generatorLagMaxMs: number;
   /** Where the requests over 20 ms fell in time (see slowWindows). */
@@ -54,7 +56,8 @@ export async function pacedLoad(options: { url: string; requests: PacedRequest[]
   const budgetMs = options.budgetMs ?? 250;
   const { rate, seconds, connections, requests } = options;
   const target = new URL(options.url);
-  const agent = new Agent({ keepAlive: true, maxSockets: connections, rejectUnauthorized: false });
+  const pool = new LeanPool(target.hostname, Number(target.port));
+  const wire = requests.map((r) => serialize(r, target.host));
   const warmup = Math.round(rate * (options.warmupSeconds ?? 5));
   const total = warmup + Math.round(rate * seconds);
   const intervalMs = 1000 / rate;
@@ -69,13 +72,16 @@ export async function pacedLoad(options: { url: string; requests: PacedRequest[]
   const ownLag = monitorEventLoopDelay({ resolution: 1 });
   ownLag.enable();
   const slow: Array<[number, number]> = [];
+  // Its stalls as [start, length] (ms, on the slow requests' clock): gaps in its 1 ms pacing tick.
+  const stalls: Array<[number, number]> = [];
   const start = performance.now();
+  let lastTick = start;
   const measuredFrom = start + warmup * intervalMs;
   let lastAnswer = start;
 
   await new Promise<void>((resolve) => {
     // Scheduled requests waiting for one of the `connections` slots, oldest first.
-    const pending: Array<{ spec: PacedRequest; scheduled: number }> = [];
+    const pending: Array<{ bytes: Buffer; scheduled: number }> = [];
     let inFlight = 0;
     const settle = (scheduled: number, answered: string): void => {
       const now = performance.now();
@@ -91,7 +97,7 @@ export async function pacedLoad(options: { url: string; requests: PacedRequest[]
     };
     const pump = (): void => {
       while (inFlight < connections && pending.length > 0) {
-        const next = pending.shift() as { spec: PacedRequest; scheduled: number };
+        const next = pending.shift() as { bytes: Buffer; scheduled: number };
         // Waited for a connection past the budget: KMS would have given up before sending.
         if (performance.now() - next.scheduled > budgetMs) {
           settle(next.scheduled, 'timeout');
@@ -100,35 +106,30 @@ export async function pacedLoad(options: { url: string; requests: PacedRequest[]
         inFlight++;
         sentAll++;
         if (next.scheduled >= measuredFrom) sentRecorded++;
-        fire(next.spec, next.scheduled);
+        fire(next.bytes, next.scheduled);
       }
     };
-    const fire = (spec: PacedRequest, scheduled: number): void => {
-      let settled = false;
-      const once = (status: string): void => {
-        if (settled) return;
-        settled = true;
+    const fire = (bytes: Buffer, scheduled: number): void => {
+      pool.request(bytes, (status) => {
         inFlight--;
         settle(scheduled, status);
         pump();
-      };
-      const req = httpsRequest({ agent, host: target.hostname, port: target.port, path: spec.path, method: spec.method, headers: spec.headers }, (res) => {
-        res.resume();
-        res.on('end', () => once(String(res.statusCode)));
-        res.on('error', () => once('error'));
       });
-      req.on('error', () => once('error'));
-      req.end(spec.body);
     };
     const tick = (): void => {
+      const now = performance.now();
+      if (now - lastTick > STALL_MS) stalls.push([lastTick - measuredFrom, now - lastTick]);
+      // Its lag is reported for the recorded part only: the warm-up opens every connection.
+      if (lastTick < measuredFrom && now >= measuredFrom) ownLag.reset();
+      lastTick = now;
       const due = Math.min(total, Math.floor((performance.now() - start) / intervalMs) + 1);
-      for (; sent < due; sent++) pending.push({ spec: requests[sent % requests.length] as PacedRequest, scheduled: start + sent * intervalMs });
+      for (; sent < due; sent++) pending.push({ bytes: wire[sent % wire.length] as Buffer, scheduled: start + sent * intervalMs });
       pump();
       if (sent < total) setTimeout(tick, 1);
     };
     tick();
   });
-  agent.destroy();
+  pool.destroy();
   ownLag.disable();
   latencies.sort((a, b) => a - b);
   const pct = (p: number): number => round(latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? 0);
@@ -146,7 +147,7 @@ export async function pacedLoad(options: { url: string; requests: PacedRequest[]
     statuses,
     generatorLagP99Ms: round(ownLag.percentile(99) / 1e6),
     generatorLagMaxMs: round(ownLag.max / 1e6),
-    slowWindows: slowWindows(slow),
+    slowWindows: slowWindows(slow, stalls),
     measuredFrom: new Date(performance.timeOrigin + measuredFrom).toISOString(),
   };
 }
@@ -154,16 +155,43 @@ export async function pacedLoad(options: { url: string; requests: PacedRequest[]
 /** Requests slower than this are grouped by when they were scheduled, to tell one stall from many. */
 const SLOW_MS = 20;
 
-/** "t=12.3 s: 40 requests, worst 85 ms" per 100 ms window with slow requests, the 5 worst windows. */
-function slowWindows(slow: Array<[number, number]>): string {
+/** A gap in the generator's 1 ms tick longer than this is a stall of its own. */
+const STALL_MS = 10;
+
+/**
+ * The generator's longest stall that could have made a request of this window slow: one overlapping
+ * the window or the `worst` ms after it (a stall delays sends scheduled in it and reads of answers
+ * that arrive in it). 0 if none.
+ */
+function generatorStallIn(windowStart: number, worst: number, stalls: Array<[number, number]>): number {
+  let longest = 0;
+  for (const [at, length] of stalls) if (at < windowStart + 100 + worst && at + length > windowStart) longest = Math.max(longest, length);
+  return longest;
+}
+
+/**
+ * "t=12.3 s 40 (worst 85 ms)" per 100 ms window with slow requests, the 5 worst windows, each with
+ * the generator's own stall at that time if it had one, and how many slow requests fell in windows
+ * where the generator stalled: those may not be the server's.
+ */
+export function slowWindows(slow: Array<[number, number]>, stalls: Array<[number, number]> = []): string {
   const windows = new Map<number, { n: number; worst: number }>();
   for (const [at, latency] of slow) {
     const window = Math.floor(at / 100);
     const w = windows.get(window) ?? { n: 0, worst: 0 };
     windows.set(window, { n: w.n + 1, worst: Math.max(w.worst, latency) });
   }
+  const stallOf = (w: number, worst: number): number => generatorStallIn(w * 100, worst, stalls);
+  let withStall = 0;
+  for (const [w, v] of windows) if (stallOf(w, v.worst) > 0) withStall += v.n;
   const worst = [...windows].sort((a, b) => b[1].n - a[1].n).slice(0, 5);
-  return `${String(slow.length)} requests over ${String(SLOW_MS)} ms in ${String(windows.size)} windows of 100 ms${worst.length ? `; most: ${worst.map(([w, v]) => `t=${(w / 10).toFixed(1)} s ${String(v.n)} (worst ${Math.round(v.worst)} ms)`).join(', ')}` : ''}`;
+  const describe = ([w, v]: [number, { n: number; worst: number }]): string => {
+    const stall = stallOf(w, v.worst);
+    return `t=${(w / 10).toFixed(1)} s ${String(v.n)} (worst ${Math.round(v.worst)} ms${stall > 0 ? `; generator stalled ${Math.round(stall)} ms` : ''})`;
+  };
+  const summary = `${String(slow.length)} requests over ${String(SLOW_MS)} ms in ${String(windows.size)} windows of 100 ms`;
+  const attributed = slow.length > 0 ? `, ${String(withStall)} of them while the generator itself stalled > ${String(STALL_MS)} ms` : '';
+  return `${summary}${attributed}${worst.length ? `; most: ${worst.map(describe).join(', ')}` : ''}`;
 }
 
 function round(n: number): number {
