@@ -172,7 +172,8 @@ function generatorStallIn(windowStart: number, worst: number, stalls: Array<[num
 /**
  * "t=12.3 s 40 (worst 85 ms)" per 100 ms window with slow requests, the 5 worst windows, each with
  * the generator's own stall at that time if it had one, and how many slow requests fell in windows
- * where the generator stalled: those may not be the server's.
+ * where the generator stalled: those may not be the server's. An upper bound: a server that stalls
+ * and then answers a burst at once also holds the generator up while it reads them.
  */
 export function slowWindows(slow: Array<[number, number]>, stalls: Array<[number, number]> = []): string {
   const windows = new Map<number, { n: number; worst: number }>();

@@ -92,7 +92,10 @@ function writeConfig(env: Env, options: { cedar?: boolean } = {}): string {
       hsm: { modulePath: SOFTHSM_MODULE_PATH, tokenLabel: env.tokenLabel, pinFile: join(env.dir, 'pin'), sessionPoolSize: POOL, healthCheckKeyLabel: 'bench-health', ...(args.has('pkcs11-threads') ? { pkcs11Threads: Number(args.get('pkcs11-threads')) } : {}) },
       keyStores: [{ name: 'bench', credentials: [{ accessKeyId: env.credential.accessKeyId, secretAccessKey: env.credential.secretAccessKey }], keys: { allTokenKeys: true }, ...(options.cedar ? { authorization: { policyFile: join(env.dir, 'policy.cedar') } } : {}) }],
       logging: { level: 'info' }, // production default: one log line per request is part of the cost
-      ...(args.has('max-in-flight') ? { limits: { maxInFlightRequests: Number(args.get('max-in-flight')) } } : {}),
+      limits: {
+        ...(args.has('max-in-flight') ? { maxInFlightRequests: Number(args.get('max-in-flight')) } : {}),
+        ...(args.has('admission-wait') ? { admissionWaitMs: Number(args.get('admission-wait')) } : {}),
+      },
     }),
   );
   return path;
@@ -261,7 +264,9 @@ async function pacedRun(url: string, requests: SignedRequest[], rate: number, se
   // charged a 20 s sizing row 25 % too much per request).
   // With --server-log: when the recorded part began, to line slow windows up with the server's traces.
   if (SERVER_LOG) process.stderr.write(`  measured from ${result.measuredFrom}\n`);
-  const note = `generator's own event-loop lag p99 ${String(result.generatorLagP99Ms)} ms, max ${String(result.generatorLagMaxMs)} ms; ${result.slowWindows}`;
+  const failed = Object.entries(result.statuses).filter(([status]) => !status.startsWith('2'));
+  const errors = failed.length ? `; errors by answer: ${failed.map(([status, n]) => `${status} ${String(n)}`).join(', ')}` : '';
+  const note = `generator's own event-loop lag p99 ${String(result.generatorLagP99Ms)} ms, max ${String(result.generatorLagMaxMs)} ms; ${result.slowWindows}${errors}`;
   process.stderr.write(`  ${note}\n`);
   return { ...result, total: result.sentIncludingWarmup, note };
 }
@@ -836,7 +841,7 @@ function renderMarkdown(summary: Record<string, unknown>, rows: Row[]): string {
     `Run ${String(summary.date)} on ${String(summary.machine)}. Pinning: ${String(summary.pinning)}.`,
     `Each closed-loop scenario runs ${String(summary.durationSeconds)} s with autocannon over HTTPS keep-alive connections; ${String(summary.signing)}.`,
     `Event-loop lag p99: the proxy's xks_nodejs_eventloop_lag_p99_seconds (perf_hooks.monitorEventLoopDelay via prom-client) over the run, minus its ${EVENT_LOOP_SAMPLING_MS} ms sampling interval, which Node's histogram includes (an idle process reads 10.1 ms).`,
-    `The KMS-shaped runs use an open-loop generator (bench/paced-load.ts; autocannon's -R sends each second's quota in one burst) that sends at an even pace over at most ${PACED_CONNECTIONS} keep-alive connections, after an unrecorded 5 s warm-up. Latency runs from each request's scheduled send time; as with KMS, a request not answered within 250 ms counts as an error, and req/s counts only 2xx answers within 250 ms. Each sizing row's note has a control: plain node:https answering the same requests at the same paced rate on the same core (its CPU per request and p99).`,
+    `The KMS-shaped runs use an open-loop generator (bench/paced-load.ts; autocannon's -R sends each second's quota in one burst) that sends at an even pace over at most ${PACED_CONNECTIONS} keep-alive connections of its own lean HTTPS client (bench/lean-https-client.ts: little allocation, so few stalls of its own), after an unrecorded 5 s warm-up. A row's note names the generator's own stalls (over 10 ms) where slow requests fell. Latency runs from each request's scheduled send time; as with KMS, a request not answered within 250 ms counts as an error, and req/s counts only 2xx answers within 250 ms. Each sizing row's note has a control: plain node:https answering the same requests at the same paced rate on the same core (its CPU per request and p99).`,
     `Session pool: ${String(summary.sessionPool)}. Latencies in ms. Ratio = proxy req/s / plain node:https req/s at the same concurrency.`,
     '',
     '## Targets',

@@ -193,6 +193,7 @@ export function buildRuntimeConfig(document: unknown, baseDir: string, env: Node
       clockSkewSeconds: limits.clockSkewSeconds ?? 300,
       requestDeadlineMs: limits.requestDeadlineMs ?? 200,
       maxInFlightRequests: limits.maxInFlightRequests ?? 32,
+      admissionWaitMs: limits.admissionWaitMs ?? 50,
     },
     health: {
       intervalSeconds: health.intervalSeconds ?? 10,

@@ -53,7 +53,7 @@ export interface RuntimeConfig {
     reinitAfterFailures: number;
   };
   keyStores: RuntimeKeyStore[];
-  limits: { maxPlaintextBytes: number; maxAadBytes: number; clockSkewSeconds: number; requestDeadlineMs: number; maxInFlightRequests: number };
+  limits: { maxPlaintextBytes: number; maxAadBytes: number; clockSkewSeconds: number; requestDeadlineMs: number; maxInFlightRequests: number; admissionWaitMs: number };
   health: {
     intervalSeconds: number;
     degradedLatencyMs: number;

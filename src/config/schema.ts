@@ -347,6 +347,14 @@ export const ConfigSchema = Type.Object(
               description: 'XKS and KMS API requests (except GetHealthStatus) one process works on at once, counted together: both use the same event loop and HSM sessions. Beyond it a request is answered ThrottlingException (XKS: 429, which KMS retries; KMS API: 400, which the AWS SDKs retry) before its signature is checked or the HSM is asked, so an overloaded proxy spends its CPU on requests it can still answer in time instead of on ones that will time out. Size it to rate x latency per process with headroom (1,000 req/s at 10 ms is 10); too high and an overloaded process admits more than it answers in time.',
             }),
           ),
+          admissionWaitMs: Type.Optional(
+            Type.Integer({
+              minimum: 0,
+              maximum: 1000,
+              default: 50,
+              description: 'How long a request that finds maxInFlightRequests reached may wait for a slot before it is answered ThrottlingException; first come, first served, at most 4 waiting per slot (the rest are refused at once). A short pause of the process (a full garbage collection) makes requests arrive in a burst whose slots free again within milliseconds: without the wait that burst was refused. The wait counts against requestDeadlineMs. 0: refuse at once.',
+            }),
+          ),
         },
         { additionalProperties: false, default: {}, description: 'Request limits.' },
       ),

@@ -65,6 +65,7 @@ export function createKmsHandler(deps: KmsHandlerDeps, onCrash: (res: ServerResp
       ctx.res.setHeader('x-amzn-ErrorType', error.wireName);
     },
     inFlightLimit: (ctx) => ctx.state.maxInFlightRequests,
+    admissionWaitMs: (ctx) => ctx.state.admissionWaitMs,
     maxBodyBytes: () => MAX_BODY_BYTES,
     methodMessage: () => 'The KMS API accepts only POST',
     checkRoute() {},

@@ -18,6 +18,7 @@ export interface KmsApiState {
   /** kmsApi.requestDeadlineMs, else limits.requestDeadlineMs. */
   requestDeadlineMs: number;
   maxInFlightRequests: number;
+  admissionWaitMs: number;
 }
 
 export function buildKmsApiState(config: RuntimeConfig, previous?: KmsApiState): KmsApiState | undefined {
@@ -34,5 +35,6 @@ export function buildKmsApiState(config: RuntimeConfig, previous?: KmsApiState):
     quotas,
     requestDeadlineMs: api.requestDeadlineMs ?? config.limits.requestDeadlineMs,
     maxInFlightRequests: config.limits.maxInFlightRequests,
+    admissionWaitMs: config.limits.admissionWaitMs,
   };
 }

@@ -22,6 +22,8 @@ export interface ProtocolAdapter<Route, State> extends WireFormat {
   readonly inFlight: InFlightRequests;
   /** limits.maxInFlightRequests for this request; undefined for one that is neither counted nor shed. */
   inFlightLimit(ctx: RequestContext<Route, State>): number | undefined;
+  /** limits.admissionWaitMs: how long a request at the limit may wait for a slot. */
+  admissionWaitMs(ctx: RequestContext<Route, State>): number;
   maxBodyBytes(ctx: RequestContext<Route, State>): number;
   /** Message for a method other than POST. */
   methodMessage(ctx: RequestContext<Route, State>): string;
@@ -46,7 +48,8 @@ export interface ProtocolAdapter<Route, State> extends WireFormat {
 export async function runPipeline<Route, State>(adapter: ProtocolAdapter<Route, State>, ctx: RequestContext<Route, State>): Promise<void> {
   try {
     const limit = adapter.inFlightLimit(ctx);
-    if (!admit(ctx, adapter.inFlight, limit)) await shed(ctx, limit, adapter.maxBodyBytes(ctx));
+    const admitted = admit(ctx, adapter.inFlight, limit, adapter.admissionWaitMs(ctx));
+    if (admitted !== true && !(await admitted)) await shed(ctx, limit, adapter.maxBodyBytes(ctx));
     if (ctx.req.method !== 'POST') throw new ProxyError('MethodNotAllowed', adapter.methodMessage(ctx));
     adapter.checkRoute(ctx);
     ctx.body = await readRawBody(ctx.req, adapter.maxBodyBytes(ctx));

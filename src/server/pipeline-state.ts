@@ -26,6 +26,7 @@ export function buildPipelineState(config: RuntimeConfig, metrics: SecurityMetri
     guards: new RequestGuards(config.keyStores, metrics, logger, previous?.guards),
     requestDeadlineMs: config.limits.requestDeadlineMs,
     maxInFlightRequests: config.limits.maxInFlightRequests,
+    admissionWaitMs: config.limits.admissionWaitMs,
     kmsApi: buildKmsApiState(config, previous?.kmsApi),
   };
 }

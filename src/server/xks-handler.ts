@@ -33,6 +33,8 @@ export interface XksPipelineState {
   requestDeadlineMs?: number;
   /** limits.maxInFlightRequests: beyond it, requests other than GetHealthStatus are shed early. */
   maxInFlightRequests?: number;
+  /** limits.admissionWaitMs: how long a request at that limit may wait for a slot; default 0. */
+  admissionWaitMs?: number;
   /** The KMS API's part of the same generation (verifier, quotas, Cedar policies); undefined while it is off. */
   kmsApi?: KmsApiState | undefined;
 }
@@ -76,6 +78,7 @@ export function createXksHandler(deps: XksHandlerDeps, onCrash: (res: ServerResp
     },
     // KMS must keep seeing the HSMs' health: a probe is never shed.
     inFlightLimit: (ctx) => (ctx.route.entry.probe ? undefined : ctx.state.maxInFlightRequests ?? Number.POSITIVE_INFINITY),
+    admissionWaitMs: (ctx) => ctx.state.admissionWaitMs ?? 0,
     maxBodyBytes: (ctx) => ctx.state.maxBodyBytes,
     methodMessage: (ctx) => `${ctx.operation} accepts only POST`,
     checkRoute(ctx) {

@@ -167,3 +167,43 @@ describe('overload: the KMS API shares limits.maxInFlightRequests with the XKS A
     }
   });
 });
+
+describe('overload: limits.admissionWaitMs lets a request at the limit wait for a slot (integration)', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({
+      configure: (doc) => {
+        doc.limits.maxInFlightRequests = 1;
+        doc.limits.admissionWaitMs = 1000;
+      },
+    });
+  });
+  after(async () => {
+    for (const req of held) req.destroy();
+    await h?.stop();
+  });
+
+  it('a request that finds the limit reached is served once the slot frees within the wait, and refused after it', async () => {
+    const adminUrl = h.proxy.adminUrl as string;
+    const finish = await halfSentEncrypt(h);
+    await untilInFlight(adminUrl, 1);
+
+    const waiting = h.client.send(`/kms/xks/v1/keys/${h.keys.main}/encrypt`, { body: encryptBody('waited for a slot') });
+    await new Promise((r) => setTimeout(r, 100));
+    expect((await finish()).status).to.equal(200);
+    const served = await waiting;
+    expect(served.status, served.text).to.equal(200);
+    await untilInFlight(adminUrl, 0);
+
+    // Held past the wait: refused, after about the wait.
+    const finishAgain = await halfSentEncrypt(h);
+    await untilInFlight(adminUrl, 1);
+    const started = Date.now();
+    const refused = await h.client.send(`/kms/xks/v1/keys/${h.keys.main}/encrypt`, { body: encryptBody('waited too long') });
+    expect(refused.status).to.equal(429);
+    expect(refused.json).to.deep.include({ errorName: 'ThrottlingException' });
+    expect(Date.now() - started).to.be.at.least(900);
+    expect((await finishAgain()).status).to.equal(200);
+    expect(h.logs.join('\n')).not.to.include(b64(Buffer.from('waited')));
+  });
+});

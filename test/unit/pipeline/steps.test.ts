@@ -9,7 +9,7 @@ import { ProxyError, SignatureError } from '../../../src/core/errors';
 import { Deadline } from '../../../src/hsm';
 import { createLogger } from '../../../src/observability/logger';
 import { XksMetrics } from '../../../src/observability/metrics';
-import { admit, InFlightRequests, release, shed } from '../../../src/pipeline/admission';
+import { admit, InFlightRequests, MAX_WAITING_PER_SLOT, release, shed } from '../../../src/pipeline/admission';
 import { mediaType } from '../../../src/pipeline/content-type';
 import { RequestContext } from '../../../src/pipeline/context';
 import { parseBody } from '../../../src/pipeline/parse';
@@ -43,7 +43,7 @@ describe('pipeline steps (unit)', () => {
       const counts: number[] = [];
       const inFlight = new InFlightRequests((n) => counts.push(n));
       const ctx = context();
-      expect(admit(ctx, inFlight, 1)).to.equal(true);
+      expect(admit(ctx, inFlight, 1, 0)).to.equal(true);
       expect(ctx.admitted).to.equal(true);
       release(ctx, inFlight);
       expect(counts).to.deep.equal([1, 0]);
@@ -54,18 +54,81 @@ describe('pipeline steps (unit)', () => {
       const inFlight = new InFlightRequests((n) => counts.push(n));
       const first = context();
       const second = context();
-      expect(admit(first, inFlight, 1)).to.equal(true);
-      expect(admit(second, inFlight, 1)).to.equal(false);
+      expect(admit(first, inFlight, 1, 0)).to.equal(true);
+      expect(admit(second, inFlight, 1, 0)).to.equal(false);
       expect(second.admitted).to.equal(false);
       release(second, inFlight);
       expect(counts).to.deep.equal([1]);
+    });
+
+    it('at the limit, waits for a slot: a release hands it to the oldest waiter, without freeing it', async () => {
+      const counts: number[] = [];
+      const inFlight = new InFlightRequests((n) => counts.push(n));
+      const [first, second, third] = [context(), context(), context()];
+      expect(admit(first, inFlight, 1, 1000)).to.equal(true);
+      const secondAdmitted = admit(second, inFlight, 1, 1000);
+      const thirdAdmitted = admit(third, inFlight, 1, 1000);
+      expect(secondAdmitted).to.be.instanceOf(Promise);
+      release(first, inFlight);
+      expect(await secondAdmitted).to.equal(true);
+      expect(second.admitted).to.equal(true);
+      release(second, inFlight);
+      expect(await thirdAdmitted).to.equal(true);
+      release(third, inFlight);
+      // One slot, handed on twice: the count went 1, then back to 0 only at the end.
+      expect(counts).to.deep.equal([1, 0]);
+    });
+
+    it('refuses a waiter whose wait runs out, and the slot then frees normally', async () => {
+      const counts: number[] = [];
+      const inFlight = new InFlightRequests((n) => counts.push(n));
+      const [first, second] = [context(), context()];
+      expect(admit(first, inFlight, 1, 1000)).to.equal(true);
+      const started = Date.now();
+      expect(await admit(second, inFlight, 1, 30)).to.equal(false);
+      expect(Date.now() - started).to.be.at.least(25);
+      expect(second.admitted).to.equal(false);
+      release(first, inFlight);
+      release(second, inFlight);
+      expect(counts).to.deep.equal([1, 0]);
+    });
+
+    it(`refuses at once beyond ${String(MAX_WAITING_PER_SLOT)} waiting per slot`, async () => {
+      const inFlight = new InFlightRequests(() => undefined);
+      const holder = context();
+      expect(admit(holder, inFlight, 2, 50)).to.equal(true);
+      expect(admit(context(), inFlight, 2, 50)).to.equal(true);
+      const waiters = Array.from({ length: 2 * MAX_WAITING_PER_SLOT }, () => admit(context(), inFlight, 2, 50));
+      expect(waiters.every((w) => w instanceof Promise)).to.equal(true);
+      expect(admit(context(), inFlight, 2, 50)).to.equal(false);
+      release(holder, inFlight);
+      // The oldest waiter got the freed slot; the others ran out of time.
+      expect(await Promise.all(waiters)).to.deep.equal([true, ...Array<boolean>(2 * MAX_WAITING_PER_SLOT - 1).fill(false)]);
+    });
+
+    it('after a reload lowered the limit, hands a slot on only once the count is under it', async () => {
+      const counts: number[] = [];
+      const inFlight = new InFlightRequests((n) => counts.push(n));
+      const [a, b, c] = [context(), context(), context()];
+      expect(admit(a, inFlight, 2, 1000)).to.equal(true);
+      expect(admit(b, inFlight, 2, 1000)).to.equal(true);
+      let cAdmitted: boolean | undefined;
+      void (admit(c, inFlight, 1, 1000) as Promise<boolean>).then((x) => (cAdmitted = x));
+      release(a, inFlight); // 2 in flight against the new limit of 1: freed, not handed on
+      await Promise.resolve();
+      expect(cAdmitted).to.equal(undefined);
+      release(b, inFlight); // 1 in flight: handed on
+      await new Promise((r) => setImmediate(r));
+      expect(cAdmitted).to.equal(true);
+      release(c, inFlight);
+      expect(counts).to.deep.equal([1, 2, 1, 0]);
     });
 
     it('neither counts nor sheds a request without a limit (a probe)', () => {
       const counts: number[] = [];
       const inFlight = new InFlightRequests((n) => counts.push(n));
       const ctx = context();
-      expect(admit(ctx, inFlight, undefined)).to.equal(true);
+      expect(admit(ctx, inFlight, undefined, 50)).to.equal(true);
       expect(ctx.admitted).to.equal(false);
       release(ctx, inFlight);
       expect(counts).to.deep.equal([]);
