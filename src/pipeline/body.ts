@@ -17,11 +17,13 @@ export class ClientAbortError extends ProxyError {
 
 /**
  * Collects the raw body (SigV4 hashes exactly these bytes), refusing more than `limit` bytes.
- * Rejects on a client abort so the handler never waits forever.
+ * Rejects on a client abort so the handler never waits forever, also one that came before this call
+ * (a request that waited for admission): its 'close' has been emitted already.
  */
 export function readRawBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) return Promise.reject(new BodyTooLargeError(limit));
+  if (req.destroyed) return Promise.reject(new ClientAbortError());
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;

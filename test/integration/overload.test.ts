@@ -206,4 +206,20 @@ describe('overload: limits.admissionWaitMs lets a request at the limit wait for 
     expect((await finishAgain()).status).to.equal(200);
     expect(h.logs.join('\n')).not.to.include(b64(Buffer.from('waited')));
   });
+
+  it('a request whose client leaves while it waits does not keep the slot it is then handed', async () => {
+    const adminUrl = h.proxy.adminUrl as string;
+    const finish = await halfSentEncrypt(h);
+    await untilInFlight(adminUrl, 1);
+    // Headers and half the body sent, then the connection is cut while the request waits for the slot.
+    const leaver = await halfSentEncrypt(h);
+    await new Promise((r) => setTimeout(r, 100));
+    held[held.length - 1]?.destroy();
+    void leaver().catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 100));
+    expect((await finish()).status).to.equal(200);
+    await untilInFlight(adminUrl, 0);
+    const after = await h.client.send(`/kms/xks/v1/keys/${h.keys.main}/encrypt`, { body: encryptBody('after the leaver') });
+    expect(after.status, after.text).to.equal(200);
+  });
 });

@@ -10,6 +10,7 @@ import { Deadline } from '../../../src/hsm';
 import { createLogger } from '../../../src/observability/logger';
 import { XksMetrics } from '../../../src/observability/metrics';
 import { admit, InFlightRequests, MAX_WAITING_PER_SLOT, release, shed } from '../../../src/pipeline/admission';
+import { ClientAbortError, readRawBody } from '../../../src/pipeline/body';
 import { mediaType } from '../../../src/pipeline/content-type';
 import { RequestContext } from '../../../src/pipeline/context';
 import { parseBody } from '../../../src/pipeline/parse';
@@ -122,6 +123,16 @@ describe('pipeline steps (unit)', () => {
       expect(cAdmitted).to.equal(true);
       release(c, inFlight);
       expect(counts).to.deep.equal([1, 2, 1, 0]);
+    });
+
+    it('a request whose client left while it waited is refused as an abort, not left waiting for its body', async () => {
+      const req = new PassThrough() as unknown as IncomingMessage;
+      req.headers = { 'content-length': '10' };
+      (req as unknown as PassThrough).write('{"x":');
+      (req as unknown as PassThrough).destroy();
+      await new Promise((r) => setImmediate(r)); // 'close' has been emitted before anyone listens
+      const outcome = await Promise.race([readRawBody(req, 1024).catch((err: unknown) => err), new Promise((r) => setTimeout(() => r('still waiting'), 500))]);
+      expect(outcome).to.be.instanceOf(ClientAbortError);
     });
 
     it('neither counts nor sheds a request without a limit (a probe)', () => {
