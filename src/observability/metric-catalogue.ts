@@ -35,6 +35,12 @@ export function requestFamilies(registry: Registry) {
       help: 'XKS and KMS API requests being worked on (GetHealthStatus aside); limits.maxInFlightRequests sheds beyond it.',
       registers,
     }),
+    admissionWaits: new Counter({
+      name: 'xks_admission_waits_total',
+      help: 'Requests that found limits.maxInFlightRequests reached and waited for a slot (limits.admissionWaitMs), by outcome: admitted, or refused when the wait ran out.',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
   };
 }
 

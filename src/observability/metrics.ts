@@ -39,6 +39,11 @@ export class XksMetrics implements ClusterObserver {
     this.requestPath.inFlight.set(count);
   }
 
+  /** A request that waited for an in-flight slot: admitted, or refused when its wait ran out. */
+  admissionWait(admitted: boolean): void {
+    this.requestPath.admissionWaits.inc({ outcome: admitted ? 'admitted' : 'refused' });
+  }
+
   hsmCall(hsmId: string, operation: string, seconds: number, outcome: 'ok' | HsmErrorKind): void {
     this.hsm.hsmSeconds.observe({ hsm: hsmId, operation, outcome }, seconds);
   }

@@ -12,7 +12,11 @@ export class InFlightRequests {
   /** Requests waiting for a slot, oldest first; `settled` once admitted or timed out. */
   private readonly waiting: Waiter[] = [];
 
-  constructor(private readonly report: (count: number) => void) {}
+  /** `waited`: for each request that waited, whether it got a slot (xks_admission_waits_total). */
+  constructor(
+    private readonly report: (count: number) => void,
+    private readonly waited: (admitted: boolean) => void = () => undefined,
+  ) {}
 
   /** Admits a request unless `limit` are in flight already; each admitted request is released once. */
   tryAdmit(limit: number): boolean {
@@ -35,6 +39,7 @@ export class InFlightRequests {
       const waiter: Waiter = { limit, settled: false, resolve, timer: undefined };
       waiter.timer = setTimeout(() => {
         waiter.settled = true;
+        this.waited(false);
         resolve(false);
       }, waitMs);
       this.waiting.push(waiter);
@@ -49,6 +54,7 @@ export class InFlightRequests {
       this.waiting.shift();
       next.settled = true;
       clearTimeout(next.timer);
+      this.waited(true);
       next.resolve(true);
       return;
     }

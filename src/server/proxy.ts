@@ -116,7 +116,10 @@ async function serve(config: RuntimeConfig, logger: Logger, metrics: XksMetrics,
       ...(config.hsm.ekmVendor ? { ekmVendor: config.hsm.ekmVendor } : {}),
     },
   };
-  const inFlight = new InFlightRequests((count) => metrics.requestsInFlight(count));
+  const inFlight = new InFlightRequests(
+    (count) => metrics.requestsInFlight(count),
+    (admitted) => metrics.admissionWait(admitted),
+  );
   const securityHeaders = captureApiHeaders();
   const audit = runtime.audit ? { audit: runtime.audit } : {};
   const onCrash = (res: ServerResponse): void => answerInternalError(res, securityHeaders);

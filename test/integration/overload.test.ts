@@ -194,6 +194,7 @@ describe('overload: limits.admissionWaitMs lets a request at the limit wait for 
     const served = await waiting;
     expect(served.status, served.text).to.equal(200);
     await untilInFlight(adminUrl, 0);
+    expect(sample(await metricsText(adminUrl), 'xks_admission_waits_total{outcome="admitted"}')).to.equal(1);
 
     // Held past the wait: refused, after about the wait.
     const finishAgain = await halfSentEncrypt(h);
@@ -203,6 +204,7 @@ describe('overload: limits.admissionWaitMs lets a request at the limit wait for 
     expect(refused.status).to.equal(429);
     expect(refused.json).to.deep.include({ errorName: 'ThrottlingException' });
     expect(Date.now() - started).to.be.at.least(900);
+    expect(sample(await metricsText(adminUrl), 'xks_admission_waits_total{outcome="refused"}')).to.equal(1);
     expect((await finishAgain()).status).to.equal(200);
     expect(h.logs.join('\n')).not.to.include(b64(Buffer.from('waited')));
   });

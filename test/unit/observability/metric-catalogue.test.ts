@@ -38,7 +38,7 @@ describe('metric catalogue', () => {
     connectionFamilies(registry);
     clusterFamilies(registry, noop);
     const names = (await registry.getMetricsAsJSON()).map((m) => m.name);
-    expect(names).to.have.length(32);
+    expect(names).to.have.length(33);
     for (const name of names) expect(name).to.match(/^xks_[a-z_]+$/);
   });
 });
