@@ -27,6 +27,16 @@ const ROOT = join(__dirname, '../..');
 const MAIN = join(ROOT, 'dist/src/cli/main.js');
 // Split at the first "=" only: --node-flags="--max-semi-space-size=8" keeps its value.
 const args = new Map(process.argv.slice(2).map((a) => /^--([^=]+)(?:=(.*))?$/s.exec(a)?.slice(1, 3) as [string, string]));
+/** Every option this script reads; anything else is refused, so a typo (or --help) does not start a 20-minute run. */
+const OPTIONS = [
+  'admission-wait', 'after-closed-loop', 'cedar', 'concurrency', 'duration', 'kms-seconds', 'limit', 'max-in-flight', 'node-flags',
+  'paced-connections', 'pkcs11-threads', 'pool', 'profile', 'rate', 'scenario', 'server-log', 'sustain-rates', 'sustain-seconds', 'workers',
+];
+const unknown = process.argv.slice(2).filter((a) => !OPTIONS.includes(/^--([^=]+)/.exec(a)?.[1] ?? ''));
+if (unknown.length > 0) {
+  process.stderr.write(`bench: unknown argument(s) ${unknown.join(' ')}\nOptions: ${OPTIONS.map((o) => `--${o}`).join(' ')} (README "Performance" says what each does)\n`);
+  process.exit(2);
+}
 const DURATION = Number(args.get('duration') ?? 8);
 const KMS_SECONDS = Number(args.get('kms-seconds') ?? 60);
 const KMS_RATE = Number(args.get('rate') ?? 1800);
