@@ -29,7 +29,7 @@ export class InFlightRequests {
    * Admits at once if a slot is free, else waits up to `waitMs` for one, first come first served.
    * A pause of the process (a full GC) makes requests arrive in a burst; without the wait the burst
    * beyond the limit was refused although the slots free again within milliseconds (at 1,800 req/s a
-   * 40 ms pause brought ~90 ThrottlingExceptions, bench/results). Under sustained overload the wait
+   * 40 ms pause brought ~90 ThrottlingExceptions; README "Overload"). Under sustained overload the wait
    * only delays the refusal: at most MAX_WAITING_PER_SLOT x limit wait, the rest are refused at once.
    */
   admit(limit: number, waitMs: number): boolean | Promise<boolean> {
