@@ -87,8 +87,9 @@ class Connection {
 }
 
 /**
- * Up to `max` connections to one server; idle ones are reused last-in first-out (as node's Agent
- * does), and a reconnect resumes the last TLS session.
+ * Connections to one server, opened when no idle one is left (the caller bounds how many requests it
+ * has in flight); idle ones are reused last-in first-out (as node's Agent does), and a reconnect
+ * resumes the last TLS session.
  */
 export class LeanPool {
   private readonly idle: Connection[] = [];

@@ -122,7 +122,7 @@ export async function pacedLoad(options: { url: string; requests: PacedRequest[]
       // Its lag is reported for the recorded part only: the warm-up opens every connection.
       if (lastTick < measuredFrom && now >= measuredFrom) ownLag.reset();
       lastTick = now;
-      const due = Math.min(total, Math.floor((performance.now() - start) / intervalMs) + 1);
+      const due = Math.min(total, Math.floor((now - start) / intervalMs) + 1);
       for (; sent < due; sent++) pending.push({ bytes: wire[sent % wire.length] as Buffer, scheduled: start + sent * intervalMs });
       pump();
       if (sent < total) setTimeout(tick, 1);

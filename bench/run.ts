@@ -444,7 +444,7 @@ async function plainHttpsAt(env: Env, requests: SignedRequest[], rate: number, c
   const warmup = 1;
   let before: ReturnType<typeof sampleProcessTree> | undefined;
   const sampler = setTimeout(() => (before = sampleProcessTree(pid)), warmup * 1000);
-  const figures = await pacedLoad({ url: plain.url, requests: requests.map((r) => ({ ...r, headers: { ...r.headers } })), rate, seconds: DURATION, connections, warmupSeconds: warmup });
+  const figures = await pacedLoad({ url: plain.url, requests, rate, seconds: DURATION, connections, warmupSeconds: warmup });
   clearTimeout(sampler);
   const after = sampleProcessTree(pid);
   await stop(plain);
