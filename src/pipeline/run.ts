@@ -39,6 +39,8 @@ export interface ProtocolAdapter<Route, State> extends WireFormat {
   checkContentType(ctx: RequestContext<Route, State>, type: string): void;
   /** Validate, authorize and run the operation (the protocol's operation registry). */
   handle(ctx: RequestContext<Route, State>): unknown;
+  /** The result as the answer's JSON bytes, when the operation builds them itself; else JSON.stringify's. */
+  encodeResult?(ctx: RequestContext<Route, State>, result: unknown): Buffer | undefined;
 }
 
 /**
@@ -58,7 +60,8 @@ export async function runPipeline<Route, State>(adapter: ProtocolAdapter<Route, 
     parseBody(ctx);
     adapter.parsed?.(ctx);
     adapter.checkContentType(ctx, mediaType(ctx.req.headers['content-type']));
-    answer(ctx, adapter, await adapter.handle(ctx));
+    const result = await adapter.handle(ctx);
+    answer(ctx, adapter, adapter.encodeResult?.(ctx, result) ?? result);
   } catch (err) {
     answerError(ctx, adapter, err);
   } finally {

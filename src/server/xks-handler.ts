@@ -105,6 +105,7 @@ export function createXksHandler(deps: XksHandlerDeps, onCrash: (res: ServerResp
       if (!entry.probe) authorize(ctx, (body as { requestMetadata: AuthorizationInput['metadata'] }).requestMetadata);
       return (entry.handle as Handle)(services, { store: route.store, externalKeyId: route.externalKeyId, deadline: ctx.deadline, body });
     },
+    encodeResult: (ctx, result) => (ctx.route.entry.encodeResult as ((result: unknown) => Buffer) | undefined)?.(result),
   };
 
   return (req, res, path) => {

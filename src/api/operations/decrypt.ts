@@ -1,4 +1,4 @@
-import { decodedField } from '../base64';
+import { base64Json, decodedField } from '../base64';
 import { parseCiphertextMetadata } from '../../keys/ciphertext-metadata';
 import { ProxyError, toProxyError } from '../../core/errors';
 import { buildHsmAad } from '../hsm-aad';
@@ -56,4 +56,5 @@ export const decryptOperation = xksOperation({
   schema: decryptSchema,
   probe: false,
   handle: decrypt,
+  encodeResult: base64Json,
 });

@@ -1,5 +1,5 @@
 import type { GcmResult } from '../../hsm';
-import { decodedField } from '../base64';
+import { base64Json, decodedField } from '../base64';
 import { computeCdiv } from '../cdiv';
 import { cdivNeedsDecryptError, UNCHECKED_OUTPUT_MESSAGE } from '../encrypt-check';
 import { sealAndVerify } from '../seal';
@@ -75,4 +75,5 @@ export const encryptOperation = xksOperation({
   schema: encryptSchema,
   probe: false,
   handle: encrypt,
+  encodeResult: base64Json,
 });

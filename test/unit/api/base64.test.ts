@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { decodedLength, isStrictBase64, strictBase64Bytes } from '../../../src/api/base64';
+import { base64Json, decodedLength, isStrictBase64, strictBase64Bytes } from '../../../src/api/base64';
 
 describe('strict Base64', () => {
   it('accepts the canonical encoding of any byte string', () => {
@@ -35,4 +35,23 @@ describe('strictBase64Bytes', () => {
   for (const bad of ['QUJ\u0144', 'QUJ\u00c4', 'QQ-_', 'QR==', 'QUI=x===', 'QQ\n=']) {
     it(`refuses ${JSON.stringify(bad)}`, () => expect(strictBase64Bytes(bad)).to.equal(undefined));
   }
+});
+
+describe('base64Json', () => {
+  const b64 = (n: number): string => randomBytes(n).toString('base64');
+
+  it('is byte for byte what JSON.stringify makes of an Encrypt answer', () => {
+    const answer = { ciphertext: b64(4300), ciphertextMetadata: b64(21), initializationVector: b64(12), authenticationTag: b64(16), ciphertextDataIntegrityValue: b64(32) };
+    expect(base64Json(answer).toString('utf8')).to.equal(JSON.stringify(answer));
+  });
+
+  it('leaves out undefined members, as JSON.stringify does', () => {
+    const answer = { ciphertext: b64(1), ciphertextDataIntegrityValue: undefined, authenticationTag: b64(16) };
+    expect(base64Json(answer).toString('utf8')).to.equal(JSON.stringify(answer));
+  });
+
+  it('writes the empty string and the empty object exactly', () => {
+    expect(base64Json({ plaintext: '' }).toString('utf8')).to.equal('{"plaintext":""}');
+    expect(base64Json({}).toString('utf8')).to.equal('{}');
+  });
 });
