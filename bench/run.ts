@@ -55,6 +55,8 @@ interface Row extends LoadFigures {
   serverCpuPct?: number;
   /** Server CPU time per answered request: robust to a starved load generator. */
   cpuUsPerReq?: number;
+  /** Of that, the main thread's (the event loop); the rest ran on the server's other threads. */
+  mainThreadCpuUsPerReq?: number;
   serverRssMb?: number;
   ratio?: number;
   note?: string;
@@ -191,8 +193,12 @@ async function stop(server: Server): Promise<void> {
   await exited;
 }
 
-/** CPU seconds and RSS of a process and its children (workers), from /proc. */
-function sampleProcessTree(rootPid: number): { cpuSeconds: number; rssMb: number } {
+/**
+ * CPU seconds and RSS of a process and its children (workers), from /proc; and the CPU seconds of
+ * the root's main thread alone (the event loop: HTTP, SigV4, the pipeline), apart from its other
+ * threads (PKCS#11 worker threads, V8's GC helpers, libuv's pool), which share its one core.
+ */
+function sampleProcessTree(rootPid: number): { cpuSeconds: number; mainThreadCpuSeconds: number; rssMb: number } {
   const pids = new Set<number>([rootPid]);
   let grew = true;
   const stats = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map((d) => {
@@ -217,7 +223,17 @@ function sampleProcessTree(rootPid: number): { cpuSeconds: number; rssMb: number
     // taskset execs node in place, so the root pid is node itself.
     rssKb += Number(match?.[1] ?? 0);
   }
-  return { cpuSeconds: ticks / 100, rssMb: rssKb / 1024 };
+  return { cpuSeconds: ticks / 100, mainThreadCpuSeconds: threadTicks(rootPid, rootPid) / 100, rssMb: rssKb / 1024 };
+}
+
+function threadTicks(pid: number, tid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(fields[11]) + Number(fields[12]);
+  } catch {
+    return Number.NaN;
+  }
 }
 
 // ---- load --------------------------------------------------------------------------------
@@ -297,7 +313,7 @@ async function kmsMixForOneRun(env: Env, url: string, bodies: Record<string, Sig
   return signedKmsMix(env, url);
 }
 
-function toRow(scenario: string, concurrency: number | string, result: LoadSummary, server?: { cpu: number; rss: number; seconds: number }): Row {
+function toRow(scenario: string, concurrency: number | string, result: LoadSummary, server?: { cpu: number; mainThreadCpu: number; rss: number; seconds: number }): Row {
   return {
     scenario,
     concurrency,
@@ -310,7 +326,7 @@ function toRow(scenario: string, concurrency: number | string, result: LoadSumma
     ...(server
       ? {
           serverCpuPct: Math.round((server.cpu / server.seconds) * 100),
-          ...(result.total > 0 ? { cpuUsPerReq: Math.round((server.cpu * 1e6) / result.total) } : {}),
+          ...(result.total > 0 ? { cpuUsPerReq: Math.round((server.cpu * 1e6) / result.total), mainThreadCpuUsPerReq: Math.round((server.mainThreadCpu * 1e6) / result.total) } : {}),
           serverRssMb: Math.round(server.rss),
         }
       : {}),
@@ -323,9 +339,14 @@ async function measured(server: Server, scenario: string, concurrency: number | 
   const started = Date.now();
   const result = await run();
   const after = sampleProcessTree(pid);
-  const row = toRow(scenario, concurrency, result, { cpu: after.cpuSeconds - before.cpuSeconds, rss: after.rssMb, seconds: (Date.now() - started) / 1000 });
+  const row = toRow(scenario, concurrency, result, {
+    cpu: after.cpuSeconds - before.cpuSeconds,
+    mainThreadCpu: after.mainThreadCpuSeconds - before.mainThreadCpuSeconds,
+    rss: after.rssMb,
+    seconds: (Date.now() - started) / 1000,
+  });
   if (result.note) row.note = result.note;
-  process.stderr.write(`${scenario} c=${concurrency}: ${row.reqPerSec} req/s p50 ${row.p50} p90 ${row.p90} p99 ${row.p99} ms errors ${row.errors} CPU ${row.cpuUsPerReq ?? '?'} µs/req\n`);
+  process.stderr.write(`${scenario} c=${concurrency}: ${row.reqPerSec} req/s p50 ${row.p50} p90 ${row.p90} p99 ${row.p99} ms errors ${row.errors} CPU ${row.cpuUsPerReq ?? '?'} µs/req (main thread ${row.mainThreadCpuUsPerReq ?? '?'})\n`);
   return row;
 }
 
@@ -398,6 +419,8 @@ interface LimitRow {
   scenario: string;
   proxyReqPerSec: number;
   proxyCpuUs: number;
+  /** Of proxyCpuUs, the main thread's; the rest is the PKCS#11 worker threads' (and GC helpers'). */
+  proxyMainThreadUs: number;
   /** Plain node:https closed loop, holding CPU so it answers at about the proxy's rate: the t_https in L. */
   tHttpsUs: number;
   /** Plain node:https open loop at the proxy's rate: the client is awake for most answers. */
@@ -490,6 +513,7 @@ async function limitRow(env: Env, proxyRow: Row, request: SignedRequest, scenari
     scenario,
     proxyReqPerSec: proxyRow.reqPerSec,
     proxyCpuUs: proxyRow.cpuUsPerReq ?? Number.NaN,
+    proxyMainThreadUs: proxyRow.mainThreadCpuUsPerReq ?? Number.NaN,
     tHttpsUs: Math.round(tHttps),
     tHttpsPacedUs: Math.round(tHttpsPaced),
     controlReqPerSec: matched.reqPerSec,
@@ -498,7 +522,7 @@ async function limitRow(env: Env, proxyRow: Row, request: SignedRequest, scenari
     overheadUs: Math.round((proxyRow.cpuUsPerReq ?? Number.NaN) - tHttps - tHsm),
     ratio: round(proxyRow.reqPerSec / limit),
   };
-  process.stderr.write(`limit ${scenario}: proxy ${row.proxyCpuUs} µs/req at ${row.proxyReqPerSec} req/s, t_https ${row.tHttpsUs} µs (control at ${row.controlReqPerSec} req/s; paced ${row.tHttpsPacedUs} µs), t_hsm ${row.tHsmUs} µs, overhead ${row.overheadUs} µs, L ${row.limitReqPerSec} req/s, ratio ${row.ratio}\n`);
+  process.stderr.write(`limit ${scenario}: proxy ${row.proxyCpuUs} µs/req (main thread ${row.proxyMainThreadUs}) at ${row.proxyReqPerSec} req/s, t_https ${row.tHttpsUs} µs (control at ${row.controlReqPerSec} req/s; paced ${row.tHttpsPacedUs} µs), t_hsm ${row.tHsmUs} µs, overhead ${row.overheadUs} µs, L ${row.limitReqPerSec} req/s, ratio ${row.ratio}\n`);
   return row;
 }
 
@@ -529,9 +553,14 @@ function renderLimitTable(rows: LimitRow[]): string[] {
     '',
     'Per operation at c=32, one pinned worker. L = 1 / (t_https + t_hsm): t_https is plain node:https (bench/plain-https-server.ts, the proxy\'s TLS settings) answering the same requests on the same core, closed loop at c=32 like the proxy, holding CPU per request so that it answers at the proxy\'s rate ("control req/s"): a loopback client that waits on a slow server sleeps, and the kernel charges the server ~20 µs per answer for waking it, so the control must make the client wait as the proxy does. "t_https paced" is the same plain server open loop at the proxy\'s rate, where the client is mostly awake: the figure earlier runs used; t_hsm is the HSM work the operation needs done with raw pkcs11js, sync, no proxy code (bench/raw-hsm-work.ts: Encrypt = RNG for the IV + encrypt + verify-decrypt, Decrypt = decrypt; GetKeyMetadata reads the key state cache and GetHealthStatus the cached health result, so 0). Overhead = proxy CPU − t_https − t_hsm. "Cedar" rows run with a secondary-authorization policy on the key store.',
     '',
-    '| Operation | proxy req/s | proxy CPU µs/req | t_https µs (control req/s) | t_https paced µs | t_hsm µs | L req/s | overhead µs | proxy req/s ÷ L |',
-    '|---|---|---|---|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.scenario} | ${r.proxyReqPerSec} | ${r.proxyCpuUs} | ${r.tHttpsUs} (${r.controlReqPerSec}) | ${r.tHttpsPacedUs} | ${r.tHsmUs} | ${r.limitReqPerSec} | ${r.overheadUs} | ${r.ratio} |`),
+    'Where the proxy\'s CPU runs, from /proc per thread: "main thread" is the event loop (TLS, HTTP, SigV4, validation, the pipeline, answers), "other threads" the PKCS#11 worker threads with V8\'s GC helpers and libuv\'s pool, all on the same core. Plain node:https does nearly all its work on its main thread, and the raw HSM work runs on one thread, so main thread − t_https is what the pipeline adds and other threads − t_hsm what the HSM layer adds (thread hand-off, job code, GC). A CPU profile (--profile) does not show this split: V8 samples by wall clock, so time the PKCS#11 thread runs on the shared core shows up in whatever main-thread frame it preempted (typically postMessage).',
+    '',
+    '| Operation | proxy req/s | proxy CPU µs/req | main thread / other threads µs | t_https µs (control req/s) | t_https paced µs | t_hsm µs | L req/s | overhead µs | main thread − t_https / other threads − t_hsm | proxy req/s ÷ L |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
+    ...rows.map((r) => {
+      const other = r.proxyCpuUs - r.proxyMainThreadUs;
+      return `| ${r.scenario} | ${r.proxyReqPerSec} | ${r.proxyCpuUs} | ${r.proxyMainThreadUs} / ${other} | ${r.tHttpsUs} (${r.controlReqPerSec}) | ${r.tHttpsPacedUs} | ${r.tHsmUs} | ${r.limitReqPerSec} | ${r.overheadUs} | ${r.proxyMainThreadUs - r.tHttpsUs} / ${other - r.tHsmUs} | ${r.ratio} |`;
+    }),
     '',
   ];
 }
@@ -874,9 +903,9 @@ function renderMarkdown(summary: Record<string, unknown>, rows: Row[]): string {
     ...cpuBudgetLines(summary),
     '## All figures',
     '',
-    '| Scenario | Conc. | req/s | p50 | p90 | p99 | max | errors | server CPU % | CPU µs/req | server RSS MB | ratio | note |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.scenario} | ${r.concurrency} | ${r.reqPerSec} | ${r.p50} | ${r.p90} | ${r.p99} | ${r.max} | ${r.errors} | ${r.serverCpuPct ?? ''} | ${r.cpuUsPerReq ?? ''} | ${r.serverRssMb ?? ''} | ${r.ratio ?? ''} | ${r.note ?? ''} |`),
+    '| Scenario | Conc. | req/s | p50 | p90 | p99 | max | errors | server CPU % | CPU µs/req | of which main thread | server RSS MB | ratio | note |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.scenario} | ${r.concurrency} | ${r.reqPerSec} | ${r.p50} | ${r.p90} | ${r.p99} | ${r.max} | ${r.errors} | ${r.serverCpuPct ?? ''} | ${r.cpuUsPerReq ?? ''} | ${r.mainThreadCpuUsPerReq ?? ''} | ${r.serverRssMb ?? ''} | ${r.ratio ?? ''} | ${r.note ?? ''} |`),
     '',
     'Reproduce: `npm run bench` (options: `--duration=8 --kms-seconds=60 --rate=1800 --pool=8 --concurrency=1,32,256 --sustain-rates=200,400,600,800,1000,1200,1500,1800,2000,2200,2500,2800 --sustain-seconds=20`; `--scenario=<name>` runs one proxy scenario or `KMS-shaped` and writes nothing, with the overhead against L for the c=32 row unless `--limit=off`; `--cedar` runs it with secondary authorization on; `--profile=<dir>` writes a CPU profile of Encrypt 4300 B, or of `--scenario`, instead).',
     '',
