@@ -9,7 +9,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import autocannon from 'autocannon';
 import { Sha256 } from '@aws-crypto/sha256-js';
 import { HttpRequest } from '@smithy/protocol-http';
@@ -30,7 +30,7 @@ const args = new Map(process.argv.slice(2).map((a) => /^--([^=]+)(?:=(.*))?$/s.e
 /** Every option this script reads; anything else is refused, so a typo (or --help) does not start a 20-minute run. */
 const OPTIONS = [
   'admission-wait', 'after-closed-loop', 'cedar', 'concurrency', 'duration', 'kms-seconds', 'limit', 'max-in-flight', 'node-flags',
-  'paced-connections', 'pkcs11-threads', 'pool', 'profile', 'rate', 'scenario', 'server-log', 'sustain-rates', 'sustain-seconds', 'workers',
+  'compare', 'paced-connections', 'pkcs11-threads', 'pool', 'profile', 'rate', 'rounds', 'scenario', 'server-log', 'sustain-rates', 'sustain-seconds', 'workers',
 ];
 const unknown = process.argv.slice(2).filter((a) => !OPTIONS.includes(/^--([^=]+)/.exec(a)?.[1] ?? ''));
 if (unknown.length > 0) {
@@ -173,8 +173,8 @@ const NODE_FLAGS = (args.get('node-flags') ?? '').split(' ').filter(Boolean);
 const SERVER_LOG = args.get('server-log');
 
 /** `serve --workers N` (default 1 here: serve's own default is one worker per CPU). */
-function startProxy(configPath: string, workers = 1): Promise<Server> {
-  const argv = [...NODE_FLAGS, ...(PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : []), MAIN, 'serve', '--config', configPath, '--workers', String(workers)];
+function startProxy(configPath: string, workers = 1, main = MAIN): Promise<Server> {
+  const argv = [...NODE_FLAGS, ...(PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : []), main, 'serve', '--config', configPath, '--workers', String(workers)];
   // With several workers only the primary's line means the whole fleet is up.
   const readyLine = workers > 1 ? 'xks proxy cluster listening' : 'xks proxy listening';
   return startProcess(process.execPath, argv, workers > 1 ? undefined : '0', (out) => {
@@ -653,13 +653,59 @@ async function quick(env: Env, configPath: string): Promise<void> {
   if (request && c32 && args.get('limit') !== 'off') await limitRow(env, c32, request, `${args.has('cedar') ? 'Cedar ' : ''}${name}`);
 }
 
+/**
+ * --compare=<root of another build> with --scenario: this build (B) against that one (A), pinned to
+ * the same core, in --rounds (default 10) pairs of closed-loop runs in ABBA order, each run on a
+ * fresh proxy after a warm-up (never both up at once: two proxies on one token and one core
+ * disturbed each other, an A/A comparison then read -9 %). This VM's speed drifts by 15-25 % over
+ * minutes, more than most changes to the request path; runs next to each other drift together, so
+ * the per-pair difference shows a change that separate runs cannot. Run A/A first (--compare=.) to
+ * see the noise floor.
+ */
+async function compare(env: Env, configPath: string): Promise<void> {
+  const name = args.get('scenario') as string;
+  const rounds = Number(args.get('rounds') ?? 10);
+  const concurrency = args.has('concurrency') ? (CONCURRENCIES[0] as number) : 32;
+  const builds = [
+    { label: 'A', main: join(resolve(args.get('compare') as string), 'dist/src/cli/main.js'), cpu: [] as number[], mainThread: [] as number[] },
+    { label: 'B', main: MAIN, cpu: [] as number[], mainThread: [] as number[] },
+  ];
+  for (let round = 0; round < rounds; round++) {
+    for (const build of round % 2 === 0 ? builds : [...builds].reverse()) {
+      const server = await startProxy(configPath, 1, build.main);
+      const request = (await scenarioBodies(env, server.url))[name];
+      if (!request) throw new Error(`--compare needs --scenario set to one of the proxy scenarios, got "${name}"`);
+      // Unrecorded: the JIT, the session pool and the key handles warm up.
+      await load(server.url, [request], concurrency, DURATION);
+      const row = await measured(server, `${build.label} ${name}`, concurrency, () => load(server.url, [request], concurrency, DURATION));
+      await stop(server);
+      build.cpu.push(row.cpuUsPerReq ?? Number.NaN);
+      build.mainThread.push(row.mainThreadCpuUsPerReq ?? Number.NaN);
+    }
+  }
+  const [a, b] = builds as [(typeof builds)[number], (typeof builds)[number]];
+  const line = (what: string, av: number[], bv: number[]): string => {
+    const diffs = bv.map((v, i) => v - (av[i] as number)).sort((x, y) => x - y);
+    const cheaper = diffs.filter((d) => d < 0).length;
+    return `${what}: A median ${middle(av)} µs/req, B median ${middle(bv)}; B − A per pair: median ${middle(diffs)} µs (${round((middle(diffs) / middle(av)) * 100)} %), range ${diffs[0]} .. ${diffs[diffs.length - 1]}; B cheaper in ${cheaper} of ${diffs.length} pairs`;
+  };
+  process.stderr.write(`\n${name}, c=${concurrency}, ${rounds} pairs of ${DURATION} s (A = ${String(args.get('compare'))}, B = this build)\n`);
+  process.stderr.write(`${line('CPU', a.cpu, b.cpu)}\n${line('main thread', a.mainThread, b.mainThread)}\n`);
+}
+
+function middle(values: number[]): number {
+  const sorted = [...values].sort((x, y) => x - y);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
 async function main(): Promise<void> {
   if (PIN_CORES) execFileSync('taskset', ['-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
   const env = await prepare();
   process.env.XKS_HSM_PIN = env.pin;
   const configPath = writeConfig(env, { cedar: args.has('cedar') });
   if (PROFILE_DIR || args.has('scenario')) {
-    await (PROFILE_DIR ? profile(env, configPath) : quick(env, configPath));
+    await (PROFILE_DIR ? profile(env, configPath) : args.has('compare') ? compare(env, configPath) : quick(env, configPath));
     rmSync(env.dir, { recursive: true, force: true });
     return;
   }
