@@ -223,7 +223,8 @@ function sampleProcessTree(rootPid: number): { cpuSeconds: number; mainThreadCpu
     // taskset execs node in place, so the root pid is node itself.
     rssKb += Number(match?.[1] ?? 0);
   }
-  return { cpuSeconds: ticks / 100, mainThreadCpuSeconds: threadTicks(rootPid, rootPid) / 100, rssMb: rssKb / 1024 };
+  // With workers (child processes) the root is the primary, whose main thread serves nothing.
+  return { cpuSeconds: ticks / 100, mainThreadCpuSeconds: pids.size === 1 ? threadTicks(rootPid, rootPid) / 100 : Number.NaN, rssMb: rssKb / 1024 };
 }
 
 function threadTicks(pid: number, tid: number): number {
@@ -326,7 +327,8 @@ function toRow(scenario: string, concurrency: number | string, result: LoadSumma
     ...(server
       ? {
           serverCpuPct: Math.round((server.cpu / server.seconds) * 100),
-          ...(result.total > 0 ? { cpuUsPerReq: Math.round((server.cpu * 1e6) / result.total), mainThreadCpuUsPerReq: Math.round((server.mainThreadCpu * 1e6) / result.total) } : {}),
+          ...(result.total > 0 ? { cpuUsPerReq: Math.round((server.cpu * 1e6) / result.total) } : {}),
+          ...(result.total > 0 && Number.isFinite(server.mainThreadCpu) ? { mainThreadCpuUsPerReq: Math.round((server.mainThreadCpu * 1e6) / result.total) } : {}),
           serverRssMb: Math.round(server.rss),
         }
       : {}),
