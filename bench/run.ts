@@ -202,13 +202,8 @@ function sampleProcessTree(rootPid: number): { cpuSeconds: number; mainThreadCpu
   const pids = new Set<number>([rootPid]);
   let grew = true;
   const stats = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map((d) => {
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      return { pid: Number(d), ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) };
-    } catch {
-      return undefined;
-    }
+    const stat = readStat(`/proc/${d}/stat`);
+    return stat && { pid: Number(d), ...stat };
   }).filter((s): s is { pid: number; ppid: number; ticks: number } => s !== undefined);
   while (grew) {
     grew = false;
@@ -224,16 +219,18 @@ function sampleProcessTree(rootPid: number): { cpuSeconds: number; mainThreadCpu
     rssKb += Number(match?.[1] ?? 0);
   }
   // With workers (child processes) the root is the primary, whose main thread serves nothing.
-  return { cpuSeconds: ticks / 100, mainThreadCpuSeconds: pids.size === 1 ? threadTicks(rootPid, rootPid) / 100 : Number.NaN, rssMb: rssKb / 1024 };
+  const mainThreadTicks = pids.size === 1 ? readStat(`/proc/${rootPid}/task/${rootPid}/stat`)?.ticks ?? Number.NaN : Number.NaN;
+  return { cpuSeconds: ticks / 100, mainThreadCpuSeconds: mainThreadTicks / 100, rssMb: rssKb / 1024 };
 }
 
-function threadTicks(pid: number, tid: number): number {
+/** Parent pid and user + system CPU ticks from a /proc stat file (a process's or a thread's); undefined once it is gone. */
+function readStat(path: string): { ppid: number; ticks: number } | undefined {
   try {
-    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    const stat = readFileSync(path, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[11]) + Number(fields[12]);
+    return { ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) };
   } catch {
-    return Number.NaN;
+    return undefined;
   }
 }
 
