@@ -4,7 +4,7 @@
  * the HSM by KeyStateReader (src/keys/key-state.ts).
  */
 import type { KeyAttributes } from '../hsm';
-import type { KeyStateReader, KeyState } from '../keys/key-state';
+import type { KeyStateReader, KeyState, VersionState } from '../keys/key-state';
 import type { ParsedMetadata } from '../keys/ciphertext-metadata';
 import { encryptCheckFor, type EncryptCheck } from './encrypt-check';
 import { ProxyError, toProxyError } from '../core/errors';
@@ -23,13 +23,13 @@ export interface EncryptTarget extends VersionTarget {
 export class KeyVersions {
   constructor(private readonly reader: KeyStateReader) {}
 
-  /** The active version; InvalidStateException if the key or that version is disabled. */
-  async forEncrypt(key: ExternalKey): Promise<EncryptTarget> {
-    const state = await this.enabledState(key);
-    if (!state.active.enabled) {
-      throw new ProxyError('InvalidState', `The key's active version ${state.active.version} is disabled`);
-    }
-    return { version: state.active.version, label: state.active.label, check: encryptCheckFor(state.active.attributes) };
+  /**
+   * The active version; InvalidStateException if the key or that version is disabled. A value, not
+   * a promise, when the key's state is cached (nearly every request): see KeyStateReader.cached.
+   */
+  forEncrypt(key: ExternalKey): EncryptTarget | Promise<EncryptTarget> {
+    const cached = this.reader.cached(key.label);
+    return cached ? encryptTarget(enabled(cached)) : this.enabledState(key).then(encryptTarget);
   }
 
   /** Drops the cached state (usage flags included) after the HSM contradicted it, so the next call reads it again. */
@@ -37,8 +37,17 @@ export class KeyVersions {
     this.reader.invalidate(key.label);
   }
 
-  /** The version a ciphertext names; InvalidStateException before any metadata error for a disabled key. */
-  async forDecrypt(key: ExternalKey, metadata: ParsedMetadata): Promise<VersionTarget> {
+  /**
+   * The version a ciphertext names; InvalidStateException before any metadata error for a disabled
+   * key. A value when the key's state is cached and the ciphertext names its active version.
+   */
+  forDecrypt(key: ExternalKey, metadata: ParsedMetadata): VersionTarget | Promise<VersionTarget> {
+    const cached = this.reader.cached(key.label);
+    if (cached && metadata.ok && metadata.version === cached.active.version) return versionTarget(enabled(cached).active);
+    return this.forDecryptLookup(key, metadata);
+  }
+
+  private async forDecryptLookup(key: ExternalKey, metadata: ParsedMetadata): Promise<VersionTarget> {
     await this.enabledState(key);
     if (!metadata.ok) throw new ProxyError('InvalidCiphertext', metadata.reason);
     let found;
@@ -48,20 +57,17 @@ export class KeyVersions {
       throw toProxyError(err);
     }
     if (found === undefined) throw new ProxyError('InvalidCiphertext', 'ciphertextMetadata names a key version that does not exist');
-    if (!found.enabled) throw new ProxyError('InvalidState', `The key version ${found.version} that the ciphertext names is disabled`);
-    return { version: found.version, label: found.label };
+    return versionTarget(found);
   }
 
-  /** GetKeyMetadata's view: the active version's usage; DISABLED if the key or the active version is. */
-  async describe(key: ExternalKey): Promise<{ attributes: KeyAttributes; enabled: boolean }> {
-    const state = await this.state(key);
-    return { attributes: state.active.attributes, enabled: key.enabled && state.enabled && state.active.enabled };
+  /** GetKeyMetadata's view: the active version's usage; DISABLED if the key or the active version is. A value when cached. */
+  describe(key: ExternalKey): { attributes: KeyAttributes; enabled: boolean } | Promise<{ attributes: KeyAttributes; enabled: boolean }> {
+    const cached = this.reader.cached(key.label);
+    return cached ? description(key, cached) : this.state(key).then((state) => description(key, state));
   }
 
   private async enabledState(key: ExternalKey): Promise<KeyState> {
-    const state = await this.state(key);
-    if (!state.enabled) throw new ProxyError('InvalidState', 'The key is disabled');
-    return state;
+    return enabled(await this.state(key));
   }
 
   private async state(key: ExternalKey): Promise<KeyState> {
@@ -71,4 +77,25 @@ export class KeyVersions {
       throw toProxyError(err);
     }
   }
+}
+
+function enabled(state: KeyState): KeyState {
+  if (!state.enabled) throw new ProxyError('InvalidState', 'The key is disabled');
+  return state;
+}
+
+function encryptTarget(state: KeyState): EncryptTarget {
+  if (!state.active.enabled) {
+    throw new ProxyError('InvalidState', `The key's active version ${state.active.version} is disabled`);
+  }
+  return { version: state.active.version, label: state.active.label, check: encryptCheckFor(state.active.attributes) };
+}
+
+function versionTarget(found: VersionState): VersionTarget {
+  if (!found.enabled) throw new ProxyError('InvalidState', `The key version ${found.version} that the ciphertext names is disabled`);
+  return { version: found.version, label: found.label };
+}
+
+function description(key: ExternalKey, state: KeyState): { attributes: KeyAttributes; enabled: boolean } {
+  return { attributes: state.active.attributes, enabled: key.enabled && state.enabled && state.active.enabled };
 }

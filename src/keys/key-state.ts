@@ -58,6 +58,15 @@ export class KeyStateReader {
     return this.refresh(baseLabel);
   }
 
+  /**
+   * The cached state while it is fresh, else undefined (then call key()): the common case answered
+   * without a promise, so a request with nothing to wait for sets no timer against its deadline.
+   */
+  cached(baseLabel: string): KeyState | undefined {
+    const entry = this.entries.get(baseLabel);
+    return entry?.state && this.isFresh(entry.fetchedAt) ? entry.state : undefined;
+  }
+
   /** State of one version, or undefined if the key has no such version. */
   async version(baseLabel: string, version: number): Promise<VersionState | undefined> {
     if (!Number.isInteger(version) || version < 1 || version > MAX_KEY_VERSION) return undefined;

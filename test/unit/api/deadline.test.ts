@@ -10,6 +10,10 @@ describe('api: steps bounded by the request deadline', () => {
     expect(await withinDeadline(Promise.resolve(2), undefined)).to.equal(2);
   });
 
+  it('hands a value (a cached answer) straight back: nothing to wait for, no timer', () => {
+    expect(withinDeadline(3, Deadline.after(0))).to.equal(3);
+  });
+
   it('answers DependencyTimeoutException when the budget runs out first', async () => {
     const never = new Promise<number>(() => undefined);
     let caught: unknown;

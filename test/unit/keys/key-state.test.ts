@@ -122,4 +122,20 @@ describe('KeyStateReader (live key-version lookup)', () => {
     await reader.key('k').catch((e: unknown) => (caught = e));
     expect(caught).to.be.instanceOf(HsmError).with.property('kind', 'KeyNotFound');
   });
+
+  it('cached() answers only while a lookup is fresh, and never with cacheMs 0', async () => {
+    const token = new FakeToken();
+    token.addVersions('c', 1);
+    const reader = new KeyStateReader(token, { cacheMs: 5000, now: clock });
+    expect(reader.cached('c')).to.equal(undefined);
+    const state = await reader.key('c');
+    expect(reader.cached('c')).to.equal(state);
+    now += 5000;
+    expect(reader.cached('c')).to.equal(undefined);
+    reader.invalidate('c');
+    expect(reader.cached('c')).to.equal(undefined);
+    const uncached = new KeyStateReader(token, { cacheMs: 0 });
+    await uncached.key('c');
+    expect(uncached.cached('c')).to.equal(undefined);
+  });
 });
