@@ -52,12 +52,32 @@ export interface PacedResult extends LoadFigures {
   statuses: Record<string, number>;
 }
 
-export async function pacedLoad(options: { url: string; requests: PacedRequest[]; rate: number; seconds: number; connections: number; warmupSeconds?: number; budgetMs?: number }): Promise<PacedResult> {
+/** How often `resign` is called by default: well inside SigV4's 5-minute window, so long runs stay signed. */
+const RESIGN_EVERY_MS = 60_000;
+
+export async function pacedLoad(options: {
+  url: string;
+  requests: PacedRequest[];
+  rate: number;
+  seconds: number;
+  connections: number;
+  warmupSeconds?: number;
+  budgetMs?: number;
+  /** The same requests signed again now; without it, a run longer than ~5 minutes gets 401s. */
+  resign?: () => Promise<PacedRequest[]>;
+  resignEveryMs?: number;
+}): Promise<PacedResult> {
   const budgetMs = options.budgetMs ?? 250;
-  const { rate, seconds, connections, requests } = options;
+  const { rate, seconds, connections, requests, resign } = options;
   const target = new URL(options.url);
   const pool = new LeanPool(target.hostname, Number(target.port));
-  const wire = requests.map((r) => serialize(r, target.host));
+  let wire = requests.map((r) => serialize(r, target.host));
+  // Signed off the pacing tick; the new signatures take over once they are ready.
+  const resigning = resign
+    ? setInterval(() => {
+        void resign().then((fresh) => (wire = fresh.map((r) => serialize(r, target.host))));
+      }, options.resignEveryMs ?? RESIGN_EVERY_MS)
+    : undefined;
   const warmup = Math.round(rate * (options.warmupSeconds ?? 5));
   const total = warmup + Math.round(rate * seconds);
   const intervalMs = 1000 / rate;
@@ -129,6 +149,7 @@ export async function pacedLoad(options: { url: string; requests: PacedRequest[]
     };
     tick();
   });
+  clearInterval(resigning);
   pool.destroy();
   ownLag.disable();
   latencies.sort((a, b) => a - b);

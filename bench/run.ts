@@ -241,6 +241,8 @@ interface SignedRequest {
   path: string;
   headers: Record<string, string>;
   body: string;
+  /** The same request signed again now (SigV4 signatures expire after 5 minutes); unsigned ones have none. */
+  resign?(): Promise<SignedRequest>;
 }
 
 async function sign(baseUrl: string, credential: Sigv4Credential, path: string, body: object): Promise<SignedRequest> {
@@ -250,7 +252,7 @@ async function sign(baseUrl: string, credential: Sigv4Credential, path: string, 
   const signed = await signer.sign(
     new HttpRequest({ method: 'POST', protocol: 'https:', hostname: url.hostname, port: Number(url.port), path, headers: { host: url.host, 'content-type': 'application/json' }, body: payload }),
   );
-  return { method: 'POST', path, headers: signed.headers as Record<string, string>, body: payload };
+  return { method: 'POST', path, headers: signed.headers as Record<string, string>, body: payload, resign: () => sign(baseUrl, credential, path, body) };
 }
 
 /** What a load run reports, whichever generator made it; total = requests the server answered. */
@@ -282,7 +284,7 @@ async function load(url: string, requests: SignedRequest[], connections: number,
 
 /** Open loop at a fixed, evenly paced rate (see paced-load.ts for why not autocannon's -R). */
 async function pacedRun(url: string, requests: SignedRequest[], rate: number, seconds: number): Promise<LoadSummary> {
-  const result = await pacedLoad({ url, requests, rate, seconds, connections: PACED_CONNECTIONS });
+  const result = await pacedLoad({ url, requests, rate, seconds, connections: PACED_CONNECTIONS, resign: () => Promise.all(requests.map((r) => r.resign?.() ?? r)) });
   // CPU per request counts every request the server saw, answered in time or not, warm-up included:
   // measured() takes the CPU of the whole run, warm-up too (counting only the recorded requests
   // charged a 20 s sizing row 25 % too much per request).

@@ -1,5 +1,8 @@
 import { expect } from 'chai';
-import { slowWindows } from '../../../bench/paced-load';
+import { createServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { pacedLoad, slowWindows, type PacedRequest } from '../../../bench/paced-load';
+import { createSelfSignedCert } from '../../../src/cli/demo/self-signed-cert';
 
 describe('bench paced load: slow windows', () => {
   it('groups slow requests in 100 ms windows, most first', () => {
@@ -21,5 +24,37 @@ describe('bench paced load: slow windows', () => {
 
   it('says nothing more when nothing was slow', () => {
     expect(slowWindows([], [[100, 30]])).to.equal('0 requests over 20 ms in 0 windows of 100 ms');
+  });
+});
+
+describe('bench paced load: long runs', () => {
+  it('sends freshly signed requests once resign() has answered (SigV4 signatures expire after 5 minutes)', async () => {
+    const pem = await createSelfSignedCert('localhost', ['localhost']);
+    const seen = new Set<string>();
+    const server = createServer({ key: pem.keyPem, cert: pem.certPem }, (req, res) => {
+      seen.add(String(req.headers['x-signed']));
+      req.resume();
+      req.on('end', () => res.end('{}'));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const request = (signed: number): PacedRequest => ({ method: 'POST', path: '/', headers: { 'x-signed': String(signed) }, body: '{}' });
+    let signings = 0;
+    try {
+      const result = await pacedLoad({
+        url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`,
+        requests: [request(0)],
+        rate: 200,
+        seconds: 1.5,
+        connections: 4,
+        warmupSeconds: 0,
+        resign: async () => [request(++signings)],
+        resignEveryMs: 400,
+      });
+      expect(result.errors).to.equal(0);
+    } finally {
+      server.close();
+    }
+    expect(signings).to.be.at.least(2);
+    expect([...seen]).to.include.members(['0', '1', '2']);
   });
 });
