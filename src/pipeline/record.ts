@@ -1,4 +1,4 @@
-import { batched, type Logger } from '../observability/logger';
+import { logRequestLine, type Logger } from '../observability/logger';
 import type { XksMetrics } from '../observability/metrics';
 import type { RequestContext } from './context';
 
@@ -19,6 +19,6 @@ export function recordOutcome(ctx: RequestContext<unknown, unknown>, sinks: Requ
   fields.latencyMs = Math.round(seconds * 1e6) / 1e3;
   sinks.metrics.request(ctx.operation, ctx.keyStore, status, ctx.errorName, seconds);
   if (typeof fields.hsmReturnCode === 'string') sinks.metrics.hsmRequestError(ctx.operation, fields.hsmReturnCode);
-  sinks.logger.log(status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info', message, batched(fields));
+  logRequestLine(sinks.logger, status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info', message, fields);
   sinks.audit?.record(fields);
 }

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { PassThrough } from 'node:stream';
-import { batched, createLogger } from '../../../src/observability/logger';
+import winston from 'winston';
+import { batched, createLogger, logRequestLine } from '../../../src/observability/logger';
 
 function capture(): { logger: ReturnType<typeof createLogger>; lines: () => Array<Record<string, unknown>>; raw: () => string } {
   const stream = new PassThrough();
@@ -71,5 +72,65 @@ describe('logger: batched request lines', () => {
     await Promise.resolve();
     const text = writes.join('');
     expect(text.trim().split('\n').map((l) => (JSON.parse(l) as { message: string }).message)).to.deep.equal(['xks request', 'config reload rejected']);
+  });
+});
+
+describe('logger: the request line written straight to the transport', () => {
+  const turnEnds = () => new Promise((done) => setImmediate(done));
+  const withoutTimestamp = (line: string) => {
+    const { timestamp, ...rest } = JSON.parse(line) as Record<string, unknown>;
+    expect(timestamp).to.match(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    return rest;
+  };
+
+  it('writes the same line as logger.log with batched fields, in the same order, and leaves the fields as they were', async () => {
+    const fields = () => ({ operation: 'Encrypt', status: 200, plaintext: 'CANARY-1', Authorization: 'CANARY-2', latencyMs: 1.5 });
+    const viaLog = capture();
+    viaLog.logger.log('info', 'xks request', batched(fields()));
+    const direct = capture();
+    const mine = fields();
+    logRequestLine(direct.logger, 'info', 'xks request', mine);
+    await turnEnds();
+    expect(direct.raw()).not.to.include('CANARY');
+    expect(direct.raw().trim().split('\n').map(withoutTimestamp)).to.deep.equal(viaLog.raw().trim().split('\n').map(withoutTimestamp));
+    expect(Object.getOwnPropertySymbols(mine)).to.deep.equal([]);
+    expect(Object.keys(mine)).to.deep.equal(Object.keys(fields()));
+  });
+
+  it("keeps the logger's level and silence", async () => {
+    const stream = new PassThrough();
+    let text = '';
+    stream.on('data', (d: Buffer) => (text += d.toString()));
+    const logger = createLogger({ level: 'warn', stream });
+    logRequestLine(logger, 'info', 'xks request', { status: 200 });
+    logRequestLine(logger, 'warn', 'xks request', { status: 400 });
+    logger.silent = true;
+    logRequestLine(logger, 'error', 'xks request', { status: 500 });
+    await turnEnds();
+    expect(text.trim().split('\n').map((l) => (JSON.parse(l) as { status: number }).status)).to.deep.equal([400]);
+  });
+
+  it('waits for the end of the turn with the other request lines when batching', async () => {
+    const stream = new PassThrough();
+    const writes: string[] = [];
+    stream.on('data', (d: Buffer) => writes.push(d.toString()));
+    const logger = createLogger({ level: 'info', stream, batch: true });
+    logRequestLine(logger, 'info', 'xks request', { n: 1 });
+    logger.info('xks request', batched({ n: 2 }));
+    await Promise.resolve();
+    expect(writes).to.deep.equal([]);
+    await turnEnds();
+    expect(writes).to.have.length(1);
+    expect(writes[0]!.trim().split('\n').map((l) => (JSON.parse(l) as { n: number }).n)).to.deep.equal([1, 2]);
+  });
+
+  it('goes through logger.log for a logger createLogger did not make', async () => {
+    const stream = new PassThrough();
+    let text = '';
+    stream.on('data', (d: Buffer) => (text += d.toString()));
+    const other = winston.createLogger({ level: 'info', format: winston.format.json(), transports: [new winston.transports.Stream({ stream })] });
+    logRequestLine(other, 'info', 'xks request', { status: 200 });
+    await turnEnds();
+    expect(JSON.parse(text.trim())).to.include({ level: 'info', message: 'xks request', status: 200 });
   });
 });
