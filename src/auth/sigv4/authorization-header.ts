@@ -26,7 +26,36 @@ function malformed(detail: string): SigV4Failure {
   return { ok: false, reason: 'MalformedAuthorization', detail };
 }
 
+const CANONICAL_START = `${SIGV4_ALGORITHM} Credential=`;
+const SIGNED_HEADERS_PART = ', SignedHeaders=';
+const SIGNATURE_PART = ', Signature=';
+/** Printable ASCII other than space and comma: a parameter value the general parser would take whole. */
+const PLAIN_VALUE = /^[\x21-\x2b\x2d-\x7e]+$/;
+
+/**
+ * The header exactly as SigV4 signers (KMS, the AWS SDKs) write it, parsed without splitting:
+ * undefined for any other spelling, which the general parser then reads (and explains). Accepts
+ * only what the general parser accepts, with the same result.
+ */
+function parseCanonical(value: string): ParsedAuthorization | undefined {
+  if (!value.startsWith(CANONICAL_START)) return undefined;
+  const headersAt = value.indexOf(SIGNED_HEADERS_PART, CANONICAL_START.length);
+  if (headersAt < 0) return undefined;
+  const signatureAt = value.indexOf(SIGNATURE_PART, headersAt + SIGNED_HEADERS_PART.length);
+  if (signatureAt < 0) return undefined;
+  const credential = value.slice(CANONICAL_START.length, headersAt);
+  const signedHeadersRaw = value.slice(headersAt + SIGNED_HEADERS_PART.length, signatureAt);
+  const signature = value.slice(signatureAt + SIGNATURE_PART.length);
+  if (!PLAIN_VALUE.test(credential) || !PLAIN_VALUE.test(signedHeadersRaw) || !SIGNATURE.test(signature)) return undefined;
+  const signedHeaders = parseSignedHeaders(signedHeadersRaw);
+  return signedHeaders.ok ? { credential, signedHeaders: signedHeaders.value, signedHeadersRaw, signature } : undefined;
+}
+
 export function parseAuthorizationHeader(value: string): StepResult<ParsedAuthorization> {
+  if (value.length <= MAX_HEADER_LENGTH) {
+    const canonical = parseCanonical(value);
+    if (canonical !== undefined) return { ok: true, value: canonical };
+  }
   if (value.length > MAX_HEADER_LENGTH) return malformed('Authorization header is too long');
   // Checked first so that later details never echo control or non-ASCII bytes.
   if (!/^[\x20-\x7e\t]*$/.test(value)) return malformed('Authorization header has non-printable characters');

@@ -22,6 +22,18 @@ describe('sigv4 authorization-header', () => {
     });
   }
 
+  it('reads the exact SDK spelling and any other spelling of the same header to the same value', () => {
+    // The SDK spelling takes a fast path (no split); the others go through the general parser.
+    for (const credential of [CRED, 'AKID=1/20211009/us-west-2/kms-xks-proxy/aws4_request']) {
+      for (const signedHeaders of ['host;x-amz-date', 'content-type;host;x-amz-content-sha256;x-amz-date']) {
+        const sdk = parseAuthorizationHeader(`AWS4-HMAC-SHA256 Credential=${credential}, SignedHeaders=${signedHeaders}, Signature=${SIG}`);
+        const other = parseAuthorizationHeader(`AWS4-HMAC-SHA256  Credential=${credential},SignedHeaders=${signedHeaders} , Signature=${SIG} `);
+        expect(sdk.ok).to.equal(true);
+        expect(sdk).to.deep.equal(other);
+      }
+    }
+  });
+
   const rejected: Array<[string, string, string]> = [
     ['empty', '', 'MalformedAuthorization'],
     ['only the algorithm', 'AWS4-HMAC-SHA256', 'MalformedAuthorization'],
@@ -45,6 +57,9 @@ describe('sigv4 authorization-header', () => {
     ['non-hex signature', `AWS4-HMAC-SHA256 Credential=${CRED}, SignedHeaders=host;x-amz-date, Signature=${'g'.repeat(64)}`, 'MalformedAuthorization'],
     ['control character', `AWS4-HMAC-SHA256 Credential=${CRED}\u0000, SignedHeaders=host;x-amz-date, Signature=${SIG}`, 'MalformedAuthorization'],
     ['non-ASCII', `AWS4-HMAC-SHA256 Credential=${CRED}é, SignedHeaders=host;x-amz-date, Signature=${SIG}`, 'MalformedAuthorization'],
+    ['SDK spelling with an unsorted SignedHeaders', `AWS4-HMAC-SHA256 Credential=${CRED}, SignedHeaders=x-amz-date;host, Signature=${SIG}`, 'MalformedAuthorization'],
+    ['SDK spelling with a repeated SignedHeaders', `AWS4-HMAC-SHA256 Credential=${CRED}, SignedHeaders=host;x-amz-date, SignedHeaders=host;x-amz-date, Signature=${SIG}`, 'MalformedAuthorization'],
+    ['SDK spelling with an empty Credential', `AWS4-HMAC-SHA256 Credential=, SignedHeaders=host;x-amz-date, Signature=${SIG}`, 'MalformedAuthorization'],
     ['too long', `AWS4-HMAC-SHA256 Credential=${CRED}, SignedHeaders=host;x-amz-date, Signature=${SIG}` + ' '.repeat(5000), 'MalformedAuthorization'],
   ];
   for (const [name, value, reason] of rejected) {
