@@ -162,7 +162,8 @@ export class HsmCluster implements HsmService, FleetHealth {
     let lastError: HsmError | undefined;
     let repicks = 0;
     for (let attempt = 0; attempt < 2; attempt++) {
-      const member = await this.pick(tried, lastError, deadline);
+      // Nearly always a member is free to take it: only waiting for a reconnect needs the async path.
+      const member = this.choose(tried, lastError) ?? (await this.pick(tried, lastError, deadline));
       if (member === undefined) break;
       if (deadline.expired()) {
         lastError = deadline.timeoutError(`${operation} on the HSM cluster`);
@@ -257,22 +258,34 @@ export class HsmCluster implements HsmService, FleetHealth {
   }
 
   private choose(tried: ClusterMember[], lastError: HsmError | undefined): ClusterMember | undefined {
-    const candidates = this.nodes.filter((m) => m.serving && !tried.includes(m));
-    if (candidates.length === 0) {
+    // The healthiest serving members not tried yet, in one pass: this runs for every request.
+    const best: ClusterMember[] = [];
+    let bestRank = Number.POSITIVE_INFINITY;
+    for (const member of this.nodes) {
+      if (!member.serving || tried.includes(member)) continue;
+      const rank = STATUS_RANK[member.tracker.current().status];
+      if (rank < bestRank) {
+        bestRank = rank;
+        best.length = 0;
+      }
+      if (rank === bestRank) best.push(member);
+    }
+    if (best.length === 0) {
       // No other member: after a device-class failure the same one, on a fresh session or a
       // fresh connection, is still worth the one retry.
       const only = tried[tried.length - 1];
       if (only?.serving && lastError?.kind === 'Device' && faultScope(lastError.returnCode) !== 'credentials') return only;
       return undefined;
     }
-    const rank = (m: ClusterMember): number => STATUS_RANK[m.tracker.current().status];
-    const bestRank = Math.min(...candidates.map(rank));
-    const best = candidates.filter((m) => rank(m) === bestRank);
     const start = this.next++ % best.length;
-    const rotated = [...best.slice(start), ...best.slice(0, start)];
-    if (this.options.balance === 'round-robin') return rotated[0];
-    // Least busy; ties go in turn so equal members share the load.
-    return rotated.reduce((a, b) => (b.load() < a.load() ? b : a));
+    if (this.options.balance === 'round-robin') return best[start];
+    // Least busy; ties go in turn (from start) so equal members share the load.
+    let chosen = best[start] as ClusterMember;
+    for (let i = 1; i < best.length; i++) {
+      const member = best[(start + i) % best.length] as ClusterMember;
+      if (member.load() < chosen.load()) chosen = member;
+    }
+    return chosen;
   }
 
   private unavailableSummary(): string {
