@@ -52,11 +52,9 @@ function parseCanonical(value: string): ParsedAuthorization | undefined {
 }
 
 export function parseAuthorizationHeader(value: string): StepResult<ParsedAuthorization> {
-  if (value.length <= MAX_HEADER_LENGTH) {
-    const canonical = parseCanonical(value);
-    if (canonical !== undefined) return { ok: true, value: canonical };
-  }
   if (value.length > MAX_HEADER_LENGTH) return malformed('Authorization header is too long');
+  const canonical = parseCanonical(value);
+  if (canonical !== undefined) return { ok: true, value: canonical };
   // Checked first so that later details never echo control or non-ASCII bytes.
   if (!/^[\x20-\x7e\t]*$/.test(value)) return malformed('Authorization header has non-printable characters');
 
