@@ -543,7 +543,7 @@ async function cedarScenario(env: Env, rows: Row[]): Promise<LimitRow[]> {
   const all = await scenarioBodies(env, proxy.url);
   const bodies = Object.fromEntries(Object.entries(all).filter(([name]) => name !== 'GetHealthStatus' && name !== 'Encrypt 32 B'));
   // Unrecorded first: the rows without Cedar ran on a proxy their c=1 rows had warmed up, and this
-  // proxy is fresh (its JIT, and Cedar's WebAssembly tiering up on V8's threads, would be charged to it).
+  // proxy is fresh (its first seconds of compiling were charged to the first Cedar row).
   for (const request of Object.values(bodies)) await load(proxy.url, [request], 32, DURATION);
   for (const [name, request] of Object.entries(bodies)) rows.push(await measured(proxy, `Proxy Cedar ${name}`, 32, () => load(proxy.url, [request], 32, DURATION)));
   await stop(proxy);
