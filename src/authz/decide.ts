@@ -25,8 +25,13 @@ export interface CedarRequest {
 export function decideCedar(policies: CompiledPolicySet, schemaEngineId: string, request: CedarRequest): { decision: CedarDecision; engineAnswered: boolean } {
   let answer: Cedar.AuthorizationAnswer;
   try {
+    // Each field named, not { ...request, ... }: V8 gives each such spread copy a hidden class of its own.
     answer = cedarEngine().statefulIsAuthorized({
-      ...request,
+      principal: request.principal,
+      action: request.action,
+      resource: request.resource,
+      context: request.context,
+      entities: request.entities,
       preparsedPolicySetId: policies.engineId,
       preparsedSchemaName: schemaEngineId,
       validateRequest: false,

@@ -216,7 +216,8 @@ export class Hsm {
       this.withSession(async (session) => {
         const info = await this.runJob<SecretKeyInfo>({ op: 'attributes', session, key: this.keys.ref(keyLabel) });
         const { isAes: _isAes, valueLen, ...attributes } = info;
-        return { ...attributes, keyBits: valueLen * 8 };
+        // Added, not { ...attributes, keyBits }: V8 gives each such spread copy a hidden class of its own.
+        return Object.assign(attributes, { keyBits: valueLen * 8 });
       }, options),
     );
   }

@@ -92,7 +92,8 @@ export class SigV4Verifier {
     if (!parsedScope.ok) return parsedScope;
     const scope = parsedScope.value;
     const accessKeyId = scope.accessKeyId;
-    const fail = (failure: SigV4Failure): SigV4Failure => ({ ...failure, accessKeyId });
+    // A literal, not { ...failure, accessKeyId }: V8 gives each such spread copy a hidden class of its own.
+    const fail = (failure: SigV4Failure): SigV4Failure => ({ ok: false, reason: failure.reason, detail: failure.detail, accessKeyId });
 
     for (const name of REQUIRED_SIGNED_HEADERS) {
       if (!auth.value.signedHeaders.includes(name)) {

@@ -45,7 +45,7 @@ export async function generateDataKeyFor(ctx: KmsContext, request: ReturnType<ty
 
 async function generateDataKey(ctx: KmsContext, request: ReturnType<typeof dataKeyInput>) {
   const { dataKey, result } = await generateDataKeyFor(ctx, request, 'kms:GenerateDataKey');
-  return { ...result, Plaintext: dataKey };
+  return { CiphertextBlob: result.CiphertextBlob, KeyId: result.KeyId, Plaintext: dataKey };
 }
 
 export const generateDataKeyOperation = kmsOperation({ name: 'GenerateDataKey', actions: ['kms:GenerateDataKey'], input: dataKeyInput, handle: generateDataKey });
