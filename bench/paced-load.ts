@@ -66,6 +66,8 @@ export async function pacedLoad(options: {
   /** The same requests signed again now; without it, a run longer than ~5 minutes gets 401s. */
   resign?: () => Promise<PacedRequest[]>;
   resignEveryMs?: number;
+  /** Called once, when the warm-up ends and the recorded part begins (e.g. to sample the server's RSS). */
+  onRecordingStart?: () => void;
 }): Promise<PacedResult> {
   const budgetMs = options.budgetMs ?? 250;
   const { rate, seconds, connections, requests, resign } = options;
@@ -140,7 +142,10 @@ export async function pacedLoad(options: {
       const now = performance.now();
       if (now - lastTick > STALL_MS) stalls.push([lastTick - measuredFrom, now - lastTick]);
       // Its lag is reported for the recorded part only: the warm-up opens every connection.
-      if (lastTick < measuredFrom && now >= measuredFrom) ownLag.reset();
+      if (lastTick < measuredFrom && now >= measuredFrom) {
+        ownLag.reset();
+        options.onRecordingStart?.();
+      }
       lastTick = now;
       const due = Math.min(total, Math.floor((now - start) / intervalMs) + 1);
       for (; sent < due; sent++) pending.push({ bytes: wire[sent % wire.length] as Buffer, scheduled: start + sent * intervalMs });

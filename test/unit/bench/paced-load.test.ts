@@ -57,4 +57,32 @@ describe('bench paced load: long runs', () => {
     expect(signings).to.be.at.least(2);
     expect([...seen]).to.include.members(['0', '1', '2']);
   });
+
+  it('says once when the warm-up ends, so the RSS series starts where the recorded part does', async () => {
+    const pem = await createSelfSignedCert('localhost', ['localhost']);
+    const server = createServer({ key: pem.keyPem, cert: pem.certPem }, (req, res) => {
+      req.resume();
+      req.on('end', () => res.end('{}'));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const started = performance.now();
+    const calls: number[] = [];
+    try {
+      await pacedLoad({
+        url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`,
+        requests: [{ method: 'POST', path: '/', headers: {}, body: '{}' }],
+        rate: 200,
+        seconds: 0.5,
+        connections: 4,
+        warmupSeconds: 0.4,
+        onRecordingStart: () => calls.push(performance.now() - started),
+      });
+    } finally {
+      server.close();
+    }
+    const ended = performance.now() - started;
+    expect(calls).to.have.length(1);
+    // After the 400 ms warm-up, and well before the end: the recorded 500 ms were still to come.
+    expect(calls[0]).to.be.at.least(395).and.below(ended - 250);
+  });
 });
