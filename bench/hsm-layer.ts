@@ -1,6 +1,6 @@
 /**
- * Ceiling 3: the proxy's own HSM layer alone (Hsm.encrypt then the verify Hsm.decrypt, as every
- * XKS Encrypt does; 4300 B, 8 KB AAD) at a given concurrency, no HTTP: the most Encrypt req/s the
+ * Ceiling 3: the proxy's own HSM layer alone (Hsm.encrypt with its verify-decrypt in the same job,
+ * as every XKS Encrypt does; 4300 B, 8 KB AAD) at a given concurrency, no HTTP: the most Encrypt req/s the
  * HSM path allows on this core. Args: modulePath tokenLabel keyLabel pool concurrency seconds;
  * PIN in XKS_HSM_PIN. Prints JSON. MODE=enc skips the verify-decrypt and PKCS11_THREADS sets
  * hsms[].pkcs11Threads (diagnostics only).
@@ -19,8 +19,9 @@ async function main(): Promise<void> {
   const cpu0 = process.cpuUsage();
   const worker = async () => {
     while (Date.now() < deadline) {
-      const out = await hsm.encrypt(keyLabel as string, plaintext, aad);
-      if (mode === 'both') await hsm.decrypt(keyLabel as string, out.ciphertext, out.iv, out.tag, aad);
+      // One job, as the proxy's Encrypt: the verify-decrypt runs in the same round trip.
+      const out = await hsm.encrypt(keyLabel as string, plaintext, aad, { verify: mode === 'both' });
+      if (mode === 'both' && out.verification !== 'decrypted-back') throw new Error(`verify-decrypt: ${String(out.verification)}`);
       n++;
     }
   };
