@@ -548,29 +548,35 @@ interface CedarCost {
   pairsUs: number[];
 }
 
+const runC32 = (server: Server, scenario: string, request: SignedRequest): Promise<Row> => measured(server, scenario, 32, () => load(server.url, [request], 32, DURATION));
+
 /**
- * Steadier c=32 figures for the limit table, and Cedar's cost measured in pairs. One 8 s run on
- * this VM can be off by ~90 µs per request, more than most of what the table compares, and the
- * machine drifts over minutes. So each operation's c=32 row becomes the median of STEADY_RUNS runs.
- * Cedar's cost (secondary authorization: a permit and a forbid, every request decided) is the
- * median difference of STEADY_RUNS pairs run back to back, in alternating order, on two proxies
- * started together and warmed up alike, one with the policy and one without (not against the main
- * proxy: its c=256 overloads leave it a larger heap, which read as Cedar costing ~20 µs less).
- * Each proxy idles (~1 % of the core) while the other is measured.
+ * Steadier c=32 figures for the limit table: one 8 s run on this VM can be off by ~90 µs per
+ * request, more than most of what the table compares, and the machine drifts over minutes. So each
+ * operation's c=32 row becomes the median of STEADY_RUNS runs (the main loop's and more).
  */
-async function steadierC32(env: Env, proxy: Server, rows: Row[], bodies: Record<string, SignedRequest>, ceilingC32: number | undefined): Promise<{ cedarBodies: Record<string, SignedRequest>; cedarCosts: Record<string, CedarCost> }> {
-  const run = (server: Server, scenario: string, request: SignedRequest): Promise<Row> => measured(server, scenario, 32, () => load(server.url, [request], 32, DURATION));
-  const cpu = (row: Row): number => row.cpuUsPerReq ?? Number.NaN;
+async function steadyC32Rows(proxy: Server, rows: Row[], bodies: Record<string, SignedRequest>, ceilingC32: number | undefined): Promise<void> {
   for (const [name, request] of Object.entries(bodies)) {
     const index = rows.findIndex((r) => r.scenario === `Proxy ${name}` && r.concurrency === 32);
     if (index < 0) continue;
     const runs = [rows[index] as Row];
-    for (let i = 1; i < STEADY_RUNS; i++) runs.push(await run(proxy, `Proxy ${name}`, request));
+    for (let i = 1; i < STEADY_RUNS; i++) runs.push(await runC32(proxy, `Proxy ${name}`, request));
     const steady = medianRow(runs);
     if (ceilingC32) steady.ratio = round((steady.reqPerSec ?? 0) / ceilingC32);
     rows[index] = steady;
   }
+}
 
+/**
+ * Cedar's cost (secondary authorization: a permit and a forbid, every request decided), measured
+ * in pairs: the median difference of STEADY_RUNS pairs run back to back, in alternating order, on
+ * two proxies started together and warmed up alike, one with the policy and one without (not
+ * against the main proxy: its c=256 overloads leave it a larger heap, which read as Cedar costing
+ * ~20 µs less). Each proxy idles (~1 % of the core) while the other is measured. Adds each
+ * operation's median Cedar run to rows.
+ */
+async function cedarCostInPairs(env: Env, rows: Row[]): Promise<{ cedarBodies: Record<string, SignedRequest>; cedarCosts: Record<string, CedarCost> }> {
+  const cpu = (row: Row): number => row.cpuUsPerReq ?? Number.NaN;
   const [without, withCedar] = await Promise.all([startProxy(writeConfig(env)), startProxy(writeConfig(env, { cedar: true }))]);
   const [plainAll, cedarAll] = await Promise.all([scenarioBodies(env, without.url), scenarioBodies(env, withCedar.url)]);
   const decided = (name: string): boolean => name !== 'GetHealthStatus' && name !== 'Encrypt 32 B';
@@ -584,9 +590,9 @@ async function steadierC32(env: Env, proxy: Server, rows: Row[], bodies: Record<
     const plainRuns: Row[] = [];
     const cedarRuns: Row[] = [];
     for (let pair = 0; pair < STEADY_RUNS; pair++) {
-      if (pair % 2 === 1) cedarRuns.push(await run(withCedar, `Proxy Cedar ${name}`, request));
-      plainRuns.push(await run(without, `Paired: Proxy ${name}`, plainAll[name] as SignedRequest));
-      if (pair % 2 === 0) cedarRuns.push(await run(withCedar, `Proxy Cedar ${name}`, request));
+      if (pair % 2 === 1) cedarRuns.push(await runC32(withCedar, `Proxy Cedar ${name}`, request));
+      plainRuns.push(await runC32(without, `Paired: Proxy ${name}`, plainAll[name] as SignedRequest));
+      if (pair % 2 === 0) cedarRuns.push(await runC32(withCedar, `Proxy Cedar ${name}`, request));
     }
     const pairsUs = cedarRuns.map((row, i) => Math.round(cpu(row) - cpu(plainRuns[i] as Row)));
     cedarCosts[name] = { medianUs: middle(pairsUs), pairsUs };
@@ -814,7 +820,8 @@ async function main(): Promise<void> {
     }
   }
 
-  const { cedarBodies, cedarCosts } = await steadierC32(env, proxy, rows, bodies, ceilingByConcurrency.get(32));
+  await steadyC32Rows(proxy, rows, bodies, ceilingByConcurrency.get(32));
+  const { cedarBodies, cedarCosts } = await cedarCostInPairs(env, rows);
   const limits = [...(await limitRows(env, rows, bodies)), ...(await limitRows(env, rows, cedarBodies, 'Cedar '))];
   Object.assign(summary, { cedarCosts });
 
