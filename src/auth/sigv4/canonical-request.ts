@@ -2,7 +2,7 @@
 import { hash } from 'node:crypto';
 import { RequestSigner, type Request as Aws4Request } from 'aws4';
 import { sha256Hex } from './payload-hash';
-import { SigningKeys, signString } from './signing-key';
+import { SigningKeys } from './signing-key';
 import type { StepResult } from './verifier';
 
 /** Lowercase header name -> every value received, in order. */
@@ -123,7 +123,7 @@ export function computeExpectedSignature(input: CanonicalRequestInput): StepResu
   return {
     ok: true,
     value: {
-      signature: signString(signingKey, form.value.stringToSign),
+      signature: signingKey.sign(form.value.stringToSign),
       signedHeaders: form.value.signedHeaders,
       credentialScope: form.value.credentialScope,
     },

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { RequestSigner } from 'aws4';
-import { SigningKeys, deriveSigningKey } from '../../../src/auth/sigv4/signing-key';
+import { randomBytes } from 'node:crypto';
+import { SigningKey, SigningKeys, deriveSigningKey, signString } from '../../../src/auth/sigv4/signing-key';
 import { AKID, SECRET, SERVICE, lookup, signWithSmithy, verifier } from './helpers';
 
 describe('sigv4 signing key', () => {
@@ -15,10 +16,20 @@ describe('sigv4 signing key', () => {
     const first = keys.get(AKID, SECRET, '20241009', 'us-east-1', SERVICE);
     expect(keys.get(AKID, SECRET, '20241009', 'us-east-1', SERVICE)).to.equal(first);
     const rotated = keys.get(AKID, `${SECRET.slice(1)}A`, '20241009', 'us-east-1', SERVICE);
-    expect(rotated.equals(first)).to.equal(false);
-    expect(rotated.equals(deriveSigningKey(`${SECRET.slice(1)}A`, '20241009', 'us-east-1', SERVICE))).to.equal(true);
-    expect(keys.get(AKID, SECRET, '20241010', 'us-east-1', SERVICE).equals(first)).to.equal(false);
+    expect(rotated.bytes.equals(first.bytes)).to.equal(false);
+    expect(rotated.bytes.equals(deriveSigningKey(`${SECRET.slice(1)}A`, '20241009', 'us-east-1', SERVICE))).to.equal(true);
+    expect(keys.get(AKID, SECRET, '20241010', 'us-east-1', SERVICE).bytes.equals(first.bytes)).to.equal(false);
     expect(keys.size).to.equal(2);
+  });
+
+  it('signs as createHmac does, for any key up to a block and any string to sign, again and again', () => {
+    const messages = ['', 'a', 'x'.repeat(55), 'x'.repeat(56), 'x'.repeat(64), 'x'.repeat(200), 'AWS4-HMAC-SHA256\n20241009T120000Z\n20241009/us-east-1/kms-xks-proxy/aws4_request\n' + 'f'.repeat(64), 'Grüße, 世界 \u{1F600}'];
+    for (const length of [0, 1, 32, 63, 64]) {
+      const bytes = randomBytes(length);
+      const key = new SigningKey(bytes);
+      for (const message of [...messages, ...messages]) expect(key.sign(message), `key ${length} B, message ${message.length}`).to.equal(signString(bytes, message));
+    }
+    expect(() => new SigningKey(randomBytes(65))).to.throw(/longer than 64 bytes/);
   });
 
   it('keeps a bounded number of keys however many regions clients put in their scope', () => {
