@@ -72,8 +72,3 @@ export class SigningKeys {
     return this.keys.size;
   }
 }
-
-/** The signature of a string to sign with a key used once (hex): createHmac, the reference SigningKey is tested against. */
-export function signString(signingKey: Buffer, stringToSign: string): string {
-  return createHmac('sha256', signingKey).update(stringToSign, 'utf8').digest('hex');
-}

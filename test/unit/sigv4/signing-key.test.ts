@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { RequestSigner } from 'aws4';
-import { randomBytes } from 'node:crypto';
-import { SigningKey, SigningKeys, deriveSigningKey, signString } from '../../../src/auth/sigv4/signing-key';
+import { createHmac, randomBytes } from 'node:crypto';
+import { SigningKey, SigningKeys, deriveSigningKey } from '../../../src/auth/sigv4/signing-key';
 import { AKID, SECRET, SERVICE, lookup, signWithSmithy, verifier } from './helpers';
 
 describe('sigv4 signing key', () => {
@@ -27,7 +27,7 @@ describe('sigv4 signing key', () => {
     for (const length of [0, 1, 32, 63, 64]) {
       const bytes = randomBytes(length);
       const key = new SigningKey(bytes);
-      for (const message of [...messages, ...messages]) expect(key.sign(message), `key ${length} B, message ${message.length}`).to.equal(signString(bytes, message));
+      for (const message of [...messages, ...messages]) expect(key.sign(message), `key ${length} B, message ${message.length}`).to.equal(createHmac('sha256', bytes).update(message, 'utf8').digest('hex'));
     }
     expect(() => new SigningKey(randomBytes(65))).to.throw(/longer than 64 bytes/);
   });
