@@ -10,7 +10,8 @@ import { Worker } from 'node:worker_threads';
 import { HsmError } from './errors';
 import { runJob, type GcmJob, type JobResult } from './gcm-jobs';
 import type { Pkcs11Module } from './pkcs11/module';
-import { type BatchMessage, fromErrorReply, type JobReply, packBuffers, type ReplyMessage, unpackBuffers, type WorkerInit } from './pkcs11-worker-protocol';
+import { decodeReplies, encodeJobs } from './pkcs11-worker-codec';
+import { type BatchMessage, fromErrorReply, type ReplyMessage, type WorkerInit } from './pkcs11-worker-protocol';
 
 export interface JobExecutor {
   run(job: GcmJob): Promise<JobResult<unknown>>;
@@ -122,8 +123,8 @@ export class WorkerExecutor implements JobExecutor {
       slot.current = batch;
       // Referenced only while busy: an idle pool must not keep a CLI process alive.
       slot.worker.ref();
-      const packed = packBuffers(batch.map((pending) => pending.job));
-      slot.worker.postMessage({ id: this.nextId++, ...packed } satisfies BatchMessage, [packed.data]);
+      const data = encodeJobs(batch.map((pending) => pending.job));
+      slot.worker.postMessage({ id: this.nextId++, data } satisfies BatchMessage, [data]);
     }
   }
 
@@ -144,7 +145,10 @@ export class WorkerExecutor implements JobExecutor {
     slot.current = [];
     slot.worker.unref();
     if (!this.closed) this.idle.push(slot);
-    const replies = unpackBuffers({ values: reply.values ?? [], data: reply.data ?? new ArrayBuffer(0) }) as JobReply[];
+    const replies = decodeReplies(
+      batch.map((pending) => pending.job.op),
+      reply.data ?? new ArrayBuffer(0),
+    );
     batch.forEach((pending, i) => {
       const { result, error } = replies[i] ?? { error: { kind: 'Internal', message: `${this.name}: PKCS#11 worker thread answered ${replies.length} of ${batch.length} jobs` } };
       if (error !== undefined) pending.reject(fromErrorReply(error));

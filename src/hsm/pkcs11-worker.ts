@@ -9,7 +9,8 @@ import { asHsmError } from './errors';
 import { runJob, type GcmJob } from './gcm-jobs';
 import { loadInterposer } from './interposer-module';
 import { Pkcs11Module } from './pkcs11/module';
-import { type BatchMessage, type ErrorReply, type JobReply, type ReplyMessage, type WorkerInit, errorReply, packBuffers, unpackBuffers } from './pkcs11-worker-protocol';
+import { decodeJobs, encodeReplies } from './pkcs11-worker-codec';
+import { type BatchMessage, type ErrorReply, type JobReply, type ReplyMessage, type WorkerInit, errorReply } from './pkcs11-worker-protocol';
 
 const init = workerData as WorkerInit;
 const port = parentPort;
@@ -41,9 +42,13 @@ async function run(module: Pkcs11Module | ErrorReply, job: GcmJob): Promise<JobR
 
 port?.on('message', (message: BatchMessage) => {
   void (async () => {
+    const jobs = decodeJobs(message.data);
     const replies: JobReply[] = [];
-    for (const job of unpackBuffers(message)) replies.push(await run(view, job as GcmJob));
-    const packed = packBuffers(replies);
-    port.postMessage({ id: message.id, ...packed } satisfies ReplyMessage, [packed.data]);
+    for (const job of jobs) replies.push(await run(view, job));
+    const data = encodeReplies(
+      jobs.map((job) => job.op),
+      replies,
+    );
+    port.postMessage({ id: message.id, data } satisfies ReplyMessage, [data]);
   })();
 });

@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { Hsm, HsmError } from '../../src/hsm';
-import * as protocol from '../../src/hsm/pkcs11-worker-protocol';
+import * as codec from '../../src/hsm/pkcs11-worker-codec';
 import { uniqueLabel } from '../support/softhsm-fixture';
 import { createKnownAesKey, hsmOptions, nodeDecrypt } from './helpers';
 
@@ -18,17 +18,17 @@ describe('hsm: batches of jobs on the PKCS#11 worker thread', () => {
 
   it('sends jobs made in one event-loop turn as one message; a missing key and a bad tag fail alone', async () => {
     const hsm = await Hsm.open(hsmOptions({ id: 'batched', sessionPoolSize: 4, pkcs11Threads: 1 }));
-    // A pass-through spy on what the main thread packs: one call per message to the worker.
+    // A pass-through spy on what the main thread encodes: one call per message to the worker.
     const batches: number[] = [];
-    const pack = protocol.packBuffers;
-    const spied = protocol as { packBuffers: typeof pack };
+    const encode = codec.encodeJobs;
+    const spied = codec as { encodeJobs: typeof encode };
     try {
       const sealed = await hsm.encrypt(label, Buffer.from('sealed'), aad); // opens a session, warms the key handle
       const badTag = Buffer.from(sealed.tag);
       badTag[0] = (badTag[0] as number) ^ 1;
-      spied.packBuffers = (values) => {
-        batches.push(values.length);
-        return pack(values);
+      spied.encodeJobs = (jobs) => {
+        batches.push(jobs.length);
+        return encode(jobs);
       };
       const results = await Promise.allSettled([
         hsm.encrypt(label, Buffer.from('one'), aad),
@@ -50,7 +50,7 @@ describe('hsm: batches of jobs on the PKCS#11 worker thread', () => {
       expect(batches.reduce((a, b) => a + b, 0)).to.equal(4);
       expect(Math.max(...batches)).to.be.at.least(2);
     } finally {
-      spied.packBuffers = pack;
+      spied.encodeJobs = encode;
       await hsm.close();
     }
   });

@@ -1,51 +1,60 @@
 /**
- * The PKCS#11 worker messages: a batch's Buffers travel in one ArrayBuffer (viewed, not copied, on
- * arrival) and an HsmError crosses as data with its kind and CKR name intact.
+ * The PKCS#11 worker messages: a batch of jobs, and of replies, crosses as one ArrayBuffer whose
+ * Buffers arrive as views (not copies), every field as it was sent; an HsmError crosses as data
+ * with its kind and CKR name intact.
  */
 import { expect } from 'chai';
 import { HsmError } from '../../../src/hsm/errors';
-import { errorReply, fromErrorReply, packBuffers, unpackBuffers } from '../../../src/hsm/pkcs11-worker-protocol';
+import type { DecryptJob, EncryptJob, GcmJob } from '../../../src/hsm/gcm-jobs';
+import { decodeJobs, decodeReplies, encodeJobs, encodeReplies } from '../../../src/hsm/pkcs11-worker-codec';
+import { errorReply, fromErrorReply, type JobReply } from '../../../src/hsm/pkcs11-worker-protocol';
+
+/** What the thread boundary does to a message: a structured clone, the ArrayBuffer transferred. */
+function crossed(data: ArrayBuffer): ArrayBuffer {
+  return structuredClone(data, { transfer: [data] });
+}
 
 describe('hsm: PKCS#11 worker protocol', () => {
   const session = Buffer.from('0100000000000000', 'hex');
   const handle = Buffer.from('0200000000000000', 'hex');
 
-  it('packs every Buffer of a batch into one ArrayBuffer and views them again, other fields unchanged', () => {
+  it('a batch of each kind of job arrives field for field, its Buffers views of the one message', () => {
     const ciphertext = Buffer.from('ciphertext');
     const tag = Buffer.alloc(16, 7);
-    const jobs = [
-      { op: 'decrypt', session, key: { label: 'k', handle, recheck: false }, ciphertext, tag, iv: Buffer.alloc(12, 1), aad: Buffer.alloc(0) },
-      { op: 'attributes', session, key: { label: 'other', recheck: true } },
-    ];
-    const packed = packBuffers(jobs);
-    expect(packed.data.byteLength).to.equal(8 + 8 + ciphertext.length + 16 + 12 + 8);
-    // What crosses the thread boundary is a structured clone: the markers must survive it.
-    const [decrypt, attributes] = unpackBuffers(structuredClone(packed, { transfer: [packed.data] })) as Array<Record<string, unknown>>;
-    expect(decrypt).to.deep.include({ op: 'decrypt' });
-    for (const name of ['session', 'ciphertext', 'tag', 'iv', 'aad'] as const) expect(Buffer.isBuffer(decrypt![name]), name).to.equal(true);
-    expect((decrypt!.ciphertext as Buffer).equals(ciphertext)).to.equal(true);
-    expect((decrypt!.tag as Buffer).equals(tag)).to.equal(true);
-    expect((decrypt!.key as { handle: Buffer }).handle.equals(handle)).to.equal(true);
-    expect(decrypt!.key).to.deep.include({ label: 'k', recheck: false });
-    // Packed in order: the tag right after the ciphertext, one view of the same bytes.
-    const c = decrypt!.ciphertext as Buffer;
-    const t = decrypt!.tag as Buffer;
-    expect(c.buffer).to.equal(t.buffer);
-    expect(c.byteOffset + c.length).to.equal(t.byteOffset);
-    expect(attributes).to.deep.include({ op: 'attributes', key: { label: 'other', recheck: true } });
-    expect(Buffer.isBuffer(attributes!.session)).to.equal(true);
+    const encrypt: EncryptJob = { op: 'encrypt', session, key: { label: 'clé-ü', handle, recheck: true }, ivMode: 'hsm-appends', profileName: 'luna', plaintext: Buffer.from('plain'), aad: Buffer.alloc(0), verify: true };
+    const decrypt: DecryptJob = { op: 'decrypt', session, key: { label: 'k', handle, recheck: false }, ciphertext, tag, iv: Buffer.alloc(12, 1), aad: Buffer.from('aad') };
+    const attributes: GcmJob = { op: 'attributes', session, key: { label: 'other', recheck: true } };
+    const plainEncrypt: EncryptJob = { ...encrypt, key: { label: 'p', recheck: false }, ivMode: 'caller', verify: false };
+    const jobs = [encrypt, decrypt, attributes, plainEncrypt];
+    const data = encodeJobs(jobs);
+    const arrived = decodeJobs(crossed(data));
+    expect(arrived).to.deep.equal(jobs);
+    const d = arrived[1] as DecryptJob;
+    for (const name of ['session', 'ciphertext', 'tag', 'iv', 'aad'] as const) expect(Buffer.isBuffer(d[name]), name).to.equal(true);
+    // Views, not copies: the tag right after the ciphertext, in the same memory.
+    expect(d.ciphertext.buffer).to.equal(d.tag.buffer);
+    expect(d.ciphertext.byteOffset + d.ciphertext.length).to.equal(d.tag.byteOffset);
+    expect('handle' in (arrived[2] as GcmJob).key, 'an absent handle stays absent').to.equal(false);
   });
 
-  it("restores a result's Buffers three levels down (reply.result.value.iv), and leaves the packed source untouched", () => {
+  it('replies arrive in order: encrypt, decrypt and attribute results, optional fields only when set, and errors', () => {
     const iv = Buffer.alloc(12, 9);
-    const replies = [{ result: { value: { iv, ciphertext: Buffer.from('c'), tag: Buffer.alloc(16), verification: 'decrypted-back' }, key: { handle, checked: true } } }, { error: { kind: 'KeyNotFound', message: 'no key' } }];
-    const packed = packBuffers(replies);
-    expect(replies[0]!.result!.value.iv).to.equal(iv); // the caller's objects are not rewritten
-    const [ok, failed] = unpackBuffers(structuredClone(packed)) as Array<{ result?: { value: { iv: Buffer; verification: string }; key: { handle: Buffer } }; error?: unknown }>;
-    expect(ok!.result!.value.iv.equals(iv)).to.equal(true);
-    expect(ok!.result!.value.verification).to.equal('decrypted-back');
-    expect(ok!.result!.key.handle.equals(handle)).to.equal(true);
-    expect(failed!.error).to.deep.equal({ kind: 'KeyNotFound', message: 'no key' });
+    const replies: JobReply[] = [
+      { result: { value: { iv, ciphertext: Buffer.from('c'), tag: Buffer.alloc(16), verification: 'decrypted-back', randomSeconds: 0.000012 }, key: { handle, checked: true, findSeconds: 0.5 } } },
+      { result: { value: { iv, ciphertext: Buffer.alloc(0), tag: Buffer.alloc(16, 1) }, key: { handle, checked: false } } },
+      { result: { value: Buffer.from('plaintext'), key: { handle, checked: false } } },
+      { result: { value: { label: 'k', isAes: true, valueLen: 32, encrypt: true, decrypt: false }, key: { handle, checked: true } } },
+      { error: { kind: 'AuthenticationFailed', message: 'C_Decrypt failed: CKR_ENCRYPTED_DATA_INVALID', returnCode: 'CKR_ENCRYPTED_DATA_INVALID' } },
+      { error: { kind: 'KeyNotFound', message: 'no AES-256 secret key labelled "ü"' } },
+    ];
+    const ops = ['encrypt', 'encrypt', 'decrypt', 'attributes', 'decrypt', 'encrypt'] as const;
+    expect(decodeReplies(ops, crossed(encodeReplies(ops, replies)))).to.deep.equal(replies);
+  });
+
+  it('a reply without a result or an error arrives as an Internal error, never as a success', () => {
+    const [reply] = decodeReplies(['encrypt'], encodeReplies(['encrypt'], [{}]));
+    expect(reply?.error?.kind).to.equal('Internal');
+    expect(reply?.result).to.equal(undefined);
   });
 
   it('an HsmError crosses as data with its kind, message and CKR name', () => {
