@@ -243,6 +243,8 @@ interface SignedRequest {
   body: string;
   /** The same request signed again now (SigV4 signatures expire after 5 minutes); unsigned ones have none. */
   resign?(): Promise<SignedRequest>;
+  /** How long the proxy's answer body to it is: the plain HTTPS control answers as much. */
+  answerBytes?: number;
 }
 
 async function sign(baseUrl: string, credential: Sigv4Credential, path: string, body: object): Promise<SignedRequest> {
@@ -377,13 +379,15 @@ async function scenarioBodies(env: Env, url: string): Promise<Record<string, Sig
     });
   }
   const decryptBody = { requestMetadata: metadata('Decrypt'), encryptionAlgorithm: 'AES_GCM', additionalAuthenticatedData: aad, ...res };
-  return {
+  const bodies: Record<string, SignedRequest> = {
     'Encrypt 32 B': await sign(url, env.credential, `${key}/encrypt`, encrypt(32)),
     'Encrypt 4300 B': enc4300,
     'Decrypt 4300 B': await sign(url, env.credential, `${key}/decrypt`, decryptBody),
     GetKeyMetadata: await sign(url, env.credential, `${key}/metadata`, { requestMetadata: { ...metadata('DescribeKey') } }),
     GetHealthStatus: await sign(url, env.credential, '/kms/xks/v1/health', { requestMetadata: { kmsOperation: 'KmsHealthCheck', kmsRequestId: 'bench' } }),
   };
+  for (const request of Object.values(bodies)) request.answerBytes = (await fetchText(url, request)).length;
+  return bodies;
 }
 
 /** The KMS-shaped mix: small encrypts and 4300-byte decrypts, alternating. */
@@ -392,13 +396,22 @@ function kmsMix(bodies: Record<string, SignedRequest>): SignedRequest[] {
 }
 
 async function fetchJson(baseUrl: string, request: SignedRequest): Promise<Record<string, string>> {
+  return JSON.parse((await fetchText(baseUrl, request)).toString()) as Record<string, string>;
+}
+
+/** The answer body of a 200 (anything else rejects with its status and body). */
+async function fetchText(baseUrl: string, request: SignedRequest): Promise<Buffer> {
   const { request: httpsRequest } = await import('node:https');
   const url = new URL(baseUrl);
   return new Promise((resolve, reject) => {
     const req = httpsRequest({ host: url.hostname, port: url.port, path: request.path, method: 'POST', headers: request.headers, rejectUnauthorized: false }, (res) => {
-      let text = '';
-      res.on('data', (d: Buffer) => (text += d.toString()));
-      res.on('end', () => (res.statusCode === 200 ? resolve(JSON.parse(text) as Record<string, string>) : reject(new Error(`${res.statusCode} ${text}`))));
+      const chunks: Buffer[] = [];
+      res.on('data', (d: Buffer) => chunks.push(d));
+      res.on('end', () => {
+        const body = Buffer.concat(chunks);
+        if (res.statusCode === 200) resolve(body);
+        else reject(new Error(`${String(res.statusCode)} ${body.toString()}`));
+      });
     });
     req.on('error', reject);
     req.end(request.body);
@@ -467,7 +480,7 @@ async function plainHttpsUsAt(env: Env, request: SignedRequest, rate: number, co
 
 /** Plain node:https answering `requests` open loop at `rate`: CPU µs per request and the load's latencies. */
 async function plainHttpsAt(env: Env, requests: SignedRequest[], rate: number, connections: number): Promise<{ cpuUs: number; figures: LoadFigures }> {
-  const plain = await startPlainHttps(env);
+  const plain = await startPlainHttps(env, 0, requests);
   const pid = plain.child.pid as number;
   const warmup = 1;
   let before: ReturnType<typeof sampleProcessTree> | undefined;
@@ -488,7 +501,7 @@ async function plainHttpsAt(env: Env, requests: SignedRequest[], rate: number, c
  * (bench/plain-https-server.ts). Returns the CPU per request less the held CPU, and the rate reached.
  */
 async function plainHttpsHeld(env: Env, request: SignedRequest, connections: number, holdUs: number): Promise<{ cpuUs: number; reqPerSec: number }> {
-  const plain = await startPlainHttps(env, holdUs);
+  const plain = await startPlainHttps(env, holdUs, [request]);
   const row = await measured(plain, `Control: plain node:https holding ${Math.round(holdUs)} µs`, connections, () => load(plain.url, [request], connections, DURATION));
   await stop(plain);
   return { cpuUs: (row.cpuUsPerReq ?? Number.NaN) - holdUs, reqPerSec: row.reqPerSec };
@@ -509,8 +522,15 @@ async function plainHttpsMatchedUs(env: Env, request: SignedRequest, proxyRow: R
   return { ...median, runsUs: runs.map((run) => Math.round(run.cpuUs)) };
 }
 
-function startPlainHttps(env: Env, holdUs = 0): Promise<Server> {
-  return startProcess(process.execPath, [join(ROOT, 'dist/bench/plain-https-server.js'), env.certFile, env.keyFile, String(Math.round(holdUs))], '0', (out) =>
+/**
+ * Plain node:https as the control for `requests`: it answers each with a body as long as the proxy's
+ * answer to it (told apart by the request body's length), since writing that answer through TLS is
+ * HTTPS work any proxy does (an 11-byte answer left 0-7 µs of a 5.8 KB answer's cost, 3 pairs, in the
+ * proxy's overhead).
+ */
+function startPlainHttps(env: Env, holdUs: number, requests: SignedRequest[]): Promise<Server> {
+  const answers = Object.fromEntries(requests.filter((r) => r.answerBytes !== undefined).map((r) => [Buffer.byteLength(r.body), r.answerBytes]));
+  return startProcess(process.execPath, [join(ROOT, 'dist/bench/plain-https-server.js'), env.certFile, env.keyFile, String(Math.round(holdUs)), JSON.stringify(answers)], '0', (out) =>
     out.includes('\n') ? ({ url: `https://127.0.0.1:${out.trim()}` } as Server) : undefined,
   );
 }
@@ -627,7 +647,7 @@ function renderLimitTable(rows: LimitRow[]): string[] {
   return [
     '## Overhead against the limit',
     '',
-    'Per operation at c=32, one pinned worker. L = 1 / (t_https + t_hsm): t_https is plain node:https (bench/plain-https-server.ts, the proxy\'s TLS settings) answering the same requests on the same core, closed loop at c=32 like the proxy, holding CPU per request so that it answers at the proxy\'s rate ("control req/s"), the median of ' + String(STEADY_RUNS) + ' such runs (each run\'s figure is in latest.json): a loopback client that waits on a slow server sleeps, and the kernel charges the server ~20 µs per answer for waking it, so the control must make the client wait as the proxy does. "t_https paced" is the same plain server open loop at the proxy\'s rate, where the client is mostly awake: the figure earlier runs used; t_hsm is the HSM work the operation needs done with raw pkcs11js, sync, no proxy code (bench/raw-hsm-work.ts: Encrypt = RNG for the IV + encrypt + verify-decrypt, Decrypt = decrypt; GetKeyMetadata reads the key state cache and GetHealthStatus the cached health result, so 0). Overhead = proxy CPU − t_https − t_hsm. "Cedar" rows run with a secondary-authorization policy on the key store.',
+    'Per operation at c=32, one pinned worker. L = 1 / (t_https + t_hsm): t_https is plain node:https (bench/plain-https-server.ts, the proxy\'s TLS settings) answering the same requests on the same core with answers as long as the proxy\'s (JSON of the same byte count), closed loop at c=32 like the proxy, holding CPU per request so that it answers at the proxy\'s rate ("control req/s"), the median of ' + String(STEADY_RUNS) + ' such runs (each run\'s figure is in latest.json): a loopback client that waits on a slow server sleeps, and the kernel charges the server ~20 µs per answer for waking it, so the control must make the client wait as the proxy does. "t_https paced" is the same plain server open loop at the proxy\'s rate, where the client is mostly awake: the figure earlier runs used; t_hsm is the HSM work the operation needs done with raw pkcs11js, sync, no proxy code (bench/raw-hsm-work.ts: Encrypt = RNG for the IV + encrypt + verify-decrypt, Decrypt = decrypt; GetKeyMetadata reads the key state cache and GetHealthStatus the cached health result, so 0). Overhead = proxy CPU − t_https − t_hsm. "Cedar" rows run with a secondary-authorization policy on the key store.',
     '',
     'Where the proxy\'s CPU runs, from /proc per thread: "main thread" is the event loop (TLS, HTTP, SigV4, validation, the pipeline, answers), "other threads" the PKCS#11 worker threads with V8\'s GC helpers and libuv\'s pool, all on the same core. Plain node:https does nearly all its work on its main thread, and the raw HSM work runs on one thread, so main thread − t_https is what the pipeline adds and other threads − t_hsm what the HSM layer adds (thread hand-off, job code, GC). A CPU profile (--profile) does not show this split: V8 samples by wall clock, so time the PKCS#11 thread runs on the shared core shows up in whatever main-thread frame it preempted (typically postMessage).',
     '',
