@@ -41,12 +41,21 @@ export function decodedLength(value: string): number {
   return (value.length / 4) * 3 - padding;
 }
 
-/** Bytes decoded while validating, by the request object holding the field: decoded once per request. */
-const decodedFields = new WeakMap<object, Map<string, Buffer>>();
+/**
+ * Bytes decoded while validating, kept on the request object holding the field (a non-enumerable
+ * symbol: JSON, Object.keys and spreads never see it): decoded once per request. Not a WeakMap:
+ * an entry per request in a long-lived WeakMap is an ephemeron every scavenge must visit.
+ */
+const DECODED = Symbol('decoded Base64 fields');
+
+type DecodedHolder = { [DECODED]?: Map<string, Buffer> };
 
 export function rememberDecoded(holder: object, field: string, bytes: Buffer): void {
-  let fields = decodedFields.get(holder);
-  if (fields === undefined) decodedFields.set(holder, (fields = new Map()));
+  let fields = (holder as DecodedHolder)[DECODED];
+  if (fields === undefined) {
+    fields = new Map();
+    Object.defineProperty(holder, DECODED, { value: fields });
+  }
   fields.set(field, bytes);
 }
 
@@ -57,7 +66,7 @@ export function decodeBase64(value: string): Buffer {
 
 /** `holder[field]` (validated strict Base64) as bytes: the validator's decoding when it did one. */
 export function decodedField<T extends object>(holder: T, field: keyof T & string): Buffer {
-  const bytes = decodedFields.get(holder)?.get(field);
+  const bytes = (holder as DecodedHolder)[DECODED]?.get(field);
   return bytes ?? decodeBase64(holder[field] as string);
 }
 

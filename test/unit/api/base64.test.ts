@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { base64Json, decodedLength, isStrictBase64, strictBase64Bytes } from '../../../src/api/base64';
+import { base64Json, decodedField, decodedLength, isStrictBase64, rememberDecoded, strictBase64Bytes } from '../../../src/api/base64';
 
 describe('strict Base64', () => {
   it('accepts the canonical encoding of any byte string', () => {
@@ -35,6 +35,25 @@ describe('strictBase64Bytes', () => {
   for (const bad of ['QUJ\u0144', 'QUJ\u00c4', 'QQ-_', 'QR==', 'QUI=x===', 'QQ\n=']) {
     it(`refuses ${JSON.stringify(bad)}`, () => expect(strictBase64Bytes(bad)).to.equal(undefined));
   }
+});
+
+describe('decodedField', () => {
+  it("returns the validator's bytes for a remembered field, decodes any other", () => {
+    const body = { plaintext: Buffer.from('kept').toString('base64'), aad: Buffer.from('not kept').toString('base64') };
+    const kept = Buffer.from('kept');
+    rememberDecoded(body, 'plaintext', kept);
+    expect(decodedField(body, 'plaintext')).to.equal(kept);
+    expect(decodedField(body, 'aad').toString()).to.equal('not kept');
+  });
+
+  it('leaves no trace in the request object that JSON, Object.keys, spreads or deep equality see', () => {
+    const body = { plaintext: 'AA==' };
+    rememberDecoded(body, 'plaintext', Buffer.alloc(1));
+    expect(JSON.stringify(body)).to.equal('{"plaintext":"AA=="}');
+    expect(Object.keys(body)).to.deep.equal(['plaintext']);
+    expect(Object.getOwnPropertySymbols({ ...body })).to.deep.equal([]);
+    expect(body).to.deep.equal({ plaintext: 'AA==' });
+  });
 });
 
 describe('base64Json', () => {
