@@ -6,7 +6,7 @@
  * arrive as views of the message, not copies.
  */
 import type { DecryptJob, EncryptJob, EncryptOutcome, GcmJob, JobResult } from './gcm-jobs';
-import type { ResolvedKey } from './key-handles';
+import type { KeyRef, ResolvedKey } from './key-handles';
 import type { SecretKeyInfo } from './pkcs11/module';
 import type { ErrorReply, JobReply } from './pkcs11-worker-protocol';
 import type { VerifyOutcome } from './types';
@@ -173,7 +173,9 @@ function readJob(reader: Reader): GcmJob {
   const session = reader.need();
   const label = reader.str() ?? '';
   const handle = reader.bytes();
-  const key = { label, recheck: reader.u8() === 1, ...(handle === undefined ? {} : { handle }) };
+  // Set only when present, not spread in: a spread copy gets a hidden class of its own per shape.
+  const key: KeyRef = { label, recheck: reader.u8() === 1 };
+  if (handle !== undefined) key.handle = handle;
   if (op === 'encrypt') {
     const ivMode = IV_MODES[reader.u8()] as IvMode;
     const job: EncryptJob = { op, session, key, ivMode, profileName: reader.str() ?? '', plaintext: reader.need(), aad: reader.need(), verify: reader.u8() === 1 };
