@@ -443,8 +443,8 @@ interface LimitRow {
   tHttpsPacedUs: number;
   /** The rate the held control reached (compare proxyReqPerSec). */
   controlReqPerSec: number;
-  /** Every held run's t_https; tHttpsUs is their median. */
-  tHttpsRunsUs: number[];
+  /** Every pair (a proxy run, then its control): the row's figures are the pair with the median overhead. */
+  pairs: Array<{ proxyCpuUs: number; proxyReqPerSec: number; tHttpsUs: number; controlReqPerSec: number; overheadUs: number }>;
   tHsmUs: number;
   limitReqPerSec: number;
   overheadUs: number;
@@ -508,21 +508,6 @@ async function plainHttpsHeld(env: Env, request: SignedRequest, connections: num
 }
 
 /**
- * A calibration round (the hold that makes plain cost what the proxy costs depends on t_https
- * itself), then STEADY_RUNS held runs: t_https is their median, as the proxy's c=32 figure is the
- * median of as many runs. One run of the control moved by ~35 µs between operations whose requests
- * are the same size (67 and 104 µs in the 10:19 run), and the overhead is measured against it.
- */
-async function plainHttpsMatchedUs(env: Env, request: SignedRequest, proxyRow: Row, tHttpsPaced: number): Promise<{ cpuUs: number; reqPerSec: number; runsUs: number[] }> {
-  const proxyCpu = proxyRow.cpuUsPerReq ?? Number.NaN;
-  const first = await plainHttpsHeld(env, request, Number(proxyRow.concurrency), Math.max(0, proxyCpu - tHttpsPaced));
-  const runs: Array<{ cpuUs: number; reqPerSec: number }> = [];
-  for (let i = 0; i < STEADY_RUNS; i++) runs.push(await plainHttpsHeld(env, request, Number(proxyRow.concurrency), Math.max(0, proxyCpu - first.cpuUs)));
-  const median = [...runs].sort((a, b) => a.cpuUs - b.cpuUs)[Math.floor((runs.length - 1) / 2)] as { cpuUs: number; reqPerSec: number };
-  return { ...median, runsUs: runs.map((run) => Math.round(run.cpuUs)) };
-}
-
-/**
  * Plain node:https as the control for `requests`: it answers each with a body as long as the proxy's
  * answer to it (told apart by the request body's length), since writing that answer through TLS is
  * HTTPS work any proxy does (an 11-byte answer left 0-7 µs of a 5.8 KB answer's cost, 3 pairs, in the
@@ -535,37 +520,65 @@ function startPlainHttps(env: Env, holdUs: number, requests: SignedRequest[]): P
   );
 }
 
-/** The proxy row against L measured now, on the same core, at the same rate. */
-async function limitRow(env: Env, proxyRow: Row, request: SignedRequest, scenario: string): Promise<LimitRow> {
-  const tHttpsPaced = await plainHttpsUsAt(env, request, proxyRow.reqPerSec, Number(proxyRow.concurrency));
-  const matched = await plainHttpsMatchedUs(env, request, proxyRow, tHttpsPaced);
-  const tHttps = matched.cpuUs;
+/**
+ * The proxy against L in pairs, on the same core: STEADY_RUNS times, a c=32 run of the proxy and
+ * right after it the control (plain node:https holding what that run cost beyond the last t_https, so
+ * it answers at about the proxy's rate). Each pair's two runs see the same machine; runs minutes apart
+ * on this VM differed by up to ~90 µs per request, more than the overhead targets leave. The row is
+ * the pair with the median overhead (so its columns add up); every pair's figures are in latest.json.
+ * First a paced run (t_https paced, the first guess) and a calibration run of the control, since the
+ * hold that matches the proxy's rate depends on t_https itself. Returns the pairs' proxy runs too.
+ */
+async function pairedLimit(env: Env, server: Server, request: SignedRequest, scenario: string, first: Row): Promise<{ limit: LimitRow; proxyRuns: Row[] }> {
+  const cpu = (row: Row): number => row.cpuUsPerReq ?? Number.NaN;
+  const tHttpsPaced = await plainHttpsUsAt(env, request, first.reqPerSec, 32);
+  let tHttpsEstimate = (await plainHttpsHeld(env, request, 32, Math.max(0, cpu(first) - tHttpsPaced))).cpuUs;
   const tHsm = hsmWorkUs(env, scenario);
+  const pairs: Array<{ proxy: Row; control: { cpuUs: number; reqPerSec: number }; overheadUs: number }> = [];
+  for (let i = 0; i < STEADY_RUNS; i++) {
+    const proxy = await runC32(server, `Proxy ${scenario}`, request);
+    const control = await plainHttpsHeld(env, request, 32, Math.max(0, cpu(proxy) - tHttpsEstimate));
+    tHttpsEstimate = control.cpuUs;
+    pairs.push({ proxy, control, overheadUs: cpu(proxy) - control.cpuUs - tHsm });
+  }
+  const median = [...pairs].sort((x, y) => x.overheadUs - y.overheadUs)[Math.floor((pairs.length - 1) / 2)] as (typeof pairs)[number];
+  const tHttps = median.control.cpuUs;
   const limit = 1e6 / (tHttps + tHsm);
-  const row = {
+  const row: LimitRow = {
     scenario,
-    proxyReqPerSec: proxyRow.reqPerSec,
-    proxyCpuUs: proxyRow.cpuUsPerReq ?? Number.NaN,
-    proxyMainThreadUs: proxyRow.mainThreadCpuUsPerReq ?? Number.NaN,
+    proxyReqPerSec: median.proxy.reqPerSec,
+    proxyCpuUs: cpu(median.proxy),
+    proxyMainThreadUs: median.proxy.mainThreadCpuUsPerReq ?? Number.NaN,
     tHttpsUs: Math.round(tHttps),
     tHttpsPacedUs: Math.round(tHttpsPaced),
-    controlReqPerSec: matched.reqPerSec,
-    tHttpsRunsUs: matched.runsUs,
+    controlReqPerSec: median.control.reqPerSec,
+    pairs: pairs.map((p) => ({ proxyCpuUs: cpu(p.proxy), proxyReqPerSec: p.proxy.reqPerSec, tHttpsUs: Math.round(p.control.cpuUs), controlReqPerSec: p.control.reqPerSec, overheadUs: Math.round(p.overheadUs) })),
     tHsmUs: Math.round(tHsm),
     limitReqPerSec: Math.round(limit),
-    overheadUs: Math.round((proxyRow.cpuUsPerReq ?? Number.NaN) - tHttps - tHsm),
-    ratio: round(proxyRow.reqPerSec / limit),
+    overheadUs: Math.round(median.overheadUs),
+    ratio: round(median.proxy.reqPerSec / limit),
   };
-  process.stderr.write(`limit ${scenario}: proxy ${row.proxyCpuUs} µs/req (main thread ${row.proxyMainThreadUs}) at ${row.proxyReqPerSec} req/s, t_https ${row.tHttpsUs} µs (median of ${row.tHttpsRunsUs.join(', ')}; control at ${row.controlReqPerSec} req/s; paced ${row.tHttpsPacedUs} µs), t_hsm ${row.tHsmUs} µs, overhead ${row.overheadUs} µs, L ${row.limitReqPerSec} req/s, ratio ${row.ratio}\n`);
-  return row;
+  const pairText = row.pairs.map((p) => `${p.proxyCpuUs} − ${p.tHttpsUs} (${p.proxyReqPerSec} / ${p.controlReqPerSec} req/s)`).join(', ');
+  process.stderr.write(`limit ${scenario}: proxy ${row.proxyCpuUs} µs/req (main thread ${row.proxyMainThreadUs}) at ${row.proxyReqPerSec} req/s, t_https ${row.tHttpsUs} µs (control at ${row.controlReqPerSec} req/s; paced ${row.tHttpsPacedUs} µs), t_hsm ${row.tHsmUs} µs, overhead ${row.overheadUs} µs (median of pairs, proxy − t_https: ${pairText}), L ${row.limitReqPerSec} req/s, ratio ${row.ratio}\n`);
+  return { limit: row, proxyRuns: pairs.map((p) => p.proxy) };
 }
 
-/** The limit for each proxy scenario's c=32 row (the proxy stays up, idle, meanwhile). */
-async function limitRows(env: Env, rows: Row[], bodies: Record<string, SignedRequest>, prefix = ''): Promise<LimitRow[]> {
+/**
+ * Each operation's limit row, in pairs (pairedLimit), on `server` while it is up. Its c=32 row in
+ * `rows` becomes the median pair's proxy run, its note naming every run behind the figure.
+ */
+async function limitRows(env: Env, server: Server, rows: Row[], bodies: Record<string, SignedRequest>, prefix = '', ceilingC32?: number): Promise<LimitRow[]> {
   const out: LimitRow[] = [];
   for (const [name, request] of Object.entries(bodies)) {
-    const row = rows.find((r) => r.scenario === `Proxy ${prefix}${name}` && r.concurrency === 32);
-    if (row) out.push(await limitRow(env, row, request, `${prefix}${name}`));
+    const index = rows.findIndex((r) => r.scenario === `Proxy ${prefix}${name}` && r.concurrency === 32);
+    if (index < 0) continue;
+    const first = rows[index] as Row;
+    const { limit, proxyRuns } = await pairedLimit(env, server, request, `${prefix}${name}`, first);
+    const median = proxyRuns.find((run) => run.cpuUsPerReq === limit.proxyCpuUs && run.reqPerSec === limit.proxyReqPerSec) as Row;
+    const figures = proxyRuns.map((r) => String(r.cpuUsPerReq)).join(', ');
+    const before = first.note ?? `${String(first.cpuUsPerReq)} µs/req`;
+    rows[index] = { ...median, ...(ceilingC32 ? { ratio: round(median.reqPerSec / ceilingC32) } : {}), note: `the median of the limit table's ${proxyRuns.length} pairs (this proxy's runs in them: ${figures} µs/req); before the pairs: ${before}` };
+    out.push(limit);
   }
   return out;
 }
@@ -582,31 +595,14 @@ interface CedarCost {
 const runC32 = (server: Server, scenario: string, request: SignedRequest): Promise<Row> => measured(server, scenario, 32, () => load(server.url, [request], 32, DURATION));
 
 /**
- * Steadier c=32 figures for the limit table: one 8 s run on this VM can be off by ~90 µs per
- * request, more than most of what the table compares, and the machine drifts over minutes. So each
- * operation's c=32 row becomes the median of STEADY_RUNS runs (the main loop's and more).
- */
-async function steadyC32Rows(proxy: Server, rows: Row[], bodies: Record<string, SignedRequest>, ceilingC32: number | undefined): Promise<void> {
-  for (const [name, request] of Object.entries(bodies)) {
-    const index = rows.findIndex((r) => r.scenario === `Proxy ${name}` && r.concurrency === 32);
-    if (index < 0) continue;
-    const runs = [rows[index] as Row];
-    for (let i = 1; i < STEADY_RUNS; i++) runs.push(await runC32(proxy, `Proxy ${name}`, request));
-    const steady = medianRow(runs);
-    if (ceilingC32) steady.ratio = round((steady.reqPerSec ?? 0) / ceilingC32);
-    rows[index] = steady;
-  }
-}
-
-/**
  * Cedar's cost (secondary authorization: a permit and a forbid, every request decided), measured
  * in pairs: the median difference of STEADY_RUNS pairs run back to back, in alternating order, on
  * two proxies started together and warmed up alike, one with the policy and one without (not
  * against the main proxy: its c=256 overloads leave it a larger heap, which read as Cedar costing
  * ~20 µs less). Each proxy idles (~1 % of the core) while the other is measured. Adds each
- * operation's median Cedar run to rows.
+ * operation's median Cedar run to rows, then measures the Cedar proxy against L (limitRows).
  */
-async function cedarCostInPairs(env: Env, rows: Row[]): Promise<{ cedarBodies: Record<string, SignedRequest>; cedarCosts: Record<string, CedarCost> }> {
+async function cedarCostInPairs(env: Env, rows: Row[]): Promise<{ cedarCosts: Record<string, CedarCost>; cedarLimits: LimitRow[] }> {
   const cpu = (row: Row): number => row.cpuUsPerReq ?? Number.NaN;
   const [without, withCedar] = await Promise.all([startProxy(writeConfig(env)), startProxy(writeConfig(env, { cedar: true }))]);
   const [plainAll, cedarAll] = await Promise.all([scenarioBodies(env, without.url), scenarioBodies(env, withCedar.url)]);
@@ -630,8 +626,9 @@ async function cedarCostInPairs(env: Env, rows: Row[]): Promise<{ cedarBodies: R
     process.stderr.write(`Cedar ${name}: added ${String(middle(pairsUs))} µs/req (median of pairs ${pairsUs.join(', ')})\n`);
     rows.push(medianRow(cedarRuns));
   }
+  const cedarLimits = await limitRows(env, withCedar, rows, cedarBodies, 'Cedar ');
   await Promise.all([stop(without), stop(withCedar)]);
-  return { cedarBodies, cedarCosts };
+  return { cedarCosts, cedarLimits };
 }
 
 /** The run with the median CPU per request, its note naming every run's figure. */
@@ -647,7 +644,7 @@ function renderLimitTable(rows: LimitRow[]): string[] {
   return [
     '## Overhead against the limit',
     '',
-    'Per operation at c=32, one pinned worker. L = 1 / (t_https + t_hsm): t_https is plain node:https (bench/plain-https-server.ts, the proxy\'s TLS settings) answering the same requests on the same core with answers as long as the proxy\'s (JSON of the same byte count), closed loop at c=32 like the proxy, holding CPU per request so that it answers at the proxy\'s rate ("control req/s"), the median of ' + String(STEADY_RUNS) + ' such runs (each run\'s figure is in latest.json): a loopback client that waits on a slow server sleeps, and the kernel charges the server ~20 µs per answer for waking it, so the control must make the client wait as the proxy does. "t_https paced" is the same plain server open loop at the proxy\'s rate, where the client is mostly awake: the figure earlier runs used; t_hsm is the HSM work the operation needs done with raw pkcs11js, sync, no proxy code (bench/raw-hsm-work.ts: Encrypt = RNG for the IV + encrypt + verify-decrypt, Decrypt = decrypt; GetKeyMetadata reads the key state cache and GetHealthStatus the cached health result, so 0). Overhead = proxy CPU − t_https − t_hsm. "Cedar" rows run with a secondary-authorization policy on the key store.',
+    'Per operation at c=32, one pinned worker. L = 1 / (t_https + t_hsm): t_https is plain node:https (bench/plain-https-server.ts, the proxy\'s TLS settings) answering the same requests on the same core with answers as long as the proxy\'s (JSON of the same byte count), closed loop at c=32 like the proxy, holding CPU per request so that it answers at the proxy\'s rate ("control req/s"), measured in pairs: ' + String(STEADY_RUNS) + ' times a proxy run and right after it a control run, so both see the same machine; each row is the pair with the median overhead (every pair is in latest.json): a loopback client that waits on a slow server sleeps, and the kernel charges the server ~20 µs per answer for waking it, so the control must make the client wait as the proxy does. "t_https paced" is the same plain server open loop at the proxy\'s rate, where the client is mostly awake: the figure earlier runs used; t_hsm is the HSM work the operation needs done with raw pkcs11js, sync, no proxy code (bench/raw-hsm-work.ts: Encrypt = RNG for the IV + encrypt + verify-decrypt, Decrypt = decrypt; GetKeyMetadata reads the key state cache and GetHealthStatus the cached health result, so 0). Overhead = proxy CPU − t_https − t_hsm. "Cedar" rows run with a secondary-authorization policy on the key store.',
     '',
     'Where the proxy\'s CPU runs, from /proc per thread: "main thread" is the event loop (TLS, HTTP, SigV4, validation, the pipeline, answers), "other threads" the PKCS#11 worker threads with V8\'s GC helpers and libuv\'s pool, all on the same core. Plain node:https does nearly all its work on its main thread, and the raw HSM work runs on one thread, so main thread − t_https is what the pipeline adds and other threads − t_hsm what the HSM layer adds (thread hand-off, job code, GC). A CPU profile (--profile) does not show this split: V8 samples by wall clock, so time the PKCS#11 thread runs on the shared core shows up in whatever main-thread frame it preempted (typically postMessage).',
     '',
@@ -753,10 +750,10 @@ async function quick(env: Env, configPath: string): Promise<void> {
   const rows: Row[] = [];
   if (request) await warmUp(proxy, request);
   if (request) for (const c of CONCURRENCIES) rows.push(await measured(proxy, `Proxy ${name}`, c, () => load(proxy.url, [request], c, DURATION)));
-  await stop(proxy);
-  // --limit=off skips it: t_https at the c=32 row's rate and t_hsm, for the overhead figure.
+  // --limit=off skips it: the overhead against L, in pairs of the proxy and the control.
   const c32 = rows.find((r) => r.concurrency === 32);
-  if (request && c32 && args.get('limit') !== 'off') await limitRow(env, c32, request, `${args.has('cedar') ? 'Cedar ' : ''}${name}`);
+  if (request && c32 && args.get('limit') !== 'off') await pairedLimit(env, proxy, request, `${args.has('cedar') ? 'Cedar ' : ''}${name}`, c32);
+  await stop(proxy);
 }
 
 /**
@@ -860,9 +857,9 @@ async function main(): Promise<void> {
     }
   }
 
-  await steadyC32Rows(proxy, rows, bodies, ceilingByConcurrency.get(32));
-  const { cedarBodies, cedarCosts } = await cedarCostInPairs(env, rows);
-  const limits = [...(await limitRows(env, rows, bodies)), ...(await limitRows(env, rows, cedarBodies, 'Cedar '))];
+  const proxyLimits = await limitRows(env, proxy, rows, bodies, '', ceilingByConcurrency.get(32));
+  const { cedarCosts, cedarLimits } = await cedarCostInPairs(env, rows);
+  const limits = [...proxyLimits, ...cedarLimits];
   Object.assign(summary, { cedarCosts });
 
   // 3. KMS-shaped: fixed offered rate of mixed encrypt/decrypt
@@ -1042,7 +1039,7 @@ function renderMarkdown(summary: Record<string, unknown>, rows: Row[]): string {
     '# Benchmark results',
     '',
     `Run ${String(summary.date)} on ${String(summary.machine)}. Pinning: ${String(summary.pinning)}.`,
-    `Each closed-loop scenario runs ${String(summary.durationSeconds)} s with autocannon over HTTPS keep-alive connections; ${String(summary.signing)}. Each operation's c=32 row (the one the limit table uses) is the median of ${String(STEADY_RUNS)} runs, its note naming all of them: one run on this VM can be off by ~90 µs per request. What Cedar adds is the median of ${String(STEADY_RUNS)} back-to-back pairs (alternating order) on two proxies started together and warmed up alike, one with the policy and one without.`,
+    `Each closed-loop scenario runs ${String(summary.durationSeconds)} s with autocannon over HTTPS keep-alive connections; ${String(summary.signing)}. Each operation's c=32 row is the proxy run of the limit table's median pair (${String(STEADY_RUNS)} pairs of a proxy run and its control run back to back), its note naming every run: one run on this VM can be off by ~90 µs per request, and the machine drifts over minutes. What Cedar adds is the median of ${String(STEADY_RUNS)} back-to-back pairs (alternating order) on two proxies started together and warmed up alike, one with the policy and one without.`,
     `Event-loop lag p99: the proxy's xks_nodejs_eventloop_lag_p99_seconds (perf_hooks.monitorEventLoopDelay via prom-client) over the run, minus its ${EVENT_LOOP_SAMPLING_MS} ms sampling interval, which Node's histogram includes (an idle process reads 10.1 ms).`,
     `The KMS-shaped runs use an open-loop generator (bench/paced-load.ts; autocannon's -R sends each second's quota in one burst) that sends at an even pace over at most ${PACED_CONNECTIONS} keep-alive connections of its own lean HTTPS client (bench/lean-https-client.ts: little allocation, so few stalls of its own), after an unrecorded 5 s warm-up. A row's note names the generator's own stalls (over 10 ms) where slow requests fell. Latency runs from each request's scheduled send time; as with KMS, a request not answered within 250 ms counts as an error, and req/s counts only 2xx answers within 250 ms. Each sizing row's note has a control: plain node:https answering the same requests at the same paced rate on the same core (its CPU per request and p99).`,
     `Session pool: ${String(summary.sessionPool)}. Latencies in ms. Ratio = proxy req/s / plain node:https req/s at the same concurrency.`,
