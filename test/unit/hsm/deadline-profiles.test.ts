@@ -37,6 +37,30 @@ describe('hsm: deadlines (unit)', () => {
     // A late rejection of abandoned work must not surface as an unhandled rejection.
     await raceTimeout(Promise.reject(new Error('x')), 0, () => new Error('t')).catch(() => undefined);
   });
+
+  it('raceTimeout: a failure after the timeout is observed, not unhandled; work that settles first cancels the timer', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      let fail: (error: Error) => void = () => {};
+      const abandoned = new Promise<number>((_, reject) => (fail = reject));
+      const outcome = await raceTimeout(abandoned, 1, () => new HsmError('Timeout', 'too slow')).catch((error: unknown) => error);
+      expect((outcome as HsmError).kind).to.equal('Timeout');
+      fail(new Error('the HSM failed later'));
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(unhandled).to.deep.equal([]);
+
+      let timeouts = 0;
+      const failure = await raceTimeout(Promise.reject(new Error('HSM error')), 5, () => new Error(`timeout ${++timeouts}`)).catch((error: unknown) => error);
+      expect((failure as Error).message).to.equal('HSM error');
+      expect(await raceTimeout(Promise.resolve('done'), 5, () => new Error(`timeout ${++timeouts}`))).to.equal('done');
+      await new Promise((resolve) => setTimeout(resolve, 15));
+      expect(timeouts, 'onTimeout ran although the work settled first').to.equal(0);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
 });
 
 describe('hsm: fault scopes and vendor profiles (unit)', () => {
