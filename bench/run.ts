@@ -529,14 +529,17 @@ function startPlainHttps(env: Env, holdUs: number, requests: SignedRequest[]): P
  * First a paced run (t_https paced, the first guess) and a calibration run of the control, since the
  * hold that matches the proxy's rate depends on t_https itself. Returns the pairs' proxy runs too.
  */
-async function pairedLimit(env: Env, server: Server, request: SignedRequest, scenario: string, first: Row): Promise<{ limit: LimitRow; proxyRuns: Row[] }> {
+async function pairedLimit(env: Env, server: Server, name: string, scenario: string, first: Row): Promise<{ limit: LimitRow; proxyRuns: Row[] }> {
   const cpu = (row: Row): number => row.cpuUsPerReq ?? Number.NaN;
+  // Signed now: the pairs come minutes after the scenario's own runs, and SigV4 allows 5.
+  const request = (await scenarioBodies(env, server.url))[name] as SignedRequest;
   const tHttpsPaced = await plainHttpsUsAt(env, request, first.reqPerSec, 32);
   let tHttpsEstimate = (await plainHttpsHeld(env, request, 32, Math.max(0, cpu(first) - tHttpsPaced))).cpuUs;
   const tHsm = hsmWorkUs(env, scenario);
   const pairs: Array<{ proxy: Row; control: { cpuUs: number; reqPerSec: number }; overheadUs: number }> = [];
   for (let i = 0; i < STEADY_RUNS; i++) {
     const proxy = await runC32(server, `Proxy ${scenario}`, request);
+    if (proxy.errors > 0) throw new Error(`${scenario}: ${proxy.errors} error answers in a paired run; its CPU per request is not the operation's`);
     const control = await plainHttpsHeld(env, request, 32, Math.max(0, cpu(proxy) - tHttpsEstimate));
     tHttpsEstimate = control.cpuUs;
     pairs.push({ proxy, control, overheadUs: cpu(proxy) - control.cpuUs - tHsm });
@@ -569,11 +572,11 @@ async function pairedLimit(env: Env, server: Server, request: SignedRequest, sce
  */
 async function limitRows(env: Env, server: Server, rows: Row[], bodies: Record<string, SignedRequest>, prefix = '', ceilingC32?: number): Promise<LimitRow[]> {
   const out: LimitRow[] = [];
-  for (const [name, request] of Object.entries(bodies)) {
+  for (const name of Object.keys(bodies)) {
     const index = rows.findIndex((r) => r.scenario === `Proxy ${prefix}${name}` && r.concurrency === 32);
     if (index < 0) continue;
     const first = rows[index] as Row;
-    const { limit, proxyRuns } = await pairedLimit(env, server, request, `${prefix}${name}`, first);
+    const { limit, proxyRuns } = await pairedLimit(env, server, name, `${prefix}${name}`, first);
     const median = proxyRuns.find((run) => run.cpuUsPerReq === limit.proxyCpuUs && run.reqPerSec === limit.proxyReqPerSec) as Row;
     const figures = proxyRuns.map((r) => String(r.cpuUsPerReq)).join(', ');
     const before = first.note ?? `${String(first.cpuUsPerReq)} µs/req`;
@@ -752,7 +755,7 @@ async function quick(env: Env, configPath: string): Promise<void> {
   if (request) for (const c of CONCURRENCIES) rows.push(await measured(proxy, `Proxy ${name}`, c, () => load(proxy.url, [request], c, DURATION)));
   // --limit=off skips it: the overhead against L, in pairs of the proxy and the control.
   const c32 = rows.find((r) => r.concurrency === 32);
-  if (request && c32 && args.get('limit') !== 'off') await pairedLimit(env, proxy, request, `${args.has('cedar') ? 'Cedar ' : ''}${name}`, c32);
+  if (request && c32 && args.get('limit') !== 'off') await pairedLimit(env, proxy, name, `${args.has('cedar') ? 'Cedar ' : ''}${name}`, c32);
   await stop(proxy);
 }
 
