@@ -947,7 +947,7 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     machine: `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}`,
     pinning: PIN_CORES ? 'servers on core 0 (taskset -c 0), load generator on core 1; the 2-worker run is unpinned' : 'none (fewer than 2 cores)',
-    signing: 'each scenario signs its requests once and replays them within the 5-minute SigV4 window',
+    signing: 'each scenario signs its requests once (and again before its limit pairs) and replays them within the 5-minute SigV4 window',
     durationSeconds: DURATION,
     sessionPool: POOL,
     targets: {
