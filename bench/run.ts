@@ -34,7 +34,7 @@ const OPTIONS = [
 ];
 const unknown = process.argv.slice(2).filter((a) => !OPTIONS.includes(/^--([^=]+)/.exec(a)?.[1] ?? ''));
 if (unknown.length > 0) {
-  process.stderr.write(`bench: unknown argument(s) ${unknown.join(' ')}\nOptions: ${OPTIONS.map((o) => `--${o}`).join(' ')} (README "Performance" says what each does)\n`);
+  process.stderr.write(`bench: unknown argument(s) ${unknown.join(' ')}\nOptions: ${OPTIONS.map((o) => `--${o}`).join(' ')} (docs/performance.md says what each does)\n`);
   process.exit(2);
 }
 const DURATION = Number(args.get('duration') ?? 8);
