@@ -527,9 +527,9 @@ function startPlainHttps(env: Env, holdUs: number, requests: SignedRequest[]): P
  * on this VM differed by up to ~90 µs per request, more than the overhead targets leave. The row is
  * the pair with the median overhead (so its columns add up); every pair's figures are in latest.json.
  * First a paced run (t_https paced, the first guess) and a calibration run of the control, since the
- * hold that matches the proxy's rate depends on t_https itself. Returns the pairs' proxy runs too.
+ * hold that matches the proxy's rate depends on t_https itself. Returns the pairs' proxy runs too, and the median pair's.
  */
-async function pairedLimit(env: Env, server: Server, name: string, scenario: string, first: Row): Promise<{ limit: LimitRow; proxyRuns: Row[] }> {
+async function pairedLimit(env: Env, server: Server, name: string, scenario: string, first: Row): Promise<{ limit: LimitRow; proxyRuns: Row[]; medianRun: Row }> {
   const cpu = (row: Row): number => row.cpuUsPerReq ?? Number.NaN;
   // Signed now: the pairs come minutes after the scenario's own runs, and SigV4 allows 5.
   const request = (await scenarioBodies(env, server.url))[name] as SignedRequest;
@@ -563,7 +563,7 @@ async function pairedLimit(env: Env, server: Server, name: string, scenario: str
   };
   const pairText = row.pairs.map((p) => `${p.proxyCpuUs} − ${p.tHttpsUs} (${p.proxyReqPerSec} / ${p.controlReqPerSec} req/s)`).join(', ');
   process.stderr.write(`limit ${scenario}: proxy ${row.proxyCpuUs} µs/req (main thread ${row.proxyMainThreadUs}) at ${row.proxyReqPerSec} req/s, t_https ${row.tHttpsUs} µs (control at ${row.controlReqPerSec} req/s; paced ${row.tHttpsPacedUs} µs), t_hsm ${row.tHsmUs} µs, overhead ${row.overheadUs} µs (median of pairs, proxy − t_https: ${pairText}), L ${row.limitReqPerSec} req/s, ratio ${row.ratio}\n`);
-  return { limit: row, proxyRuns: pairs.map((p) => p.proxy) };
+  return { limit: row, proxyRuns: pairs.map((p) => p.proxy), medianRun: median.proxy };
 }
 
 /**
@@ -576,8 +576,7 @@ async function limitRows(env: Env, server: Server, rows: Row[], bodies: Record<s
     const index = rows.findIndex((r) => r.scenario === `Proxy ${prefix}${name}` && r.concurrency === 32);
     if (index < 0) continue;
     const first = rows[index] as Row;
-    const { limit, proxyRuns } = await pairedLimit(env, server, name, `${prefix}${name}`, first);
-    const median = proxyRuns.find((run) => run.cpuUsPerReq === limit.proxyCpuUs && run.reqPerSec === limit.proxyReqPerSec) as Row;
+    const { limit, proxyRuns, medianRun: median } = await pairedLimit(env, server, name, `${prefix}${name}`, first);
     const figures = proxyRuns.map((r) => String(r.cpuUsPerReq)).join(', ');
     const before = first.note ?? `${String(first.cpuUsPerReq)} µs/req`;
     rows[index] = { ...median, ...(ceilingC32 ? { ratio: round(median.reqPerSec / ceilingC32) } : {}), note: `the median of the limit table's ${proxyRuns.length} pairs (this proxy's runs in them: ${figures} µs/req); before the pairs: ${before}` };
