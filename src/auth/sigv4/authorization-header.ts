@@ -6,8 +6,8 @@ export const SIGV4_ALGORITHM = 'AWS4-HMAC-SHA256';
 
 export interface ParsedAuthorization {
   credential: string;
-  /** Lowercase, sorted, unique names, as listed by the client. */
-  signedHeaders: string[];
+  /** Lowercase, sorted, unique names, as listed by the client (frozen: parses may share it). */
+  signedHeaders: readonly string[];
   /** The SignedHeaders value exactly as sent (compared with aws4's output later). */
   signedHeadersRaw: string;
   /** 64 lowercase hex characters. */
@@ -33,6 +33,14 @@ const SIGNATURE_PART = ', Signature=';
 const PLAIN_VALUE = /^[\x21-\x2b\x2d-\x7e]+$/;
 
 /**
+ * Canonical headers' parses by everything before ", Signature=": KMS signs a day's requests with one
+ * Credential and one SignedHeaders list, so per request only the signature is new. Only accepted
+ * prefixes are kept, and at most this many: distinct prefixes from a client only empty the cache.
+ */
+const PARSED_PREFIXES_MAX = 64;
+const parsedPrefixes = new Map<string, Omit<ParsedAuthorization, 'signature'>>();
+
+/**
  * The header exactly as SigV4 signers (KMS, the AWS SDKs) write it, parsed without splitting:
  * undefined for any other spelling, which the general parser then reads (and explains). Accepts
  * only what the general parser accepts, with the same result.
@@ -43,12 +51,21 @@ function parseCanonical(value: string): ParsedAuthorization | undefined {
   if (headersAt < 0) return undefined;
   const signatureAt = value.indexOf(SIGNATURE_PART, headersAt + SIGNED_HEADERS_PART.length);
   if (signatureAt < 0) return undefined;
-  const credential = value.slice(CANONICAL_START.length, headersAt);
-  const signedHeadersRaw = value.slice(headersAt + SIGNED_HEADERS_PART.length, signatureAt);
   const signature = value.slice(signatureAt + SIGNATURE_PART.length);
-  if (!PLAIN_VALUE.test(credential) || !PLAIN_VALUE.test(signedHeadersRaw) || !SIGNATURE.test(signature)) return undefined;
-  const signedHeaders = parseSignedHeaders(signedHeadersRaw);
-  return signedHeaders.ok ? { credential, signedHeaders: signedHeaders.value, signedHeadersRaw, signature } : undefined;
+  if (!SIGNATURE.test(signature)) return undefined;
+  const prefix = value.slice(0, signatureAt);
+  let parsed = parsedPrefixes.get(prefix);
+  if (parsed === undefined) {
+    const credential = value.slice(CANONICAL_START.length, headersAt);
+    const signedHeadersRaw = value.slice(headersAt + SIGNED_HEADERS_PART.length, signatureAt);
+    if (!PLAIN_VALUE.test(credential) || !PLAIN_VALUE.test(signedHeadersRaw)) return undefined;
+    const signedHeaders = parseSignedHeaders(signedHeadersRaw);
+    if (!signedHeaders.ok) return undefined;
+    parsed = { credential, signedHeaders: Object.freeze(signedHeaders.value), signedHeadersRaw };
+    if (parsedPrefixes.size >= PARSED_PREFIXES_MAX) parsedPrefixes.clear();
+    parsedPrefixes.set(prefix, parsed);
+  }
+  return { credential: parsed.credential, signedHeaders: parsed.signedHeaders, signedHeadersRaw: parsed.signedHeadersRaw, signature };
 }
 
 export function parseAuthorizationHeader(value: string): StepResult<ParsedAuthorization> {

@@ -15,7 +15,13 @@ export interface CredentialScope {
 const ACCESS_KEY_ID = /^[A-Za-z0-9._+=@-]{1,128}$/;
 const REGION = /^[a-z0-9-]{1,64}$/;
 
+/** Accepted parses by Credential value (one per access key and day, in practice); bounded like the header's. */
+const PARSED_SCOPES_MAX = 64;
+const parsedScopes = new Map<string, StepResult<CredentialScope>>();
+
 export function parseCredential(credential: string): StepResult<CredentialScope> {
+  const known = parsedScopes.get(credential);
+  if (known !== undefined) return known;
   const parts = credential.split('/');
   if (parts.length !== 5) {
     return { ok: false, reason: 'MalformedAuthorization', detail: 'Credential does not have 5 slash-separated parts' };
@@ -24,7 +30,10 @@ export function parseCredential(credential: string): StepResult<CredentialScope>
   if (!ACCESS_KEY_ID.test(accessKeyId)) {
     return { ok: false, reason: 'MalformedAuthorization', detail: 'Credential access key ID is empty or has invalid characters' };
   }
-  return { ok: true, value: { accessKeyId, date, region, service, terminator } };
+  const parsed = Object.freeze({ ok: true as const, value: Object.freeze({ accessKeyId, date, region, service, terminator }) });
+  if (parsedScopes.size >= PARSED_SCOPES_MAX) parsedScopes.clear();
+  parsedScopes.set(credential, parsed);
+  return parsed;
 }
 
 /** The scope string as it appears in the string-to-sign (everything after the AKID). */

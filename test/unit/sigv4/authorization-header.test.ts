@@ -85,4 +85,51 @@ describe('sigv4 authorization-header', () => {
       });
     }
   });
+
+  describe('parses of a repeated Credential and SignedHeaders (kept per prefix)', () => {
+    const sdk = (credential: string, signedHeaders: string, signature: string): string =>
+      `AWS4-HMAC-SHA256 Credential=${credential}, SignedHeaders=${signedHeaders}, Signature=${signature}`;
+    const OTHER_SIG = 'a'.repeat(64);
+
+    it('gives each request its own signature', () => {
+      const first = parseAuthorizationHeader(sdk(CRED, 'host;x-amz-date', SIG));
+      const second = parseAuthorizationHeader(sdk(CRED, 'host;x-amz-date', OTHER_SIG));
+      expect(first).to.deep.equal({ ok: true, value: { credential: CRED, signedHeaders: ['host', 'x-amz-date'], signedHeadersRaw: 'host;x-amz-date', signature: SIG } });
+      expect(second).to.deep.equal({ ok: true, value: { credential: CRED, signedHeaders: ['host', 'x-amz-date'], signedHeadersRaw: 'host;x-amz-date', signature: OTHER_SIG } });
+    });
+
+    it('still checks the signature of a known prefix', () => {
+      parseAuthorizationHeader(sdk(CRED, 'host;x-amz-date', SIG));
+      for (const bad of ['A'.repeat(64), SIG.slice(1), `${SIG}0`, '']) {
+        const r = parseAuthorizationHeader(sdk(CRED, 'host;x-amz-date', bad));
+        expect(r.ok, bad).to.equal(false);
+        if (!r.ok) expect(r.reason).to.equal('MalformedAuthorization');
+      }
+    });
+
+    it('never keeps a refused prefix: it is refused every time', () => {
+      for (let i = 0; i < 3; i++) {
+        const r = parseAuthorizationHeader(sdk(CRED, 'x-amz-date;host', SIG));
+        expect(r).to.include({ ok: false, reason: 'MalformedAuthorization' });
+      }
+    });
+
+    it('shares a frozen SignedHeaders list, so no caller can change what the next request reads', () => {
+      const r = parseAuthorizationHeader(sdk(CRED, 'host;x-amz-date', SIG));
+      if (!r.ok) throw new Error('expected a parse');
+      expect(Object.isFrozen(r.value.signedHeaders)).to.equal(true);
+      expect(() => (r.value.signedHeaders as string[]).push('authorization')).to.throw(TypeError);
+    });
+
+    it('stays exact past its bound (many distinct prefixes)', () => {
+      for (let i = 0; i < 300; i++) {
+        const credential = `AKID${i}/20211009/us-west-2/kms-xks-proxy/aws4_request`;
+        const signature = i.toString(16).padStart(64, '0');
+        expect(parseAuthorizationHeader(sdk(credential, 'host;x-amz-date', signature))).to.deep.equal({
+          ok: true,
+          value: { credential, signedHeaders: ['host', 'x-amz-date'], signedHeadersRaw: 'host;x-amz-date', signature },
+        });
+      }
+    });
+  });
 });

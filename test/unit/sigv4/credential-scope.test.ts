@@ -46,4 +46,17 @@ describe('sigv4 credential-scope', () => {
       expect(f).to.include({ ok: false, reason: 'ScopeMismatch', accessKeyId: 'AKIAI2SFODNN7EXAMPLE' });
     });
   }
+
+  it('answers a repeated Credential from its first parse, frozen, and never keeps a refused one', () => {
+    const first = parseCredential(good);
+    const again = parseCredential(good);
+    expect(again).to.deep.equal(first);
+    if (!again.ok) throw new Error('expected a parse');
+    expect(Object.isFrozen(again.value)).to.equal(true);
+    for (let i = 0; i < 2; i++) expect(parseCredential('AKID/20211009/us-west-2/kms-xks-proxy')).to.include({ ok: false, reason: 'MalformedAuthorization' });
+    for (let i = 0; i < 300; i++) {
+      const r = parseCredential(`AKID${i}/20211009/us-west-${i}/kms-xks-proxy/aws4_request`);
+      expect(r).to.deep.equal({ ok: true, value: { accessKeyId: `AKID${i}`, date: '20211009', region: `us-west-${i}`, service: 'kms-xks-proxy', terminator: 'aws4_request' } });
+    }
+  });
 });
