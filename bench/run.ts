@@ -43,7 +43,7 @@ const KMS_RATE = Number(args.get('rate') ?? 1800);
 const POOL = Number(args.get('pool') ?? 8);
 const CONCURRENCIES = (args.get('concurrency') ?? '1,32,256').split(',').map(Number);
 /** Trial rates for the sizing run, lowest first; it stops at the first one over the targets. */
-const SUSTAIN_RATES = (args.get('sustain-rates') ?? '200,400,600,800,1000,1200,1500,1800,2000,2200,2500,2800').split(',').map(Number);
+const SUSTAIN_RATES = (args.get('sustain-rates') ?? '200,400,600,800,1000,1200,1500,1800,2000,2200,2500,2800,3000,3300').split(',').map(Number);
 const SUSTAIN_SECONDS = Number(args.get('sustain-seconds') ?? 20);
 /** Open-loop runs: enough connections that an overloaded proxy, not the generator, decides what waits and what is shed. */
 const PACED_CONNECTIONS = Number(args.get('paced-connections') ?? 256);
@@ -1070,7 +1070,7 @@ function renderMarkdown(summary: Record<string, unknown>, rows: Row[]): string {
     '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows.map((r) => `| ${r.scenario} | ${r.concurrency} | ${r.reqPerSec} | ${r.p50} | ${r.p90} | ${r.p99} | ${r.max} | ${r.errors} | ${r.serverCpuPct ?? ''} | ${r.cpuUsPerReq ?? ''} | ${r.mainThreadCpuUsPerReq ?? ''} | ${r.serverRssMb ?? ''} | ${r.ratio ?? ''} | ${r.note ?? ''} |`),
     '',
-    'Reproduce: `npm run bench` (options: `--duration=8 --kms-seconds=60 --rate=1800 --pool=8 --concurrency=1,32,256 --sustain-rates=200,400,600,800,1000,1200,1500,1800,2000,2200,2500,2800 --sustain-seconds=20`; `--scenario=<name>` runs one proxy scenario or `KMS-shaped` and writes nothing, with the overhead against L for the c=32 row unless `--limit=off`; `--cedar` runs it with secondary authorization on; `--profile=<dir>` writes a CPU profile of Encrypt 4300 B, or of `--scenario`, instead).',
+    'Reproduce: `npm run bench` (options: `--duration=8 --kms-seconds=60 --rate=1800 --pool=8 --concurrency=1,32,256 --sustain-rates=200,400,600,800,1000,1200,1500,1800,2000,2200,2500,2800,3000,3300 --sustain-seconds=20`; `--scenario=<name>` runs one proxy scenario or `KMS-shaped` and writes nothing, with the overhead against L for the c=32 row unless `--limit=off`; `--cedar` runs it with secondary authorization on; `--profile=<dir>` writes a CPU profile of Encrypt 4300 B, or of `--scenario`, instead).',
     '',
   ];
   return lines.join('\n');
