@@ -4,6 +4,7 @@
  * here (spec MUST). Any engine failure denies (fail closed).
  */
 import type { AuthorizedOperation } from '../api/operations/registry';
+import { setBounded } from '../common/bounded-map';
 import { CEDAR_NAMESPACE } from './cedar-schema';
 import type * as Cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { decideCedar, type CedarDecision } from './decide';
@@ -118,8 +119,7 @@ export class PolicyAuthorizer {
     const { decision, engineAnswered } = this.evaluate(input);
     // An engine failure is not a decision about these inputs: ask again next time.
     if (engineAnswered) {
-      if (this.remembered.size >= MAX_REMEMBERED_DECISIONS) this.remembered.delete(this.remembered.keys().next().value as string);
-      this.remembered.set(key, decision);
+      setBounded(this.remembered, key, decision, MAX_REMEMBERED_DECISIONS);
     }
     return decision;
   }

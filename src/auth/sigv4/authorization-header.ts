@@ -1,5 +1,6 @@
 // Step 1: parse the Authorization header.
 // Shape: AWS4-HMAC-SHA256 Credential=<scope>, SignedHeaders=a;b, Signature=<64 hex>
+import { setBounded } from '../../common/bounded-map';
 import type { SigV4Failure, StepResult } from './verifier';
 
 export const SIGV4_ALGORITHM = 'AWS4-HMAC-SHA256';
@@ -35,7 +36,7 @@ const PLAIN_VALUE = /^[\x21-\x2b\x2d-\x7e]+$/;
 /**
  * Canonical headers' parses by everything before ", Signature=": KMS signs a day's requests with one
  * Credential and one SignedHeaders list, so per request only the signature is new. Only accepted
- * prefixes are kept, and at most this many: distinct prefixes from a client only empty the cache.
+ * prefixes are kept, and at most this many (oldest out).
  */
 const PARSED_PREFIXES_MAX = 64;
 const parsedPrefixes = new Map<string, Omit<ParsedAuthorization, 'signature'>>();
@@ -62,8 +63,7 @@ function parseCanonical(value: string): ParsedAuthorization | undefined {
     const signedHeaders = parseSignedHeaders(signedHeadersRaw);
     if (!signedHeaders.ok) return undefined;
     parsed = { credential, signedHeaders: Object.freeze(signedHeaders.value), signedHeadersRaw };
-    if (parsedPrefixes.size >= PARSED_PREFIXES_MAX) parsedPrefixes.clear();
-    parsedPrefixes.set(prefix, parsed);
+    setBounded(parsedPrefixes, prefix, parsed, PARSED_PREFIXES_MAX);
   }
   return { credential: parsed.credential, signedHeaders: parsed.signedHeaders, signedHeadersRaw: parsed.signedHeadersRaw, signature };
 }

@@ -1,4 +1,5 @@
 // Step 2: the credential scope, <AKID>/<yyyymmdd>/<region>/<service>/aws4_request.
+import { setBounded } from '../../common/bounded-map';
 import type { SigV4Failure, StepResult } from './verifier';
 
 export const SCOPE_TERMINATOR = 'aws4_request';
@@ -31,8 +32,7 @@ export function parseCredential(credential: string): StepResult<CredentialScope>
     return { ok: false, reason: 'MalformedAuthorization', detail: 'Credential access key ID is empty or has invalid characters' };
   }
   const parsed = Object.freeze({ ok: true as const, value: Object.freeze({ accessKeyId, date, region, service, terminator }) });
-  if (parsedScopes.size >= PARSED_SCOPES_MAX) parsedScopes.clear();
-  parsedScopes.set(credential, parsed);
+  setBounded(parsedScopes, credential, parsed, PARSED_SCOPES_MAX);
   return parsed;
 }
 

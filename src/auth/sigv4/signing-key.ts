@@ -1,5 +1,6 @@
 // Step 5b: the SigV4 signing key (kSigning), derived here rather than by aws4.
 import { createHmac, hash } from 'node:crypto';
+import { setBounded } from '../../common/bounded-map';
 
 /** Distinct (access key, date, region) scopes kept; a verifier sees a few per credential. */
 const MAX_KEYS = 256;
@@ -61,10 +62,10 @@ export class SigningKeys {
     const cached = this.keys.get(scope);
     if (cached !== undefined && cached.secret === secret) return cached.key;
     const key = new SigningKey(deriveSigningKey(secret, date, region, service));
-    this.keys.delete(scope);
     // Regions come from the client's credential scope: bound what they can add (oldest first out).
-    if (this.keys.size >= MAX_KEYS) this.keys.delete(this.keys.keys().next().value as string);
-    this.keys.set(scope, { secret, key });
+    // Deleted first so that a new secret for a known scope counts as the newest entry.
+    this.keys.delete(scope);
+    setBounded(this.keys, scope, { secret, key }, MAX_KEYS);
     return key;
   }
 
