@@ -21,7 +21,7 @@ export interface WireFormat {
   setErrorHeaders?(ctx: RequestContext<unknown, unknown>, error: WireError): void;
 }
 
-/** The success answer (a result, or its JSON bytes: see writeJson): one writeHead with the protocol's headers. */
+/** The success answer (a result, or its JSON text: see writeJson): one writeHead with the protocol's headers. */
 export function answer(ctx: RequestContext<unknown, unknown>, format: WireFormat, result: unknown): void {
   writeJson(ctx.res, 200, result, format.contentType, format.headers);
 }

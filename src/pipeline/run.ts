@@ -4,6 +4,7 @@
  * its routes, its checks, its operations and its wire format. Adapters are built once, not per request.
  */
 import type { SecretLookup, SigV4Verifier } from '../auth/sigv4';
+import type { AsciiJson } from '../common/ascii-json';
 import { ProxyError } from '../core/errors';
 import { admit, release, shed, type InFlightRequests } from './admission';
 import { readRawBody } from './body';
@@ -39,8 +40,8 @@ export interface ProtocolAdapter<Route, State> extends WireFormat {
   checkContentType(ctx: RequestContext<Route, State>, type: string): void;
   /** Validate, authorize and run the operation (the protocol's operation registry). */
   handle(ctx: RequestContext<Route, State>): unknown;
-  /** The result as the answer's JSON bytes, when the operation builds them itself; else JSON.stringify's. */
-  encodeResult?(ctx: RequestContext<Route, State>, result: unknown): Buffer | undefined;
+  /** The result as the answer's JSON text, when the operation builds it itself; else JSON.stringify's. */
+  encodeResult?(ctx: RequestContext<Route, State>, result: unknown): AsciiJson | undefined;
 }
 
 /**

@@ -9,6 +9,7 @@ import type { OperationRequest, OperationServices } from '../api/operations/cont
 import type { RequestValidators } from '../api/schemas';
 import type { AuthorizationInput } from '../authz/authorizer';
 import type { SigV4Verifier } from '../auth/sigv4';
+import type { AsciiJson } from '../common/ascii-json';
 import { Deadline } from '../hsm';
 import type { Logger } from '../observability/logger';
 import type { XksMetrics } from '../observability/metrics';
@@ -105,7 +106,7 @@ export function createXksHandler(deps: XksHandlerDeps, onCrash: (res: ServerResp
       if (!entry.probe) authorize(ctx, (body as { requestMetadata: AuthorizationInput['metadata'] }).requestMetadata);
       return (entry.handle as Handle)(services, { store: route.store, externalKeyId: route.externalKeyId, deadline: ctx.deadline, body });
     },
-    encodeResult: (ctx, result) => (ctx.route.entry.encodeResult as ((result: unknown) => Buffer) | undefined)?.(result),
+    encodeResult: (ctx, result) => (ctx.route.entry.encodeResult as ((result: unknown) => AsciiJson) | undefined)?.(result),
   };
 
   return (req, res, path) => {

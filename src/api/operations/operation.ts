@@ -1,4 +1,5 @@
 import type { Static, TSchema } from '@sinclair/typebox';
+import type { AsciiJson } from '../../common/ascii-json';
 import type { RequestLimits } from '../schema-parts';
 import type { OperationRequest, OperationServices } from './context';
 
@@ -22,10 +23,10 @@ export interface XksOperationSpec<Name extends string, Schema extends TSchema, R
   probe: Probe;
   handle(services: OperationServices, request: OperationRequest<Static<Schema>>): Promise<Result> | Result;
   /**
-   * The result as the answer's JSON bytes, for a result of Base64 strings only (base64Json): kilobytes
+   * The result as the answer's JSON text, for a result of Base64 strings only (base64Json): kilobytes
    * of ciphertext then skip JSON.stringify's escape scan. Without it, the answer is JSON.stringify's.
    */
-  encodeResult?(result: Result): Buffer;
+  encodeResult?(result: Result): AsciiJson;
 }
 
 /** Keeps an entry's literal name and schema type, so types derived from the registry stay exact. */

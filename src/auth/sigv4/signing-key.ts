@@ -44,7 +44,8 @@ export class SigningKey {
     const inner = Buffer.allocUnsafe(BLOCK + length);
     this.innerPad.copy(inner, 0);
     inner.write(stringToSign, BLOCK, length, 'utf8');
-    hash('sha256', inner, 'buffer').copy(this.outer, BLOCK);
+    // As 'binary' (latin1) text, one char per byte: a 'buffer' digest is a new ArrayBuffer per request (~0.6 µs more).
+    this.outer.write(hash('sha256', inner, 'binary'), BLOCK, DIGEST, 'latin1');
     return hash('sha256', this.outer, 'hex');
   }
 }

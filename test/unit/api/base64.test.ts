@@ -61,16 +61,16 @@ describe('base64Json', () => {
 
   it('is byte for byte what JSON.stringify makes of an Encrypt answer', () => {
     const answer = { ciphertext: b64(4300), ciphertextMetadata: b64(21), initializationVector: b64(12), authenticationTag: b64(16), ciphertextDataIntegrityValue: b64(32) };
-    expect(base64Json(answer).toString('utf8')).to.equal(JSON.stringify(answer));
+    expect(base64Json(answer).text).to.equal(JSON.stringify(answer));
   });
 
   it('leaves out undefined members, as JSON.stringify does', () => {
     const answer = { ciphertext: b64(1), ciphertextDataIntegrityValue: undefined, authenticationTag: b64(16) };
-    expect(base64Json(answer).toString('utf8')).to.equal(JSON.stringify(answer));
+    expect(base64Json(answer).text).to.equal(JSON.stringify(answer));
   });
 
   it('writes the empty string and the empty object exactly', () => {
-    expect(base64Json({ plaintext: '' }).toString('utf8')).to.equal('{"plaintext":""}');
-    expect(base64Json({}).toString('utf8')).to.equal('{}');
+    expect(base64Json({ plaintext: '' }).text).to.equal('{"plaintext":""}');
+    expect(base64Json({}).text).to.equal('{}');
   });
 });
