@@ -62,10 +62,26 @@ export type JobValue<J extends GcmJob> = J extends EncryptJob
     ? Buffer
     : ReturnType<Pkcs11Module['readKeyInfo']>;
 
-export async function runJob(module: Pkcs11Module, job: GcmJob): Promise<JobResult<unknown>> {
+/**
+ * The verify-decrypt's output buffer, reused by a caller that runs one job at a time (a PKCS#11
+ * worker thread): a new 4 KB Buffer per Encrypt is one more ArrayBuffer to allocate, zero and sweep.
+ * Wiped after each use, since it held the plaintext.
+ */
+export class VerifyScratch {
+  private buffer = Buffer.alloc(0);
+
+  /** `length` bytes of it, grown when too short. */
+  take(length: number): Buffer {
+    if (this.buffer.length < length) this.buffer = Buffer.alloc(length);
+    return this.buffer.subarray(0, length);
+  }
+}
+
+/** `scratch` only from a caller that never runs two jobs at once. */
+export async function runJob(module: Pkcs11Module, job: GcmJob, scratch?: VerifyScratch): Promise<JobResult<unknown>> {
   switch (job.op) {
     case 'encrypt':
-      return encryptJob(module, job);
+      return encryptJob(module, job, scratch);
     case 'decrypt':
       return withKeyRef(module, job.session, job.key, (key) => decryptWith(module, job.session, key, job.ciphertext, job.tag, job.iv, job.aad));
     case 'attributes':
@@ -73,9 +89,9 @@ export async function runJob(module: Pkcs11Module, job: GcmJob): Promise<JobResu
   }
 }
 
-async function decryptWith(module: Pkcs11Module, session: SessionHandle, key: Buffer, ciphertext: Buffer, tag: Buffer, iv: Buffer, aad: Buffer): Promise<Buffer> {
+async function decryptWith(module: Pkcs11Module, session: SessionHandle, key: Buffer, ciphertext: Buffer, tag: Buffer, iv: Buffer, aad: Buffer, into?: Buffer): Promise<Buffer> {
   const input = joined(ciphertext, tag);
-  const plaintext = await module.decryptGcm(session, key, iv, aad, input);
+  const plaintext = await module.decryptGcm(session, key, iv, aad, input, into);
   if (plaintext.length !== ciphertext.length) {
     throw new HsmError('Internal', `HSM returned ${plaintext.length} bytes for a ${ciphertext.length}-byte ciphertext`);
   }
@@ -86,7 +102,7 @@ async function decryptWith(module: Pkcs11Module, session: SessionHandle, key: Bu
  * AES-256-GCM with a fresh 12-byte IV, made the way the vendor profile says: from the HSM's RNG
  * and passed in, or generated inside the HSM and read back.
  */
-async function encryptJob(module: Pkcs11Module, job: EncryptJob): Promise<JobResult<EncryptOutcome>> {
+async function encryptJob(module: Pkcs11Module, job: EncryptJob, scratch: VerifyScratch | undefined): Promise<JobResult<EncryptOutcome>> {
   const { session, plaintext, aad } = job;
   let randomSeconds: number | undefined;
   const { value, key } = await withKeyRef(module, session, job.key, async (handle) => {
@@ -113,23 +129,34 @@ async function encryptJob(module: Pkcs11Module, job: EncryptJob): Promise<JobRes
   // (bench/hsm-layer.ts shape, measured), far more than the copy itself costs in a microbenchmark.
   const outcome: EncryptOutcome = value;
   if (randomSeconds !== undefined) outcome.randomSeconds = randomSeconds;
-  if (job.verify) outcome.verification = await decryptsBack(module, session, key.handle, outcome, aad, plaintext);
+  if (job.verify) outcome.verification = await decryptsBack(module, session, key.handle, outcome, aad, plaintext, scratch);
   return { value: outcome, key };
 }
 
 /** The verify-decrypt: a ciphertext that does not decrypt back to the plaintext never leaves the proxy. */
-async function decryptsBack(module: Pkcs11Module, session: SessionHandle, key: Buffer, output: EncryptOutcome, aad: Buffer, plaintext: Buffer): Promise<VerifyOutcome> {
-  let roundTrip: Buffer;
+async function decryptsBack(
+  module: Pkcs11Module,
+  session: SessionHandle,
+  key: Buffer,
+  output: EncryptOutcome,
+  aad: Buffer,
+  plaintext: Buffer,
+  scratch: VerifyScratch | undefined,
+): Promise<VerifyOutcome> {
+  // The HSM may want room for the tag while it verifies it (see decryptGcm).
+  const into = scratch?.take(output.ciphertext.length + output.tag.length);
   try {
-    roundTrip = await decryptWith(module, session, key, output.ciphertext, output.tag, output.iv, aad);
+    const roundTrip = await decryptWith(module, session, key, output.ciphertext, output.tag, output.iv, aad, into);
+    // Buffer.equals (memcmp), not timingSafeEqual: both sides are the caller's own plaintext, so how
+    // long a mismatch takes to find tells nobody anything, and the constant-time loop cost ~2 µs per 4 KB.
+    return roundTrip.equals(plaintext) ? 'decrypted-back' : 'did-not-decrypt';
   } catch (error) {
     if (error instanceof HsmError && error.kind === 'AuthenticationFailed') return 'did-not-decrypt';
     if (error instanceof HsmError && error.kind === 'KeyUsage') return 'key-cannot-decrypt';
     throw error;
+  } finally {
+    into?.fill(0);
   }
-  // Buffer.equals (memcmp), not timingSafeEqual: both sides are the caller's own plaintext, so how
-  // long a mismatch takes to find tells nobody anything, and the constant-time loop cost ~2 µs per 4 KB.
-  return roundTrip.equals(plaintext) ? 'decrypted-back' : 'did-not-decrypt';
 }
 
 /** C_Decrypt takes ciphertext || tag: the encrypt output already is that (no copy); anything else is copied once. */

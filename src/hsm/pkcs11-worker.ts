@@ -6,7 +6,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { asHsmError } from './errors';
-import { runJob, type GcmJob } from './gcm-jobs';
+import { runJob, VerifyScratch, type GcmJob } from './gcm-jobs';
 import { loadInterposer } from './interposer-module';
 import { Pkcs11Module } from './pkcs11/module';
 import { decodeJobs, encodeReplies } from './pkcs11-worker-codec';
@@ -31,10 +31,13 @@ const view = attach();
 // READY_ID: the main thread waits for this before it sends the first worker a job.
 port?.postMessage({ id: 0, ...(view instanceof Pkcs11Module ? {} : { error: view }) } satisfies ReplyMessage);
 
+// This thread runs one job at a time (each batch's in turn), so one scratch serves them all.
+const scratch = new VerifyScratch();
+
 async function run(module: Pkcs11Module | ErrorReply, job: GcmJob): Promise<JobReply> {
   if (!(module instanceof Pkcs11Module)) return { error: module };
   try {
-    return { result: await runJob(module, job) };
+    return { result: await runJob(module, job, scratch) };
   } catch (error) {
     return { error: errorReply(asHsmError(error)) };
   }

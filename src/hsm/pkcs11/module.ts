@@ -225,7 +225,9 @@ export class Pkcs11Module {
 
   generateRandom(session: SessionHandle, length: number): Buffer {
     const lib = this.lib;
-    return call('C_GenerateRandom', () => lib.C_GenerateRandom(session, Buffer.alloc(length)));
+    // From Node's pool (the HSM overwrites every byte): Buffer.alloc's small on-heap array is moved
+    // off the heap, a new ArrayBuffer, the moment the addon takes its pointer.
+    return call('C_GenerateRandom', () => lib.C_GenerateRandom(session, Buffer.allocUnsafe(length)));
   }
 
   /**
@@ -252,13 +254,17 @@ export class Pkcs11Module {
     });
   }
 
-  /** AES-GCM decrypt of ciphertext || tag on the thread pool. */
-  async decryptGcm(session: SessionHandle, key: ObjectHandle, iv: Buffer, aad: Buffer, ciphertextAndTag: Buffer): Promise<Buffer> {
+  /**
+   * AES-GCM decrypt of ciphertext || tag on the thread pool. `into`: where the plaintext goes, at
+   * least ciphertextAndTag.length bytes (a caller's reusable buffer); by default a new one.
+   */
+  async decryptGcm(session: SessionHandle, key: ObjectHandle, iv: Buffer, aad: Buffer, ciphertextAndTag: Buffer, into?: Buffer): Promise<Buffer> {
     const lib = this.lib;
+    if (into !== undefined && into.length < ciphertextAndTag.length) throw new RangeError('decryptGcm: output buffer shorter than ciphertext and tag');
     return this.tracked(() => {
       call('C_DecryptInit', () => lib.C_DecryptInit(session, gcm(iv, aad), key));
       // 16 bytes of slack: some HSMs want room for the tag while they verify it.
-      const output = Buffer.alloc(ciphertextAndTag.length);
+      const output = into ?? Buffer.alloc(ciphertextAndTag.length);
       if (this.blocking) {
         return callAsync('C_Decrypt', () => Promise.resolve(lib.C_Decrypt(session, ciphertextAndTag, output)), 'decrypt', this.authFailureCodes);
       }
