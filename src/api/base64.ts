@@ -75,8 +75,9 @@ export function decodedField<T extends object>(holder: T, field: keyof T & strin
 /**
  * The JSON of a flat object whose values are all Base64 (undefined ones are left out): the answers
  * of Encrypt and Decrypt. Base64 needs no escaping, so each value is joined in as it is: JSON.stringify
- * scans kilobytes of it character by character (2.1 vs 10.4 µs for a 4,300-byte Encrypt's answer,
- * measured). Pass only values made by Buffer#toString('base64'), and keys that are plain identifiers.
+ * scans kilobytes of it character by character (0.6 vs 9.8 µs for a 4,300-byte Encrypt's answer with
+ * JSON.stringify + Buffer.from, measured). Pass only values made by Buffer#toString('base64'), and
+ * keys that are plain identifiers.
  */
 export function base64Json<T extends { [K in keyof T]: string | undefined }>(result: T): AsciiJson {
   const fields = result as Readonly<Record<string, string | undefined>>;
