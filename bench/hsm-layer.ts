@@ -3,7 +3,8 @@
  * as every XKS Encrypt does; 4300 B, 8 KB AAD) at a given concurrency, no HTTP: the most Encrypt req/s the
  * HSM path allows on this core. Args: modulePath tokenLabel keyLabel pool concurrency seconds;
  * PIN in XKS_HSM_PIN. Prints JSON. MODE=enc skips the verify-decrypt and PKCS11_THREADS sets
- * hsms[].pkcs11Threads (diagnostics only).
+ * hsms[].pkcs11Threads (diagnostics only). PACE_GAP_MS: each of the `concurrency` loops idles that
+ * long after each job (the main thread sleeps), as between requests at KMS rates (use concurrency 1).
  */
 import { randomBytes } from 'node:crypto';
 import { Hsm } from '../src/hsm';
@@ -14,6 +15,8 @@ async function main(): Promise<void> {
   const plaintext = randomBytes(4300);
   const aad = randomBytes(8192 + 4);
   const mode = process.env.MODE ?? 'both';
+  const gapMs = Number(process.env.PACE_GAP_MS ?? 0);
+  const idle = new Int32Array(new SharedArrayBuffer(4));
   let n = 0;
   const deadline = Date.now() + Number(seconds) * 1000;
   const cpu0 = process.cpuUsage();
@@ -23,6 +26,7 @@ async function main(): Promise<void> {
       const out = await hsm.encrypt(keyLabel as string, plaintext, aad, { verify: mode === 'both' });
       if (mode === 'both' && out.verification !== 'decrypted-back') throw new Error(`verify-decrypt: ${String(out.verification)}`);
       n++;
+      if (gapMs > 0) Atomics.wait(idle, 0, 0, gapMs);
     }
   };
   const started = Date.now();

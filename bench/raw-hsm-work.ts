@@ -5,6 +5,8 @@
  *   decrypt: one decrypt.
  * The bench's 8 KB AAD (plus the proxy's metadata suffix, 4 B).
  * Args: modulePath tokenLabel keyLabel op bytes seconds; PIN in XKS_HSM_PIN. Prints {op, ops, cpuUsPerOp}.
+ * PACE_GAP_MS: idle that long after each op (the thread sleeps), as between requests at KMS rates;
+ * idleUsPerOp is then what the sleep and wake-up alone cost.
  */
 import { randomBytes } from 'node:crypto';
 import * as pkcs11js from 'pkcs11js';
@@ -45,18 +47,33 @@ function main(): void {
         p11.C_DecryptInit(session, GCM(fixedIv, aad), key);
         p11.C_Decrypt(session, fixedSealed, opened);
       };
-  for (let i = 0; i < 200; i++) once(); // warm-up
+  const gapMs = Number(process.env.PACE_GAP_MS ?? 0);
+  const idle = new Int32Array(new SharedArrayBuffer(4));
+  const paced = gapMs > 0 ? () => {
+    once();
+    Atomics.wait(idle, 0, 0, gapMs);
+  } : once;
+  for (let i = 0; i < 200; i++) paced(); // warm-up
   let ops = 0;
   const cpu0 = process.cpuUsage();
   const deadline = Date.now() + Number(secondsArg) * 1000;
   while (Date.now() < deadline) {
-    for (let i = 0; i < 50; i++) once();
+    for (let i = 0; i < 50; i++) paced();
     ops += 50;
   }
   const cpu = process.cpuUsage(cpu0);
-  process.stdout.write(`${JSON.stringify({ op, ops, cpuUsPerOp: (cpu.user + cpu.system) / ops })}\n`);
+  process.stdout.write(`${JSON.stringify({ op, ops, cpuUsPerOp: (cpu.user + cpu.system) / ops, ...(gapMs > 0 ? { idleUsPerOp: idleCost(idle, gapMs) } : {}) })}\n`);
   p11.C_Logout(session);
   p11.C_Finalize();
+}
+
+/** CPU µs of the sleep and wake-up alone, no work between: part of each paced op's cost. */
+function idleCost(idle: Int32Array, gapMs: number): number {
+  const n = 2000;
+  const cpu0 = process.cpuUsage();
+  for (let i = 0; i < n; i++) Atomics.wait(idle, 0, 0, gapMs);
+  const cpu = process.cpuUsage(cpu0);
+  return (cpu.user + cpu.system) / n;
 }
 
 main();

@@ -29,12 +29,16 @@ const MAIN = join(ROOT, 'dist/src/cli/main.js');
 const args = new Map(process.argv.slice(2).map((a) => /^--([^=]+)(?:=(.*))?$/s.exec(a)?.slice(1, 3) as [string, string]));
 /** Every option this script reads; anything else is refused, so a typo (or --help) does not start a 20-minute run. */
 const OPTIONS = [
-  'admission-wait', 'after-closed-loop', 'cedar', 'concurrency', 'duration', 'kms-seconds', 'limit', 'max-in-flight', 'node-flags',
+  'admission-wait', 'after-closed-loop', 'cedar', 'concurrency', 'duration', 'kms-seconds', 'limit', 'max-in-flight', 'mix', 'node-flags',
   'compare', 'paced-connections', 'pkcs11-threads', 'pool', 'profile', 'rate', 'rounds', 'scenario', 'server-log', 'sustain-rates', 'sustain-seconds', 'workers',
 ];
 const unknown = process.argv.slice(2).filter((a) => !OPTIONS.includes(/^--([^=]+)/.exec(a)?.[1] ?? ''));
 if (unknown.length > 0) {
   process.stderr.write(`bench: unknown argument(s) ${unknown.join(' ')}\nOptions: ${OPTIONS.map((o) => `--${o}`).join(' ')} (docs/performance.md says what each does)\n`);
+  process.exit(2);
+}
+if (args.has('mix') && args.get('scenario') !== 'KMS-shaped') {
+  process.stderr.write('bench: --mix only changes a --scenario=KMS-shaped run\n');
   process.exit(2);
 }
 const DURATION = Number(args.get('duration') ?? 8);
@@ -312,9 +316,20 @@ async function signedKmsMix(env: Env, url: string): Promise<SignedRequest[]> {
  * changes the open-loop figures; the mix is then signed afresh, as that phase uses up the window.
  */
 async function kmsMixForOneRun(env: Env, url: string, bodies: Record<string, SignedRequest>): Promise<SignedRequest[]> {
-  if (!args.has('after-closed-loop')) return kmsMix(bodies);
+  if (!args.has('after-closed-loop')) return oneRunMix(bodies);
   for (const request of Object.values(bodies)) for (const c of CONCURRENCIES) await load(url, [request], c, DURATION);
-  return signedKmsMix(env, url);
+  return oneRunMix(await scenarioBodies(env, url));
+}
+
+/** --mix=<scenario>[,<scenario>...]: what a single paced run sends in turn instead of the KMS-shaped mix (e.g. one operation alone). */
+function oneRunMix(bodies: Record<string, SignedRequest>): SignedRequest[] {
+  const names = args.get('mix')?.split(',');
+  if (names === undefined) return kmsMix(bodies);
+  return names.map((name) => {
+    const request = bodies[name];
+    if (!request) throw new Error(`--mix names proxy scenarios (${Object.keys(bodies).join(', ')}), got "${name}"`);
+    return request;
+  });
 }
 
 function toRow(scenario: string, concurrency: number | string, result: LoadSummary, server?: { cpu: number; mainThreadCpu: number; rss: number; seconds: number }): Row {
@@ -465,6 +480,32 @@ function hsmWorkUs(env: Env, scenario: string): number {
   ) as { cpuUsPerOp: number };
   hsmWorkCache.set(id, out.cpuUsPerOp);
   return out.cpuUsPerOp;
+}
+
+/** Idle after each job in the paced HSM figures: ~1,800 req/s leaves ~0.55 ms between requests. */
+const PACE_GAP_MS = 0.5;
+
+/**
+ * What one Encrypt's HSM work costs when it runs alone after an idle gap, as at KMS rates where
+ * requests do not queue: raw pkcs11js, and the proxy's HSM layer (one job, a thread hand-off each
+ * way). Set against t_hsm and the layer at c=32, it shows what of a paced request's extra cost is
+ * the machine (cold caches after idle) and what the layer pays per lone job.
+ */
+function pacedHsmCosts(env: Env): { rawUs: number; idleUs: number; layerUs: number } {
+  const run = (script: string, args: string[]): { cpuUsPerOp: number; idleUsPerOp?: number } =>
+    JSON.parse(
+      execFileSync(...pinned(process.execPath, [join(ROOT, 'dist/bench', script), SOFTHSM_MODULE_PATH, env.tokenLabel, env.keyLabel, ...args], '0'), {
+        env: { ...process.env, PACE_GAP_MS: String(PACE_GAP_MS) },
+        encoding: 'utf8',
+      }),
+    ) as { cpuUsPerOp: number; idleUsPerOp?: number };
+  const seconds = String(Math.min(DURATION, 4));
+  const raw = run('raw-hsm-work.js', ['encrypt', '4300', seconds]);
+  return {
+    rawUs: Math.round(raw.cpuUsPerOp),
+    idleUs: Math.round(raw.idleUsPerOp ?? 0),
+    layerUs: Math.round(run('hsm-layer.js', [String(POOL), '1', seconds]).cpuUsPerOp),
+  };
 }
 
 /**
@@ -844,6 +885,8 @@ async function main(): Promise<void> {
   ) as { perSec: number; cpuUsPerOp: number };
   rows.push({ scenario: `Ceiling: the proxy's HSM layer alone, encrypt + verify-decrypt 4300 B + 8 KB AAD, ${POOL} sessions`, concurrency: 32, reqPerSec: layer.perSec, p50: 0, p90: 0, p99: 0, max: 0, errors: 0, cpuUsPerReq: layer.cpuUsPerOp, note: 'no HTTP; latencies not measured' });
   Object.assign(summary, { hsmLayerEncryptPerSec: layer.perSec, hsmLayerCpuUsPerEncrypt: layer.cpuUsPerOp });
+  const paced = pacedHsmCosts(env);
+  Object.assign(summary, { hsmPaced: { gapMs: PACE_GAP_MS, ...paced, rawBackToBackUs: Math.round(hsmWorkUs(env, 'Encrypt 4300 B')) } });
 
   // 2. The proxy, one worker
   const proxy = await startProxy(configPath);
@@ -1009,6 +1052,13 @@ function cpuBudgetLines(summary: Record<string, unknown>): string[] {
   if (b.kmsMixCpuUsPerRequest !== null) {
     lines.push(
       `At ${KMS_RATE} req/s a request may cost at most ${String(b.usPerRequestAtKmsRate)} µs at 100 % CPU, and p99 <= 20 ms needs headroom below that; the KMS-shaped mix (Encrypt 32 B and Decrypt 4300 B in turn) costs ${String(b.kmsMixCpuUsPerRequest)} µs per request (mean of the two at c=32, where a request costs least; more at lower load).`,
+    );
+  }
+  const paced = summary.hsmPaced as { gapMs: number; rawUs: number; idleUs: number; layerUs: number; rawBackToBackUs: number } | undefined;
+  if (paced) {
+    lines.push(
+      '',
+      `Why requests that do not queue cost more: one Encrypt 4300 B's raw HSM work costs ${String(paced.rawUs)} µs when it runs alone after ${String(paced.gapMs)} ms idle, against ${String(paced.rawBackToBackUs)} back to back: the machine's share (of it, ${String(paced.idleUs)} µs is the sleep and wake-up alone; the rest is running after the core idled); the proxy's HSM layer costs ${String(paced.layerUs)} µs per job in the same pattern, against ${String(hsmUs)} at c=32, because at c=32 a thread hand-off carries a batch of jobs and at KMS rates it carries one.`,
     );
   }
   return [...lines, ''];
