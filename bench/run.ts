@@ -80,6 +80,7 @@ interface Env {
 
 async function prepare(): Promise<Env> {
   const dir = mkdtempSync(join(tmpdir(), 'xks-bench-'));
+  scratchDirs.add(dir);
   const pin = randomBytes(8).toString('hex');
   const tokenLabel = 'xks-bench';
   ensureSoftHsmToken(join(dir, 'softhsm'), tokenLabel, randomBytes(8).toString('hex'), pin);
@@ -137,6 +138,23 @@ function pinned(command: string, argv: string[], core: string | undefined): [str
   return ['taskset', ['-c', core ?? `0-${String(cpus().length - 1)}`, command, ...argv]];
 }
 
+/** Servers this run started and has not stopped: a failed or interrupted run stops them, so none is left on the measured core. */
+const running = new Set<ChildProcess>();
+/** Temporary folders this run made (the token, PIN and credential; server logs): removed if it fails or is interrupted too. */
+const scratchDirs = new Set<string>();
+
+function stopAll(): void {
+  for (const child of running) child.kill('SIGTERM');
+  for (const dir of scratchDirs) rmSync(dir, { recursive: true, force: true });
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    stopAll();
+    process.exit(130);
+  });
+}
+
 /**
  * Starts a server and resolves once `ready` finds its address in the output. The output goes to a
  * file, as a log shipper reads it: through a pipe to this process, which is busy generating load,
@@ -146,8 +164,11 @@ function pinned(command: string, argv: string[], core: string | undefined): [str
 function startProcess(command: string, argv: string[], core: string | undefined, ready: (out: string) => Server | undefined, env: NodeJS.ProcessEnv = process.env): Promise<Server> {
   const [cmd, cmdArgs] = pinned(command, argv, core);
   const logFile = join(mkdtempSync(join(tmpdir(), 'xks-bench-out-')), 'stdout.log');
+  scratchDirs.add(dirname(logFile));
   const fd = openSync(logFile, 'w', 0o600);
   const child = spawn(cmd, cmdArgs, { env, stdio: ['ignore', fd, 'pipe'] });
+  running.add(child);
+  child.once('exit', () => running.delete(child));
   closeSync(fd);
   return new Promise((resolve, reject) => {
     let err = '';
@@ -1128,5 +1149,6 @@ function renderMarkdown(summary: Record<string, unknown>, rows: Row[]): string {
 
 main().catch((err) => {
   process.stderr.write(`${(err as Error).stack}\n`);
+  stopAll();
   process.exit(1);
 });
