@@ -1,12 +1,12 @@
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { Hsm, HsmError, HsmErrorKind, HsmObserver, createAesKey, ensureSoftHsmToken } from '../../src/hsm';
 import { loadedModules } from '../../src/hsm/pkcs11/module';
 import { softHsmFixture, uniqueLabel } from '../support/softhsm-fixture';
 import { describeEachImplementation, openTestHsm } from './helpers';
+import { tempDir } from '../support/temp-dir';
 
 function moduleRefs(): number {
   return loadedModules().reduce((sum, entry) => sum + entry.refs, 0);
@@ -217,7 +217,7 @@ describe('hsm: SoftHSM provisioning', () => {
   });
 
   it('a failed token init does not echo the PINs', () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xks-softhsm-bad-'));
+    const dir = tempDir('xks-softhsm-bad-');
     const conf = process.env.SOFTHSM2_CONF;
     try {
       // SoftHSM refuses PINs shorter than 4 characters.

@@ -1,11 +1,11 @@
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { startHarness, type Harness } from '../support/proxy-harness';
 import { b64, requestMetadata, XksClient } from '../support/xks-client';
+import { tempDir } from '../support/temp-dir';
 
 const run = promisify(execFile);
 
@@ -65,7 +65,7 @@ describe('SigV4 authentication (integration)', () => {
   });
 
   it('works with curl --aws-sigv4, the spec\'s troubleshooting client (Appendix D)', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'xks-curl-'));
+    const dir = tempDir('xks-curl-');
     writeFileSync(join(dir, 'ca.pem'), h.ca);
     const request = { requestMetadata: requestMetadata('GenerateDataKey'), plaintext: b64('Hello World!'), encryptionAlgorithm: 'AES_GCM' };
     writeFileSync(join(dir, 'encrypt.json'), JSON.stringify(request));

@@ -1,10 +1,9 @@
 /** Issue #15 defect 4: SIGHUP must not kill the demo; it reloads the config as under `serve`, and says so. */
 import { expect } from 'chai';
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { tempDir } from '../support/temp-dir';
 
 const run = promisify(execFile);
 const MAIN = join(__dirname, '../../src/cli/main.js');
@@ -13,7 +12,7 @@ describe('demo: SIGHUP (integration)', function () {
   this.timeout(60_000);
 
   it('reloads the config, logs it with trigger SIGHUP, and keeps answering', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'xks-demo-hup-'));
+    const dir = tempDir('xks-demo-hup-');
     const child = spawn(process.execPath, [MAIN, 'demo'], {
       env: { ...process.env, XKS_DEMO_DIR: dir, XKS_PORT: '0', XKS_ADMIN_PORT: '0' },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,9 +1,9 @@
 import { expect } from 'chai';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { tempDir } from '../support/temp-dir';
 
 const run = promisify(execFile);
 const MAIN = join(__dirname, '../../src/cli/main.js');
@@ -70,7 +70,7 @@ const DEMO_KEY_ARN = 'arn:aws:kms:us-east-1:111122223333:key/demo-key';
 
 describe('embedded demo (README command 1)', function () {
   this.timeout(60_000);
-  const dir = mkdtempSync(join(tmpdir(), 'xks-demo-'));
+  const dir = tempDir('xks-demo-');
 
   it('serves, prints a curl command that works, writes the KMS console file, and stops cleanly', async () => {
     const demo = await startDemo(dir);

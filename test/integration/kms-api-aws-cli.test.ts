@@ -1,11 +1,11 @@
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { startKmsHarness, type KmsHarness } from '../support/kms-api';
+import { tempDir } from '../support/temp-dir';
 
 const run = promisify(execFile);
 /** Debian's awscli package (scripts/install-system-deps.sh installs it); not whatever `aws` is on PATH. */
@@ -20,7 +20,7 @@ describe('KMS API with the AWS CLI from Debian (integration)', function () {
   before(async function () {
     this.timeout(60_000);
     h = await startKmsHarness();
-    dir = mkdtempSync(join(tmpdir(), 'kms-cli-'));
+    dir = tempDir('kms-cli-');
     writeFileSync(join(dir, 'ca.pem'), h.ca);
     // Nothing from the user's own AWS setup: empty config files, a private HOME, credentials from env.
     const env = {

@@ -1,13 +1,13 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   buildClient, CommitmentPolicy, getLocalCryptographicMaterialsCache, KmsKeyringNode, NodeCachingMaterialsManager,
 } from '@aws-crypto/client-node';
 import type { KMS } from '@aws-sdk/client-kms';
 import { KMS_ACCOUNT, KMS_REGION, startKmsHarness, type KmsHarness } from '../support/kms-api';
+import { tempDir } from '../support/temp-dir';
 
 const KEY_ARN = `arn:aws:kms:${KMS_REGION}:${KMS_ACCOUNT}:key/app-key`;
 
@@ -27,7 +27,7 @@ describe('KMS API with the AWS Encryption SDK (@aws-crypto/client-node) (integra
   before(async () => {
     h = await startKmsHarness();
     kms = h.kms.aggregated();
-    dir = mkdtempSync(join(tmpdir(), 'kms-esdk-'));
+    dir = tempDir('kms-esdk-');
     file = join(dir, 'payload.bin');
     writeFileSync(file, randomBytes(5 * 1024 * 1024 + 123));
   });

@@ -7,8 +7,7 @@
  */
 import { expect } from 'chai';
 import { constants, createPublicKey, publicEncrypt, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildHsmAad } from '../../src/api/hsm-aad';
 import { Hsm, createAesKey } from '../../src/hsm';
@@ -21,7 +20,8 @@ import { runCli, writeCliConfig } from '../support/cli';
 import { nssFixture } from '../support/nss-fixture';
 import { FaultInjector } from '../support/pkcs11-shims';
 import { startHarness, type Harness } from '../support/proxy-harness';
-import { removedAtExit, softHsmFixture, uniqueLabel } from '../support/softhsm-fixture';
+import { softHsmFixture, uniqueLabel } from '../support/softhsm-fixture';
+import { tempDir } from '../support/temp-dir';
 import { requestMetadata, type XksResponse } from '../support/xks-client';
 
 const V1 = 'AgAAAAE='; // ciphertextMetadata [0x02, version 1]
@@ -67,8 +67,7 @@ describe('the proxy on NSS softokn (integration)', function () {
   this.timeout(120_000);
   const health = uniqueLabel('nss-health');
   const aad = Buffer.from('nss-it');
-  const secrets = mkdtempSync(join(tmpdir(), 'xks-nss-it-'));
-  removedAtExit(secrets);
+  const secrets = tempDir('xks-nss-it-');
   let nss: Hsm;
   let soft: Hsm;
 

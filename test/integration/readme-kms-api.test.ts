@@ -7,9 +7,9 @@
  */
 import { expect } from 'chai';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { tempDir } from '../support/temp-dir';
 
 const REPO = join(__dirname, '../../..');
 const MAIN = join(REPO, 'dist/src/cli/main.js');
@@ -139,7 +139,7 @@ describe('README: Use your HSM keys through the KMS API, examples run as written
     sdk = example(section, 'AWS SDK for JavaScript v3', 'js');
     cli = example(section, 'AWS CLI', 'bash');
     esdk = example(section, 'AWS Encryption SDK', 'js');
-    root = mkdtempSync(join(tmpdir(), 'xks-readme-'));
+    root = tempDir('xks-readme-');
     mkdirSync(join(root, 'home'));
     symlinkSync(join(REPO, 'node_modules'), join(root, 'node_modules'));
     demo = await startDemo(root);

@@ -12,9 +12,9 @@ import { serverTlsOptions } from '../../src/server/tls';
 import { newTicketKey, rotateTicketKeys, TicketKeys, useTicketKeys } from '../../src/server/session-tickets';
 import { startCliProxy, type CliProxy } from '../support/cli-proxy';
 import { startHarness, type Harness } from '../support/proxy-harness';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { tempDir } from '../support/temp-dir';
 
 interface Handshake {
   reused: boolean;
@@ -57,7 +57,7 @@ describe('TLS session resumption: shared, rotated ticket keys', function () {
     let certFile: string;
     let keyFile: string;
     before(async () => {
-      const dir = mkdtempSync(join(tmpdir(), 'xks-tickets-'));
+      const dir = tempDir('xks-tickets-');
       const pem = await createSelfSignedCert('localhost', ['localhost']);
       certFile = join(dir, 'server.crt');
       keyFile = join(dir, 'server.key');

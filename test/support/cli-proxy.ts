@@ -3,8 +3,7 @@
  * token, with a config written to a temp folder, and collects its JSON log lines.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { generateCredential, type Sigv4Credential } from '../../src/auth/generate-credentials';
@@ -12,6 +11,7 @@ import { createSelfSignedCert } from '../../src/cli/demo/self-signed-cert';
 import { testKeys, type TestKeys } from './proxy-harness';
 import { softHsmFixture } from './softhsm-fixture';
 import { XksClient } from './xks-client';
+import { tempDir } from './temp-dir';
 
 const MAIN = join(__dirname, '../../src/cli/main.js');
 
@@ -60,7 +60,7 @@ export interface CliProxyOptions {
 export async function startCliProxy(options: CliProxyOptions): Promise<CliProxy> {
   const fx = softHsmFixture();
   const keys = await testKeys();
-  const dir = mkdtempSync(join(tmpdir(), 'xks-cli-'));
+  const dir = tempDir('xks-cli-');
   const pem = options.serverCert ?? (await createSelfSignedCert('localhost', ['localhost']));
   writeFileSync(join(dir, 'server.crt'), pem.certPem);
   writeFileSync(join(dir, 'server.key'), pem.keyPem);

@@ -1,10 +1,10 @@
 /** Runs the real CLI (`node dist/src/cli/main.js ...`) as a child process, on the test SoftHSM token. */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { softHsmFixture } from './softhsm-fixture';
+import { tempDir } from './temp-dir';
 
 export const CLI_MAIN = resolve(__dirname, '../../src/cli/main.js');
 
@@ -35,7 +35,7 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Cli
  */
 export function writeCliConfig(options: { healthCheckKeyLabel: string; header?: string; extra?: Record<string, unknown> }): { dir: string; path: string } {
   const fx = softHsmFixture();
-  const dir = mkdtempSync(join(tmpdir(), 'xks-cli-'));
+  const dir = tempDir('xks-cli-');
   writeFileSync(join(dir, 'pin'), fx.pin, { mode: 0o600 });
   const doc = {
     server: { host: '127.0.0.1', port: 0, tls: { certFile: 'server.crt', keyFile: 'server.key' } },

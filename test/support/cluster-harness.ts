@@ -2,8 +2,7 @@
  * The real proxy over HTTPS on a two-HSM cluster: the fixture's two SoftHSM tokens holding the same
  * keys, each behind a fault injector (and optionally a vendor shim) at the PKCS#11 boundary.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Pkcs11InterposerModule } from '../../src/hsm/interposer-module';
 import { clusterKeys, type ClusterKeys } from './cluster-helpers';
@@ -11,6 +10,7 @@ import { FaultInjector, chain, vendorShim } from './pkcs11-shims';
 import { startHarness, type Harness } from './proxy-harness';
 import { softHsmFixture } from './softhsm-fixture';
 import { b64, requestMetadata, type XksResponse } from './xks-client';
+import { tempDir } from './temp-dir';
 
 export interface ClusterHarness extends Harness {
   faults: FaultInjector;
@@ -35,7 +35,7 @@ export async function startClusterHarness(options: ClusterHarnessOptions = {}): 
   const fx = softHsmFixture();
   const cluster = await clusterKeys();
   const faults = new FaultInjector();
-  const secrets = mkdtempSync(join(tmpdir(), 'xks-cluster-'));
+  const secrets = tempDir('xks-cluster-');
   writeFileSync(join(secrets, 'pin'), fx.pin);
   writeFileSync(join(secrets, 'pin-cu'), `cu_xks:${options.peerPassword ?? fx.pin}`);
   writeFileSync(join(secrets, 'pin-peer'), options.peerPassword ?? fx.pin);

@@ -4,10 +4,10 @@
  * content-type;host;x-amz-date, with no x-amz-content-sha256.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Credential, XksResponse } from './xks-client';
+import { tempDir } from './temp-dir';
 
 export class CurlXksClient {
   constructor(
@@ -19,7 +19,7 @@ export class CurlXksClient {
 
   /** POSTs `body` (JSON-encoded) to `path`; resolves with the status and the parsed answer. */
   async send(path: string, body: object): Promise<XksResponse> {
-    const dir = mkdtempSync(join(tmpdir(), 'xks-curl-'));
+    const dir = tempDir('xks-curl-');
     try {
       writeFileSync(join(dir, 'ca.pem'), this.ca);
       writeFileSync(join(dir, 'body.json'), JSON.stringify(body));

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { removedAtExit } from './softhsm-fixture';
+import { removedAtExit, tempDir } from './temp-dir';
 
 const CANDIDATE_PATHS = [
   `/usr/lib/${os.arch() === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu/libsoftokn3.so`,
@@ -44,7 +44,7 @@ export function nssLibraryParameters(dir: string, label: string): string {
  * a file (never the command line), deleted before this returns.
  */
 export function createNssToken(label: string, pin = randomBytes(8).toString('hex')): NssToken {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xks-nss-'));
+  const dir = tempDir('xks-nss-');
   const pinFile = path.join(dir, 'pin.txt');
   fs.writeFileSync(pinFile, `${pin}\n`, { mode: 0o600 });
   try {

@@ -4,11 +4,11 @@
  * stopped with SIGTERM (SIGKILL after a bound) and its folder removed.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
+import { tempDir } from './temp-dir';
 
 export interface ScrapeTarget {
   job: string;
@@ -59,7 +59,7 @@ export async function poll(what: string, timeoutMs: number, condition: () => Pro
 }
 
 export async function startPrometheus(targets: ScrapeTarget[], ruleFiles: string[]): Promise<Prometheus> {
-  const dir = mkdtempSync(join(tmpdir(), 'xks-prometheus-'));
+  const dir = tempDir('xks-prometheus-');
   const config = {
     global: { scrape_interval: `${SCRAPE_SECONDS}s`, scrape_timeout: `${SCRAPE_SECONDS}s`, evaluation_interval: `${SCRAPE_SECONDS}s` },
     rule_files: ruleFiles,

@@ -3,8 +3,7 @@
  * line captured, for integration tests.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { generateCredential, type Sigv4Credential } from '../../src/auth/generate-credentials';
@@ -16,6 +15,7 @@ import type { ProxyHooks } from '../../src/server/hsm-cluster';
 import { startProxy, type RunningProxy } from '../../src/server/proxy';
 import { softHsmFixture, uniqueLabel } from './softhsm-fixture';
 import { XksClient } from './xks-client';
+import { tempDir } from './temp-dir';
 
 export interface TestKeys {
   /** encrypt + decrypt */
@@ -95,7 +95,7 @@ export interface HarnessOptions {
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const fx = softHsmFixture();
   const keys = await testKeys();
-  const dir = mkdtempSync(join(tmpdir(), 'xks-it-'));
+  const dir = tempDir('xks-it-');
   certOnce ??= createSelfSignedCert('localhost', ['localhost']);
   const pem = await certOnce;
   writeFileSync(join(dir, 'server.crt'), pem.certPem);

@@ -4,9 +4,9 @@
 // made up front: SoftHSM only sees tokens that exist when the library is initialized).
 import { randomBytes, randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { SOFTHSM_MODULE_PATH, ensureSoftHsmToken } from '../../src/hsm/softhsm';
+import { removedAtExit, tempDir } from './temp-dir';
 
 export interface SoftHsmFixture {
   dir: string;
@@ -25,7 +25,7 @@ let fixture: SoftHsmFixture | undefined;
 
 export function softHsmFixture(): SoftHsmFixture {
   if (fixture !== undefined) return fixture;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xks-softhsm-'));
+  const dir = tempDir('xks-softhsm-');
   const label = 'xks-test';
   const pin = randomBytes(8).toString('hex');
   const soPin = randomBytes(8).toString('hex');
@@ -35,18 +35,6 @@ export function softHsmFixture(): SoftHsmFixture {
   const cleanup = removedAtExit(dir);
   fixture = { dir, confPath: token.confPath, label, peerLabel, pin, soPin, modulePath: SOFTHSM_MODULE_PATH, cleanup };
   return fixture;
-}
-
-/** Removes a temp folder at process exit; the returned function removes it earlier (idempotent). */
-export function removedAtExit(dir: string): () => void {
-  let removed = false;
-  const cleanup = (): void => {
-    if (removed) return;
-    removed = true;
-    fs.rmSync(dir, { recursive: true, force: true });
-  };
-  process.once('exit', cleanup);
-  return cleanup;
 }
 
 /** A key label no other test uses. */

@@ -1,10 +1,10 @@
 // No folder of src/ may import, through other folders, back into itself (issue 14: the folders
 // are layers a reader can follow). Imports within one folder are its own business.
 import { expect } from 'chai';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { SRC_DIR, buildImportGraph, folderCycleReport, folderCycles, foldOntoFolders, type FolderGraph } from './folder-cycles';
+import { tempDir } from '../../support/temp-dir';
 
 function graphOf(edges: Record<string, string[]>): FolderGraph {
   const g: FolderGraph = new Map();
@@ -16,7 +16,7 @@ function graphOf(edges: Record<string, string[]>): FolderGraph {
 
 /** Writes files (path -> source) under a new temp dir; returns the dir. */
 function fixtureTree(files: Record<string, string>): string {
-  const root = mkdtempSync(join(tmpdir(), 'folder-cycles-'));
+  const root = tempDir('folder-cycles-');
   for (const [path, text] of Object.entries(files)) {
     mkdirSync(dirname(join(root, path)), { recursive: true });
     writeFileSync(join(root, path), text);

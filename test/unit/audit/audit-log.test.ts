@@ -1,11 +1,11 @@
 import { expect } from 'chai';
-import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { AuditLog, auditFilePath } from '../../../src/audit/audit-log';
 import { verifyAuditLog } from '../../../src/audit/verify';
 import { createLogger } from '../../../src/observability/logger';
+import { tempDir } from '../../support/temp-dir';
 
 const KEY = Buffer.from('k'.repeat(40));
 const quietLogger = () => createLogger({ level: 'error', stream: new Writable({ write: (_c, _e, done) => done() }) });
@@ -23,7 +23,7 @@ const lines = (file: string) => readFileSync(file, 'utf8').split('\n').filter(Bo
 describe('audit log: hash chain', () => {
   let dir: string;
   beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'xks-audit-'));
+    dir = tempDir('xks-audit-');
   });
 
   it('writes one chained entry per request between open and close records, with listed fields only', async () => {

@@ -1,9 +1,9 @@
 import { expect } from 'chai';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildRuntimeConfig, ConfigError, loadConfigFile } from '../../../src/config/load';
 import { renderConfigReference } from '../../../src/config/reference';
+import { tempDir } from '../../support/temp-dir';
 
 const SECRET = 'FYtE5EFA5FT0mCc3DrGUe2sti527BitkQ0Zr9MO9fvE';
 const base = () => ({
@@ -36,7 +36,7 @@ describe('config loading', () => {
   });
 
   it('reads secrets and the PIN from environment variables and files', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'xks-config-'));
+    const dir = tempDir('xks-config-');
     writeFileSync(join(dir, 'pin'), '9999\n');
     writeFileSync(join(dir, 'secret'), `${SECRET}\n`);
     const doc = base();

@@ -6,12 +6,12 @@
  * test/integration/prometheus.test.ts.
  */
 import { expect } from 'chai';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { DEPLOY, RULES_FILE, rules } from '../../support/monitoring-queries';
 import { promtool } from '../../support/prometheus';
+import { tempDir } from '../../support/temp-dir';
 
 const RULES_DIR = join(DEPLOY, 'prometheus');
 const TESTS_FILE = join(RULES_DIR, 'xks-proxy.rules.test.yaml');
@@ -32,7 +32,7 @@ describe('deploy/prometheus rules under promtool', function () {
   this.timeout(30_000);
 
   it('promtool check rules accepts the rules file and the PrometheusRule groups', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'xks-promtool-'));
+    const dir = tempDir('xks-promtool-');
     try {
       const resource = parse(readFileSync(join(DEPLOY, 'kubernetes/prometheusrule.yaml'), 'utf8')) as { spec: { groups: unknown } };
       writeFileSync(join(dir, 'prometheusrule-groups.yaml'), stringify({ groups: resource.spec.groups }));
@@ -65,7 +65,7 @@ describe('deploy/prometheus rules under promtool', function () {
   });
 
   it('the unit tests fail when a threshold moves (they are not vacuous)', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'xks-promtool-'));
+    const dir = tempDir('xks-promtool-');
     try {
       copyFileSync(TESTS_FILE, join(dir, 'xks-proxy.rules.test.yaml'));
       // 250 ms instead of 200 ms: the 240 ms latency series no longer fires the average-latency alert.
