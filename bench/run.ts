@@ -480,26 +480,24 @@ interface LimitRow {
   /** The rate the held control reached (compare proxyReqPerSec). */
   controlReqPerSec: number;
   /** Every pair (a proxy run, then its control): the row's figures are the pair with the median overhead. */
-  pairs: Array<{ proxyCpuUs: number; proxyReqPerSec: number; tHttpsUs: number; controlReqPerSec: number; overheadUs: number }>;
+  pairs: Array<{ proxyCpuUs: number; proxyReqPerSec: number; tHttpsUs: number; controlReqPerSec: number; tHsmUs: number; overheadUs: number }>;
   tHsmUs: number;
   limitReqPerSec: number;
   overheadUs: number;
   ratio: number;
 }
 
-const hsmWorkCache = new Map<string, number>();
-
-/** t_hsm in µs: raw pkcs11js on the servers' core, measured once per run and work kind. */
+/**
+ * t_hsm in µs: raw pkcs11js on the servers' core, one 4 s run. Taken anew in each limit pair, right
+ * after its control run: a figure from another minute of this drifting VM once read 157 µs for the
+ * work that read 89 in the run before, and moved that row's overhead by as much.
+ */
 function hsmWorkUs(env: Env, scenario: string): number {
   const work = HSM_WORK[scenario.replace(/^Cedar /, '')];
   if (!work) return 0;
-  const id = `${work.op}/${work.bytes}`;
-  const cached = hsmWorkCache.get(id);
-  if (cached !== undefined) return cached;
   const out = JSON.parse(
     execFileSync(...pinned(process.execPath, [join(ROOT, 'dist/bench/raw-hsm-work.js'), SOFTHSM_MODULE_PATH, env.tokenLabel, env.keyLabel, work.op, String(work.bytes), String(Math.min(DURATION, 4))], '0'), { env: process.env, encoding: 'utf8' }),
   ) as { cpuUsPerOp: number };
-  hsmWorkCache.set(id, out.cpuUsPerOp);
   return out.cpuUsPerOp;
 }
 
@@ -585,7 +583,7 @@ function startPlainHttps(env: Env, holdUs: number, requests: SignedRequest[]): P
 /**
  * The proxy against L in pairs, on the same core: STEADY_RUNS times, a c=32 run of the proxy and
  * right after it the control (plain node:https holding what that run cost beyond the last t_https, so
- * it answers at about the proxy's rate). Each pair's two runs see the same machine; runs minutes apart
+ * it answers at about the proxy's rate), then t_hsm (raw pkcs11js). Each pair's runs see the same machine; runs minutes apart
  * on this VM differed by up to ~90 µs per request, more than the overhead targets leave. The row is
  * the pair with the median overhead (so its columns add up); every pair's figures are in latest.json.
  * First a paced run (t_https paced, the first guess) and a calibration run of the control, since the
@@ -597,17 +595,18 @@ async function pairedLimit(env: Env, server: Server, name: string, scenario: str
   const request = (await scenarioBodies(env, server.url))[name] as SignedRequest;
   const tHttpsPaced = await plainHttpsUsAt(env, request, first.reqPerSec, 32);
   let tHttpsEstimate = (await plainHttpsHeld(env, request, 32, Math.max(0, cpu(first) - tHttpsPaced))).cpuUs;
-  const tHsm = hsmWorkUs(env, scenario);
-  const pairs: Array<{ proxy: Row; control: { cpuUs: number; reqPerSec: number }; overheadUs: number }> = [];
+  const pairs: Array<{ proxy: Row; control: { cpuUs: number; reqPerSec: number }; tHsm: number; overheadUs: number }> = [];
   for (let i = 0; i < STEADY_RUNS; i++) {
     const proxy = await runC32(server, `Proxy ${scenario}`, request);
     if (proxy.errors > 0) throw new Error(`${scenario}: ${proxy.errors} error answers in a paired run; its CPU per request is not the operation's`);
     const control = await plainHttpsHeld(env, request, 32, Math.max(0, cpu(proxy) - tHttpsEstimate));
     tHttpsEstimate = control.cpuUs;
-    pairs.push({ proxy, control, overheadUs: cpu(proxy) - control.cpuUs - tHsm });
+    const tHsm = hsmWorkUs(env, scenario);
+    pairs.push({ proxy, control, tHsm, overheadUs: cpu(proxy) - control.cpuUs - tHsm });
   }
   const median = [...pairs].sort((x, y) => x.overheadUs - y.overheadUs)[Math.floor((pairs.length - 1) / 2)] as (typeof pairs)[number];
   const tHttps = median.control.cpuUs;
+  const tHsm = median.tHsm;
   const limit = 1e6 / (tHttps + tHsm);
   const row: LimitRow = {
     scenario,
@@ -617,14 +616,14 @@ async function pairedLimit(env: Env, server: Server, name: string, scenario: str
     tHttpsUs: Math.round(tHttps),
     tHttpsPacedUs: Math.round(tHttpsPaced),
     controlReqPerSec: median.control.reqPerSec,
-    pairs: pairs.map((p) => ({ proxyCpuUs: cpu(p.proxy), proxyReqPerSec: p.proxy.reqPerSec, tHttpsUs: Math.round(p.control.cpuUs), controlReqPerSec: p.control.reqPerSec, overheadUs: Math.round(p.overheadUs) })),
+    pairs: pairs.map((p) => ({ proxyCpuUs: cpu(p.proxy), proxyReqPerSec: p.proxy.reqPerSec, tHttpsUs: Math.round(p.control.cpuUs), controlReqPerSec: p.control.reqPerSec, tHsmUs: Math.round(p.tHsm), overheadUs: Math.round(p.overheadUs) })),
     tHsmUs: Math.round(tHsm),
     limitReqPerSec: Math.round(limit),
     overheadUs: Math.round(median.overheadUs),
     ratio: round(median.proxy.reqPerSec / limit),
   };
-  const pairText = row.pairs.map((p) => `${p.proxyCpuUs} − ${p.tHttpsUs} (${p.proxyReqPerSec} / ${p.controlReqPerSec} req/s)`).join(', ');
-  process.stderr.write(`limit ${scenario}: proxy ${row.proxyCpuUs} µs/req (main thread ${row.proxyMainThreadUs}) at ${row.proxyReqPerSec} req/s, t_https ${row.tHttpsUs} µs (control at ${row.controlReqPerSec} req/s; paced ${row.tHttpsPacedUs} µs), t_hsm ${row.tHsmUs} µs, overhead ${row.overheadUs} µs (median of pairs, proxy − t_https: ${pairText}), L ${row.limitReqPerSec} req/s, ratio ${row.ratio}\n`);
+  const pairText = row.pairs.map((p) => `${p.proxyCpuUs} − ${p.tHttpsUs} − ${p.tHsmUs} (${p.proxyReqPerSec} / ${p.controlReqPerSec} req/s)`).join(', ');
+  process.stderr.write(`limit ${scenario}: proxy ${row.proxyCpuUs} µs/req (main thread ${row.proxyMainThreadUs}) at ${row.proxyReqPerSec} req/s, t_https ${row.tHttpsUs} µs (control at ${row.controlReqPerSec} req/s; paced ${row.tHttpsPacedUs} µs), t_hsm ${row.tHsmUs} µs, overhead ${row.overheadUs} µs (median of pairs, proxy − t_https − t_hsm: ${pairText}), L ${row.limitReqPerSec} req/s, ratio ${row.ratio}\n`);
   return { limit: row, proxyRuns: pairs.map((p) => p.proxy), medianRun: median.proxy };
 }
 
@@ -708,7 +707,7 @@ function renderLimitTable(rows: LimitRow[]): string[] {
   return [
     '## Overhead against the limit',
     '',
-    'Per operation at c=32, one pinned worker. L = 1 / (t_https + t_hsm): t_https is plain node:https (bench/plain-https-server.ts, the proxy\'s TLS settings) answering the same requests on the same core with answers as long as the proxy\'s (JSON of the same byte count), closed loop at c=32 like the proxy, holding CPU per request so that it answers at the proxy\'s rate ("control req/s"), measured in pairs: ' + String(STEADY_RUNS) + ' times a proxy run and right after it a control run, so both see the same machine; each row is the pair with the median overhead (every pair is in latest.json): a loopback client that waits on a slow server sleeps, and the kernel charges the server ~20 µs per answer for waking it, so the control must make the client wait as the proxy does. "t_https paced" is the same plain server open loop at the proxy\'s rate, where the client is mostly awake: the figure earlier runs used; t_hsm is the HSM work the operation needs done with raw pkcs11js, sync, no proxy code (bench/raw-hsm-work.ts: Encrypt = RNG for the IV + encrypt + verify-decrypt, Decrypt = decrypt; GetKeyMetadata reads the key state cache and GetHealthStatus the cached health result, so 0). Overhead = proxy CPU − t_https − t_hsm. "Cedar" rows run with a secondary-authorization policy on the key store.',
+    'Per operation at c=32, one pinned worker. L = 1 / (t_https + t_hsm): t_https is plain node:https (bench/plain-https-server.ts, the proxy\'s TLS settings) answering the same requests on the same core with answers as long as the proxy\'s (JSON of the same byte count), closed loop at c=32 like the proxy, holding CPU per request so that it answers at the proxy\'s rate ("control req/s"), measured in pairs: ' + String(STEADY_RUNS) + ' times a proxy run and right after it a control run and then t_hsm, so all three see the same machine; each row is the pair with the median overhead (every pair is in latest.json): a loopback client that waits on a slow server sleeps, and the kernel charges the server ~20 µs per answer for waking it, so the control must make the client wait as the proxy does. "t_https paced" is the same plain server open loop at the proxy\'s rate, where the client is mostly awake: the figure earlier runs used; t_hsm is the HSM work the operation needs done with raw pkcs11js, sync, no proxy code (bench/raw-hsm-work.ts: Encrypt = RNG for the IV + encrypt + verify-decrypt, Decrypt = decrypt; GetKeyMetadata reads the key state cache and GetHealthStatus the cached health result, so 0). Overhead = proxy CPU − t_https − t_hsm. "Cedar" rows run with a secondary-authorization policy on the key store.',
     '',
     'Where the proxy\'s CPU runs, from /proc per thread: "main thread" is the event loop (TLS, HTTP, SigV4, validation, the pipeline, answers), "other threads" the PKCS#11 worker threads with V8\'s GC helpers and libuv\'s pool, all on the same core. Plain node:https does nearly all its work on its main thread, and the raw HSM work runs on one thread, so main thread − t_https is what the pipeline adds and other threads − t_hsm what the HSM layer adds (thread hand-off, job code, GC). A CPU profile (--profile) does not show this split: V8 samples by wall clock, so time the PKCS#11 thread runs on the shared core shows up in whatever main-thread frame it preempted (typically postMessage).',
     '',
@@ -907,7 +906,7 @@ async function main(): Promise<void> {
   rows.push({ scenario: `Ceiling: the proxy's HSM layer alone, encrypt + verify-decrypt 4300 B + 8 KB AAD, ${POOL} sessions`, concurrency: 32, reqPerSec: layer.perSec, p50: 0, p90: 0, p99: 0, max: 0, errors: 0, cpuUsPerReq: layer.cpuUsPerOp, note: 'no HTTP; latencies not measured' });
   Object.assign(summary, { hsmLayerEncryptPerSec: layer.perSec, hsmLayerCpuUsPerEncrypt: layer.cpuUsPerOp });
   const paced = pacedHsmCosts(env);
-  // Back to back in the same minute as the paced figures; the Encrypt 4300 B limit row reuses it as its t_hsm.
+  // Back to back in the same minute as the paced figures (the limit rows take their own t_hsm in each pair).
   Object.assign(summary, { hsmPaced: { gapMs: PACE_GAP_MS, ...paced, rawBackToBackUs: Math.round(hsmWorkUs(env, 'Encrypt 4300 B')) } });
 
   // 2. The proxy, one worker
