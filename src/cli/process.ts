@@ -1,4 +1,5 @@
 import { ConfigError } from '../config/load';
+import { exitWhenWritten } from '../observability/exit-when-written';
 
 /** Prints a clear error and exits non-zero; config errors list every bad field. */
 export function fail(err: unknown): never {
@@ -13,7 +14,7 @@ export interface Stoppable {
 
 /**
  * SIGINT/SIGTERM: stop accepting, let in-flight requests finish for up to graceMs, close the HSM,
- * exit 0.
+ * exit 0 (1 if closing failed).
  */
 export function stopOnSignals(server: Stoppable, options: { graceMs?: number } = {}): void {
   let stopping = false;
@@ -21,9 +22,10 @@ export function stopOnSignals(server: Stoppable, options: { graceMs?: number } =
     if (stopping) return;
     stopping = true;
     process.stderr.write(`received ${signal}, shutting down\n`);
+    // Exit once the last log lines have left: a lagging log reader must still get them.
     server.close(options.graceMs === undefined ? {} : { graceMs: options.graceMs }).then(
-      () => process.exit(0),
-      () => process.exit(1),
+      () => exitWhenWritten(0),
+      () => exitWhenWritten(1),
     );
   };
   process.on('SIGINT', () => stop('SIGINT'));

@@ -16,6 +16,11 @@ export const BATCHED = Symbol('xks.batchedLogLine');
 const live = new Set<BufferedLineTransport>();
 let exitHooked = false;
 
+/** Writes every transport's pending lines now (before an exit that waits for them to leave). */
+export function flushBufferedLines(): void {
+  for (const transport of live) transport.flush();
+}
+
 export class BufferedLineTransport extends TransportStream {
   private pending: string[] = [];
   private scheduled = false;
@@ -29,9 +34,7 @@ export class BufferedLineTransport extends TransportStream {
     live.add(this);
     if (!exitHooked) {
       exitHooked = true;
-      process.once('exit', () => {
-        for (const transport of live) transport.flush();
-      });
+      process.once('exit', flushBufferedLines);
     }
   }
 

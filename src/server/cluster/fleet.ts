@@ -12,13 +12,22 @@ export class WorkerFleet {
   private readonly states = new Map<number, WorkerState>();
   private wasUp = false;
 
-  /** `expected`: the configured worker count (serve --workers). */
-  constructor(readonly expected: number) {}
+  /**
+   * `expected`: the configured worker count (serve --workers). `onSendFailed`: a message could not
+   * be written to a worker (it is dying: its exit is handled where the fleet learns of it).
+   */
+  constructor(
+    readonly expected: number,
+    private readonly onSendFailed: (workerId: number, error: Error) => void = () => undefined,
+  ) {}
 
   fork(onMessage: (worker: Worker, message: unknown) => void): void {
     const worker = cluster.fork();
     this.states.set(worker.id, { worker, ready: false, startedAt: Date.now() });
     worker.on('message', (message: unknown) => onMessage(worker, message));
+    // A worker's 'error' (a failed send or kill) with no listener would crash the primary, and with
+    // it the whole fleet.
+    worker.on('error', (error: Error) => this.onSendFailed(worker.id, error));
   }
 
   get(workerId: number): WorkerState | undefined {
@@ -63,8 +72,16 @@ export class WorkerFleet {
     return this.wasUp;
   }
 
+  /**
+   * isConnected() can still be true for a worker that has just died, and the write then fails
+   * (EPIPE); with a callback the failure comes here instead of as an 'error' event.
+   */
   send(state: WorkerState, message: PrimaryToWorker): void {
-    if (state.worker.isConnected()) state.worker.send(message);
+    if (!state.worker.isConnected()) return;
+    const workerId = state.worker.id;
+    state.worker.send(message, (error: Error | null) => {
+      if (error) this.onSendFailed(workerId, error);
+    });
   }
 
   broadcast(message: PrimaryToWorker): void {

@@ -30,7 +30,7 @@ export interface PrimaryOptions {
 }
 
 export function runPrimary({ workers: size, config, logger }: PrimaryOptions): void {
-  const fleet = new WorkerFleet(size);
+  const fleet = new WorkerFleet(size, (workerId, error) => logger.warn('could not reach a worker', { worker: workerId, error: error.message }));
   const requests = new WorkerRequests(fleet);
   const metrics = new ClusterMetrics(fleet, requests);
   let admin: Server | undefined;

@@ -2,6 +2,7 @@
  * SIGTERM/SIGINT (or a failed startup) on the primary: every worker drains, one that has not exited
  * shutdownTimeoutMs + a margin later is killed, and the primary exits 1 if any worker failed.
  */
+import { exitWhenWritten } from '../../observability/exit-when-written';
 import type { Logger } from '../../observability/logger';
 import type { WorkerFleet } from './fleet';
 
@@ -66,6 +67,6 @@ export class FleetShutdown {
     clearTimeout(this.killTimer);
     await this.options.release();
     this.options.logger.info('shutdown complete', { failedWorkers: this.failedExits });
-    process.exit(this.failedExits === 0 ? 0 : 1);
+    exitWhenWritten(this.failedExits === 0 ? 0 : 1);
   }
 }

@@ -4,13 +4,15 @@
  * shutdown requests over the cluster IPC channel.
  */
 import type { RuntimeConfig } from '../../config/runtime';
+import { exitWhenWritten } from '../../observability/exit-when-written';
 import type { Logger } from '../../observability/logger';
 import { startProxy, type RunningProxy } from '../proxy';
 import { TicketKeys } from '../session-tickets';
 import { isXksMessage, type PrimaryToWorker, type WorkerToPrimary } from './messages';
 
 function send(message: WorkerToPrimary): void {
-  if (process.connected) process.send?.(message);
+  // With a callback, a failed write (the primary is gone) is not an 'error' event that crashes the worker.
+  if (process.connected) process.send?.(message, undefined, undefined, () => undefined);
 }
 
 export async function runWorker(config: RuntimeConfig, logger: Logger, configPath: string): Promise<void> {
@@ -22,15 +24,15 @@ export async function runWorker(config: RuntimeConfig, logger: Logger, configPat
   const shutdown = async (reason: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
-    if (!proxy) process.exit(0); // still starting: nothing in flight, the OS reclaims the sessions
+    if (!proxy) return exitWhenWritten(0); // still starting: nothing in flight, the OS reclaims the sessions
     logger.info('worker draining', { reason, graceMs: config.server.shutdownTimeoutMs });
     try {
       const { forcedConnections } = await proxy.close({ graceMs: config.server.shutdownTimeoutMs });
       logger.log(forcedConnections > 0 ? 'warn' : 'info', 'worker stopped', { forcedConnections });
-      process.exit(0);
+      exitWhenWritten(0);
     } catch (err) {
       logger.error('worker shutdown failed', { error: (err as Error).message });
-      process.exit(1);
+      exitWhenWritten(1);
     }
   };
 
