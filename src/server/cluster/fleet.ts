@@ -13,8 +13,8 @@ export class WorkerFleet {
   private wasUp = false;
 
   /**
-   * `expected`: the configured worker count (serve --workers). `onSendFailed`: a message could not
-   * be written to a worker (it is dying: its exit is handled where the fleet learns of it).
+   * `expected`: the configured worker count (serve --workers). `onSendFailed`: a message (or a
+   * signal) could not reach a worker; it is dying, and its exit is handled where the fleet learns of it.
    */
   constructor(
     readonly expected: number,
