@@ -87,8 +87,25 @@ export interface LoggerOptions {
 /** The transport of each logger createLogger made, for logRequestLine. */
 const transports = new WeakMap<Logger, BufferedLineTransport>();
 
+/** stderr carries the last-resort notices: if it fails too, there is nobody left to tell. */
+let stderrGuarded = false;
+
+/** Said once, on stderr, when the log stream fails; the lines it could not take are counted from then on. */
+function reportLostOutput(stream: Writable): (err: Error) => void {
+  return (err) => {
+    if (stream === process.stderr) return;
+    const fields = { reason: err.message, code: (err as NodeJS.ErrnoException).code ?? '', countedIn: 'xks_log_lines_dropped_total' };
+    process.stderr.write(`${formatLine('error', 'log output failed: the proxy keeps serving, log lines are dropped', fields)}\n`);
+  };
+}
+
 export function createLogger(options: LoggerOptions): Logger {
-  const transport = new BufferedLineTransport(options.stream ?? process.stdout, options.batch ?? options.stream === undefined);
+  if (!stderrGuarded) {
+    stderrGuarded = true;
+    process.stderr.on('error', () => undefined);
+  }
+  const stream = options.stream ?? process.stdout;
+  const transport = new BufferedLineTransport(stream, options.batch ?? options.stream === undefined, reportLostOutput(stream));
   const logger = winston.createLogger({
     level: options.level,
     format: jsonLine(),

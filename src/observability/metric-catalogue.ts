@@ -248,3 +248,21 @@ export function clusterFamilies(registry: Registry, collectWorkers: Collect<'sta
     }),
   };
 }
+
+/**
+ * The process's own log output, on each worker's registry and on the cluster primary's (summed into
+ * the aggregate). `dropped`: lines not written since the process started (buffered-line-transport.ts).
+ */
+export function logFamilies(registry: Registry, dropped: () => number) {
+  return {
+    droppedLines: new Counter({
+      name: 'xks_log_lines_dropped_total',
+      help: 'Log lines not written because the log output failed (EPIPE: its reader went away; ENOSPC); the proxy keeps serving.',
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(dropped());
+      },
+    }),
+  };
+}

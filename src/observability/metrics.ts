@@ -6,7 +6,8 @@ import { Registry, collectDefaultMetrics } from 'prom-client';
 import type { ClusterObserver, HsmErrorKind } from '../hsm';
 import type { HealthStatus } from '../hsm/health-monitor';
 import type { FaultScope } from '../hsm/pkcs11/return-codes';
-import { callerFamilies, hsmFamilies, requestFamilies } from './metric-catalogue';
+import { droppedLogLines } from './buffered-line-transport';
+import { callerFamilies, hsmFamilies, logFamilies, requestFamilies } from './metric-catalogue';
 
 const HEALTH_STATES: HealthStatus[] = ['ACTIVE', 'DEGRADED', 'UNAVAILABLE'];
 
@@ -23,6 +24,7 @@ export class XksMetrics implements ClusterObserver {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'xks_' });
+    logFamilies(this.registry, droppedLogLines);
   }
 
   request(operation: string, keyStore: string, status: number, errorName: string, seconds: number): void {

@@ -3,7 +3,8 @@
  * families (workers by state, restarts; declared in observability/metric-catalogue.ts).
  */
 import { Registry } from 'prom-client';
-import { clusterFamilies } from '../../observability/metric-catalogue';
+import { droppedLogLines } from '../../observability/buffered-line-transport';
+import { clusterFamilies, logFamilies } from '../../observability/metric-catalogue';
 import { aggregateWorkerMetrics } from './aggregation';
 import type { WorkerFleet } from './fleet';
 import type { MetricsJson } from './messages';
@@ -12,6 +13,8 @@ import type { WorkerRequests } from './worker-requests';
 export class ClusterMetrics {
   private readonly registry = new Registry();
   private readonly families: ReturnType<typeof clusterFamilies>;
+  /** Families the workers export too: the primary's share is summed into their aggregate. */
+  private readonly shared = new Registry();
 
   constructor(fleet: WorkerFleet, private readonly requests: WorkerRequests) {
     this.families = clusterFamilies(this.registry, function () {
@@ -20,6 +23,7 @@ export class ClusterMetrics {
       this.set({ state: 'starting' }, fleet.size - ready);
       this.set({ state: 'expected' }, fleet.expected);
     });
+    logFamilies(this.shared, droppedLogLines);
   }
 
   workerRestarted(): void {
@@ -28,9 +32,11 @@ export class ClusterMetrics {
 
   /** Fails (the admin listener answers 503) when a worker does not answer: a partial sum would mislead. */
   async scrape(): Promise<{ contentType: string; body: string }> {
-    const { replies, expected } = await this.requests.ask<{ metrics: MetricsJson }>((requestId) => ({ type: 'xks:metrics', requestId }));
+    const { replies, expected } = await this.requests.ask<{ metrics: MetricsJson; error?: string }>((requestId) => ({ type: 'xks:metrics', requestId }));
     if (replies.size < expected.size) throw new Error(`${expected.size - replies.size} worker(s) did not answer`);
-    const aggregated = aggregateWorkerMetrics([...replies.values()].map((r) => r.metrics));
+    const failed = [...replies.values()].find((r) => r.error !== undefined);
+    if (failed) throw new Error(`a worker could not collect its metrics: ${failed.error}`);
+    const aggregated = aggregateWorkerMetrics([...[...replies.values()].map((r) => r.metrics), await this.shared.getMetricsAsJSON()]);
     return { contentType: aggregated.contentType, body: `${await aggregated.metrics()}\n${await this.registry.metrics()}` };
   }
 }

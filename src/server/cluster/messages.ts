@@ -15,7 +15,8 @@ export type PrimaryToWorker =
 export type WorkerToPrimary =
   | { type: 'xks:ready'; url: string }
   | { type: 'xks:ticket-key-wanted' }
-  | { type: 'xks:metrics'; requestId: number; metrics: MetricsJson }
+  /** error: the worker's registry failed to collect (metrics is then empty). */
+  | { type: 'xks:metrics'; requestId: number; metrics: MetricsJson; error?: string }
   | { type: 'xks:health'; requestId: number; snapshot: HealthSnapshot }
   | { type: 'xks:reload'; requestId: number; ok: boolean; error?: string; restartRequired?: string[] };
 

@@ -3,6 +3,7 @@
  * the primary shares, without an admin listener. It answers the primary's metrics, health, reload and
  * shutdown requests over the cluster IPC channel.
  */
+import type { Registry } from 'prom-client';
 import type { RuntimeConfig } from '../../config/runtime';
 import { exitWhenWritten } from '../../observability/exit-when-written';
 import type { Logger } from '../../observability/logger';
@@ -13,6 +14,17 @@ import { isXksMessage, type PrimaryToWorker, type WorkerToPrimary } from './mess
 function send(message: WorkerToPrimary): void {
   // With a callback, a failed write (the primary is gone) is not an 'error' event that crashes the worker.
   if (process.connected) process.send?.(message, undefined, undefined, () => undefined);
+}
+
+/** The answer to the primary's metrics request. Never rejects: a collector that throws fails that scrape, not the worker. */
+export async function metricsReply(registry: Registry, requestId: number, logger: Logger): Promise<WorkerToPrimary> {
+  try {
+    return { type: 'xks:metrics', requestId, metrics: await registry.getMetricsAsJSON() };
+  } catch (err) {
+    const error = err instanceof Error ? err.message : String(err);
+    logger.warn('metrics collection failed', { error });
+    return { type: 'xks:metrics', requestId, metrics: [], error };
+  }
 }
 
 export async function runWorker(config: RuntimeConfig, logger: Logger, configPath: string): Promise<void> {
@@ -57,7 +69,7 @@ export async function runWorker(config: RuntimeConfig, logger: Logger, configPat
     switch (request.type) {
       case 'xks:metrics':
         if (!proxy) return;
-        void proxy.metrics.registry.getMetricsAsJSON().then((metrics) => send({ type: 'xks:metrics', requestId: request.requestId, metrics }));
+        void metricsReply(proxy.metrics.registry, request.requestId, logger).then(send);
         return;
       case 'xks:health':
         if (!proxy) return;

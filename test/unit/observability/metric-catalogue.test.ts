@@ -3,7 +3,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { Registry } from 'prom-client';
 import * as ts from 'typescript';
-import { callerFamilies, clusterFamilies, connectionFamilies, hsmFamilies, requestFamilies, securityFamilies } from '../../../src/observability/metric-catalogue';
+import { callerFamilies, clusterFamilies, connectionFamilies, hsmFamilies, logFamilies, requestFamilies, securityFamilies } from '../../../src/observability/metric-catalogue';
 
 const SRC = join(__dirname, '../../../../src');
 const CATALOGUE = 'observability/metric-catalogue.ts';
@@ -37,8 +37,9 @@ describe('metric catalogue', () => {
     securityFamilies(registry, { throttleTokens: noop, credentialAge: noop, certificateExpiry: noop });
     connectionFamilies(registry);
     clusterFamilies(registry, noop);
+    logFamilies(registry, () => 0);
     const names = (await registry.getMetricsAsJSON()).map((m) => m.name);
-    expect(names).to.have.length(33);
+    expect(names).to.have.length(34);
     for (const name of names) expect(name).to.match(/^xks_[a-z_]+$/);
   });
 });
