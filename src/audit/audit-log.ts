@@ -25,7 +25,9 @@ export interface AuditLogOptions {
   file: string;
   hmacKey?: Buffer;
   checkpointIntervalSeconds: number;
+  /** Called for each entry once the file has taken it. */
   onWrite?: () => void;
+  /** Called for each entry not written: its write failed, or the file was unavailable. */
   onError?: () => void;
 }
 
@@ -65,15 +67,23 @@ function readHead(path: string): { head: ChainHead; tornTail: boolean } {
   }
 }
 
+/** How long after a write failure the file is reopened, at the earliest (on the next entry). */
+const REOPEN_AFTER_MS = 1000;
+
 export class AuditLog {
   readonly path: string;
   private head: ChainHead;
-  private readonly stream: WriteStream;
+  /** Undefined while the file is unavailable: from a write failure until it is reopened. */
+  private stream: WriteStream | undefined;
   private checkpointed = -1;
   private readonly timer: NodeJS.Timeout | undefined;
   private closed = false;
   /** Entries of one event-loop turn go to the file in one write (writev) instead of one each. */
   private corked = false;
+  /** Entries not written since the last failure; the audit-gap entry that resumes the chain says how many. */
+  private lost = 0;
+  private failedAt = 0;
+  private failure = '';
 
   constructor(
     private readonly options: AuditLogOptions,
@@ -83,11 +93,7 @@ export class AuditLog {
     mkdirSync(dirname(this.path), { recursive: true });
     const { head, tornTail } = readHead(this.path);
     this.head = head;
-    this.stream = createWriteStream(this.path, { flags: 'a', mode: 0o640 });
-    this.stream.on('error', (err) => {
-      options.onError?.();
-      logger.error('audit log write failed', { auditFile: this.path, reason: err.message });
-    });
+    this.stream = this.open();
     // A crash mid-write leaves a torn line: end it so the next entry starts cleanly (verify reports it).
     if (tornTail) this.stream.write('\n');
     this.append({
@@ -125,25 +131,80 @@ export class AuditLog {
     this.append({ event: 'audit-close', pid: process.pid });
     this.closed = true;
     this.checkpoint('close');
-    await new Promise<void>((resolve) => this.stream.end(() => resolve()));
+    const stream = this.stream;
+    if (stream) await new Promise<void>((resolve) => stream.end(() => resolve()));
+  }
+
+  private open(): WriteStream {
+    const stream = createWriteStream(this.path, { flags: 'a', mode: 0o640 });
+    // A full disk, a removed directory, an I/O error: the proxy serves on; every entry not written is
+    // counted, and the next entry after REOPEN_AFTER_MS reopens the file (reopen()).
+    stream.on('error', (err) => {
+      if (this.stream !== stream) return;
+      this.stream = undefined;
+      this.failedAt = Date.now();
+      this.failure = err.message;
+      this.logger.error('audit log write failed', { auditFile: this.path, reason: err.message });
+    });
+    return stream;
+  }
+
+  /**
+   * After a failure: continue the chain from the last entry the file holds (entries sealed but not
+   * written are not in it), with an audit-gap entry that says how many entries were lost and why.
+   * The chain stays verifiable across the gap; the gap itself is on record.
+   */
+  private reopen(): boolean {
+    if (Date.now() - this.failedAt < REOPEN_AFTER_MS) return false;
+    this.failedAt = Date.now();
+    let tornTail: boolean;
+    try {
+      mkdirSync(dirname(this.path), { recursive: true });
+      ({ head: this.head, tornTail } = readHead(this.path));
+    } catch (err) {
+      this.failure = (err as Error).message;
+      return false;
+    }
+    this.stream = this.open();
+    if (tornTail) this.stream.write('\n');
+    const lost = this.lost;
+    this.lost = 0;
+    this.logger.warn('audit log reopened', { auditFile: this.path, lostEntries: lost, reason: this.failure });
+    this.write({ event: 'audit-gap', pid: process.pid, lost, reason: this.failure.slice(0, 300) }, lost);
+    this.checkpoint('reopen');
+    return true;
   }
 
   private append(entry: Record<string, unknown>): void {
+    if (this.stream === undefined && !this.reopen()) {
+      this.lost += 1;
+      this.options.onError?.();
+      return;
+    }
+    this.write(entry, 0);
+  }
+
+  /** `carried`: entries an audit-gap entry accounts for, lost again if it is not written. */
+  private write(entry: Record<string, unknown>, carried: number): void {
+    const stream = this.stream as WriteStream;
     const sealed = sealEntry({ time: new Date().toISOString(), ...entry }, this.head, this.options.hmacKey);
     this.head = sealed.head;
     if (!this.corked) {
       this.corked = true;
-      this.stream.cork();
+      stream.cork();
       setImmediate(() => {
         this.corked = false;
-        this.stream.uncork();
+        stream.uncork();
       });
     }
-    this.stream.write(`${sealed.line}\n`);
-    this.options.onWrite?.();
+    stream.write(`${sealed.line}\n`, (err) => {
+      if (!err) return this.options.onWrite?.();
+      this.lost += 1 + carried;
+      this.options.onError?.();
+    });
   }
 
-  private checkpoint(trigger: 'open' | 'interval' | 'close'): void {
+  private checkpoint(trigger: 'open' | 'interval' | 'reopen' | 'close'): void {
     if (trigger === 'interval' && this.checkpointed === this.head.seq) return;
     this.checkpointed = this.head.seq;
     this.logger.info('audit checkpoint', { auditFile: this.path, auditSeq: this.head.seq, auditHash: this.head.hash, trigger });

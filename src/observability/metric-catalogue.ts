@@ -178,8 +178,12 @@ export function securityFamilies(registry: Registry, collect: SecurityCollectors
       labelNames: ['outcome'] as const,
       registers,
     }),
-    auditEntries: new Counter({ name: 'xks_audit_entries_total', help: 'Entries appended to the audit log.', registers }),
-    auditErrors: new Counter({ name: 'xks_audit_write_errors_total', help: 'Audit log write failures.', registers }),
+    auditEntries: new Counter({ name: 'xks_audit_entries_total', help: 'Entries the audit log file has taken (counted when the write completes).', registers }),
+    auditErrors: new Counter({
+      name: 'xks_audit_write_errors_total',
+      help: 'Audit entries not written: the write failed (a full disk, an I/O error) or the file was unavailable; it is reopened 1 s after a failure and an audit-gap entry records the loss.',
+      registers,
+    }),
     throttleTokens: new Gauge({
       name: 'xks_throttle_tokens',
       help: 'Tokens left in each key store\'s quota bucket (requests that may start now).',
