@@ -6,7 +6,7 @@
  * a truncated tail can be detected against the operational log.
  */
 import cluster from 'node:cluster';
-import { closeSync, createWriteStream, fstatSync, mkdirSync, openSync, readSync, type WriteStream } from 'node:fs';
+import { closeSync, createWriteStream, fstatSync, mkdirSync, openSync, readSync, statSync, type WriteStream } from 'node:fs';
 import { dirname, extname } from 'node:path';
 import type { Logger } from '../observability/logger';
 import { GENESIS_HASH, keyId, parseLine, sealEntry, type ChainHead } from './chain';
@@ -69,6 +69,8 @@ function readHead(path: string): { head: ChainHead; tornTail: boolean } {
 
 /** How long after a write failure the file is reopened, at the earliest (on the next entry). */
 const REOPEN_AFTER_MS = 1000;
+/** How often the path is checked for a rotated file (one stat). */
+const ROTATION_CHECK_MS = 1000;
 
 export class AuditLog {
   readonly path: string;
@@ -84,6 +86,9 @@ export class AuditLog {
   private lost = 0;
   private failedAt = 0;
   private failure = '';
+  /** Device and inode of the file being written: another file at the path means it was rotated. */
+  private opened: { dev: number; ino: number } | undefined;
+  private readonly rotationTimer: NodeJS.Timeout;
 
   constructor(
     private readonly options: AuditLogOptions,
@@ -96,17 +101,51 @@ export class AuditLog {
     this.stream = this.open();
     // A crash mid-write leaves a torn line: end it so the next entry starts cleanly (verify reports it).
     if (tornTail) this.stream.write('\n');
-    this.append({
-      event: 'audit-open',
-      pid: process.pid,
-      alg: options.hmacKey ? 'HMAC-SHA256' : 'SHA-256',
-      ...(options.hmacKey ? { keyId: keyId(options.hmacKey) } : {}),
-    });
+    this.append(this.openEntry());
     this.checkpoint('open');
     if (options.checkpointIntervalSeconds > 0) {
       this.timer = setInterval(() => this.checkpoint('interval'), options.checkpointIntervalSeconds * 1000);
       this.timer.unref();
     }
+    this.rotationTimer = setInterval(() => this.reopenIfRotated(), ROTATION_CHECK_MS);
+    this.rotationTimer.unref();
+  }
+
+  /**
+   * Log rotation (logrotate's `create`, or any move or removal of the file): once the path no longer
+   * names the file being written, that file is ended with an audit-close entry (reason "rotated") and
+   * the file now at the path starts with an audit-open entry whose `previous` is the old file's last
+   * entry, so each file verifies on its own and the files chain together. Checked every second and
+   * on every reload (SIGHUP). True when it rotated.
+   */
+  reopenIfRotated(): boolean {
+    const stream = this.stream;
+    const opened = this.opened;
+    if (this.closed || stream === undefined || opened === undefined) return false;
+    const now = statSync(this.path, { throwIfNoEntry: false });
+    if (now !== undefined && now.dev === opened.dev && now.ino === opened.ino) return false;
+    this.append({ event: 'audit-close', pid: process.pid, reason: 'rotated' });
+    const previous = { ...this.head };
+    stream.end();
+    this.opened = undefined;
+    let tornTail: boolean;
+    try {
+      mkdirSync(dirname(this.path), { recursive: true });
+      ({ head: this.head, tornTail } = readHead(this.path));
+    } catch (err) {
+      // Counted and retried as a write failure: the next entry after REOPEN_AFTER_MS tries again.
+      this.stream = undefined;
+      this.failedAt = Date.now();
+      this.failure = (err as Error).message;
+      this.logger.error('audit log write failed', { auditFile: this.path, reason: this.failure });
+      return false;
+    }
+    this.stream = this.open();
+    if (tornTail) this.stream.write('\n');
+    this.append(this.openEntry(previous));
+    this.logger.info('audit log rotated', { auditFile: this.path, previousSeq: previous.seq, previousHash: previous.hash });
+    this.checkpoint('rotate');
+    return true;
   }
 
   /** One XKS request: only AUDITED_FIELDS are copied. */
@@ -128,6 +167,7 @@ export class AuditLog {
   async close(): Promise<void> {
     if (this.closed) return;
     if (this.timer) clearInterval(this.timer);
+    clearInterval(this.rotationTimer);
     this.append({ event: 'audit-close', pid: process.pid });
     this.closed = true;
     this.checkpoint('close');
@@ -135,13 +175,29 @@ export class AuditLog {
     if (stream) await new Promise<void>((resolve) => stream.end(() => resolve()));
   }
 
+  private openEntry(previous?: ChainHead): Record<string, unknown> {
+    return {
+      event: 'audit-open',
+      pid: process.pid,
+      alg: this.options.hmacKey ? 'HMAC-SHA256' : 'SHA-256',
+      ...(this.options.hmacKey ? { keyId: keyId(this.options.hmacKey) } : {}),
+      ...(previous ? { previous } : {}),
+    };
+  }
+
   private open(): WriteStream {
     const stream = createWriteStream(this.path, { flags: 'a', mode: 0o640 });
+    stream.on('open', (fd: number) => {
+      if (this.stream !== stream) return;
+      const { dev, ino } = fstatSync(fd);
+      this.opened = { dev, ino };
+    });
     // A full disk, a removed directory, an I/O error: the proxy serves on; every entry not written is
     // counted, and the next entry after REOPEN_AFTER_MS reopens the file (reopen()).
     stream.on('error', (err) => {
       if (this.stream !== stream) return;
       this.stream = undefined;
+      this.opened = undefined;
       this.failedAt = Date.now();
       this.failure = err.message;
       this.logger.error('audit log write failed', { auditFile: this.path, reason: err.message });
@@ -204,7 +260,7 @@ export class AuditLog {
     });
   }
 
-  private checkpoint(trigger: 'open' | 'interval' | 'reopen' | 'close'): void {
+  private checkpoint(trigger: 'open' | 'interval' | 'reopen' | 'rotate' | 'close'): void {
     if (trigger === 'interval' && this.checkpointed === this.head.seq) return;
     this.checkpointed = this.head.seq;
     this.logger.info('audit checkpoint', { auditFile: this.path, auditSeq: this.head.seq, auditHash: this.head.hash, trigger });

@@ -112,6 +112,8 @@ export class ReloadableRuntime {
    */
   reload(trigger: string | RuntimeConfig = 'request'): ReloadResult {
     const reason = typeof trigger === 'string' ? trigger : 'request';
+    // logrotate's postrotate SIGHUP: takes the new audit file at once, whether or not the config is valid.
+    this.audit?.reopenIfRotated();
     let next: RuntimeConfig;
     let state: XksPipelineState;
     let tls: ReturnType<typeof listenerTlsOptions>;

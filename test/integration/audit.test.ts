@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { startHarness, type Harness } from '../support/proxy-harness';
@@ -72,5 +72,39 @@ describe('audit log (integration)', function () {
     const res = await verify(tampered, '--hmac-key-file', join(h.dir, 'audit-key'));
     expect(res.code).to.equal(1);
     expect(res.out).to.include('BROKEN at line 3: hash mismatch: the entry was modified (2 entries intact before it; last intact entry seq 2');
+  });
+});
+
+describe('audit log rotation (integration: logrotate `create`, then the reload its postrotate SIGHUP runs)', function () {
+  this.timeout(60_000);
+
+  it('ends the renamed file, starts the new one chained to it, and both verify with the key', async () => {
+    const h = await startHarness({
+      fromFile: true,
+      configure: (doc, dir) => {
+        writeFileSync(join(dir, 'audit-key'), `${HMAC_KEY}\n`);
+        doc.audit = { file: 'audit/xks-audit.log', hmacKeyFile: 'audit-key' };
+      },
+    });
+    const file = join(h.dir, 'audit', 'xks-audit.log');
+    const health = (id: string) => h.client.send('/kms/xks/v1/health', { body: { requestMetadata: { kmsRequestId: id, kmsOperation: 'KmsHealthCheck' } } });
+    try {
+      expect((await health('before')).status).to.equal(200);
+      renameSync(file, `${file}.1`);
+      expect(h.proxy.reload().ok).to.equal(true);
+      expect((await health('after')).status).to.equal(200);
+    } finally {
+      await h.stop();
+    }
+    const rotated = readFileSync(`${file}.1`, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const current = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(rotated.map((e) => e.kmsRequestId ?? e.event)).to.deep.equal(['audit-open', 'before', 'audit-close']);
+    expect(rotated[2]).to.include({ reason: 'rotated' });
+    expect(current.map((e) => e.kmsRequestId ?? e.event)).to.deep.equal(['audit-open', 'after', 'audit-close']);
+    expect(current[0].previous).to.deep.equal({ seq: rotated[2].seq, hash: rotated[2].hash });
+    for (const f of [`${file}.1`, file]) {
+      const res = await verify(f, '--hmac-key-file', join(h.dir, 'audit-key'));
+      expect(res.code, res.out).to.equal(0);
+    }
   });
 });
