@@ -106,5 +106,13 @@ describe('audit log rotation (integration: logrotate `create`, then the reload i
       const res = await verify(f, '--hmac-key-file', join(h.dir, 'audit-key'));
       expect(res.code, res.out).to.equal(0);
     }
+    // Both at once, oldest first: each file and the link between them.
+    const chained = await verify(`${file}.1`, file, '--hmac-key-file', join(h.dir, 'audit-key'));
+    expect(chained.code, chained.out).to.equal(0);
+    expect(chained.out).to.match(new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: OK, 3 entries; last intact entry seq 3 hash [0-9a-f]{64}; continues .*xks-audit\\.log\\.1\n$`));
+    // In the wrong order, or with a file missing in between, the link does not hold.
+    const reversed = await verify(file, `${file}.1`, '--hmac-key-file', join(h.dir, 'audit-key'));
+    expect(reversed.code).to.equal(1);
+    expect(reversed.out).to.include(`${file}.1: NOT CHAINED to ${file}: its first entry is not an audit-open naming a previous file's last entry`);
   });
 });
