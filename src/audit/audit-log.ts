@@ -122,7 +122,12 @@ export class AuditLog {
     const stream = this.stream;
     const opened = this.opened;
     if (this.closed || stream === undefined || opened === undefined) return false;
-    const now = statSync(this.path, { throwIfNoEntry: false });
+    let now: { dev: number; ino: number } | undefined;
+    try {
+      now = statSync(this.path, { throwIfNoEntry: false });
+    } catch {
+      return false; // the directory cannot be read (EACCES, ENOTDIR): not a rotation we can follow; writes go on
+    }
     if (now !== undefined && now.dev === opened.dev && now.ino === opened.ino) return false;
     this.append({ event: 'audit-close', pid: process.pid, reason: 'rotated' });
     const previous = { ...this.head };

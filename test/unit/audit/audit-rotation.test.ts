@@ -71,3 +71,20 @@ describe('audit log: rotation', () => {
     expect(await verifyAuditLog(file)).to.deep.include({ ok: true, entries: 3 });
   });
 });
+
+describe('audit log: a path that cannot be checked', () => {
+  it('keeps writing to the open file when the path cannot be stat()ed (no throw from the timer)', async () => {
+    const dir = tempDir('xks-audit-rotate-');
+    const file = join(dir, 'audit.log');
+    const { log, record } = open(file);
+    record('before');
+    await settle();
+    // A path whose parent is a file: stat fails with ENOTDIR, as it would with EACCES.
+    (log as unknown as { path: string }).path = join(file, 'not-a-dir', 'audit.log');
+    expect(log.reopenIfRotated()).to.equal(false);
+    (log as unknown as { path: string }).path = file;
+    record('after');
+    await log.close();
+    expect(entries(file).map((e) => e.kmsRequestId ?? e.event)).to.deep.equal(['audit-open', 'before', 'after', 'audit-close']);
+  });
+});
