@@ -29,6 +29,8 @@ export interface AuditLogOptions {
   onWrite?: () => void;
   /** Called for each entry not written: its write failed, or the file was unavailable. */
   onError?: () => void;
+  /** What requests get while the file does not take writes (see accepting()); default "serve". */
+  onFailure?: 'serve' | 'refuse';
 }
 
 /** Resolves "{worker}" and gives cluster workers a file of their own. */
@@ -89,6 +91,8 @@ export class AuditLog {
   /** Device and inode of the file being written: another file at the path means it was rotated. */
   private opened: { dev: number; ino: number } | undefined;
   private readonly rotationTimer: NodeJS.Timeout;
+  /** The last write the file completed succeeded (false until the first one has). */
+  private confirmed = false;
 
   constructor(
     private readonly options: AuditLogOptions,
@@ -165,6 +169,17 @@ export class AuditLog {
     this.append(entry);
   }
 
+  /**
+   * Whether a request may be served now. Always with onFailure "serve". With "refuse", only while
+   * the file is known to take writes: from a failure until a write succeeds again (the audit-gap
+   * entry that a due reopen writes, kicked from here), requests are refused.
+   */
+  accepting(): boolean {
+    if (this.confirmed || this.options.onFailure !== 'refuse') return true;
+    if (this.stream === undefined && !this.closed) this.reopen();
+    return false;
+  }
+
   current(): ChainHead {
     return { ...this.head };
   }
@@ -203,6 +218,7 @@ export class AuditLog {
       if (this.stream !== stream) return;
       this.stream = undefined;
       this.opened = undefined;
+      this.confirmed = false;
       this.failedAt = Date.now();
       this.failure = err.message;
       this.logger.error('audit log write failed', { auditFile: this.path, reason: err.message });
@@ -259,6 +275,7 @@ export class AuditLog {
       });
     }
     stream.write(`${sealed.line}\n`, (err) => {
+      this.confirmed = !err;
       if (!err) return this.options.onWrite?.();
       this.lost += 1 + carried;
       this.options.onError?.();

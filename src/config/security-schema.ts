@@ -95,6 +95,13 @@ export const AuditSchema = Type.Optional(
       checkpointIntervalSeconds: Type.Optional(
         Type.Integer({ minimum: 0, maximum: 86400, default: 60, description: 'Log the chain head (seq, hash) to the operational log this often, when it moved; 0 = only at open and close.' }),
       ),
+      onFailure: Type.Optional(
+        Type.Union([Type.Literal('serve'), Type.Literal('refuse')], {
+          default: 'serve',
+          description:
+            'While the audit file does not take writes (a full disk, an I/O error): "serve" answers requests and counts the entries lost (XksProxyAuditWriteErrors); "refuse" answers every request InternalException (500, which KMS retries) until a write succeeds again, for an audit policy that forbids unaudited operations.',
+        }),
+      ),
     },
     { additionalProperties: false, description: 'Tamper-evident audit log: one hash-chained entry per XKS request, verified with `xks-proxy audit verify`.' },
   ),

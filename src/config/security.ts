@@ -20,7 +20,7 @@ export interface KeyStoreSecurity {
 
 export interface ProxySecurity {
   clientAuth?: { caFile: string; allowedSubjectNames: string[] };
-  audit?: { file: string; hmacKey?: Buffer; checkpointIntervalSeconds: number };
+  audit?: { file: string; hmacKey?: Buffer; checkpointIntervalSeconds: number; onFailure: 'serve' | 'refuse' };
   reload: { watch: boolean; debounceMs: number; pollIntervalSeconds: number };
   /** Every file the config references (absolute), for the reload watcher. */
   referencedFiles: string[];
@@ -134,6 +134,7 @@ export function resolveProxySecurity(
       file: fromBase(audit.file),
       ...(hmacKey ? { hmacKey } : {}),
       checkpointIntervalSeconds: audit.checkpointIntervalSeconds ?? 60,
+      onFailure: audit.onFailure ?? 'serve',
     };
   }
   security.referencedFiles = [...referenced];

@@ -7,7 +7,7 @@ export interface RequestSinks {
   metrics: XksMetrics;
   logger: Logger;
   /** Hash-chained audit log: one entry per request. */
-  audit?: { record(fields: Record<string, unknown>): void };
+  audit?: { record(fields: Record<string, unknown>): void; accepting?(): boolean };
 }
 
 /** The metrics, log-line and audit step: each request is counted once, logged once and audited once. */

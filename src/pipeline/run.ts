@@ -44,9 +44,12 @@ export interface ProtocolAdapter<Route, State> extends WireFormat {
   encodeResult?(ctx: RequestContext<Route, State>, result: unknown): AsciiJson | undefined;
 }
 
+/** audit.onFailure "refuse": no operation runs that could not be audited. */
+export const AUDIT_UNAVAILABLE = 'The audit log cannot be written; requests are refused until it can (audit.onFailure: refuse)';
+
 /**
  * admission -> method -> route checks -> body -> SigV4 -> caller checks -> JSON -> Content-Type ->
- * validate, authorize, handle -> answer (or error mapping) -> release -> metrics, log line, audit.
+ * audit file writable (onFailure "refuse") -> validate, authorize, handle -> answer (or error mapping) -> release -> metrics, log line, audit.
  */
 export async function runPipeline<Route, State>(adapter: ProtocolAdapter<Route, State>, ctx: RequestContext<Route, State>): Promise<void> {
   try {
@@ -61,6 +64,7 @@ export async function runPipeline<Route, State>(adapter: ProtocolAdapter<Route, 
     parseBody(ctx);
     adapter.parsed?.(ctx);
     adapter.checkContentType(ctx, mediaType(ctx.req.headers['content-type']));
+    if (adapter.sinks.audit?.accepting?.() === false) throw new ProxyError('Internal', AUDIT_UNAVAILABLE);
     const result = await adapter.handle(ctx);
     answer(ctx, adapter, adapter.encodeResult?.(ctx, result) ?? result);
   } catch (err) {

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { startHarness, type Harness } from '../support/proxy-harness';
@@ -114,5 +114,45 @@ describe('audit log rotation (integration: logrotate `create`, then the reload i
     const reversed = await verify(file, `${file}.1`, '--hmac-key-file', join(h.dir, 'audit-key'));
     expect(reversed.code).to.equal(1);
     expect(reversed.out).to.include(`${file}.1: NOT CHAINED to ${file}: its first entry is not an audit-open naming a previous file's last entry`);
+  });
+});
+
+describe('audit.onFailure "refuse" (integration: the audit file on a full disk)', function () {
+  this.timeout(60_000);
+
+  it('answers InternalException while the file takes no writes, and serves again once it does, with the gap on record', async () => {
+    let auditFile = '';
+    const h = await startHarness({
+      configure: (doc, dir) => {
+        mkdirSync(join(dir, 'audit'));
+        auditFile = join(dir, 'audit', 'xks-audit.log');
+        symlinkSync('/dev/full', auditFile); // every write fails with ENOSPC
+        doc.audit = { file: 'audit/xks-audit.log', onFailure: 'refuse' };
+      },
+    });
+    const encrypt = () =>
+      h.client.send(`/kms/xks/v1/keys/${h.keys.main}/encrypt`, { body: { requestMetadata: requestMetadata('Encrypt'), plaintext: b64('not while unaudited'), encryptionAlgorithm: 'AES_GCM' } });
+    const health = () => h.client.send('/kms/xks/v1/health', { body: { requestMetadata: { kmsRequestId: 'refuse', kmsOperation: 'KmsHealthCheck' } } });
+    try {
+      for (const res of [await encrypt(), await health()]) {
+        expect(res.status, res.text).to.equal(500);
+        expect(res.json).to.deep.equal({ errorName: 'InternalException', errorMessage: 'The audit log cannot be written; requests are refused until it can (audit.onFailure: refuse)' });
+      }
+      unlinkSync(auditFile); // the disk has room again
+      await new Promise((done) => setTimeout(done, 1100));
+      expect((await health()).status).to.equal(500); // this one reopens the file; the audit-gap entry is written
+      await new Promise((done) => setTimeout(done, 100));
+      const ok = await encrypt();
+      expect(ok.status, ok.text).to.equal(200);
+    } finally {
+      await h.stop();
+    }
+    const entries = readFileSync(auditFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(entries.map((e) => e.event)).to.deep.equal(['audit-gap', 'xks-request', 'xks-request', 'audit-close']);
+    expect(entries[0]).to.include({ lost: 3 }); // audit-open and the two refused requests
+    expect(entries[1]).to.include({ status: 500, errorName: 'InternalException' }); // the request that reopened it
+    expect(entries[2]).to.include({ operation: 'Encrypt', status: 200 });
+    const res = await verify(auditFile);
+    expect(res.code, res.out).to.equal(0);
   });
 });

@@ -103,3 +103,26 @@ describe('audit log: a file that stops taking writes', () => {
     expect(await verifyAuditLog(real)).to.deep.include({ ok: true, entries: 6 });
   });
 });
+
+describe('audit log: onFailure "refuse"', () => {
+  it('accepts requests only while the file is known to take writes, and again once a write succeeded', async () => {
+    const dir = tempDir('xks-audit-full-');
+    const file = join(dir, 'audit.log');
+    symlinkSync('/dev/full', file);
+    const logger = createLogger({ level: 'error', stream: new PassThrough() });
+    const log = new AuditLog({ file, checkpointIntervalSeconds: 0, onFailure: 'refuse' }, logger);
+    const serving = new AuditLog({ file: join(dir, 'other', 'audit.log'), checkpointIntervalSeconds: 0 }, logger);
+    await settle();
+    expect(log.accepting()).to.equal(false); // audit-open failed: nothing has been written
+    expect(serving.accepting()).to.equal(true); // "serve" (the default) always serves
+
+    unlinkSync(file);
+    await reopenDelay();
+    expect(log.accepting()).to.equal(false); // kicks the reopen: the audit-gap entry is on its way
+    await settle();
+    expect(log.accepting()).to.equal(true); // written: serving again
+    await log.close();
+    await serving.close();
+    expect(entries(file)[0]).to.include({ event: 'audit-gap', lost: 1 });
+  });
+});
