@@ -76,7 +76,7 @@ const ROTATION_CHECK_MS = 1000;
 
 export class AuditLog {
   readonly path: string;
-  private head: ChainHead;
+  private head: ChainHead = { seq: 0, hash: GENESIS_HASH };
   /** Undefined while the file is unavailable: from a write failure until it is reopened. */
   private stream: WriteStream | undefined;
   private checkpointed = -1;
@@ -99,12 +99,7 @@ export class AuditLog {
     private readonly logger: Logger,
   ) {
     this.path = auditFilePath(options.file);
-    mkdirSync(dirname(this.path), { recursive: true });
-    const { head, tornTail } = readHead(this.path);
-    this.head = head;
-    this.stream = this.open();
-    // A crash mid-write leaves a torn line: end it so the next entry starts cleanly (verify reports it).
-    if (tornTail) this.stream.write('\n');
+    this.openAtPath();
     this.append(this.openEntry());
     this.checkpoint('open');
     if (options.checkpointIntervalSeconds > 0) {
@@ -136,21 +131,13 @@ export class AuditLog {
     this.append({ event: 'audit-close', pid: process.pid, reason: 'rotated' });
     const previous = { ...this.head };
     stream.end();
-    this.opened = undefined;
-    let tornTail: boolean;
     try {
-      mkdirSync(dirname(this.path), { recursive: true });
-      ({ head: this.head, tornTail } = readHead(this.path));
+      this.openAtPath();
     } catch (err) {
       // Counted and retried as a write failure: the next entry after REOPEN_AFTER_MS tries again.
-      this.stream = undefined;
-      this.failedAt = Date.now();
-      this.failure = (err as Error).message;
-      this.logger.error('audit log write failed', { auditFile: this.path, reason: this.failure });
+      this.failed((err as Error).message);
       return false;
     }
-    this.stream = this.open();
-    if (tornTail) this.stream.write('\n');
     this.append(this.openEntry(previous));
     this.logger.info('audit log rotated', { auditFile: this.path, previousSeq: previous.seq, previousHash: previous.hash });
     this.checkpoint('rotate');
@@ -215,15 +202,33 @@ export class AuditLog {
     // A full disk, a removed directory, an I/O error: the proxy serves on; every entry not written is
     // counted, and the next entry after REOPEN_AFTER_MS reopens the file (reopen()).
     stream.on('error', (err) => {
-      if (this.stream !== stream) return;
-      this.stream = undefined;
-      this.opened = undefined;
-      this.confirmed = false;
-      this.failedAt = Date.now();
-      this.failure = err.message;
-      this.logger.error('audit log write failed', { auditFile: this.path, reason: err.message });
+      if (this.stream === stream) this.failed(err.message);
     });
     return stream;
+  }
+
+  /**
+   * Opens the file the path names now and continues its chain from its last complete entry (entries
+   * sealed but never written are not in it). Throws if the directory or the file cannot be read.
+   */
+  private openAtPath(): void {
+    mkdirSync(dirname(this.path), { recursive: true });
+    const { head, tornTail } = readHead(this.path);
+    this.head = head;
+    this.opened = undefined;
+    this.stream = this.open();
+    // A crash mid-write leaves a torn line: end it so the next entry starts cleanly (verify reports it).
+    if (tornTail) this.stream.write('\n');
+  }
+
+  /** The file does not take writes: entries are counted as lost until reopen() succeeds. */
+  private failed(reason: string): void {
+    this.stream = undefined;
+    this.opened = undefined;
+    this.confirmed = false;
+    this.failedAt = Date.now();
+    this.failure = reason;
+    this.logger.error('audit log write failed', { auditFile: this.path, reason });
   }
 
   /**
@@ -234,16 +239,12 @@ export class AuditLog {
   private reopen(): boolean {
     if (Date.now() - this.failedAt < REOPEN_AFTER_MS) return false;
     this.failedAt = Date.now();
-    let tornTail: boolean;
     try {
-      mkdirSync(dirname(this.path), { recursive: true });
-      ({ head: this.head, tornTail } = readHead(this.path));
+      this.openAtPath();
     } catch (err) {
       this.failure = (err as Error).message;
       return false;
     }
-    this.stream = this.open();
-    if (tornTail) this.stream.write('\n');
     const lost = this.lost;
     this.lost = 0;
     this.logger.warn('audit log reopened', { auditFile: this.path, lostEntries: lost, reason: this.failure });
