@@ -6,7 +6,8 @@ import type { Writable } from 'node:stream';
 import { configure } from 'safe-stable-stringify';
 import { MESSAGE } from 'triple-beam';
 import winston from 'winston';
-import { BATCHED, BufferedLineTransport } from './buffered-line-transport';
+import { BATCHED, BufferedLineTransport, StreamOutput, type LineOutput } from './buffered-line-transport';
+import { FILE_RETRY_MS, FileOutput, regularFileDescriptor } from './log-file-output';
 
 export type Logger = winston.Logger;
 
@@ -90,13 +91,33 @@ const transports = new WeakMap<Logger, BufferedLineTransport>();
 /** stderr carries the last-resort notices: if it fails too, there is nobody left to tell. */
 let stderrGuarded = false;
 
-/** Said once, on stderr, when the log stream fails; the lines it could not take are counted from then on. */
-function reportLostOutput(stream: Writable): (err: Error) => void {
+const OUTPUT_FAILED = 'log output failed: the proxy keeps serving, log lines are dropped';
+
+/** Said on stderr when the log output fails; the lines it could not take are counted from then on. */
+function reportLostOutput(stream: Writable, extra: Record<string, unknown> = {}): (err: Error) => void {
   return (err) => {
     if (stream === process.stderr) return;
-    const fields = { reason: err.message, code: (err as NodeJS.ErrnoException).code ?? '', countedIn: 'xks_log_lines_dropped_total' };
-    process.stderr.write(`${formatLine('error', 'log output failed: the proxy keeps serving, log lines are dropped', fields)}\n`);
+    const fields = { reason: err.message, code: (err as NodeJS.ErrnoException).code ?? '', countedIn: 'xks_log_lines_dropped_total', ...extra };
+    process.stderr.write(`${formatLine('error', OUTPUT_FAILED, fields)}\n`);
   };
+}
+
+/**
+ * stdout on a regular file is written by fd, so a full disk is survived (log-file-output.ts); a pipe,
+ * a socket or a test's stream through the stream (a failed pipe does not come back).
+ */
+function lineOutput(stream: Writable): LineOutput {
+  const fd = stream === process.stdout ? regularFileDescriptor(process.stdout.fd) : undefined;
+  if (fd === undefined) return new StreamOutput(stream, reportLostOutput(stream));
+  return new FileOutput(fd, {
+    failed: reportLostOutput(stream, { retryEveryMs: FILE_RETRY_MS }),
+    recoveredLine: (lost, outageMs) =>
+      formatLine('warn', 'log output recovered: lines were dropped while the log file took no writes', {
+        linesLost: lost,
+        outageSeconds: Math.round(outageMs / 100) / 10,
+        countedIn: 'xks_log_lines_dropped_total',
+      }),
+  });
 }
 
 export function createLogger(options: LoggerOptions): Logger {
@@ -105,7 +126,7 @@ export function createLogger(options: LoggerOptions): Logger {
     process.stderr.on('error', () => undefined);
   }
   const stream = options.stream ?? process.stdout;
-  const transport = new BufferedLineTransport(stream, options.batch ?? options.stream === undefined, reportLostOutput(stream));
+  const transport = new BufferedLineTransport(lineOutput(stream), options.batch ?? options.stream === undefined);
   const logger = winston.createLogger({
     level: options.level,
     format: jsonLine(),

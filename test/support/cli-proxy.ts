@@ -3,7 +3,7 @@
  * token, with a config written to a temp folder, and collects its JSON log lines.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { closeSync, openSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { generateCredential, type Sigv4Credential } from '../../src/auth/generate-credentials';
@@ -55,6 +55,12 @@ export interface CliProxyOptions {
   configure?: (config: Record<string, any>) => void;
   /** Merged into the hsm entry. */
   hsm?: Record<string, unknown>;
+  /**
+   * stdout to this file (opened for appending, as systemd's StandardOutput=append: does) instead of
+   * a pipe; its lines are read back as they are written. `limitKb`: the process's file-size limit
+   * (ulimit -f), past which writes fail with EFBIG.
+   */
+  stdoutFile?: { path: string; limitKb?: number };
 }
 
 export async function startCliProxy(options: CliProxyOptions): Promise<CliProxy> {
@@ -85,15 +91,21 @@ export async function startCliProxy(options: CliProxyOptions): Promise<CliProxy>
   options.configure?.(config);
   writeFileSync(join(dir, 'config.yaml'), toYaml(config));
 
-  const child = spawn(process.execPath, [MAIN, 'serve', '-c', join(dir, 'config.yaml'), '--workers', String(options.workers)], {
+  const args = [MAIN, 'serve', '-c', join(dir, 'config.yaml'), '--workers', String(options.workers)];
+  const file = options.stdoutFile;
+  const stdoutFd = file ? openSync(file.path, 'a') : undefined;
+  const [command, commandArgs] =
+    file?.limitKb === undefined ? [process.execPath, args] : ['bash', ['-c', `ulimit -f ${String(file.limitKb)} && exec "$@"`, 'bash', process.execPath, ...args]];
+  const child = spawn(command as string, commandArgs as string[], {
     env: { ...process.env, SOFTHSM2_CONF: fx.confPath, ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', stdoutFd ?? 'pipe', 'pipe'],
   });
+  if (stdoutFd !== undefined) closeSync(stdoutFd);
   const logs: Array<Record<string, unknown>> = [];
   const waiters: Array<{ match: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }> = [];
   let buffered = '';
   let stderr = '';
-  child.stdout?.on('data', (d: Buffer) => {
+  const take = (d: Buffer): void => {
     buffered += d.toString();
     let nl: number;
     while ((nl = buffered.indexOf('\n')) >= 0) {
@@ -114,10 +126,15 @@ export async function startCliProxy(options: CliProxyOptions): Promise<CliProxy>
         }
       }
     }
-  });
+  };
+  child.stdout?.on('data', take);
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
   // 'close', not 'exit': the child's last log lines may still be in the pipe when it exits.
   const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  if (file) {
+    const follow = followFile(file.path, take);
+    void exited.then(() => follow.stop());
+  }
 
   const waitForLog = (match: (l: Record<string, unknown>) => boolean, timeoutMs = 20_000): Promise<Record<string, unknown>> => {
     const seen = logs.find(match);
@@ -168,6 +185,35 @@ export async function startCliProxy(options: CliProxyOptions): Promise<CliProxy>
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       return exited;
+    },
+  };
+}
+
+/**
+ * Calls `take` with what is appended to `path`, polling; a file that shrank (truncated, as logrotate's
+ * copytruncate does) is read again from its start.
+ */
+function followFile(path: string, take: (d: Buffer) => void): { stop(): void } {
+  let offset = 0;
+  const read = (): void => {
+    const size = statSync(path).size;
+    if (size < offset) offset = 0;
+    if (size === offset) return;
+    const fd = openSync(path, 'r');
+    try {
+      const chunk = Buffer.alloc(size - offset);
+      const n = readSync(fd, chunk, 0, chunk.length, offset);
+      offset += n;
+      take(chunk.subarray(0, n));
+    } finally {
+      closeSync(fd);
+    }
+  };
+  const timer = setInterval(read, 25);
+  return {
+    stop() {
+      clearInterval(timer);
+      read();
     },
   };
 }
