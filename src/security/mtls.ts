@@ -51,6 +51,14 @@ export function matchAllowedName(der: Buffer, allowed: string[]): string | undef
 
 const EXPIRY_CODES = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID']);
 
+/** Whether now is within the certificate's validity period (node's valid_from/valid_to text). */
+function validNow(peer: { valid_from: string; valid_to: string }): boolean {
+  const now = Date.now();
+  const from = Date.parse(peer.valid_from);
+  const to = Date.parse(peer.valid_to);
+  return !(now < from) && !(now > to) && !Number.isNaN(from) && !Number.isNaN(to);
+}
+
 export class ClientCertificateGate {
   private policy: ClientAuthPolicy | undefined;
   /** Bumped at each policy change; a connection remembers the generation it was admitted under. */
@@ -99,6 +107,10 @@ export class ClientCertificateGate {
       const code = String(socket.authorizationError ?? 'UNKNOWN');
       reason = EXPIRY_CODES.has(code) ? 'expired' : 'untrusted';
       detail = code;
+    } else if (socket.isSessionReused() && !validNow(peer)) {
+      // A resumed session keeps its first handshake's verdict: a certificate that expired since is caught here.
+      reason = 'expired';
+      detail = 'CERT_HAS_EXPIRED (resumed session)';
     } else {
       try {
         name = matchAllowedName(peer.raw, policy.allowedSubjectNames);

@@ -1,15 +1,28 @@
 /** The KMS-facing listener's TLS settings as a config gives them. */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { RuntimeConfig } from '../config/runtime';
 import { serverTlsOptions } from './tls';
 
-/** node:https options: certificate, suites, and the client CA when mTLS is on. */
+/**
+ * node:https options: certificate, suites, the client CA when mTLS is on, and a session ID context
+ * that names the mTLS policy. OpenSSL resumes a session (a ticket) only in the context it was issued
+ * in, and a resumed session skips the client-certificate check, keeping the original verdict: without
+ * this, a client whose CA a reload removed kept getting in on its ticket until the ticket key
+ * rotated. Derived from the config, so every worker of a cluster has the same one.
+ */
 export function listenerTlsOptions(config: RuntimeConfig) {
   const clientAuth = config.security?.clientAuth;
   return {
     ...serverTlsOptions(config.server.certFile, config.server.keyFile),
     ...(clientAuth ? { ca: readFileSync(clientAuth.caFile) } : {}),
+    sessionIdContext: sessionIdContext(clientAuthIdentity(config)),
   };
+}
+
+/** OpenSSL takes at most 32 bytes. */
+function sessionIdContext(identity: string): string {
+  return createHash('sha256').update(`xks-proxy mTLS policy\n${identity}`).digest('hex').slice(0, 32);
 }
 
 /** What the mTLS policy depends on (allowed names and CA file contents); '' when mTLS is off. */

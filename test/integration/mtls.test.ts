@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { Agent } from 'node:https';
+import { Agent, request } from 'node:https';
 import { join } from 'node:path';
 import { startHarness, type Harness } from '../support/proxy-harness';
 import { createTestCa, type IssuedCert } from '../support/test-pki';
@@ -12,6 +12,8 @@ const KMS_NAME = 'cks.kms.us-east-1.amazonaws.com';
 describe('mutual TLS (integration)', () => {
   let h: Harness;
   let certs: Record<'good' | 'sanOnly' | 'wrongName' | 'expired' | 'otherCa', IssuedCert>;
+  let caPems: { ca: string; other: string };
+  let issue: (notAfter: Date) => Promise<IssuedCert>;
   const health = { requestMetadata: { kmsRequestId: 'mtls', kmsOperation: 'KmsHealthCheck' } };
 
   before(async function () {
@@ -25,6 +27,8 @@ describe('mutual TLS (integration)', () => {
       expired: await ca.issue({ commonName: KMS_NAME, notBefore: new Date(Date.now() - 10 * 86400_000), notAfter: new Date(Date.now() - 86400_000) }),
       otherCa: await other.issue({ commonName: KMS_NAME }),
     };
+    caPems = { ca: ca.certPem, other: other.certPem };
+    issue = (notAfter) => ca.issue({ commonName: KMS_NAME, notBefore: new Date(Date.now() - 86400_000), notAfter });
     h = await startHarness({
       fromFile: true,
       configure: (doc, dir) => {
@@ -96,5 +100,70 @@ describe('mutual TLS (integration)', () => {
     // The idle keep-alive connection made under the old list was closed: the agent reconnects and is refused.
     await expectRefused(kept);
     agent.destroy();
+  });
+
+  /**
+   * One request on a new connection with `cert`, resuming `session` if given: the status (or the
+   * error code of a refused connection), whether the session was resumed, and the session to resume next.
+   */
+  function once(c: IssuedCert, maxVersion: 'TLSv1.2' | 'TLSv1.3', session?: Buffer): Promise<{ status: number | string; reused: boolean; session?: Buffer }> {
+    return new Promise((resolve) => {
+      const url = new URL('/ping', h.client.baseUrl);
+      let next: Buffer | undefined;
+      const req = request(
+        { host: url.hostname, port: url.port, path: url.pathname, ca: h.ca, cert: c.certPem, key: c.keyPem, servername: 'localhost', agent: false, maxVersion, ...(session ? { session } : {}) },
+        (res) => {
+          const reused = (res.socket as import('node:tls').TLSSocket).isSessionReused();
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, reused, ...(next ? { session: next } : {}) }));
+        },
+      );
+      req.on('socket', (socket) => socket.on('session', (s: Buffer) => (next = s)));
+      req.on('error', (err: NodeJS.ErrnoException) => resolve({ status: err.code ?? err.message, reused: false }));
+      req.end();
+    });
+  }
+
+  function reloadWith(caPem: string): void {
+    const path = h.configPath as string;
+    const doc = JSON.parse(readFileSync(path, 'utf8'));
+    doc.server.tls.clientAuth.allowedSubjectNames = [KMS_NAME];
+    writeFileSync(join(path, '..', 'client-ca.pem'), caPem);
+    writeFileSync(path, JSON.stringify(doc));
+    expect(h.proxy.reload()).to.include({ ok: true });
+  }
+
+  for (const version of ['TLSv1.3', 'TLSv1.2'] as const) {
+    it(`does not resume a session issued before a reload that removed the client's CA (${version})`, async () => {
+      reloadWith(caPems.ca);
+      const first = await once(certs.good, version);
+      expect(first.status).to.equal(200);
+      // Resumption works while the policy stands: otherwise the refusal below would prove nothing.
+      const resumed = await once(certs.good, version, first.session);
+      expect(resumed).to.include({ status: 200, reused: true });
+
+      reloadWith(caPems.other); // the client's CA is no longer trusted
+      const after = await once(certs.good, version, resumed.session ?? first.session);
+      expect(after.status, 'a resumed session skipped the new CA check').to.match(/ECONNRESET|EPIPE|socket hang up/);
+      const refusal = h.logs.map((l) => JSON.parse(l)).filter((l) => l.message === 'tls client rejected').pop();
+      expect(refusal).to.include({ tlsRejection: 'untrusted' });
+      reloadWith(caPems.ca);
+    });
+  }
+
+  it('refuses a resumed session whose client certificate expired since its handshake', async function () {
+    this.timeout(40_000);
+    reloadWith(caPems.ca);
+    const expiresAt = Date.now() + 4000;
+    const expiresSoon = await issue(new Date(expiresAt));
+    const first = await once(expiresSoon, 'TLSv1.3');
+    expect(first.status).to.equal(200);
+    const resumed = await once(expiresSoon, 'TLSv1.3', first.session);
+    expect(resumed).to.include({ status: 200, reused: true });
+    await new Promise((done) => setTimeout(done, Math.max(0, expiresAt - Date.now()) + 1500));
+    const after = await once(expiresSoon, 'TLSv1.3', resumed.session ?? first.session);
+    expect(after.status).to.match(/ECONNRESET|EPIPE|socket hang up/);
+    const refusal = h.logs.map((l) => JSON.parse(l)).filter((l) => l.message === 'tls client rejected').pop();
+    expect(refusal).to.include({ tlsRejection: 'expired', tlsDetail: 'CERT_HAS_EXPIRED (resumed session)' });
   });
 });
