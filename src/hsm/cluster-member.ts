@@ -75,7 +75,8 @@ export class ClusterMember {
   private problem: string | undefined = 'not connected yet';
   private retryTimer: NodeJS.Timeout | undefined;
   private keepAliveTimer: NodeJS.Timeout | undefined;
-  private attempt: Promise<Attempt> | undefined;
+  /** The connection attempt in progress, and the library group's epoch when it began. */
+  private attempt: { promise: Promise<Attempt>; epoch: number } | undefined;
   private readonly retiring = new Set<Promise<void>>();
   private lastInconsistencyLog = 0;
   /**
@@ -126,7 +127,7 @@ export class ClusterMember {
 
   /** A connection attempt in progress, for requests that would rather wait briefly than fail. */
   pendingAttempt(): Promise<unknown> | undefined {
-    return this.attempt;
+    return this.attempt?.promise;
   }
 
   status(): FleetMemberHealth {
@@ -227,7 +228,13 @@ export class ClusterMember {
 
   /** Reacts to a failure on the current connection (failures on a retired one are history). */
   reportFailure(error: HsmError, from: Hsm): void {
-    if (from !== this.hsm || from.stale || error.kind !== 'Device') return;
+    if (from !== this.hsm) return;
+    if (from.stale) {
+      // Serving on a library generation that is gone: nothing on this connection can work again.
+      this.reconnect('the PKCS#11 library was re-initialised under this connection');
+      return;
+    }
+    if (error.kind !== 'Device') return;
     const scope = faultScope(error.returnCode);
     if (scope === undefined) return;
     this.env.observer?.fault?.(this.id, scope);
@@ -252,18 +259,29 @@ export class ClusterMember {
     if (this.state === 'connected') this.disconnect('reconnecting', reason);
   }
 
-  /** One connection attempt, shared by concurrent callers. */
+  /**
+   * One connection attempt, shared by concurrent callers; but one begun before the latest library
+   * re-initialisation is not shared: a fresh attempt runs after it.
+   */
   tryConnect(reason: string, duringReinit = false): Promise<Attempt> {
-    this.attempt ??= this.connectOnce(reason, duringReinit)
-      .catch((error: unknown): Attempt => {
-        // Nothing may escape: callers fire and forget.
-        this.env.log('error', 'hsm connect failed unexpectedly', { hsm: this.id, reason: asHsmError(error).message });
-        return 'failed';
-      })
-      .finally(() => {
-        this.attempt = undefined;
-      });
-    return this.attempt;
+    const epoch = this.group.epoch;
+    const current = this.attempt;
+    if (current !== undefined && current.epoch === epoch) return current.promise;
+    const connect = (): Promise<Attempt> => this.connectOnce(reason, duringReinit);
+    const attempt = {
+      epoch,
+      promise: (current === undefined ? connect() : current.promise.then(connect))
+        .catch((error: unknown): Attempt => {
+          // Nothing may escape: callers fire and forget.
+          this.env.log('error', 'hsm connect failed unexpectedly', { hsm: this.id, reason: asHsmError(error).message });
+          return 'failed';
+        })
+        .finally(() => {
+          if (this.attempt === attempt) this.attempt = undefined;
+        }),
+    };
+    this.attempt = attempt;
+    return attempt.promise;
   }
 
   scheduleRetry(): void {
@@ -285,7 +303,7 @@ export class ClusterMember {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.keepAliveTimer) clearInterval(this.keepAliveTimer);
     this.disconnect('closed', 'closed');
-    await this.attempt?.catch(() => undefined);
+    await this.attempt?.promise.catch(() => undefined);
     // A call hung in the HSM keeps its connection open; do not let it hang shutdown too.
     await Promise.race([Promise.all(this.retiring), new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
   }
@@ -293,6 +311,7 @@ export class ClusterMember {
   private async connectOnce(reason: string, duringReinit: boolean): Promise<Attempt> {
     if (this.state === 'closed' || this.state === 'failed') return 'deferred';
     if (!duringReinit && this.group.reinitializing) return 'deferred';
+    const epoch = this.group.epoch;
     let hsm: Hsm | undefined;
     let verifiedInMs: number | undefined;
     const connection = { live: true };
@@ -328,6 +347,13 @@ export class ClusterMember {
       connection.live = false;
       this.retire(hsm);
       return 'deferred';
+    }
+    if (hsm.stale || this.group.epoch !== epoch) {
+      // The library was re-initialised under this attempt: its connection is dead, or about to be.
+      // A running re-initialisation reconnects us (tryConnect); otherwise try again now.
+      connection.live = false;
+      this.retire(hsm);
+      return this.group.reinitializing ? 'deferred' : this.connectOnce(reason, duringReinit);
     }
     const previous = this.state;
     const old = this.hsm;
@@ -406,8 +432,10 @@ export class ClusterMember {
     try {
       const result = hsm.keepAlive(maxIdleMs);
       if (result.exercised > 0 || result.replaced > 0) this.env.observer?.keepAlive?.(this.id, result.exercised, result.replaced);
-    } catch {
-      // the connection is going away; the next request or probe notices
+    } catch (error) {
+      // A refused PIN gives the HSM up now (no request may log in with it again); otherwise the
+      // connection is going away and the next request or probe notices.
+      this.reportFailure(asHsmError(error), hsm);
     }
   }
 

@@ -3,7 +3,8 @@ import type { EncryptOutcome, GcmJob, JobResult } from './gcm-jobs';
 import { GCM_TAG_BYTES } from './gcm-sizes';
 import { loadInterposer } from './interposer-module';
 import { KeyHandleCache, findAes256Keys, type KeyRef } from './key-handles';
-import { InlineExecutor, JobExecutor, leaseWorkerExecutor } from './pkcs11-executor';
+import { LoginGuard } from './login-guard';
+import { InlineExecutor, JobExecutor, leaseWorkerExecutor, lostWithItsThread } from './pkcs11-executor';
 import { TokenObjects } from './admin/token-objects';
 import { Pkcs11Module, SecretKeyInfo, SessionHandle, SlotId } from './pkcs11/module';
 import { isStaleHandle, leavesSessionClean } from './pkcs11/return-codes';
@@ -82,6 +83,7 @@ export class Hsm {
     private readonly keys: KeyHandleCache,
     private readonly observer: HsmObserver | undefined,
     private readonly exerciseSession: (session: SessionHandle) => void,
+    private readonly login: LoginGuard,
     private readonly executor: JobExecutor,
     private readonly releaseExecutor: () => void,
     private readonly flushSessionsReport: () => void,
@@ -128,14 +130,15 @@ export class Hsm {
         };
         executor = await leaseWorkerExecutor(options.id, init, workers);
       }
-      const pin = options.pin;
+      const login = new LoginGuard(module, options.pin);
       const pool = new SessionPool<SessionHandle>(
         {
           open: () => {
+            login.assertNotRefused();
             const session = module.openSession(slot);
             try {
               // Login is shared by all sessions; this only logs in again if the token lost it.
-              module.ensureLoggedIn(session, pin);
+              login.ensureLoggedIn(session);
             } catch (error) {
               module.closeSession(session);
               throw error;
@@ -159,10 +162,10 @@ export class Hsm {
       // The cache reports its searches through the observer, which needs the Hsm's id only.
       const keys = new KeyHandleCache(module, (find) => timeSync(observer, options.id, 'find', find), options.keyHandleRecheckMs);
       const exercise = (session: SessionHandle): void => {
-        module.ensureLoggedIn(session, pin);
+        login.ensureLoggedIn(session);
         module.touchSession(session);
       };
-      return new Hsm(options, module, slot, description, pool, keys, observer, exercise, executor.executor, executor.release, sessionsReport.flush);
+      return new Hsm(options, module, slot, description, pool, keys, observer, exercise, login, executor.executor, executor.release, sessionsReport.flush);
     } catch (error) {
       executor?.release();
       // The pool has closed what it opened; just give back our share of the login.
@@ -266,9 +269,15 @@ export class Hsm {
     return this.pool.stats();
   }
 
-  /** Exercises idle sessions unused for maxIdleMs (re-logging in if the token lost the login); replaces those that fail. */
+  /**
+   * Exercises idle sessions unused for maxIdleMs (re-logging in if the token lost the login); replaces
+   * those that fail. Throws once the HSM has refused the PIN, so the owner gives this HSM up.
+   */
   keepAlive(maxIdleMs: number): KeepAliveResult {
-    return this.pool.exerciseIdle(maxIdleMs, this.exerciseSession);
+    this.login.assertNotRefused();
+    const result = this.pool.exerciseIdle(maxIdleMs, this.exerciseSession);
+    this.login.assertNotRefused();
+    return result;
   }
 
   /** True once the PKCS#11 library was re-initialised under this connection: its sessions are dead. */
@@ -297,16 +306,20 @@ export class Hsm {
     if (deadline?.expired()) throw deadline.timeoutError(`${this.id}: no time left to wait for a session`);
     const wait = options?.waitForSessionMs ?? this.acquireTimeoutMs;
     const session = await this.pool.acquire(deadline ? deadline.within(wait) : wait);
-    let reusable = true;
+    let result: T;
     try {
-      return await use(session);
+      result = await use(session);
     } catch (error) {
-      const hsmError = asHsmError(error);
-      reusable = leavesSessionClean(hsmError.returnCode, hsmError.kind) && hsmError === error;
-      throw hsmError;
-    } finally {
+      const failure = asHsmError(error);
+      // A job lost with its worker thread may have left an operation active (no return code says so).
+      const reusable = leavesSessionClean(failure.returnCode, failure.kind) && failure === error && !lostWithItsThread(failure);
       this.pool.release(session, reusable);
+      // Its replacement may have found the PIN refused: that, not this failure, is what the owner must act on.
+      if (!reusable) this.login.assertNotRefused();
+      throw failure;
     }
+    this.pool.release(session, true);
+    return result;
   }
 
   private async observed<T>(operation: HsmOperation, run: () => Promise<T>): Promise<T> {

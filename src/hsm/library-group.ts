@@ -20,6 +20,7 @@ export class LibraryGroup {
   /** Re-initialisations since the library was last healthy. */
   private readonly backoff: Backoff;
   private closed = false;
+  private reinits = 0;
 
   constructor(
     readonly modulePath: string,
@@ -32,6 +33,14 @@ export class LibraryGroup {
     } catch {
       // The library does not load: members report that when they try to connect.
     }
+  }
+
+  /**
+   * Counts re-initialisations, bumped as one starts: a connect attempt begun under an older count
+   * may hold a connection the re-initialisation killed (cluster-member.ts).
+   */
+  get epoch(): number {
+    return this.reinits;
   }
 
   get reinitializing(): boolean {
@@ -63,6 +72,7 @@ export class LibraryGroup {
     this.lastReinitAt = now;
     this.backoff.fail();
     this.running = (async () => {
+      this.reinits += 1;
       this.env.log('warn', 'pkcs11 module re-initialising', { module: this.label, reason: reason.slice(0, 300) });
       for (const member of this.members) member.suspend('the PKCS#11 module is being re-initialised');
       let ok = false;

@@ -164,7 +164,11 @@ export class WorkerExecutor implements JobExecutor {
     this.slots.splice(index, 1);
     const idleIndex = this.idle.indexOf(slot);
     if (idleIndex >= 0) this.idle.splice(idleIndex, 1);
-    for (const pending of slot.current) pending.reject(new HsmError('Device', `${this.name}: PKCS#11 worker thread ${what}`));
+    for (const pending of slot.current) {
+      const error = new HsmError('Device', `${this.name}: PKCS#11 worker thread ${what}`);
+      lostJobs.add(error);
+      pending.reject(error);
+    }
     slot.current = [];
     if (this.closed) return;
     const next = this.spawn();
@@ -179,6 +183,13 @@ export class WorkerExecutor implements JobExecutor {
   private closedError(): HsmError {
     return new HsmError('Device', `${this.name}: HSM connection is closed`);
   }
+}
+
+/** Errors of jobs lost with their thread: how far each got is unknown, so its session may have an operation active. */
+const lostJobs = new WeakSet<HsmError>();
+
+export function lostWithItsThread(error: HsmError): boolean {
+  return lostJobs.has(error);
 }
 
 function ready(worker: Worker): Promise<ReplyMessage> {

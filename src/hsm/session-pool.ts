@@ -167,8 +167,11 @@ export class SessionPool<S> {
         if (index >= 0) this.idle.splice(index, 1);
         const next = this.tryOpen();
         this.safeClose(session);
-        if (next !== undefined) this.idle.push(next);
         result.replaced += 1;
+        // The HSM refuses new sessions (a refused PIN, say): exercising the rest would only close
+        // sessions we cannot replace. The owner learns why from the factory; the next tick tries again.
+        if (next === undefined) break;
+        this.idle.push(next);
       }
     }
     if (result.replaced > 0) {
