@@ -40,10 +40,15 @@ interface Slot {
   worker: Worker;
   /** The batch it is running (empty: idle). */
   current: Pending[];
+  /** It loaded the library: from then on its death is lost()'s to handle. */
+  ready: boolean;
 }
 
 /** Most jobs in one batch: bounds what waits behind one call that stalls. */
 const MAX_BATCH = 16;
+
+/** Between tries to start a worker in a dead one's place when the library would not load in it. */
+const RESPAWN_MS = 1000;
 
 /** The id of the message a worker sends once it has loaded the library (or failed to). */
 export const READY_ID = 0;
@@ -56,6 +61,8 @@ export class WorkerExecutor implements JobExecutor {
   private nextId = READY_ID + 1;
   private closed = false;
   private dispatching: NodeJS.Immediate | undefined;
+  /** Why no worker can take jobs, while none can (a replacement failed to load the library). */
+  private noWorker: string | undefined;
 
   private constructor(
     private readonly name: string,
@@ -83,6 +90,7 @@ export class WorkerExecutor implements JobExecutor {
 
   run(job: GcmJob): Promise<JobResult<unknown>> {
     if (this.closed) return Promise.reject(this.closedError());
+    if (this.noWorker !== undefined && this.slots.length === 0) return Promise.reject(new HsmError('Device', this.noWorker));
     return new Promise((resolve, reject) => {
       this.queue.push({ job, resolve, reject });
       this.scheduleDispatch();
@@ -130,17 +138,23 @@ export class WorkerExecutor implements JobExecutor {
 
   private spawn(): Slot {
     const worker = new Worker(WORKER_ENTRY, { workerData: this.init });
-    const slot: Slot = { worker, current: [] };
+    const slot: Slot = { worker, current: [], ready: false };
     worker.on('message', (reply: ReplyMessage) => this.finished(slot, reply));
-    worker.on('error', (error) => this.lost(slot, `failed: ${error.message}`));
-    worker.on('exit', (code) => this.lost(slot, `exited (code ${code})`));
+    // One that dies before it is ready is replace()'s to retry, later: no tight respawn loop.
+    worker.on('error', (error) => slot.ready && this.lost(slot, `failed: ${error.message}`));
+    worker.on('exit', (code) => slot.ready && this.lost(slot, `exited (code ${code})`));
     // Referenced until it is ready (a CLI awaiting start() must not exit), then only while busy.
     this.slots.push(slot);
     return slot;
   }
 
   private finished(slot: Slot, reply: ReplyMessage): void {
-    if (reply.id === READY_ID) return; // start() and lost() wait for it
+    if (reply.id === READY_ID) {
+      // start() and replace() wait for it too
+      slot.ready = reply.error === undefined;
+      if (slot.ready) this.noWorker = undefined;
+      return;
+    }
     const batch = slot.current;
     slot.current = [];
     slot.worker.unref();
@@ -171,12 +185,32 @@ export class WorkerExecutor implements JobExecutor {
     }
     slot.current = [];
     if (this.closed) return;
+    this.replace();
+  }
+
+  /**
+   * Starts a worker in a dead one's place. If the library no longer loads in it, it is dropped and
+   * another try follows in RESPAWN_MS; while no worker is left, jobs fail at once (Device, so the
+   * HSM reconnects) instead of waiting in the queue, with their sessions, for a worker that never comes.
+   */
+  private replace(): void {
     const next = this.spawn();
     void ready(next.worker).then((reply) => {
-      if (reply.error !== undefined || this.closed || !this.slots.includes(next)) return;
-      next.worker.unref();
-      this.idle.push(next);
-      this.scheduleDispatch();
+      if (this.closed) return;
+      if (reply.error === undefined && this.slots.includes(next)) {
+        next.worker.unref();
+        this.idle.push(next);
+        this.scheduleDispatch();
+        return;
+      }
+      const index = this.slots.indexOf(next);
+      if (index >= 0) this.slots.splice(index, 1);
+      void next.worker.terminate();
+      this.noWorker = `${this.name}: no PKCS#11 worker thread (${reply.error?.message ?? 'it ended while starting'}); trying again`;
+      if (this.slots.length === 0) for (const pending of this.queue.splice(0)) pending.reject(new HsmError('Device', this.noWorker));
+      setTimeout(() => {
+        if (!this.closed) this.replace();
+      }, RESPAWN_MS).unref();
     });
   }
 
@@ -196,6 +230,7 @@ function ready(worker: Worker): Promise<ReplyMessage> {
   return new Promise((resolve) => {
     worker.once('message', resolve);
     worker.once('error', (error) => resolve({ id: READY_ID, error: { kind: 'Device', message: `PKCS#11 worker thread failed: ${error.message}` } }));
+    worker.once('exit', (code) => resolve({ id: READY_ID, error: { kind: 'Device', message: `PKCS#11 worker thread exited (code ${code}) while starting` } }));
   });
 }
 

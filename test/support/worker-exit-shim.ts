@@ -9,9 +9,12 @@ import type { Pkcs11Api, Pkcs11Interposer } from '../../src/hsm/pkcs11/module';
 
 const ARMED = 0;
 const EXITS = 1;
+/** Set: the library "does not load" in a new worker thread (the shim's factory throws there). */
+const REFUSE_LOAD = 2;
 
 export function workerExitShim(options: { control: SharedArrayBuffer }): Pkcs11Interposer {
   const control = new Int32Array(options.control);
+  if (!isMainThread && Atomics.load(control, REFUSE_LOAD) === 1) throw new Error('the PKCS#11 library does not load in this thread (test shim)');
   return (api: Pkcs11Api) =>
     new Proxy(api, {
       get(target, property, receiver) {
@@ -32,7 +35,7 @@ export function workerExitShim(options: { control: SharedArrayBuffer }): Pkcs11I
 
 /** The test's side: the module spec to configure, the trigger, and how many threads it ended. */
 export class WorkerExitControl {
-  private readonly buffer = new SharedArrayBuffer(2 * 4);
+  private readonly buffer = new SharedArrayBuffer(3 * 4);
   private readonly view = new Int32Array(this.buffer);
 
   readonly module: Pkcs11InterposerModule = { module: __filename, export: 'workerExitShim', options: { control: this.buffer } };
@@ -40,6 +43,11 @@ export class WorkerExitControl {
   /** The next C_Encrypt in a worker thread ends that thread instead. */
   armOnce(): void {
     Atomics.store(this.view, ARMED, 1);
+  }
+
+  /** Whether the library loads in worker threads started from now on. */
+  refuseLoad(refuse: boolean): void {
+    Atomics.store(this.view, REFUSE_LOAD, refuse ? 1 : 0);
   }
 
   exits(): number {
