@@ -155,6 +155,8 @@ export function buildRuntimeConfig(document: unknown, baseDir: string, env: Node
   });
   const security = resolveProxySecurity(file, fromBase, env, problems);
   const kmsApi = resolveKmsApi(file, fromBase, env, problems, security.referencedFiles);
+  const timeoutProblem = listenerTimeoutProblem(file.server, (document as { server?: Record<string, unknown> } | null)?.server ?? {});
+  if (timeoutProblem) problems.push(timeoutProblem);
 
   if (problems.length > 0) throw new ConfigError(problems);
 
@@ -167,8 +169,8 @@ export function buildRuntimeConfig(document: unknown, baseDir: string, env: Node
       port: file.server.port ?? 8443,
       certFile: fromBase(file.server.tls.certFile),
       keyFile: fromBase(file.server.tls.keyFile),
-      requestTimeoutMs: file.server.requestTimeoutMs ?? 10000,
-      headersTimeoutMs: file.server.headersTimeoutMs ?? 5000,
+      requestTimeoutMs: file.server.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+      headersTimeoutMs: file.server.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS,
       keepAliveTimeoutMs: file.server.keepAliveTimeoutMs ?? 360000,
       handshakeTimeoutMs: file.server.handshakeTimeoutMs ?? 5000,
       ...(file.server.maxConnections !== undefined ? { maxConnections: file.server.maxConnections } : {}),
@@ -212,6 +214,22 @@ export function buildRuntimeConfig(document: unknown, baseDir: string, env: Node
     security,
     ...(kmsApi ? { kmsApi } : {}),
   };
+}
+
+const DEFAULT_REQUEST_TIMEOUT_MS = 10000;
+const DEFAULT_HEADERS_TIMEOUT_MS = 5000;
+
+/**
+ * node's https.createServer throws ERR_OUT_OF_RANGE when headersTimeout exceeds requestTimeout:
+ * caught here, so a reload rejects the pair instead of the next start (or worker replacement) failing.
+ * `written`: the server section as written, to say which value is a default.
+ */
+function listenerTimeoutProblem(server: ConfigFile['server'], written: Record<string, unknown>): string | undefined {
+  const requestMs = server.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  const headersMs = server.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
+  if (headersMs <= requestMs) return undefined;
+  const shown = (field: string, ms: number) => `server.${field} (${ms}${written[field] === undefined ? ', the default' : ''})`;
+  return `${shown('headersTimeoutMs', headersMs)} must not exceed ${shown('requestTimeoutMs', requestMs)}: node refuses to start a listener with them`;
 }
 
 type HsmEntry = NonNullable<ConfigFile['hsm']>;

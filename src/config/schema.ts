@@ -212,10 +212,10 @@ export const ConfigSchema = Type.Object(
           { additionalProperties: false },
         ),
         requestTimeoutMs: Type.Optional(
-          Type.Integer({ minimum: 100, default: 10000, description: 'Whole-request receive timeout (slow clients are cut off).' }),
+          Type.Integer({ minimum: 100, default: 10000, description: 'Whole-request receive timeout (slow clients are cut off). Must be at least server.headersTimeoutMs (default 5000), or the config is rejected.' }),
         ),
         headersTimeoutMs: Type.Optional(
-          Type.Integer({ minimum: 100, default: 5000, description: 'Time allowed to receive the request headers.' }),
+          Type.Integer({ minimum: 100, default: 5000, description: 'Time allowed to receive the request headers. Must not exceed server.requestTimeoutMs (default 10000), or the config is rejected.' }),
         ),
         keepAliveTimeoutMs: Type.Optional(
           Type.Integer({
@@ -252,7 +252,7 @@ export const ConfigSchema = Type.Object(
             minimum: 0,
             maximum: 600000,
             default: 20000,
-            description: 'On SIGTERM/SIGINT, time in-flight requests get to finish before their connections are cut. Keep it below the orchestrator\'s grace period (Kubernetes: 30 s).',
+            description: 'On SIGTERM/SIGINT, time in-flight requests get to finish before their connections are cut. Keep it below the orchestrator\'s grace period (Kubernetes: 30 s). Read at startup: a reload reports a change as restartRequired.',
           }),
         ),
       },

@@ -110,7 +110,7 @@ export const AuditSchema = Type.Optional(
 export const ReloadSchema = Type.Optional(
   Type.Object(
     {
-      watch: Type.Optional(Type.Boolean({ default: true, description: 'Reload when the config file or a file it references changes (SIGHUP always reloads).' })),
+      watch: Type.Optional(Type.Boolean({ default: true, description: 'Reload when the config file or a file it references changes (SIGHUP always reloads). A reload that changes it starts or stops the watching.' })),
       debounceMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 60000, default: 250, description: 'Wait this long after the last file event before reloading.' })),
       pollIntervalSeconds: Type.Optional(
         Type.Integer({ minimum: 0, maximum: 3600, default: 0, description: 'Also compare file contents this often (for filesystems without change events); 0 = off.' }),

@@ -44,14 +44,17 @@ export class ConfigWatcher {
   /**
    * (Re)arms on a file list. The baseline is the content the last check saw, not the content now:
    * a file that changed while a reload was reading the others still triggers the next reload.
+   * `baseline`: the fingerprint of the content the running config was loaded from, checked at once
+   * (the HSM start between that load and this call can take seconds).
    */
-  reset(files: string[], options: WatchOptions = this.options): void {
+  reset(files: string[], options: WatchOptions = this.options, baseline?: string): void {
     if (this.closed) return;
     const list = [...new Set(files)].sort();
-    if (list.join('\n') !== this.files.join('\n')) {
+    if (list.join('\n') !== this.files.join('\n') || baseline !== undefined) {
       this.files = list;
-      this.last = fingerprint(this.files);
+      this.last = baseline ?? fingerprint(this.files);
     }
+    if (baseline !== undefined) this.schedule();
     this.options = options;
     const dirs = new Set(this.files.map((f) => dirname(f)));
     for (const [dir, watcher] of this.watchers) {

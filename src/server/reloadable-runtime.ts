@@ -36,6 +36,8 @@ export interface ReloadResult {
 export interface RuntimeOptions {
   /** The config file: reload() re-reads it, and the watcher watches it. */
   configPath?: string;
+  /** Fingerprint of the files as the config was loaded (loadServedConfig): the watcher's first baseline. */
+  watchBaseline?: string;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -47,6 +49,8 @@ export class ReloadableRuntime {
   private certificates: SecuritySnapshot['certificates'] = [];
   private clientAuthKey = '';
   private watcher: ConfigWatcher | undefined;
+  private watchBaseline: string | undefined;
+  private closed = false;
   readonly securityMetrics: SecurityMetrics;
   readonly gate: ClientCertificateGate;
   readonly audit: AuditLog | undefined;
@@ -58,6 +62,7 @@ export class ReloadableRuntime {
     private readonly options: RuntimeOptions = {},
   ) {
     this.running = config;
+    this.watchBaseline = options.watchBaseline;
     this.securityMetrics = new SecurityMetrics(metrics.registry, () => this.snapshot());
     this.gate = new ClientCertificateGate(logger, (reason) => this.securityMetrics.tlsRejected(reason));
     this.current = buildPipelineState(config, this.securityMetrics, logger);
@@ -99,11 +104,7 @@ export class ReloadableRuntime {
     this.gate.attach(server);
     this.clientAuthKey = clientAuthIdentity(this.running);
     this.gate.setPolicy(server, this.running.security?.clientAuth);
-    const reload = reloadWatchSettings(this.running);
-    if (this.options.configPath && reload.watch) {
-      this.watcher = new ConfigWatcher(reload, () => this.reload('file change'), this.logger);
-      this.watcher.reset(watchedFiles(this.options.configPath, this.running), reload);
-    }
+    this.rearmWatcher(this.running);
   }
 
   /**
@@ -155,6 +156,7 @@ export class ReloadableRuntime {
   }
 
   async close(): Promise<void> {
+    this.closed = true; // a reload after this must not start a new watcher
     this.watcher?.close();
     await this.audit?.close();
   }
@@ -174,9 +176,23 @@ export class ReloadableRuntime {
     }
   }
 
+  /** Follows reload.watch: a reload can turn the watcher on or off, not only retune it. */
   private rearmWatcher(config: RuntimeConfig): void {
-    if (!this.watcher) return;
-    this.watcher.reset(watchedFiles(this.options.configPath, config), reloadWatchSettings(config));
+    const settings = reloadWatchSettings(config);
+    if (!this.server || !this.options.configPath || this.closed) return;
+    if (!settings.watch) {
+      if (!this.watcher) return;
+      this.watcher.close();
+      this.watcher = undefined;
+      this.logger.info('config file watching stopped (reload.watch: false); SIGHUP still reloads');
+      return;
+    }
+    if (!this.watcher) {
+      this.watcher = new ConfigWatcher(settings, () => this.reload('file change'), this.logger);
+      if (this.generationNo > 1) this.logger.info('config file watching started by a reload (reload.watch: true)');
+    }
+    this.watcher.reset(watchedFiles(this.options.configPath, config), settings, this.watchBaseline);
+    this.watchBaseline = undefined; // only the first arming compares with the startup load
   }
 
   private snapshot(): SecuritySnapshot {

@@ -24,6 +24,9 @@ export const RESTART_ONLY_SETTINGS: readonly RestartOnlySetting[] = [
   setting('server.maxConnections'),
   setting('server.reservedDescriptors'),
   setting('server.tls.ticketKeyRotationSeconds', ['server', 'ticketKeyRotationMs']),
+  // Read by the SIGTERM handlers and, under serve --workers N, the primary's kill backstop, which
+  // never reloads: one value for both until the restart.
+  setting('server.shutdownTimeoutMs'),
   setting('admin'),
   setting('health'),
   setting('logging'),

@@ -46,6 +46,8 @@ export interface CliProxyOptions {
   pin?: string;
   /** Resolve once this log line appears instead of the listening line. */
   readyWhen?: 'listening' | 'exit';
+  /** Runs once the process is spawned, before waiting for the listening line (signals during startup). */
+  whileStarting?: (starting: Pick<CliProxy, 'child' | 'config' | 'writeConfig' | 'waitForLog'>) => Promise<void>;
   /** Extra environment for the child process. */
   env?: NodeJS.ProcessEnv;
   /** Server certificate and key instead of a fresh self-signed one; `caPem` is what the client trusts. */
@@ -155,6 +157,8 @@ export async function startCliProxy(options: CliProxyOptions): Promise<CliProxy>
     });
   };
 
+  const writeConfig = (): void => writeFileSync(join(dir, 'config.yaml'), toYaml(config));
+  await options.whileStarting?.({ child, config, writeConfig, waitForLog });
   let url = '';
   let adminUrl = '';
   if (options.readyWhen !== 'exit') {
@@ -178,7 +182,7 @@ export async function startCliProxy(options: CliProxyOptions): Promise<CliProxy>
     pin: options.pin ?? fx.pin,
     configPath: join(dir, 'config.yaml'),
     config,
-    writeConfig: () => writeFileSync(join(dir, 'config.yaml'), toYaml(config)),
+    writeConfig,
     keys,
     exited,
     waitForLog,

@@ -1,15 +1,15 @@
 import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import type { Command } from 'commander';
-import { loadConfigFile } from '../../config/load';
 import { createLogger } from '../../observability/logger';
 import { runPrimary } from '../../server/cluster/primary';
 import { runWorker } from '../../server/cluster/worker';
 import { startProxy } from '../../server/proxy';
+import { loadServedConfig } from '../../server/reload-watch';
 import { tuneGarbageCollector } from '../../server/gc-tuning';
 import { sizeThreadPool } from '../../server/thread-pool';
 import { fail, stopOnSignals } from '../process';
-import { reloadOnSighup } from '../reload-signal';
+import { reloadOnSighupFromStartup } from '../reload-signal';
 
 export function parseWorkers(value: string): number {
   const n = Number(value);
@@ -35,18 +35,19 @@ export function registerServe(program: Command): void {
     .action(async (options: { config: string; workers: string }) => {
       try {
         const workers = parseWorkers(options.workers);
-        const config = loadConfigFile(options.config);
+        const { config, watchBaseline } = loadServedConfig(options.config);
         sizeThreadPool(config);
         tuneGarbageCollector();
         const logger = createLogger({ level: config.logging.level });
         if (workers === 1) {
-          const proxy = await startProxy(config, logger, { configPath: options.config });
+          const sighup = reloadOnSighupFromStartup(logger);
+          const proxy = await startProxy(config, logger, { configPath: options.config, watchBaseline });
           stopOnSignals(proxy, { graceMs: config.server.shutdownTimeoutMs });
-          reloadOnSighup(proxy);
+          sighup.up(proxy);
         } else if (cluster.isPrimary) {
           runPrimary({ workers, config, logger });
         } else {
-          await runWorker(config, logger.child({ worker: cluster.worker?.id }), options.config);
+          await runWorker(config, logger.child({ worker: cluster.worker?.id }), options.config, watchBaseline);
         }
       } catch (err) {
         fail(err);

@@ -18,7 +18,7 @@ import { ClusterMetrics } from './cluster-metrics';
 import { WorkerFleet } from './fleet';
 import { isXksMessage, type PrimaryToWorker, type WorkerToPrimary } from './messages';
 import { fleetReadiness } from './readiness';
-import { reloadWorkers } from './reload';
+import { FleetReloads } from './reload';
 import { FleetShutdown } from './shutdown';
 import { WorkerSupervisor } from './supervisor';
 import { WorkerRequests } from './worker-requests';
@@ -33,6 +33,7 @@ export function runPrimary({ workers: size, config, logger }: PrimaryOptions): v
   const fleet = new WorkerFleet(size, (workerId, error) => logger.warn('could not reach a worker', { worker: workerId, error: error.message }));
   const requests = new WorkerRequests(fleet);
   const metrics = new ClusterMetrics(fleet, requests);
+  const reloads = new FleetReloads(fleet, requests, logger);
   let admin: Server | undefined;
 
   // One session-ticket key for all workers, so a client resumes its TLS session on whichever worker
@@ -70,6 +71,7 @@ export function runPrimary({ workers: size, config, logger }: PrimaryOptions): v
       state.ready = true;
       logger.info('worker ready', { worker: worker.id, pid: worker.process.pid });
       if (fleet.cameUp()) logger.info('xks proxy cluster listening', { url: reply.url, adminUrl: adminUrl(), workers: size });
+      reloads.workerReady(worker.id);
       return;
     }
     requests.deliver(worker.id, reply);
@@ -78,6 +80,7 @@ export function runPrimary({ workers: size, config, logger }: PrimaryOptions): v
   cluster.on('exit', (worker, code, signal) => {
     const state = fleet.remove(worker.id);
     requests.forget(worker.id);
+    reloads.workerExited(worker.id);
     if (shutdown.stopping) shutdown.workerExited(worker.id, code, signal);
     else supervisor.unexpectedExit(worker.id, state, code, signal);
   });
@@ -89,7 +92,7 @@ export function runPrimary({ workers: size, config, logger }: PrimaryOptions): v
 
   process.on('SIGTERM', () => shutdown.begin('SIGTERM'));
   process.on('SIGINT', () => shutdown.begin('SIGINT'));
-  process.on('SIGHUP', () => void reloadWorkers(requests, fleet.size, logger));
+  process.on('SIGHUP', () => reloads.requested());
 
   if (config.admin.enabled) {
     const readiness = async () => (shutdown.stopping ? { ready: false, body: { ready: false, reason: 'shutting down' } } : fleetReadiness(requests, size));

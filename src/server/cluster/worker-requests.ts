@@ -24,10 +24,10 @@ export class WorkerRequests {
 
   constructor(private readonly fleet: Pick<WorkerFleet, 'answering' | 'send'>) {}
 
-  /** Sends a request to every ready worker and collects the replies (or times out). */
-  ask<T>(build: (requestId: number) => PrimaryToWorker): Promise<FleetReplies<T>> {
+  /** Sends a request to every ready worker (or only to worker `only`) and collects the replies (or times out). */
+  ask<T>(build: (requestId: number) => PrimaryToWorker, only?: number): Promise<FleetReplies<T>> {
     const requestId = this.nextRequestId++;
-    const targets = this.fleet.answering();
+    const targets = this.fleet.answering().filter((s) => only === undefined || s.worker.id === only);
     const expected = new Set(targets.map((s) => s.worker.id));
     return new Promise((resolve) => {
       const replies = new Map<number, T>();

@@ -27,7 +27,8 @@ export async function metricsReply(registry: Registry, requestId: number, logger
   }
 }
 
-export async function runWorker(config: RuntimeConfig, logger: Logger, configPath: string): Promise<void> {
+/** `watchBaseline`: see loadServedConfig; a file change made while this worker starts is then not missed. */
+export async function runWorker(config: RuntimeConfig, logger: Logger, configPath: string, watchBaseline?: string): Promise<void> {
   let proxy: RunningProxy | undefined;
   let stopping = false;
   // The primary's key replaces this one as soon as it arrives (asked for below, before the listener starts).
@@ -94,6 +95,6 @@ export async function runWorker(config: RuntimeConfig, logger: Logger, configPat
   process.on('disconnect', () => void shutdown('primary disconnected'));
 
   send({ type: 'xks:ticket-key-wanted' });
-  proxy = await startProxy(config, logger, { adminListener: false, configPath, ticketKeys });
+  proxy = await startProxy(config, logger, { adminListener: false, configPath, ticketKeys, ...(watchBaseline ? { watchBaseline } : {}) });
   send({ type: 'xks:ready', url: proxy.url });
 }
