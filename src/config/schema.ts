@@ -344,7 +344,7 @@ export const ConfigSchema = Type.Object(
               minimum: 1,
               maximum: 100000,
               default: 32,
-              description: 'XKS and KMS API requests (except GetHealthStatus) one process works on at once, counted together: both use the same event loop and HSM sessions. Beyond it a request is answered ThrottlingException (XKS: 429, which KMS retries; KMS API: 400, which the AWS SDKs retry) before its signature is checked or the HSM is asked, so an overloaded proxy spends its CPU on requests it can still answer in time instead of on ones that will time out. Size it to rate x latency per process with headroom (1,000 req/s at 10 ms is 10); too high and an overloaded process admits more than it answers in time.',
+              description: 'XKS and KMS API requests (except GetHealthStatus) one process works on at once, counted together: both use the same event loop and HSM sessions. A request counts from when its whole body has arrived until it is answered (a client still sending, or stalling mid-request, holds no slot). Beyond it a request is answered ThrottlingException (XKS: 429, which KMS retries; KMS API: 400, which the AWS SDKs retry) before its signature is checked or the HSM is asked, so an overloaded proxy spends its CPU on requests it can still answer in time instead of on ones that will time out. Size it to rate x latency per process with headroom (1,000 req/s at 10 ms is 10); too high and an overloaded process admits more than it answers in time.',
             }),
           ),
           admissionWaitMs: Type.Optional(

@@ -8,6 +8,13 @@ import type { RuntimeConfig, RuntimeKeyStore } from '../config/runtime';
 import type { KmsApiRuntime } from '../config/kms-api';
 import { CredentialQuotas } from './quotas';
 
+/**
+ * X-Amz-Target picks the operation, and the path is the same for all of them: unsigned, a captured
+ * request could be replayed as another operation (GenerateDataKeyWithoutPlaintext as GenerateDataKey).
+ * AWS SDKs, the AWS CLI and @smithy/signature-v4 always sign it.
+ */
+const KMS_SIGNED_HEADERS = ['x-amz-target'] as const;
+
 export interface KmsApiState {
   api: KmsApiRuntime;
   /** The key store it serves; undefined only if the config lost it (answered as an internal error). */
@@ -30,7 +37,7 @@ export function buildKmsApiState(config: RuntimeConfig, previous?: KmsApiState):
   return {
     api,
     store: config.keyStores.find((s) => s.name === api.keyStore),
-    verifier: new SigV4Verifier({ service: 'kms', maxClockSkewMs: config.limits.clockSkewSeconds * 1000 }),
+    verifier: new SigV4Verifier({ service: 'kms', maxClockSkewMs: config.limits.clockSkewSeconds * 1000, requiredSignedHeaders: KMS_SIGNED_HEADERS }),
     secrets: (accessKeyId) => api.credentials.get(accessKeyId)?.secret,
     quotas,
     requestDeadlineMs: api.requestDeadlineMs ?? config.limits.requestDeadlineMs,

@@ -1,5 +1,4 @@
 import { ProxyError } from '../core/errors';
-import { readRawBody } from './body';
 import type { RequestContext } from './context';
 
 /**
@@ -88,9 +87,11 @@ export function overloadMessage(limit: number): string {
 }
 
 /**
- * The admission step: counts the request in (true), or refuses it (false) before the costly part
- * (SigV4, parsing, the HSM): an overloaded proxy would otherwise spend its CPU on requests that time
- * out anyway, and answer none in time. At the limit it waits up to `waitMs` for a slot
+ * The admission step, run once the body is in: counts the request in (true), or refuses it (false)
+ * before the costly part (SigV4, parsing, the HSM): an overloaded proxy would otherwise spend its CPU
+ * on requests that time out anyway, and answer none in time. Not before the body: a client that sends
+ * headers and then stalls would hold a slot until server.requestTimeoutMs, and a few such connections
+ * would refuse every real request. At the limit it waits up to `waitMs` for a slot
  * (limits.admissionWaitMs). `limit` undefined: neither counted nor shed.
  */
 export function admit(ctx: RequestContext<unknown, unknown>, inFlight: InFlightRequests, limit: number | undefined, waitMs: number): boolean | Promise<boolean> {
@@ -100,10 +101,17 @@ export function admit(ctx: RequestContext<unknown, unknown>, inFlight: InFlightR
   return admitted.then((a) => (ctx.admitted = a));
 }
 
-/** Answers a refused request: its body is still read, so the connection stays usable. */
-export async function shed(ctx: RequestContext<unknown, unknown>, limit: number | undefined, maxBodyBytes: number): Promise<never> {
-  await readRawBody(ctx.req, maxBodyBytes);
+/** Answers a refused request. Its body has been read, so the connection stays usable. */
+export function shed(limit: number | undefined): never {
   throw new ProxyError('Overloaded', overloadMessage(limit ?? 0));
+}
+
+/**
+ * After a wait for a slot: a client that left meanwhile gets no SigV4 or HSM work. The body is fully
+ * read, so the request stream has ended; the socket says whether the client is still there.
+ */
+export function checkClientStayed(ctx: RequestContext<unknown, unknown>): void {
+  if (ctx.req.socket.destroyed) throw new ProxyError('Validation', 'The connection closed while the request waited for a slot');
 }
 
 /** Releases what admit() counted in; called once, at the end of every request. */

@@ -6,7 +6,7 @@
 import type { SecretLookup, SigV4Verifier } from '../auth/sigv4';
 import type { AsciiJson } from '../common/ascii-json';
 import { ProxyError } from '../core/errors';
-import { admit, release, shed, type InFlightRequests } from './admission';
+import { admit, checkClientStayed, release, shed, type InFlightRequests } from './admission';
 import { readRawBody } from './body';
 import type { RequestContext } from './context';
 import { mediaType } from './content-type';
@@ -48,17 +48,22 @@ export interface ProtocolAdapter<Route, State> extends WireFormat {
 export const AUDIT_UNAVAILABLE = 'The audit log cannot be written; requests are refused until it can (audit.onFailure: refuse)';
 
 /**
- * admission -> method -> route checks -> body -> SigV4 -> caller checks -> JSON -> Content-Type ->
+ * method -> route checks -> body -> admission -> SigV4 -> caller checks -> JSON -> Content-Type ->
  * audit file writable (onFailure "refuse") -> validate, authorize, handle -> answer (or error mapping) -> release -> metrics, log line, audit.
  */
 export async function runPipeline<Route, State>(adapter: ProtocolAdapter<Route, State>, ctx: RequestContext<Route, State>): Promise<void> {
   try {
-    const limit = adapter.inFlightLimit(ctx);
-    const admitted = admit(ctx, adapter.inFlight, limit, adapter.admissionWaitMs(ctx));
-    if (admitted !== true && !(await admitted)) await shed(ctx, limit, adapter.maxBodyBytes(ctx));
     if (ctx.req.method !== 'POST') throw new ProxyError('MethodNotAllowed', adapter.methodMessage(ctx));
     adapter.checkRoute(ctx);
     ctx.body = await readRawBody(ctx.req, adapter.maxBodyBytes(ctx));
+    // Admission after the body (bounded, and cut off by server.requestTimeoutMs): a client that stalls
+    // mid-request costs its own connection only, never one of the slots real requests need.
+    const limit = adapter.inFlightLimit(ctx);
+    const admitted = admit(ctx, adapter.inFlight, limit, adapter.admissionWaitMs(ctx));
+    if (admitted !== true) {
+      if (!(await admitted)) shed(limit);
+      checkClientStayed(ctx);
+    }
     authenticate(ctx, adapter.verifier(ctx), adapter.secrets(ctx), adapter.sinks.metrics);
     adapter.admitCaller(ctx);
     parseBody(ctx);

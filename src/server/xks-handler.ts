@@ -32,7 +32,7 @@ export interface XksPipelineState {
   guards?: RequestGuards;
   /** Each request's budget (limits.requestDeadlineMs), counted from arrival; default 200 ms. */
   requestDeadlineMs?: number;
-  /** limits.maxInFlightRequests: beyond it, requests other than GetHealthStatus are shed early. */
+  /** limits.maxInFlightRequests: beyond it, requests other than GetHealthStatus are shed once their body is in, before SigV4. */
   maxInFlightRequests?: number;
   /** limits.admissionWaitMs: how long a request at that limit may wait for a slot; default 0. */
   admissionWaitMs?: number;

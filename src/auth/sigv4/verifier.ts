@@ -21,6 +21,12 @@ export interface SigV4VerifierOptions {
   service: string;
   maxClockSkewMs?: number;
   now?: () => number;
+  /**
+   * Lower-case headers the protocol takes meaning from outside the signed path (the KMS API's
+   * x-amz-target names the operation): a signature must cover them too, else it can be replayed with
+   * another value. Added to host and x-amz-date.
+   */
+  requiredSignedHeaders?: readonly string[];
 }
 
 export type SecretLookup = (accessKeyId: string) => string | undefined;
@@ -48,6 +54,7 @@ export class SigV4Verifier {
   private readonly service: string;
   private readonly maxClockSkewMs: number;
   private readonly now: () => number;
+  private readonly requiredSignedHeaders: readonly string[];
   private readonly signingKeys = new SigningKeys();
 
   constructor(options: SigV4VerifierOptions) {
@@ -58,9 +65,14 @@ export class SigV4Verifier {
     if (!Number.isFinite(skew) || skew < 0) {
       throw new Error('SigV4Verifier: maxClockSkewMs must be a finite number >= 0');
     }
+    const extra = options.requiredSignedHeaders ?? [];
+    if (!extra.every((name) => /^[a-z0-9-]+$/.test(name))) {
+      throw new Error('SigV4Verifier: requiredSignedHeaders must be lower-case [a-z0-9-]+ names');
+    }
     this.service = options.service;
     this.maxClockSkewMs = skew;
     this.now = options.now ?? Date.now;
+    this.requiredSignedHeaders = [...REQUIRED_SIGNED_HEADERS, ...extra];
   }
 
   /** Never throws: any unexpected error is reported as a failure. */
@@ -95,7 +107,7 @@ export class SigV4Verifier {
     // A literal, not { ...failure, accessKeyId }: V8 gives each such spread copy a hidden class of its own.
     const fail = (failure: SigV4Failure): SigV4Failure => ({ ok: false, reason: failure.reason, detail: failure.detail, accessKeyId });
 
-    for (const name of REQUIRED_SIGNED_HEADERS) {
+    for (const name of this.requiredSignedHeaders) {
       if (!auth.value.signedHeaders.includes(name)) {
         return fail({ ok: false, reason: 'MissingSignedHeader', detail: `SignedHeaders does not include ${name}` });
       }

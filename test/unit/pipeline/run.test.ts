@@ -3,7 +3,7 @@
  * node:http server; requests are signed by @smithy/signature-v4 and verified by the real verifier.
  */
 import { expect } from 'chai';
-import { createServer, request as httpRequest, type Server } from 'node:http';
+import { createServer, request as httpRequest, type ClientRequest, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { toXksError } from '../../../src/api/errors';
@@ -90,7 +90,10 @@ describe('request pipeline: order of steps and error mapping (unit, real HTTP)',
     audited.length = 0;
   });
 
-  async function send(options: { method?: string; body?: Buffer; contentType?: string; sign?: boolean; secret?: string } = {}): Promise<Answer> {
+  interface SendOptions { method?: string; body?: Buffer; contentType?: string; sign?: boolean; secret?: string; headers?: Record<string, string> }
+
+  /** A request signed by @smithy/signature-v4, its body still to be written; `answer` settles with the response. */
+  async function open(options: SendOptions = {}): Promise<{ req: ClientRequest; body: Buffer; answer: Promise<Answer> }> {
     const body = options.body ?? BODY;
     const signed = await signWithSmithy({ body, ...(options.secret ? { secretAccessKey: options.secret } : {}) });
     const headers: Record<string, string> = {};
@@ -98,15 +101,23 @@ describe('request pipeline: order of steps and error mapping (unit, real HTTP)',
     if (options.sign === false) delete headers.Authorization;
     headers['Content-Type'] = options.contentType ?? 'application/json';
     if (options.method !== 'GET') headers['Content-Length'] = String(body.length);
-    return new Promise((resolve, reject) => {
-      const req = httpRequest({ host: '127.0.0.1', port, method: options.method ?? 'POST', path: signed.url, headers, setHost: false }, (res) => {
+    Object.assign(headers, options.headers);
+    let req: ClientRequest | undefined;
+    const answer = new Promise<Answer>((resolve, reject) => {
+      req = httpRequest({ host: '127.0.0.1', port, method: options.method ?? 'POST', path: signed.url, headers, setHost: false }, (res: IncomingMessage) => {
         let text = '';
         res.on('data', (d: Buffer) => (text += d.toString()));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: JSON.parse(text) as Record<string, unknown> }));
       });
       req.on('error', reject);
-      req.end(options.method === 'GET' ? undefined : body);
     });
+    return { req: req as unknown as ClientRequest, body, answer };
+  }
+
+  async function send(options: SendOptions = {}): Promise<Answer> {
+    const { req, body, answer } = await open(options);
+    req.end(options.method === 'GET' ? undefined : body);
+    return answer;
   }
 
   const logLine = async (): Promise<Record<string, unknown>> => {
@@ -114,7 +125,7 @@ describe('request pipeline: order of steps and error mapping (unit, real HTTP)',
     return JSON.parse(logText.trim()) as Record<string, unknown>;
   };
 
-  it('runs admission, route, body, SigV4, caller, JSON, Content-Type and the operation in that order, and answers once', async () => {
+  it('runs route, body, admission, SigV4, caller, JSON, Content-Type and the operation in that order, and answers once', async () => {
     const answer = await send();
     expect(answer.status).to.equal(200);
     expect(answer.body).to.deep.equal({ ok: true });
@@ -130,8 +141,27 @@ describe('request pipeline: order of steps and error mapping (unit, real HTTP)',
     const answer = await send();
     expect(answer.status).to.equal(429);
     expect(answer.body).to.include({ errorName: 'ThrottlingException' });
-    expect(steps).to.deep.equal([]);
+    expect(steps).to.deep.equal(['route']);
     expect(inFlightCounts).to.deep.equal([]);
+  });
+
+  it('takes a slot only once the body is in: a request still sending its body holds none', async () => {
+    toy.limit = 1;
+    // Expect: 100-continue only makes the server say when it has dispatched the request.
+    const slow = await open({ headers: { Expect: '100-continue' } });
+    const dispatched = new Promise((resolve) => slow.req.once('continue', resolve));
+    slow.req.flushHeaders();
+    await dispatched;
+    slow.req.write(slow.body.subarray(0, 10));
+    let other: Answer;
+    try {
+      other = await send();
+    } finally {
+      slow.req.end(slow.body.subarray(10));
+    }
+    expect(other.status).to.equal(200);
+    expect((await slow.answer).status).to.equal(200);
+    expect(inFlightCounts).to.deep.equal([1, 0, 1, 0]);
   });
 
   it('refuses a method other than POST first: 405 with Allow in XKS terms, ValidationException in KMS terms', async () => {

@@ -9,7 +9,7 @@ import { ProxyError, SignatureError } from '../../../src/core/errors';
 import { Deadline } from '../../../src/hsm';
 import { createLogger } from '../../../src/observability/logger';
 import { XksMetrics } from '../../../src/observability/metrics';
-import { admit, InFlightRequests, MAX_WAITING_PER_SLOT, release, shed } from '../../../src/pipeline/admission';
+import { admit, checkClientStayed, InFlightRequests, MAX_WAITING_PER_SLOT, release, shed } from '../../../src/pipeline/admission';
 import { ClientAbortError, readRawBody } from '../../../src/pipeline/body';
 import { mediaType } from '../../../src/pipeline/content-type';
 import { RequestContext } from '../../../src/pipeline/context';
@@ -22,14 +22,6 @@ type Ctx = RequestContext<unknown, unknown>;
 
 function context(req: Partial<IncomingMessage> = {}): Ctx {
   return new RequestContext(req as IncomingMessage, {} as ServerResponse, {}, {}, 'Encrypt', 'ks-1', Deadline.after(1000), { operation: 'Encrypt' });
-}
-
-/** A request whose body arrives as a stream, as node delivers it. */
-function streamed(body: Buffer): IncomingMessage {
-  const req = new PassThrough() as unknown as IncomingMessage;
-  req.headers = { 'content-length': String(body.length) };
-  (req as unknown as PassThrough).end(body);
-  return req;
 }
 
 async function metricValue(metrics: XksMetrics, name: string, labels: Record<string, string>): Promise<number> {
@@ -145,13 +137,15 @@ describe('pipeline steps (unit)', () => {
       expect(counts).to.deep.equal([]);
     });
 
-    it('sheds after reading the whole body (the connection stays usable), as Overloaded', async () => {
-      const req = streamed(Buffer.from('{"x":1}'));
-      const ctx = new RequestContext(req, {} as ServerResponse, {}, {}, 'Encrypt', 'ks-1', Deadline.after(1000), {});
-      const error = await shed(ctx, 7, 1024).catch((err: unknown) => err);
-      expect(error).to.be.instanceOf(ProxyError).with.property('kind', 'Overloaded');
-      expect((error as Error).message).to.include('maximum of 7 requests');
-      expect((req as unknown as PassThrough).readableEnded).to.equal(true);
+    it('sheds as Overloaded, naming the limit (the body is read before admission, so the connection stays usable)', () => {
+      expect(() => shed(7)).to.throw(ProxyError, /maximum of 7 requests/).with.property('kind', 'Overloaded');
+    });
+
+    it('after a wait for a slot: refuses a request whose client left meanwhile, before any further work', () => {
+      const stayed = context({ socket: { destroyed: false } } as unknown as Partial<IncomingMessage>);
+      expect(() => checkClientStayed(stayed)).not.to.throw();
+      const left = context({ socket: { destroyed: true } } as unknown as Partial<IncomingMessage>);
+      expect(() => checkClientStayed(left)).to.throw(ProxyError, 'The connection closed while the request waited for a slot').with.property('kind', 'Validation');
     });
   });
 
