@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import { HsmCluster } from '../../src/hsm';
 import type { Pkcs11Api, Pkcs11Interposer } from '../../src/hsm/pkcs11/module';
 import { RecordingObserver, clusterKeys, testClusterOptions, waitFor, type ClusterKeys } from '../support/cluster-helpers';
-import { pkcs11Error } from '../support/pkcs11-shims';
+import { pkcs11Error, wrap } from '../support/pkcs11-shims';
 import { softHsmFixture } from '../support/softhsm-fixture';
 
 const CKS_RW_PUBLIC_SESSION = 2;
@@ -18,32 +18,15 @@ function loginLoss(): { interposer: Pkcs11Interposer; lose(): void; logins(): nu
   let lost = false;
   let logins = 0;
   const interposer = (api: Pkcs11Api): Pkcs11Api =>
-    new Proxy(api, {
-      get(target, property, receiver) {
-        const value = Reflect.get(target, property, receiver) as unknown;
-        if (typeof value !== 'function') return value;
-        const real = (value as (...args: unknown[]) => unknown).bind(target);
-        if (property === 'C_GetSessionInfo') {
-          return (...args: unknown[]) => {
-            const info = real(...args) as object;
-            return lost ? { ...info, state: CKS_RW_PUBLIC_SESSION } : info;
-          };
-        }
-        if (property === 'C_Login') {
-          return (...args: unknown[]) => {
-            if (!lost) return real(...args);
-            logins += 1;
-            throw pkcs11Error('CKR_PIN_INCORRECT');
-          };
-        }
-        if (property === 'C_EncryptInit' || property === 'C_DecryptInit') {
-          return (...args: unknown[]) => {
-            if (lost) throw pkcs11Error('CKR_USER_NOT_LOGGED_IN');
-            return real(...args);
-          };
-        }
-        return real;
-      },
+    wrap(api, (name, real, args) => {
+      if (!lost) return real(...args);
+      if (name === 'C_GetSessionInfo') return { ...(real(...args) as object), state: CKS_RW_PUBLIC_SESSION };
+      if (name === 'C_Login') {
+        logins += 1;
+        throw pkcs11Error('CKR_PIN_INCORRECT');
+      }
+      if (name === 'C_EncryptInit' || name === 'C_DecryptInit') throw pkcs11Error('CKR_USER_NOT_LOGGED_IN');
+      return real(...args);
     });
   return { interposer, lose: () => void (lost = true), logins: () => logins };
 }

@@ -46,7 +46,7 @@ const LIFECYCLE = new Set(['C_Initialize', 'C_Finalize', 'load', 'close']);
 const CRYPTO = /^C_(Encrypt|Decrypt)/;
 
 /** Wraps every function of the API; `intercept` decides what happens to each call. */
-function wrap(api: Pkcs11Api, intercept: (name: string, real: Fn, args: unknown[]) => unknown): Pkcs11Api {
+export function wrap(api: Pkcs11Api, intercept: (name: string, real: Fn, args: unknown[]) => unknown): Pkcs11Api {
   return new Proxy(api, {
     get(target, property, receiver) {
       const value = Reflect.get(target, property, receiver) as unknown;

@@ -6,6 +6,7 @@
 import { isMainThread } from 'node:worker_threads';
 import type { Pkcs11InterposerModule } from '../../src/hsm/interposer-module';
 import type { Pkcs11Api, Pkcs11Interposer } from '../../src/hsm/pkcs11/module';
+import { wrap } from './pkcs11-shims';
 
 const ARMED = 0;
 const EXITS = 1;
@@ -16,20 +17,12 @@ export function workerExitShim(options: { control: SharedArrayBuffer }): Pkcs11I
   const control = new Int32Array(options.control);
   if (!isMainThread && Atomics.load(control, REFUSE_LOAD) === 1) throw new Error('the PKCS#11 library does not load in this thread (test shim)');
   return (api: Pkcs11Api) =>
-    new Proxy(api, {
-      get(target, property, receiver) {
-        const value = Reflect.get(target, property, receiver) as unknown;
-        if (typeof value !== 'function') return value;
-        const real = (value as (...args: unknown[]) => unknown).bind(target);
-        if (property !== 'C_Encrypt' || isMainThread) return real;
-        return (...args: unknown[]) => {
-          if (Atomics.compareExchange(control, ARMED, 1, 0) === 1) {
-            Atomics.add(control, EXITS, 1);
-            process.exit(3);
-          }
-          return real(...args);
-        };
-      },
+    wrap(api, (name, real, args) => {
+      if (name === 'C_Encrypt' && !isMainThread && Atomics.compareExchange(control, ARMED, 1, 0) === 1) {
+        Atomics.add(control, EXITS, 1);
+        process.exit(3);
+      }
+      return real(...args);
     });
 }
 
