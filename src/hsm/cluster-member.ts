@@ -310,6 +310,9 @@ export class ClusterMember {
 
   private async connectOnce(reason: string, duringReinit: boolean): Promise<Attempt> {
     if (this.state === 'closed' || this.state === 'failed') return 'deferred';
+    // Connected meanwhile by another path (a re-initialisation, a reconnect): a late caller's
+    // attempt would open a second connection and retire the healthy one.
+    if (this.state === 'connected') return 'ok';
     if (!duringReinit && this.group.reinitializing) return 'deferred';
     const epoch = this.group.epoch;
     let hsm: Hsm | undefined;
@@ -363,6 +366,9 @@ export class ClusterMember {
     this.token = hsm.tokenInfo();
     this.state = 'connected';
     this.backoff.reset();
+    // A retry armed by an earlier failure is moot now (this may be the re-initialisation's connect).
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
     this.problem = undefined;
     if (old) this.retire(old);
     this.env.observer?.memberConnected?.(this.id, true);
