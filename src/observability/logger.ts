@@ -120,10 +120,29 @@ function lineOutput(stream: Writable): LineOutput {
   });
 }
 
+/**
+ * The guard is one listener for the process's life, but stderr may already hold one 'error' listener
+ * per live worker thread: node pipes each thread's stderr into it, exempt from the listener-leak
+ * warning (internal/worker pipeWithoutWarning) and removed when the thread exits. When the first
+ * logger comes after more than 10 PKCS#11 threads (a test process whose closed HSMs' executors still
+ * linger; serve makes its logger before any thread), node would charge those to this add:
+ * "MaxListenersExceededWarning: 11 error listeners added to [Socket]". So it is added under the same
+ * exemption; a later add of anyone else's is still checked.
+ */
+function guardStderr(): void {
+  const max = process.stderr.getMaxListeners();
+  process.stderr.setMaxListeners(0);
+  try {
+    process.stderr.on('error', () => undefined);
+  } finally {
+    process.stderr.setMaxListeners(max);
+  }
+}
+
 export function createLogger(options: LoggerOptions): Logger {
   if (!stderrGuarded) {
     stderrGuarded = true;
-    process.stderr.on('error', () => undefined);
+    guardStderr();
   }
   const stream = options.stream ?? process.stdout;
   const transport = new BufferedLineTransport(lineOutput(stream), options.batch ?? options.stream === undefined);

@@ -1,4 +1,6 @@
 import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import winston from 'winston';
 import { batched, createLogger, logRequestLine } from '../../../src/observability/logger';
@@ -132,5 +134,60 @@ describe('logger: the request line written straight to the transport', () => {
     logRequestLine(other, 'info', 'xks request', { status: 200 });
     await turnEnds();
     expect(JSON.parse(text.trim())).to.include({ level: 'info', message: 'xks request', status: 200 });
+  });
+});
+
+describe('logger: the stderr guard beside worker threads', () => {
+  const LOGGER_JS = join(__dirname, '../../../src/observability/logger.js');
+  const THREADS = 12;
+
+  /**
+   * A fresh process (the guard is added once per process) with stderr on a pipe, as in mocha's
+   * parallel workers and under a container runtime: THREADS worker threads, as the PKCS#11 executors
+   * start them, then the first createLogger, then some other 'error' listener on stderr.
+   */
+  function run(): Promise<{ out: string; err: string }> {
+    const script = `
+      const { Worker } = require('node:worker_threads');
+      const { PassThrough } = require('node:stream');
+      const warnings = [];
+      process.on('warning', (w) => warnings.push(w.name + ': ' + w.message));
+      const turn = () => new Promise((done) => setImmediate(done));
+      (async () => {
+        const threads = Array.from({ length: ${THREADS} }, () =>
+          new Worker("require('node:worker_threads').parentPort.once('message', () => undefined)", { eval: true }));
+        const withThreads = process.stderr.listenerCount('error');
+        require(${JSON.stringify(LOGGER_JS)}).createLogger({ level: 'info', stream: new PassThrough() });
+        const withGuard = process.stderr.listenerCount('error');
+        await turn();
+        const afterLogger = [...warnings];
+        process.stderr.on('error', () => undefined);
+        await turn();
+        const afterOther = warnings.slice(afterLogger.length);
+        await Promise.all(threads.map((thread) => thread.terminate()));
+        await turn();
+        const afterExit = process.stderr.listenerCount('error');
+        process.stdout.write(JSON.stringify({ withThreads, withGuard, afterExit, afterLogger, afterOther }));
+      })();`;
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    return new Promise((resolve) => child.on('close', () => resolve({ out, err })));
+  }
+
+  it("is not taken for a listener leak when the threads' stderr pipes came first; a later listener still is", async function () {
+    this.timeout(20_000);
+    const { out, err } = await run();
+    const seen = JSON.parse(out || 'null') as { withThreads: number; withGuard: number; afterExit: number; afterLogger: string[]; afterOther: string[] } | null;
+    expect(seen, err).to.not.equal(null);
+    // One 'error' listener per live thread (node's pipe of its stderr), gone when the thread exits.
+    expect(seen!.withThreads, err).to.equal(THREADS);
+    expect(seen!.withGuard).to.equal(THREADS + 1);
+    expect(seen!.afterExit).to.equal(2);
+    expect(seen!.afterLogger, err).to.deep.equal([]);
+    expect(seen!.afterOther).to.have.length(1);
+    expect(seen!.afterOther[0]).to.match(/^MaxListenersExceededWarning: .* error listeners added to \[Socket\]/);
   });
 });
