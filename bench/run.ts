@@ -480,8 +480,12 @@ interface LimitRow {
   /** The rate the held control reached (compare proxyReqPerSec). */
   controlReqPerSec: number;
   /** Every pair (a proxy run, then its control): the row's figures are the pair with the median overhead. */
-  pairs: Array<{ proxyCpuUs: number; proxyReqPerSec: number; tHttpsUs: number; controlReqPerSec: number; tHsmUs: number; overheadUs: number }>;
+  pairs: Array<{ proxyCpuUs: number; proxyReqPerSec: number; tHttpsUs: number; controlReqPerSec: number; tHsmUs: number; overheadUs: number; floorCpuUs?: number; floorReqPerSec?: number }>;
   tHsmUs: number;
+  /** The floor (bench/floor-server.ts) in the median pair, held to the proxy's rate like the control; not for Cedar rows. */
+  floorCpuUs?: number;
+  /** floorCpuUs − t_https − t_hsm: the overhead any Node proxy pays here; the proxy's overhead above it is its own. */
+  floorOverheadUs?: number;
   limitReqPerSec: number;
   overheadUs: number;
   ratio: number;
@@ -568,6 +572,25 @@ async function plainHttpsHeld(env: Env, request: SignedRequest, connections: num
 }
 
 /**
+ * The floor (bench/floor-server.ts) answering `request` closed loop at c=32, holding `holdUs` per
+ * request as the control does, so that it answers at about the proxy's rate. Returns its CPU per
+ * request less the held CPU, and the rate reached. Refuses a run with error answers (a request the
+ * floor could not verify or decrypt): its CPU would not be the operation's.
+ */
+async function floorHeld(env: Env, request: SignedRequest, holdUs: number): Promise<{ cpuUs: number; reqPerSec: number }> {
+  const argv = [join(ROOT, 'dist/bench/floor-server.js'), env.certFile, env.keyFile, SOFTHSM_MODULE_PATH, env.tokenLabel, env.keyLabel, String(Math.round(holdUs))];
+  const floor = await startProcess(process.execPath, argv, '0', (out) => (out.includes('\n') ? ({ url: `https://127.0.0.1:${out.trim()}` } as Server) : undefined), {
+    ...process.env,
+    XKS_HSM_PIN: env.pin,
+    FLOOR_SECRET: env.credential.secretAccessKey,
+  });
+  const row = await measured(floor, `Floor holding ${Math.round(holdUs)} µs`, 32, () => load(floor.url, [request], 32, DURATION));
+  await stop(floor);
+  if (row.errors > 0) throw new Error(`the floor answered ${row.errors} requests with an error`);
+  return { cpuUs: (row.cpuUsPerReq ?? Number.NaN) - holdUs, reqPerSec: row.reqPerSec };
+}
+
+/**
  * Plain node:https as the control for `requests`: it answers each with a body as long as the proxy's
  * answer to it (told apart by the request body's length), since writing that answer through TLS is
  * HTTPS work any proxy does (an 11-byte answer left 0-7 µs of a 5.8 KB answer's cost, 3 pairs, in the
@@ -595,14 +618,19 @@ async function pairedLimit(env: Env, server: Server, name: string, scenario: str
   const request = (await scenarioBodies(env, server.url))[name] as SignedRequest;
   const tHttpsPaced = await plainHttpsUsAt(env, request, first.reqPerSec, 32);
   let tHttpsEstimate = (await plainHttpsHeld(env, request, 32, Math.max(0, cpu(first) - tHttpsPaced))).cpuUs;
-  const pairs: Array<{ proxy: Row; control: { cpuUs: number; reqPerSec: number }; tHsm: number; overheadUs: number }> = [];
+  // The floor is the plain proxy's: with Cedar it would need a policy engine of its own.
+  const withFloor = name === scenario;
+  let floorEstimate = withFloor ? (await floorHeld(env, request, 0)).cpuUs : Number.NaN;
+  const pairs: Array<{ proxy: Row; control: { cpuUs: number; reqPerSec: number }; tHsm: number; overheadUs: number; floor?: { cpuUs: number; reqPerSec: number } }> = [];
   for (let i = 0; i < STEADY_RUNS; i++) {
     const proxy = await runC32(server, `Proxy ${scenario}`, request);
     if (proxy.errors > 0) throw new Error(`${scenario}: ${proxy.errors} error answers in a paired run; its CPU per request is not the operation's`);
     const control = await plainHttpsHeld(env, request, 32, Math.max(0, cpu(proxy) - tHttpsEstimate));
     tHttpsEstimate = control.cpuUs;
+    const floor = withFloor ? await floorHeld(env, request, Math.max(0, cpu(proxy) - floorEstimate)) : undefined;
+    if (floor) floorEstimate = floor.cpuUs;
     const tHsm = hsmWorkUs(env, scenario);
-    pairs.push({ proxy, control, tHsm, overheadUs: cpu(proxy) - control.cpuUs - tHsm });
+    pairs.push({ proxy, control, tHsm, overheadUs: cpu(proxy) - control.cpuUs - tHsm, ...(floor ? { floor } : {}) });
   }
   const median = [...pairs].sort((x, y) => x.overheadUs - y.overheadUs)[Math.floor((pairs.length - 1) / 2)] as (typeof pairs)[number];
   const tHttps = median.control.cpuUs;
@@ -616,14 +644,24 @@ async function pairedLimit(env: Env, server: Server, name: string, scenario: str
     tHttpsUs: Math.round(tHttps),
     tHttpsPacedUs: Math.round(tHttpsPaced),
     controlReqPerSec: median.control.reqPerSec,
-    pairs: pairs.map((p) => ({ proxyCpuUs: cpu(p.proxy), proxyReqPerSec: p.proxy.reqPerSec, tHttpsUs: Math.round(p.control.cpuUs), controlReqPerSec: p.control.reqPerSec, tHsmUs: Math.round(p.tHsm), overheadUs: Math.round(p.overheadUs) })),
+    pairs: pairs.map((p) => ({
+      proxyCpuUs: cpu(p.proxy),
+      proxyReqPerSec: p.proxy.reqPerSec,
+      tHttpsUs: Math.round(p.control.cpuUs),
+      controlReqPerSec: p.control.reqPerSec,
+      tHsmUs: Math.round(p.tHsm),
+      overheadUs: Math.round(p.overheadUs),
+      ...(p.floor ? { floorCpuUs: Math.round(p.floor.cpuUs), floorReqPerSec: p.floor.reqPerSec } : {}),
+    })),
     tHsmUs: Math.round(tHsm),
+    ...(median.floor ? { floorCpuUs: Math.round(median.floor.cpuUs), floorOverheadUs: Math.round(median.floor.cpuUs - tHttps - tHsm) } : {}),
     limitReqPerSec: Math.round(limit),
     overheadUs: Math.round(median.overheadUs),
     ratio: round(median.proxy.reqPerSec / limit),
   };
-  const pairText = row.pairs.map((p) => `${p.proxyCpuUs} − ${p.tHttpsUs} − ${p.tHsmUs} (${p.proxyReqPerSec} / ${p.controlReqPerSec} req/s)`).join(', ');
-  process.stderr.write(`limit ${scenario}: proxy ${row.proxyCpuUs} µs/req (main thread ${row.proxyMainThreadUs}) at ${row.proxyReqPerSec} req/s, t_https ${row.tHttpsUs} µs (control at ${row.controlReqPerSec} req/s; paced ${row.tHttpsPacedUs} µs), t_hsm ${row.tHsmUs} µs, overhead ${row.overheadUs} µs (median of pairs, proxy − t_https − t_hsm: ${pairText}), L ${row.limitReqPerSec} req/s, ratio ${row.ratio}\n`);
+  const pairText = row.pairs.map((p) => `${p.proxyCpuUs} − ${p.tHttpsUs} − ${p.tHsmUs} (${p.proxyReqPerSec} / ${p.controlReqPerSec} req/s${p.floorCpuUs === undefined ? '' : `; floor ${p.floorCpuUs} µs at ${String(p.floorReqPerSec)} req/s`})`).join(', ');
+  const floorText = row.floorOverheadUs === undefined ? '' : `, floor ${String(row.floorCpuUs)} µs/req (overhead ${row.floorOverheadUs} µs)`;
+  process.stderr.write(`limit ${scenario}: proxy ${row.proxyCpuUs} µs/req (main thread ${row.proxyMainThreadUs}) at ${row.proxyReqPerSec} req/s, t_https ${row.tHttpsUs} µs (control at ${row.controlReqPerSec} req/s; paced ${row.tHttpsPacedUs} µs), t_hsm ${row.tHsmUs} µs, overhead ${row.overheadUs} µs (median of pairs, proxy − t_https − t_hsm: ${pairText})${floorText}, L ${row.limitReqPerSec} req/s, ratio ${row.ratio}\n`);
   return { limit: row, proxyRuns: pairs.map((p) => p.proxy), medianRun: median.proxy };
 }
 
@@ -702,6 +740,9 @@ function medianRow(runs: Row[]): Row {
   return { ...median, note: [`median of ${runs.length} runs by CPU per request (${figures} µs/req)`, median.note].filter(Boolean).join('; ') };
 }
 
+const FLOOR_TEXT =
+  'The floor is the least a Node XKS proxy must do per request here, and nothing else (bench/floor-server.ts): read the body, verify SigV4 (the body\'s SHA-256, the canonical request, one HMAC), JSON.parse, decode the Base64 fields, hand the HSM work to one PKCS#11 thread (a batch per event-loop turn, as the proxy does) and answer the JSON; no validation, log line, metrics, admission, deadlines, key lookup or spec errors. It is measured in each pair after the control, held to the proxy\'s rate as the control is; its overhead is floor − t_https − t_hsm of that pair: what any proxy pays on this machine, so the proxy\'s overhead less the floor\'s is what its own pipeline adds.';
+
 function renderLimitTable(rows: LimitRow[]): string[] {
   if (rows.length === 0) return [];
   return [
@@ -711,11 +752,14 @@ function renderLimitTable(rows: LimitRow[]): string[] {
     '',
     'Where the proxy\'s CPU runs, from /proc per thread: "main thread" is the event loop (TLS, HTTP, SigV4, validation, the pipeline, answers), "other threads" the PKCS#11 worker threads with V8\'s GC helpers and libuv\'s pool, all on the same core. Plain node:https does nearly all its work on its main thread, and the raw HSM work runs on one thread, so main thread − t_https is what the pipeline adds and other threads − t_hsm what the HSM layer adds (thread hand-off, job code, GC). A CPU profile (--profile) does not show this split: V8 samples by wall clock, so time the PKCS#11 thread runs on the shared core shows up in whatever main-thread frame it preempted (typically postMessage).',
     '',
-    '| Operation | proxy req/s | proxy CPU µs/req | main thread / other threads µs | t_https µs (control req/s) | t_https paced µs | t_hsm µs | L req/s | overhead µs | main thread − t_https / other threads − t_hsm | proxy req/s ÷ L |',
-    '|---|---|---|---|---|---|---|---|---|---|---|',
+    FLOOR_TEXT,
+    '',
+    '| Operation | proxy req/s | proxy CPU µs/req | main thread / other threads µs | t_https µs (control req/s) | t_https paced µs | t_hsm µs | L req/s | overhead µs | main thread − t_https / other threads − t_hsm | floor µs/req (its overhead) | proxy req/s ÷ L |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows.map((r) => {
       const other = r.proxyCpuUs - r.proxyMainThreadUs;
-      return `| ${r.scenario} | ${r.proxyReqPerSec} | ${r.proxyCpuUs} | ${r.proxyMainThreadUs} / ${other} | ${r.tHttpsUs} (${r.controlReqPerSec}) | ${r.tHttpsPacedUs} | ${r.tHsmUs} | ${r.limitReqPerSec} | ${r.overheadUs} | ${r.proxyMainThreadUs - r.tHttpsUs} / ${other - r.tHsmUs} | ${r.ratio} |`;
+      const floor = r.floorCpuUs === undefined ? '' : `${r.floorCpuUs} (${String(r.floorOverheadUs)})`;
+      return `| ${r.scenario} | ${r.proxyReqPerSec} | ${r.proxyCpuUs} | ${r.proxyMainThreadUs} / ${other} | ${r.tHttpsUs} (${r.controlReqPerSec}) | ${r.tHttpsPacedUs} | ${r.tHsmUs} | ${r.limitReqPerSec} | ${r.overheadUs} | ${r.proxyMainThreadUs - r.tHttpsUs} / ${other - r.tHsmUs} | ${floor} | ${r.ratio} |`;
     }),
     '',
   ];
