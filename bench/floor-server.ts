@@ -10,9 +10,8 @@
  * Not done, and so in the proxy's overhead above this floor: validation, the duplicate-name scan,
  * the log line, metrics, admission, deadlines, key lookup and versions, timestamps' and headers'
  * checks beyond the signature, security headers, errors in the spec's shape.
- * Args: certFile keyFile modulePath tokenLabel keyLabel [holdUs]; the PIN in XKS_HSM_PIN, the SigV4
- * secret in FLOOR_SECRET (never argv). holdUs: CPU to burn per request, as plain-https-server.ts
- * does, so a closed-loop client waits on it as long as on the proxy. Prints its port on stdout.
+ * Args: certFile keyFile modulePath tokenLabel keyLabel; the PIN in XKS_HSM_PIN, the SigV4 secret
+ * in FLOOR_SECRET (never argv). Prints its port on stdout.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer, type ServerOptions } from 'node:https';
@@ -33,8 +32,7 @@ if (isMainThread) main();
 else hsmThread();
 
 function main(): void {
-  const [certFile, keyFile, modulePath, tokenLabel, keyLabel, holdArg] = process.argv.slice(2) as string[];
-  const holdUs = Number(holdArg ?? 0);
+  const [certFile, keyFile, modulePath, tokenLabel, keyLabel] = process.argv.slice(2) as string[];
   const secret = process.env.FLOOR_SECRET as string;
   const worker = new Worker(__filename, { workerData: { modulePath, tokenLabel, keyLabel, pin: process.env.XKS_HSM_PIN } });
   const waiting = new Map<number, (reply: Reply) => void>();
@@ -81,7 +79,6 @@ function main(): void {
   };
 
   const answer = (res: ServerResponse, status: number, json: string): void => {
-    if (holdUs > 0) hold(holdUs);
     res.writeHead(status, { 'content-type': 'application/json', 'content-length': json.length });
     res.end(json, 'latin1');
   };
@@ -134,14 +131,6 @@ function hsmAad(aad: Buffer, metadata: Buffer): Buffer {
   out.writeUInt8(metadata.length, 2 + aad.length);
   metadata.copy(out, 3 + aad.length);
   return out;
-}
-
-function hold(us: number): void {
-  const start = process.cpuUsage();
-  for (;;) {
-    const used = process.cpuUsage(start);
-    if (used.user + used.system >= us) return;
-  }
 }
 
 /** One session, sync calls: the raw work of bench/raw-hsm-work.ts, a batch per message. */
