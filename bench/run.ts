@@ -591,8 +591,8 @@ async function cleanC32(server: Server, scenario: string, request: SignedRequest
 /**
  * The floor (bench/floor-server.ts) answering `request` closed loop at c=32, at its own rate. Not
  * held to the proxy's rate as the control is: burning CPU on its event loop changes how its jobs
- * batch on the PKCS#11 thread (held, its Encrypt cost ~200 µs more), so unheld it is a lower bound,
- * being faster. Returns its CPU per request and the rate reached. Refuses a run with error answers
+ * batch on the PKCS#11 thread (held, it cost 70-200 µs more per request in a first full run), so
+ * unheld it is a lower bound, being faster. Returns its CPU per request and the rate reached. Refuses a run with error answers
  * (a request the floor could not verify or decrypt): its CPU would not be the operation's.
  */
 async function floorRun(env: Env, request: SignedRequest): Promise<{ cpuUs: number; reqPerSec: number }> {
