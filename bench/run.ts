@@ -571,6 +571,11 @@ async function plainHttpsHeld(env: Env, request: SignedRequest, connections: num
   return { cpuUs: (row.cpuUsPerReq ?? Number.NaN) - holdUs, reqPerSec: row.reqPerSec };
 }
 
+/** startProcess's readiness check for the bench's own servers, which print their port on stdout. */
+function portOnStdout(out: string): Server | undefined {
+  return out.includes('\n') ? ({ url: `https://127.0.0.1:${out.trim()}` } as Server) : undefined;
+}
+
 /** Tries a paired run this many times before the bench gives up on it. */
 const PAIRED_RUN_ATTEMPTS = 3;
 
@@ -592,12 +597,13 @@ async function cleanC32(server: Server, scenario: string, request: SignedRequest
  * The floor (bench/floor-server.ts) answering `request` closed loop at c=32, at its own rate. Not
  * held to the proxy's rate as the control is: burning CPU on its event loop changes how its jobs
  * batch on the PKCS#11 thread (held, it cost 70-200 µs more per request in a first full run), so
- * unheld it is a lower bound, being faster. Returns its CPU per request and the rate reached. Refuses a run with error answers
- * (a request the floor could not verify or decrypt): its CPU would not be the operation's.
+ * unheld it is a lower bound, being faster. Returns its CPU per request and the rate reached.
+ * Refuses a run with error answers (a request the floor could not verify or decrypt): its CPU
+ * would not be the operation's.
  */
 async function floorRun(env: Env, request: SignedRequest): Promise<{ cpuUs: number; reqPerSec: number }> {
   const argv = [join(ROOT, 'dist/bench/floor-server.js'), env.certFile, env.keyFile, SOFTHSM_MODULE_PATH, env.tokenLabel, env.keyLabel];
-  const floor = await startProcess(process.execPath, argv, '0', (out) => (out.includes('\n') ? ({ url: `https://127.0.0.1:${out.trim()}` } as Server) : undefined), {
+  const floor = await startProcess(process.execPath, argv, '0', portOnStdout, {
     ...process.env,
     XKS_HSM_PIN: env.pin,
     FLOOR_SECRET: env.credential.secretAccessKey,
@@ -616,9 +622,7 @@ async function floorRun(env: Env, request: SignedRequest): Promise<{ cpuUs: numb
  */
 function startPlainHttps(env: Env, holdUs: number, requests: SignedRequest[]): Promise<Server> {
   const answers = Object.fromEntries(requests.filter((r) => r.answerBytes !== undefined).map((r) => [Buffer.byteLength(r.body), r.answerBytes]));
-  return startProcess(process.execPath, [join(ROOT, 'dist/bench/plain-https-server.js'), env.certFile, env.keyFile, String(Math.round(holdUs)), JSON.stringify(answers)], '0', (out) =>
-    out.includes('\n') ? ({ url: `https://127.0.0.1:${out.trim()}` } as Server) : undefined,
-  );
+  return startProcess(process.execPath, [join(ROOT, 'dist/bench/plain-https-server.js'), env.certFile, env.keyFile, String(Math.round(holdUs)), JSON.stringify(answers)], '0', portOnStdout);
 }
 
 /**
@@ -944,9 +948,7 @@ async function main(): Promise<void> {
   const summary: Record<string, unknown> = {};
 
   // 1. Ceilings
-  const plain = await startProcess(process.execPath, [join(ROOT, 'dist/bench/plain-https-server.js'), env.certFile, env.keyFile], '0', (out) =>
-    out.includes('\n') ? ({ url: `https://127.0.0.1:${out.trim()}` } as Server) : undefined,
-  );
+  const plain = await startProcess(process.execPath, [join(ROOT, 'dist/bench/plain-https-server.js'), env.certFile, env.keyFile], '0', portOnStdout);
   const sixKb = { method: 'POST' as const, path: '/', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ data: randomBytes(4400).toString('base64') }) };
   const ceilingByConcurrency = new Map<number, number>();
   for (const c of CONCURRENCIES) {
