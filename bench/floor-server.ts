@@ -19,13 +19,15 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import * as pkcs11js from 'pkcs11js';
+import { buildHsmAad } from '../src/api/hsm-aad';
+import { metadataForNewCiphertext } from '../src/keys/ciphertext-metadata';
 import { serverTlsOptions } from '../src/server/tls';
 
 interface Job { id: number; op: 'encrypt' | 'decrypt'; data: Uint8Array; aad: Uint8Array; iv?: Uint8Array }
 interface Reply { id: number; ok: boolean; out?: Uint8Array; iv?: Uint8Array }
 
-/** ciphertextMetadata of the proxy's format 0x02 for key version 1. */
-const VERSION_1 = Buffer.from([2, 0, 0, 0, 1]);
+/** ciphertextMetadata for key version 1, as the proxy writes it. */
+const VERSION_1 = metadataForNewCiphertext(1).metadata;
 const AUTH = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, ?SignedHeaders=([a-z0-9;-]+), ?Signature=([0-9a-f]{64})$/;
 
 if (isMainThread) main();
@@ -95,16 +97,15 @@ function main(): void {
     if (url.endsWith('/metadata')) return answer(res, 200, '{"keySpec":"AES_256","keyUsage":["ENCRYPT","DECRYPT"],"keyStatus":"ENABLED"}');
     const aad = Buffer.from(doc.additionalAuthenticatedData ?? '', 'base64');
     if (url.endsWith('/encrypt')) {
-      const metadata = VERSION_1;
-      return hsm({ op: 'encrypt', data: Buffer.from(doc.plaintext ?? '', 'base64'), aad: hsmAad(aad, metadata) }, (r) => {
+      return hsm({ op: 'encrypt', data: Buffer.from(doc.plaintext ?? '', 'base64'), aad: buildHsmAad(aad, VERSION_1) }, (r) => {
         if (!r.ok) return answer(res, 500, '{"errorName":"InternalException"}');
         const out = Buffer.from(r.out as Uint8Array);
-        answer(res, 200, `{"ciphertext":"${out.subarray(0, out.length - 16).toString('base64')}","ciphertextMetadata":"${metadata.toString('base64')}","initializationVector":"${Buffer.from(r.iv as Uint8Array).toString('base64')}","authenticationTag":"${out.subarray(out.length - 16).toString('base64')}"}`);
+        answer(res, 200, `{"ciphertext":"${out.subarray(0, out.length - 16).toString('base64')}","ciphertextMetadata":"${VERSION_1.toString('base64')}","initializationVector":"${Buffer.from(r.iv as Uint8Array).toString('base64')}","authenticationTag":"${out.subarray(out.length - 16).toString('base64')}"}`);
       });
     }
     const sealed = Buffer.concat([Buffer.from(doc.ciphertext ?? '', 'base64'), Buffer.from(doc.authenticationTag ?? '', 'base64')]);
     const metadata = Buffer.from(doc.ciphertextMetadata ?? '', 'base64');
-    return hsm({ op: 'decrypt', data: sealed, aad: hsmAad(aad, metadata), iv: Buffer.from(doc.initializationVector ?? '', 'base64') }, (r) => {
+    return hsm({ op: 'decrypt', data: sealed, aad: buildHsmAad(aad, metadata), iv: Buffer.from(doc.initializationVector ?? '', 'base64') }, (r) => {
       if (!r.ok) return answer(res, 400, '{"errorName":"InvalidCiphertextException"}');
       answer(res, 200, `{"plaintext":"${Buffer.from(r.out as Uint8Array).toString('base64')}"}`);
     });
@@ -121,16 +122,6 @@ function main(): void {
   });
   worker.once('message', () => server.listen(0, '127.0.0.1', () => process.stdout.write(`${(server.address() as AddressInfo).port}\n`)));
   process.on('SIGTERM', () => process.exit(0));
-}
-
-/** u16be(len(aad)) || aad || u8(len(metadata)) || metadata, as the spec's Encrypt asks. */
-function hsmAad(aad: Buffer, metadata: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(3 + aad.length + metadata.length);
-  out.writeUInt16BE(aad.length, 0);
-  aad.copy(out, 2);
-  out.writeUInt8(metadata.length, 2 + aad.length);
-  metadata.copy(out, 3 + aad.length);
-  return out;
 }
 
 /** One session, sync calls: the raw work of bench/raw-hsm-work.ts, a batch per message. */

@@ -15,11 +15,6 @@ export class LoginGuard {
     private readonly pin: string,
   ) {}
 
-  /** The first refusal (a credentials-scope return code), if the PIN was refused. */
-  get refused(): HsmError | undefined {
-    return this.refusal;
-  }
-
   /** Throws (a copy of) the refusal, if any, before anything reaches the HSM. */
   assertNotRefused(): void {
     const refusal = this.refusal;

@@ -56,7 +56,7 @@ function validNow(peer: { valid_from: string; valid_to: string }): boolean {
   const now = Date.now();
   const from = Date.parse(peer.valid_from);
   const to = Date.parse(peer.valid_to);
-  return !(now < from) && !(now > to) && !Number.isNaN(from) && !Number.isNaN(to);
+  return Number.isFinite(from) && Number.isFinite(to) && from <= now && now <= to;
 }
 
 export class ClientCertificateGate {

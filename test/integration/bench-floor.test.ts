@@ -11,13 +11,14 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createSelfSignedCert } from '../../src/cli/demo/self-signed-cert';
 import { buildHsmAad } from '../../src/api/hsm-aad';
+import { metadataForNewCiphertext } from '../../src/keys/ciphertext-metadata';
 import { testKeys } from '../support/proxy-harness';
 import { softHsmFixture } from '../support/softhsm-fixture';
 import { tempDir } from '../support/temp-dir';
 import { b64, requestMetadata, XksClient } from '../support/xks-client';
 
 const FLOOR = join(__dirname, '../../bench/floor-server.js');
-const VERSION_1 = Buffer.from([2, 0, 0, 0, 1]);
+const VERSION_1 = metadataForNewCiphertext(1).metadata;
 
 describe('bench floor server', function () {
   this.timeout(30_000);
