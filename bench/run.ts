@@ -602,16 +602,57 @@ async function cleanC32(server: Server, scenario: string, request: SignedRequest
  * would not be the operation's.
  */
 async function floorRun(env: Env, request: SignedRequest): Promise<{ cpuUs: number; reqPerSec: number }> {
-  const argv = [join(ROOT, 'dist/bench/floor-server.js'), env.certFile, env.keyFile, SOFTHSM_MODULE_PATH, env.tokenLabel, env.keyLabel];
-  const floor = await startProcess(process.execPath, argv, '0', portOnStdout, {
-    ...process.env,
-    XKS_HSM_PIN: env.pin,
-    FLOOR_SECRET: env.credential.secretAccessKey,
-  });
+  const floor = await startFloor(env);
   const row = await measured(floor, 'Floor', 32, () => load(floor.url, [request], 32, DURATION));
   await stop(floor);
   if (row.errors > 0) throw new Error(`the floor answered ${row.errors} requests with an error`);
   return { cpuUs: row.cpuUsPerReq ?? Number.NaN, reqPerSec: row.reqPerSec };
+}
+
+function startFloor(env: Env): Promise<Server> {
+  const argv = [join(ROOT, 'dist/bench/floor-server.js'), env.certFile, env.keyFile, SOFTHSM_MODULE_PATH, env.tokenLabel, env.keyLabel];
+  return startProcess(process.execPath, argv, '0', portOnStdout, {
+    ...process.env,
+    XKS_HSM_PIN: env.pin,
+    FLOOR_SECRET: env.credential.secretAccessKey,
+  });
+}
+
+/** One trial rate of the floor's sizing: whether it held the targets there, and its figures. */
+interface FloorTrial {
+  rate: number;
+  p99: number;
+  errors: number;
+  cpuUsPerReq: number | null;
+  held: boolean;
+}
+
+/**
+ * The floor (bench/floor-server.ts) under the proxy's sizing trials: the KMS-shaped mix, open loop,
+ * evenly paced, SUSTAIN_SECONDS per rate, from `fromRate` up the trial rates until one misses p99 <= 20 ms
+ * or has errors (the floor has no event-loop metric; its lag shows in p99). What it holds is about
+ * the most any Node proxy with its PKCS#11 work off the event loop holds on this core, so a sizing
+ * target above it is out of reach for the proxy too.
+ */
+async function floorSizing(env: Env, rows: Row[], fromRate: number): Promise<{ trials: FloorTrial[]; sustained: number | null }> {
+  const floor = await startFloor(env);
+  const trials: FloorTrial[] = [];
+  try {
+    for (const rate of SUSTAIN_RATES.filter((r) => r >= fromRate)) {
+      const requests = await signedKmsMix(env, floor.url);
+      const row = await measured(floor, `Floor, KMS-shaped sizing: ${rate} req/s offered, evenly paced, ${SUSTAIN_SECONDS} s`, `open loop, <= ${PACED_CONNECTIONS} conns`, () => pacedRun(floor.url, requests, rate, SUSTAIN_SECONDS));
+      const held = row.p99 <= 20 && row.errors === 0;
+      trials.push({ rate, p99: row.p99, errors: row.errors, cpuUsPerReq: row.cpuUsPerReq ?? null, held });
+      if (!held) row.note = `${row.note ?? ''}; over the targets: stopped here`;
+      rows.push(row);
+      if (!held) break;
+    }
+  } finally {
+    await stop(floor);
+  }
+  const sustained = trials.filter((t) => t.held).pop()?.rate ?? null;
+  process.stderr.write(`floor sizing: ${trials.map((t) => `${t.rate} req/s p99 ${t.p99} ms, ${t.errors} errors`).join('; ')}; holds ${String(sustained)}\n`);
+  return { trials, sustained };
 }
 
 /**
@@ -940,7 +981,9 @@ async function main(): Promise<void> {
   process.env.XKS_HSM_PIN = env.pin;
   const configPath = writeConfig(env, { cedar: args.has('cedar') });
   if (PROFILE_DIR || args.has('scenario')) {
-    await (PROFILE_DIR ? profile(env, configPath) : args.has('compare') ? compare(env, configPath) : quick(env, configPath));
+    // --scenario=floor-sizing: the floor's sizing trials alone, from --rate (default 1800) up.
+    if (args.get('scenario') === 'floor-sizing') await floorSizing(env, [], KMS_RATE);
+    else await (PROFILE_DIR ? profile(env, configPath) : args.has('compare') ? compare(env, configPath) : quick(env, configPath));
     rmSync(env.dir, { recursive: true, force: true });
     return;
   }
@@ -1049,8 +1092,13 @@ async function main(): Promise<void> {
     rows.push(row);
   }
   Object.assign(summary, { connectionCosts: await reportConnectionCosts(proxy) });
-  Object.assign(summary, { sustainedRatePerWorker: sustained ? Number(/(\d+) req\/s offered/.exec(sustained.scenario)?.[1]) : null });
+  const sustainedRate = sustained ? Number(/(\d+) req\/s offered/.exec(sustained.scenario)?.[1]) : null;
+  Object.assign(summary, { sustainedRatePerWorker: sustainedRate });
   await stop(proxy);
+
+  // 3c. The floor's sizing, from the first rate the proxy missed: whether any Node proxy holds what the proxy did not.
+  const proxyMissedAt = SUSTAIN_RATES.find((rate) => sustainedRate === null || rate > sustainedRate) ?? KMS_RATE;
+  Object.assign(summary, { floorSizing: await floorSizing(env, rows, proxyMissedAt) });
 
   // 4. Scaling: 1 vs 2 workers
   {
@@ -1178,6 +1226,24 @@ function targetRows(summary: Record<string, unknown>): string[] {
   return out;
 }
 
+/** The floor's sizing in the targets table's sizing cell (runs before it had none). */
+function floorSizingCell(summary: Record<string, unknown>): string {
+  const floor = summary.floorSizing as { trials: FloorTrial[]; sustained: number | null } | undefined;
+  if (!floor) return '';
+  const from = floor.trials[0]?.rate;
+  return `; the floor: ${floor.sustained === null ? `none from ${String(from)} up` : `${String(floor.sustained)} req/s`}`;
+}
+
+function floorSizingLines(summary: Record<string, unknown>): string[] {
+  const floor = summary.floorSizing as { trials: FloorTrial[]; sustained: number | null } | undefined;
+  if (!floor) return [];
+  const trials = floor.trials.map((t) => `${t.rate} req/s: p99 ${t.p99} ms, ${t.errors} errors, ${String(t.cpuUsPerReq)} µs/req${t.held ? '' : ' (over)'}`).join('; ');
+  return [
+    '',
+    `The floor (bench/floor-server.ts, see the limit table) under the same trials, from the first rate the proxy missed, alone on the same core: ${trials}. ${floor.sustained === null ? 'It held none of them' : `It holds ${String(floor.sustained)} req/s`}: about the most any Node proxy with its PKCS#11 work off the event loop holds here, so a sizing above it is out of this machine's reach, not only the proxy's. The floor has no event-loop metric; its lag shows in its p99.`,
+  ];
+}
+
 function renderMarkdown(summary: Record<string, unknown>, rows: Row[]): string {
   const t = summary.targets as Record<string, number | null>;
   const lines = [
@@ -1198,9 +1264,10 @@ function renderMarkdown(summary: Record<string, unknown>, rows: Row[]): string {
     `| errors at ${KMS_RATE} req/s (after the 5 s warm-up) | 0 | ${String(t.kmsErrors)} |`,
     `| event-loop lag p99 during that run | < 10 ms | ${t.eventLoopLagP99Ms === null ? 'n/a' : `${String(t.eventLoopLagP99Ms)} ms`} |`,
     `| RSS growth over that run | <= 10 % | ${String(t.rssGrowthPct)} % over the recorded ${String(KMS_SECONDS)} s; ${String(t.rssSecondHalfGrowthPct)} % over its second half; ${String(t.rssGrowthWithWarmupPct)} % counted from before the warm-up (the series is in the row's note) |`,
-    `| sizing: highest trial rate within the targets | >= 2500 req/s | ${summary.sustainedRatePerWorker === null ? 'none' : `${String(summary.sustainedRatePerWorker)} req/s`} |`,
+    `| sizing: highest trial rate within the targets | >= 2500 req/s | ${summary.sustainedRatePerWorker === null ? 'none' : `${String(summary.sustainedRatePerWorker)} req/s`}${floorSizingCell(summary)} |`,
     '',
     `Sizing: one worker on this machine serves ${summary.sustainedRatePerWorker === null ? 'none of the trial rates' : `${String(summary.sustainedRatePerWorker)} req/s`} of the KMS-shaped mix within the targets (p99 <= 20 ms, no errors, event-loop lag p99 < 10 ms; open-loop, evenly paced; rates tried: ${SUSTAIN_RATES.join(', ')}).`,
+    ...floorSizingLines(summary),
     '',
     ...(summary.hsmLayerEncryptPerSec
       ? [`Context: the proxy's HSM layer alone (encrypt + verify-decrypt, no HTTP, same core) does ${String(summary.hsmLayerEncryptPerSec)} Encrypt/s; the proxy reaches ${String(t.encrypt4300c32ReqPerSec)} req/s (${Math.round(((t.encrypt4300c32ReqPerSec as number) / (summary.hsmLayerEncryptPerSec as number)) * 100)} % of that).`, '']
@@ -1213,7 +1280,7 @@ function renderMarkdown(summary: Record<string, unknown>, rows: Row[]): string {
     '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows.map((r) => `| ${r.scenario} | ${r.concurrency} | ${r.reqPerSec} | ${r.p50} | ${r.p90} | ${r.p99} | ${r.max} | ${r.errors} | ${r.serverCpuPct ?? ''} | ${r.cpuUsPerReq ?? ''} | ${r.mainThreadCpuUsPerReq ?? ''} | ${r.serverRssMb ?? ''} | ${r.ratio ?? ''} | ${r.note ?? ''} |`),
     '',
-    'Reproduce: `npm run bench` (options: `--duration=8 --kms-seconds=60 --rate=1800 --pool=8 --concurrency=1,32,256 --sustain-rates=200,400,600,800,1000,1200,1500,1800,2000,2200,2500,2800,3000,3300 --sustain-seconds=20`; `--scenario=<name>` runs one proxy scenario or `KMS-shaped` and writes nothing, with the overhead against L for the c=32 row unless `--limit=off`; `--cedar` runs it with secondary authorization on; `--profile=<dir>` writes a CPU profile of Encrypt 4300 B, or of `--scenario`, instead).',
+    'Reproduce: `npm run bench` (options: `--duration=8 --kms-seconds=60 --rate=1800 --pool=8 --concurrency=1,32,256 --sustain-rates=200,400,600,800,1000,1200,1500,1800,2000,2200,2500,2800,3000,3300 --sustain-seconds=20`; `--scenario=<name>` runs one proxy scenario, `KMS-shaped`, or `floor-sizing` (the floor\'s sizing trials from `--rate` up) and writes nothing, with the overhead against L for the c=32 row unless `--limit=off`; `--cedar` runs it with secondary authorization on; `--profile=<dir>` writes a CPU profile of Encrypt 4300 B, or of `--scenario`, instead).',
     '',
   ];
   return lines.join('\n');
