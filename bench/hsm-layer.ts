@@ -26,7 +26,7 @@ async function main(): Promise<void> {
     if (mode === 'both' && out.verification !== 'decrypted-back') throw new Error(`verify-decrypt: ${String(out.verification)}`);
   };
   // Unmeasured, back to back: compiling the layer's code on both threads is not a job's cost. Without
-  // it a paced run (a few thousand jobs) read ~170 µs more per job (hsm.encrypt after 0.5 ms idle: 430-518 against 268-338 warmed).
+  // it a paced run (a few thousand jobs) read ~110 µs more per job (352-363 against 238-254, alternating builds).
   const loops = Number(conc);
   await Promise.all(Array.from({ length: loops }, async () => {
     for (let i = 0; i < Math.ceil(WARMUP_JOBS / loops); i++) await once();

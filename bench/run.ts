@@ -593,6 +593,9 @@ async function cleanC32(server: Server, scenario: string, request: SignedRequest
   }
 }
 
+/** Unmeasured load on each fresh floor before it is measured against a warm proxy. */
+const FLOOR_WARMUP_SECONDS = 2;
+
 /**
  * The floor (bench/floor-server.ts) answering `request` closed loop at c=32, at its own rate. Not
  * held to the proxy's rate as the control is: burning CPU on its event loop changes how its jobs
@@ -602,8 +605,6 @@ async function cleanC32(server: Server, scenario: string, request: SignedRequest
  * Refuses a run with error answers (a request the floor could not verify or decrypt): its CPU
  * would not be the operation's.
  */
-const FLOOR_WARMUP_SECONDS = 2;
-
 async function floorRun(env: Env, request: SignedRequest): Promise<{ cpuUs: number; reqPerSec: number }> {
   const floor = await startFloor(env);
   // Unmeasured first, as the proxy it is set against is warm: compiling the floor's code is not a request's cost.
@@ -632,6 +633,12 @@ interface FloorTrial {
   held: boolean;
 }
 
+/** The floor's sizing trials and the highest rate it held (summary.floorSizing). */
+interface FloorSizing {
+  trials: FloorTrial[];
+  sustained: number | null;
+}
+
 /**
  * The floor (bench/floor-server.ts) under the proxy's sizing trials: the KMS-shaped mix, open loop,
  * evenly paced, SUSTAIN_SECONDS per rate, from `fromRate` up the trial rates until one misses p99 <= 20 ms
@@ -639,7 +646,7 @@ interface FloorTrial {
  * the most any Node proxy with its PKCS#11 work off the event loop holds on this core, so a sizing
  * target above it is out of reach for the proxy too.
  */
-async function floorSizing(env: Env, rows: Row[], fromRate: number): Promise<{ trials: FloorTrial[]; sustained: number | null }> {
+async function floorSizing(env: Env, rows: Row[], fromRate: number): Promise<FloorSizing> {
   const floor = await startFloor(env);
   const trials: FloorTrial[] = [];
   try {
@@ -1233,14 +1240,14 @@ function targetRows(summary: Record<string, unknown>): string[] {
 
 /** The floor's sizing in the targets table's sizing cell (runs before it had none). */
 function floorSizingCell(summary: Record<string, unknown>): string {
-  const floor = summary.floorSizing as { trials: FloorTrial[]; sustained: number | null } | undefined;
+  const floor = summary.floorSizing as FloorSizing | undefined;
   if (!floor) return '';
   const from = floor.trials[0]?.rate;
   return `; the floor: ${floor.sustained === null ? `none from ${String(from)} up` : `${String(floor.sustained)} req/s`}`;
 }
 
 function floorSizingLines(summary: Record<string, unknown>): string[] {
-  const floor = summary.floorSizing as { trials: FloorTrial[]; sustained: number | null } | undefined;
+  const floor = summary.floorSizing as FloorSizing | undefined;
   if (!floor) return [];
   const trials = floor.trials.map((t) => `${t.rate} req/s: p99 ${t.p99} ms, ${t.errors} errors, ${String(t.cpuUsPerReq)} µs/req${t.held ? '' : ' (over)'}`).join('; ');
   return [
