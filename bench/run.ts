@@ -30,7 +30,7 @@ const args = new Map(process.argv.slice(2).map((a) => /^--([^=]+)(?:=(.*))?$/s.e
 /** Every option this script reads; anything else is refused, so a typo (or --help) does not start a 20-minute run. */
 const OPTIONS = [
   'admission-wait', 'after-closed-loop', 'cedar', 'concurrency', 'duration', 'kms-seconds', 'limit', 'max-in-flight', 'mix', 'node-flags',
-  'compare', 'paced-connections', 'pkcs11-threads', 'pool', 'profile', 'rate', 'render', 'rounds', 'scenario', 'server-log', 'sustain-rates', 'sustain-seconds', 'workers',
+  'compare', 'paced-connections', 'paced-warmup', 'pkcs11-threads', 'pool', 'profile', 'rate', 'render', 'rounds', 'scenario', 'server-log', 'sustain-rates', 'sustain-seconds', 'workers',
 ];
 const unknown = process.argv.slice(2).filter((a) => !OPTIONS.includes(/^--([^=]+)/.exec(a)?.[1] ?? ''));
 if (unknown.length > 0) {
@@ -39,6 +39,10 @@ if (unknown.length > 0) {
 }
 if (args.has('mix') && args.get('scenario') !== 'KMS-shaped') {
   process.stderr.write('bench: --mix only changes a --scenario=KMS-shaped run\n');
+  process.exit(2);
+}
+if (args.has('paced-warmup') && !args.has('scenario')) {
+  process.stderr.write('bench: --paced-warmup only changes a --scenario run (the full run\'s text says 5 s)\n');
   process.exit(2);
 }
 const DURATION = Number(args.get('duration') ?? 8);
@@ -51,6 +55,8 @@ const SUSTAIN_RATES = (args.get('sustain-rates') ?? '200,400,600,800,1000,1200,1
 const SUSTAIN_SECONDS = Number(args.get('sustain-seconds') ?? 20);
 /** Open-loop runs: enough connections that an overloaded proxy, not the generator, decides what waits and what is shed. */
 const PACED_CONNECTIONS = Number(args.get('paced-connections') ?? 256);
+/** --paced-warmup=<s>: the paced runs' unrecorded start (default 5); 0 records a cold start from its first request. */
+const PACED_WARMUP_SECONDS = Number(args.get('paced-warmup') ?? 5);
 const PIN_CORES = cpus().length >= 2;
 
 interface Row extends LoadFigures {
@@ -312,7 +318,7 @@ async function load(url: string, requests: SignedRequest[], connections: number,
 /** Open loop at a fixed, evenly paced rate (see paced-load.ts for why not autocannon's -R). */
 async function pacedRun(url: string, requests: SignedRequest[], rate: number, seconds: number, onRecordingStart?: () => void): Promise<LoadSummary> {
   const result = await pacedLoad({
-    url, requests, rate, seconds, connections: PACED_CONNECTIONS, resign: () => Promise.all(requests.map((r) => r.resign?.() ?? r)), ...(onRecordingStart ? { onRecordingStart } : {}),
+    url, requests, rate, seconds, connections: PACED_CONNECTIONS, warmupSeconds: PACED_WARMUP_SECONDS, resign: () => Promise.all(requests.map((r) => r.resign?.() ?? r)), ...(onRecordingStart ? { onRecordingStart } : {}),
   });
   // CPU per request counts every request the server saw, answered in time or not, warm-up included:
   // measured() takes the CPU of the whole run, warm-up too (counting only the recorded requests
