@@ -112,6 +112,31 @@ describe('logger: the request line written straight to the transport', () => {
     expect(text.trim().split('\n').map((l) => (JSON.parse(l) as { status: number }).status)).to.deep.equal([400]);
   });
 
+  it('follows a level changed after creation, and a level set on its transport, as logger.isLevelEnabled does', async () => {
+    const stream = new PassThrough();
+    let text = '';
+    stream.on('data', (d: Buffer) => (text += d.toString()));
+    const logger = createLogger({ level: 'info', stream });
+    const [transport] = logger.transports;
+    const winstonSays: number[] = [];
+    const write = (n: number, level: string): void => {
+      if (logger.isLevelEnabled(level)) winstonSays.push(n);
+      logRequestLine(logger, level, 'xks request', { n });
+    };
+    logger.level = 'error';
+    write(1, 'warn');
+    write(2, 'error');
+    logger.level = 'info';
+    transport!.level = 'warn';
+    write(3, 'info');
+    write(4, 'warn');
+    write(5, 'no-such-level');
+    await turnEnds();
+    const written = text.trim().split('\n').map((l) => (JSON.parse(l) as { n: number }).n);
+    expect(written).to.deep.equal([2, 4]);
+    expect(written).to.deep.equal(winstonSays);
+  });
+
   it('waits for the end of the turn with the other request lines when batching', async () => {
     const stream = new PassThrough();
     const writes: string[] = [];
