@@ -175,14 +175,16 @@ export function logRequestLine(logger: Logger, level: string, message: string, f
 }
 
 /**
- * logger.isLevelEnabled(level) for a logger whose one transport is `transport`: the transport's
- * level, else the logger's. winston's own builds an array of its transports and a closure per call,
- * ~0.7 KB of garbage per request.
+ * logger.isLevelEnabled(level) for a logger whose one transport is `transport`, by the same rule: the
+ * transport's level if it is a known one, else the logger's. winston's own builds an array of its
+ * transports and a closure per call, ~0.7 KB of garbage per request.
  */
 function levelEnabled(logger: Logger, transport: BufferedLineTransport, level: string): boolean {
   const given = logger.levels[level];
-  const allowed = logger.levels[transport.level ?? logger.level];
-  return given !== undefined && allowed !== undefined && allowed >= given;
+  const configured = logger.levels[logger.level];
+  if (given === undefined || configured === undefined) return false;
+  const allowed = (transport.level === undefined ? undefined : logger.levels[transport.level]) ?? configured;
+  return allowed >= given;
 }
 
 /**

@@ -131,9 +131,12 @@ describe('logger: the request line written straight to the transport', () => {
     write(3, 'info');
     write(4, 'warn');
     write(5, 'no-such-level');
+    transport!.level = 'no-such-level';
+    write(6, 'info');
+    write(7, 'debug');
     await turnEnds();
     const written = text.trim().split('\n').map((l) => (JSON.parse(l) as { n: number }).n);
-    expect(written).to.deep.equal([2, 4]);
+    expect(written).to.deep.equal([2, 4, 6]);
     expect(written).to.deep.equal(winstonSays);
   });
 
