@@ -10,6 +10,11 @@
  * Not done, and so in the proxy's overhead above this floor: validation, the duplicate-name scan,
  * the log line, metrics, admission, deadlines, key lookup and versions, timestamps' and headers'
  * checks beyond the signature, security headers, errors in the spec's shape.
+ * FLOOR_PARTS (comma-separated) adds the proxy's own code for some of those, to tell what they cost on
+ * top of the floor (`npm run bench -- --floor-parts=...`): validate (the compiled Ajv validators,
+ * Base64 decodes included), log (the request log line through the proxy's logger), metrics (the
+ * request counter and histogram, an HSM call's histogram and the session gauges), headers (the
+ * captured helmet headers on every answer).
  * Args: certFile keyFile modulePath tokenLabel keyLabel; the PIN in XKS_HSM_PIN, the SigV4 secret
  * in FLOOR_SECRET (never argv). Prints its port on stdout.
  */
@@ -20,6 +25,11 @@ import type { AddressInfo } from 'node:net';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import * as pkcs11js from 'pkcs11js';
 import { buildHsmAad } from '../src/api/hsm-aad';
+import { decodedField } from '../src/api/base64';
+import { compileRequestValidators } from '../src/api/schemas';
+import { createLogger, logRequestLine } from '../src/observability/logger';
+import { XksMetrics } from '../src/observability/metrics';
+import { captureApiHeaders } from '../src/server/security-headers';
 import { metadataForNewCiphertext } from '../src/keys/ciphertext-metadata';
 import { serverTlsOptions } from '../src/server/tls';
 
@@ -33,9 +43,23 @@ const AUTH = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/a
 if (isMainThread) main();
 else hsmThread();
 
+/** The proxy's parts FLOOR_PARTS asks for, each built once as the proxy builds it per config generation. */
+function proxyParts() {
+  const parts = new Set((process.env.FLOOR_PARTS ?? '').split(',').filter((part) => part !== ''));
+  const unknown = [...parts].filter((part) => !['validate', 'log', 'metrics', 'headers'].includes(part));
+  if (unknown.length > 0) throw new Error(`FLOOR_PARTS: unknown part(s) ${unknown.join(', ')}`);
+  return {
+    validators: parts.has('validate') ? compileRequestValidators({ maxPlaintextBytes: 8192, maxAadBytes: 8192 }) : undefined,
+    logger: parts.has('log') ? createLogger({ level: 'info' }) : undefined,
+    metrics: parts.has('metrics') ? new XksMetrics() : undefined,
+    headers: parts.has('headers') ? captureApiHeaders().flat() : [],
+  };
+}
+
 function main(): void {
   const [certFile, keyFile, modulePath, tokenLabel, keyLabel] = process.argv.slice(2) as string[];
   const secret = process.env.FLOOR_SECRET as string;
+  const { validators, logger, metrics, headers } = proxyParts();
   const worker = new Worker(__filename, { workerData: { modulePath, tokenLabel, keyLabel, pin: process.env.XKS_HSM_PIN } });
   const waiting = new Map<number, (reply: Reply) => void>();
   let queued: Job[] = [];
@@ -66,52 +90,92 @@ function main(): void {
     }
     return signingKey;
   };
-  const verified = (req: IncomingMessage, body: Buffer): boolean => {
+  /** The Authorization header's parts when the signature verifies, else undefined. */
+  const verified = (req: IncomingMessage, body: Buffer): RegExpExecArray | undefined => {
     const m = AUTH.exec(req.headers.authorization ?? '');
-    if (!m) return false;
+    if (!m) return undefined;
     const [, , date, region, service, signedHeaders, signature] = m as unknown as string[];
     const amzDate = req.headers['x-amz-date'];
-    if (typeof amzDate !== 'string' || !amzDate.startsWith(date as string)) return false;
+    if (typeof amzDate !== 'string' || !amzDate.startsWith(date as string)) return undefined;
     let canonical = `${req.method as string}\n${(req.url as string).split('?')[0] as string}\n\n`;
     for (const name of (signedHeaders as string).split(';')) canonical += `${name}:${String(req.headers[name] ?? '').trim()}\n`;
     canonical += `\n${signedHeaders as string}\n${createHash('sha256').update(body).digest('hex')}`;
     const toSign = `AWS4-HMAC-SHA256\n${amzDate}\n${date as string}/${region as string}/${service as string}/aws4_request\n${createHash('sha256').update(canonical).digest('hex')}`;
     const expected = createHmac('sha256', keyFor(date as string, region as string, service as string)).update(toSign).digest();
-    return timingSafeEqual(expected, Buffer.from(signature as string, 'hex'));
+    return timingSafeEqual(expected, Buffer.from(signature as string, 'hex')) ? m : undefined;
   };
 
-  const answer = (res: ServerResponse, status: number, json: string): void => {
-    res.writeHead(status, { 'content-type': 'application/json', 'content-length': json.length });
-    res.end(json, 'latin1');
+  /** A request's own state for the optional parts: its start, the operation and the log line's fields. */
+  interface Outcome { started: bigint; operation: string; fields: Record<string, string | number | undefined> }
+  const record = (outcome: Outcome | undefined, status: number): void => {
+    if (outcome === undefined) return;
+    const seconds = Number(process.hrtime.bigint() - outcome.started) / 1e9;
+    const { fields } = outcome;
+    fields.status = status;
+    fields.latencyMs = Math.round(seconds * 1e6) / 1e3;
+    metrics?.request(outcome.operation, 'bench', status, '', seconds);
+    if (logger) logRequestLine(logger, status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info', 'xks request', fields);
   };
+  const answer = (res: ServerResponse, status: number, json: string, outcome?: Outcome): void => {
+    res.writeHead(status, [...headers, 'content-type', 'application/json', 'content-length', String(json.length)]);
+    res.end(json, 'latin1');
+    record(outcome, status);
+  };
+  const operationOf = (url: string): 'GetHealthStatus' | 'GetKeyMetadata' | 'Encrypt' | 'Decrypt' =>
+    url.endsWith('/health') ? 'GetHealthStatus' : url.endsWith('/metadata') ? 'GetKeyMetadata' : url.endsWith('/encrypt') ? 'Encrypt' : 'Decrypt';
+  /** A Base64 field's bytes: the ones the validator decoded when it ran (as the proxy takes them), else decoded here. */
+  const bytesOf = (doc: Record<string, string>, field: string): Buffer => (doc[field] === undefined ? Buffer.alloc(0) : decodedField(doc, field));
+  const hsmMetrics = (started: bigint): void => metrics?.hsmCall('hsm-1', 'encrypt', Number(process.hrtime.bigint() - started) / 1e9, 'ok');
   const handle = (req: IncomingMessage, res: ServerResponse, body: Buffer): void => {
-    if (!verified(req, body)) return answer(res, 403, '{"errorName":"AuthenticationFailedException"}');
+    const url = req.url as string;
+    const operation = operationOf(url);
+    const outcome: Outcome | undefined = logger || metrics ? { started: process.hrtime.bigint(), operation, fields: { operation, keyStore: 'bench', remoteAddress: req.socket.remoteAddress } } : undefined;
+    const auth = verified(req, body);
+    if (!auth) return answer(res, 403, '{"errorName":"AuthenticationFailedException"}', outcome);
+    if (outcome) {
+      const { fields } = outcome;
+      if (operation !== 'GetHealthStatus') fields.externalKeyId = url.split('/')[5];
+      fields.accessKeyId = auth[1];
+      fields.region = auth[3];
+    }
     let doc: Record<string, string>;
     try {
       doc = JSON.parse(body.toString('utf8')) as Record<string, string>;
+      validators?.[operation](doc);
     } catch {
-      return answer(res, 400, '{"errorName":"ValidationException"}');
+      return answer(res, 400, '{"errorName":"ValidationException"}', outcome);
     }
-    const url = req.url as string;
-    if (url.endsWith('/health')) return answer(res, 200, '{"xksProxyFleetSize":1,"xksProxyVendor":"floor","xksProxyModel":"floor","ekmVendor":"floor","ekmFleetDetails":[{"id":"hsm-1","model":"SoftHSM","healthStatus":"ACTIVE"}]}');
-    if (url.endsWith('/metadata')) return answer(res, 200, '{"keySpec":"AES_256","keyUsage":["ENCRYPT","DECRYPT"],"keyStatus":"ENABLED"}');
-    const aad = Buffer.from(doc.additionalAuthenticatedData ?? '', 'base64');
-    if (url.endsWith('/encrypt')) {
-      return hsm({ op: 'encrypt', data: Buffer.from(doc.plaintext ?? '', 'base64'), aad: buildHsmAad(aad, VERSION_1) }, (r) => {
-        if (!r.ok) return answer(res, 500, '{"errorName":"InternalException"}');
+    if (outcome) {
+      const metadata = doc.requestMetadata as unknown as Record<string, string>;
+      for (const name of ['kmsRequestId', 'kmsOperation', 'awsPrincipalArn', 'kmsKeyArn']) if (typeof metadata[name] === 'string') outcome.fields[name] = metadata[name];
+    }
+    if (operation === 'GetHealthStatus') return answer(res, 200, '{"xksProxyFleetSize":1,"xksProxyVendor":"floor","xksProxyModel":"floor","ekmVendor":"floor","ekmFleetDetails":[{"id":"hsm-1","model":"SoftHSM","healthStatus":"ACTIVE"}]}', outcome);
+    if (operation === 'GetKeyMetadata') return answer(res, 200, '{"keySpec":"AES_256","keyUsage":["ENCRYPT","DECRYPT"],"keyStatus":"ENABLED"}', outcome);
+    const aad = doc.additionalAuthenticatedData === undefined ? Buffer.alloc(0) : bytesOf(doc, 'additionalAuthenticatedData');
+    const hsmStarted = process.hrtime.bigint();
+    if (operation === 'Encrypt') {
+      return hsm({ op: 'encrypt', data: bytesOf(doc, 'plaintext'), aad: buildHsmAad(aad, VERSION_1) }, (r) => {
+        hsmMetrics(hsmStarted);
+        if (!r.ok) return answer(res, 500, '{"errorName":"InternalException"}', outcome);
         const out = Buffer.from(r.out as Uint8Array);
-        answer(res, 200, `{"ciphertext":"${out.subarray(0, out.length - 16).toString('base64')}","ciphertextMetadata":"${VERSION_1.toString('base64')}","initializationVector":"${Buffer.from(r.iv as Uint8Array).toString('base64')}","authenticationTag":"${out.subarray(out.length - 16).toString('base64')}"}`);
+        answer(res, 200, `{"ciphertext":"${out.subarray(0, out.length - 16).toString('base64')}","ciphertextMetadata":"${VERSION_1.toString('base64')}","initializationVector":"${Buffer.from(r.iv as Uint8Array).toString('base64')}","authenticationTag":"${out.subarray(out.length - 16).toString('base64')}"}`, outcome);
       });
     }
-    const sealed = Buffer.concat([Buffer.from(doc.ciphertext ?? '', 'base64'), Buffer.from(doc.authenticationTag ?? '', 'base64')]);
-    const metadata = Buffer.from(doc.ciphertextMetadata ?? '', 'base64');
-    return hsm({ op: 'decrypt', data: sealed, aad: buildHsmAad(aad, metadata), iv: Buffer.from(doc.initializationVector ?? '', 'base64') }, (r) => {
-      if (!r.ok) return answer(res, 400, '{"errorName":"InvalidCiphertextException"}');
-      answer(res, 200, `{"plaintext":"${Buffer.from(r.out as Uint8Array).toString('base64')}"}`);
+    const sealed = Buffer.concat([bytesOf(doc, 'ciphertext'), bytesOf(doc, 'authenticationTag')]);
+    const metadata = bytesOf(doc, 'ciphertextMetadata');
+    return hsm({ op: 'decrypt', data: sealed, aad: buildHsmAad(aad, metadata), iv: bytesOf(doc, 'initializationVector') }, (r) => {
+      hsmMetrics(hsmStarted);
+      if (!r.ok) return answer(res, 400, '{"errorName":"InvalidCiphertextException"}', outcome);
+      answer(res, 200, `{"plaintext":"${Buffer.from(r.out as Uint8Array).toString('base64')}"}`, outcome);
     });
   };
 
   const server = createServer({ ...serverTlsOptions(certFile as string, keyFile as string), keepAliveTimeout: 65000 } as ServerOptions, (req, res) => {
+    // With the metrics part, GET /metrics shows what the requests recorded (the floor's tests read it).
+    if (metrics && req.method === 'GET' && req.url === '/metrics') {
+      void metrics.registry.metrics().then((text) => res.end(text));
+      return;
+    }
     const chunks: Buffer[] = [];
     let length = 0;
     req.on('data', (chunk: Buffer) => {

@@ -30,7 +30,7 @@ const args = new Map(process.argv.slice(2).map((a) => /^--([^=]+)(?:=(.*))?$/s.e
 /** Every option this script reads; anything else is refused, so a typo (or --help) does not start a 20-minute run. */
 const OPTIONS = [
   'admission-wait', 'after-closed-loop', 'cedar', 'concurrency', 'duration', 'kms-seconds', 'limit', 'max-in-flight', 'mix', 'node-flags',
-  'compare', 'paced-connections', 'paced-warmup', 'pkcs11-threads', 'pool', 'profile', 'rate', 'render', 'rounds', 'scenario', 'server-log', 'sustain-rates', 'sustain-seconds', 'workers',
+  'compare', 'floor-parts', 'paced-connections', 'paced-warmup', 'pkcs11-threads', 'pool', 'profile', 'rate', 'render', 'rounds', 'scenario', 'server-log', 'sustain-rates', 'sustain-seconds', 'workers',
 ];
 const unknown = process.argv.slice(2).filter((a) => !OPTIONS.includes(/^--([^=]+)/.exec(a)?.[1] ?? ''));
 if (unknown.length > 0) {
@@ -486,12 +486,16 @@ interface LimitRow {
   /** The rate the held control reached (compare proxyReqPerSec). */
   controlReqPerSec: number;
   /** Every pair (a proxy run, then its control): the row's figures are the pair with the median overhead. */
-  pairs: Array<{ proxyCpuUs: number; proxyReqPerSec: number; tHttpsUs: number; controlReqPerSec: number; tHsmUs: number; overheadUs: number; floorCpuUs?: number; floorReqPerSec?: number }>;
+  pairs: Array<{ proxyCpuUs: number; proxyReqPerSec: number; tHttpsUs: number; controlReqPerSec: number; tHsmUs: number; overheadUs: number; floorCpuUs?: number; floorReqPerSec?: number; floorPartsCpuUs?: number; floorPartsReqPerSec?: number }>;
   tHsmUs: number;
   /** The floor (bench/floor-server.ts) in the median pair, at its own rate; not for Cedar rows. */
   floorCpuUs?: number;
   /** floorCpuUs − t_https − t_hsm: the overhead any Node proxy pays here; the proxy's overhead above it is its own. */
   floorOverheadUs?: number;
+  /** The floor running the proxy's required parts (REQUIRED_PARTS) in the median pair; runs before the sixteenth round had none. */
+  floorPartsCpuUs?: number;
+  /** floorPartsCpuUs − t_https − t_hsm: the least overhead a proxy with those behaviours pays here. */
+  floorPartsOverheadUs?: number;
   limitReqPerSec: number;
   overheadUs: number;
   ratio: number;
@@ -599,6 +603,14 @@ async function cleanC32(server: Server, scenario: string, request: SignedRequest
   }
 }
 
+/**
+ * The behaviours #16 requires the proxy to keep that the floor leaves out, run by the floor with the
+ * proxy's own code for them (bench/floor-server.ts, FLOOR_PARTS): what a proxy that keeps them pays
+ * at least, so what the proxy costs above that is its own plumbing (admission, deadlines, key lookup,
+ * the HSM layer, spec errors).
+ */
+const REQUIRED_PARTS = 'validate,log,metrics,headers';
+
 /** Unmeasured load on each fresh floor before it is measured against a warm proxy. */
 const FLOOR_WARMUP_SECONDS = 2;
 
@@ -611,8 +623,8 @@ const FLOOR_WARMUP_SECONDS = 2;
  * Refuses a run with error answers (a request the floor could not verify or decrypt): its CPU
  * would not be the operation's.
  */
-async function floorRun(env: Env, request: SignedRequest): Promise<{ cpuUs: number; reqPerSec: number }> {
-  const floor = await startFloor(env);
+async function floorRun(env: Env, request: SignedRequest, parts = ''): Promise<{ cpuUs: number; reqPerSec: number }> {
+  const floor = await startFloor(env, parts);
   // Unmeasured first, as the proxy it is set against is warm: compiling the floor's code is not a request's cost.
   await load(floor.url, [request], 32, FLOOR_WARMUP_SECONDS);
   const row = await measured(floor, 'Floor', 32, () => load(floor.url, [request], 32, DURATION));
@@ -621,13 +633,58 @@ async function floorRun(env: Env, request: SignedRequest): Promise<{ cpuUs: numb
   return { cpuUs: row.cpuUsPerReq ?? Number.NaN, reqPerSec: row.reqPerSec };
 }
 
-function startFloor(env: Env): Promise<Server> {
+/** `parts`: the proxy's own code the floor runs too (FLOOR_PARTS in bench/floor-server.ts); none by default. */
+function startFloor(env: Env, parts = ''): Promise<Server> {
   const argv = [join(ROOT, 'dist/bench/floor-server.js'), env.certFile, env.keyFile, SOFTHSM_MODULE_PATH, env.tokenLabel, env.keyLabel];
   return startProcess(process.execPath, argv, '0', portOnStdout, {
     ...process.env,
     XKS_HSM_PIN: env.pin,
     FLOOR_SECRET: env.credential.secretAccessKey,
+    FLOOR_PARTS: parts,
   });
+}
+
+/**
+ * --floor-parts=<validate,log,metrics,headers> with --scenario=<name>: what the proxy's own code for
+ * those parts costs on top of the floor, and what the rest of the proxy costs on top of that. Per
+ * round, at c=32, each on a fresh server after a warm-up, in rotating order: the floor, the floor
+ * running those parts, the proxy. If the proxy costs little more than the floor with its required
+ * parts, those parts are what stands between it and the floor.
+ */
+async function floorParts(env: Env, configPath: string): Promise<void> {
+  const name = args.get('scenario') as string;
+  const parts = args.get('floor-parts') as string;
+  const rounds = Number(args.get('rounds') ?? 6);
+  const kinds = ['floor', 'floor with parts', 'proxy'] as const;
+  const cpu: Record<(typeof kinds)[number], number[]> = { floor: [], 'floor with parts': [], proxy: [] };
+  for (let r = 0; r < rounds; r++) {
+    // Signed again each round (SigV4's 5-minute window); Decrypt's ciphertext comes from a proxy.
+    const signer = await startProxy(configPath);
+    const request = (await scenarioBodies(env, signer.url))[name];
+    await stop(signer);
+    if (!request) throw new Error(`--floor-parts needs --scenario set to one of the proxy scenarios, got "${name}"`);
+    for (const kind of [...kinds.slice(r % 3), ...kinds.slice(0, r % 3)]) {
+      if (kind !== 'proxy') {
+        cpu[kind].push((await floorRun(env, request, kind === 'floor' ? '' : parts)).cpuUs);
+        continue;
+      }
+      const proxy = await startProxy(configPath);
+      await warmUp(proxy, request);
+      cpu.proxy.push((await cleanC32(proxy, name, request)).cpuUsPerReq ?? Number.NaN);
+      await stop(proxy);
+    }
+    process.stderr.write(`round ${String(r + 1)}: ${kinds.map((kind) => `${kind} ${String(cpu[kind][r])}`).join(', ')} µs/req\n`);
+  }
+  const differences = (of: number[], from: number[]): string => {
+    const diffs = of.map((v, i) => round(v - (from[i] as number))).sort((x, y) => x - y);
+    return `median ${String(middle(diffs))} µs (${diffs.join(', ')})`;
+  };
+  process.stderr.write(
+    `\n${name}, c=32, ${String(rounds)} rounds of ${String(DURATION)} s; parts: ${parts}\n` +
+      `medians: ${kinds.map((kind) => `${kind} ${String(middle(cpu[kind]))}`).join(', ')} µs/req\n` +
+      `the parts on the floor: ${differences(cpu['floor with parts'], cpu.floor)}\n` +
+      `the proxy above the floor with the parts: ${differences(cpu.proxy, cpu['floor with parts'])}\n`,
+  );
 }
 
 /** One trial rate of the floor's sizing: whether it held the targets there, and its figures. */
@@ -701,14 +758,16 @@ async function pairedLimit(env: Env, server: Server, name: string, scenario: str
   let tHttpsEstimate = (await plainHttpsHeld(env, request, 32, Math.max(0, cpu(first) - tHttpsPaced))).cpuUs;
   // The floor is the plain proxy's: with Cedar it would need a policy engine of its own.
   const withFloor = name === scenario;
-  const pairs: Array<{ proxy: Row; control: { cpuUs: number; reqPerSec: number }; tHsm: number; overheadUs: number; floor?: { cpuUs: number; reqPerSec: number } }> = [];
+  type FloorFigures = { cpuUs: number; reqPerSec: number };
+  const pairs: Array<{ proxy: Row; control: FloorFigures; tHsm: number; overheadUs: number; floor?: FloorFigures; floorParts?: FloorFigures }> = [];
   for (let i = 0; i < STEADY_RUNS; i++) {
     const proxy = await cleanC32(server, scenario, request);
     const control = await plainHttpsHeld(env, request, 32, Math.max(0, cpu(proxy) - tHttpsEstimate));
     tHttpsEstimate = control.cpuUs;
     const floor = withFloor ? await floorRun(env, request) : undefined;
+    const floorParts = withFloor ? await floorRun(env, request, REQUIRED_PARTS) : undefined;
     const tHsm = hsmWorkUs(env, scenario);
-    pairs.push({ proxy, control, tHsm, overheadUs: cpu(proxy) - control.cpuUs - tHsm, ...(floor ? { floor } : {}) });
+    pairs.push({ proxy, control, tHsm, overheadUs: cpu(proxy) - control.cpuUs - tHsm, ...(floor ? { floor } : {}), ...(floorParts ? { floorParts } : {}) });
   }
   const median = [...pairs].sort((x, y) => x.overheadUs - y.overheadUs)[Math.floor((pairs.length - 1) / 2)] as (typeof pairs)[number];
   const tHttps = median.control.cpuUs;
@@ -730,15 +789,24 @@ async function pairedLimit(env: Env, server: Server, name: string, scenario: str
       tHsmUs: Math.round(p.tHsm),
       overheadUs: Math.round(p.overheadUs),
       ...(p.floor ? { floorCpuUs: Math.round(p.floor.cpuUs), floorReqPerSec: p.floor.reqPerSec } : {}),
+      ...(p.floorParts ? { floorPartsCpuUs: Math.round(p.floorParts.cpuUs), floorPartsReqPerSec: p.floorParts.reqPerSec } : {}),
     })),
     tHsmUs: Math.round(tHsm),
     ...(median.floor ? { floorCpuUs: Math.round(median.floor.cpuUs), floorOverheadUs: Math.round(median.floor.cpuUs - tHttps - tHsm) } : {}),
+    ...(median.floorParts ? { floorPartsCpuUs: Math.round(median.floorParts.cpuUs), floorPartsOverheadUs: Math.round(median.floorParts.cpuUs - tHttps - tHsm) } : {}),
     limitReqPerSec: Math.round(limit),
     overheadUs: Math.round(median.overheadUs),
     ratio: round(median.proxy.reqPerSec / limit),
   };
-  const pairText = row.pairs.map((p) => `${p.proxyCpuUs} − ${p.tHttpsUs} − ${p.tHsmUs} (${p.proxyReqPerSec} / ${p.controlReqPerSec} req/s${p.floorCpuUs === undefined ? '' : `; floor ${p.floorCpuUs} µs at ${String(p.floorReqPerSec)} req/s`})`).join(', ');
-  const floorText = row.floorOverheadUs === undefined ? '' : `, floor ${String(row.floorCpuUs)} µs/req (overhead ${row.floorOverheadUs} µs)`;
+  const pairText = row.pairs
+    .map((p) => {
+      const floors = `${p.floorCpuUs === undefined ? '' : `; floor ${p.floorCpuUs} µs at ${String(p.floorReqPerSec)} req/s`}${p.floorPartsCpuUs === undefined ? '' : `, with the required parts ${p.floorPartsCpuUs} µs at ${String(p.floorPartsReqPerSec)} req/s`}`;
+      return `${p.proxyCpuUs} − ${p.tHttpsUs} − ${p.tHsmUs} (${p.proxyReqPerSec} / ${p.controlReqPerSec} req/s${floors})`;
+    })
+    .join(', ');
+  const floorText =
+    (row.floorOverheadUs === undefined ? '' : `, floor ${String(row.floorCpuUs)} µs/req (overhead ${row.floorOverheadUs} µs)`) +
+    (row.floorPartsOverheadUs === undefined ? '' : `, with the required parts ${String(row.floorPartsCpuUs)} µs/req (overhead ${row.floorPartsOverheadUs} µs)`);
   process.stderr.write(`limit ${scenario}: proxy ${row.proxyCpuUs} µs/req (main thread ${row.proxyMainThreadUs}) at ${row.proxyReqPerSec} req/s, t_https ${row.tHttpsUs} µs (control at ${row.controlReqPerSec} req/s; paced ${row.tHttpsPacedUs} µs), t_hsm ${row.tHsmUs} µs, overhead ${row.overheadUs} µs (median of pairs, proxy − t_https − t_hsm: ${pairText})${floorText}, L ${row.limitReqPerSec} req/s, ratio ${row.ratio}\n`);
   return { limit: row, proxyRuns: pairs.map((p) => p.proxy), medianRun: median.proxy };
 }
@@ -819,7 +887,7 @@ function medianRow(runs: Row[]): Row {
 }
 
 const FLOOR_TEXT =
-  `The floor is the least a Node XKS proxy must do per request here, and nothing else (bench/floor-server.ts): read the body, verify SigV4 (the body's SHA-256, the canonical request, one HMAC), JSON.parse, decode the Base64 fields, hand the HSM work to one PKCS#11 thread (a batch per event-loop turn, as the proxy does) and answer the JSON; no validation, log line, metrics, admission, deadlines, key lookup or spec errors. It is measured in each pair after the control, at its own rate (closed loop, c=32), after an unmeasured ${String(FLOOR_WARMUP_SECONDS)} s warm-up; unlike the control it is not held to the proxy's rate, since burning CPU on its event loop changes how its jobs batch on the PKCS#11 thread, so it runs faster than the proxy and is a lower bound. Its overhead is floor − t_https − t_hsm of that pair: about what any proxy pays on this machine, so the proxy's overhead less the floor's is about what its own pipeline adds.`;
+  `The floor is the least a Node XKS proxy must do per request here, and nothing else (bench/floor-server.ts): read the body, verify SigV4 (the body's SHA-256, the canonical request, one HMAC), JSON.parse, decode the Base64 fields, hand the HSM work to one PKCS#11 thread (a batch per event-loop turn, as the proxy does) and answer the JSON; no validation, log line, metrics, admission, deadlines, key lookup or spec errors. It is measured in each pair after the control, at its own rate (closed loop, c=32), after an unmeasured ${String(FLOOR_WARMUP_SECONDS)} s warm-up; unlike the control it is not held to the proxy's rate, since burning CPU on its event loop changes how its jobs batch on the PKCS#11 thread, so it runs faster than the proxy and is a lower bound. Its overhead is floor − t_https − t_hsm of that pair: about what any proxy pays on this machine, so the proxy's overhead less the floor's is about what its own pipeline adds. Right after it, each pair runs the floor once more with the proxy's own code for the behaviours the targets' issue (#16) says to keep and the floor leaves out (${REQUIRED_PARTS}: the compiled Ajv validators, which decode the Base64 the floor decodes; the request log line through the proxy's logger; the request and HSM-call metrics; the helmet security headers), the same way: the least overhead a proxy that keeps those pays here, so the proxy's overhead above that is its own plumbing (admission, deadlines, key lookup, the HSM layer, spec errors).`;
 
 function renderLimitTable(rows: LimitRow[]): string[] {
   if (rows.length === 0) return [];
@@ -832,12 +900,13 @@ function renderLimitTable(rows: LimitRow[]): string[] {
     '',
     FLOOR_TEXT,
     '',
-    '| Operation | proxy req/s | proxy CPU µs/req | main thread / other threads µs | t_https µs (control req/s) | t_https paced µs | t_hsm µs | L req/s | overhead µs | main thread − t_https / other threads − t_hsm | floor µs/req (its overhead) | proxy req/s ÷ L |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| Operation | proxy req/s | proxy CPU µs/req | main thread / other threads µs | t_https µs (control req/s) | t_https paced µs | t_hsm µs | L req/s | overhead µs | main thread − t_https / other threads − t_hsm | floor µs/req (its overhead) | floor with the required parts µs/req (its overhead) | proxy req/s ÷ L |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows.map((r) => {
       const other = r.proxyCpuUs - r.proxyMainThreadUs;
       const floor = r.floorCpuUs === undefined ? '' : `${r.floorCpuUs} (${String(r.floorOverheadUs)})`;
-      return `| ${r.scenario} | ${r.proxyReqPerSec} | ${r.proxyCpuUs} | ${r.proxyMainThreadUs} / ${other} | ${r.tHttpsUs} (${r.controlReqPerSec}) | ${r.tHttpsPacedUs} | ${r.tHsmUs} | ${r.limitReqPerSec} | ${r.overheadUs} | ${r.proxyMainThreadUs - r.tHttpsUs} / ${other - r.tHsmUs} | ${floor} | ${r.ratio} |`;
+      const floorParts = r.floorPartsCpuUs === undefined ? '' : `${r.floorPartsCpuUs} (${String(r.floorPartsOverheadUs)})`;
+      return `| ${r.scenario} | ${r.proxyReqPerSec} | ${r.proxyCpuUs} | ${r.proxyMainThreadUs} / ${other} | ${r.tHttpsUs} (${r.controlReqPerSec}) | ${r.tHttpsPacedUs} | ${r.tHsmUs} | ${r.limitReqPerSec} | ${r.overheadUs} | ${r.proxyMainThreadUs - r.tHttpsUs} / ${other - r.tHsmUs} | ${floor} | ${floorParts} | ${r.ratio} |`;
     }),
     '',
   ];
@@ -1001,6 +1070,7 @@ async function main(): Promise<void> {
   if (PROFILE_DIR || args.has('scenario')) {
     // --scenario=floor-sizing: the floor's sizing trials alone, from --rate (default 1800) up.
     if (args.get('scenario') === 'floor-sizing') await floorSizing(env, [], KMS_RATE);
+    else if (args.has('floor-parts')) await floorParts(env, configPath);
     else await (PROFILE_DIR ? profile(env, configPath) : args.has('compare') ? compare(env, configPath) : quick(env, configPath));
     rmSync(env.dir, { recursive: true, force: true });
     return;
@@ -1232,16 +1302,21 @@ function targetRows(summary: Record<string, unknown>): string[] {
   if (encrypt) out.push(`| Encrypt 4300 B, c=32, one pinned worker: proxy req/s ÷ L | >= 0.6 | ${String(encrypt.ratio)} |`);
   for (const name of ['Encrypt 4300 B', 'Decrypt 4300 B', 'GetKeyMetadata']) {
     const row = find(name);
-    if (row) out.push(`| ${name}: overhead (CPU − t_https − t_hsm) | <= 100 µs | ${String(row.overheadUs)} µs |`);
+    if (row) out.push(`| ${name}: overhead (CPU − t_https − t_hsm) | <= 100 µs | ${String(row.overheadUs)} µs${floorsCell(row, `${String(row.floorOverheadUs)} µs`, `${String(row.floorPartsOverheadUs)} µs`)} |`);
   }
   const health = find('GetHealthStatus');
-  if (health) out.push(`| GetHealthStatus: CPU per request | <= 1.5 × t_https = ${String(Math.round(1.5 * health.tHttpsUs))} µs | ${String(Math.round(health.proxyCpuUs))} µs |`);
+  if (health) out.push(`| GetHealthStatus: CPU per request | <= 1.5 × t_https = ${String(Math.round(1.5 * health.tHttpsUs))} µs | ${String(Math.round(health.proxyCpuUs))} µs${floorsCell(health, `${String(health.floorCpuUs)} µs`, `${String(health.floorPartsCpuUs)} µs`)} |`);
   const cedarCosts = (summary.cedarCosts ?? {}) as Record<string, CedarCost>;
   for (const name of ['Encrypt 4300 B', 'Decrypt 4300 B', 'GetKeyMetadata']) {
     const cost = cedarCosts[name];
     if (cost) out.push(`| ${name} with Cedar: CPU added | <= 20 µs | ${String(cost.medianUs)} µs (median of ${cost.pairsUs.length} back-to-back pairs: ${cost.pairsUs.join(', ')}) |`);
   }
   return out;
+}
+
+/** The same pair's floor and floor with the required parts, after a target's figure (runs before the sixteenth round had no second). */
+function floorsCell(row: LimitRow, floor: string, withParts: string): string {
+  return row.floorPartsCpuUs === undefined ? '' : `; the floor ${floor}, with the required parts ${withParts}`;
 }
 
 /** The floor's sizing in the targets table's sizing cell (runs before it had none). */

@@ -2,7 +2,9 @@
  * The bench's floor (bench/floor-server.ts) must do the work it stands for, or the "floor" column of
  * the limit table would be a flattering number: it verifies SigV4 (a request signed with another
  * secret, or changed after signing, is refused), and it encrypts and decrypts in the HSM under the
- * spec's length-prefixed AAD (cross-checked with node:crypto on a key of known value).
+ * spec's length-prefixed AAD (cross-checked with node:crypto on a key of known value). With
+ * FLOOR_PARTS it must also run each of the proxy's parts it names (validation, the log line, metrics,
+ * the security headers), or the "floor with the required parts" column would flatter the same way.
  */
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -20,40 +22,56 @@ import { b64, requestMetadata, XksClient } from '../support/xks-client';
 const FLOOR = join(__dirname, '../../bench/floor-server.js');
 const VERSION_1 = metadataForNewCiphertext(1).metadata;
 
+interface RunningFloor {
+  child: ChildProcess;
+  client: XksClient;
+  /** Everything the floor wrote to stdout so far: its port, then its log lines. */
+  stdout(): string;
+  base: string;
+  keyValue: Buffer;
+}
+
+const credential = { accessKeyId: 'AKIDFLOORTEST', secretAccessKey: randomBytes(24).toString('base64') };
+
+async function startFloor(parts = ''): Promise<RunningFloor> {
+  const fx = softHsmFixture();
+  const keys = await testKeys();
+  const dir = tempDir('xks-floor-');
+  const pem = await createSelfSignedCert('localhost', ['localhost']);
+  writeFileSync(join(dir, 'server.crt'), pem.certPem);
+  writeFileSync(join(dir, 'server.key'), pem.keyPem);
+  const child = spawn(process.execPath, [FLOOR, join(dir, 'server.crt'), join(dir, 'server.key'), fx.modulePath, fx.label, keys.known], {
+    env: { ...process.env, SOFTHSM2_CONF: fx.confPath, XKS_HSM_PIN: fx.pin, FLOOR_SECRET: credential.secretAccessKey, FLOOR_PARTS: parts },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const port = await new Promise<string>((resolve, reject) => {
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('\n')) resolve(out.split('\n')[0] as string);
+    });
+    child.once('exit', (code) => reject(new Error(`floor server exited ${String(code)}: ${err}`)));
+  });
+  const client = new XksClient(`https://127.0.0.1:${port}`, Buffer.from(pem.certPem), credential);
+  return { child, client, stdout: () => out, base: `/kms/xks/v1/keys/${keys.known}`, keyValue: keys.knownValue };
+}
+
 describe('bench floor server', function () {
   this.timeout(30_000);
-  const credential = { accessKeyId: 'AKIDFLOORTEST', secretAccessKey: randomBytes(24).toString('base64') };
-  let child: ChildProcess;
+  let floor: RunningFloor;
   let client: XksClient;
   let keyValue: Buffer;
   let base = '';
 
   before(async () => {
-    const fx = softHsmFixture();
-    const keys = await testKeys();
-    keyValue = keys.knownValue;
-    const dir = tempDir('xks-floor-');
-    const pem = await createSelfSignedCert('localhost', ['localhost']);
-    writeFileSync(join(dir, 'server.crt'), pem.certPem);
-    writeFileSync(join(dir, 'server.key'), pem.keyPem);
-    child = spawn(process.execPath, [FLOOR, join(dir, 'server.crt'), join(dir, 'server.key'), fx.modulePath, fx.label, keys.known], {
-      env: { ...process.env, SOFTHSM2_CONF: fx.confPath, XKS_HSM_PIN: fx.pin, FLOOR_SECRET: credential.secretAccessKey },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    const port = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      child.stdout!.on('data', (d: Buffer) => {
-        out += d.toString();
-        if (out.includes('\n')) resolve(out.trim());
-      });
-      child.once('exit', (code) => reject(new Error(`floor server exited ${String(code)}`)));
-    });
-    client = new XksClient(`https://127.0.0.1:${port}`, Buffer.from(pem.certPem), credential);
-    base = `/kms/xks/v1/keys/${keys.known}`;
+    floor = await startFloor();
+    ({ client, keyValue, base } = floor);
   });
 
   after(() => {
-    child?.kill('SIGTERM');
+    floor?.child.kill('SIGTERM');
   });
 
   it('encrypts in the HSM under the spec AAD: node:crypto decrypts its answer', async () => {
@@ -107,5 +125,66 @@ describe('bench floor server', function () {
       },
     });
     expect(tampered.status).to.equal(403);
+  });
+});
+
+describe('bench floor server with the required parts (FLOOR_PARTS)', function () {
+  this.timeout(30_000);
+  let floor: RunningFloor;
+
+  before(async () => {
+    floor = await startFloor('validate,log,metrics,headers');
+  });
+
+  after(() => {
+    floor?.child.kill('SIGTERM');
+  });
+
+  const encryptBody = (plaintext: string) => ({ requestMetadata: requestMetadata('Encrypt'), plaintext, encryptionAlgorithm: 'AES_GCM' });
+
+  it('validates with the proxy\'s validators: a plaintext that is not strict Base64 is refused', async () => {
+    expect((await floor.client.send(`${floor.base}/encrypt`, { body: encryptBody(b64(randomBytes(32))) })).status).to.equal(200);
+    // Buffer.from would decode this (it skips the stray character); the proxy's strict Base64 does not.
+    expect((await floor.client.send(`${floor.base}/encrypt`, { body: encryptBody('AAAA*AAA') })).status).to.equal(400);
+    expect((await floor.client.send(`${floor.base}/encrypt`, { body: { plaintext: b64(randomBytes(32)), encryptionAlgorithm: 'AES_GCM' } })).status).to.equal(400);
+  });
+
+  it('writes the security headers on every answer', async () => {
+    const res = await floor.client.send('/kms/xks/v1/health', { body: { requestMetadata: requestMetadata('KmsHealthCheck') } });
+    expect(res.status).to.equal(200);
+    expect(res.headers['strict-transport-security']).to.match(/max-age=31536000/);
+    expect(res.headers['x-content-type-options']).to.equal('nosniff');
+    expect(res.headers['cache-control']).to.equal('no-store');
+  });
+
+  it('logs one request line per request through the proxy\'s logger, without the plaintext', async () => {
+    const plaintext = b64(randomBytes(48));
+    const requestId = `floor-${randomBytes(6).toString('hex')}`;
+    const res = await floor.client.send(`${floor.base}/encrypt`, { body: { ...encryptBody(plaintext), requestMetadata: requestMetadata('Encrypt', { kmsRequestId: requestId }) } });
+    expect(res.status).to.equal(200);
+    let line: Record<string, unknown> | undefined;
+    for (let i = 0; i < 50 && line === undefined; i++) {
+      line = floor.stdout().split('\n').filter((l) => l.includes(requestId)).map((l) => JSON.parse(l) as Record<string, unknown>)[0];
+      if (line === undefined) await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(line).to.include({ message: 'xks request', operation: 'Encrypt', status: 200, kmsRequestId: requestId, accessKeyId: credential.accessKeyId });
+    expect(floor.stdout()).not.to.include(plaintext);
+  });
+
+  it('counts each request in the proxy\'s metrics', async () => {
+    const count = async (): Promise<number> => {
+      const { text } = await floor.client.send('/metrics', { method: 'GET', credential: null, noContentType: true });
+      const match = /^xks_requests_total\{[^}]*operation="GetHealthStatus"[^}]*status="200"[^}]*\} (\d+)$/m.exec(text);
+      return Number(match?.[1] ?? 0);
+    };
+    const before = await count();
+    await floor.client.send('/kms/xks/v1/health', { body: { requestMetadata: requestMetadata('KmsHealthCheck') } });
+    expect(await count()).to.equal(before + 1);
+  });
+
+  it('refuses a part it does not know', async () => {
+    let failed: Error | undefined;
+    await startFloor('validate,bogus').then((other) => other.child.kill('SIGTERM'), (error: Error) => (failed = error));
+    expect(failed?.message).to.match(/unknown part\(s\) bogus/);
   });
 });
