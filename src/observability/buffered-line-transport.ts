@@ -59,12 +59,12 @@ export class StreamOutput implements LineOutput {
 
   write(chunk: string, lines: number): void {
     if (this.failed) {
-      dropped += lines;
+      countDroppedLines(lines);
       return;
     }
     // A write that fails, or that was still queued when the stream failed, calls back with the error.
     this.stream.write(chunk, (err) => {
-      if (err) dropped += lines;
+      if (err) countDroppedLines(lines);
     });
   }
 }
