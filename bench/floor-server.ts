@@ -13,7 +13,7 @@
  * FLOOR_PARTS (comma-separated) adds the proxy's own code for some of those, to tell what they cost on
  * top of the floor (`npm run bench -- --floor-parts=...`): validate (the compiled Ajv validators,
  * Base64 decodes included), log (the request log line through the proxy's logger), metrics (the
- * request counter and histogram, an HSM call's histogram and the session gauges), headers (the
+ * request counter and histogram and an HSM call's histogram; GET /metrics shows them), headers (the
  * captured helmet headers on every answer).
  * Args: certFile keyFile modulePath tokenLabel keyLabel; the PIN in XKS_HSM_PIN, the SigV4 secret
  * in FLOOR_SECRET (never argv). Prints its port on stdout.
@@ -125,7 +125,7 @@ function main(): void {
     url.endsWith('/health') ? 'GetHealthStatus' : url.endsWith('/metadata') ? 'GetKeyMetadata' : url.endsWith('/encrypt') ? 'Encrypt' : 'Decrypt';
   /** A Base64 field's bytes: the ones the validator decoded when it ran (as the proxy takes them), else decoded here. */
   const bytesOf = (doc: Record<string, string>, field: string): Buffer => (doc[field] === undefined ? Buffer.alloc(0) : decodedField(doc, field));
-  const hsmMetrics = (started: bigint): void => metrics?.hsmCall('hsm-1', 'encrypt', Number(process.hrtime.bigint() - started) / 1e9, 'ok');
+  const hsmMetrics = (operation: 'encrypt' | 'decrypt', started: bigint): void => metrics?.hsmCall('hsm-1', operation, Number(process.hrtime.bigint() - started) / 1e9, 'ok');
   const handle = (req: IncomingMessage, res: ServerResponse, body: Buffer): void => {
     const url = req.url as string;
     const operation = operationOf(url);
@@ -155,7 +155,7 @@ function main(): void {
     const hsmStarted = process.hrtime.bigint();
     if (operation === 'Encrypt') {
       return hsm({ op: 'encrypt', data: bytesOf(doc, 'plaintext'), aad: buildHsmAad(aad, VERSION_1) }, (r) => {
-        hsmMetrics(hsmStarted);
+        hsmMetrics('encrypt', hsmStarted);
         if (!r.ok) return answer(res, 500, '{"errorName":"InternalException"}', outcome);
         const out = Buffer.from(r.out as Uint8Array);
         answer(res, 200, `{"ciphertext":"${out.subarray(0, out.length - 16).toString('base64')}","ciphertextMetadata":"${VERSION_1.toString('base64')}","initializationVector":"${Buffer.from(r.iv as Uint8Array).toString('base64')}","authenticationTag":"${out.subarray(out.length - 16).toString('base64')}"}`, outcome);
@@ -164,7 +164,7 @@ function main(): void {
     const sealed = Buffer.concat([bytesOf(doc, 'ciphertext'), bytesOf(doc, 'authenticationTag')]);
     const metadata = bytesOf(doc, 'ciphertextMetadata');
     return hsm({ op: 'decrypt', data: sealed, aad: buildHsmAad(aad, metadata), iv: bytesOf(doc, 'initializationVector') }, (r) => {
-      hsmMetrics(hsmStarted);
+      hsmMetrics('decrypt', hsmStarted);
       if (!r.ok) return answer(res, 400, '{"errorName":"InvalidCiphertextException"}', outcome);
       answer(res, 200, `{"plaintext":"${Buffer.from(r.out as Uint8Array).toString('base64')}"}`, outcome);
     });
