@@ -14,9 +14,11 @@
  * top of the floor (`npm run bench -- --floor-parts=...`): validate (the compiled Ajv validators,
  * Base64 decodes included), log (the request log line through the proxy's logger), metrics (the
  * request counter and histogram and an HSM call's histogram; GET /metrics shows them), headers (the
- * captured helmet headers on every answer).
+ * captured helmet headers on every answer), sigv4 (the proxy's SigV4Verifier in place of the floor's
+ * own: clock skew, scope, required signed headers, one Authorization header, the access key's
+ * secret looked up), strict-json (the proxy's JSON parse that refuses a repeated member name).
  * Args: certFile keyFile modulePath tokenLabel keyLabel; the PIN in XKS_HSM_PIN, the SigV4 secret
- * in FLOOR_SECRET (never argv). Prints its port on stdout.
+ * in FLOOR_SECRET (never argv), its access key ID in FLOOR_ACCESS_KEY_ID. Prints its port on stdout.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer, type ServerOptions } from 'node:https';
@@ -27,6 +29,8 @@ import * as pkcs11js from 'pkcs11js';
 import { buildHsmAad } from '../src/api/hsm-aad';
 import { decodedField } from '../src/api/base64';
 import { compileRequestValidators } from '../src/api/schemas';
+import { SigV4Verifier } from '../src/auth/sigv4';
+import { parseStrictJson } from '../src/pipeline/strict-json';
 import { createLogger, logRequestLine } from '../src/observability/logger';
 import { XksMetrics } from '../src/observability/metrics';
 import { captureApiHeaders } from '../src/server/security-headers';
@@ -46,20 +50,26 @@ else hsmThread();
 /** The proxy's parts FLOOR_PARTS asks for, each built once as the proxy builds it per config generation. */
 function proxyParts() {
   const parts = new Set((process.env.FLOOR_PARTS ?? '').split(',').filter((part) => part !== ''));
-  const unknown = [...parts].filter((part) => !['validate', 'log', 'metrics', 'headers'].includes(part));
+  const unknown = [...parts].filter((part) => !['validate', 'log', 'metrics', 'headers', 'sigv4', 'strict-json'].includes(part));
   if (unknown.length > 0) throw new Error(`FLOOR_PARTS: unknown part(s) ${unknown.join(', ')}`);
   return {
     validators: parts.has('validate') ? compileRequestValidators({ maxPlaintextBytes: 8192, maxAadBytes: 8192 }) : undefined,
     logger: parts.has('log') ? createLogger({ level: 'info' }) : undefined,
     metrics: parts.has('metrics') ? new XksMetrics() : undefined,
     headers: parts.has('headers') ? captureApiHeaders().flat() : [],
+    // As the proxy builds it per config generation (src/server/pipeline-state.ts), default clock skew.
+    verifier: parts.has('sigv4') ? new SigV4Verifier({ service: 'kms-xks-proxy' }) : undefined,
+    strictJson: parts.has('strict-json'),
   };
 }
 
 function main(): void {
   const [certFile, keyFile, modulePath, tokenLabel, keyLabel] = process.argv.slice(2) as string[];
   const secret = process.env.FLOOR_SECRET as string;
-  const { validators, logger, metrics, headers } = proxyParts();
+  const { validators, logger, metrics, headers, verifier, strictJson } = proxyParts();
+  // The proxy's per-key-store lookup (src/server/routes.ts): a Map from access key ID to secret.
+  const credentials = new Map([[process.env.FLOOR_ACCESS_KEY_ID ?? '', secret]]);
+  const lookupSecret = (accessKeyId: string): string | undefined => credentials.get(accessKeyId);
   const worker = new Worker(__filename, { workerData: { modulePath, tokenLabel, keyLabel, pin: process.env.XKS_HSM_PIN } });
   const waiting = new Map<number, (reply: Reply) => void>();
   let queued: Job[] = [];
@@ -90,11 +100,16 @@ function main(): void {
     }
     return signingKey;
   };
-  /** The Authorization header's parts when the signature verifies, else undefined. */
-  const verified = (req: IncomingMessage, body: Buffer): RegExpExecArray | undefined => {
+  interface Caller { accessKeyId: string; region: string }
+  /** The caller when the signature verifies, else undefined: the proxy's verifier with the sigv4 part. */
+  const verified = (req: IncomingMessage, body: Buffer): Caller | undefined => {
+    if (verifier) {
+      const result = verifier.verify({ method: req.method ?? 'GET', url: req.url ?? '/', rawHeaders: req.rawHeaders, body }, lookupSecret);
+      return result.ok ? { accessKeyId: result.accessKeyId, region: result.region } : undefined;
+    }
     const m = AUTH.exec(req.headers.authorization ?? '');
     if (!m) return undefined;
-    const [, , date, region, service, signedHeaders, signature] = m as unknown as string[];
+    const [, accessKeyId, date, region, service, signedHeaders, signature] = m as unknown as string[];
     const amzDate = req.headers['x-amz-date'];
     if (typeof amzDate !== 'string' || !amzDate.startsWith(date as string)) return undefined;
     let canonical = `${req.method as string}\n${(req.url as string).split('?')[0] as string}\n\n`;
@@ -102,7 +117,7 @@ function main(): void {
     canonical += `\n${signedHeaders as string}\n${createHash('sha256').update(body).digest('hex')}`;
     const toSign = `AWS4-HMAC-SHA256\n${amzDate}\n${date as string}/${region as string}/${service as string}/aws4_request\n${createHash('sha256').update(canonical).digest('hex')}`;
     const expected = createHmac('sha256', keyFor(date as string, region as string, service as string)).update(toSign).digest();
-    return timingSafeEqual(expected, Buffer.from(signature as string, 'hex')) ? m : undefined;
+    return timingSafeEqual(expected, Buffer.from(signature as string, 'hex')) ? { accessKeyId: accessKeyId as string, region: region as string } : undefined;
   };
 
   /** A request's own state for the optional parts: its start, the operation and the log line's fields. */
@@ -135,12 +150,17 @@ function main(): void {
     if (outcome) {
       const { fields } = outcome;
       if (operation !== 'GetHealthStatus') fields.externalKeyId = url.split('/')[5];
-      fields.accessKeyId = auth[1];
-      fields.region = auth[3];
+      fields.accessKeyId = auth.accessKeyId;
+      fields.region = auth.region;
     }
     let doc: Record<string, string>;
     try {
-      doc = JSON.parse(body.toString('utf8')) as Record<string, string>;
+      const text = body.toString('utf8');
+      if (strictJson) {
+        const parsed = parseStrictJson(text);
+        if (!parsed.ok) throw new Error(parsed.reason);
+        doc = parsed.value as Record<string, string>;
+      } else doc = JSON.parse(text) as Record<string, string>;
       validators?.[operation](doc);
     } catch {
       return answer(res, 400, '{"errorName":"ValidationException"}', outcome);

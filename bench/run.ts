@@ -609,7 +609,7 @@ async function cleanC32(server: Server, scenario: string, request: SignedRequest
  * at least, so what the proxy costs above that is its own plumbing (admission, deadlines, key lookup,
  * the HSM layer, spec errors).
  */
-const REQUIRED_PARTS = 'validate,log,metrics,headers';
+const REQUIRED_PARTS = 'validate,log,metrics,headers,sigv4,strict-json';
 
 /** Unmeasured load on each fresh floor before it is measured against a warm proxy. */
 const FLOOR_WARMUP_SECONDS = 2;
@@ -640,12 +640,13 @@ function startFloor(env: Env, parts = ''): Promise<Server> {
     ...process.env,
     XKS_HSM_PIN: env.pin,
     FLOOR_SECRET: env.credential.secretAccessKey,
+    FLOOR_ACCESS_KEY_ID: env.credential.accessKeyId,
     FLOOR_PARTS: parts,
   });
 }
 
 /**
- * --floor-parts=<validate,log,metrics,headers> with --scenario=<name>: what the proxy's own code for
+ * --floor-parts=<validate,log,metrics,headers,sigv4,strict-json> with --scenario=<name>: what the proxy's own code for
  * those parts costs on top of the floor, and what the rest of the proxy costs on top of that. Per
  * round, at c=32, each on a fresh server after a warm-up, in rotating order: the floor, the floor
  * running those parts, the proxy. If the proxy costs little more than the floor with its required
@@ -886,10 +887,21 @@ function medianRow(runs: Row[]): Row {
   return { ...median, note: [`median of ${runs.length} runs by CPU per request (${figures} µs/req)`, median.note].filter(Boolean).join('; ') };
 }
 
-const FLOOR_TEXT =
-  `The floor is the least a Node XKS proxy must do per request here, and nothing else (bench/floor-server.ts): read the body, verify SigV4 (the body's SHA-256, the canonical request, one HMAC), JSON.parse, decode the Base64 fields, hand the HSM work to one PKCS#11 thread (a batch per event-loop turn, as the proxy does) and answer the JSON; no validation, log line, metrics, admission, deadlines, key lookup or spec errors. It is measured in each pair after the control, at its own rate (closed loop, c=32), after an unmeasured ${String(FLOOR_WARMUP_SECONDS)} s warm-up; unlike the control it is not held to the proxy's rate, since burning CPU on its event loop changes how its jobs batch on the PKCS#11 thread, so it runs faster than the proxy and is a lower bound. Its overhead is floor − t_https − t_hsm of that pair: about what any proxy pays on this machine, so the proxy's overhead less the floor's is about what its own pipeline adds. Right after it, each pair runs the floor once more with the proxy's own code for the behaviours the targets' issue (#16) says to keep and the floor leaves out (${REQUIRED_PARTS}: the compiled Ajv validators, which decode the Base64 the floor decodes; the request log line through the proxy's logger; the request and HSM-call metrics; the helmet security headers), the same way: the least overhead a proxy that keeps those pays here, so the proxy's overhead above that is its own plumbing (admission, deadlines, key lookup, the HSM layer, spec errors).`;
+/** What the floor with each required part runs (FLOOR_PARTS in bench/floor-server.ts). */
+const PART_TEXT: Record<string, string> = {
+  validate: 'the compiled Ajv validators, which decode the Base64 the floor decodes',
+  log: 'the request log line through the proxy\'s logger',
+  metrics: 'the request and HSM-call metrics',
+  headers: 'the helmet security headers',
+  sigv4: 'the proxy\'s SigV4 verifier in place of the floor\'s, with its clock-skew, scope and signed-header checks and the access key\'s secret looked up',
+  'strict-json': 'the strict JSON parse that refuses a repeated member name',
+};
 
-function renderLimitTable(rows: LimitRow[]): string[] {
+/** `parts`: the run's REQUIRED_PARTS (summary.floorParts); runs before the seventeenth round had the first four. */
+const floorText = (parts: string): string =>
+  `The floor is the least a Node XKS proxy must do per request here, and nothing else (bench/floor-server.ts): read the body, verify SigV4 (the body's SHA-256, the canonical request, one HMAC), JSON.parse, decode the Base64 fields, hand the HSM work to one PKCS#11 thread (a batch per event-loop turn, as the proxy does) and answer the JSON; no validation, log line, metrics, admission, deadlines, key lookup or spec errors. It is measured in each pair after the control, at its own rate (closed loop, c=32), after an unmeasured ${String(FLOOR_WARMUP_SECONDS)} s warm-up; unlike the control it is not held to the proxy's rate, since burning CPU on its event loop changes how its jobs batch on the PKCS#11 thread, so it runs faster than the proxy and is a lower bound. Its overhead is floor − t_https − t_hsm of that pair: about what any proxy pays on this machine, so the proxy's overhead less the floor's is about what its own pipeline adds. Right after it, each pair runs the floor once more with the proxy's own code for the behaviours the targets' issue (#16) says to keep and the floor leaves out (${parts}: ${parts.split(',').map((part) => PART_TEXT[part] ?? part).join('; ')}), the same way: the least overhead a proxy that keeps those pays here, so the proxy's overhead above that is its own plumbing (admission, deadlines, key lookup, the HSM layer, spec errors).`;
+
+function renderLimitTable(rows: LimitRow[], parts: string): string[] {
   if (rows.length === 0) return [];
   return [
     '## Overhead against the limit',
@@ -898,7 +910,7 @@ function renderLimitTable(rows: LimitRow[]): string[] {
     '',
     'Where the proxy\'s CPU runs, from /proc per thread: "main thread" is the event loop (TLS, HTTP, SigV4, validation, the pipeline, answers), "other threads" the PKCS#11 worker threads with V8\'s GC helpers and libuv\'s pool, all on the same core. Plain node:https does nearly all its work on its main thread, and the raw HSM work runs on one thread, so main thread − t_https is what the pipeline adds and other threads − t_hsm what the HSM layer adds (thread hand-off, job code, GC). A CPU profile (--profile) does not show this split: V8 samples by wall clock, so time the PKCS#11 thread runs on the shared core shows up in whatever main-thread frame it preempted (typically postMessage).',
     '',
-    FLOOR_TEXT,
+    floorText(parts),
     '',
     '| Operation | proxy req/s | proxy CPU µs/req | main thread / other threads µs | t_https µs (control req/s) | t_https paced µs | t_hsm µs | L req/s | overhead µs | main thread − t_https / other threads − t_hsm | floor µs/req (its overhead) | floor with the required parts µs/req (its overhead) | proxy req/s ÷ L |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
@@ -1217,6 +1229,7 @@ async function main(): Promise<void> {
     signing: 'each scenario signs its requests once (and again before its limit pairs) and replays them within the 5-minute SigV4 window',
     durationSeconds: DURATION,
     sessionPool: POOL,
+    floorParts: REQUIRED_PARTS,
     targets: {
       encrypt4300c32RatioToCeiling: target?.ratio ?? null,
       encrypt4300c32ReqPerSec: target?.reqPerSec ?? null,
@@ -1365,7 +1378,7 @@ function renderMarkdown(summary: Record<string, unknown>, rows: Row[]): string {
     ...(summary.hsmLayerEncryptPerSec
       ? [`Context: the proxy's HSM layer alone (encrypt + verify-decrypt, no HTTP, same core) does ${String(summary.hsmLayerEncryptPerSec)} Encrypt/s; the proxy reaches ${String(t.encrypt4300c32ReqPerSec)} req/s (${Math.round(((t.encrypt4300c32ReqPerSec as number) / (summary.hsmLayerEncryptPerSec as number)) * 100)} % of that).`, '']
       : []),
-    ...renderLimitTable((summary.limit as LimitRow[] | undefined) ?? []),
+    ...renderLimitTable((summary.limit as LimitRow[] | undefined) ?? [], (summary.floorParts as string | undefined) ?? 'validate,log,metrics,headers'),
     ...cpuBudgetLines(summary),
     '## All figures',
     '',

@@ -4,7 +4,7 @@
  * secret, or changed after signing, is refused), and it encrypts and decrypts in the HSM under the
  * spec's length-prefixed AAD (cross-checked with node:crypto on a key of known value). With
  * FLOOR_PARTS it must also run each of the proxy's parts it names (validation, the log line, metrics,
- * the security headers), or the "floor with the required parts" column would flatter the same way.
+ * the security headers, the proxy's SigV4 verifier, its strict JSON parse), or the "floor with the required parts" column would flatter the same way.
  */
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -41,7 +41,7 @@ async function startFloor(parts = ''): Promise<RunningFloor> {
   writeFileSync(join(dir, 'server.crt'), pem.certPem);
   writeFileSync(join(dir, 'server.key'), pem.keyPem);
   const child = spawn(process.execPath, [FLOOR, join(dir, 'server.crt'), join(dir, 'server.key'), fx.modulePath, fx.label, keys.known], {
-    env: { ...process.env, SOFTHSM2_CONF: fx.confPath, XKS_HSM_PIN: fx.pin, FLOOR_SECRET: credential.secretAccessKey, FLOOR_PARTS: parts },
+    env: { ...process.env, SOFTHSM2_CONF: fx.confPath, XKS_HSM_PIN: fx.pin, FLOOR_SECRET: credential.secretAccessKey, FLOOR_ACCESS_KEY_ID: credential.accessKeyId, FLOOR_PARTS: parts },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -186,5 +186,39 @@ describe('bench floor server with the required parts (FLOOR_PARTS)', function ()
     let failed: Error | undefined;
     await startFloor('validate,bogus').then((other) => other.child.kill('SIGTERM'), (error: Error) => (failed = error));
     expect(failed?.message).to.match(/unknown part\(s\) bogus/);
+  });
+});
+
+describe('bench floor server with the proxy\'s SigV4 verifier and strict JSON (FLOOR_PARTS sigv4,strict-json)', function () {
+  this.timeout(30_000);
+  let floor: RunningFloor;
+  let plain: RunningFloor;
+  const health = { requestMetadata: requestMetadata('KmsHealthCheck') };
+  // Signed correctly, but 10 minutes old: beyond the proxy's 5-minute clock skew.
+  const stale = { body: health, signingDate: new Date(Date.now() - 10 * 60_000) };
+  // Valid JSON that repeats a member name: JSON.parse keeps the last, the proxy refuses it.
+  const repeated = `{"requestMetadata":${JSON.stringify(health.requestMetadata)},"requestMetadata":${JSON.stringify(health.requestMetadata)}}`;
+
+  before(async () => {
+    [floor, plain] = await Promise.all([startFloor('sigv4,strict-json'), startFloor()]);
+  });
+
+  after(() => {
+    floor?.child.kill('SIGTERM');
+    plain?.child.kill('SIGTERM');
+  });
+
+  it('verifies with the proxy\'s verifier: a stale date and an unknown access key are refused, as the floor\'s own check does not', async () => {
+    expect((await floor.client.send('/kms/xks/v1/health', { body: health })).status).to.equal(200);
+    expect((await plain.client.send('/kms/xks/v1/health', stale)).status).to.equal(200);
+    expect((await floor.client.send('/kms/xks/v1/health', stale)).status).to.equal(403);
+    const otherKey = { ...credential, accessKeyId: 'AKIDOTHER' };
+    expect((await plain.client.send('/kms/xks/v1/health', { body: health, credential: otherKey })).status).to.equal(200);
+    expect((await floor.client.send('/kms/xks/v1/health', { body: health, credential: otherKey })).status).to.equal(403);
+  });
+
+  it('parses with the proxy\'s strict JSON: a repeated member name is refused, as JSON.parse does not', async () => {
+    expect((await plain.client.send('/kms/xks/v1/health', { body: repeated })).status).to.equal(200);
+    expect((await floor.client.send('/kms/xks/v1/health', { body: repeated })).status).to.equal(400);
   });
 });
