@@ -70,7 +70,9 @@ export async function runPipeline<Route, State>(adapter: ProtocolAdapter<Route, 
     adapter.parsed?.(ctx);
     adapter.checkContentType(ctx, mediaType(ctx.req.headers['content-type']));
     if (adapter.sinks.audit?.accepting?.() === false) throw new ProxyError('Internal', AUDIT_UNAVAILABLE);
-    const result = await adapter.handle(ctx);
+    const pending = adapter.handle(ctx);
+    // A result already there (GetHealthStatus) is answered in this turn, not after a microtask hop.
+    const result = pending instanceof Promise ? await pending : pending;
     answer(ctx, adapter, adapter.encodeResult?.(ctx, result) ?? result);
   } catch (err) {
     answerError(ctx, adapter, err);
