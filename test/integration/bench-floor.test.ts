@@ -4,7 +4,8 @@
  * secret, or changed after signing, is refused), and it encrypts and decrypts in the HSM under the
  * spec's length-prefixed AAD (cross-checked with node:crypto on a key of known value). With
  * FLOOR_PARTS it must also run each of the proxy's parts it names (validation, the log line, metrics,
- * the security headers, the proxy's SigV4 verifier, its strict JSON parse), or the "floor with the required parts" column would flatter the same way.
+ * the security headers, the proxy's SigV4 verifier, its strict JSON parse), or the "floor with the
+ * required parts" column would flatter the same way.
  */
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
