@@ -646,8 +646,9 @@ function startFloor(env: Env, parts = ''): Promise<Server> {
 }
 
 /**
- * --floor-parts=<validate,log,metrics,headers,sigv4,strict-json> with --scenario=<name>: what the proxy's own code for
- * those parts costs on top of the floor, and what the rest of the proxy costs on top of that. Per
+ * --floor-parts=<validate,log,metrics,headers,sigv4,strict-json> with --scenario=<name>: what the
+ * proxy's own code for those parts costs on top of the floor, and what the rest of the proxy costs
+ * on top of that. Per
  * round, at c=32, each on a fresh server after a warm-up, in rotating order: the floor, the floor
  * running those parts, the proxy. If the proxy costs little more than the floor with its required
  * parts, those parts are what stands between it and the floor.
