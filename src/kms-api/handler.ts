@@ -118,7 +118,7 @@ export function createKmsHandler(deps: KmsHandlerDeps, onCrash: (res: ServerResp
     };
     const deadline = Deadline.after(state.requestDeadlineMs);
     const ctx: Ctx = new RequestContext(req, res, { name, operation }, state, fields.operation as string, state.api.keyStore, deadline, fields);
-    runPipeline(adapter, ctx).catch(() => onCrash(res));
+    runPipeline(adapter, ctx, onCrash);
     return true;
   };
 }

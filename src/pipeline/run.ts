@@ -3,11 +3,12 @@
  * a protocol adapter (src/server/xks-handler.ts, src/kms-api/handler.ts) supplies only what differs:
  * its routes, its checks, its operations and its wire format. Adapters are built once, not per request.
  */
+import type { ServerResponse } from 'node:http';
 import type { SecretLookup, SigV4Verifier } from '../auth/sigv4';
 import type { AsciiJson } from '../common/ascii-json';
 import { ProxyError } from '../core/errors';
 import { admit, checkClientStayed, release, shed, type InFlightRequests } from './admission';
-import { readRawBody } from './body';
+import { collectRawBody } from './body';
 import type { RequestContext } from './context';
 import { mediaType } from './content-type';
 import { parseBody } from './parse';
@@ -50,34 +51,69 @@ export const AUDIT_UNAVAILABLE = 'The audit log cannot be written; requests are 
 /**
  * method -> route checks -> body -> admission -> SigV4 -> caller checks -> JSON -> Content-Type ->
  * audit file writable (onFailure "refuse") -> validate, authorize, handle -> answer (or error mapping) -> release -> metrics, log line, audit.
+ * `onCrash` answers when even the error answer or the outcome's record threw: nothing a client
+ * sends should get there.
  */
-export async function runPipeline<Route, State>(adapter: ProtocolAdapter<Route, State>, ctx: RequestContext<Route, State>): Promise<void> {
+export function runPipeline<Route, State>(adapter: ProtocolAdapter<Route, State>, ctx: RequestContext<Route, State>, onCrash: (res: ServerResponse) => void): void {
   try {
     if (ctx.req.method !== 'POST') throw new ProxyError('MethodNotAllowed', adapter.methodMessage(ctx));
     adapter.checkRoute(ctx);
-    ctx.body = await readRawBody(ctx.req, adapter.maxBodyBytes(ctx));
-    // Admission after the body (bounded, and cut off by server.requestTimeoutMs): a client that stalls
-    // mid-request costs its own connection only, never one of the slots real requests need.
-    const limit = adapter.inFlightLimit(ctx);
-    const admitted = admit(ctx, adapter.inFlight, limit, adapter.admissionWaitMs(ctx));
-    if (admitted !== true) {
-      if (!(await admitted)) shed(limit);
-      checkClientStayed(ctx);
-    }
-    authenticate(ctx, adapter.verifier(ctx), adapter.secrets(ctx), adapter.sinks.metrics);
-    adapter.admitCaller(ctx);
-    parseBody(ctx);
-    adapter.parsed?.(ctx);
-    adapter.checkContentType(ctx, mediaType(ctx.req.headers['content-type']));
-    if (adapter.sinks.audit?.accepting?.() === false) throw new ProxyError('Internal', AUDIT_UNAVAILABLE);
-    const pending = adapter.handle(ctx);
-    // A result already there (GetHealthStatus) is answered in this turn, not after a microtask hop.
-    const result = pending instanceof Promise ? await pending : pending;
-    answer(ctx, adapter, adapter.encodeResult?.(ctx, result) ?? result);
+    collectRawBody(ctx.req, adapter.maxBodyBytes(ctx), (err, body) => {
+      if (err !== undefined) answerFailure(adapter, ctx, err, onCrash);
+      else void afterBody(adapter, ctx, body, onCrash);
+    });
   } catch (err) {
-    answerError(ctx, adapter, err);
-  } finally {
-    release(ctx, adapter.inFlight);
-    recordOutcome(ctx, adapter.sinks, adapter.logMessage);
+    answerFailure(adapter, ctx, err, onCrash);
   }
+}
+
+/** The steps once the body is in; its promise never rejects. */
+async function afterBody<Route, State>(adapter: ProtocolAdapter<Route, State>, ctx: RequestContext<Route, State>, body: Buffer, onCrash: (res: ServerResponse) => void): Promise<void> {
+  try {
+    try {
+      ctx.body = body;
+      // Admission after the body (bounded, and cut off by server.requestTimeoutMs): a client that stalls
+      // mid-request costs its own connection only, never one of the slots real requests need.
+      const limit = adapter.inFlightLimit(ctx);
+      const admitted = admit(ctx, adapter.inFlight, limit, adapter.admissionWaitMs(ctx));
+      if (admitted !== true) {
+        if (!(await admitted)) shed(limit);
+        checkClientStayed(ctx);
+      }
+      authenticate(ctx, adapter.verifier(ctx), adapter.secrets(ctx), adapter.sinks.metrics);
+      adapter.admitCaller(ctx);
+      parseBody(ctx);
+      adapter.parsed?.(ctx);
+      adapter.checkContentType(ctx, mediaType(ctx.req.headers['content-type']));
+      if (adapter.sinks.audit?.accepting?.() === false) throw new ProxyError('Internal', AUDIT_UNAVAILABLE);
+      const pending = adapter.handle(ctx);
+      // A result already there (GetHealthStatus) is answered in this turn, not after a microtask hop.
+      const result = pending instanceof Promise ? await pending : pending;
+      answer(ctx, adapter, adapter.encodeResult?.(ctx, result) ?? result);
+    } catch (err) {
+      answerError(ctx, adapter, err);
+    } finally {
+      finish(adapter, ctx);
+    }
+  } catch {
+    onCrash(ctx.res);
+  }
+}
+
+/** A request refused before its body was in (method, route, body size, client gone). */
+function answerFailure<Route, State>(adapter: ProtocolAdapter<Route, State>, ctx: RequestContext<Route, State>, err: unknown, onCrash: (res: ServerResponse) => void): void {
+  try {
+    try {
+      answerError(ctx, adapter, err);
+    } finally {
+      finish(adapter, ctx);
+    }
+  } catch {
+    onCrash(ctx.res);
+  }
+}
+
+function finish<Route, State>(adapter: ProtocolAdapter<Route, State>, ctx: RequestContext<Route, State>): void {
+  release(ctx, adapter.inFlight);
+  recordOutcome(ctx, adapter.sinks, adapter.logMessage);
 }

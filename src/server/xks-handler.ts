@@ -118,7 +118,7 @@ export function createXksHandler(deps: XksHandlerDeps, onCrash: (res: ServerResp
     fields.remoteAddress = req.socket.remoteAddress;
     const deadline = Deadline.after(state.requestDeadlineMs ?? 200);
     const ctx: XksContext = new RequestContext(req, res, route, state, route.operation, route.store.name, deadline, fields);
-    runPipeline(adapter, ctx).catch(() => onCrash(res));
+    runPipeline(adapter, ctx, onCrash);
     return true;
   };
 }

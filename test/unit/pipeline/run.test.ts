@@ -38,6 +38,8 @@ describe('request pipeline: order of steps and error mapping (unit, real HTTP)',
   let inFlightCounts: number[];
   let wire: 'xks' | 'kms';
   const audited: Array<Record<string, unknown>> = [];
+  let auditThrows = false;
+  let crashes = 0;
 
   const stream = new PassThrough();
   stream.on('data', (d: Buffer) => (logText += d.toString()));
@@ -46,7 +48,13 @@ describe('request pipeline: order of steps and error mapping (unit, real HTTP)',
     logMessage: 'toy request',
     contentType: 'application/json',
     headers: ['X-Toy', '1'],
-    sinks: { metrics: new XksMetrics(), logger: createLogger({ level: 'info', stream }), audit: { record: (f) => audited.push({ ...f }) } },
+    sinks: { metrics: new XksMetrics(), logger: createLogger({ level: 'info', stream }), audit: {
+        record: (f) => {
+          if (auditThrows) throw new Error('audit sink failed');
+          audited.push({ ...f });
+        },
+      },
+    },
     inFlight,
     admissionWaitMs: () => 0,
     toWireError: (err) => (wire === 'xks' ? toXksError(err) : toKmsError(err)),
@@ -75,7 +83,8 @@ describe('request pipeline: order of steps and error mapping (unit, real HTTP)',
   before(async () => {
     server = createServer((req, res) => {
       const ctx = new RequestContext(req, res, toy, undefined, 'Toy', 'ks-1', Deadline.after(1000), { operation: 'Toy' });
-      void runPipeline(adapter, ctx);
+      // Counted only: in these tests the answer has gone out before the step that throws.
+      runPipeline(adapter, ctx, () => crashes++);
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     port = (server.address() as AddressInfo).port;
@@ -88,6 +97,8 @@ describe('request pipeline: order of steps and error mapping (unit, real HTTP)',
     inFlightCounts = [];
     wire = 'xks';
     audited.length = 0;
+    auditThrows = false;
+    crashes = 0;
   });
 
   interface SendOptions { method?: string; body?: Buffer; contentType?: string; sign?: boolean; secret?: string; headers?: Record<string, string> }
@@ -134,6 +145,21 @@ describe('request pipeline: order of steps and error mapping (unit, real HTTP)',
     expect(inFlightCounts).to.deep.equal([1, 0]);
     expect(await logLine()).to.include({ message: 'toy request', operation: 'Toy', status: 200, accessKeyId: 'AKIAI2SFODNN7EXAMPLE' });
     expect(audited).to.have.length(1);
+  });
+
+  it('hands a request whose outcome could not be recorded to the crash handler, before and after the body', async () => {
+    auditThrows = true;
+    // After the body: the answer went out, then the audit step threw.
+    const answered = await send();
+    expect(answered.status).to.equal(200);
+    // Before the body: the method is refused, then the audit step threw.
+    const { req, answer } = await open({ method: 'GET' });
+    req.end();
+    const refused = await answer;
+    expect(refused.status).to.equal(405);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(crashes).to.equal(2);
+    expect(inFlightCounts).to.deep.equal([1, 0]);
   });
 
   it('sheds at the in-flight limit before SigV4, with the protocol\'s throttling error', async () => {
