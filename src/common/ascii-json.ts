@@ -6,4 +6,9 @@
  */
 export class AsciiJson {
   constructor(readonly text: string) {}
+
+  /** JSON.stringify's text with every non-ASCII character as a \u escape: the same JSON value. */
+  static of(value: unknown): AsciiJson {
+    return new AsciiJson(JSON.stringify(value).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
+  }
 }
