@@ -57,15 +57,37 @@ function isoNow(): string {
  * written on every call, and the three-format chain with key sorting cost more than the SigV4 check.
  */
 function formatLine(level: string, message: unknown, fields: Record<string, unknown>): string {
+  if (typeof message === 'string' && loggableAsIs(fields)) {
+    // The fields serialised as they are, not copied key by key into a new object first.
+    const rest = serialise(fields);
+    if (rest !== undefined) {
+      const head = `{"timestamp":"${isoNow()}","level":${JSON.stringify(level)},"message":${JSON.stringify(message)}`;
+      return rest === '{}' ? `${head}}` : `${head},${rest.slice(1)}`;
+    }
+  }
   const line: Record<string, unknown> = { timestamp: isoNow(), level, message };
   for (const key in fields) {
     if (key === 'level' || key === 'message' || key === 'timestamp' || isForbidden(key)) continue;
     line[key] = fields[key];
   }
+  return serialise(line) ?? stringifySafely(line) ?? '{}'; // a BigInt or a cycle somewhere: slower, but never throws
+}
+
+/** A plain object none of whose keys formatLine drops or writes itself: JSON.stringify writes it as the line would. */
+function loggableAsIs(fields: Record<string, unknown>): boolean {
+  const prototype = Object.getPrototypeOf(fields) as unknown;
+  if (prototype !== Object.prototype && prototype !== null) return false;
+  for (const key in fields) {
+    if (key === 'level' || key === 'message' || key === 'timestamp' || isForbidden(key)) return false;
+  }
+  return true;
+}
+
+function serialise(value: Record<string, unknown>): string | undefined {
   try {
-    return JSON.stringify(line);
+    return JSON.stringify(value);
   } catch {
-    return stringifySafely(line) ?? '{}'; // a BigInt or a cycle somewhere: slower, but never throws
+    return undefined;
   }
 }
 

@@ -85,6 +85,20 @@ describe('logger: the request line written straight to the transport', () => {
     return rest;
   };
 
+  it('writes timestamp, level, message, then the fields in call order; with no fields, or a BigInt among them, still one JSON object', async () => {
+    const { logger, raw } = capture();
+    logRequestLine(logger, 'info', 'xks request', { operation: 'Encrypt', status: 200, skipped: undefined, latencyMs: 1.5 });
+    logRequestLine(logger, 'warn', 'xks request', {});
+    logRequestLine(logger, 'error', 'xks request', { big: 10n, status: 500 });
+    await turnEnds();
+    const [first, second, third] = raw().trim().split('\n');
+    const head = (level: string) => `\\{"timestamp":"\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z","level":"${level}","message":"xks request"`;
+    expect(first).to.match(new RegExp(`^${head('info')},"operation":"Encrypt","status":200,"latencyMs":1.5\\}$`));
+    expect(second).to.match(new RegExp(`^${head('warn')}\\}$`));
+    // The fallback serialiser (safe-stable-stringify) sorts the keys.
+    expect(JSON.parse(third as string)).to.include({ level: 'error', message: 'xks request', big: 10, status: 500 });
+  });
+
   it('writes the same line as logger.log with batched fields, in the same order, and leaves the fields as they were', async () => {
     const fields = () => ({ operation: 'Encrypt', status: 200, plaintext: 'CANARY-1', Authorization: 'CANARY-2', latencyMs: 1.5 });
     const viaLog = capture();
