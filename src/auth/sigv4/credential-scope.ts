@@ -38,7 +38,7 @@ export function parseCredential(credential: string): StepResult<CredentialScope>
 
 /** The scope string as it appears in the string-to-sign (everything after the AKID). */
 export function scopeString(scope: CredentialScope): string {
-  return [scope.date, scope.region, scope.service, scope.terminator].join('/');
+  return `${scope.date}/${scope.region}/${scope.service}/${scope.terminator}`;
 }
 
 export function checkScope(scope: CredentialScope, amzDate: string, expectedService: string): SigV4Failure | undefined {
