@@ -19,6 +19,7 @@ import { generateCredential, type Sigv4Credential } from '../src/auth/generate-c
 import { createSelfSignedCert } from '../src/cli/demo/self-signed-cert';
 import { createAesKey, Hsm } from '../src/hsm';
 import { ensureSoftHsmToken, SOFTHSM_MODULE_PATH } from '../src/hsm/softhsm';
+import { allocatorText, applyAllocator, type Allocator } from './allocator';
 import { pacedLoad, type LoadFigures } from './paced-load';
 import { formatSummary, summarize } from './profile-summary';
 import { handshakeCpu, idleCpuUsPerSecond, withChurn } from './tls-churn';
@@ -29,7 +30,7 @@ const MAIN = join(ROOT, 'dist/src/cli/main.js');
 const args = new Map(process.argv.slice(2).map((a) => /^--([^=]+)(?:=(.*))?$/s.exec(a)?.slice(1, 3) as [string, string]));
 /** Every option this script reads; anything else is refused, so a typo (or --help) does not start a 20-minute run. */
 const OPTIONS = [
-  'admission-wait', 'after-closed-loop', 'cedar', 'concurrency', 'duration', 'kms-seconds', 'limit', 'max-in-flight', 'mix', 'node-flags',
+  'admission-wait', 'after-closed-loop', 'allocator', 'cedar', 'concurrency', 'duration', 'kms-seconds', 'limit', 'max-in-flight', 'mix', 'node-flags',
   'compare', 'floor-parts', 'paced-connections', 'paced-warmup', 'pkcs11-threads', 'pool', 'profile', 'rate', 'render', 'rounds', 'scenario', 'server-log', 'sustain-rates', 'sustain-seconds', 'workers',
 ];
 const unknown = process.argv.slice(2).filter((a) => !OPTIONS.includes(/^--([^=]+)/.exec(a)?.[1] ?? ''));
@@ -58,6 +59,8 @@ const PACED_CONNECTIONS = Number(args.get('paced-connections') ?? 256);
 /** --paced-warmup=<s>: the paced runs' unrecorded start (default 5); 0 records a cold start from its first request. */
 const PACED_WARMUP_SECONDS = Number(args.get('paced-warmup') ?? 5);
 const PIN_CORES = cpus().length >= 2;
+/** --allocator=jemalloc|glibc: every process this run starts inherits it (bench/allocator.ts). */
+const ALLOCATOR = applyAllocator(args.get('allocator'));
 
 interface Row extends LoadFigures {
   scenario: string;
@@ -1231,6 +1234,7 @@ async function main(): Promise<void> {
     durationSeconds: DURATION,
     sessionPool: POOL,
     floorParts: REQUIRED_PARTS,
+    allocator: ALLOCATOR,
     targets: {
       encrypt4300c32RatioToCeiling: target?.ratio ?? null,
       encrypt4300c32ReqPerSec: target?.reqPerSec ?? null,
@@ -1356,7 +1360,7 @@ function renderMarkdown(summary: Record<string, unknown>, rows: Row[]): string {
   const lines = [
     '# Benchmark results',
     '',
-    `Run ${String(summary.date)} on ${String(summary.machine)}. Pinning: ${String(summary.pinning)}.`,
+    `Run ${String(summary.date)} on ${String(summary.machine)}. Pinning: ${String(summary.pinning)}. Allocator: ${allocatorText(summary.allocator as Allocator | undefined)}.`,
     `Each closed-loop scenario runs ${String(summary.durationSeconds)} s with autocannon over HTTPS keep-alive connections; ${String(summary.signing)}. Each operation's c=32 row is the proxy run of the limit table's median pair (${String(STEADY_RUNS)} pairs of a proxy run and its control run back to back), its note naming every run: one run on this VM can be off by ~90 µs per request, and the machine drifts over minutes. What Cedar adds is the median of ${String(STEADY_RUNS)} back-to-back pairs (alternating order) on two proxies started together and warmed up alike, one with the policy and one without.`,
     `Event-loop lag p99: the proxy's xks_nodejs_eventloop_lag_p99_seconds (perf_hooks.monitorEventLoopDelay via prom-client) over the run, minus its ${EVENT_LOOP_SAMPLING_MS} ms sampling interval, which Node's histogram includes (an idle process reads 10.1 ms).`,
     `The KMS-shaped runs use an open-loop generator (bench/paced-load.ts; autocannon's -R sends each second's quota in one burst) that sends at an even pace over at most ${PACED_CONNECTIONS} keep-alive connections of its own lean HTTPS client (bench/lean-https-client.ts: little allocation, so few stalls of its own), after an unrecorded 5 s warm-up. A row's note names the generator's own stalls (over 10 ms) where slow requests fell. Latency runs from each request's scheduled send time; as with KMS, a request not answered within 250 ms counts as an error, and req/s counts only 2xx answers within 250 ms. Each sizing row's note has a control: plain node:https answering the same requests at the same paced rate on the same core (its CPU per request and p99).`,

@@ -4,7 +4,8 @@
 # systemd (systemd-analyze checks deploy/systemd/xks-proxy.service), awscli (the AWS CLI run against the KMS API),
 # libnss3-tools (certutil; its libnss3 dependency brings libsoftokn3.so, NSS's software token: the tests'
 # second PKCS#11 implementation), prometheus (prometheus + promtool: the tests scrape the proxy and
-# unit-test the alert rules with them).
+# unit-test the alert rules with them), libjemalloc2 (the allocator the container image preloads; the
+# tests check the proxy runs with it, and `npm run bench` measures with it).
 set -euo pipefail
 missing=()
 command -v softhsm2-util >/dev/null 2>&1 && [ -e /usr/lib/softhsm/libsofthsm2.so ] || missing+=(softhsm2)
@@ -15,6 +16,7 @@ command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 [ -x /usr/bin/aws ] || missing+=(awscli)
 command -v certutil >/dev/null 2>&1 && compgen -G "/usr/lib*/**/libsoftokn3.so" >/dev/null || missing+=(libnss3-tools libnss3)
 command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+compgen -G "/usr/lib/*/libjemalloc.so.2" >/dev/null || missing+=(libjemalloc2)
 if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
 echo "installing system packages: ${missing[*]}" >&2
 SUDO=""
