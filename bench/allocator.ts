@@ -1,9 +1,10 @@
 /**
- * The malloc every process the bench starts runs with. glibc's slows down in a proxy that has
- * served a while: after overload and connection churn, `perf` put its `_int_malloc` at ~8 µs of a
- * GetHealthStatus request that a fresh proxy spends nothing on (docs/performance.md, "The
- * allocator"). The container image preloads jemalloc, so the bench measures that by default, and
- * every server of a run (proxy, control, floor) gets the same allocator.
+ * The malloc every process the bench starts runs with: glibc's (the default, as the container image
+ * runs the proxy) or jemalloc, preloaded. glibc's slows down in a proxy that has served a while (after
+ * overload and connection churn `perf` put its `_int_malloc` at ~7 µs of a GetHealthStatus request
+ * a fresh proxy spends nothing on); jemalloc did not, but its full run cost more per Encrypt and
+ * Decrypt (docs/performance.md, "The allocator"). Every server of a run (proxy, control, floor)
+ * gets the same one.
  */
 import { existsSync } from 'node:fs';
 
@@ -21,26 +22,23 @@ export function findJemalloc(): string | undefined {
 }
 
 /**
- * `choice` is --allocator: 'jemalloc', 'glibc', or undefined (jemalloc when installed). Sets
- * LD_PRELOAD in `env` (the bench's own environment, which every child inherits) for jemalloc.
+ * `choice` is --allocator: 'glibc' (also when undefined) or 'jemalloc'. Sets LD_PRELOAD in `env`
+ * (the bench's own environment, which every child inherits) for jemalloc, and clears it for glibc.
  */
 export function applyAllocator(choice: string | undefined, env: NodeJS.ProcessEnv = process.env): Allocator {
   if (choice !== undefined && choice !== 'jemalloc' && choice !== 'glibc') throw new Error(`--allocator is jemalloc or glibc, got "${choice}"`);
-  if (choice === 'glibc') {
+  if (choice !== 'jemalloc') {
     delete env.LD_PRELOAD;
     return { name: 'glibc' };
   }
   const path = findJemalloc();
-  if (path === undefined) {
-    if (choice === 'jemalloc') throw new Error('--allocator=jemalloc: libjemalloc.so.2 is not installed (Debian: apt-get install libjemalloc2)');
-    return { name: 'glibc' };
-  }
+  if (path === undefined) throw new Error('--allocator=jemalloc: libjemalloc.so.2 is not installed (Debian: apt-get install libjemalloc2)');
   env.LD_PRELOAD = path;
   return { name: 'jemalloc', path };
 }
 
 /** How latest.md names the allocator of a run; runs before the option existed ran glibc's. */
 export function allocatorText(allocator: Allocator | undefined): string {
-  if (allocator?.name === 'jemalloc') return `jemalloc, preloaded into every server (LD_PRELOAD=${String(allocator.path)}), as the container image runs the proxy`;
+  if (allocator?.name === 'jemalloc') return `jemalloc, preloaded into every server (LD_PRELOAD=${String(allocator.path)}); the container image runs glibc's`;
   return "glibc's malloc";
 }

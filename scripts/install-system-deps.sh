@@ -4,8 +4,8 @@
 # systemd (systemd-analyze checks deploy/systemd/xks-proxy.service), awscli (the AWS CLI run against the KMS API),
 # libnss3-tools (certutil; its libnss3 dependency brings libsoftokn3.so, NSS's software token: the tests'
 # second PKCS#11 implementation), prometheus (prometheus + promtool: the tests scrape the proxy and
-# unit-test the alert rules with them), libjemalloc2 (the allocator the container image preloads; the
-# tests check the proxy runs with it, and `npm run bench` measures with it).
+# unit-test the alert rules with them), libjemalloc2 (`npm run bench -- --allocator=jemalloc`
+# measures with it; a unit test checks that option).
 set -euo pipefail
 missing=()
 command -v softhsm2-util >/dev/null 2>&1 && [ -e /usr/lib/softhsm/libsofthsm2.so ] || missing+=(softhsm2)

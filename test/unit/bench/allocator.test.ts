@@ -3,18 +3,21 @@ import { expect } from 'chai';
 import { allocatorText, applyAllocator, findJemalloc } from '../../../bench/allocator';
 
 describe('bench allocator (unit)', () => {
-  it('preloads jemalloc by default when installed, and names it in latest.md', () => {
+  it('preloads jemalloc on --allocator=jemalloc, and names it in latest.md', () => {
     const path = findJemalloc();
     // scripts/install-system-deps.sh installs libjemalloc2: the test command always has it.
     expect(path, 'libjemalloc.so.2 (Debian libjemalloc2)').to.be.a('string');
     const env: NodeJS.ProcessEnv = {};
-    expect(applyAllocator(undefined, env)).to.deep.equal({ name: 'jemalloc', path });
+    expect(applyAllocator('jemalloc', env)).to.deep.equal({ name: 'jemalloc', path });
     expect(env.LD_PRELOAD).to.equal(path);
     expect(allocatorText({ name: 'jemalloc', path })).to.include(`LD_PRELOAD=${String(path)}`);
   });
 
-  it('runs glibc\'s malloc on --allocator=glibc, removing an inherited preload, and refuses anything else', () => {
+  it('runs glibc\'s malloc by default and on --allocator=glibc, removing an inherited preload, and refuses anything else', () => {
     const env: NodeJS.ProcessEnv = { LD_PRELOAD: '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2' };
+    expect(applyAllocator(undefined, env)).to.deep.equal({ name: 'glibc' });
+    expect(env.LD_PRELOAD).to.equal(undefined);
+    env.LD_PRELOAD = '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2';
     expect(applyAllocator('glibc', env)).to.deep.equal({ name: 'glibc' });
     expect(env.LD_PRELOAD).to.equal(undefined);
     expect(() => applyAllocator('tcmalloc', env)).to.throw(/jemalloc or glibc/);
