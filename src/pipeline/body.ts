@@ -1,7 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { ProxyError } from '../core/errors';
-
-const NO_BODY = Buffer.alloc(0);
+import { NO_BODY } from './context';
 
 /** The body is over the endpoint's maximum; the answer closes the connection (the rest is unread). */
 export class BodyTooLargeError extends ProxyError {

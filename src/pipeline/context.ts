@@ -4,7 +4,8 @@ import type { Deadline } from '../hsm';
 /** The log line's (and audit entry's) fields: written by the steps, never read back to decide anything. */
 export type LogFields = Record<string, string | number | undefined>;
 
-const NO_BODY = Buffer.alloc(0);
+/** The body of a request before (or without) its read: shared, never written to. */
+export const NO_BODY = Buffer.alloc(0);
 
 /**
  * One request's typed state, created once per request and handed to every step. Data that steps pass
