@@ -70,37 +70,37 @@ export function runPipeline<Route, State>(adapter: ProtocolAdapter<Route, State>
 /** The steps once the body is in; its promise never rejects. */
 async function afterBody<Route, State>(adapter: ProtocolAdapter<Route, State>, ctx: RequestContext<Route, State>, body: Buffer, onCrash: (res: ServerResponse) => void): Promise<void> {
   try {
-    try {
-      ctx.body = body;
-      // Admission after the body (bounded, and cut off by server.requestTimeoutMs): a client that stalls
-      // mid-request costs its own connection only, never one of the slots real requests need.
-      const limit = adapter.inFlightLimit(ctx);
-      const admitted = admit(ctx, adapter.inFlight, limit, adapter.admissionWaitMs(ctx));
-      if (admitted !== true) {
-        if (!(await admitted)) shed(limit);
-        checkClientStayed(ctx);
-      }
-      authenticate(ctx, adapter.verifier(ctx), adapter.secrets(ctx), adapter.sinks.metrics);
-      adapter.admitCaller(ctx);
-      parseBody(ctx);
-      adapter.parsed?.(ctx);
-      adapter.checkContentType(ctx, mediaType(ctx.req.headers['content-type']));
-      if (adapter.sinks.audit?.accepting?.() === false) throw new ProxyError('Internal', AUDIT_UNAVAILABLE);
-      const pending = adapter.handle(ctx);
-      // A result already there (GetHealthStatus) is answered in this turn, not after a microtask hop.
-      const result = pending instanceof Promise ? await pending : pending;
-      answer(ctx, adapter, adapter.encodeResult?.(ctx, result) ?? result);
-    } catch (err) {
-      answerError(ctx, adapter, err);
-    } finally {
-      finish(adapter, ctx);
+    ctx.body = body;
+    // Admission after the body (bounded, and cut off by server.requestTimeoutMs): a client that stalls
+    // mid-request costs its own connection only, never one of the slots real requests need.
+    const limit = adapter.inFlightLimit(ctx);
+    const admitted = admit(ctx, adapter.inFlight, limit, adapter.admissionWaitMs(ctx));
+    if (admitted !== true) {
+      if (!(await admitted)) shed(limit);
+      checkClientStayed(ctx);
     }
+    authenticate(ctx, adapter.verifier(ctx), adapter.secrets(ctx), adapter.sinks.metrics);
+    adapter.admitCaller(ctx);
+    parseBody(ctx);
+    adapter.parsed?.(ctx);
+    adapter.checkContentType(ctx, mediaType(ctx.req.headers['content-type']));
+    if (adapter.sinks.audit?.accepting?.() === false) throw new ProxyError('Internal', AUDIT_UNAVAILABLE);
+    const pending = adapter.handle(ctx);
+    // A result already there (GetHealthStatus) is answered in this turn, not after a microtask hop.
+    const result = pending instanceof Promise ? await pending : pending;
+    answer(ctx, adapter, adapter.encodeResult?.(ctx, result) ?? result);
+  } catch (err) {
+    answerFailure(adapter, ctx, err, onCrash);
+    return;
+  }
+  try {
+    finish(adapter, ctx);
   } catch {
     onCrash(ctx.res);
   }
 }
 
-/** A request refused before its body was in (method, route, body size, client gone). */
+/** A request refused or failed at any step: its error answer, then the same release and record. */
 function answerFailure<Route, State>(adapter: ProtocolAdapter<Route, State>, ctx: RequestContext<Route, State>, err: unknown, onCrash: (res: ServerResponse) => void): void {
   try {
     try {
@@ -113,6 +113,7 @@ function answerFailure<Route, State>(adapter: ProtocolAdapter<Route, State>, ctx
   }
 }
 
+/** Release the in-flight slot, then count, log and audit the outcome: once per request. */
 function finish<Route, State>(adapter: ProtocolAdapter<Route, State>, ctx: RequestContext<Route, State>): void {
   release(ctx, adapter.inFlight);
   recordOutcome(ctx, adapter.sinks, adapter.logMessage);
