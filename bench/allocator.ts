@@ -15,21 +15,32 @@ export interface Allocator {
   name: 'jemalloc' | 'glibc';
   /** The preloaded library, for jemalloc. */
   path?: string;
+  /** GLIBC_TUNABLES, for glibc with tunables (--allocator=glibc:<tunables>). */
+  tunables?: string;
 }
 
 export function findJemalloc(): string | undefined {
   return JEMALLOC_PATHS.find((path) => existsSync(path));
 }
 
+/** glibc.malloc.* settings, colon-separated, as GLIBC_TUNABLES takes them. */
+const TUNABLES = /^glibc\.malloc\.[a-z_]+=\d+(?::glibc\.malloc\.[a-z_]+=\d+)*$/;
+
 /**
- * `choice` is --allocator: 'glibc' (also when undefined) or 'jemalloc'. Sets LD_PRELOAD in `env`
- * (the bench's own environment, which every child inherits) for jemalloc, and clears it for glibc.
+ * `choice` is --allocator: 'glibc' (also when undefined), 'glibc:<GLIBC_TUNABLES>' or 'jemalloc'.
+ * Sets LD_PRELOAD (jemalloc) or GLIBC_TUNABLES in `env` (the bench's own environment, which every
+ * child inherits), and clears both otherwise, so an inherited setting never runs unnamed.
  */
 export function applyAllocator(choice: string | undefined, env: NodeJS.ProcessEnv = process.env): Allocator {
-  if (choice !== undefined && choice !== 'jemalloc' && choice !== 'glibc') throw new Error(`--allocator is jemalloc or glibc, got "${choice}"`);
-  if (choice !== 'jemalloc') {
+  const [name, tunables] = (choice ?? 'glibc').split(/:(.*)/s) as [string, string | undefined];
+  const valid = name === 'jemalloc' ? tunables === undefined : name === 'glibc' && (tunables === undefined || TUNABLES.test(tunables));
+  if (!valid) throw new Error(`--allocator is jemalloc, glibc or glibc:<glibc.malloc.NAME=N:...>, got "${String(choice)}"`);
+  delete env.GLIBC_TUNABLES;
+  if (name === 'glibc') {
     delete env.LD_PRELOAD;
-    return { name: 'glibc' };
+    if (tunables === undefined) return { name: 'glibc' };
+    env.GLIBC_TUNABLES = tunables;
+    return { name: 'glibc', tunables };
   }
   const path = findJemalloc();
   if (path === undefined) throw new Error('--allocator=jemalloc: libjemalloc.so.2 is not installed (Debian: apt-get install libjemalloc2)');
@@ -40,5 +51,6 @@ export function applyAllocator(choice: string | undefined, env: NodeJS.ProcessEn
 /** How latest.md names the allocator of a run; runs before the option existed ran glibc's. */
 export function allocatorText(allocator: Allocator | undefined): string {
   if (allocator?.name === 'jemalloc') return `jemalloc, preloaded into every server (LD_PRELOAD=${String(allocator.path)}); the container image runs glibc's`;
+  if (allocator?.tunables !== undefined) return `glibc's malloc with GLIBC_TUNABLES=${allocator.tunables} in every server`;
   return "glibc's malloc";
 }

@@ -31,7 +31,7 @@ const args = new Map(process.argv.slice(2).map((a) => /^--([^=]+)(?:=(.*))?$/s.e
 /** Every option this script reads; anything else is refused, so a typo (or --help) does not start a 20-minute run. */
 const OPTIONS = [
   'admission-wait', 'after-closed-loop', 'allocator', 'cedar', 'concurrency', 'duration', 'kms-seconds', 'limit', 'max-in-flight', 'mix', 'node-flags',
-  'compare', 'floor-parts', 'paced-connections', 'paced-warmup', 'pkcs11-threads', 'pool', 'profile', 'rate', 'render', 'rounds', 'scenario', 'server-log', 'sustain-rates', 'sustain-seconds', 'workers',
+  'compare', 'compare-allocator', 'floor-parts', 'history', 'paced-connections', 'paced-warmup', 'pkcs11-threads', 'pool', 'profile', 'rate', 'render', 'rounds', 'scenario', 'server-log', 'sustain-rates', 'sustain-seconds', 'workers',
 ];
 const unknown = process.argv.slice(2).filter((a) => !OPTIONS.includes(/^--([^=]+)/.exec(a)?.[1] ?? ''));
 if (unknown.length > 0) {
@@ -40,6 +40,14 @@ if (unknown.length > 0) {
 }
 if (args.has('mix') && args.get('scenario') !== 'KMS-shaped') {
   process.stderr.write('bench: --mix only changes a --scenario=KMS-shaped run\n');
+  process.exit(2);
+}
+if (args.has('history') && !args.has('scenario')) {
+  process.stderr.write('bench: --history only changes a --scenario run (the full run\'s proxy has served every scenario before its pairs)\n');
+  process.exit(2);
+}
+if (args.has('compare-allocator') && !args.has('compare')) {
+  process.stderr.write('bench: --compare-allocator only changes a --compare run (--compare=. compares this build with itself)\n');
   process.exit(2);
 }
 if (args.has('paced-warmup') && !args.has('scenario')) {
@@ -59,7 +67,7 @@ const PACED_CONNECTIONS = Number(args.get('paced-connections') ?? 256);
 /** --paced-warmup=<s>: the paced runs' unrecorded start (default 5); 0 records a cold start from its first request. */
 const PACED_WARMUP_SECONDS = Number(args.get('paced-warmup') ?? 5);
 const PIN_CORES = cpus().length >= 2;
-/** --allocator=jemalloc|glibc: every process this run starts inherits it (bench/allocator.ts). */
+/** --allocator=jemalloc|glibc[:<GLIBC_TUNABLES>]: every process this run starts inherits it (bench/allocator.ts). */
 const ALLOCATOR = applyAllocator(args.get('allocator'));
 
 interface Row extends LoadFigures {
@@ -207,7 +215,7 @@ const NODE_FLAGS = (args.get('node-flags') ?? '').split(' ').filter(Boolean);
 const SERVER_LOG = args.get('server-log');
 
 /** `serve --workers N` (default 1 here: serve's own default is one worker per CPU). */
-function startProxy(configPath: string, workers = 1, main = MAIN): Promise<Server> {
+function startProxy(configPath: string, workers = 1, main = MAIN, env: NodeJS.ProcessEnv = process.env): Promise<Server> {
   const argv = [...NODE_FLAGS, ...(PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : []), main, 'serve', '--config', configPath, '--workers', String(workers)];
   // With several workers only the primary's line means the whole fleet is up.
   const readyLine = workers > 1 ? 'xks proxy cluster listening' : 'xks proxy listening';
@@ -218,7 +226,7 @@ function startProxy(configPath: string, workers = 1, main = MAIN): Promise<Serve
       return { url: parsed.url.replace('localhost', '127.0.0.1'), ...(parsed.adminUrl ? { adminUrl: parsed.adminUrl } : {}) } as Server;
     }
     return undefined;
-  });
+  }, env);
 }
 
 async function stop(server: Server): Promise<void> {
@@ -665,7 +673,8 @@ async function floorParts(env: Env, configPath: string): Promise<void> {
   for (let r = 0; r < rounds; r++) {
     // Signed again each round (SigV4's 5-minute window); Decrypt's ciphertext comes from a proxy.
     const signer = await startProxy(configPath);
-    const request = (await scenarioBodies(env, signer.url))[name];
+    const bodies = await scenarioBodies(env, signer.url);
+    const request = bodies[name];
     await stop(signer);
     if (!request) throw new Error(`--floor-parts needs --scenario set to one of the proxy scenarios, got "${name}"`);
     for (const kind of [...kinds.slice(r % 3), ...kinds.slice(0, r % 3)]) {
@@ -674,6 +683,7 @@ async function floorParts(env: Env, configPath: string): Promise<void> {
         continue;
       }
       const proxy = await startProxy(configPath);
+      await serveHistory(proxy, bodies);
       await warmUp(proxy, request);
       cpu.proxy.push((await cleanC32(proxy, name, request)).cpuUsPerReq ?? Number.NaN);
       await stop(proxy);
@@ -999,6 +1009,18 @@ async function warmUp(server: Server, request: SignedRequest, concurrency = 32):
   await load(server.url, [request], concurrency, DURATION);
 }
 
+/**
+ * --history (with --scenario, --compare or --floor-parts): before its warm-up each proxy first serves
+ * every scenario at c=32 and 256 (half --duration each), as the full run's proxy has by the time its
+ * pairs are measured.
+ * A proxy with that history cost 13-20 µs more per request than a fresh one in rotations
+ * (docs/performance.md, "The allocator"), so a rotation without it measures a proxy KMS rarely meets.
+ */
+async function serveHistory(server: Server, bodies: Record<string, SignedRequest>): Promise<void> {
+  if (!args.has('history')) return;
+  for (const request of Object.values(bodies)) for (const c of [32, 256]) await load(server.url, [request], c, DURATION / 2);
+}
+
 /** --scenario=<name> without --profile: that proxy scenario alone, at each --concurrency, after a warm-up; prints, writes nothing. */
 async function quick(env: Env, configPath: string): Promise<void> {
   // --workers=N: serve --workers N, unpinned (as the scaling rows).
@@ -1018,6 +1040,7 @@ async function quick(env: Env, configPath: string): Promise<void> {
   const request = bodies[name];
   if (!request && name !== 'KMS-shaped') throw new Error(`--scenario must be KMS-shaped or one of the proxy scenarios, got "${name}"`);
   const rows: Row[] = [];
+  await serveHistory(proxy, bodies);
   if (request) await warmUp(proxy, request);
   if (request) for (const c of CONCURRENCIES) rows.push(await measured(proxy, `Proxy ${name}`, c, () => load(proxy.url, [request], c, DURATION)));
   // --limit=off skips it: the overhead against L, in pairs of the proxy and the control.
@@ -1039,15 +1062,20 @@ async function compare(env: Env, configPath: string): Promise<void> {
   const name = args.get('scenario') as string;
   const rounds = Number(args.get('rounds') ?? 10);
   const concurrency = args.has('concurrency') ? (CONCURRENCIES[0] as number) : 32;
+  // --compare-allocator=<jemalloc|glibc[:tunables]>: A's proxy runs that malloc, B's --allocator's (--compare=. for the same build).
+  const allocatorA = { ...process.env };
+  const allocatorTextA = args.has('compare-allocator') ? `, A's malloc ${allocatorText(applyAllocator(args.get('compare-allocator'), allocatorA))}` : '';
   const builds = [
-    { label: 'A', main: join(resolve(args.get('compare') as string), 'dist/src/cli/main.js'), cpu: [] as number[], mainThread: [] as number[] },
-    { label: 'B', main: MAIN, cpu: [] as number[], mainThread: [] as number[] },
+    { label: 'A', main: join(resolve(args.get('compare') as string), 'dist/src/cli/main.js'), env: allocatorA, cpu: [] as number[], mainThread: [] as number[] },
+    { label: 'B', main: MAIN, env: process.env, cpu: [] as number[], mainThread: [] as number[] },
   ];
   for (let round = 0; round < rounds; round++) {
     for (const build of round % 2 === 0 ? builds : [...builds].reverse()) {
-      const server = await startProxy(configPath, 1, build.main);
-      const request = (await scenarioBodies(env, server.url))[name];
+      const server = await startProxy(configPath, 1, build.main, build.env);
+      const bodies = await scenarioBodies(env, server.url);
+      const request = bodies[name];
       if (!request) throw new Error(`--compare needs --scenario set to one of the proxy scenarios, got "${name}"`);
+      await serveHistory(server, bodies);
       await warmUp(server, request, concurrency);
       const row = await measured(server, `${build.label} ${name}`, concurrency, () => load(server.url, [request], concurrency, DURATION));
       await stop(server);
@@ -1061,7 +1089,7 @@ async function compare(env: Env, configPath: string): Promise<void> {
     const cheaper = diffs.filter((d) => d < 0).length;
     return `${what}: A median ${middle(av)} µs/req, B median ${middle(bv)}; B − A per pair: median ${middle(diffs)} µs (${round((middle(diffs) / middle(av)) * 100)} %), range ${diffs[0]} .. ${diffs[diffs.length - 1]}; B cheaper in ${cheaper} of ${diffs.length} pairs`;
   };
-  process.stderr.write(`\n${name}, c=${concurrency}, ${rounds} pairs of ${DURATION} s (A = ${String(args.get('compare'))}, B = this build)\n`);
+  process.stderr.write(`\n${name}, c=${concurrency}, ${rounds} pairs of ${DURATION} s (A = ${String(args.get('compare'))}, B = this build, B's malloc ${allocatorText(ALLOCATOR)}${allocatorTextA}${args.has('history') ? ', each proxy with history' : ''})\n`);
   process.stderr.write(`${line('CPU', a.cpu, b.cpu)}\n${line('main thread', a.mainThread, b.mainThread)}\n`);
 }
 

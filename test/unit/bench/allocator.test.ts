@@ -20,7 +20,23 @@ describe('bench allocator (unit)', () => {
     env.LD_PRELOAD = '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2';
     expect(applyAllocator('glibc', env)).to.deep.equal({ name: 'glibc' });
     expect(env.LD_PRELOAD).to.equal(undefined);
-    expect(() => applyAllocator('tcmalloc', env)).to.throw(/jemalloc or glibc/);
+    expect(() => applyAllocator('tcmalloc', env)).to.throw(/jemalloc, glibc or glibc:/);
+  });
+
+  it('sets GLIBC_TUNABLES on --allocator=glibc:<tunables>, clears an inherited one otherwise, and refuses anything but glibc.malloc settings', () => {
+    const env: NodeJS.ProcessEnv = { LD_PRELOAD: '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2' };
+    const tunables = 'glibc.malloc.mxfast=0:glibc.malloc.tcache_count=64';
+    expect(applyAllocator(`glibc:${tunables}`, env)).to.deep.equal({ name: 'glibc', tunables });
+    expect(env).to.deep.equal({ GLIBC_TUNABLES: tunables });
+    expect(allocatorText({ name: 'glibc', tunables })).to.equal(`glibc's malloc with GLIBC_TUNABLES=${tunables} in every server`);
+    expect(applyAllocator('glibc', env)).to.deep.equal({ name: 'glibc' });
+    expect(env).to.deep.equal({});
+    env.GLIBC_TUNABLES = tunables;
+    applyAllocator('jemalloc', env);
+    expect(env.GLIBC_TUNABLES).to.equal(undefined);
+    for (const bad of ['glibc:', 'glibc:glibc.rtld.nns=2', 'glibc:glibc.malloc.mxfast=x', 'jemalloc:glibc.malloc.mxfast=0']) {
+      expect(() => applyAllocator(bad, {}), bad).to.throw(/jemalloc, glibc or glibc:/);
+    }
   });
 
   it('names glibc for a run recorded before the option existed', () => {
