@@ -42,8 +42,8 @@ if (args.has('mix') && args.get('scenario') !== 'KMS-shaped') {
   process.stderr.write('bench: --mix only changes a --scenario=KMS-shaped run\n');
   process.exit(2);
 }
-if (args.has('history') && !args.has('scenario')) {
-  process.stderr.write('bench: --history only changes a --scenario run (the full run\'s proxy has served every scenario before its pairs)\n');
+if (args.has('history') && (!args.has('scenario') || args.get('scenario') === 'floor-sizing')) {
+  process.stderr.write('bench: --history only changes a proxy --scenario run (the full run\'s proxy has served every scenario before its pairs)\n');
   process.exit(2);
 }
 if (args.has('compare-allocator') && !args.has('compare')) {
@@ -1027,6 +1027,9 @@ async function quick(env: Env, configPath: string): Promise<void> {
   const proxy = await startProxy(configPath, Number(args.get('workers') ?? 1));
   const name = args.get('scenario') as string;
   const bodies = await scenarioBodies(env, proxy.url);
+  const request = bodies[name];
+  if (!request && name !== 'KMS-shaped') throw new Error(`--scenario must be KMS-shaped or one of the proxy scenarios, got "${name}"`);
+  await serveHistory(proxy, bodies);
   if (name === 'KMS-shaped') {
     const mixed = await kmsMixForOneRun(env, proxy.url, bodies);
     if (proxy.adminUrl) await scrapeMetric(proxy.adminUrl, 'xks_nodejs_eventloop_lag_p99_seconds');
@@ -1037,10 +1040,7 @@ async function quick(env: Env, configPath: string): Promise<void> {
       process.stderr.write(`event-loop lag p99 ${String(await eventLoopLagP99Ms(proxy.adminUrl))} ms; errors answered: ${errorDelta(errorsBefore, await errorsByName(proxy.adminUrl))}\n`);
     }
   }
-  const request = bodies[name];
-  if (!request && name !== 'KMS-shaped') throw new Error(`--scenario must be KMS-shaped or one of the proxy scenarios, got "${name}"`);
   const rows: Row[] = [];
-  await serveHistory(proxy, bodies);
   if (request) await warmUp(proxy, request);
   if (request) for (const c of CONCURRENCIES) rows.push(await measured(proxy, `Proxy ${name}`, c, () => load(proxy.url, [request], c, DURATION)));
   // --limit=off skips it: the overhead against L, in pairs of the proxy and the control.
