@@ -1,4 +1,5 @@
 import { ProxyError } from '../core/errors';
+import { ClientClosedError } from './body';
 import type { RequestContext } from './context';
 
 /**
@@ -107,11 +108,12 @@ export function shed(limit: number | undefined): never {
 }
 
 /**
- * After a wait for a slot: a client that left meanwhile gets no SigV4 or HSM work. The body is fully
- * read, so the request stream has ended; the socket says whether the client is still there.
+ * After a wait for a slot: a client that left meanwhile gets no SigV4 or HSM work (recorded as 499
+ * ClientClosedRequest). The body is fully read, so the request stream has ended; the socket says
+ * whether the client is still there.
  */
 export function checkClientStayed(ctx: RequestContext<unknown, unknown>): void {
-  if (ctx.req.socket.destroyed) throw new ProxyError('Validation', 'The connection closed while the request waited for a slot');
+  if (ctx.req.socket.destroyed) throw new ClientClosedError('The connection closed while the request waited for a slot');
 }
 
 /** Releases what admit() counted in; called once, at the end of every request. */

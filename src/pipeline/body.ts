@@ -9,11 +9,36 @@ export class BodyTooLargeError extends ProxyError {
   }
 }
 
-/** The client went away (or was cut off by a timeout) mid-body: a client error, never a 500. */
-export class ClientAbortError extends ProxyError {
-  constructor() {
-    super('Validation', 'The connection closed before the request body was complete');
+/**
+ * The client closed the connection before the proxy could answer (mid-body, or while the request
+ * waited for a slot): nobody can receive an answer, so none is written, and the request is recorded
+ * as 499 ClientClosedRequest (nginx's convention), not as an error the client caused and was told of.
+ * During an overload these rise with the 429s; counted as ValidationException they paged as
+ * configuration errors.
+ */
+export class ClientClosedError extends ProxyError {
+  constructor(message = 'The connection closed before the request body was complete') {
+    super('Validation', message);
   }
+}
+
+/** How a request the client closed is recorded: a status and errorName no client is ever sent. */
+export const CLIENT_CLOSED_STATUS = 499;
+export const CLIENT_CLOSED_NAME = 'ClientClosedRequest';
+
+/**
+ * Errors the HTTPS server answered on a connection itself, before or under a handler (a request cut
+ * off by server.requestTimeoutMs, a malformed chunk): the handler's request then records what that
+ * client was told, not that the client left.
+ */
+const answeredByServer = new WeakMap<object, ProxyError>();
+
+export function noteServerAnswer(socket: object, error: ProxyError): void {
+  answeredByServer.set(socket, error);
+}
+
+function closedError(req: IncomingMessage): ProxyError {
+  return answeredByServer.get(req.socket) ?? new ClientClosedError();
 }
 
 /**
@@ -26,7 +51,7 @@ export class ClientAbortError extends ProxyError {
 export function collectRawBody(req: IncomingMessage, limit: number, done: (err: Error | undefined, body: Buffer) => void): void {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) return done(new BodyTooLargeError(limit), NO_BODY);
-  if (req.destroyed) return done(new ClientAbortError(), NO_BODY);
+  if (req.destroyed) return done(closedError(req), NO_BODY);
   const chunks: Buffer[] = [];
   let size = 0;
   const onData = (chunk: Buffer): void => {
@@ -44,7 +69,7 @@ export function collectRawBody(req: IncomingMessage, limit: number, done: (err: 
   };
   const onAbort = (): void => {
     cleanup();
-    done(new ClientAbortError(), NO_BODY);
+    done(closedError(req), NO_BODY);
   };
   const cleanup = (): void => {
     req.off('data', onData);

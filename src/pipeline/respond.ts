@@ -1,5 +1,6 @@
 import { hsmReturnCodeOf, ProxyError, toProxyError } from '../core/errors';
 import { HsmError } from '../hsm';
+import { CLIENT_CLOSED_NAME, CLIENT_CLOSED_STATUS, ClientClosedError } from './body';
 import type { RequestContext } from './context';
 import { writeJson } from './json-response';
 
@@ -31,8 +32,16 @@ export function answer(ctx: RequestContext<unknown, unknown>, format: WireFormat
  * line needs (the HSM's return code, an unexpected error's message: never request data), answers.
  */
 export function answerError(ctx: RequestContext<unknown, unknown>, format: WireFormat, err: unknown): void {
-  const error = format.toWireError(err);
   const { fields, res } = ctx;
+  if (err instanceof ClientClosedError) {
+    ctx.status = CLIENT_CLOSED_STATUS;
+    ctx.errorName = CLIENT_CLOSED_NAME;
+    fields.errorMessage = err.message;
+    // Nobody is there to read an answer; a connection whose request broke off cannot carry another.
+    res.destroy();
+    return;
+  }
+  const error = format.toWireError(err);
   // An unexpected error (not a wire or domain error) answered as an internal one: its message helps, capped.
   if (err !== error && !(err instanceof ProxyError) && toProxyError(err).kind === 'Internal' && typeof (err as Error | undefined)?.message === 'string') {
     fields.internalError = (err as Error).message.slice(0, 200);

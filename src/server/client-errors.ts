@@ -6,6 +6,8 @@
 import type { Server as HttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { XksError } from '../api/errors';
+import { ProxyError } from '../core/errors';
+import { noteServerAnswer } from '../pipeline/body';
 import type { Logger } from '../observability/logger';
 
 function messageFor(code: string | undefined): string {
@@ -25,11 +27,16 @@ export function answerClientErrors(server: HttpsServer, logger: Logger): void {
     const code = err.code;
     // A failed or timed-out TLS handshake has no HTTP to answer (and an HTTP answer written with end()
     // would hold the descriptor until the peer closes): close it. Counted in xks_connections_timed_out_total.
-    if (code === 'ECONNRESET' || !socket.writable || isTlsFailure(code)) {
+    // HPE_INVALID_EOF_STATE: the client closed its side mid-request; no one waits for an answer, and a
+    // handler reading that request records it as a client that left (499 ClientClosedRequest).
+    if (code === 'ECONNRESET' || code === 'HPE_INVALID_EOF_STATE' || !socket.writable || isTlsFailure(code)) {
       socket.destroy();
       return;
     }
-    const error = new XksError('ValidationException', messageFor(code));
+    const message = messageFor(code);
+    const error = new XksError('ValidationException', message);
+    // A request whose handler is reading its body then records this answer, not a client that left.
+    noteServerAnswer(socket, new ProxyError('Validation', message));
     const body = JSON.stringify(error.toBody());
     logger.warn('http request refused', { httpError: code, errorName: error.errorName, status: error.status, remoteAddress: (socket as { remoteAddress?: string }).remoteAddress });
     socket.end(

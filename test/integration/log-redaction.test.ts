@@ -52,6 +52,9 @@ describe('log redaction (integration)', () => {
       ...extra,
     });
 
+    // A client that leaves mid-body, after the plaintext is sent: recorded as 499, logged without it.
+    const cutBody = JSON.stringify(encryptBody());
+    expect((await send(key(h.keys.main, 'encrypt'), cutBody, { cutBodyAfter: cutBody.length - 5 })).status).to.equal(0);
     const enc = await send(key(h.keys.main, 'encrypt'), encryptBody({ ciphertextDataIntegrityValueAlgorithm: 'SHA_256' }));
     expect(enc.status).to.equal(200);
     const decryptBody = {
@@ -173,6 +176,15 @@ describe('log redaction (integration)', () => {
     expect(lines.some((l) => l.operation === 'Encrypt' && l.externalKeyId === h.keys.encryptOnly && l.status === 200)).to.equal(true);
     expect(lines.some((l) => l.operation === 'Encrypt' && l.externalKeyId === h.keys.encryptOnly && l.errorName === 'InvalidKeyUsageException')).to.equal(true);
     expect(lines.filter((l) => l.operation === 'GetHealthStatus' && l.errorName === 'ValidationException')).to.have.length(2);
+  });
+
+  it('logs a client that left mid-body as 499 ClientClosedRequest, not as a request error', () => {
+    const lines = h.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.message === 'xks request');
+    expect(lines.find((l) => l.errorName === 'ClientClosedRequest')).to.include({
+      status: 499,
+      operation: 'Encrypt',
+      errorMessage: 'The connection closed before the request body was complete',
+    });
   });
 
   it('logs one JSON line per request with the fields operators correlate on', () => {

@@ -253,8 +253,11 @@ describe('overload: limits.admissionWaitMs lets a request at the limit wait for 
     // It was handed the slot within its wait, and gave it back without SigV4 or HSM work.
     expect(await admissionWaits('admitted')).to.equal(admittedBefore + 1);
     const line = h.logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.errorMessage === 'The connection closed while the request waited for a slot');
-    expect(line).to.include({ status: 400, errorName: 'ValidationException', operation: 'Encrypt' });
+    // Nobody received an answer: recorded as 499 ClientClosedRequest, not as a request error.
+    expect(line).to.include({ status: 499, errorName: 'ClientClosedRequest', operation: 'Encrypt' });
     expect(line).not.to.have.property('accessKeyId');
+    expect(await sample(await metricsText(adminUrl), `xks_requests_total{operation="Encrypt",key_store="root",status="499",error_name="ClientClosedRequest"}`)).to.equal(1);
+    expect(h.logs.join('\n')).not.to.include(b64(Buffer.from('the leaver')));
     const after = await h.client.send(encryptPath(h), { body: encryptBody('after the leaver') });
     expect(after.status, after.text).to.equal(200);
   });

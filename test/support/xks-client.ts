@@ -34,6 +34,8 @@ export interface SendOptions {
   noContentType?: boolean;
   /** Change the request after signing (tamper tests). */
   afterSign?: (req: { path: string; headers: Record<string, string>; body: Buffer }) => void;
+  /** Send only this many bytes of the body, then close the connection (a client that leaves mid-body); answers status 0. */
+  cutBodyAfter?: number;
 }
 
 /** SHA-256 for the SDK signer from node:crypto: the signer's logic stays the SDK's, hashing gets fast (load tests). */
@@ -115,6 +117,7 @@ export class XksClient {
     }
     const mutable = { path, headers: { ...signedHeaders }, body };
     options.afterSign?.(mutable);
+    if (options.cutBodyAfter !== undefined) return cutRequest(url, this.ca, method, mutable.path, mutable.headers, mutable.body, options.cutBodyAfter);
     return rawRequest(url, this.ca, method, mutable.path, mutable.headers, mutable.body, this.tls);
   }
 }
@@ -160,6 +163,17 @@ export function rawRequest(
     );
     req.on('error', reject);
     req.end(body);
+  });
+}
+
+/** Sends the headers and the first `bytes` of the body, then closes the connection once the server has had them. */
+function cutRequest(url: URL, ca: Buffer, method: string, path: string, headers: Record<string, string>, body: Buffer, bytes: number): Promise<XksResponse> {
+  return new Promise((resolve) => {
+    const req = httpsRequest({ host: url.hostname, port: url.port, method, path, ca, servername: 'localhost', headers: { ...headers, 'content-length': String(body.length) }, agent: false });
+    req.on('error', () => undefined);
+    req.on('close', () => resolve({ status: 0, headers: {}, text: '', json: undefined }));
+    req.write(body.subarray(0, bytes));
+    setTimeout(() => req.destroy(), 200);
   });
 }
 

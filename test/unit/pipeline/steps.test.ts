@@ -10,11 +10,12 @@ import { Deadline } from '../../../src/hsm';
 import { createLogger } from '../../../src/observability/logger';
 import { XksMetrics } from '../../../src/observability/metrics';
 import { admit, checkClientStayed, InFlightRequests, MAX_WAITING_PER_SLOT, release, shed } from '../../../src/pipeline/admission';
-import { ClientAbortError, readRawBody } from '../../../src/pipeline/body';
+import { CLIENT_CLOSED_NAME, CLIENT_CLOSED_STATUS, ClientClosedError, noteServerAnswer, readRawBody } from '../../../src/pipeline/body';
 import { mediaType } from '../../../src/pipeline/content-type';
 import { RequestContext } from '../../../src/pipeline/context';
 import { parseBody } from '../../../src/pipeline/parse';
 import { recordOutcome } from '../../../src/pipeline/record';
+import { answerError, type WireFormat } from '../../../src/pipeline/respond';
 import { authenticate, MAX_LOGGED_ACCESS_KEY_ID } from '../../../src/pipeline/signature';
 import { AKID, BODY, lookup, NOW, REGION, signWithSmithy, verifier } from '../sigv4/helpers';
 
@@ -124,7 +125,22 @@ describe('pipeline steps (unit)', () => {
       (req as unknown as PassThrough).destroy();
       await new Promise((r) => setImmediate(r)); // 'close' has been emitted before anyone listens
       const outcome = await Promise.race([readRawBody(req, 1024).catch((err: unknown) => err), new Promise((r) => setTimeout(() => r('still waiting'), 500))]);
-      expect(outcome).to.be.instanceOf(ClientAbortError);
+      expect(outcome).to.be.instanceOf(ClientClosedError);
+      expect((outcome as Error).message).to.equal('The connection closed before the request body was complete');
+    });
+
+    it('a request cut off mid-body by the server itself (its timeout) reads what the server answered, not that the client left', async () => {
+      const socket = {};
+      const req = new PassThrough() as unknown as IncomingMessage;
+      req.headers = { 'content-length': '10' };
+      Object.defineProperty(req, 'socket', { value: socket });
+      const reading = readRawBody(req, 1024).catch((err: unknown) => err);
+      (req as unknown as PassThrough).write('{"x":');
+      noteServerAnswer(socket, new ProxyError('Validation', 'The request was not received in time'));
+      (req as unknown as PassThrough).destroy();
+      const outcome = await reading;
+      expect(outcome).to.be.instanceOf(ProxyError).and.not.to.be.instanceOf(ClientClosedError);
+      expect(outcome).to.include({ kind: 'Validation', message: 'The request was not received in time' });
     });
 
     it('neither counts nor sheds a request without a limit (a probe)', () => {
@@ -145,7 +161,30 @@ describe('pipeline steps (unit)', () => {
       const stayed = context({ socket: { destroyed: false } } as unknown as Partial<IncomingMessage>);
       expect(() => checkClientStayed(stayed)).not.to.throw();
       const left = context({ socket: { destroyed: true } } as unknown as Partial<IncomingMessage>);
-      expect(() => checkClientStayed(left)).to.throw(ProxyError, 'The connection closed while the request waited for a slot').with.property('kind', 'Validation');
+      expect(() => checkClientStayed(left)).to.throw(ClientClosedError, 'The connection closed while the request waited for a slot');
+    });
+  });
+
+  describe('error answers', () => {
+    const format: WireFormat = {
+      contentType: 'application/json',
+      headers: [],
+      toWireError: () => {
+        throw new Error('a closed connection is not mapped to a wire error');
+      },
+    };
+
+    it('a client that closed the connection gets no answer written; the request is recorded as 499 ClientClosedRequest', () => {
+      let destroyed = 0;
+      const written: unknown[] = [];
+      const res = { destroy: () => destroyed++, writeHead: (...a: unknown[]) => written.push(a), end: (...a: unknown[]) => written.push(a) };
+      const ctx = new RequestContext({} as IncomingMessage, res as unknown as ServerResponse, {}, {}, 'Encrypt', 'ks-1', Deadline.after(1000), { operation: 'Encrypt' });
+      answerError(ctx, format, new ClientClosedError('The connection closed while the request waited for a slot'));
+      expect([ctx.status, ctx.errorName]).to.deep.equal([CLIENT_CLOSED_STATUS, CLIENT_CLOSED_NAME]);
+      expect([CLIENT_CLOSED_STATUS, CLIENT_CLOSED_NAME]).to.deep.equal([499, 'ClientClosedRequest']);
+      expect(ctx.fields.errorMessage).to.equal('The connection closed while the request waited for a slot');
+      expect(written).to.deep.equal([]);
+      expect(destroyed).to.equal(1);
     });
   });
 
