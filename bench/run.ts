@@ -1037,7 +1037,7 @@ async function quick(env: Env, configPath: string): Promise<void> {
     await withChurn(proxy.adminUrl, () => measured(proxy, `KMS-shaped ${KMS_RATE} req/s`, 'open loop', () => pacedRun(proxy.url, mixed, KMS_RATE, KMS_SECONDS)));
     await reportConnectionCosts(proxy);
     if (proxy.adminUrl) {
-      process.stderr.write(`event-loop lag p99 ${String(await eventLoopLagP99Ms(proxy.adminUrl))} ms; errors answered: ${errorDelta(errorsBefore, await errorsByName(proxy.adminUrl))}\n`);
+      process.stderr.write(`event-loop lag p99 ${String(await eventLoopLagP99Ms(proxy.adminUrl))} ms; errors recorded: ${errorDelta(errorsBefore, await errorsByName(proxy.adminUrl))}\n`);
     }
   }
   const rows: Row[] = [];
@@ -1159,7 +1159,7 @@ async function main(): Promise<void> {
     for (const c of CONCURRENCIES) {
       const errorsBefore = proxy.adminUrl ? await errorsByName(proxy.adminUrl) : {};
       const row = await measured(proxy, `Proxy ${name}`, c, () => load(proxy.url, [request], c, DURATION));
-      if (row.errors > 0 && proxy.adminUrl) row.note = `req/s counts every answer; errors answered: ${errorDelta(errorsBefore, await errorsByName(proxy.adminUrl))}`;
+      if (row.errors > 0 && proxy.adminUrl) row.note = `req/s counts every answer; errors recorded: ${errorDelta(errorsBefore, await errorsByName(proxy.adminUrl))}`;
       const ceiling = ceilingByConcurrency.get(c);
       if (ceiling) row.ratio = round(row.reqPerSec / ceiling);
       rows.push(row);
@@ -1200,7 +1200,7 @@ async function main(): Promise<void> {
   const rssGrowthWithWarmupPct = round(((rssEnd - rssBeforeWarmup) / rssBeforeWarmup) * 100);
   const lagP99 = await eventLoopLagP99Ms(proxy.adminUrl);
   const kmsErrors = proxy.adminUrl ? errorDelta(errorsBefore, await errorsByName(proxy.adminUrl)) : 'n/a';
-  kmsRow.note = `RSS over the recorded ${KMS_SECONDS} s ${Math.round(rssStart)} -> ${Math.round(rssEnd)} MB (${String(rssGrowthPct)} %), every 5 s: ${rssSeries.map((r) => Math.round(r)).join(', ')} MB (second half over the first half's highest: ${String(rssSecondHalfGrowthPct)} %); before the 5 s warm-up ${Math.round(rssBeforeWarmup)} MB (${String(rssGrowthWithWarmupPct)} % to the end); event-loop lag p99 ${lagP99 === undefined ? 'n/a' : lagP99} ms; errors answered (xks_requests_total, the 5 s warm-up included): ${kmsErrors}; ${kmsRow.note ?? ''}`;
+  kmsRow.note = `RSS over the recorded ${KMS_SECONDS} s ${Math.round(rssStart)} -> ${Math.round(rssEnd)} MB (${String(rssGrowthPct)} %), every 5 s: ${rssSeries.map((r) => Math.round(r)).join(', ')} MB (second half over the first half's highest: ${String(rssSecondHalfGrowthPct)} %); before the 5 s warm-up ${Math.round(rssBeforeWarmup)} MB (${String(rssGrowthWithWarmupPct)} % to the end); event-loop lag p99 ${lagP99 === undefined ? 'n/a' : lagP99} ms; errors recorded (xks_requests_total, the 5 s warm-up included): ${kmsErrors}; ${kmsRow.note ?? ''}`;
   rows.push(kmsRow);
   Object.assign(summary, { kms: { rate: KMS_RATE, seconds: KMS_SECONDS, rssBeforeWarmupMb: rssBeforeWarmup, rssStartMb: rssStart, rssEndMb: rssEnd, rssSeriesMb: rssSeries.map((r) => Math.round(r)), rssSecondHalfGrowthPct, eventLoopLagP99Ms: lagP99 ?? null } });
 
