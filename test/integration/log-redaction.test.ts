@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createKey, rotateKey, setEnabled, usageFlags } from '../../src/keys/lifecycle';
 import { DecryptCommand, EncryptCommand } from '@aws-sdk/client-kms';
-import { sdkError, startKmsHarness, type KmsHarness } from '../support/kms-api';
+import { sdkError, signedKmsCall, startKmsHarness, type KmsHarness } from '../support/kms-api';
 import { uniqueLabel } from '../support/softhsm-fixture';
 import { b64, requestMetadata } from '../support/xks-client';
 
@@ -55,6 +55,9 @@ describe('log redaction (integration)', () => {
     // A client that leaves mid-body, after the plaintext is sent: recorded as 499, logged without it.
     const cutBody = JSON.stringify(encryptBody());
     expect((await send(key(h.keys.main, 'encrypt'), cutBody, { cutBodyAfter: cutBody.length - 5 })).status).to.equal(0);
+    const kmsCut = { KeyId: h.keys.main, Plaintext: b64(canary), EncryptionContext: { aad: aadCanary } };
+    const kmsCutLength = JSON.stringify(kmsCut).length - 5;
+    expect((await signedKmsCall(h, h.kms.admin, 'TrentService.Encrypt', kmsCut, { cutBodyAfter: kmsCutLength, ...captureAuth })).status).to.equal(0);
     const enc = await send(key(h.keys.main, 'encrypt'), encryptBody({ ciphertextDataIntegrityValueAlgorithm: 'SHA_256' }));
     expect(enc.status).to.equal(200);
     const decryptBody = {
@@ -166,7 +169,7 @@ describe('log redaction (integration)', () => {
     expect(tag).to.include({ hsmReturnCode: 'CKR_GENERAL_ERROR' });
     for (const line of lines.filter((l) => typeof l.errorMessage === 'string')) expect(line.errorMessage).not.to.match(/CKR_/);
     const kmsLines = h.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.message === 'kms api request');
-    expect(kmsLines.find((l) => l.operation === 'TrentService.Encrypt')).to.include({ status: 200, externalKeyId: h.keys.encryptOnly });
+    expect(kmsLines.find((l) => l.operation === 'TrentService.Encrypt' && l.status === 200)).to.include({ externalKeyId: h.keys.encryptOnly });
     expect(kmsLines.find((l) => l.operation === 'TrentService.Decrypt')).to.include({ errorName: 'InvalidKeyUsageException', hsmReturnCode: 'CKR_KEY_FUNCTION_NOT_PERMITTED' });
     expect(kmsLines.find((l) => l.operation === 'TrentService.Decrypt')?.errorMessage).not.to.match(/CKR_/);
   });
@@ -178,13 +181,15 @@ describe('log redaction (integration)', () => {
     expect(lines.filter((l) => l.operation === 'GetHealthStatus' && l.errorName === 'ValidationException')).to.have.length(2);
   });
 
-  it('logs a client that left mid-body as 499 ClientClosedRequest, not as a request error', () => {
+  it('logs a client that left mid-body as 499 ClientClosedRequest, not as a request error (both APIs)', () => {
     const lines = h.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.message === 'xks request');
     expect(lines.find((l) => l.errorName === 'ClientClosedRequest')).to.include({
       status: 499,
       operation: 'Encrypt',
       errorMessage: 'The connection closed before the request body was complete',
     });
+    const kmsLines = h.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.message === 'kms api request');
+    expect(kmsLines.find((l) => l.errorName === 'ClientClosedRequest')).to.include({ status: 499, operation: 'TrentService.Encrypt' });
   });
 
   it('logs one JSON line per request with the fields operators correlate on', () => {

@@ -4,7 +4,7 @@ import { KMS, KMSClient, type KMSClientConfig } from '@aws-sdk/client-kms';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { generateCredential, type Sigv4Credential } from '../../src/auth/generate-credentials';
 import { startHarness, testKeys, type Harness, type HarnessOptions } from './proxy-harness';
-import { XksClient, type XksResponse } from './xks-client';
+import { XksClient, type SendOptions, type XksResponse } from './xks-client';
 
 export interface KmsHarness extends Harness {
   kms: {
@@ -91,11 +91,12 @@ export async function sdkError(promise: Promise<unknown>): Promise<{ name: strin
  * A raw KMS API call signed by @smithy/signature-v4 (service kms), for targets and members the SDK
  * cannot send (unknown operations, hostile KeySpecs).
  */
-export function signedKmsCall(h: KmsHarness, credential: Sigv4Credential, target: string, body: object): Promise<XksResponse> {
+export function signedKmsCall(h: KmsHarness, credential: Sigv4Credential, target: string, body: object, extra: Pick<SendOptions, 'cutBodyAfter' | 'afterSign'> = {}): Promise<XksResponse> {
   return new XksClient(h.kms.endpoint, h.ca, credential).send('/', {
     service: 'kms',
     region: KMS_REGION,
     headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': target },
     body,
+    ...extra,
   });
 }
