@@ -44,7 +44,7 @@ function closedError(req: IncomingMessage): ProxyError {
 /**
  * Collects the raw body (SigV4 hashes exactly these bytes), refusing more than `limit` bytes, and
  * calls `done` once. Fails on a client abort so the handler never waits forever, also one that came
- * before this call (a request that waited for admission): its 'close' has been emitted already.
+ * before this call, whose 'close' has been emitted already.
  * A callback, not a Promise: the pipeline goes on in the 'end' event's own turn, without a
  * Promise and a microtask hop per request.
  */
