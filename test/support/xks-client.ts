@@ -3,7 +3,7 @@
  * independent of the proxy's aws4-based verifier, sent over real HTTPS.
  */
 import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
-import { request as httpsRequest } from 'node:https';
+import { request as httpsRequest, type RequestOptions } from 'node:https';
 import { Sha256 } from '@aws-crypto/sha256-js';
 import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
@@ -133,18 +133,7 @@ export function rawRequest(
 ): Promise<XksResponse> {
   return new Promise((resolve, reject) => {
     const req = httpsRequest(
-      {
-        host: url.hostname,
-        port: url.port,
-        method,
-        path,
-        ca,
-        servername: 'localhost',
-        headers: { ...headers, 'content-length': String(body.length) },
-        agent: tls.agent ?? false,
-        ...(tls.cert ? { cert: tls.cert } : {}),
-        ...(tls.key ? { key: tls.key } : {}),
-      },
+      requestOptions(url, ca, method, path, headers, body, tls),
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -166,10 +155,25 @@ export function rawRequest(
   });
 }
 
+function requestOptions(url: URL, ca: Buffer, method: string, path: string, headers: Record<string, string>, body: Buffer, tls: ClientTls = {}): RequestOptions {
+  return {
+    host: url.hostname,
+    port: url.port,
+    method,
+    path,
+    ca,
+    servername: 'localhost',
+    headers: { ...headers, 'content-length': String(body.length) },
+    agent: tls.agent ?? false,
+    ...(tls.cert ? { cert: tls.cert } : {}),
+    ...(tls.key ? { key: tls.key } : {}),
+  };
+}
+
 /** Sends the headers and the first `bytes` of the body, then closes the connection once the server has had them. */
 function cutRequest(url: URL, ca: Buffer, method: string, path: string, headers: Record<string, string>, body: Buffer, bytes: number): Promise<XksResponse> {
   return new Promise((resolve) => {
-    const req = httpsRequest({ host: url.hostname, port: url.port, method, path, ca, servername: 'localhost', headers: { ...headers, 'content-length': String(body.length) }, agent: false });
+    const req = httpsRequest(requestOptions(url, ca, method, path, headers, body));
     req.on('error', () => undefined);
     req.on('close', () => resolve({ status: 0, headers: {}, text: '', json: undefined }));
     req.write(body.subarray(0, bytes));
