@@ -6,7 +6,9 @@
 import { HsmError } from '../errors';
 import type { Hsm } from '../hsm';
 import { KEY_BYTES } from '../key-handles';
+import type { ObjectHandle } from '../pkcs11/module';
 import { aesKeyTemplate, type NewAesKey } from '../pkcs11/templates';
+import type { TokenObjects } from './token-objects';
 
 export type { NewAesKey };
 
@@ -48,7 +50,19 @@ export interface Claim {
   id: Buffer;
   /** Whether a claim found with this CKA_ID was left behind by a creator that died. */
   isStale(id: Buffer): boolean;
+  /** How long to wait before looking a second time (default CLAIM_SETTLE_MS). */
+  settleMs?: number;
 }
+
+/**
+ * Between the first look at the claims and the second. SoftHSM (file store) does not see objects
+ * another process created between its last look and its own next create: its create takes the
+ * token's new generation as its own without re-reading the token, so two creators can each miss the
+ * other's claim (measured: 1 key made twice in 200 races of 4 processes). Another process's next
+ * change makes it read the token again; a second look this much later sees the other claim, or the
+ * key it made. An HSM that shows every committed object pays only the wait.
+ */
+export const CLAIM_SETTLE_MS = 100;
 
 export type ExclusiveCreateResult = 'created' | 'exists' | 'contended';
 
@@ -58,34 +72,23 @@ export type ExclusiveCreateResult = 'created' | 'exists' | 'contended';
  * locks, so every creator first creates a claim object and then looks at all claims: only a
  * creator that sees its own claim alone, and still no key, creates the key; the others give up
  * ('contended') and may retry later. Two creators cannot both see themselves alone: each creates
- * its claim before looking, and a claim is removed only after the key exists. Claims older than
+ * its claim before looking, and a claim is removed only after the key exists. Each looks twice,
+ * CLAIM_SETTLE_MS apart, for tokens that show another process's objects late. Claims older than
  * `isStale` says are from crashed creators and are destroyed. Uses create, find and destroy only.
  */
 export async function createAesKeyOnce(hsm: Hsm, key: NewAesKey, claim: Claim): Promise<ExclusiveCreateResult> {
-  return hsm.administer((token) => {
+  return hsm.administer(async (token) => {
     if (token.aes256Keys(key.label).length > 0) return 'exists';
     const mine = token.createAesKey({
       ...aesKeyTemplate({ label: claim.label, encrypt: false, decrypt: false }),
       id: claim.id,
     });
     try {
-      const others = token.aes256Keys(claim.label).filter(({ handle }) => !handle.equals(mine));
-      let live = 0;
-      for (const other of others) {
-        const otherId = token.keyIdUnlessGone(other.handle);
-        if (otherId === undefined) continue; // its rotator already dropped it
-        if (claim.isStale(otherId)) {
-          try {
-            token.destroy(other.handle);
-          } catch {
-            // someone else cleaned it up first
-          }
-        } else {
-          live += 1;
-        }
+      for (const wait of [0, claim.settleMs ?? CLAIM_SETTLE_MS]) {
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+        if (liveClaims(token, claim, mine) > 0) return 'contended';
+        if (token.aes256Keys(key.label).length > 0) return 'exists';
       }
-      if (live > 0) return 'contended';
-      if (token.aes256Keys(key.label).length > 0) return 'exists';
       token.createAesKey(aesKeyTemplate(key));
       token.forget(key.label);
       return 'created';
@@ -97,6 +100,26 @@ export async function createAesKeyOnce(hsm: Hsm, key: NewAesKey, claim: Claim): 
       }
     }
   });
+}
+
+/** Other creators' claims that are not stale; stale ones are destroyed on the way. */
+function liveClaims(token: TokenObjects, claim: Claim, mine: ObjectHandle): number {
+  let live = 0;
+  for (const other of token.aes256Keys(claim.label)) {
+    if (other.handle.equals(mine)) continue;
+    const otherId = token.keyIdUnlessGone(other.handle);
+    if (otherId === undefined) continue; // its rotator already dropped it
+    if (!claim.isStale(otherId)) {
+      live += 1;
+      continue;
+    }
+    try {
+      token.destroy(other.handle);
+    } catch {
+      // someone else cleaned it up first
+    }
+  }
+  return live;
 }
 
 /** Destroys every AES-256 key with exactly this label; returns how many there were. */
