@@ -497,14 +497,17 @@ interface LimitRow {
   /** The rate the held control reached (compare proxyReqPerSec). */
   controlReqPerSec: number;
   /** Every pair (a proxy run, then its control): the row's figures are the pair with the median overhead. */
-  pairs: Array<{ proxyCpuUs: number; proxyReqPerSec: number; tHttpsUs: number; controlReqPerSec: number; tHsmUs: number; overheadUs: number; floorCpuUs?: number; floorReqPerSec?: number; floorPartsCpuUs?: number; floorPartsReqPerSec?: number }>;
+  pairs: Array<{ proxyCpuUs: number; proxyReqPerSec: number; tHttpsUs: number; controlReqPerSec: number; tHsmUs: number; overheadUs: number; floorCpuUs?: number; floorMainThreadUs?: number; floorReqPerSec?: number; floorPartsCpuUs?: number; floorPartsMainThreadUs?: number; floorPartsReqPerSec?: number }>;
   tHsmUs: number;
   /** The floor (bench/floor-server.ts) in the median pair, at its own rate; not for Cedar rows. */
   floorCpuUs?: number;
+  /** Of floorCpuUs, the main thread's: set against proxyMainThreadUs, it tells on which side of the hand-off the proxy pays more. */
+  floorMainThreadUs?: number;
   /** floorCpuUs − t_https − t_hsm: the overhead any Node proxy pays here; the proxy's overhead above it is its own. */
   floorOverheadUs?: number;
   /** The floor running the proxy's required parts (REQUIRED_PARTS) in the median pair; runs before the sixteenth round had none. */
   floorPartsCpuUs?: number;
+  floorPartsMainThreadUs?: number;
   /** floorPartsCpuUs − t_https − t_hsm: the least overhead a proxy with those behaviours pays here. */
   floorPartsOverheadUs?: number;
   limitReqPerSec: number;
@@ -634,14 +637,14 @@ const FLOOR_WARMUP_SECONDS = 2;
  * Refuses a run with error answers (a request the floor could not verify or decrypt): its CPU
  * would not be the operation's.
  */
-async function floorRun(env: Env, request: SignedRequest, parts = ''): Promise<{ cpuUs: number; reqPerSec: number }> {
+async function floorRun(env: Env, request: SignedRequest, parts = ''): Promise<FloorFigures> {
   const floor = await startFloor(env, parts);
   // Unmeasured first, as the proxy it is set against is warm: compiling the floor's code is not a request's cost.
   await load(floor.url, [request], 32, FLOOR_WARMUP_SECONDS);
   const row = await measured(floor, 'Floor', 32, () => load(floor.url, [request], 32, DURATION));
   await stop(floor);
   if (row.errors > 0) throw new Error(`the floor answered ${row.errors} requests with an error`);
-  return { cpuUs: row.cpuUsPerReq ?? Number.NaN, reqPerSec: row.reqPerSec };
+  return { cpuUs: row.cpuUsPerReq ?? Number.NaN, reqPerSec: row.reqPerSec, mainThreadUs: row.mainThreadCpuUsPerReq ?? Number.NaN };
 }
 
 /** `parts`: the proxy's own code the floor runs too (FLOOR_PARTS in bench/floor-server.ts); none by default. */
@@ -700,6 +703,13 @@ async function floorParts(env: Env, configPath: string): Promise<void> {
       `the parts on the floor: ${differences(cpu['floor with parts'], cpu.floor)}\n` +
       `the proxy above the floor with the parts: ${differences(cpu.proxy, cpu['floor with parts'])}\n`,
   );
+}
+
+/** A floor run at c=32: its CPU per request, of which its main thread's (the rest is its PKCS#11 thread's and GC's), and its rate. */
+interface FloorFigures {
+  cpuUs: number;
+  mainThreadUs: number;
+  reqPerSec: number;
 }
 
 /** One trial rate of the floor's sizing: whether it held the targets there, and its figures. */
@@ -773,8 +783,7 @@ async function pairedLimit(env: Env, server: Server, name: string, scenario: str
   let tHttpsEstimate = (await plainHttpsHeld(env, request, 32, Math.max(0, cpu(first) - tHttpsPaced))).cpuUs;
   // The floor is the plain proxy's: with Cedar it would need a policy engine of its own.
   const withFloor = name === scenario;
-  type FloorFigures = { cpuUs: number; reqPerSec: number };
-  const pairs: Array<{ proxy: Row; control: FloorFigures; tHsm: number; overheadUs: number; floor?: FloorFigures; floorParts?: FloorFigures }> = [];
+  const pairs: Array<{ proxy: Row; control: { cpuUs: number; reqPerSec: number }; tHsm: number; overheadUs: number; floor?: FloorFigures; floorParts?: FloorFigures }> = [];
   for (let i = 0; i < STEADY_RUNS; i++) {
     const proxy = await cleanC32(server, scenario, request);
     const control = await plainHttpsHeld(env, request, 32, Math.max(0, cpu(proxy) - tHttpsEstimate));
@@ -803,19 +812,19 @@ async function pairedLimit(env: Env, server: Server, name: string, scenario: str
       controlReqPerSec: p.control.reqPerSec,
       tHsmUs: Math.round(p.tHsm),
       overheadUs: Math.round(p.overheadUs),
-      ...(p.floor ? { floorCpuUs: Math.round(p.floor.cpuUs), floorReqPerSec: p.floor.reqPerSec } : {}),
-      ...(p.floorParts ? { floorPartsCpuUs: Math.round(p.floorParts.cpuUs), floorPartsReqPerSec: p.floorParts.reqPerSec } : {}),
+      ...(p.floor ? { floorCpuUs: Math.round(p.floor.cpuUs), floorMainThreadUs: p.floor.mainThreadUs, floorReqPerSec: p.floor.reqPerSec } : {}),
+      ...(p.floorParts ? { floorPartsCpuUs: Math.round(p.floorParts.cpuUs), floorPartsMainThreadUs: p.floorParts.mainThreadUs, floorPartsReqPerSec: p.floorParts.reqPerSec } : {}),
     })),
     tHsmUs: Math.round(tHsm),
-    ...(median.floor ? { floorCpuUs: Math.round(median.floor.cpuUs), floorOverheadUs: Math.round(median.floor.cpuUs - tHttps - tHsm) } : {}),
-    ...(median.floorParts ? { floorPartsCpuUs: Math.round(median.floorParts.cpuUs), floorPartsOverheadUs: Math.round(median.floorParts.cpuUs - tHttps - tHsm) } : {}),
+    ...(median.floor ? { floorCpuUs: Math.round(median.floor.cpuUs), floorMainThreadUs: median.floor.mainThreadUs, floorOverheadUs: Math.round(median.floor.cpuUs - tHttps - tHsm) } : {}),
+    ...(median.floorParts ? { floorPartsCpuUs: Math.round(median.floorParts.cpuUs), floorPartsMainThreadUs: median.floorParts.mainThreadUs, floorPartsOverheadUs: Math.round(median.floorParts.cpuUs - tHttps - tHsm) } : {}),
     limitReqPerSec: Math.round(limit),
     overheadUs: Math.round(median.overheadUs),
     ratio: round(median.proxy.reqPerSec / limit),
   };
   const pairText = row.pairs
     .map((p) => {
-      const floors = `${p.floorCpuUs === undefined ? '' : `; floor ${p.floorCpuUs} µs at ${String(p.floorReqPerSec)} req/s`}${p.floorPartsCpuUs === undefined ? '' : `, with the required parts ${p.floorPartsCpuUs} µs at ${String(p.floorPartsReqPerSec)} req/s`}`;
+      const floors = `${p.floorCpuUs === undefined ? '' : `; floor ${p.floorCpuUs} µs (main thread ${String(p.floorMainThreadUs)}) at ${String(p.floorReqPerSec)} req/s`}${p.floorPartsCpuUs === undefined ? '' : `, with the required parts ${p.floorPartsCpuUs} µs (main thread ${String(p.floorPartsMainThreadUs)}) at ${String(p.floorPartsReqPerSec)} req/s`}`;
       return `${p.proxyCpuUs} − ${p.tHttpsUs} − ${p.tHsmUs} (${p.proxyReqPerSec} / ${p.controlReqPerSec} req/s${floors})`;
     })
     .join(', ');
@@ -913,7 +922,7 @@ const PART_TEXT: Record<string, string> = {
 
 /** `parts`: the run's REQUIRED_PARTS (summary.floorParts); runs before the seventeenth round had the first four. */
 const floorText = (parts: string): string =>
-  `The floor is the least a Node XKS proxy must do per request here, and nothing else (bench/floor-server.ts): read the body, verify SigV4 (the body's SHA-256, the canonical request, one HMAC), JSON.parse, decode the Base64 fields, hand the HSM work to one PKCS#11 thread (a batch per event-loop turn, as the proxy does) and answer the JSON; no validation, log line, metrics, admission, deadlines, key lookup or spec errors. It is measured in each pair after the control, at its own rate (closed loop, c=32), after an unmeasured ${String(FLOOR_WARMUP_SECONDS)} s warm-up; unlike the control it is not held to the proxy's rate, since burning CPU on its event loop changes how its jobs batch on the PKCS#11 thread, so it runs faster than the proxy and is a lower bound. Its overhead is floor − t_https − t_hsm of that pair: about what any proxy pays on this machine, so the proxy's overhead less the floor's is about what its own pipeline adds. Right after it, each pair runs the floor once more with the proxy's own code for the behaviours the targets' issue (#16) says to keep and the floor leaves out (${parts}: ${parts.split(',').map((part) => PART_TEXT[part] ?? part).join('; ')}), the same way: the least overhead a proxy that keeps those pays here, so the proxy's overhead above that is its own plumbing (admission, deadlines, key lookup, the HSM layer, spec errors).`;
+  `The floor is the least a Node XKS proxy must do per request here, and nothing else (bench/floor-server.ts): read the body, verify SigV4 (the body's SHA-256, the canonical request, one HMAC), JSON.parse, decode the Base64 fields, hand the HSM work to one PKCS#11 thread (a batch per event-loop turn in one transferred ArrayBuffer, with the proxy's own codec, as the proxy does) and answer the JSON; no validation, log line, metrics, admission, deadlines, key lookup or spec errors. It is measured in each pair after the control, at its own rate (closed loop, c=32), after an unmeasured ${String(FLOOR_WARMUP_SECONDS)} s warm-up; unlike the control it is not held to the proxy's rate, since burning CPU on its event loop changes how its jobs batch on the PKCS#11 thread, so it runs faster than the proxy and is a lower bound. Its overhead is floor − t_https − t_hsm of that pair: about what any proxy pays on this machine, so the proxy's overhead less the floor's is about what its own pipeline adds. Right after it, each pair runs the floor once more with the proxy's own code for the behaviours the targets' issue (#16) says to keep and the floor leaves out (${parts}: ${parts.split(',').map((part) => PART_TEXT[part] ?? part).join('; ')}), the same way: the least overhead a proxy that keeps those pays here, so the proxy's overhead above that is its own plumbing (admission, deadlines, key lookup, the HSM layer, spec errors).`;
 
 function renderLimitTable(rows: LimitRow[], parts: string): string[] {
   if (rows.length === 0) return [];
@@ -926,12 +935,13 @@ function renderLimitTable(rows: LimitRow[], parts: string): string[] {
     '',
     floorText(parts),
     '',
-    '| Operation | proxy req/s | proxy CPU µs/req | main thread / other threads µs | t_https µs (control req/s) | t_https paced µs | t_hsm µs | L req/s | overhead µs | main thread − t_https / other threads − t_hsm | floor µs/req (its overhead) | floor with the required parts µs/req (its overhead) | proxy req/s ÷ L |',
+    '| Operation | proxy req/s | proxy CPU µs/req | main thread / other threads µs | t_https µs (control req/s) | t_https paced µs | t_hsm µs | L req/s | overhead µs | main thread − t_https / other threads − t_hsm | floor µs/req (its overhead; main thread / other threads) | floor with the required parts µs/req (its overhead; main thread / other threads) | proxy req/s ÷ L |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows.map((r) => {
       const other = r.proxyCpuUs - r.proxyMainThreadUs;
-      const floor = r.floorCpuUs === undefined ? '' : `${r.floorCpuUs} (${String(r.floorOverheadUs)})`;
-      const floorParts = r.floorPartsCpuUs === undefined ? '' : `${r.floorPartsCpuUs} (${String(r.floorPartsOverheadUs)})`;
+      const split = (cpu: number, main: number | undefined): string => (main === undefined || Number.isNaN(main) ? '' : `; ${main} / ${cpu - main}`);
+      const floor = r.floorCpuUs === undefined ? '' : `${r.floorCpuUs} (${String(r.floorOverheadUs)}${split(r.floorCpuUs, r.floorMainThreadUs)})`;
+      const floorParts = r.floorPartsCpuUs === undefined ? '' : `${r.floorPartsCpuUs} (${String(r.floorPartsOverheadUs)}${split(r.floorPartsCpuUs, r.floorPartsMainThreadUs)})`;
       return `| ${r.scenario} | ${r.proxyReqPerSec} | ${r.proxyCpuUs} | ${r.proxyMainThreadUs} / ${other} | ${r.tHttpsUs} (${r.controlReqPerSec}) | ${r.tHttpsPacedUs} | ${r.tHsmUs} | ${r.limitReqPerSec} | ${r.overheadUs} | ${r.proxyMainThreadUs - r.tHttpsUs} / ${other - r.tHsmUs} | ${floor} | ${floorParts} | ${r.ratio} |`;
     }),
     '',
