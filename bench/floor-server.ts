@@ -3,8 +3,9 @@
  * tell how much of the proxy's overhead any proxy pays. Per request: read the body; verify SigV4
  * (parse the Authorization header, SHA-256 of the body, the canonical request and its hash, one
  * HMAC, a constant-time compare; the signing key derived once per day); JSON.parse; decode the Base64
- * fields; hand the HSM work to one PKCS#11 thread (jobs of one event-loop turn in one message, as the
- * proxy does) and answer with the result as JSON. Encrypt does the proxy's HSM work: RNG for the IV,
+ * fields; hand the HSM work to one PKCS#11 thread (jobs of one event-loop turn in one message,
+ * encoded by the proxy's own codec into one transferred ArrayBuffer, as the proxy does) and answer
+ * with the result as JSON. Encrypt does the proxy's HSM work: RNG for the IV,
  * encrypt, verify-decrypt, under the spec's length-prefixed AAD. GetKeyMetadata and GetHealthStatus
  * answer fixed JSON once the request verified.
  * Not done, and so in the proxy's overhead above this floor: validation, the duplicate-name scan,
