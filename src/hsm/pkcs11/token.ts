@@ -10,12 +10,26 @@ export interface TokenSelector {
   serial?: string;
 }
 
-/** Finds the token by label and/or serial: SoftHSM gives tokens random slot IDs, so never by index. */
+/**
+ * Finds the token by label and/or serial: SoftHSM gives tokens random slot IDs, so never by index.
+ * A slot whose token cannot be read is skipped, not fatal: SoftHSM answers CKR_GENERAL_ERROR for a
+ * token deleted since C_Initialize, and a vendor's inactive partition may fail too, while ours is
+ * fine. Only if every slot fails is the first failure thrown as it came (its kind may call for a
+ * re-initialisation).
+ */
 export function findToken(lib: pkcs11js.PKCS11, modulePath: string, selector: TokenSelector): { slot: SlotId; description: TokenInfo } {
   const info = call('C_GetInfo', () => lib.C_GetInfo());
   const matches: Array<{ slot: SlotId; token: pkcs11js.TokenInfo }> = [];
-  for (const slot of call('C_GetSlotList', () => lib.C_GetSlotList(true))) {
-    const token = call('C_GetTokenInfo', () => lib.C_GetTokenInfo(slot));
+  const slots = call('C_GetSlotList', () => lib.C_GetSlotList(true));
+  const unreadable: HsmError[] = [];
+  for (const slot of slots) {
+    let token: pkcs11js.TokenInfo;
+    try {
+      token = call('C_GetTokenInfo', () => lib.C_GetTokenInfo(slot));
+    } catch (error) {
+      unreadable.push(error as HsmError);
+      continue;
+    }
     if (selector.label !== undefined && token.label.trim() !== selector.label) continue;
     if (selector.serial !== undefined && token.serialNumber.trim() !== selector.serial) continue;
     matches.push({ slot, token });
@@ -27,7 +41,11 @@ export function findToken(lib: pkcs11js.PKCS11, modulePath: string, selector: To
     .filter((part) => part !== undefined)
     .join(' and ');
   const [match] = matches;
-  if (match === undefined) throw new HsmError('Device', `no token with ${wanted} in ${modulePath}`);
+  if (match === undefined && unreadable.length > 0 && unreadable.length === slots.length) throw unreadable[0] as HsmError;
+  if (match === undefined) {
+    const skipped = unreadable.length === 0 ? '' : ` (${unreadable.length} of ${slots.length} slots could not be read: ${[...new Set(unreadable.map((e) => e.returnCode ?? e.message))].join(', ')})`;
+    throw new HsmError('Device', `no token with ${wanted} in ${modulePath}${skipped}`);
+  }
   if (matches.length > 1) {
     throw new HsmError('Internal', `${matches.length} tokens match ${wanted}: select the token by serial`);
   }
