@@ -39,6 +39,7 @@ import { metadataForNewCiphertext } from '../src/keys/ciphertext-metadata';
 import { serverTlsOptions } from '../src/server/tls';
 import { type DecryptJob, type EncryptJob, type EncryptOutcome, type GcmJob, type JobResult, VerifyScratch } from '../src/hsm/gcm-jobs';
 import { decodeJobs, decodeReplies, encodeJobs, encodeReplies } from '../src/hsm/pkcs11-worker-codec';
+import { findToken } from '../src/hsm/pkcs11/token';
 import type { JobReply } from '../src/hsm/pkcs11-worker-protocol';
 
 /** The jobs one event-loop turn sent, with what to call for each reply, in the order the thread answers. */
@@ -221,35 +222,14 @@ function main(): void {
   process.on('SIGTERM', () => process.exit(0));
 }
 
-/**
- * The slot holding the token. SoftHSM reads each token's files in C_GetTokenInfo and answers
- * CKR_GENERAL_ERROR for a token deleted since C_Initialize (reproduced with softhsm2-util
- * --delete-token beside a reader; the tests share a token folder): such a slot is not ours, so it
- * is skipped, and ours is looked for up to 5 times 50 ms apart in case its own read failed.
- */
-function tokenSlot(p11: pkcs11js.PKCS11, tokenLabel: string): Buffer {
-  const labelOf = (slot: Buffer): string | undefined => {
-    try {
-      return p11.C_GetTokenInfo(slot).label.trim();
-    } catch {
-      return undefined;
-    }
-  };
-  for (let attempt = 1; attempt <= 5; attempt++) {
-    const slot = p11.C_GetSlotList(true).find((s) => labelOf(s) === tokenLabel);
-    if (slot) return slot;
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
-  }
-  throw new Error(`token ${tokenLabel} not found`);
-}
-
 /** One session, sync calls: the raw work of bench/raw-hsm-work.ts, a batch per message. */
 function hsmThread(): void {
   const { modulePath, tokenLabel, keyLabel, pin } = workerData as { modulePath: string; tokenLabel: string; keyLabel: string; pin: string };
   const p11 = new pkcs11js.PKCS11();
   p11.load(modulePath);
   p11.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
-  const slot = tokenSlot(p11, tokenLabel);
+  // The proxy's lookup: it skips a slot whose token cannot be read (a token deleted since C_Initialize).
+  const { slot } = findToken(p11, modulePath, { label: tokenLabel });
   const session = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
   p11.C_Login(session, pkcs11js.CKU_USER, pin);
   p11.C_FindObjectsInit(session, [{ type: pkcs11js.CKA_LABEL, value: keyLabel }]);
