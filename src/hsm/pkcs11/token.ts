@@ -41,8 +41,8 @@ export function findToken(lib: pkcs11js.PKCS11, modulePath: string, selector: To
     .filter((part) => part !== undefined)
     .join(' and ');
   const [match] = matches;
-  if (match === undefined && unreadable.length > 0 && unreadable.length === slots.length) throw unreadable[0] as HsmError;
   if (match === undefined) {
+    if (unreadable.length > 0 && unreadable.length === slots.length) throw unreadable[0] as HsmError;
     const skipped = unreadable.length === 0 ? '' : ` (${unreadable.length} of ${slots.length} slots could not be read: ${[...new Set(unreadable.map((e) => e.returnCode ?? e.message))].join(', ')})`;
     throw new HsmError('Device', `no token with ${wanted} in ${modulePath}${skipped}`);
   }
