@@ -13,9 +13,10 @@ export interface WatchOptions {
   pollIntervalSeconds: number;
 }
 
+/** Of a set of files: a file listed twice counts once, so a baseline and a later check of the same set agree. */
 export function fingerprint(files: string[]): string {
   const hash = createHash('sha256');
-  for (const file of [...files].sort()) {
+  for (const file of [...new Set(files)].sort()) {
     hash.update(file).update('\0');
     try {
       hash.update(readFileSync(file));

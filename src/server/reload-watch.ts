@@ -7,9 +7,9 @@ export const RELOAD_WATCH_DEFAULTS = { watch: true, debounceMs: 250, pollInterva
 
 export const reloadWatchSettings = (config: RuntimeConfig) => config.security?.reload ?? RELOAD_WATCH_DEFAULTS;
 
-/** The config file, the server certificate and key, and every file the security section names. */
+/** The config file, the server certificate and key, and every file the security section names (which names the certificate and key too), each once. */
 export function watchedFiles(configPath: string | undefined, config: RuntimeConfig): string[] {
-  return [...(configPath ? [configPath] : []), config.server.certFile, config.server.keyFile, ...(config.security?.referencedFiles ?? [])];
+  return [...new Set([...(configPath ? [configPath] : []), config.server.certFile, config.server.keyFile, ...(config.security?.referencedFiles ?? [])])];
 }
 
 /**

@@ -1,7 +1,7 @@
 /**
  * reload.watch on: a config file change made while `serve` is still starting (after it read the
  * file, during the HSM start held up by the stall shim) is reloaded once the watcher is armed, in a
- * single process and in each cluster worker.
+ * single process and in each cluster worker; an unchanged one is not.
  */
 import { expect } from 'chai';
 import { generateCredential } from '../../src/auth/generate-credentials';
@@ -19,6 +19,17 @@ describe('config file changed during startup, reload.watch on (integration, real
   afterEach(async () => p?.stop());
 
   for (const workers of [1, 2]) {
+    it(`--workers ${workers}: an unchanged config is not reloaded once the watcher is armed`, async () => {
+      p = await startCliProxy({ workers, configure: (config) => (config.reload = { watch: true, debounceMs: 50 }) });
+      const proxy = p;
+      // Each worker's watcher checks its startup baseline at once; give the check 20 debounce periods.
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      expect((await proxy.client.send('/kms/xks/v1/health', { body: health })).status).to.equal(200);
+      expect(proxy.logs.filter((l) => l.message === 'config reloaded')).to.deep.equal([]);
+      const metrics = await (await fetch(`${proxy.adminUrl}/metrics`)).text();
+      expect(metrics).not.to.match(/^xks_config_reloads_total\{[^}]*\} [1-9]/m);
+    });
+
     it(`--workers ${workers}: the change is applied once the proxy is up: a credential removed meanwhile gets 401`, async () => {
       const kept = generateCredential();
       p = await startCliProxy({
