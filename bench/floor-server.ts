@@ -37,7 +37,7 @@ import { XksMetrics } from '../src/observability/metrics';
 import { captureApiHeaders } from '../src/server/security-headers';
 import { metadataForNewCiphertext } from '../src/keys/ciphertext-metadata';
 import { serverTlsOptions } from '../src/server/tls';
-import { type DecryptJob, type EncryptJob, type EncryptOutcome, type GcmJob, type JobResult, VerifyScratch } from '../src/hsm/gcm-jobs';
+import { type DecryptJob, type EncryptJob, type EncryptOutcome, type GcmJob, type JobResult, type Pkcs11Job, VerifyScratch } from '../src/hsm/gcm-jobs';
 import { decodeJobs, decodeReplies, encodeJobs, encodeReplies } from '../src/hsm/pkcs11-worker-codec';
 import { findToken } from '../src/hsm/pkcs11/token';
 import type { JobReply } from '../src/hsm/pkcs11-worker-protocol';
@@ -260,11 +260,11 @@ function hsmThread(): void {
     p11.C_DecryptInit(session, gcm(job.iv, job.aad), key);
     return { result: { value: p11.C_Decrypt(session, sealed, Buffer.alloc(sealed.length)), key: resolved } };
   };
-  const run = (job: GcmJob): JobReply => {
+  const run = (job: Pkcs11Job): JobReply => {
     try {
       if (job.op === 'encrypt') return encrypt(job);
       if (job.op === 'decrypt') return decrypt(job);
-      return { error: { kind: 'Internal', message: 'the floor runs no attributes job' } };
+      return { error: { kind: 'Internal', message: `the floor runs no ${job.op} job` } };
     } catch (error) {
       return { error: { kind: 'Internal', message: (error as Error).message } };
     }

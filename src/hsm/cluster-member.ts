@@ -75,6 +75,7 @@ export class ClusterMember {
   private problem: string | undefined = 'not connected yet';
   private retryTimer: NodeJS.Timeout | undefined;
   private keepAliveTimer: NodeJS.Timeout | undefined;
+  private keepAliveRunning = false;
   /** The connection attempt in progress, and the library group's epoch when it began. */
   private attempt: { promise: Promise<Attempt>; epoch: number } | undefined;
   private readonly retiring = new Set<Promise<void>>();
@@ -154,7 +155,7 @@ export class ClusterMember {
     await this.health.start();
     const keepAliveMs = this.config.keepAliveSeconds * 1000;
     if (keepAliveMs > 0) {
-      this.keepAliveTimer = setInterval(() => this.keepAlive(keepAliveMs), Math.max(250, Math.floor(keepAliveMs / 4)));
+      this.keepAliveTimer = setInterval(() => void this.keepAlive(keepAliveMs), Math.max(250, Math.floor(keepAliveMs / 4)));
       this.keepAliveTimer.unref();
     }
     return result === 'ok';
@@ -432,16 +433,20 @@ export class ClusterMember {
     }
   }
 
-  private keepAlive(maxIdleMs: number): void {
+  private async keepAlive(maxIdleMs: number): Promise<void> {
     const hsm = this.currentHsm();
-    if (hsm === undefined) return;
+    // One pass at a time: a pass that waits on a slow HSM is not joined by the next tick's.
+    if (hsm === undefined || this.keepAliveRunning) return;
+    this.keepAliveRunning = true;
     try {
-      const result = hsm.keepAlive(maxIdleMs);
+      const result = await hsm.keepAlive(maxIdleMs);
       if (result.exercised > 0 || result.replaced > 0) this.env.observer?.keepAlive?.(this.id, result.exercised, result.replaced);
     } catch (error) {
       // A refused PIN gives the HSM up now (no request may log in with it again); otherwise the
       // connection is going away and the next request or probe notices.
       this.reportFailure(asHsmError(error), hsm);
+    } finally {
+      this.keepAliveRunning = false;
     }
   }
 

@@ -41,6 +41,26 @@ export interface AttributesJob {
 
 export type GcmJob = EncryptJob | DecryptJob | AttributesJob;
 
+/**
+ * The keep-alive's exercise of an idle session (session-pool.ts): whether it is still logged in
+ * and, if so, one C_GenerateRandom, so a vendor that drops idle sessions sees it used. Off the event
+ * loop like every request's job: an HSM that stalls there stalls a PKCS#11 thread, not the process.
+ */
+export interface TouchJob {
+  op: 'touch';
+  session: SessionHandle;
+}
+
+/** Every job a PKCS#11 thread runs. */
+export type Pkcs11Job = GcmJob | TouchJob;
+
+/** A touch's outcome: false when the session was not logged in (nothing was called beyond C_GetSessionInfo). */
+export function touchJob(module: Pkcs11Module, job: TouchJob): boolean {
+  if (!module.loggedIn(job.session)) return false;
+  module.touchSession(job.session);
+  return true;
+}
+
 export interface EncryptOutcome {
   iv: Buffer;
   ciphertext: Buffer;

@@ -82,7 +82,7 @@ export class Hsm {
     private readonly pool: SessionPool<SessionHandle>,
     private readonly keys: KeyHandleCache,
     private readonly observer: HsmObserver | undefined,
-    private readonly exerciseSession: (session: SessionHandle) => void,
+    private readonly exerciseSession: (session: SessionHandle) => Promise<void>,
     private readonly login: LoginGuard,
     private readonly executor: JobExecutor,
     private readonly releaseExecutor: () => void,
@@ -161,11 +161,14 @@ export class Hsm {
       );
       // The cache reports its searches through the observer, which needs the Hsm's id only.
       const keys = new KeyHandleCache(module, (find) => timeSync(observer, options.id, 'find', find), options.keyHandleRecheckMs);
-      const exercise = (session: SessionHandle): void => {
-        login.ensureLoggedIn(session);
-        module.touchSession(session);
+      // On a PKCS#11 thread, tracked like a request's job (a re-initialisation waits for it); only
+      // a session that lost its login is logged in again here, on the event loop, as the pool's are.
+      const jobs = executor.executor;
+      const exercise = async (session: SessionHandle): Promise<void> => {
+        module.assertUsable();
+        if (!(await module.tracked(() => jobs.touch(session)))) login.ensureLoggedIn(session);
       };
-      return new Hsm(options, module, slot, description, pool, keys, observer, exercise, login, executor.executor, executor.release, sessionsReport.flush);
+      return new Hsm(options, module, slot, description, pool, keys, observer, exercise, login, jobs, executor.release, sessionsReport.flush);
     } catch (error) {
       executor?.release();
       // The pool has closed what it opened; just give back our share of the login.
@@ -273,9 +276,9 @@ export class Hsm {
    * Exercises idle sessions unused for maxIdleMs (re-logging in if the token lost the login); replaces
    * those that fail. Throws once the HSM has refused the PIN, so the owner gives this HSM up.
    */
-  keepAlive(maxIdleMs: number): KeepAliveResult {
+  async keepAlive(maxIdleMs: number): Promise<KeepAliveResult> {
     this.login.assertNotRefused();
-    const result = this.pool.exerciseIdle(maxIdleMs, this.exerciseSession);
+    const result = await this.pool.exerciseIdle(maxIdleMs, this.exerciseSession);
     this.login.assertNotRefused();
     return result;
   }

@@ -8,13 +8,15 @@
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { HsmError } from './errors';
-import { runJob, type GcmJob, type JobResult } from './gcm-jobs';
-import type { Pkcs11Module } from './pkcs11/module';
+import { runJob, touchJob, type GcmJob, type JobResult, type Pkcs11Job } from './gcm-jobs';
+import type { Pkcs11Module, SessionHandle } from './pkcs11/module';
 import { decodeReplies, encodeJobs } from './pkcs11-worker-codec';
 import { type BatchMessage, fromErrorReply, type ReplyMessage, type WorkerInit } from './pkcs11-worker-protocol';
 
 export interface JobExecutor {
   run(job: GcmJob): Promise<JobResult<unknown>>;
+  /** The keep-alive's exercise of an idle session (gcm-jobs.ts touchJob): false if it was not logged in. */
+  touch(session: SessionHandle): Promise<boolean>;
   /** Call once no job is running (the session pool has drained). */
   close(): Promise<void>;
 }
@@ -27,12 +29,16 @@ export class InlineExecutor implements JobExecutor {
     return runJob(this.module, job);
   }
 
+  async touch(session: SessionHandle): Promise<boolean> {
+    return touchJob(this.module, { op: 'touch', session });
+  }
+
   async close(): Promise<void> {}
 }
 
 interface Pending {
-  job: GcmJob;
-  resolve(result: JobResult<unknown>): void;
+  job: Pkcs11Job;
+  resolve(result: unknown): void;
   reject(error: HsmError): void;
 }
 
@@ -89,6 +95,14 @@ export class WorkerExecutor implements JobExecutor {
   }
 
   run(job: GcmJob): Promise<JobResult<unknown>> {
+    return this.queued(job) as Promise<JobResult<unknown>>;
+  }
+
+  touch(session: SessionHandle): Promise<boolean> {
+    return this.queued({ op: 'touch', session }) as Promise<boolean>;
+  }
+
+  private queued(job: Pkcs11Job): Promise<unknown> {
     if (this.closed) return Promise.reject(this.closedError());
     if (this.noWorker !== undefined && this.slots.length === 0) return Promise.reject(new HsmError('Device', this.noWorker));
     return new Promise((resolve, reject) => {
@@ -166,7 +180,7 @@ export class WorkerExecutor implements JobExecutor {
     batch.forEach((pending, i) => {
       const { result, error } = replies[i] ?? { error: { kind: 'Internal', message: `${this.name}: PKCS#11 worker thread answered ${replies.length} of ${batch.length} jobs` } };
       if (error !== undefined) pending.reject(fromErrorReply(error));
-      else pending.resolve(result as JobResult<unknown>);
+      else pending.resolve(result);
     });
     this.scheduleDispatch();
   }

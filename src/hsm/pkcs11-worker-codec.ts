@@ -5,14 +5,14 @@
  * fields are few and fixed, so each is written in order and read back in the same order. Buffers
  * arrive as views of the message, not copies.
  */
-import type { DecryptJob, EncryptJob, EncryptOutcome, GcmJob, JobResult } from './gcm-jobs';
+import type { DecryptJob, EncryptJob, EncryptOutcome, JobResult, Pkcs11Job } from './gcm-jobs';
 import type { KeyRef, ResolvedKey } from './key-handles';
 import type { SecretKeyInfo } from './pkcs11/module';
 import type { ErrorReply, JobReply } from './pkcs11-worker-protocol';
 import type { VerifyOutcome } from './types';
 import type { IvMode } from './vendor-profiles';
 
-const OPS = ['encrypt', 'decrypt', 'attributes'] as const;
+const OPS = ['encrypt', 'decrypt', 'attributes', 'touch'] as const;
 const IV_MODES: readonly IvMode[] = ['caller', 'hsm-overwrites', 'hsm-appends'];
 const VERIFICATIONS: ReadonlyArray<VerifyOutcome | undefined> = [undefined, 'decrypted-back', 'did-not-decrypt', 'key-cannot-decrypt'];
 /** The length written for an absent Buffer or string. */
@@ -145,9 +145,10 @@ function encoded(write: (sink: Sink) => void): ArrayBuffer {
 
 // ---- jobs ---------------------------------------------------------------------------------
 
-function writeJob(sink: Sink, job: GcmJob): void {
+function writeJob(sink: Sink, job: Pkcs11Job): void {
   sink.u8(OPS.indexOf(job.op));
   sink.bytes(job.session);
+  if (job.op === 'touch') return;
   sink.str(job.key.label);
   sink.bytes(job.key.handle);
   sink.u8(job.key.recheck ? 1 : 0);
@@ -168,9 +169,10 @@ function writeJob(sink: Sink, job: GcmJob): void {
   }
 }
 
-function readJob(reader: Reader): GcmJob {
+function readJob(reader: Reader): Pkcs11Job {
   const op = OPS[reader.u8()];
   const session = reader.need();
+  if (op === 'touch') return { op, session };
   const label = reader.str() ?? '';
   const handle = reader.bytes();
   // Set only when present, not spread in: a spread copy gets a hidden class of its own per shape.
@@ -193,22 +195,22 @@ function readJob(reader: Reader): GcmJob {
   throw new Error('PKCS#11 worker message: unknown job');
 }
 
-export function encodeJobs(jobs: readonly GcmJob[]): ArrayBuffer {
+export function encodeJobs(jobs: readonly Pkcs11Job[]): ArrayBuffer {
   return encoded((sink) => {
     for (const job of jobs) writeJob(sink, job);
   });
 }
 
-export function decodeJobs(data: ArrayBuffer): GcmJob[] {
+export function decodeJobs(data: ArrayBuffer): Pkcs11Job[] {
   const reader = new Reader(data);
-  const jobs: GcmJob[] = [];
+  const jobs: Pkcs11Job[] = [];
   while (!reader.done) jobs.push(readJob(reader));
   return jobs;
 }
 
 // ---- replies ------------------------------------------------------------------------------
 
-function writeReply(sink: Sink, op: GcmJob['op'], reply: JobReply): void {
+function writeReply(sink: Sink, op: Pkcs11Job['op'], reply: JobReply): void {
   if (reply.error !== undefined || reply.result === undefined) {
     const error = reply.error ?? { kind: 'Internal', message: 'PKCS#11 worker thread returned no result' };
     sink.u8(FAILED);
@@ -217,8 +219,12 @@ function writeReply(sink: Sink, op: GcmJob['op'], reply: JobReply): void {
     sink.str(error.returnCode);
     return;
   }
-  const { value, key } = reply.result as JobResult<unknown>;
   sink.u8(OK);
+  if (op === 'touch') {
+    sink.u8(reply.result === true ? 1 : 0);
+    return;
+  }
+  const { value, key } = reply.result as JobResult<unknown>;
   sink.bytes(key.handle);
   sink.u8(key.checked ? 1 : 0);
   sink.f64(key.findSeconds ?? Number.NaN);
@@ -236,13 +242,14 @@ function writeReply(sink: Sink, op: GcmJob['op'], reply: JobReply): void {
   }
 }
 
-function readReply(reader: Reader, op: GcmJob['op']): JobReply {
+function readReply(reader: Reader, op: Pkcs11Job['op']): JobReply {
   if (reader.u8() === FAILED) {
     const kind = reader.str() as ErrorReply['kind'];
     const message = reader.str() ?? '';
     const returnCode = reader.str();
     return { error: { kind, message, ...(returnCode === undefined ? {} : { returnCode }) } };
   }
+  if (op === 'touch') return { result: reader.u8() === 1 };
   const handle = reader.need();
   const checked = reader.u8() === 1;
   const findSeconds = reader.f64();
@@ -260,11 +267,11 @@ function readReply(reader: Reader, op: GcmJob['op']): JobReply {
 }
 
 /** The replies to a batch, in its order; `ops` are the batch's jobs' ops. */
-export function encodeReplies(ops: ReadonlyArray<GcmJob['op']>, replies: readonly JobReply[]): ArrayBuffer {
-  return encoded((sink) => replies.forEach((reply, i) => writeReply(sink, ops[i] as GcmJob['op'], reply)));
+export function encodeReplies(ops: ReadonlyArray<Pkcs11Job['op']>, replies: readonly JobReply[]): ArrayBuffer {
+  return encoded((sink) => replies.forEach((reply, i) => writeReply(sink, ops[i] as Pkcs11Job['op'], reply)));
 }
 
-export function decodeReplies(ops: ReadonlyArray<GcmJob['op']>, data: ArrayBuffer): JobReply[] {
+export function decodeReplies(ops: ReadonlyArray<Pkcs11Job['op']>, data: ArrayBuffer): JobReply[] {
   const reader = new Reader(data);
   const replies: JobReply[] = [];
   for (const op of ops) {

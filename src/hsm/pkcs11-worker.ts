@@ -6,7 +6,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { asHsmError } from './errors';
-import { runJob, VerifyScratch, type GcmJob } from './gcm-jobs';
+import { runJob, touchJob, VerifyScratch, type Pkcs11Job } from './gcm-jobs';
 import { loadInterposer } from './interposer-module';
 import { Pkcs11Module } from './pkcs11/module';
 import { decodeJobs, encodeReplies } from './pkcs11-worker-codec';
@@ -34,9 +34,10 @@ port?.postMessage({ id: 0, ...(view instanceof Pkcs11Module ? {} : { error: view
 // This thread runs one job at a time (each batch's in turn), so one scratch serves them all.
 const scratch = new VerifyScratch();
 
-async function run(module: Pkcs11Module | ErrorReply, job: GcmJob): Promise<JobReply> {
+async function run(module: Pkcs11Module | ErrorReply, job: Pkcs11Job): Promise<JobReply> {
   if (!(module instanceof Pkcs11Module)) return { error: module };
   try {
+    if (job.op === 'touch') return { result: touchJob(module, job) };
     return { result: await runJob(module, job, scratch) };
   } catch (error) {
     return { error: errorReply(asHsmError(error)) };

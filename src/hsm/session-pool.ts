@@ -149,34 +149,35 @@ export class SessionPool<S> {
 
   /**
    * Keep-alive: exercises every idle session unused for maxIdleMs (vendors such as CloudHSM drop
-   * idle sessions). A session that fails is closed and replaced. Sessions in use are left alone:
-   * they are busy, not idle. Synchronous, so no request can take a session mid-exercise.
+   * idle sessions), one at a time, each lent like a request's for its exercise (so no request can
+   * take it meanwhile, and at most one session is away while the HSM is slow to answer). A session
+   * that fails is closed and replaced. Sessions in use are left alone: they are busy, not idle.
    */
-  exerciseIdle(maxIdleMs: number, exercise: (session: S) => void): KeepAliveResult {
+  async exerciseIdle(maxIdleMs: number, exercise: (session: S) => Promise<void>): Promise<KeepAliveResult> {
     const result: KeepAliveResult = { exercised: 0, replaced: 0 };
-    if (this.closed) return result;
     const now = this.now();
     for (const session of [...this.idle]) {
-      if (now - (this.lastUsed.get(session) ?? 0) < maxIdleMs) continue;
+      if (this.closed) break;
+      const index = this.idle.indexOf(session);
+      // Lent to a request since (it is no longer idle), or used meanwhile.
+      if (index < 0 || now - (this.lastUsed.get(session) ?? 0) < maxIdleMs) continue;
+      this.idle.splice(index, 1);
+      this.lend(session);
+      let ok = true;
       try {
-        exercise(session);
-        this.lastUsed.set(session, now);
-        result.exercised += 1;
+        await exercise(session);
       } catch {
-        const index = this.idle.indexOf(session);
-        if (index >= 0) this.idle.splice(index, 1);
-        const next = this.tryOpen();
-        this.safeClose(session);
-        result.replaced += 1;
-        // The HSM refuses new sessions (a refused PIN, say): exercising the rest would only close
-        // sessions we cannot replace. The owner learns why from the factory; the next tick tries again.
-        if (next === undefined) break;
-        this.idle.push(next);
+        ok = false;
       }
-    }
-    if (result.replaced > 0) {
-      this.dispatch();
-      this.changed();
+      this.release(session, ok);
+      if (ok) {
+        result.exercised += 1;
+        continue;
+      }
+      result.replaced += 1;
+      // The HSM refuses new sessions (a refused PIN, say): exercising the rest would only close
+      // sessions we cannot replace. The owner learns why from the factory; the next tick tries again.
+      if (!this.closed && this.idle.length + this.inUse.size < this.options.size) break;
     }
     return result;
   }

@@ -263,8 +263,10 @@ describe('hsm: session pool keep-alive and deadlines (unit)', () => {
     pool.release(fresh, true); // used at t=1000
     c.t = 1500;
     const exercised: number[] = [];
-    const result = pool.exerciseIdle(1000, (session) => {
+    const result = await pool.exerciseIdle(1000, async (session) => {
       exercised.push(session.id);
+      // Lent for its exercise: no request can take it meanwhile.
+      expect(pool.stats()).to.include({ inUse: 2, idle: 1 });
       if (session.id === 1) throw new Error('CKR_SESSION_HANDLE_INVALID');
     });
     // Busy: 3 (taken at t=0). Idle: 1 (opened at t=0) and 2 (used at t=1000). Only 1 is old enough.
@@ -273,7 +275,7 @@ describe('hsm: session pool keep-alive and deadlines (unit)', () => {
     expect(state.closed).to.deep.equal([1]);
     expect(state.opened).to.deep.equal([1, 2, 3, 4]);
     c.t = 2600;
-    const second = pool.exerciseIdle(1000, (session) => {
+    const second = await pool.exerciseIdle(1000, async (session) => {
       if (session.id === 2) throw new Error('dropped');
     });
     // 2 (idle 1600 ms) fails and is replaced by 5; 4 (opened at 1500) passes.

@@ -181,11 +181,17 @@ export class Pkcs11Module {
     }
   }
 
+  /** Whether this application is logged in to the token as user (the session's state says it). */
+  loggedIn(session: SessionHandle): boolean {
+    const lib = this.lib;
+    const { state } = call('C_GetSessionInfo', () => lib.C_GetSessionInfo(session));
+    return state === CKS_RW_USER_FUNCTIONS || state === CKS_RO_USER_FUNCTIONS;
+  }
+
   /** Logs in as CKU_USER if this application is not logged in to the token yet. */
   ensureLoggedIn(session: SessionHandle, pin: string): void {
     const lib = this.lib;
-    const { state } = call('C_GetSessionInfo', () => lib.C_GetSessionInfo(session));
-    if (state === CKS_RW_USER_FUNCTIONS || state === CKS_RO_USER_FUNCTIONS) return;
+    if (this.loggedIn(session)) return;
     try {
       lib.C_Login(session, pkcs11js.CKU_USER, pin);
     } catch (error) {

@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import { HsmError } from '../../../src/hsm/errors';
-import type { DecryptJob, EncryptJob, GcmJob } from '../../../src/hsm/gcm-jobs';
+import type { DecryptJob, EncryptJob, GcmJob, TouchJob } from '../../../src/hsm/gcm-jobs';
 import { decodeJobs, decodeReplies, encodeJobs, encodeReplies } from '../../../src/hsm/pkcs11-worker-codec';
 import { errorReply, fromErrorReply, type JobReply } from '../../../src/hsm/pkcs11-worker-protocol';
 
@@ -25,19 +25,20 @@ describe('hsm: PKCS#11 worker protocol', () => {
     const decrypt: DecryptJob = { op: 'decrypt', session, key: { label: 'k', handle, recheck: false }, ciphertext, tag, iv: Buffer.alloc(12, 1), aad: Buffer.from('aad') };
     const attributes: GcmJob = { op: 'attributes', session, key: { label: 'other', recheck: true } };
     const plainEncrypt: EncryptJob = { ...encrypt, key: { label: 'p', recheck: false }, ivMode: 'caller', verify: false };
-    const jobs = [encrypt, decrypt, attributes, plainEncrypt];
+    const touch: TouchJob = { op: 'touch', session: Buffer.from('0300000000000000', 'hex') };
+    const jobs = [encrypt, touch, decrypt, attributes, plainEncrypt];
     const data = encodeJobs(jobs);
     const arrived = decodeJobs(crossed(data));
     expect(arrived).to.deep.equal(jobs);
-    const d = arrived[1] as DecryptJob;
+    const d = arrived[2] as DecryptJob;
     for (const name of ['session', 'ciphertext', 'tag', 'iv', 'aad'] as const) expect(Buffer.isBuffer(d[name]), name).to.equal(true);
     // Views, not copies: the tag right after the ciphertext, in the same memory.
     expect(d.ciphertext.buffer).to.equal(d.tag.buffer);
     expect(d.ciphertext.byteOffset + d.ciphertext.length).to.equal(d.tag.byteOffset);
-    expect('handle' in (arrived[2] as GcmJob).key, 'an absent handle stays absent').to.equal(false);
+    expect('handle' in (arrived[3] as GcmJob).key, 'an absent handle stays absent').to.equal(false);
   });
 
-  it('replies arrive in order: encrypt, decrypt and attribute results, optional fields only when set, and errors', () => {
+  it('replies arrive in order: encrypt, decrypt, attribute and keep-alive results, optional fields only when set, and errors', () => {
     const iv = Buffer.alloc(12, 9);
     const replies: JobReply[] = [
       { result: { value: { iv, ciphertext: Buffer.from('c'), tag: Buffer.alloc(16), verification: 'decrypted-back', randomSeconds: 0.000012 }, key: { handle, checked: true, findSeconds: 0.5 } } },
@@ -46,8 +47,11 @@ describe('hsm: PKCS#11 worker protocol', () => {
       { result: { value: { label: 'k', isAes: true, valueLen: 32, encrypt: true, decrypt: false }, key: { handle, checked: true } } },
       { error: { kind: 'AuthenticationFailed', message: 'C_Decrypt failed: CKR_ENCRYPTED_DATA_INVALID', returnCode: 'CKR_ENCRYPTED_DATA_INVALID' } },
       { error: { kind: 'KeyNotFound', message: 'no AES-256 secret key labelled "ü"' } },
+      { result: true },
+      { result: false },
+      { error: { kind: 'Device', message: 'C_GenerateRandom failed: CKR_SESSION_HANDLE_INVALID', returnCode: 'CKR_SESSION_HANDLE_INVALID' } },
     ];
-    const ops = ['encrypt', 'encrypt', 'decrypt', 'attributes', 'decrypt', 'encrypt'] as const;
+    const ops = ['encrypt', 'encrypt', 'decrypt', 'attributes', 'decrypt', 'encrypt', 'touch', 'touch', 'touch'] as const;
     expect(decodeReplies(ops, crossed(encodeReplies(ops, replies)))).to.deep.equal(replies);
   });
 
