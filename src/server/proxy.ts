@@ -24,6 +24,7 @@ import { InFlightRequests } from '../pipeline/admission';
 import { createKmsHandler } from '../kms-api/handler';
 import { guardConnections, limitAdminConnections, resolveConnectionCap } from './connection-limits';
 import { ConnectionMetrics } from './connection-metrics';
+import { ConnectionDrain } from './connection-drain';
 import { rotateTicketKeys, TicketKeys, useTicketKeys, type TicketKeySource } from './session-tickets';
 import { version } from '../../package.json';
 
@@ -150,6 +151,7 @@ async function serve(config: RuntimeConfig, logger: Logger, metrics: XksMetrics,
   runtime.attach(server);
   answerClientErrors(server, logger);
   guardConnections(server, { maxConnections: cap.maxConnections, firstRequestTimeoutMs: () => runtime.config().server.headersTimeoutMs }, new ConnectionMetrics(metrics.registry), logger);
+  const serverDrain = new ConnectionDrain(server);
   let ticketRotation: { stop(): void } | undefined;
   let ticketKeys = options.ticketKeys;
   if (!ticketKeys) {
@@ -163,9 +165,11 @@ async function serve(config: RuntimeConfig, logger: Logger, metrics: XksMetrics,
   const url = `https://${displayHost(config.server.host)}:${port}`;
 
   let admin: HttpServer | undefined;
+  let adminDrain: ConnectionDrain | undefined;
   let adminUrl: string | undefined;
   if (config.admin.enabled && options.adminListener !== false) {
     admin = createHttpServer(createAdminApp(metrics, health));
+    adminDrain = new ConnectionDrain(admin);
     limitAdminConnections(admin);
     await listen(admin, config.admin.port, config.admin.host);
     adminUrl = `http://${displayHost(config.admin.host)}:${(admin.address() as AddressInfo).port}`;
@@ -197,8 +201,8 @@ async function serve(config: RuntimeConfig, logger: Logger, metrics: XksMetrics,
     reload: (next?: RuntimeConfig, trigger = 'request') => runtime.reload(next ?? trigger),
     async close(closeOptions: CloseOptions = {}) {
       const [forcedConnections] = await Promise.all([
-        closeServer(server, closeOptions.graceMs),
-        admin ? closeServer(admin, closeOptions.graceMs) : Promise.resolve(0),
+        serverDrain.close(closeOptions.graceMs),
+        adminDrain ? adminDrain.close(closeOptions.graceMs) : Promise.resolve(0),
       ]);
       ticketRotation?.stop();
       stopTicketKeys();
@@ -217,28 +221,6 @@ function listen(server: HttpServer | HttpsServer, port: number, host: string): P
       server.off('error', reject);
       resolve();
     });
-  });
-}
-
-/** Resolves with the number of connections that had to be cut after graceMs. */
-function closeServer(server: HttpServer | HttpsServer, graceMs?: number): Promise<number> {
-  return new Promise((resolve) => {
-    let forced = 0;
-    let timer: NodeJS.Timeout | undefined;
-    server.close(() => {
-      clearTimeout(timer);
-      resolve(forced);
-    });
-    server.closeIdleConnections();
-    if (graceMs !== undefined) {
-      timer = setTimeout(() => {
-        server.getConnections((_err, count) => {
-          forced = count;
-          server.closeAllConnections();
-        });
-      }, graceMs);
-      timer.unref();
-    }
   });
 }
 
