@@ -6,7 +6,9 @@
  * connection is destroyed without a response, logged and counted.
  */
 import 'reflect-metadata'; // @peculiar/x509's DI container (tsyringe) needs it loaded first
+import type { IncomingMessage } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
+import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import * as x509 from '@peculiar/x509';
 import type { Logger } from '../observability/logger';
@@ -82,15 +84,16 @@ export class ClientCertificateGate {
   attach(server: HttpsServer): void {
     // Prepended, and synchronous: the socket is gone before the HTTP parser sees any data.
     server.prependListener('secureConnection', (socket: TLSSocket) => this.check(socket));
-    // A connection admitted under an older mTLS policy serves its current request, then closes.
-    server.prependListener('request', (req, res) => {
-      if (this.admittedUnder.get(req.socket) !== this.generation) res.setHeader('Connection', 'close');
+    // A connection admitted under an older mTLS policy takes no further request: one that still
+    // arrives (sent before the connection's last answer said close) is not served.
+    server.prependListener('request', (req: IncomingMessage) => {
+      if (this.admittedUnder.get(req.socket) !== this.generation) req.socket.destroy();
     });
   }
 
-  /** After a policy change: close idle connections admitted under the old policy now. */
-  retireConnections(server: HttpsServer): void {
-    server.closeIdleConnections();
+  /** After a policy change: connections admitted under the old policy close, idle ones now, busy ones after their current answer. */
+  retireConnections(connections: { closeAfterCurrentAnswers(which: (socket: Socket) => boolean): void }): void {
+    connections.closeAfterCurrentAnswers((socket) => this.admittedUnder.get(socket) !== this.generation);
   }
 
   private check(socket: TLSSocket): void {

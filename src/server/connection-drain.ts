@@ -16,7 +16,6 @@ type HttpSocket = Socket & { _httpMessage?: ServerResponse | null };
 
 export class ConnectionDrain {
   private readonly sockets = new Set<HttpSocket>();
-  private draining = false;
 
   constructor(private readonly server: HttpServer | HttpsServer) {
     // TLS: the socket HTTP runs on is the TLS one ('secureConnection'); plain HTTP: 'connection'.
@@ -40,6 +39,8 @@ export class ConnectionDrain {
         clearTimeout(timer);
         resolve(forced);
       });
+      // A request that still arrives on an open connection is answered, then its connection closes.
+      this.server.prependListener('request', (_req, res: ServerResponse) => res.setHeader('Connection', 'close'));
       this.closeAfterCurrentAnswers();
       if (graceMs !== undefined) {
         timer = setTimeout(() => {
@@ -51,17 +52,16 @@ export class ConnectionDrain {
     });
   }
 
-  private closeAfterCurrentAnswers(): void {
-    if (!this.draining) {
-      this.draining = true;
-      // A request that still arrives on an open connection is answered, then its connection closes.
-      this.server.prependListener('request', (_req, res: ServerResponse) => res.setHeader('Connection', 'close'));
-    }
+  /**
+   * Closes idle connections now and each busy one (of those `which` selects; all by default) once
+   * its current answer is out. Also the mTLS gate's way to retire connections of an old policy.
+   */
+  closeAfterCurrentAnswers(which?: (socket: Socket) => boolean): void {
     // Idle by node's own account (a request still arriving is not idle; its answer will say close).
     this.server.closeIdleConnections();
     for (const socket of this.sockets) {
       const res = socket._httpMessage;
-      if (res === undefined || res === null) continue;
+      if (res === undefined || res === null || (which !== undefined && !which(socket))) continue;
       if (!res.headersSent) res.setHeader('Connection', 'close');
       // Its answer went out saying keep-alive: end the connection once the answer is complete.
       else if (res.writableFinished) socket.end();

@@ -148,10 +148,10 @@ async function serve(config: RuntimeConfig, logger: Logger, metrics: XksMetrics,
       securityHeaders,
     }),
   );
-  runtime.attach(server);
+  const serverDrain = new ConnectionDrain(server);
+  runtime.attach(server, serverDrain);
   answerClientErrors(server, logger);
   guardConnections(server, { maxConnections: cap.maxConnections, firstRequestTimeoutMs: () => runtime.config().server.headersTimeoutMs }, new ConnectionMetrics(metrics.registry), logger);
-  const serverDrain = new ConnectionDrain(server);
   let ticketRotation: { stop(): void } | undefined;
   let ticketKeys = options.ticketKeys;
   if (!ticketKeys) {

@@ -23,6 +23,7 @@ import { reloadWatchSettings, watchedFiles } from './reload-watch';
 import { keepRestartOnlySettings, restartOnlyChanges } from './restart-only-settings';
 import { credentialAges, readCertificates } from './security-inventory';
 import type { XksPipelineState } from './xks-handler';
+import type { ConnectionDrain } from './connection-drain';
 
 export interface ReloadResult {
   ok: boolean;
@@ -46,6 +47,7 @@ export class ReloadableRuntime {
   private running: RuntimeConfig;
   private generationNo = 1;
   private server: HttpsServer | undefined;
+  private connections: ConnectionDrain | undefined;
   private certificates: SecuritySnapshot['certificates'] = [];
   private clientAuthKey = '';
   private watcher: ConfigWatcher | undefined;
@@ -98,9 +100,10 @@ export class ReloadableRuntime {
     return listenerTlsOptions(this.running);
   }
 
-  /** Hooks the mTLS gate and the file watcher to the listener. */
-  attach(server: HttpsServer): void {
+  /** Hooks the mTLS gate and the file watcher to the listener; `connections` retires those of an old mTLS policy. */
+  attach(server: HttpsServer, connections: ConnectionDrain): void {
     this.server = server;
+    this.connections = connections;
     this.gate.attach(server);
     this.clientAuthKey = clientAuthIdentity(this.running);
     this.gate.setPolicy(server, this.running.security?.clientAuth);
@@ -172,7 +175,7 @@ export class ReloadableRuntime {
       this.clientAuthKey = key;
       this.gate.setPolicy(server, applied.security?.clientAuth);
       // Connections made under the old mTLS policy: idle ones close now, busy ones after their request.
-      this.gate.retireConnections(server);
+      if (this.connections) this.gate.retireConnections(this.connections);
     }
   }
 

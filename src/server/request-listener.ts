@@ -26,6 +26,8 @@ export interface RequestListenerParts {
 export function createRequestListener(parts: RequestListenerParts): RequestListener {
   const { xks, kms, app, securityHeaders } = parts;
   return (req, res) => {
+    // Closed before its request could be served (the mTLS gate retired the connection): nothing to answer.
+    if (req.socket.destroyed) return;
     const url = req.url ?? '/';
     const queryAt = url.indexOf('?');
     const path = queryAt === -1 ? url : url.slice(0, queryAt);
