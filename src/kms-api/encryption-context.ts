@@ -13,6 +13,9 @@ export const MAX_CONTEXT_CHARS = 8192;
 
 export type EncryptionContext = Record<string, string>;
 
+/** A UTF-16 surrogate with no partner: UTF-8 has no encoding for it (U+FFFD stands in, for every one of them). */
+const LONE_SURROGATE = /\p{Cs}/u;
+
 /** Validates the request member and returns it (ValidationException otherwise). */
 export function parseEncryptionContext(value: unknown, member = 'EncryptionContext'): EncryptionContext {
   if (value === undefined || value === null) return {};
@@ -24,6 +27,8 @@ export function parseEncryptionContext(value: unknown, member = 'EncryptionConte
   for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
     if (typeof v !== 'string') throw new KmsError('ValidationException', `${member} values must be strings`);
     if (k.length === 0) throw new KmsError('ValidationException', `${member} keys must not be empty`);
+    // Else "\ud800" and "\udfff" would both encode as EF BF BD: two contexts, one AAD.
+    if (LONE_SURROGATE.test(k) || LONE_SURROGATE.test(v)) throw new KmsError('ValidationException', `${member} keys and values must be valid Unicode (no unpaired surrogate)`);
     chars += k.length + v.length;
     out[k] = v;
   }

@@ -42,4 +42,14 @@ describe('KMS API ciphertext blob and encryption context (unit)', () => {
       expect(() => parseEncryptionContext(bad)).to.throw(KmsError).with.property('type', 'ValidationException');
     }
   });
+
+  it('refuses an unpaired surrogate in a key or value: UTF-8 would give every one the same bytes', () => {
+    // The collision it prevents: different contexts, one canonical encoding.
+    expect(canonicalEncryptionContext({ '\ud800': 'x' })).to.deep.equal(canonicalEncryptionContext({ '\udfff': 'x' }));
+    for (const bad of [{ '\ud800': 'x' }, { a: '\udfff' }, { a: 'ok\ud83d' }, { '\ude00b': 'x' }]) {
+      expect(() => parseEncryptionContext(bad), JSON.stringify(bad)).to.throw(KmsError, /unpaired surrogate/).with.property('type', 'ValidationException');
+    }
+    // A pair is a character like any other.
+    expect(parseEncryptionContext({ 'clé-😀': 'värde 😀' })).to.deep.equal({ 'clé-😀': 'värde 😀' });
+  });
 });
