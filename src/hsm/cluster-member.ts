@@ -169,7 +169,8 @@ export class ClusterMember {
    * Runs one call on this HSM. `attempt.abandoned` is set by the cluster when the call overran
    * its time: the late outcome then no longer counts (the overrun already did).
    */
-  async execute<T>(run: (hsm: Hsm) => Promise<T>, attempt: { abandoned: boolean } = { abandoned: false }, key?: { label: string; serves: boolean }): Promise<T> {
+  /** `attempt.attributable` false: a Timeout is not held against this HSM (the attempt had too little time for a verdict). */
+  async execute<T>(run: (hsm: Hsm) => Promise<T>, attempt: { abandoned: boolean; attributable?: boolean } = { abandoned: false }, key?: { label: string; serves: boolean }): Promise<T> {
     const hsm = this.hsm;
     if (hsm === undefined || this.state !== 'connected') {
       throw new HsmError('Device', `${this.id}: not connected (${this.problem ?? this.state})`);
@@ -189,7 +190,7 @@ export class ClusterMember {
         interruptions.add(hsmError);
         throw hsmError;
       }
-      if (!attempt.abandoned && countsAgainstHsm(hsmError.kind)) this.tracker.recordRequest(false);
+      if (!attempt.abandoned && countsAgainstHsm(hsmError.kind) && (hsmError.kind !== 'Timeout' || attempt.attributable !== false)) this.tracker.recordRequest(false);
       this.reportFailure(hsmError, hsm);
       throw hsmError;
     } finally {

@@ -174,13 +174,16 @@ export class HsmCluster implements HsmService, FleetHealth {
       // While another member could take a retry, a first attempt may not eat the whole budget.
       const attemptMs = attempt === 0 && another ? deadline.within(this.options.attemptTimeoutMs) : deadline.remainingMs();
       const attemptDeadline = Deadline.after(attemptMs);
-      const handle = { abandoned: false };
+      // An attempt left less than half a first attempt's time (the request spent its budget before
+      // the HSM was asked: a slow client body, the admission wait) says nothing if it times out:
+      // counted against the HSM, such requests let a client make a healthy HSM report DEGRADED.
+      const handle = { abandoned: false, attributable: attemptMs >= this.options.attemptTimeoutMs / 2 };
       tried.push(member);
       try {
         const key = keyLabel === undefined ? undefined : { label: keyLabel, serves: operation === 'encrypt' || operation === 'decrypt' };
         const result = await raceTimeout(member.execute((hsm) => call(hsm, { deadline: attemptDeadline }), handle, key), attemptMs, () => {
           handle.abandoned = true;
-          member.noteOverrun();
+          if (handle.attributable) member.noteOverrun();
           return new HsmError('Timeout', `${member.id}: ${operation} did not finish within ${Math.round(attemptMs)} ms`);
         });
         if (lastError?.kind === 'KeyNotFound' && keyLabel !== undefined && tried[0] !== undefined) {

@@ -209,6 +209,23 @@ describe('hsm: cluster of two SoftHSM tokens', function () {
     solo.set('solo', undefined);
   });
 
+  it('a request whose budget ran out before the HSM was asked times out without making that HSM DEGRADED', async () => {
+    const faults = new FaultInjector();
+    const health = { ...testClusterOptions('', []).health, intervalMs: 100, checksToChange: 1, minRequestsForRate: 5 };
+    // attemptTimeoutMs 20: an attempt is judged when it had at least 10 ms.
+    cluster = await HsmCluster.start(testClusterOptions(keys.health, [{ id: 'solo', pkcs11InterposerModule: faults.module('solo') }], { health, attemptTimeoutMs: 20 }));
+    // A healthy HSM whose calls take 30 ms (its deep check passes well under degradedLatencyMs).
+    faults.set('solo', { kind: 'slow', delayMs: 30 });
+    // Each request arrives with 3 ms of its budget left (a client that sent its body late).
+    for (let i = 0; i < 20; i++) await expectHsmError(cluster.encrypt(keys.key, Buffer.from('late'), aad, { deadline: Deadline.after(3) }), 'Timeout');
+    await new Promise((resolve) => setTimeout(resolve, 400)); // deep checks run meanwhile
+    expect(cluster.members().map((m) => m.healthStatus)).to.deep.equal(['ACTIVE']);
+    // The control: the same HSM, attempts given 15 ms, overrun: these do count.
+    for (let i = 0; i < 10; i++) await expectHsmError(cluster.encrypt(keys.key, Buffer.from('judged'), aad, { deadline: Deadline.after(15) }), 'Timeout');
+    await waitFor('DEGRADED after overruns with a fair budget', () => cluster?.members()[0]?.healthStatus === 'DEGRADED', 3000);
+    faults.set('solo', undefined);
+  });
+
   it('waiting for a session ends at the deadline, and a full queue is Busy', async () => {
     const faults = new FaultInjector();
     cluster = await HsmCluster.start(
