@@ -360,7 +360,9 @@ export class ClusterMember {
       this.retire(hsm);
       return this.group.reinitializing ? 'deferred' : this.connectOnce(reason, duringReinit);
     }
-    const previous = this.state;
+    // A first connection at startup is judged by the startup check; any other one, including the
+    // first success of a member that failed at startup, is a recovery: counted and reported at once.
+    const recovering = this.state !== 'connecting' || this.backoff.failures > 0;
     const old = this.hsm;
     if (this.connection) this.connection.live = false;
     this.hsm = hsm;
@@ -374,7 +376,7 @@ export class ClusterMember {
     this.problem = undefined;
     if (old) this.retire(old);
     this.env.observer?.memberConnected?.(this.id, true);
-    if (previous !== 'connecting') this.env.observer?.reconnect?.(this.id, 'ok');
+    if (recovering) this.env.observer?.reconnect?.(this.id, 'ok');
     const stats = hsm.poolStats();
     this.env.observer?.sessions(this.id, stats.inUse, stats.idle);
     this.env.log('info', 'hsm connected', {
@@ -386,7 +388,7 @@ export class ClusterMember {
       profile: hsm.profile.name,
     });
     this.group.noteConnected();
-    if (previous !== 'connecting' && verifiedInMs !== undefined) this.health.recovered(verifiedInMs);
+    if (recovering && verifiedInMs !== undefined) this.health.recovered(verifiedInMs);
     return 'ok';
   }
 

@@ -226,6 +226,27 @@ describe('hsm: cluster of two SoftHSM tokens', function () {
     faults.set('solo', undefined);
   });
 
+  it('an HSM down at startup that connects later is reported ACTIVE at once and counted as a reconnect ok', async () => {
+    const observer = new RecordingObserver();
+    const faults = new FaultInjector();
+    faults.set('hsm-b', { kind: 'error', returnCode: 'CKR_DEVICE_ERROR' });
+    // Deep checks 5 s apart with hysteresis 2: waiting for them would take ~10 s.
+    const health = { ...testClusterOptions('', []).health, intervalMs: 5000, checksToChange: 2 };
+    cluster = await HsmCluster.start(
+      testClusterOptions(keys.health, faultyPair(faults), { health, recovery: { initialBackoffMs: 50, maxBackoffMs: 100, reinitAfterFailures: 100, drainTimeoutMs: 2000 } }),
+      observer,
+    );
+    const b = () => cluster?.members().find((m) => m.id === 'hsm-b');
+    expect(b()?.serving).to.equal(false);
+    await waitFor('a failed reconnect of hsm-b', () => observer.reconnects.some((r) => r.hsm === 'hsm-b' && r.outcome === 'failed'), 5000);
+    faults.set('hsm-b', undefined);
+    await waitFor('hsm-b serving', () => b()?.serving === true, 5000);
+    expect(b()?.healthStatus, b()?.reason).to.equal('ACTIVE');
+    expect(observer.reconnects.filter((r) => r.hsm === 'hsm-b' && r.outcome === 'ok')).to.have.lengthOf(1);
+    // hsm-a connected at startup: no reconnect to count.
+    expect(observer.reconnects.filter((r) => r.hsm === 'hsm-a')).to.deep.equal([]);
+  });
+
   it('waiting for a session ends at the deadline, and a full queue is Busy', async () => {
     const faults = new FaultInjector();
     cluster = await HsmCluster.start(
