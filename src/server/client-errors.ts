@@ -2,12 +2,16 @@
  * Requests node's HTTP parser refuses before any handler runs (oversized or malformed headers, a
  * slow client hitting headersTimeout/requestTimeout) still get a spec-shaped JSON error, written
  * straight to the socket, and the connection is closed. Node's default would be a bare 400/408/431.
+ * So does an Expect node would answer 417 itself; a request without Host reaches the pipeline
+ * (server option requireHostHeader: false), whose SigV4 check refuses it, Host being signed.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { XksError } from '../api/errors';
 import { ProxyError } from '../core/errors';
 import { noteServerAnswer } from '../pipeline/body';
+import { writeJson } from '../pipeline/json-response';
 import type { Logger } from '../observability/logger';
 
 function messageFor(code: string | undefined): string {
@@ -23,6 +27,14 @@ function isTlsFailure(code: string | undefined): boolean {
 }
 
 export function answerClientErrors(server: HttpsServer, logger: Logger): void {
+  // Node answers an Expect other than 100-continue itself, with a bare 417 and no errorName.
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    const error = new XksError('ValidationException', 'Only "Expect: 100-continue" is supported');
+    logger.warn('http request refused', { httpError: 'unsupported Expect', errorName: error.errorName, status: error.status, remoteAddress: req.socket.remoteAddress });
+    // Its body is not read: the connection cannot carry another request.
+    res.setHeader('Connection', 'close');
+    writeJson(res, error.status, error.toBody());
+  });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     const code = err.code;
     // A failed or timed-out TLS handshake has no HTTP to answer (and an HTTP answer written with end()
@@ -35,14 +47,28 @@ export function answerClientErrors(server: HttpsServer, logger: Logger): void {
     }
     const message = messageFor(code);
     const error = new XksError('ValidationException', message);
+    logger.warn('http request refused', { httpError: code, errorName: error.errorName, status: error.status, remoteAddress: (socket as { remoteAddress?: string }).remoteAddress });
+    // The bad bytes came after a whole request that is still being answered (pipelined): answers go
+    // in order, so that request's answer is written first, then this one, then the connection closes.
+    const pending = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (pending && !pending.writableFinished && pending.req.complete) {
+      pending.once('close', () => (pending.writableFinished ? refuse(socket, error) : socket.destroy()));
+      return;
+    }
     // A request whose handler is reading its body then records this answer, not a client that left.
     noteServerAnswer(socket, new ProxyError('Validation', message));
-    const body = JSON.stringify(error.toBody());
-    logger.warn('http request refused', { httpError: code, errorName: error.errorName, status: error.status, remoteAddress: (socket as { remoteAddress?: string }).remoteAddress });
-    socket.end(
-      `HTTP/1.1 ${error.status} Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-    );
-    // end() waits for the peer's FIN; a client that never sends one must not keep the descriptor.
-    setTimeout(() => socket.destroy(), CLOSE_AFTER_ANSWER_MS).unref();
+    refuse(socket, error);
   });
+}
+
+/** The spec-shaped 400, written straight to the socket, then the connection closes. */
+function refuse(socket: Duplex, error: XksError): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const body = JSON.stringify(error.toBody());
+  socket.end(`HTTP/1.1 ${error.status} Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  // end() waits for the peer's FIN; a client that never sends one must not keep the descriptor.
+  setTimeout(() => socket.destroy(), CLOSE_AFTER_ANSWER_MS).unref();
 }

@@ -138,6 +138,8 @@ async function serve(config: RuntimeConfig, logger: Logger, metrics: XksMetrics,
       requestTimeout: config.server.requestTimeoutMs,
       headersTimeout: config.server.headersTimeoutMs,
       keepAliveTimeout: config.server.keepAliveTimeoutMs,
+      // Node's own check answers a bare 400; SigV4 refuses a request without Host with the spec's error.
+      requireHostHeader: false,
       // Node checks those timeouts every 30 s by default: too coarse to cut off a slow client.
       connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(Math.min(config.server.headersTimeoutMs, config.server.requestTimeoutMs) / 4))),
     },
