@@ -224,7 +224,7 @@ export class ClusterMember {
     const now = Date.now();
     if (now - this.lastInconsistencyLog > 10_000) {
       this.lastInconsistencyLog = now;
-      this.env.log('warn', 'hsm lacks a key other cluster members have', { hsm: this.id, keyLabel: label.slice(0, 128) });
+      this.env.log('warn', 'hsm lacks a key other cluster members have', { hsm: this.id, keyLabel: label.slice(0, 128), reason: 'KeyNotFound here; another member of the cluster served the request' });
     }
   }
 
@@ -418,7 +418,7 @@ export class ClusterMember {
     const reason = `the HSM refused the PIN (${error.returnCode ?? error.message}): not retried, to avoid locking the token; fix the PIN and restart`;
     this.disconnect('failed', reason);
     this.health.markFailed(reason);
-    this.env.log('error', 'hsm login refused; giving up on this hsm', { hsm: this.id, returnCode: error.returnCode });
+    this.env.log('error', 'hsm login refused; giving up on this hsm', { hsm: this.id, returnCode: error.returnCode, reason });
   }
 
   private async probeCall<T>(run: (hsm: Hsm) => Promise<T>): Promise<T> {
