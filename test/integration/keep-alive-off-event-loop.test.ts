@@ -8,16 +8,12 @@ import { expect } from 'chai';
 import { Agent } from 'node:https';
 import { performance } from 'node:perf_hooks';
 import { adminGet, startClusterHarness, type ClusterHarness } from '../support/cluster-harness';
+import { p99 } from '../support/percentile';
 import { StallControl } from '../support/stall-shim';
 import { waitFor } from '../support/wait';
 import { XksClient } from '../support/xks-client';
 
 const STALL_MS = 1500;
-
-function p99(samples: number[]): number {
-  const sorted = [...samples].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * 0.99) - 1)] as number;
-}
 
 describe('keep-alive off the event loop (integration)', function () {
   this.timeout(60_000);

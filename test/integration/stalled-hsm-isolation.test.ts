@@ -14,16 +14,12 @@ import { Hsm, createAesKey } from '../../src/hsm';
 import { encryptBody, keyPath, startClusterHarness, type ClusterHarness } from '../support/cluster-harness';
 import { softHsmFixture, uniqueLabel } from '../support/softhsm-fixture';
 import { waitFor } from '../support/wait';
+import { p99 } from '../support/percentile';
 import { StallControl } from '../support/stall-shim';
 import { XksClient } from '../support/xks-client';
 
 const STALL_MS = 2000;
 const DEADLINE_MS = 400;
-
-function p99(samples: number[]): number {
-  const sorted = [...samples].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * 0.99) - 1)] as number;
-}
 
 async function timed<T>(run: () => Promise<T>): Promise<{ ms: number; value: T }> {
   const start = performance.now();
