@@ -293,7 +293,7 @@ export const ConfigSchema = Type.Object(
             }),
           ),
           attemptTimeoutMs: Type.Optional(
-            Type.Integer({ minimum: 1, maximum: 10000, default: 100, description: 'Longest a first attempt may take while another HSM could still take the retry within the request deadline.' }),
+            Type.Integer({ minimum: 1, maximum: 10000, default: 100, description: 'Longest a first attempt may take while another HSM could still take the retry within the request deadline. A timed-out attempt counts against the HSM\'s health (its error rate) only if it had at least half of this.' }),
           ),
           reconnectInitialBackoffMs: Type.Optional(
             Type.Integer({ minimum: 1, maximum: 60000, default: 250, description: 'First delay before reconnecting a failed HSM; doubles on each failure.' }),

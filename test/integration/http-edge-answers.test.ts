@@ -63,6 +63,17 @@ describe('HTTP edges get spec-shaped answers (integration)', function () {
     expect(h.logs.some((l) => l.includes('http request refused') && l.includes('unsupported Expect'))).to.equal(true);
   });
 
+  it('no log line carries a refused request\'s signature or plaintext', async () => {
+    const bytes = await signedBytes(`/kms/xks/v1/keys/${h.keys.main}/encrypt`, encryptBody(), { expect: 'foo' });
+    const signature = /Signature=([0-9a-f]{64})/.exec(bytes.toString('latin1'))?.[1] as string;
+    expect(signature).to.match(/^[0-9a-f]{64}$/);
+    await exchange(bytes);
+    await exchange(Buffer.concat([await signedBytes(`/kms/xks/v1/keys/${h.keys.main}/encrypt`, encryptBody()), Buffer.from('GARBAGE\r\n\r\n')]));
+    const logs = h.logs.join('\n');
+    expect(logs).to.include('http request refused');
+    for (const secret of [signature, b64('hello'), 'Authorization', 'authorization']) expect(logs).not.to.include(secret);
+  });
+
   it('a request without Host gets the SigV4 check\'s spec error, not a bare 400', async () => {
     const body = '{"requestMetadata":{"kmsRequestId":"h","kmsOperation":"KmsHealthCheck"}}';
     const raw = await exchange(Buffer.from(`POST /kms/xks/v1/health HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`));
