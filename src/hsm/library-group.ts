@@ -73,7 +73,8 @@ export class LibraryGroup {
     this.backoff.fail();
     this.running = (async () => {
       this.reinits += 1;
-      this.env.log('warn', 'pkcs11 module re-initialising', { module: this.label, hsms: this.members.map((member) => member.id).join(','), reason: reason.slice(0, 300) });
+      const about = { module: this.label, hsms: this.members.map((member) => member.id).join(','), reason: reason.slice(0, 300) };
+      this.env.log('warn', 'pkcs11 module re-initialising', about);
       for (const member of this.members) member.suspend('the PKCS#11 module is being re-initialised');
       let ok = false;
       try {
@@ -85,7 +86,7 @@ export class LibraryGroup {
         old.release();
         ok = true;
         this.env.observer?.moduleReinit?.(this.label, 'ok');
-        this.env.log('info', 'pkcs11 module re-initialised', { module: this.label, hsms: this.members.map((member) => member.id).join(','), reason: reason.slice(0, 300) });
+        this.env.log('info', 'pkcs11 module re-initialised', about);
       } catch (error) {
         this.env.observer?.moduleReinit?.(this.label, 'failed');
         this.env.log('error', 'pkcs11 module re-initialisation failed', { module: this.label, reason: asHsmError(error).message });
