@@ -9,6 +9,7 @@ import type { Pkcs11Module, SessionHandle } from './pkcs11/module';
 import type { VerifyOutcome } from './types';
 import { GCM_IV_BYTES, GCM_TAG_BYTES } from './gcm-sizes';
 import type { IvMode } from './vendor-profiles';
+import type { SessionJob } from './session-jobs';
 
 export interface EncryptJob {
   op: 'encrypt';
@@ -41,25 +42,8 @@ export interface AttributesJob {
 
 export type GcmJob = EncryptJob | DecryptJob | AttributesJob;
 
-/**
- * The keep-alive's exercise of an idle session (session-pool.ts): whether it is still logged in
- * and, if so, one C_GenerateRandom, so a vendor that drops idle sessions sees it used. Off the event
- * loop like every request's job: an HSM that stalls there stalls a PKCS#11 thread, not the process.
- */
-export interface TouchJob {
-  op: 'touch';
-  session: SessionHandle;
-}
-
-/** Every job a PKCS#11 thread runs. */
-export type Pkcs11Job = GcmJob | TouchJob;
-
-/** A touch's outcome: false when the session was not logged in (nothing was called beyond C_GetSessionInfo). */
-export function touchJob(module: Pkcs11Module, job: TouchJob): boolean {
-  if (!module.loggedIn(job.session)) return false;
-  module.touchSession(job.session);
-  return true;
-}
+/** Every job a PKCS#11 thread runs: a request's, or one of the session pool's (session-jobs.ts). */
+export type Pkcs11Job = GcmJob | SessionJob;
 
 export interface EncryptOutcome {
   iv: Buffer;

@@ -130,26 +130,22 @@ export class Hsm {
         };
         executor = await leaseWorkerExecutor(options.id, init, workers);
       }
-      const login = new LoginGuard(module, options.pin);
-      const pool = new SessionPool<SessionHandle>(
+      const jobs = executor.executor;
+      const login = new LoginGuard(module, jobs, options.pin);
+      // Opened, logged in and closed on a PKCS#11 thread (session-jobs.ts), like a request's job.
+      const pool = await SessionPool.open<SessionHandle>(
         {
-          open: () => {
-            login.assertNotRefused();
-            const session = module.openSession(slot);
-            try {
-              // Login is shared by all sessions; this only logs in again if the token lost it.
-              login.ensureLoggedIn(session);
-            } catch (error) {
-              module.closeSession(session);
-              throw error;
-            }
+          open: async () => {
+            const session = await login.openSession(slot);
             if (loggedInSlot === undefined) {
               module.addLoginUser(slot);
               loggedInSlot = slot;
             }
             return session;
           },
-          close: (session) => module.closeSession(session),
+          close: async (session) => {
+            if (module.forgetSession(session)) await module.tracked(() => jobs.session({ op: 'close', session }));
+          },
         },
         {
           name: options.id,
@@ -161,18 +157,16 @@ export class Hsm {
       );
       // The cache reports its searches through the observer, which needs the Hsm's id only.
       const keys = new KeyHandleCache(module, (find) => timeSync(observer, options.id, 'find', find), options.keyHandleRecheckMs);
-      // On a PKCS#11 thread, tracked like a request's job (a re-initialisation waits for it); only
-      // a session that lost its login is logged in again here, on the event loop, as the pool's are.
-      const jobs = executor.executor;
+      // On a PKCS#11 thread, tracked like a request's job (a re-initialisation waits for it).
       const exercise = async (session: SessionHandle): Promise<void> => {
         module.assertUsable();
-        if (!(await module.tracked(() => jobs.touch(session)))) login.ensureLoggedIn(session);
+        if (!(await module.tracked(() => jobs.session({ op: 'touch', session })))) await login.logIn(session);
       };
       return new Hsm(options, module, slot, description, pool, keys, observer, exercise, login, jobs, executor.release, sessionsReport.flush);
     } catch (error) {
       executor?.release();
       // The pool has closed what it opened; just give back our share of the login.
-      if (loggedInSlot !== undefined) module.removeLoginUser(loggedInSlot, undefined);
+      if (loggedInSlot !== undefined) module.removeLoginUser(loggedInSlot);
       module.release();
       throw asHsmError(error);
     }
@@ -292,7 +286,10 @@ export class Hsm {
   close(): Promise<void> {
     this.closing ??= (async () => {
       try {
-        await this.pool.close((session) => this.module.removeLoginUser(this.slot, session));
+        // The last user of the token's login logs out, through a session of its own.
+        await this.pool.close(async (session) => {
+          if (this.module.removeLoginUser(this.slot) && session !== undefined) await this.module.tracked(() => this.executor.session({ op: 'logout', session }));
+        });
         // Every job held a session, so none of ours is running now.
         this.releaseExecutor();
       } finally {
@@ -316,9 +313,14 @@ export class Hsm {
       const failure = asHsmError(error);
       // A job lost with its worker thread may have left an operation active (no return code says so).
       const reusable = leavesSessionClean(failure.returnCode, failure.kind) && failure === error && !lostWithItsThread(failure);
-      this.pool.release(session, reusable);
-      // Its replacement may have found the PIN refused: that, not this failure, is what the owner must act on.
-      if (!reusable) this.login.assertNotRefused();
+      if (reusable) {
+        this.pool.release(session, true);
+        throw failure;
+      }
+      // Waits for the replacement, so a retry finds it (the other idle sessions may be dead too).
+      await this.pool.replace(session);
+      // It may have found the PIN refused: that, not this failure, is what the owner must act on.
+      this.login.assertNotRefused();
       throw failure;
     }
     this.pool.release(session, true);

@@ -3,20 +3,22 @@
  * stalls inside a call stalls one of its workers, never the event loop (HTTP, health, other HSMs).
  * Jobs wait in one FIFO; a free worker takes its share of them as one batch (one message each
  * way, which is most of a hand-off's cost), so only a busy worker's own batch can wait behind a
- * stuck call. Jobs are bounded by the session pool (a job holds a session).
+ * stuck call. Jobs are bounded by the session pool (a job holds a session, or opens or closes one).
  */
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { HsmError } from './errors';
-import { runJob, touchJob, type GcmJob, type JobResult, type Pkcs11Job } from './gcm-jobs';
+import { runJob, type GcmJob, type JobResult, type Pkcs11Job } from './gcm-jobs';
 import type { Pkcs11Module, SessionHandle } from './pkcs11/module';
+import { runSessionJob, type SessionJob } from './session-jobs';
 import { decodeReplies, encodeJobs } from './pkcs11-worker-codec';
 import { type BatchMessage, fromErrorReply, type ReplyMessage, type WorkerInit } from './pkcs11-worker-protocol';
 
 export interface JobExecutor {
   run(job: GcmJob): Promise<JobResult<unknown>>;
-  /** The keep-alive's exercise of an idle session (gcm-jobs.ts touchJob): false if it was not logged in. */
-  touch(session: SessionHandle): Promise<boolean>;
+  /** The session pool's calls (session-jobs.ts): a new logged-in session, or whether a touched one was logged in. */
+  session(job: SessionJob & { op: 'open' }): Promise<SessionHandle>;
+  session(job: SessionJob): Promise<boolean>;
   /** Call once no job is running (the session pool has drained). */
   close(): Promise<void>;
 }
@@ -29,8 +31,10 @@ export class InlineExecutor implements JobExecutor {
     return runJob(this.module, job);
   }
 
-  async touch(session: SessionHandle): Promise<boolean> {
-    return touchJob(this.module, { op: 'touch', session });
+  session(job: SessionJob & { op: 'open' }): Promise<SessionHandle>;
+  session(job: SessionJob): Promise<boolean>;
+  async session(job: SessionJob): Promise<SessionHandle | boolean> {
+    return runSessionJob(this.module, job);
   }
 
   async close(): Promise<void> {}
@@ -98,8 +102,10 @@ export class WorkerExecutor implements JobExecutor {
     return this.queued(job) as Promise<JobResult<unknown>>;
   }
 
-  touch(session: SessionHandle): Promise<boolean> {
-    return this.queued({ op: 'touch', session }) as Promise<boolean>;
+  session(job: SessionJob & { op: 'open' }): Promise<SessionHandle>;
+  session(job: SessionJob): Promise<boolean>;
+  session(job: SessionJob): Promise<SessionHandle | boolean> {
+    return this.queued(job) as Promise<SessionHandle | boolean>;
   }
 
   private queued(job: Pkcs11Job): Promise<unknown> {

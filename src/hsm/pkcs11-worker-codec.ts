@@ -12,7 +12,7 @@ import type { ErrorReply, JobReply } from './pkcs11-worker-protocol';
 import type { VerifyOutcome } from './types';
 import type { IvMode } from './vendor-profiles';
 
-const OPS = ['encrypt', 'decrypt', 'attributes', 'touch'] as const;
+const OPS = ['encrypt', 'decrypt', 'attributes', 'open', 'login', 'touch', 'close', 'logout'] as const;
 const IV_MODES: readonly IvMode[] = ['caller', 'hsm-overwrites', 'hsm-appends'];
 const VERIFICATIONS: ReadonlyArray<VerifyOutcome | undefined> = [undefined, 'decrypted-back', 'did-not-decrypt', 'key-cannot-decrypt'];
 /** The length written for an absent Buffer or string. */
@@ -147,8 +147,14 @@ function encoded(write: (sink: Sink) => void): ArrayBuffer {
 
 function writeJob(sink: Sink, job: Pkcs11Job): void {
   sink.u8(OPS.indexOf(job.op));
+  if (job.op === 'open') {
+    sink.bytes(job.slot);
+    sink.str(job.pin);
+    return;
+  }
   sink.bytes(job.session);
-  if (job.op === 'touch') return;
+  if (job.op === 'login') return sink.str(job.pin);
+  if (job.op === 'touch' || job.op === 'close' || job.op === 'logout') return;
   sink.str(job.key.label);
   sink.bytes(job.key.handle);
   sink.u8(job.key.recheck ? 1 : 0);
@@ -171,8 +177,10 @@ function writeJob(sink: Sink, job: Pkcs11Job): void {
 
 function readJob(reader: Reader): Pkcs11Job {
   const op = OPS[reader.u8()];
+  if (op === 'open') return { op, slot: reader.need(), pin: reader.str() ?? '' };
   const session = reader.need();
-  if (op === 'touch') return { op, session };
+  if (op === 'login') return { op, session, pin: reader.str() ?? '' };
+  if (op === 'touch' || op === 'close' || op === 'logout') return { op, session };
   const label = reader.str() ?? '';
   const handle = reader.bytes();
   // Set only when present, not spread in: a spread copy gets a hidden class of its own per shape.
@@ -220,10 +228,8 @@ function writeReply(sink: Sink, op: Pkcs11Job['op'], reply: JobReply): void {
     return;
   }
   sink.u8(OK);
-  if (op === 'touch') {
-    sink.u8(reply.result === true ? 1 : 0);
-    return;
-  }
+  if (op === 'open') return sink.bytes(reply.result as Buffer);
+  if (op === 'login' || op === 'touch' || op === 'close' || op === 'logout') return sink.u8(reply.result === true ? 1 : 0);
   const { value, key } = reply.result as JobResult<unknown>;
   sink.bytes(key.handle);
   sink.u8(key.checked ? 1 : 0);
@@ -249,7 +255,8 @@ function readReply(reader: Reader, op: Pkcs11Job['op']): JobReply {
     const returnCode = reader.str();
     return { error: { kind, message, ...(returnCode === undefined ? {} : { returnCode }) } };
   }
-  if (op === 'touch') return { result: reader.u8() === 1 };
+  if (op === 'open') return { result: reader.need() };
+  if (op === 'login' || op === 'touch' || op === 'close' || op === 'logout') return { result: reader.u8() === 1 };
   const handle = reader.need();
   const checked = reader.u8() === 1;
   const findSeconds = reader.f64();

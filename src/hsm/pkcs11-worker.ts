@@ -1,15 +1,16 @@
 /**
  * Entry of a PKCS#11 worker thread: runs the jobs of each batch (gcm-jobs.ts) one after the other,
- * on sessions and handles the main thread opened, and answers the batch in one message. It only
- * load()s the library: initialisation is process-wide and the main thread's. It never sees the PIN
- * (login stays on the main thread).
+ * and answers the batch in one message: requests' jobs, and the session pool's (open and log in,
+ * touch, close, log out; session-jobs.ts), whose sessions the main thread then adopts. It only
+ * load()s the library: initialisation is process-wide and the main thread's.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { asHsmError } from './errors';
-import { runJob, touchJob, VerifyScratch, type Pkcs11Job } from './gcm-jobs';
+import { runJob, VerifyScratch, type Pkcs11Job } from './gcm-jobs';
 import { loadInterposer } from './interposer-module';
 import { Pkcs11Module } from './pkcs11/module';
 import { decodeJobs, encodeReplies } from './pkcs11-worker-codec';
+import { isSessionJob, runSessionJob } from './session-jobs';
 import { type BatchMessage, type ErrorReply, type JobReply, type ReplyMessage, type WorkerInit, errorReply } from './pkcs11-worker-protocol';
 
 const init = workerData as WorkerInit;
@@ -37,7 +38,7 @@ const scratch = new VerifyScratch();
 async function run(module: Pkcs11Module | ErrorReply, job: Pkcs11Job): Promise<JobReply> {
   if (!(module instanceof Pkcs11Module)) return { error: module };
   try {
-    if (job.op === 'touch') return { result: touchJob(module, job) };
+    if (isSessionJob(job)) return { result: runSessionJob(module, job) };
     return { result: await runJob(module, job, scratch) };
   } catch (error) {
     return { error: errorReply(asHsmError(error)) };

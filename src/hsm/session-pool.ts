@@ -1,9 +1,12 @@
 import { HsmError, asHsmError } from './errors';
 
-/** How the pool makes and disposes of sessions; open() may throw an HsmError. */
+/**
+ * How the pool makes and disposes of sessions: PKCS#11 calls, so both run off the event loop (a
+ * PKCS#11 thread) and may take as long as the HSM does. open() rejects with an HsmError.
+ */
 export interface SessionFactory<S> {
-  open(): S;
-  close(session: S): void;
+  open(): Promise<S>;
+  close(session: S): Promise<void>;
 }
 
 export interface SessionPoolOptions {
@@ -41,7 +44,10 @@ interface Waiter<S> {
 /**
  * A bounded pool: PKCS#11 allows one operation per session at a time. Waiters are served FIFO,
  * and every waiter is settled: with a session, a Timeout, or the error that closed the pool.
- * A slot whose session could not be (re)opened stays empty and is refilled on demand.
+ * Sessions are opened and closed asynchronously; a slot counts from the moment its session starts
+ * opening, so the HSM never holds more than `size` (plus one spoiled session while its
+ * replacement opens). A slot whose session could not be (re)opened stays empty and is refilled
+ * when a caller needs it.
  */
 export class SessionPool<S> {
   private readonly idle: S[] = [];
@@ -49,100 +55,125 @@ export class SessionPool<S> {
   private readonly waiters: Array<Waiter<S>> = [];
   /** When each session was last used (or opened), for keep-alive. */
   private readonly lastUsed = new Map<S, number>();
+  /** Slots whose session is being opened. */
+  private opening = 0;
+  /** Opens and closes under way: close() waits for them. */
+  private readonly background = new Set<Promise<unknown>>();
   private closed = false;
   private drained: (() => void) | undefined;
   private readonly now: () => number;
 
-  constructor(
+  private constructor(
     private readonly factory: SessionFactory<S>,
     private readonly options: SessionPoolOptions,
   ) {
     this.now = options.now ?? Date.now;
-    // Open every session now, so a bad PIN or a missing token fails at startup.
+  }
+
+  /** Opens every session first (one at a time, as logins must be), so a bad PIN or a missing token fails at startup. */
+  static async open<S>(factory: SessionFactory<S>, options: SessionPoolOptions): Promise<SessionPool<S>> {
+    const pool = new SessionPool(factory, options);
     try {
-      for (let i = 0; i < options.size; i += 1) this.idle.push(this.opened(factory.open()));
+      for (let i = 0; i < options.size; i += 1) pool.idle.push(pool.opened(await factory.open()));
     } catch (error) {
-      for (const session of this.idle.splice(0)) this.safeClose(session);
+      await Promise.all(pool.idle.splice(0).map((session) => pool.safeClose(session)));
       throw error;
     }
+    return pool;
   }
 
   stats(): PoolStats {
     return { size: this.options.size, inUse: this.inUse.size, idle: this.idle.length, waiting: this.waiters.length };
   }
 
-  /** timeoutMs (e.g. what is left of a request's deadline) overrides acquireTimeoutMs when given. */
+  /**
+   * timeoutMs (e.g. what is left of a request's deadline) overrides acquireTimeoutMs when given; 0
+   * means no wait for another caller's session, though an empty slot is still opened for this one.
+   */
   acquire(timeoutMs?: number): Promise<S> {
     if (this.closed) return Promise.reject(this.closedError());
     // Queue behind existing waiters rather than overtake them.
     if (this.waiters.length === 0) {
-      let session: S | undefined;
-      try {
-        session = this.take();
-      } catch (error) {
-        return Promise.reject(asHsmError(error));
-      }
+      const session = this.idle.pop();
       if (session !== undefined) {
         this.lend(session);
         return Promise.resolve(session);
       }
     }
-    if (this.waiters.length >= this.options.maxWaiters) {
+    // An empty slot is opened for this caller: that is not waiting behind others, so maxWaiters
+    // does not refuse it (with maxWaiters 0, a slot could never be refilled otherwise).
+    const opensOne = this.waiters.length >= this.opening && this.hasRoom();
+    if (!opensOne && this.waiters.length >= this.options.maxWaiters) {
       return Promise.reject(
         new HsmError('Busy', `${this.options.name}: all ${this.options.size} sessions busy and ${this.waiters.length} requests waiting`),
       );
     }
     const waitMs = Math.max(0, Math.floor(timeoutMs ?? this.options.acquireTimeoutMs));
-    if (waitMs === 0) return Promise.reject(this.timeoutError(0));
+    if (waitMs === 0 && !opensOne) return Promise.reject(this.timeoutError(0));
     return new Promise<S>((resolve, reject) => {
       const waiter: Waiter<S> = { resolve, reject, timer: undefined };
-      waiter.timer = setTimeout(() => {
-        const index = this.waiters.indexOf(waiter);
-        if (index >= 0) this.waiters.splice(index, 1);
-        reject(this.timeoutError(waitMs));
-      }, waitMs);
+      if (waitMs > 0) {
+        waiter.timer = setTimeout(() => {
+          const index = this.waiters.indexOf(waiter);
+          if (index >= 0) this.waiters.splice(index, 1);
+          reject(this.timeoutError(waitMs));
+        }, waitMs);
+      }
       this.waiters.push(waiter);
+      this.fill();
     });
   }
 
   /**
    * Returns a session. With reusable=false (the operation failed in a way that may have left an
-   * operation active or the session dead) it is closed and a fresh one takes its place.
+   * operation active or the session dead) it is closed and a fresh one takes its place (replace).
    */
   release(session: S, reusable: boolean): void {
-    if (!this.inUse.delete(session)) return; // not ours, or released twice
-    let next: S | undefined = session;
     if (!reusable) {
-      // Open the replacement first: closing an application's last session logs it out.
-      next = this.closed ? undefined : this.tryOpen();
-      this.safeClose(session);
-    } else {
-      this.lastUsed.set(session, this.now());
+      void this.replace(session);
+      return;
     }
-    if (next !== undefined) this.idle.push(next);
+    if (!this.inUse.delete(session)) return; // not ours, or released twice
+    this.lastUsed.set(session, this.now());
+    this.idle.push(session);
     this.dispatch();
-    this.changed();
-    if (this.closed && this.inUse.size === 0) this.drained?.();
+    this.returned();
   }
 
   /**
-   * Rejects waiters and new acquires, waits for sessions in use to come back, lets the owner
-   * use one idle session (to log out), then closes them all.
+   * Closes a spoiled session and opens one in its place; resolves once the new one is idle (the
+   * next caller's, LIFO: a retry after a dead session gets a fresh one, not another idle one that
+   * may be dead too) or could not be opened (false).
    */
-  async close(beforeClose?: (session: S | undefined) => void): Promise<void> {
+  replace(session: S): Promise<boolean> {
+    if (!this.inUse.delete(session)) return Promise.resolve(false);
+    this.lastUsed.delete(session);
+    const opened = this.closed ? Promise.resolve(false) : this.openSlot();
+    // Closed after the new one opened: closing an application's last session logs it out.
+    this.inBackground(opened.then(() => this.safeClose(session)));
+    this.returned();
+    return opened;
+  }
+
+  /**
+   * Rejects waiters and new acquires, waits for sessions in use to come back and for opens and
+   * closes under way, lets the owner use one idle session (to log out), then closes them all.
+   */
+  async close(beforeClose?: (session: S | undefined) => Promise<void>): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     for (const waiter of this.waiters.splice(0)) this.settle(waiter).reject(this.closedError());
     if (this.inUse.size > 0) {
-      // In-flight operations run on libuv threads: closing their sessions under them is unsafe.
+      // In-flight operations run on PKCS#11 threads: closing their sessions under them is unsafe.
       await new Promise<void>((resolve) => {
         this.drained = resolve;
       });
     }
+    await Promise.allSettled([...this.background]);
     try {
-      beforeClose?.(this.idle[0]);
+      await beforeClose?.(this.idle[0]);
     } finally {
-      for (const session of this.idle.splice(0)) this.safeClose(session);
+      await Promise.all(this.idle.splice(0).map((session) => this.safeClose(session)));
       this.changed();
     }
   }
@@ -169,47 +200,69 @@ export class SessionPool<S> {
       } catch {
         ok = false;
       }
-      this.release(session, ok);
       if (ok) {
+        this.release(session, true);
         result.exercised += 1;
         continue;
       }
       result.replaced += 1;
       // The HSM refuses new sessions (a refused PIN, say): exercising the rest would only close
       // sessions we cannot replace. The owner learns why from the factory; the next tick tries again.
-      if (!this.closed && this.idle.length + this.inUse.size < this.options.size) break;
+      if (!(await this.replace(session)) && !this.closed) break;
     }
     return result;
   }
 
+  private hasRoom(): boolean {
+    return !this.closed && this.idle.length + this.inUse.size + this.opening < this.options.size;
+  }
+
   private dispatch(): void {
-    while (this.waiters.length > 0 && !this.closed) {
-      let session: S | undefined;
-      try {
-        session = this.take();
-      } catch (error) {
-        // The HSM refused a new session: tell the first waiter now rather than let it time out.
-        const waiter = this.waiters.shift();
-        if (waiter !== undefined) this.settle(waiter).reject(asHsmError(error));
-        continue;
-      }
-      if (session === undefined) return;
-      const waiter = this.waiters.shift();
-      if (waiter === undefined) {
-        this.idle.push(session);
-        return;
-      }
+    while (this.waiters.length > 0 && this.idle.length > 0 && !this.closed) {
+      const waiter = this.waiters.shift() as Waiter<S>;
+      const session = this.idle.pop() as S;
       this.lend(session);
       this.settle(waiter).resolve(session);
     }
+    this.fill();
   }
 
-  /** An idle session, a newly opened one if a slot is empty, or undefined if all are in use. */
-  private take(): S | undefined {
-    const session = this.idle.pop();
-    if (session !== undefined) return session;
-    if (this.idle.length + this.inUse.size < this.options.size) return this.opened(this.factory.open());
-    return undefined;
+  /** Opens sessions into empty slots for the waiters no open is under way for yet. */
+  private fill(): void {
+    while (this.waiters.length > this.opening && this.hasRoom()) this.inBackground(this.openSlot());
+  }
+
+  /**
+   * Opens the session of an empty slot (counted from now, synchronously); it goes to the first
+   * waiter, or idle. Resolves whether it opened. A failure goes to the first waiter at once rather
+   * than let it time out: the HSM refused a new session.
+   */
+  private async openSlot(): Promise<boolean> {
+    this.opening += 1;
+    let session: S;
+    try {
+      session = await this.factory.open();
+    } catch (error) {
+      this.opening -= 1;
+      const waiter = this.waiters.shift();
+      if (waiter !== undefined) this.settle(waiter).reject(asHsmError(error));
+      this.fill();
+      return false;
+    }
+    this.opening -= 1;
+    if (this.closed) {
+      await this.safeClose(session);
+      return false;
+    }
+    this.idle.push(this.opened(session));
+    this.dispatch();
+    this.changed();
+    return true;
+  }
+
+  private inBackground(work: Promise<unknown>): void {
+    this.background.add(work);
+    void work.finally(() => this.background.delete(work));
   }
 
   private opened(session: S): S {
@@ -222,23 +275,21 @@ export class SessionPool<S> {
     this.changed();
   }
 
+  /** A session came back (or was retired): report, and wake close() once none is in use. */
+  private returned(): void {
+    this.changed();
+    if (this.closed && this.inUse.size === 0) this.drained?.();
+  }
+
   private settle(waiter: Waiter<S>): Waiter<S> {
     if (waiter.timer !== undefined) clearTimeout(waiter.timer);
     return waiter;
   }
 
-  private tryOpen(): S | undefined {
-    try {
-      return this.opened(this.factory.open());
-    } catch {
-      return undefined; // the slot stays empty; take() retries when a caller needs it
-    }
-  }
-
-  private safeClose(session: S): void {
+  private async safeClose(session: S): Promise<void> {
     this.lastUsed.delete(session);
     try {
-      this.factory.close(session);
+      await this.factory.close(session);
     } catch {
       // discarding anyway
     }

@@ -3,25 +3,30 @@ import { HsmError, createAesKey } from '../../src/hsm';
 import { hsmInternals } from '../../src/hsm/hsm';
 import { SessionPool } from '../../src/hsm/session-pool';
 import { uniqueLabel } from '../support/softhsm-fixture';
+import { waitFor } from '../support/wait';
 import { describeEachImplementation, expectHsmError } from './helpers';
 
 interface FakeSession {
   id: number;
 }
 
+/** Opens and closes asynchronously, as the real factory's jobs do; `gate` holds opens until it is opened. */
 function fakeFactory() {
   let next = 0;
-  const state = { opened: [] as number[], closed: [] as number[], failOpen: false };
+  const state = { opened: [] as number[], closed: [] as number[], failOpen: false, gate: undefined as Promise<void> | undefined };
   return {
     state,
     factory: {
-      open: (): FakeSession => {
+      open: async (): Promise<FakeSession> => {
+        await state.gate;
+        await tick();
         if (state.failOpen) throw new HsmError('Device', 'C_OpenSession failed: CKR_DEVICE_ERROR', 'CKR_DEVICE_ERROR');
         next += 1;
         state.opened.push(next);
         return { id: next };
       },
-      close: (session: FakeSession): void => {
+      close: async (session: FakeSession): Promise<void> => {
+        await tick();
         state.closed.push(session.id);
       },
     },
@@ -31,16 +36,16 @@ function fakeFactory() {
 const tick = (ms = 0) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('hsm: session pool (unit)', () => {
-  it('opens every session up front and reports stats', () => {
+  it('opens every session up front and reports stats', async () => {
     const { state, factory } = fakeFactory();
-    const pool = new SessionPool(factory, { name: 't', size: 3, acquireTimeoutMs: 50, maxWaiters: 10 });
+    const pool = await SessionPool.open(factory, { name: 't', size: 3, acquireTimeoutMs: 50, maxWaiters: 10 });
     expect(state.opened).to.have.length(3);
     expect(pool.stats()).to.deep.equal({ size: 3, inUse: 0, idle: 3, waiting: 0 });
   });
 
   it('serves waiters first in, first out', async () => {
     const { factory } = fakeFactory();
-    const pool = new SessionPool(factory, { name: 't', size: 1, acquireTimeoutMs: 1000, maxWaiters: 10 });
+    const pool = await SessionPool.open(factory, { name: 't', size: 1, acquireTimeoutMs: 1000, maxWaiters: 10 });
     const held = await pool.acquire();
     const order: number[] = [];
     const waiters = [1, 2, 3].map((n) =>
@@ -58,7 +63,7 @@ describe('hsm: session pool (unit)', () => {
 
   it('times out a waiter with Timeout and is Busy beyond maxWaiters', async () => {
     const { factory } = fakeFactory();
-    const pool = new SessionPool(factory, { name: 't', size: 1, acquireTimeoutMs: 20, maxWaiters: 1 });
+    const pool = await SessionPool.open(factory, { name: 't', size: 1, acquireTimeoutMs: 20, maxWaiters: 1 });
     const held = await pool.acquire();
     const waiting = pool.acquire();
     await expectHsmError(pool.acquire(), 'Busy');
@@ -70,20 +75,23 @@ describe('hsm: session pool (unit)', () => {
 
   it('replaces a session released as not reusable, opening the new one before closing the old', async () => {
     const { state, factory } = fakeFactory();
-    const pool = new SessionPool(factory, { name: 't', size: 1, acquireTimeoutMs: 20, maxWaiters: 1 });
+    const pool = await SessionPool.open(factory, { name: 't', size: 1, acquireTimeoutMs: 20, maxWaiters: 1 });
     const broken = await pool.acquire();
     pool.release(broken, false);
+    // The next caller waits for the replacement: the slot is taken while it opens.
+    expect((await pool.acquire()).id).to.equal(2);
+    await waitFor(() => state.closed.length === 1, 'the old session closed');
     expect(state.opened).to.deep.equal([1, 2]);
     expect(state.closed).to.deep.equal([1]);
-    expect((await pool.acquire()).id).to.equal(2);
   });
 
   it('leaves a slot empty when the replacement cannot be opened, and refills it on demand', async () => {
     const { state, factory } = fakeFactory();
-    const pool = new SessionPool(factory, { name: 't', size: 1, acquireTimeoutMs: 20, maxWaiters: 1 });
+    const pool = await SessionPool.open(factory, { name: 't', size: 1, acquireTimeoutMs: 20, maxWaiters: 1 });
     const broken = await pool.acquire();
     state.failOpen = true;
     pool.release(broken, false);
+    await waitFor(() => state.closed.length === 1, 'the replacement to fail and the old session to close');
     expect(pool.stats()).to.include({ inUse: 0, idle: 0 });
     await expectHsmError(pool.acquire(), 'Device');
     state.failOpen = false;
@@ -94,7 +102,7 @@ describe('hsm: session pool (unit)', () => {
 
   it('rejects a waiter with the open error instead of letting it time out', async () => {
     const { state, factory } = fakeFactory();
-    const pool = new SessionPool(factory, { name: 't', size: 1, acquireTimeoutMs: 5000, maxWaiters: 5 });
+    const pool = await SessionPool.open(factory, { name: 't', size: 1, acquireTimeoutMs: 5000, maxWaiters: 5 });
     const held = await pool.acquire();
     const waiter = pool.acquire();
     state.failOpen = true;
@@ -102,9 +110,61 @@ describe('hsm: session pool (unit)', () => {
     await expectHsmError(waiter, 'Device');
   });
 
+  it('counts a slot while its session opens: an HSM slow to open never holds more than the pool size', async () => {
+    const { state, factory } = fakeFactory();
+    const pool = await SessionPool.open(factory, { name: 't', size: 2, acquireTimeoutMs: 5000, maxWaiters: 10 });
+    let release!: () => void;
+    state.gate = new Promise<void>((resolve) => (release = resolve));
+    const a = await pool.acquire();
+    const b = await pool.acquire();
+    pool.release(a, false);
+    pool.release(b, false);
+    const waiting = [pool.acquire(), pool.acquire(), pool.acquire()];
+    await tick(5);
+    // Two replacements are opening (one per slot), none more for the third caller.
+    expect(pool.stats()).to.include({ inUse: 0, idle: 0, waiting: 3 });
+    release();
+    const [first, second] = await Promise.all(waiting.slice(0, 2));
+    expect([first?.id, second?.id].sort()).to.deep.equal([3, 4]);
+    pool.release(first as FakeSession, true);
+    expect((await waiting[2])?.id).to.equal(first?.id);
+    await waitFor(() => state.closed.length === 2, 'the spoiled sessions closed');
+    expect(state.opened).to.deep.equal([1, 2, 3, 4]);
+  });
+
+  it('opens an empty slot for a caller even with maxWaiters 0 and no time to wait', async () => {
+    const { state, factory } = fakeFactory();
+    const pool = await SessionPool.open(factory, { name: 't', size: 1, acquireTimeoutMs: 0, maxWaiters: 0 });
+    state.failOpen = true;
+    pool.release(await pool.acquire(), false);
+    await waitFor(() => state.closed.length === 1, 'the failed replacement');
+    state.failOpen = false;
+    const fresh = await pool.acquire(0);
+    expect(fresh.id).to.equal(2);
+    // Every session is held: now maxWaiters 0 refuses.
+    await expectHsmError(pool.acquire(0), 'Busy');
+    pool.release(fresh, true);
+  });
+
+  it('close waits for a session still opening and closes it', async () => {
+    const { state, factory } = fakeFactory();
+    const pool = await SessionPool.open(factory, { name: 't', size: 1, acquireTimeoutMs: 5000, maxWaiters: 1 });
+    let release!: () => void;
+    state.gate = new Promise<void>((resolve) => (release = resolve));
+    pool.release(await pool.acquire(), false);
+    let closed = false;
+    const closing = pool.close().then(() => (closed = true));
+    await tick(5);
+    expect(closed).to.equal(false);
+    release();
+    await closing;
+    expect(state.opened).to.deep.equal([1, 2]);
+    expect(state.closed.sort()).to.deep.equal([1, 2]);
+  });
+
   it('ignores a double release', async () => {
     const { factory } = fakeFactory();
-    const pool = new SessionPool(factory, { name: 't', size: 2, acquireTimeoutMs: 20, maxWaiters: 1 });
+    const pool = await SessionPool.open(factory, { name: 't', size: 2, acquireTimeoutMs: 20, maxWaiters: 1 });
     const session = await pool.acquire();
     pool.release(session, true);
     pool.release(session, true);
@@ -113,7 +173,7 @@ describe('hsm: session pool (unit)', () => {
 
   it('close settles every waiter, waits for sessions in use, then closes them all', async () => {
     const { state, factory } = fakeFactory();
-    const pool = new SessionPool(factory, { name: 't', size: 2, acquireTimeoutMs: 60000, maxWaiters: 10 });
+    const pool = await SessionPool.open(factory, { name: 't', size: 2, acquireTimeoutMs: 60000, maxWaiters: 10 });
     const a = await pool.acquire();
     const b = await pool.acquire();
     const waiters = [pool.acquire(), pool.acquire()];
@@ -135,7 +195,7 @@ describe('hsm: session pool (unit)', () => {
   it('reports every change to onChange', async () => {
     const { factory } = fakeFactory();
     const seen: Array<[number, number]> = [];
-    const pool = new SessionPool(factory, {
+    const pool = await SessionPool.open(factory, {
       name: 't',
       size: 2,
       acquireTimeoutMs: 20,
@@ -256,7 +316,7 @@ describe('hsm: session pool keep-alive and deadlines (unit)', () => {
   it('exercises idle sessions older than the limit, replaces one that fails, leaves fresh and busy ones alone', async () => {
     const { state, factory } = fakeFactory();
     const c = { t: 0 };
-    const pool = new SessionPool(factory, { name: 't', size: 3, acquireTimeoutMs: 20, maxWaiters: 1, now: () => c.t });
+    const pool = await SessionPool.open(factory, { name: 't', size: 3, acquireTimeoutMs: 20, maxWaiters: 1, now: () => c.t });
     const busy = await pool.acquire();
     c.t = 1000;
     const fresh = await pool.acquire();
@@ -272,6 +332,7 @@ describe('hsm: session pool keep-alive and deadlines (unit)', () => {
     // Busy: 3 (taken at t=0). Idle: 1 (opened at t=0) and 2 (used at t=1000). Only 1 is old enough.
     expect(exercised).to.deep.equal([1]);
     expect(result).to.deep.equal({ exercised: 0, replaced: 1 });
+    await waitFor(() => state.closed.length === 1, 'the failed session closed');
     expect(state.closed).to.deep.equal([1]);
     expect(state.opened).to.deep.equal([1, 2, 3, 4]);
     c.t = 2600;
@@ -280,6 +341,7 @@ describe('hsm: session pool keep-alive and deadlines (unit)', () => {
     });
     // 2 (idle 1600 ms) fails and is replaced by 5; 4 (opened at 1500) passes.
     expect(second).to.deep.equal({ exercised: 1, replaced: 1 });
+    await waitFor(() => state.closed.length === 2, 'the second failed session closed');
     expect(state.closed).to.deep.equal([1, 2]);
     expect(state.opened).to.deep.equal([1, 2, 3, 4, 5]);
     expect(pool.stats()).to.include({ inUse: 1, idle: 2 });
@@ -289,7 +351,7 @@ describe('hsm: session pool keep-alive and deadlines (unit)', () => {
 
   it('an acquire timeout given by the caller (a deadline) overrides acquireTimeoutMs; 0 means no wait', async () => {
     const { factory } = fakeFactory();
-    const pool = new SessionPool(factory, { name: 't', size: 1, acquireTimeoutMs: 60_000, maxWaiters: 5 });
+    const pool = await SessionPool.open(factory, { name: 't', size: 1, acquireTimeoutMs: 60_000, maxWaiters: 5 });
     const held = await pool.acquire(0); // a free session needs no wait
     const error = await expectHsmError(pool.acquire(0), 'Timeout');
     expect(error.message).to.equal('t: no free session within 0 ms');

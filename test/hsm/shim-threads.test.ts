@@ -1,7 +1,8 @@
 /**
  * Where the PKCS#11 shims run: a shim given by module path is loaded in the HSM's PKCS#11 worker
- * threads, so requests under test take the real threaded path; only pkcs11Threads 0 keeps the
- * calls on the main thread, and an interposer function (which cannot cross threads) needs it.
+ * threads, so requests under test take the real threaded path, and so do the session pool's calls
+ * (open, login, close, logout); only pkcs11Threads 0 keeps the calls on the main thread, and an
+ * interposer function (which cannot cross threads) needs it.
  */
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
@@ -18,9 +19,10 @@ describe('hsm: PKCS#11 shims in the worker threads', () => {
 
   before(() => createKnownAesKey(label, value));
 
-  it('a module shim sees every job call in a worker thread (none on the main thread), and login on the main thread', async () => {
+  it("a module shim sees every job call and every session's open, login and close in a worker thread, none on the main thread", async () => {
     const counter = countCalls();
-    const hsm = await Hsm.open(hsmOptions({ id: 'counted-threaded', pkcs11InterposerModule: counter.module }));
+    const hsm = await Hsm.open(hsmOptions({ id: 'counted-threaded', sessionPoolSize: 3, pkcs11InterposerModule: counter.module }));
+    let closed = false;
     try {
       const out = await hsm.encrypt(label, Buffer.from('threaded'), aad, { verify: true });
       expect(nodeDecrypt(value, out.iv, out.ciphertext, out.tag, aad).toString()).to.equal('threaded');
@@ -28,9 +30,17 @@ describe('hsm: PKCS#11 shims in the worker threads', () => {
       expect(counter.calls('C_DecryptInit'), 'the verify-decrypt').to.equal(1);
       expect(counter.mainThreadCalls('C_EncryptInit')).to.equal(0);
       expect(counter.mainThreadCalls('C_DecryptInit')).to.equal(0);
-      expect(counter.mainThreadCalls('C_OpenSession')).to.be.at.least(1);
-    } finally {
+      expect(counter.calls('C_OpenSession')).to.equal(3);
+      // Each new session checks the login (and logs in if the token has none yet): all on the thread.
+      expect(counter.calls('C_GetSessionInfo')).to.be.at.least(3);
       await hsm.close();
+      closed = true;
+      expect(counter.calls('C_CloseSession')).to.equal(3);
+      for (const name of ['C_OpenSession', 'C_GetSessionInfo', 'C_Login', 'C_CloseSession', 'C_Logout']) expect(counter.mainThreadCalls(name), name).to.equal(0);
+      // What stays on the main thread: finding the token's slot when connecting.
+      expect(counter.mainThreadCalls('C_GetSlotList')).to.be.at.least(1);
+    } finally {
+      if (!closed) await hsm.close();
     }
   });
 

@@ -30,6 +30,7 @@ describe('a PKCS#11 worker thread that exits inside C_Encrypt', function () {
       const lost = await expectHsmError(hsm.encrypt(label, Buffer.from('lost'), aad), 'Device');
       expect(lost.message).to.match(/PKCS#11 worker thread exited/);
       expect(exit.exits()).to.equal(1);
+      // The failed request waited for its session's replacement.
       expect(hsmInternals(hsm).pool.stats()).to.include({ inUse: 0, idle: 1 });
       // The next one is the one that found CKR_OPERATION_ACTIVE on a session handed back as clean.
       for (const text of ['next', 'and the one after']) {

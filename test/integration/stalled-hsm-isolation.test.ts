@@ -7,25 +7,17 @@
  * Real HTTPS, SigV4 by the SDK signer, SoftHSM.
  */
 import { expect } from 'chai';
-import { randomBytes } from 'node:crypto';
 import { Agent } from 'node:https';
 import { performance } from 'node:perf_hooks';
-import { Hsm, createAesKey } from '../../src/hsm';
-import { encryptBody, keyPath, startClusterHarness, type ClusterHarness } from '../support/cluster-harness';
-import { softHsmFixture, uniqueLabel } from '../support/softhsm-fixture';
+import { createKeyOnlyOnHsmA, encryptBody, keyPath, startClusterHarness, type ClusterHarness } from '../support/cluster-harness';
+import { uniqueLabel } from '../support/softhsm-fixture';
 import { waitFor } from '../support/wait';
-import { p99 } from '../support/percentile';
+import { p99, timed } from '../support/percentile';
 import { StallControl } from '../support/stall-shim';
 import { XksClient } from '../support/xks-client';
 
 const STALL_MS = 2000;
 const DEADLINE_MS = 400;
-
-async function timed<T>(run: () => Promise<T>): Promise<{ ms: number; value: T }> {
-  const start = performance.now();
-  const value = await run();
-  return { ms: performance.now() - start, value };
-}
 
 describe('a stalled HSM holds up only its own requests (integration)', function () {
   this.timeout(60_000);
@@ -38,13 +30,7 @@ describe('a stalled HSM holds up only its own requests (integration)', function 
 
   before(async function () {
     this.timeout(90_000);
-    const fx = softHsmFixture();
-    const setup = await Hsm.open({ id: 'setup', modulePath: fx.modulePath, tokenLabel: fx.label, pin: fx.pin, sessionPoolSize: 1, acquireTimeoutMs: 5000, maxWaiters: 4 });
-    try {
-      await createAesKey(setup, { label: onlyOnA, value: randomBytes(32) });
-    } finally {
-      await setup.close();
-    }
+    await createKeyOnlyOnHsmA(onlyOnA);
     h = await startClusterHarness({
       workerShims: { 'hsm-a': stall.module('C_EncryptInit') },
       limits: { requestDeadlineMs: DEADLINE_MS },

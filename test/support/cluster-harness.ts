@@ -2,8 +2,10 @@
  * The real proxy over HTTPS on a two-HSM cluster: the fixture's two SoftHSM tokens holding the same
  * keys, each behind a fault injector (and optionally a vendor shim) at the PKCS#11 boundary.
  */
+import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Hsm, createAesKey } from '../../src/hsm';
 import type { Pkcs11InterposerModule } from '../../src/hsm/interposer-module';
 import { clusterKeys, type ClusterKeys } from './cluster-helpers';
 import { FaultInjector, chain, vendorShim } from './pkcs11-shims';
@@ -64,6 +66,17 @@ export async function startClusterHarness(options: ClusterHarnessOptions = {}): 
     },
   });
   return Object.assign(harness, { faults, keys: { ...harness.keys, cluster } });
+}
+
+/** A new AES key on hsm-a's token only (the main SoftHSM token): a request for it needs hsm-a. */
+export async function createKeyOnlyOnHsmA(label: string): Promise<void> {
+  const fx = softHsmFixture();
+  const setup = await Hsm.open({ id: 'setup', modulePath: fx.modulePath, tokenLabel: fx.label, pin: fx.pin, sessionPoolSize: 1, acquireTimeoutMs: 5000, maxWaiters: 4 });
+  try {
+    await createAesKey(setup, { label, value: randomBytes(32) });
+  } finally {
+    await setup.close();
+  }
 }
 
 export function encryptBody(plaintext: Buffer, aad: Buffer): object {

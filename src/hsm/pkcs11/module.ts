@@ -157,28 +157,50 @@ export class Pkcs11Module {
 
   // ---- sessions and login -----------------------------------------------------------------
 
-  openSession(slot: SlotId): SessionHandle {
+  /**
+   * C_OpenSession, nothing else: where a PKCS#11 thread opens one for the main thread, which then
+   * adopts it (adoptSession). openSession does both, for callers on the main thread.
+   */
+  newSession(slot: SlotId): SessionHandle {
     const lib = this.lib;
-    const session = call('C_OpenSession', () => lib.C_OpenSession(slot, SESSION_FLAGS));
+    return call('C_OpenSession', () => lib.C_OpenSession(slot, SESSION_FLAGS));
+  }
+
+  /** Records a session opened for this view (on whatever thread), so closeSession knows it is ours. */
+  adoptSession(session: SessionHandle): SessionHandle {
+    void this.lib; // a view gone stale meanwhile: the re-initialisation closed this session already
     this.entry.sessions.set(session.toString('hex'), session);
     return session;
   }
 
+  openSession(slot: SlotId): SessionHandle {
+    return this.adoptSession(this.newSession(slot));
+  }
+
   /**
-   * Never throws: the session is being thrown away, perhaps because it is already dead. A handle
-   * the library has since given to a newer session (same number, other Buffer) is left alone, and
-   * so is every handle of an older generation.
+   * Whether a session being thrown away is still this view's to close, forgetting it if so (then
+   * endSession closes it, on whatever thread). A handle the library has since given to a newer
+   * session (same number, other Buffer) is not, and neither is any handle of an older generation.
    */
-  closeSession(session: SessionHandle): void {
-    if (this.stale) return;
+  forgetSession(session: SessionHandle): boolean {
+    if (this.stale || this.released) return false;
     const key = session.toString('hex');
-    if (this.entry.sessions.get(key) !== session) return;
+    if (this.entry.sessions.get(key) !== session) return false;
     this.entry.sessions.delete(key);
+    return true;
+  }
+
+  /** C_CloseSession; never throws: the session is being thrown away, perhaps because it is already dead. */
+  endSession(session: SessionHandle): void {
     try {
       this.lib.C_CloseSession(session);
     } catch {
       // already closed or invalid
     }
+  }
+
+  closeSession(session: SessionHandle): void {
+    if (this.forgetSession(session)) this.endSession(session);
   }
 
   /** Whether this application is logged in to the token as user (the session's state says it). */
@@ -209,21 +231,29 @@ export class Pkcs11Module {
     this.entry.logins.set(key, (this.entry.logins.get(key) ?? 0) + 1);
   }
 
-  /** The last user of the slot logs out; others share the login, so they must not. */
-  removeLoginUser(slot: SlotId, session: SessionHandle | undefined): void {
-    if (this.stale) return; // the re-initialisation ended every login of that generation
+  /**
+   * One user of the slot's login leaves; true when it was the last, which then logs out (logout).
+   * Others share the login, so they must not. False on a stale view: the re-initialisation ended
+   * every login of its generation.
+   */
+  removeLoginUser(slot: SlotId): boolean {
+    if (this.stale) return false;
     const key = slot.toString('hex');
     const users = (this.entry.logins.get(key) ?? 1) - 1;
     if (users > 0) {
       this.entry.logins.set(key, users);
-      return;
+      return false;
     }
     this.entry.logins.delete(key);
-    if (session === undefined) return;
+    return true;
+  }
+
+  /** C_Logout; never throws: not being logged in any more is fine at shutdown. */
+  logout(session: SessionHandle): void {
     try {
       this.lib.C_Logout(session);
     } catch {
-      // not logged in any more: fine at shutdown
+      // not logged in any more
     }
   }
 

@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import { HsmError } from '../../../src/hsm/errors';
-import type { DecryptJob, EncryptJob, GcmJob, TouchJob } from '../../../src/hsm/gcm-jobs';
+import type { DecryptJob, EncryptJob, GcmJob, Pkcs11Job } from '../../../src/hsm/gcm-jobs';
 import { decodeJobs, decodeReplies, encodeJobs, encodeReplies } from '../../../src/hsm/pkcs11-worker-codec';
 import { errorReply, fromErrorReply, type JobReply } from '../../../src/hsm/pkcs11-worker-protocol';
 
@@ -25,20 +25,28 @@ describe('hsm: PKCS#11 worker protocol', () => {
     const decrypt: DecryptJob = { op: 'decrypt', session, key: { label: 'k', handle, recheck: false }, ciphertext, tag, iv: Buffer.alloc(12, 1), aad: Buffer.from('aad') };
     const attributes: GcmJob = { op: 'attributes', session, key: { label: 'other', recheck: true } };
     const plainEncrypt: EncryptJob = { ...encrypt, key: { label: 'p', recheck: false }, ivMode: 'caller', verify: false };
-    const touch: TouchJob = { op: 'touch', session: Buffer.from('0300000000000000', 'hex') };
-    const jobs = [encrypt, touch, decrypt, attributes, plainEncrypt];
+    const other = Buffer.from('0300000000000000', 'hex');
+    // The session pool's jobs between them: the PIN (any UTF-8) and the slot arrive as sent.
+    const pool: Pkcs11Job[] = [
+      { op: 'touch', session: other },
+      { op: 'open', slot: Buffer.from('05', 'hex'), pin: 'p1n-ü' },
+      { op: 'login', session: other, pin: '1234' },
+      { op: 'close', session: other },
+      { op: 'logout', session },
+    ];
+    const jobs = [encrypt, ...pool, decrypt, attributes, plainEncrypt];
     const data = encodeJobs(jobs);
     const arrived = decodeJobs(crossed(data));
     expect(arrived).to.deep.equal(jobs);
-    const d = arrived[2] as DecryptJob;
+    const d = arrived[6] as DecryptJob;
     for (const name of ['session', 'ciphertext', 'tag', 'iv', 'aad'] as const) expect(Buffer.isBuffer(d[name]), name).to.equal(true);
     // Views, not copies: the tag right after the ciphertext, in the same memory.
     expect(d.ciphertext.buffer).to.equal(d.tag.buffer);
     expect(d.ciphertext.byteOffset + d.ciphertext.length).to.equal(d.tag.byteOffset);
-    expect('handle' in (arrived[3] as GcmJob).key, 'an absent handle stays absent').to.equal(false);
+    expect('handle' in (arrived[7] as GcmJob).key, 'an absent handle stays absent').to.equal(false);
   });
 
-  it('replies arrive in order: encrypt, decrypt, attribute and keep-alive results, optional fields only when set, and errors', () => {
+  it('replies arrive in order: encrypt, decrypt, attribute, keep-alive and session results, optional fields only when set, and errors', () => {
     const iv = Buffer.alloc(12, 9);
     const replies: JobReply[] = [
       { result: { value: { iv, ciphertext: Buffer.from('c'), tag: Buffer.alloc(16), verification: 'decrypted-back', randomSeconds: 0.000012 }, key: { handle, checked: true, findSeconds: 0.5 } } },
@@ -50,8 +58,13 @@ describe('hsm: PKCS#11 worker protocol', () => {
       { result: true },
       { result: false },
       { error: { kind: 'Device', message: 'C_GenerateRandom failed: CKR_SESSION_HANDLE_INVALID', returnCode: 'CKR_SESSION_HANDLE_INVALID' } },
+      { result: Buffer.from('0700000000000000', 'hex') },
+      { error: { kind: 'Device', message: 'C_Login as user failed: CKR_PIN_INCORRECT', returnCode: 'CKR_PIN_INCORRECT' } },
+      { result: true },
+      { result: true },
+      { result: true },
     ];
-    const ops = ['encrypt', 'encrypt', 'decrypt', 'attributes', 'decrypt', 'encrypt', 'touch', 'touch', 'touch'] as const;
+    const ops = ['encrypt', 'encrypt', 'decrypt', 'attributes', 'decrypt', 'encrypt', 'touch', 'touch', 'touch', 'open', 'open', 'login', 'close', 'logout'] as const;
     expect(decodeReplies(ops, crossed(encodeReplies(ops, replies)))).to.deep.equal(replies);
   });
 

@@ -1,0 +1,83 @@
+/**
+ * The session pool's PKCS#11 calls as jobs, so they run where a request's do (a PKCS#11 thread):
+ * an HSM that stalls while a session is opened, logged in, exercised or closed stalls that thread,
+ * never the event loop. The PIN travels in the login-carrying jobs, within this process only; no
+ * reply or error message carries it (module.ts builds C_Login's from the return code alone).
+ */
+import type { Pkcs11Module, SessionHandle, SlotId } from './pkcs11/module';
+
+/** A new session on the token's slot, logged in with the PIN unless this application already is. */
+export interface OpenJob {
+  op: 'open';
+  slot: SlotId;
+  pin: string;
+}
+
+/** The keep-alive's login of a session that lost it (a touch said so). */
+export interface LoginJob {
+  op: 'login';
+  session: SessionHandle;
+  pin: string;
+}
+
+/**
+ * The keep-alive's exercise of an idle session (session-pool.ts): whether it is still logged in
+ * and, if so, one C_GenerateRandom, so a vendor that drops idle sessions sees it used.
+ */
+export interface TouchJob {
+  op: 'touch';
+  session: SessionHandle;
+}
+
+/** C_CloseSession of a session the pool threw away; never fails. */
+export interface CloseJob {
+  op: 'close';
+  session: SessionHandle;
+}
+
+/** C_Logout when the last user of the token's login leaves; never fails. */
+export interface LogoutJob {
+  op: 'logout';
+  session: SessionHandle;
+}
+
+export type SessionJob = OpenJob | LoginJob | TouchJob | CloseJob | LogoutJob;
+
+const SESSION_OPS: ReadonlySet<string> = new Set<SessionJob['op']>(['open', 'login', 'touch', 'close', 'logout']);
+
+export function isSessionJob(job: { op: string }): job is SessionJob {
+  return SESSION_OPS.has(job.op);
+}
+
+/** What each job answers: the new session's handle, whether a touched session was logged in, or nothing. */
+export function runSessionJob(module: Pkcs11Module, job: SessionJob): SessionHandle | boolean {
+  switch (job.op) {
+    case 'open':
+      return openLoggedIn(module, job);
+    case 'login':
+      module.ensureLoggedIn(job.session, job.pin);
+      return true;
+    case 'touch':
+      if (!module.loggedIn(job.session)) return false;
+      module.touchSession(job.session);
+      return true;
+    case 'close':
+      module.endSession(job.session);
+      return true;
+    case 'logout':
+      module.logout(job.session);
+      return true;
+  }
+}
+
+function openLoggedIn(module: Pkcs11Module, job: OpenJob): SessionHandle {
+  const session = module.newSession(job.slot);
+  try {
+    // Login is shared by all sessions; this only logs in if the token lost it (or never had it).
+    module.ensureLoggedIn(session, job.pin);
+  } catch (error) {
+    module.endSession(session);
+    throw error;
+  }
+  return session;
+}
