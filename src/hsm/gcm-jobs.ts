@@ -9,6 +9,7 @@ import type { Pkcs11Module, SessionHandle } from './pkcs11/module';
 import type { VerifyOutcome } from './types';
 import { GCM_IV_BYTES, GCM_TAG_BYTES } from './gcm-sizes';
 import type { IvMode } from './vendor-profiles';
+import type { LabelsJob } from './labels-job';
 import type { SessionJob } from './session-jobs';
 
 export interface EncryptJob {
@@ -40,10 +41,17 @@ export interface AttributesJob {
   key: KeyRef;
 }
 
-export type GcmJob = EncryptJob | DecryptJob | AttributesJob;
+/** CKA_ID (the key lifecycle's creation record), read like the attributes. */
+export interface KeyIdJob {
+  op: 'keyId';
+  session: SessionHandle;
+  key: KeyRef;
+}
 
-/** Every job a PKCS#11 thread runs: a request's, or one of the session pool's (session-jobs.ts). */
-export type Pkcs11Job = GcmJob | SessionJob;
+export type GcmJob = EncryptJob | DecryptJob | AttributesJob | KeyIdJob;
+
+/** Every job a PKCS#11 thread runs: a request's, a token search for labels, or one of the session pool's. */
+export type Pkcs11Job = GcmJob | LabelsJob | SessionJob;
 
 export interface EncryptOutcome {
   iv: Buffer;
@@ -62,7 +70,7 @@ export interface JobResult<T> {
 
 export type JobValue<J extends GcmJob> = J extends EncryptJob
   ? EncryptOutcome
-  : J extends DecryptJob
+  : J extends DecryptJob | KeyIdJob
     ? Buffer
     : ReturnType<Pkcs11Module['readKeyInfo']>;
 
@@ -90,6 +98,8 @@ export async function runJob(module: Pkcs11Module, job: GcmJob, scratch?: Verify
       return withKeyRef(module, job.session, job.key, (key) => decryptWith(module, job.session, key, job.ciphertext, job.tag, job.iv, job.aad));
     case 'attributes':
       return withKeyRef(module, job.session, job.key, (key) => module.readKeyInfo(job.session, key));
+    case 'keyId':
+      return withKeyRef(module, job.session, job.key, (key) => module.readKeyId(job.session, key));
   }
 }
 

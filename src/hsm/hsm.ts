@@ -2,7 +2,7 @@ import { HsmError, HsmErrorKind, asHsmError } from './errors';
 import type { EncryptOutcome, GcmJob, JobResult } from './gcm-jobs';
 import { GCM_TAG_BYTES } from './gcm-sizes';
 import { loadInterposer } from './interposer-module';
-import { KeyHandleCache, findAes256Keys, type KeyRef } from './key-handles';
+import { KeyHandleCache, type KeyRef } from './key-handles';
 import { LoginGuard } from './login-guard';
 import { InlineExecutor, JobExecutor, leaseWorkerExecutor, lostWithItsThread } from './pkcs11-executor';
 import { TokenObjects } from './admin/token-objects';
@@ -115,10 +115,6 @@ export class Hsm {
     let executor: { executor: JobExecutor; release(): void } | undefined;
     const sessionsReport = coalescedSessionsReport(observer, options.id);
     try {
-      const { slot, description } = module.findToken({
-        label: options.tokenLabel || undefined,
-        serial: options.tokenSerial || undefined,
-      });
       const workers = pkcs11ThreadCount(options.pkcs11Threads, options.sessionPoolSize, profile);
       if (workers === 0) {
         executor = { executor: new InlineExecutor(module), release: () => undefined };
@@ -131,6 +127,10 @@ export class Hsm {
         executor = await leaseWorkerExecutor(options.id, init, workers);
       }
       const jobs = executor.executor;
+      // On a PKCS#11 thread too: a network HSM may answer C_GetTokenInfo slowly, or not at all.
+      const token = { op: 'token', ...(options.tokenLabel ? { label: options.tokenLabel } : {}), ...(options.tokenSerial ? { serial: options.tokenSerial } : {}) } as const;
+      module.assertUsable();
+      const { slot, description } = await module.tracked(() => jobs.session(token));
       const login = new LoginGuard(module, jobs, options.pin);
       // Opened, logged in and closed on a PKCS#11 thread (session-jobs.ts), like a request's job.
       const pool = await SessionPool.open<SessionHandle>(
@@ -222,6 +222,12 @@ export class Hsm {
     );
   }
 
+  /** CKA_ID of the AES-256 key with this label (empty if it has none): the key lifecycle's creation record. */
+  async keyId(keyLabel: string, options?: CallOptions): Promise<Buffer> {
+    requireLabel(keyLabel);
+    return this.observed('attributes', () => this.withSession((session) => this.runJob<Buffer>({ op: 'keyId', session, key: this.keys.ref(keyLabel) }), options));
+  }
+
   /**
    * One round trip to where the jobs run (a PKCS#11 worker thread), counted for the library's
    * drain before a re-initialisation; the key-handle cache learns what the job found.
@@ -244,12 +250,12 @@ export class Hsm {
     return result.value as T;
   }
 
-  /** Labels of every AES-256 secret key on the token, sorted and unique. */
+  /** Labels of every AES-256 secret key on the token, sorted and unique (labels-job.ts). */
   async listAesKeyLabels(options?: CallOptions): Promise<string[]> {
     return this.observed('find', () =>
       this.withSession((session) => {
-        const labels = findAes256Keys(this.module, session).map(({ info }) => info.label);
-        return [...new Set(labels.filter((label) => label.length > 0))].sort();
+        this.module.assertUsable();
+        return this.module.tracked(() => this.executor.labels(session));
       }, options),
     );
   }

@@ -10,15 +10,19 @@ import { Worker } from 'node:worker_threads';
 import { HsmError } from './errors';
 import { runJob, type GcmJob, type JobResult, type Pkcs11Job } from './gcm-jobs';
 import type { Pkcs11Module, SessionHandle } from './pkcs11/module';
-import { runSessionJob, type SessionJob } from './session-jobs';
+import { runLabelsJob } from './labels-job';
+import { runSessionJob, type FoundToken, type SessionJob } from './session-jobs';
 import { decodeReplies, encodeJobs } from './pkcs11-worker-codec';
 import { type BatchMessage, fromErrorReply, type ReplyMessage, type WorkerInit } from './pkcs11-worker-protocol';
 
 export interface JobExecutor {
   run(job: GcmJob): Promise<JobResult<unknown>>;
   /** The session pool's calls (session-jobs.ts): a new logged-in session, or whether a touched one was logged in. */
+  session(job: SessionJob & { op: 'token' }): Promise<FoundToken>;
   session(job: SessionJob & { op: 'open' }): Promise<SessionHandle>;
   session(job: SessionJob): Promise<boolean>;
+  /** Every AES-256 key label on the token (labels-job.ts). */
+  labels(session: SessionHandle): Promise<string[]>;
   /** Call once no job is running (the session pool has drained). */
   close(): Promise<void>;
 }
@@ -31,10 +35,15 @@ export class InlineExecutor implements JobExecutor {
     return runJob(this.module, job);
   }
 
+  session(job: SessionJob & { op: 'token' }): Promise<FoundToken>;
   session(job: SessionJob & { op: 'open' }): Promise<SessionHandle>;
   session(job: SessionJob): Promise<boolean>;
-  async session(job: SessionJob): Promise<SessionHandle | boolean> {
+  async session(job: SessionJob): Promise<FoundToken | SessionHandle | boolean> {
     return runSessionJob(this.module, job);
+  }
+
+  async labels(session: SessionHandle): Promise<string[]> {
+    return runLabelsJob(this.module, { op: 'labels', session });
   }
 
   async close(): Promise<void> {}
@@ -102,10 +111,15 @@ export class WorkerExecutor implements JobExecutor {
     return this.queued(job) as Promise<JobResult<unknown>>;
   }
 
+  session(job: SessionJob & { op: 'token' }): Promise<FoundToken>;
   session(job: SessionJob & { op: 'open' }): Promise<SessionHandle>;
   session(job: SessionJob): Promise<boolean>;
-  session(job: SessionJob): Promise<SessionHandle | boolean> {
-    return this.queued(job) as Promise<SessionHandle | boolean>;
+  session(job: SessionJob): Promise<FoundToken | SessionHandle | boolean> {
+    return this.queued(job) as Promise<FoundToken | SessionHandle | boolean>;
+  }
+
+  labels(session: SessionHandle): Promise<string[]> {
+    return this.queued({ op: 'labels', session }) as Promise<string[]>;
   }
 
   private queued(job: Pkcs11Job): Promise<unknown> {

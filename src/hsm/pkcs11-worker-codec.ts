@@ -9,10 +9,11 @@ import type { DecryptJob, EncryptJob, EncryptOutcome, JobResult, Pkcs11Job } fro
 import type { KeyRef, ResolvedKey } from './key-handles';
 import type { SecretKeyInfo } from './pkcs11/module';
 import type { ErrorReply, JobReply } from './pkcs11-worker-protocol';
-import type { VerifyOutcome } from './types';
+import type { FoundToken, TokenJob } from './session-jobs';
+import type { TokenInfo, VerifyOutcome } from './types';
 import type { IvMode } from './vendor-profiles';
 
-const OPS = ['encrypt', 'decrypt', 'attributes', 'open', 'login', 'touch', 'close', 'logout'] as const;
+const OPS = ['encrypt', 'decrypt', 'attributes', 'keyId', 'labels', 'token', 'open', 'login', 'touch', 'close', 'logout'] as const;
 const IV_MODES: readonly IvMode[] = ['caller', 'hsm-overwrites', 'hsm-appends'];
 const VERIFICATIONS: ReadonlyArray<VerifyOutcome | undefined> = [undefined, 'decrypted-back', 'did-not-decrypt', 'key-cannot-decrypt'];
 /** The length written for an absent Buffer or string. */
@@ -147,6 +148,11 @@ function encoded(write: (sink: Sink) => void): ArrayBuffer {
 
 function writeJob(sink: Sink, job: Pkcs11Job): void {
   sink.u8(OPS.indexOf(job.op));
+  if (job.op === 'token') {
+    sink.str(job.label);
+    sink.str(job.serial);
+    return;
+  }
   if (job.op === 'open') {
     sink.bytes(job.slot);
     sink.str(job.pin);
@@ -154,7 +160,7 @@ function writeJob(sink: Sink, job: Pkcs11Job): void {
   }
   sink.bytes(job.session);
   if (job.op === 'login') return sink.str(job.pin);
-  if (job.op === 'touch' || job.op === 'close' || job.op === 'logout') return;
+  if (job.op === 'labels' || job.op === 'touch' || job.op === 'close' || job.op === 'logout') return;
   sink.str(job.key.label);
   sink.bytes(job.key.handle);
   sink.u8(job.key.recheck ? 1 : 0);
@@ -177,10 +183,18 @@ function writeJob(sink: Sink, job: Pkcs11Job): void {
 
 function readJob(reader: Reader): Pkcs11Job {
   const op = OPS[reader.u8()];
+  if (op === 'token') {
+    const job: TokenJob = { op };
+    const label = reader.str();
+    const serial = reader.str();
+    if (label !== undefined) job.label = label;
+    if (serial !== undefined) job.serial = serial;
+    return job;
+  }
   if (op === 'open') return { op, slot: reader.need(), pin: reader.str() ?? '' };
   const session = reader.need();
   if (op === 'login') return { op, session, pin: reader.str() ?? '' };
-  if (op === 'touch' || op === 'close' || op === 'logout') return { op, session };
+  if (op === 'labels' || op === 'touch' || op === 'close' || op === 'logout') return { op, session };
   const label = reader.str() ?? '';
   const handle = reader.bytes();
   // Set only when present, not spread in: a spread copy gets a hidden class of its own per shape.
@@ -199,7 +213,7 @@ function readJob(reader: Reader): Pkcs11Job {
     const job: DecryptJob = { op, session, key, ciphertext, tag, iv: reader.need(), aad: reader.need() };
     return job;
   }
-  if (op === 'attributes') return { op, session, key };
+  if (op === 'attributes' || op === 'keyId') return { op, session, key };
   throw new Error('PKCS#11 worker message: unknown job');
 }
 
@@ -228,7 +242,13 @@ function writeReply(sink: Sink, op: Pkcs11Job['op'], reply: JobReply): void {
     return;
   }
   sink.u8(OK);
+  if (op === 'token') {
+    const found = reply.result as FoundToken;
+    sink.bytes(found.slot);
+    return sink.str(JSON.stringify(found.description));
+  }
   if (op === 'open') return sink.bytes(reply.result as Buffer);
+  if (op === 'labels') return sink.str(JSON.stringify(reply.result as string[]));
   if (op === 'login' || op === 'touch' || op === 'close' || op === 'logout') return sink.u8(reply.result === true ? 1 : 0);
   const { value, key } = reply.result as JobResult<unknown>;
   sink.bytes(key.handle);
@@ -241,7 +261,7 @@ function writeReply(sink: Sink, op: Pkcs11Job['op'], reply: JobReply): void {
     sink.bytes(outcome.tag);
     sink.u8(VERIFICATIONS.indexOf(outcome.verification));
     sink.f64(outcome.randomSeconds ?? Number.NaN);
-  } else if (op === 'decrypt') {
+  } else if (op === 'decrypt' || op === 'keyId') {
     sink.bytes(value as Buffer);
   } else {
     sink.str(JSON.stringify(value as SecretKeyInfo));
@@ -255,7 +275,9 @@ function readReply(reader: Reader, op: Pkcs11Job['op']): JobReply {
     const returnCode = reader.str();
     return { error: { kind, message, ...(returnCode === undefined ? {} : { returnCode }) } };
   }
+  if (op === 'token') return { result: { slot: reader.need(), description: JSON.parse(reader.str() ?? '{}') as TokenInfo } satisfies FoundToken };
   if (op === 'open') return { result: reader.need() };
+  if (op === 'labels') return { result: JSON.parse(reader.str() ?? '[]') as string[] };
   if (op === 'login' || op === 'touch' || op === 'close' || op === 'logout') return { result: reader.u8() === 1 };
   const handle = reader.need();
   const checked = reader.u8() === 1;
@@ -269,7 +291,7 @@ function readReply(reader: Reader, op: Pkcs11Job['op']): JobReply {
     if (!Number.isNaN(randomSeconds)) outcome.randomSeconds = randomSeconds;
     return { result: { value: outcome, key } };
   }
-  if (op === 'decrypt') return { result: { value: reader.need(), key } };
+  if (op === 'decrypt' || op === 'keyId') return { result: { value: reader.need(), key } };
   return { result: { value: JSON.parse(reader.str() ?? 'null') as SecretKeyInfo, key } };
 }
 

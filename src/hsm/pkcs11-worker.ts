@@ -1,6 +1,6 @@
 /**
  * Entry of a PKCS#11 worker thread: runs the jobs of each batch (gcm-jobs.ts) one after the other,
- * and answers the batch in one message: requests' jobs, and the session pool's (open and log in,
+ * and answers the batch in one message: requests' jobs (labels-job.ts too), and the session pool's (open and log in,
  * touch, close, log out; session-jobs.ts), whose sessions the main thread then adopts. It only
  * load()s the library: initialisation is process-wide and the main thread's.
  */
@@ -10,6 +10,7 @@ import { runJob, VerifyScratch, type Pkcs11Job } from './gcm-jobs';
 import { loadInterposer } from './interposer-module';
 import { Pkcs11Module } from './pkcs11/module';
 import { decodeJobs, encodeReplies } from './pkcs11-worker-codec';
+import { runLabelsJob } from './labels-job';
 import { isSessionJob, runSessionJob } from './session-jobs';
 import { type BatchMessage, type ErrorReply, type JobReply, type ReplyMessage, type WorkerInit, errorReply } from './pkcs11-worker-protocol';
 
@@ -39,6 +40,7 @@ async function run(module: Pkcs11Module | ErrorReply, job: Pkcs11Job): Promise<J
   if (!(module instanceof Pkcs11Module)) return { error: module };
   try {
     if (isSessionJob(job)) return { result: runSessionJob(module, job) };
+    if (job.op === 'labels') return { result: runLabelsJob(module, job) };
     return { result: await runJob(module, job, scratch) };
   } catch (error) {
     return { error: errorReply(asHsmError(error)) };

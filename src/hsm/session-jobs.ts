@@ -1,10 +1,21 @@
 /**
- * The session pool's PKCS#11 calls as jobs, so they run where a request's do (a PKCS#11 thread):
- * an HSM that stalls while a session is opened, logged in, exercised or closed stalls that thread,
- * never the event loop. The PIN travels in the login-carrying jobs, within this process only; no
+ * A connection's PKCS#11 calls as jobs, so they run where a request's do (a PKCS#11 thread): an
+ * HSM that stalls while its token is looked up, or a session is opened, logged in, exercised or
+ * closed, stalls that thread, never the event loop. The PIN travels in the login-carrying jobs, within this process only; no
  * reply or error message carries it (module.ts builds C_Login's from the return code alone).
  */
-import type { Pkcs11Module, SessionHandle, SlotId } from './pkcs11/module';
+import type { Pkcs11Module, SessionHandle, SlotId, TokenSelector } from './pkcs11/module';
+import type { TokenInfo } from './types';
+
+/** The slot of the token a configuration names, and its description (C_GetInfo, C_GetSlotList, C_GetTokenInfo). */
+export interface TokenJob extends TokenSelector {
+  op: 'token';
+}
+
+export interface FoundToken {
+  slot: SlotId;
+  description: TokenInfo;
+}
 
 /** A new session on the token's slot, logged in with the PIN unless this application already is. */
 export interface OpenJob {
@@ -41,17 +52,19 @@ export interface LogoutJob {
   session: SessionHandle;
 }
 
-export type SessionJob = OpenJob | LoginJob | TouchJob | CloseJob | LogoutJob;
+export type SessionJob = TokenJob | OpenJob | LoginJob | TouchJob | CloseJob | LogoutJob;
 
-const SESSION_OPS: ReadonlySet<string> = new Set<SessionJob['op']>(['open', 'login', 'touch', 'close', 'logout']);
+const SESSION_OPS: ReadonlySet<string> = new Set<SessionJob['op']>(['token', 'open', 'login', 'touch', 'close', 'logout']);
 
 export function isSessionJob(job: { op: string }): job is SessionJob {
   return SESSION_OPS.has(job.op);
 }
 
-/** What each job answers: the new session's handle, whether a touched session was logged in, or nothing. */
-export function runSessionJob(module: Pkcs11Module, job: SessionJob): SessionHandle | boolean {
+/** What each job answers: the token, the new session's handle, whether a touched session was logged in, or true. */
+export function runSessionJob(module: Pkcs11Module, job: SessionJob): FoundToken | SessionHandle | boolean {
   switch (job.op) {
+    case 'token':
+      return module.findToken(selector(job));
     case 'open':
       return openLoggedIn(module, job);
     case 'login':
@@ -68,6 +81,13 @@ export function runSessionJob(module: Pkcs11Module, job: SessionJob): SessionHan
       module.logout(job.session);
       return true;
   }
+}
+
+function selector(job: TokenJob): TokenSelector {
+  const found: TokenSelector = {};
+  if (job.label !== undefined) found.label = job.label;
+  if (job.serial !== undefined) found.serial = job.serial;
+  return found;
 }
 
 function openLoggedIn(module: Pkcs11Module, job: OpenJob): SessionHandle {

@@ -6,7 +6,7 @@
  */
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { Hsm } from '../../src/hsm';
+import { Hsm, aesKeyId } from '../../src/hsm';
 import type { Pkcs11Api } from '../../src/hsm/pkcs11/module';
 import { countCalls, vendorShim } from '../support/pkcs11-shims';
 import { uniqueLabel } from '../support/softhsm-fixture';
@@ -19,7 +19,7 @@ describe('hsm: PKCS#11 shims in the worker threads', () => {
 
   before(() => createKnownAesKey(label, value));
 
-  it("a module shim sees every job call and every session's open, login and close in a worker thread, none on the main thread", async () => {
+  it("a module shim sees every job call, the token lookup, key searches and session open, login and close in a worker thread, none on the main thread", async () => {
     const counter = countCalls();
     const hsm = await Hsm.open(hsmOptions({ id: 'counted-threaded', sessionPoolSize: 3, pkcs11InterposerModule: counter.module }));
     let closed = false;
@@ -31,14 +31,21 @@ describe('hsm: PKCS#11 shims in the worker threads', () => {
       expect(counter.mainThreadCalls('C_EncryptInit')).to.equal(0);
       expect(counter.mainThreadCalls('C_DecryptInit')).to.equal(0);
       expect(counter.calls('C_OpenSession')).to.equal(3);
+      // A token search for every key's label (the KMS API's ListKeys) is a job too, and so is the
+      // creation record the rotation scheduler reads on every check.
+      expect(await hsm.listAesKeyLabels()).to.include(label);
+      expect(counter.calls('C_FindObjectsInit')).to.be.at.least(1);
+      expect(Buffer.isBuffer(await aesKeyId(hsm, label))).to.equal(true);
       // Each new session checks the login (and logs in if the token has none yet): all on the thread.
       expect(counter.calls('C_GetSessionInfo')).to.be.at.least(3);
       await hsm.close();
       closed = true;
       expect(counter.calls('C_CloseSession')).to.equal(3);
-      for (const name of ['C_OpenSession', 'C_GetSessionInfo', 'C_Login', 'C_CloseSession', 'C_Logout']) expect(counter.mainThreadCalls(name), name).to.equal(0);
-      // What stays on the main thread: finding the token's slot when connecting.
-      expect(counter.mainThreadCalls('C_GetSlotList')).to.be.at.least(1);
+      // Finding the token's slot when connecting, too: only loading and initialising the library stay.
+      expect(counter.calls('C_GetSlotList')).to.equal(1);
+      for (const name of ['C_GetInfo', 'C_GetSlotList', 'C_GetTokenInfo', 'C_OpenSession', 'C_GetSessionInfo', 'C_Login', 'C_CloseSession', 'C_Logout', 'C_FindObjectsInit', 'C_FindObjects', 'C_GetAttributeValue']) {
+        expect(counter.mainThreadCalls(name), name).to.equal(0);
+      }
     } finally {
       if (!closed) await hsm.close();
     }

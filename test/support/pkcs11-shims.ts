@@ -198,7 +198,8 @@ function memberState(state: FaultState, memberId: string): MemberState {
 
 /**
  * A re-initialisation closed every real session: forget them. Only the main thread initialises
- * the library (and knows its generation), and it opens sessions before any job can use them.
+ * the library (and knows its generation); it checks when it calls, and when a connection takes a
+ * view through this shim, before that connection's PKCS#11 threads open any session for it.
  */
 function syncGeneration(shared: SharedJson<FaultState>): void {
   if (!isMainThread) return;
@@ -287,7 +288,10 @@ export function faultInjectorShim(options: FaultShimOptions): Pkcs11Interposer {
     }
     return result;
   };
-  return (api) => wrap(api, intercept);
+  return (api) => {
+    syncGeneration(shared);
+    return wrap(api, intercept);
+  };
 }
 
 // ---- vendor emulation -----------------------------------------------------------------------

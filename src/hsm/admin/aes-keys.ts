@@ -132,7 +132,10 @@ export async function destroyAesKeys(hsm: Hsm, label: string): Promise<number> {
   });
 }
 
-/** CKA_ID of the AES-256 key with this label (empty if it has none). */
+/**
+ * CKA_ID of the AES-256 key with this label (empty if it has none). A job on the PKCS#11 thread,
+ * not administer(): the rotation scheduler reads it on every check of a serving proxy.
+ */
 export async function aesKeyId(hsm: Hsm, label: string): Promise<Buffer> {
-  return hsm.administer((token) => token.withAes256Key(label, (handle) => token.keyId(handle)));
+  return hsm.keyId(label);
 }

@@ -29,21 +29,24 @@ describe('hsm: PKCS#11 worker protocol', () => {
     // The session pool's jobs between them: the PIN (any UTF-8) and the slot arrive as sent.
     const pool: Pkcs11Job[] = [
       { op: 'touch', session: other },
+      { op: 'token', label: 'tøken' },
       { op: 'open', slot: Buffer.from('05', 'hex'), pin: 'p1n-ü' },
       { op: 'login', session: other, pin: '1234' },
       { op: 'close', session: other },
       { op: 'logout', session },
+      { op: 'labels', session: other },
+      { op: 'keyId', session: other, key: { label: 'k', handle, recheck: false } },
     ];
     const jobs = [encrypt, ...pool, decrypt, attributes, plainEncrypt];
     const data = encodeJobs(jobs);
     const arrived = decodeJobs(crossed(data));
     expect(arrived).to.deep.equal(jobs);
-    const d = arrived[6] as DecryptJob;
+    const d = arrived[9] as DecryptJob;
     for (const name of ['session', 'ciphertext', 'tag', 'iv', 'aad'] as const) expect(Buffer.isBuffer(d[name]), name).to.equal(true);
     // Views, not copies: the tag right after the ciphertext, in the same memory.
     expect(d.ciphertext.buffer).to.equal(d.tag.buffer);
     expect(d.ciphertext.byteOffset + d.ciphertext.length).to.equal(d.tag.byteOffset);
-    expect('handle' in (arrived[7] as GcmJob).key, 'an absent handle stays absent').to.equal(false);
+    expect('handle' in (arrived[10] as GcmJob).key, 'an absent handle stays absent').to.equal(false);
   });
 
   it('replies arrive in order: encrypt, decrypt, attribute, keep-alive and session results, optional fields only when set, and errors', () => {
@@ -63,8 +66,12 @@ describe('hsm: PKCS#11 worker protocol', () => {
       { result: true },
       { result: true },
       { result: true },
+      { result: ['k', 'ü-key'] },
+      { result: [] },
+      { result: { value: Buffer.from('creation record'), key: { handle, checked: true } } },
+      { result: { slot: Buffer.from('05', 'hex'), description: { label: 'tøken', manufacturerId: 'SoftHSM project', model: 'SoftHSM v2', serialNumber: 'a1', hardwareVersion: '2.6', firmwareVersion: '2.6', libraryDescription: 'x', libraryVersion: '2.6' } } },
     ];
-    const ops = ['encrypt', 'encrypt', 'decrypt', 'attributes', 'decrypt', 'encrypt', 'touch', 'touch', 'touch', 'open', 'open', 'login', 'close', 'logout'] as const;
+    const ops = ['encrypt', 'encrypt', 'decrypt', 'attributes', 'decrypt', 'encrypt', 'touch', 'touch', 'touch', 'open', 'open', 'login', 'close', 'logout', 'labels', 'labels', 'keyId', 'token'] as const;
     expect(decodeReplies(ops, crossed(encodeReplies(ops, replies)))).to.deep.equal(replies);
   });
 
