@@ -7,7 +7,9 @@ import * as path from 'node:path';
 import { Backoff } from '../common/backoff';
 import type { ClusterMember, MemberEnvironment } from './cluster-member';
 import { asHsmError } from './errors';
+import { leaseWorkerExecutor, type JobExecutor } from './pkcs11-executor';
 import { Pkcs11Module } from './pkcs11/module';
+import type { InitialisationCycle } from './pkcs11/library';
 
 /** Members that share one PKCS#11 library: re-initialising it affects all of them. */
 export class LibraryGroup {
@@ -21,6 +23,8 @@ export class LibraryGroup {
   private readonly backoff: Backoff;
   private closed = false;
   private reinits = 0;
+  /** The group's own PKCS#11 thread, started at its first re-initialisation. */
+  private thread: Promise<{ executor: JobExecutor; release(): void }> | undefined;
 
   constructor(
     readonly modulePath: string,
@@ -79,7 +83,7 @@ export class LibraryGroup {
       let ok = false;
       try {
         this.pin ??= Pkcs11Module.acquire(this.modulePath);
-        await this.pin.reinitialize(this.env.recovery.drainTimeoutMs);
+        await this.pin.reinitialize(this.env.recovery.drainTimeoutMs, await this.offTheEventLoop());
         // Our view belongs to the old generation now: take a fresh one (unless we closed meanwhile).
         const old = this.pin;
         this.pin = this.closed ? undefined : Pkcs11Module.acquire(this.modulePath);
@@ -109,10 +113,34 @@ export class LibraryGroup {
     return this.running;
   }
 
+  /**
+   * Where the C_Finalize + C_Initialize run: a PKCS#11 thread of the group's own (through the
+   * first member's interposer module, as that member's jobs run), since a network HSM's library
+   * may take seconds there. On the event loop only if no thread starts.
+   */
+  private async offTheEventLoop(): Promise<InitialisationCycle | undefined> {
+    const first = this.members[0]?.config.hsm;
+    const interposer = first?.pkcs11InterposerModule;
+    try {
+      this.thread ??= leaseWorkerExecutor(`${this.label} (library)`, { modulePath: Pkcs11Module.libraryKey(this.modulePath), authFailureCodes: [], ...(interposer ? { interposer } : {}) }, 1);
+      const { executor } = await this.thread;
+      return async (libraryParameters) => {
+        await executor.session({ op: 'reinit', ...(libraryParameters !== undefined ? { libraryParameters } : {}) });
+      };
+    } catch (error) {
+      this.thread = undefined;
+      this.env.log('warn', 'pkcs11 module re-initialising on the event loop', { module: this.label, reason: asHsmError(error).message.slice(0, 300) });
+      return undefined;
+    }
+  }
+
   /** After a running re-initialisation: releasing the last reference under it would unload the library. */
   async close(): Promise<void> {
     this.closed = true;
     await this.running;
+    const thread = this.thread;
+    this.thread = undefined;
+    if (thread !== undefined) void thread.then((lease) => lease.release(), () => undefined);
     this.pin?.release();
     this.pin = undefined;
   }

@@ -52,9 +52,15 @@ export interface LogoutJob {
   session: SessionHandle;
 }
 
-export type SessionJob = TokenJob | OpenJob | LoginJob | TouchJob | CloseJob | LogoutJob;
+/** A re-initialisation's C_Finalize + C_Initialize of the whole library (library-group.ts). */
+export interface ReinitJob {
+  op: 'reinit';
+  libraryParameters?: string;
+}
 
-const SESSION_OPS: ReadonlySet<string> = new Set<SessionJob['op']>(['token', 'open', 'login', 'touch', 'close', 'logout']);
+export type SessionJob = TokenJob | OpenJob | LoginJob | TouchJob | CloseJob | LogoutJob | ReinitJob;
+
+const SESSION_OPS: ReadonlySet<string> = new Set<SessionJob['op']>(['token', 'open', 'login', 'touch', 'close', 'logout', 'reinit']);
 
 export function isSessionJob(job: { op: string }): job is SessionJob {
   return SESSION_OPS.has(job.op);
@@ -79,6 +85,9 @@ export function runSessionJob(module: Pkcs11Module, job: SessionJob): FoundToken
       return true;
     case 'logout':
       module.logout(job.session);
+      return true;
+    case 'reinit':
+      module.finalizeAndInitialize(job.libraryParameters);
       return true;
   }
 }

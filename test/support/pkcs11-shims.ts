@@ -81,7 +81,7 @@ function fail(name: string, returnCode: string): unknown {
   throw error;
 }
 
-function libraryGeneration(): number {
+export function libraryGeneration(): number {
   return loadedModules().find((m) => m.path.includes('softhsm'))?.generation ?? 0;
 }
 

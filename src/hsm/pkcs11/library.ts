@@ -72,25 +72,20 @@ export function unload(key: string, entry: LoadedLibrary): void {
   }
 }
 
+/** Runs C_Finalize + C_Initialize with these library parameters (on a PKCS#11 thread, or here). */
+export type InitialisationCycle = (libraryParameters: string | undefined) => Promise<void>;
+
 /**
- * C_Finalize + C_Initialize through `api` (the caller's view, interposer included). Waits up to
+ * C_Finalize + C_Initialize: by `cycle` (a PKCS#11 thread: a network HSM's library may take
+ * seconds), or else through `api` (the caller's view, interposer included). Waits up to
  * drainTimeoutMs for async calls first; concurrent callers share one re-initialisation.
  */
-export function reinitialize(entry: LoadedLibrary, api: pkcs11js.PKCS11, drainTimeoutMs: number): Promise<void> {
+export function reinitialize(entry: LoadedLibrary, api: pkcs11js.PKCS11, drainTimeoutMs: number, cycle?: InitialisationCycle): Promise<void> {
   entry.reinitializing ??= (async () => {
     try {
       await drain(entry, drainTimeoutMs);
-      try {
-        api.C_Finalize();
-      } catch {
-        // already finalized (CKR_CRYPTOKI_NOT_INITIALIZED): initializing is what matters
-      }
-      try {
-        api.C_Initialize(initializeArgs(entry.libraryParameters));
-      } catch (error) {
-        const hsmError = toHsmError(error, 'C_Initialize', 'other');
-        if (hsmError.returnCode !== 'CKR_CRYPTOKI_ALREADY_INITIALIZED') throw hsmError;
-      }
+      if (cycle !== undefined) await cycle(entry.libraryParameters);
+      else finalizeAndInitialize(api, entry.libraryParameters);
       entry.generation += 1;
       entry.logins.clear();
       entry.sessions.clear();
@@ -99,6 +94,21 @@ export function reinitialize(entry: LoadedLibrary, api: pkcs11js.PKCS11, drainTi
     }
   })();
   return entry.reinitializing;
+}
+
+/** C_Finalize (already finalized is fine), then C_Initialize (already initialized is fine). */
+export function finalizeAndInitialize(api: pkcs11js.PKCS11, libraryParameters: string | undefined): void {
+  try {
+    api.C_Finalize();
+  } catch {
+    // already finalized (CKR_CRYPTOKI_NOT_INITIALIZED): initializing is what matters
+  }
+  try {
+    api.C_Initialize(initializeArgs(libraryParameters));
+  } catch (error) {
+    const hsmError = toHsmError(error, 'C_Initialize', 'other');
+    if (hsmError.returnCode !== 'CKR_CRYPTOKI_ALREADY_INITIALIZED') throw hsmError;
+  }
 }
 
 /** Resolves when no async call runs on the library any more (Pkcs11Module.tracked wakes the waiters). */

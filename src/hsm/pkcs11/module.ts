@@ -8,7 +8,7 @@ import { HsmError } from '../errors';
 import type { TokenInfo } from '../types';
 import { call, callAsync, returnCodeOf } from './errors';
 import type { ObjectHandle, Pkcs11Interposer, SessionHandle, SlotId } from './handles';
-import { libraryFor, libraryKey, reinitialize, unload, type LoadedLibrary } from './library';
+import { finalizeAndInitialize, libraryFor, libraryKey, reinitialize, unload, type InitialisationCycle, type LoadedLibrary } from './library';
 import { gcm, unwrapMechanism, type KwpMechanism, type UnwrapMechanism } from './mechanisms';
 import * as objects from './objects';
 import type { RsaPublicKey, SecretKeyInfo } from './objects';
@@ -108,10 +108,16 @@ export class Pkcs11Module {
    * only shows again after a rescan (SoftHSM). Every view acquired before becomes stale: its
    * sessions and handles are dead, and its owners must open new ones. Waits (up to drainTimeoutMs)
    * for async calls on the thread pool to finish first: finalizing under them is unsafe. Concurrent
-   * callers share one re-initialisation.
+   * callers share one re-initialisation. `cycle` runs the C_Finalize + C_Initialize elsewhere (a
+   * PKCS#11 thread's finalizeAndInitialize); without it they run here.
    */
-  reinitialize(drainTimeoutMs: number): Promise<void> {
-    return reinitialize(this.entry, this.api, drainTimeoutMs);
+  reinitialize(drainTimeoutMs: number, cycle?: InitialisationCycle): Promise<void> {
+    return reinitialize(this.entry, this.api, drainTimeoutMs, cycle);
+  }
+
+  /** C_Finalize + C_Initialize and nothing else: a PKCS#11 thread's part of a re-initialisation. */
+  finalizeAndInitialize(libraryParameters: string | undefined): void {
+    finalizeAndInitialize(this.api, libraryParameters);
   }
 
   /** Drops this reference; the last one finalizes and unloads the library. */
