@@ -69,6 +69,11 @@ const FROM_HSM: Record<HsmErrorKind, { kind: ErrorKind; message: string }> = {
   Internal: { kind: 'Internal', message: 'The HSM operation failed' },
 };
 
+/** The answer to a label the token lacks, for a key the proxy refuses to look up at all. */
+export function keyNotInHsm(): ProxyError {
+  return new ProxyError('KeyNotFound', FROM_HSM.KeyNotFound.message);
+}
+
 /**
  * Anything thrown, as a ProxyError. An HsmError stays the `cause`: its PKCS#11 return code goes to the
  * log line and xks_hsm_request_errors_total, never to the answer.

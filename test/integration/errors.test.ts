@@ -136,7 +136,13 @@ describe('spec error table (integration)', () => {
       const res = await h.client.send(`/tenants/b/kms/xks/v1/keys/${h.keys.main}/encrypt`, { credential: h.credentials.tenantB, body: encryptBody() });
       expectError(res, 404, 'KeyNotFoundException');
     });
-    it('the health-check key is never served to KMS', async () => expectError(await send(`/kms/xks/v1/keys/${h.keys.health}/encrypt`, encryptBody()), 404, 'KeyNotFoundException'));
+    it('the health-check key is never served to KMS, and is answered as a label the token lacks', async () => {
+      const health = await send(`/kms/xks/v1/keys/${h.keys.health}/encrypt`, encryptBody());
+      expectError(health, 404, 'KeyNotFoundException');
+      // With allTokenKeys, a caller must not learn which label the health check uses.
+      const unknown = await send('/kms/xks/v1/keys/no-such-key/encrypt', encryptBody());
+      expect((health.json as { errorMessage?: string }).errorMessage).to.equal((unknown.json as { errorMessage?: string }).errorMessage);
+    });
   });
 
   describe('InvalidUriPathException (404)', () => {
