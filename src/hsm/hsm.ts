@@ -77,7 +77,6 @@ export class Hsm {
   private constructor(
     options: HsmOptions,
     private readonly module: Pkcs11Module,
-    private readonly slot: SlotId,
     private readonly description: TokenInfo,
     private readonly pool: SessionPool<SessionHandle>,
     private readonly keys: KeyHandleCache,
@@ -131,20 +130,20 @@ export class Hsm {
       const token = { op: 'token', ...(options.tokenLabel ? { label: options.tokenLabel } : {}), ...(options.tokenSerial ? { serial: options.tokenSerial } : {}) } as const;
       module.assertUsable();
       const { slot, description } = await module.tracked(() => jobs.session(token));
-      const login = new LoginGuard(module, jobs, options.pin);
+      const login = new LoginGuard(module, jobs, slot, options.pin);
+      // A user of the token's login before the first session opens: an older connection to it
+      // closing meanwhile must not think itself the last and log out under our sessions.
+      module.addLoginUser(slot);
+      loggedInSlot = slot;
       // Opened, logged in and closed on a PKCS#11 thread (session-jobs.ts), like a request's job.
       const pool = await SessionPool.open<SessionHandle>(
         {
-          open: async () => {
-            const session = await login.openSession(slot);
-            if (loggedInSlot === undefined) {
-              module.addLoginUser(slot);
-              loggedInSlot = slot;
-            }
-            return session;
-          },
+          open: () => login.openSession(),
           close: async (session) => {
-            if (module.forgetSession(session)) await module.tracked(() => jobs.session({ op: 'close', session }));
+            if (!module.forgetSession(session)) return;
+            // A pending re-initialisation refuses new calls; if it succeeds it ends the session itself.
+            await module.reinitialised();
+            if (!module.stale) await module.tracked(() => jobs.session({ op: 'close', session }));
           },
         },
         {
@@ -162,7 +161,7 @@ export class Hsm {
         module.assertUsable();
         if (!(await module.tracked(() => jobs.session({ op: 'touch', session })))) await login.logIn(session);
       };
-      return new Hsm(options, module, slot, description, pool, keys, observer, exercise, login, jobs, executor.release, sessionsReport.flush);
+      return new Hsm(options, module, description, pool, keys, observer, exercise, login, jobs, executor.release, sessionsReport.flush);
     } catch (error) {
       executor?.release();
       // The pool has closed what it opened; just give back our share of the login.
@@ -265,7 +264,8 @@ export class Hsm {
    * administration. Not for requests: no metrics, no deadline, and it may search the token.
    */
   administer<T>(use: (token: TokenObjects) => T | Promise<T>): Promise<T> {
-    return this.withSession((session) => use(new TokenObjects(this.module, session, this.keys)));
+    // Tracked, though its calls run here: a re-initialisation (on a PKCS#11 thread) must not finalize under them.
+    return this.withSession((session) => this.module.tracked(async () => use(new TokenObjects(this.module, session, this.keys))));
   }
 
   poolStats(): PoolStats {
@@ -293,12 +293,10 @@ export class Hsm {
     this.closing ??= (async () => {
       try {
         // The last user of the token's login logs out, through a session of its own.
-        await this.pool.close(async (session) => {
-          if (this.module.removeLoginUser(this.slot) && session !== undefined) await this.module.tracked(() => this.executor.session({ op: 'logout', session }));
-        });
-        // Every job held a session, so none of ours is running now.
-        this.releaseExecutor();
+        await this.pool.close((session) => this.login.leave(session));
       } finally {
+        // Every job held a session (or opened or closed one), so none of ours is running now.
+        this.releaseExecutor();
         this.flushSessionsReport();
         // internals stay registered: key admin on a closed Hsm then fails like encrypt does (pool closed).
         this.module.release();

@@ -46,7 +46,7 @@ interface Waiter<S> {
  * and every waiter is settled: with a session, a Timeout, or the error that closed the pool.
  * Sessions are opened and closed asynchronously; a slot counts from the moment its session starts
  * opening, so the HSM never holds more than `size` (plus one spoiled session while its
- * replacement opens). A slot whose session could not be (re)opened stays empty and is refilled
+ * replacement opens, whatever the number of replacements under way). A slot whose session could not be (re)opened stays empty and is refilled
  * when a caller needs it.
  */
 export class SessionPool<S> {
@@ -57,6 +57,8 @@ export class SessionPool<S> {
   private readonly lastUsed = new Map<S, number>();
   /** Slots whose session is being opened. */
   private opening = 0;
+  /** Spoiled sessions kept open until their replacement is (at most one). */
+  private retained = 0;
   /** Opens and closes under way: close() waits for them. */
   private readonly background = new Set<Promise<unknown>>();
   private closed = false;
@@ -149,8 +151,19 @@ export class SessionPool<S> {
     if (!this.inUse.delete(session)) return Promise.resolve(false);
     this.lastUsed.delete(session);
     const opened = this.closed ? Promise.resolve(false) : this.openSlot();
-    // Closed after the new one opened: closing an application's last session logs it out.
-    this.inBackground(opened.then(() => this.safeClose(session)));
+    if (this.retained === 0 && !this.closed) {
+      // Closed after the new one opened, since closing an application's last session logs it out;
+      // only one is kept so, or replacing every session at once would double them at the HSM.
+      this.retained += 1;
+      this.inBackground(
+        opened.then(() => {
+          this.retained -= 1;
+          return this.safeClose(session);
+        }),
+      );
+    } else {
+      this.inBackground(this.safeClose(session));
+    }
     this.returned();
     return opened;
   }

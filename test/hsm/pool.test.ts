@@ -132,6 +132,36 @@ describe('hsm: session pool (unit)', () => {
     expect(state.opened).to.deep.equal([1, 2, 3, 4]);
   });
 
+  it('replacing every session at once holds at most size + 1 at the HSM', async () => {
+    let next = 0;
+    let open = 0;
+    let most = 0;
+    let gate: Promise<void> | undefined;
+    let release!: () => void;
+    const factory = {
+      open: async (): Promise<FakeSession> => {
+        await gate;
+        open += 1;
+        most = Math.max(most, open);
+        return { id: ++next };
+      },
+      close: async (): Promise<void> => {
+        await tick();
+        open -= 1;
+      },
+    };
+    const pool = await SessionPool.open(factory, { name: 't', size: 4, acquireTimeoutMs: 1000, maxWaiters: 10 });
+    const held = await Promise.all([1, 2, 3, 4].map(() => pool.acquire()));
+    gate = new Promise<void>((resolve) => (release = resolve));
+    const replacing = held.map((session) => pool.replace(session));
+    await tick(10);
+    release();
+    expect(await Promise.all(replacing)).to.deep.equal([true, true, true, true]);
+    await pool.close();
+    expect(most).to.be.at.most(5);
+    expect(open).to.equal(0);
+  });
+
   it('opens an empty slot for a caller even with maxWaiters 0 and no time to wait', async () => {
     const { state, factory } = fakeFactory();
     const pool = await SessionPool.open(factory, { name: 't', size: 1, acquireTimeoutMs: 0, maxWaiters: 0 });

@@ -15,6 +15,8 @@ export interface StallShimOptions {
   control: SharedArrayBuffer;
   /** e.g. 'C_EncryptInit' */
   call: string;
+  /** Block after the real call returned (its answer is already decided), not before it. */
+  after?: boolean;
 }
 
 /** The factory the worker threads load: (options) => interposer. */
@@ -29,15 +31,19 @@ export function stallShim(options: StallShimOptions): Pkcs11Interposer {
         // Native methods need the real object as `this`.
         const real = (value as (...args: unknown[]) => unknown).bind(target);
         if (property !== options.call) return real;
-        return (...args: unknown[]) => {
+        const stall = (): void => {
           const ms = Atomics.load(control, STALL_MS);
-          if (ms > 0) {
-            Atomics.add(control, STALLS_STARTED, 1);
-            Atomics.add(control, STALLING_NOW, 1);
-            Atomics.wait(sleeper, 0, 0, ms); // blocks this thread, like a stuck HSM call
-            Atomics.sub(control, STALLING_NOW, 1);
-          }
-          return real(...args);
+          if (ms <= 0) return;
+          Atomics.add(control, STALLS_STARTED, 1);
+          Atomics.add(control, STALLING_NOW, 1);
+          Atomics.wait(sleeper, 0, 0, ms); // blocks this thread, like a stuck HSM call
+          Atomics.sub(control, STALLING_NOW, 1);
+        };
+        return (...args: unknown[]) => {
+          if (options.after !== true) stall();
+          const result = real(...args);
+          if (options.after === true) stall();
+          return result;
         };
       },
     });
@@ -48,8 +54,8 @@ export class StallControl {
   private readonly buffer = new SharedArrayBuffer(3 * 4);
   private readonly view = new Int32Array(this.buffer);
 
-  module(call: string): Pkcs11InterposerModule {
-    return { module: __filename, export: 'stallShim', options: { control: this.buffer, call } satisfies StallShimOptions };
+  module(call: string, options: { after?: boolean } = {}): Pkcs11InterposerModule {
+    return { module: __filename, export: 'stallShim', options: { control: this.buffer, call, ...options } satisfies StallShimOptions };
   }
 
   /** Every later call blocks for ms (0: none). */

@@ -26,6 +26,8 @@ export interface LoadedLibrary {
   inFlight: number;
   readonly drainWaiters: Array<() => void>;
   reinitializing: Promise<void> | undefined;
+  /** Per slot, the last of the logins and logouts queued on it (they run one at a time per token). */
+  readonly loginQueues: Map<string, Promise<void>>;
 }
 
 const registry = new Map<string, LoadedLibrary>();
@@ -167,5 +169,6 @@ function load(modulePath: string, libraryParameters: string | undefined, initial
     inFlight: 0,
     drainWaiters: [],
     reinitializing: undefined,
+    loginQueues: new Map(),
   };
 }

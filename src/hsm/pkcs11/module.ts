@@ -231,6 +231,34 @@ export class Pkcs11Module {
     }
   }
 
+  /**
+   * Runs `task` after every earlier one queued on this slot, by any view of the library: logins
+   * and logouts of the token one at a time, whichever connection asks (an old connection logging
+   * out must not cross a new one's login check, and two wrong-PIN logins must not both run).
+   */
+  oneAtATimeOnSlot<T>(slot: SlotId, task: () => Promise<T>): Promise<T> {
+    const key = slot.toString('hex');
+    const queues = this.entry.loginQueues;
+    const result = (queues.get(key) ?? Promise.resolve()).then(task);
+    const settled = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    queues.set(key, settled);
+    void settled.then(() => {
+      if (queues.get(key) === settled) queues.delete(key);
+    });
+    return result;
+  }
+
+  /** Resolves once no re-initialisation is pending (whatever its outcome); then `stale` says whether one ended this view. */
+  reinitialised(): Promise<void> {
+    return this.entry.reinitializing?.then(
+      () => undefined,
+      () => undefined,
+    ) ?? Promise.resolve();
+  }
+
   /** Counts one more user of the login on this slot (logout happens when the last one leaves). */
   addLoginUser(slot: SlotId): void {
     const key = slot.toString('hex');
