@@ -17,7 +17,7 @@ import { type BatchMessage, fromErrorReply, type ReplyMessage, type WorkerInit }
 
 export interface JobExecutor {
   run(job: GcmJob): Promise<JobResult<unknown>>;
-  /** The session pool's calls (session-jobs.ts): a new logged-in session, or whether a touched one was logged in. */
+  /** A connection's calls (session-jobs.ts): the token found, a new logged-in session, or a boolean (touch: was it logged in). */
   session(job: SessionJob & { op: 'token' }): Promise<FoundToken>;
   session(job: SessionJob & { op: 'open' }): Promise<SessionHandle>;
   session(job: SessionJob): Promise<boolean>;

@@ -1,8 +1,9 @@
 /**
- * Entry of a PKCS#11 worker thread: runs the jobs of each batch (gcm-jobs.ts) one after the other,
- * and answers the batch in one message: requests' jobs (labels-job.ts too), and the session pool's (open and log in,
- * touch, close, log out; session-jobs.ts), whose sessions the main thread then adopts. It only
- * load()s the library: initialisation is process-wide and the main thread's.
+ * Entry of a PKCS#11 worker thread: runs the jobs of each batch one after the other and answers
+ * the batch in one message: requests' jobs (gcm-jobs.ts, labels-job.ts) and a connection's
+ * (session-jobs.ts: token lookup, open and log in, touch, close, log out, re-initialise), whose
+ * sessions the main thread then adopts. It only load()s the library: its first initialisation is
+ * the main thread's.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { asHsmError } from './errors';

@@ -1,8 +1,9 @@
 /**
  * A connection's PKCS#11 calls as jobs, so they run where a request's do (a PKCS#11 thread): an
- * HSM that stalls while its token is looked up, or a session is opened, logged in, exercised or
- * closed, stalls that thread, never the event loop. The PIN travels in the login-carrying jobs, within this process only; no
- * reply or error message carries it (module.ts builds C_Login's from the return code alone).
+ * HSM that stalls while its token is looked up, a session is opened, logged in, exercised or
+ * closed, or its library re-initialised, stalls that thread, never the event loop. The PIN travels
+ * in the login-carrying jobs, within this process only; no reply or error message carries it
+ * (module.ts builds C_Login's from the return code alone).
  */
 import type { Pkcs11Module, SessionHandle, SlotId, TokenSelector } from './pkcs11/module';
 import type { TokenInfo } from './types';
@@ -70,7 +71,7 @@ export function isSessionJob(job: { op: string }): job is SessionJob {
 export function runSessionJob(module: Pkcs11Module, job: SessionJob): FoundToken | SessionHandle | boolean {
   switch (job.op) {
     case 'token':
-      return module.findToken(selector(job));
+      return module.findToken(job);
     case 'open':
       return openLoggedIn(module, job);
     case 'login':
@@ -90,13 +91,6 @@ export function runSessionJob(module: Pkcs11Module, job: SessionJob): FoundToken
       module.finalizeAndInitialize(job.libraryParameters);
       return true;
   }
-}
-
-function selector(job: TokenJob): TokenSelector {
-  const found: TokenSelector = {};
-  if (job.label !== undefined) found.label = job.label;
-  if (job.serial !== undefined) found.serial = job.serial;
-  return found;
 }
 
 function openLoggedIn(module: Pkcs11Module, job: OpenJob): SessionHandle {
