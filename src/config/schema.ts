@@ -112,7 +112,7 @@ const HsmMember = Type.Object(
         minimum: 0,
         maximum: 1024,
         description:
-          'Threads that run this HSM\'s per-request PKCS#11 calls off the event loop, one call sequence at a time each, so a stalled HSM never stalls the proxy. Default: 1 for the software-token profiles (softhsm, nss: their crypto is this host\'s CPU, and more threads only add context switches), else sessionPoolSize (a network HSM waits on the wire, so threads are its concurrency). At most sessionPoolSize are used, since each call holds a session. 0 runs the calls on the main thread.',
+          'Threads that run this HSM\'s PKCS#11 calls (requests\', its sessions\' and key administration\'s) off the event loop, one call sequence at a time each, so a stalled HSM never stalls the proxy. Default: 1 for the software-token profiles (softhsm, nss: their crypto is this host\'s CPU, and more threads only add context switches), else sessionPoolSize (a network HSM waits on the wire, so threads are its concurrency). At most sessionPoolSize are used, since each call holds a session. 0 runs the calls on the main thread.',
       }),
     ),
     acquireTimeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000, default: 100, description: 'Longest wait for a free session (also bounded by limits.requestDeadlineMs) before DependencyTimeoutException.' })),

@@ -11,6 +11,7 @@ import { GCM_IV_BYTES, GCM_TAG_BYTES } from './gcm-sizes';
 import type { IvMode } from './vendor-profiles';
 import type { LabelsJob } from './labels-job';
 import type { SessionJob } from './session-jobs';
+import type { AdminJob } from './admin/admin-job';
 
 export interface EncryptJob {
   op: 'encrypt';
@@ -51,7 +52,7 @@ export interface KeyIdJob {
 export type GcmJob = EncryptJob | DecryptJob | AttributesJob | KeyIdJob;
 
 /** Every job a PKCS#11 thread runs: a request's, a token search for labels, or one of the session pool's. */
-export type Pkcs11Job = GcmJob | LabelsJob | SessionJob;
+export type Pkcs11Job = GcmJob | LabelsJob | SessionJob | AdminJob;
 
 export interface EncryptOutcome {
   iv: Buffer;

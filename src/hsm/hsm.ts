@@ -154,8 +154,8 @@ export class Hsm {
           onChange: sessionsReport.changed,
         },
       );
-      // The cache reports its searches through the observer, which needs the Hsm's id only.
-      const keys = new KeyHandleCache(module, (find) => timeSync(observer, options.id, 'find', find), options.keyHandleRecheckMs);
+      // Its searches run in jobs, which report their time with their results.
+      const keys = new KeyHandleCache(options.keyHandleRecheckMs);
       // On a PKCS#11 thread, tracked like a request's job (a re-initialisation waits for it).
       const exercise = async (session: SessionHandle): Promise<void> => {
         module.assertUsable();
@@ -264,8 +264,8 @@ export class Hsm {
    * administration. Not for requests: no metrics, no deadline, and it may search the token.
    */
   administer<T>(use: (token: TokenObjects) => T | Promise<T>): Promise<T> {
-    // Tracked, though its calls run here: a re-initialisation (on a PKCS#11 thread) must not finalize under them.
-    return this.withSession((session) => this.module.tracked(async () => use(new TokenObjects(this.module, session, this.keys))));
+    // Its calls are jobs on a PKCS#11 thread; tracked as a whole, so a re-initialisation waits for all of them.
+    return this.withSession((session) => this.module.tracked(async () => use(new TokenObjects(this.executor, session, this.keys, this.profile.kwpMechanism))));
   }
 
   poolStats(): PoolStats {
@@ -385,15 +385,3 @@ function reportSeconds(observer: HsmObserver | undefined, id: string, operation:
   }
 }
 
-function timeSync<T>(observer: HsmObserver | undefined, id: string, operation: HsmOperation, run: () => T): T {
-  const start = process.hrtime.bigint();
-  let outcome: 'ok' | HsmErrorKind = 'ok';
-  try {
-    return run();
-  } catch (error) {
-    outcome = asHsmError(error).kind;
-    throw error;
-  } finally {
-    report(observer, id, operation, start, outcome);
-  }
-}

@@ -61,27 +61,9 @@ export class KeyHandleCache {
   private readonly handles = new Map<string, CachedHandle>();
 
   constructor(
-    private readonly module: Pkcs11Module,
-    /** Wraps each token search, for metrics. */
-    private readonly timeFind: <T>(find: () => T) => T = (find) => find(),
     private readonly recheckMs = DEFAULT_KEY_HANDLE_RECHECK_MS,
     private readonly now: () => number = () => performance.now(),
   ) {}
-
-  resolve(session: SessionHandle, label: string): ObjectHandle {
-    const cached = this.handles.get(label);
-    if (cached !== undefined) {
-      if (this.now() - cached.checkedAt < this.recheckMs) return cached.handle;
-      if (this.stillNames(session, cached.handle, label)) {
-        cached.checkedAt = this.now();
-        return cached.handle;
-      }
-      this.invalidate(label, cached.handle);
-    }
-    const handle = this.timeFind(() => this.lookup(session, label));
-    this.handles.set(label, { handle, checkedAt: this.now() });
-    return handle;
-  }
 
   /** Forgets the label; with a handle, only if that is still the cached one (a racing op may have refreshed it). */
   invalidate(label: string, handle?: ObjectHandle): void {
@@ -89,19 +71,7 @@ export class KeyHandleCache {
     if (cached !== undefined && (handle === undefined || cached.handle.equals(handle))) this.handles.delete(label);
   }
 
-  /** Runs `use` with the key's handle; if the handle went stale, looks the label up again and retries once. */
-  async withKey<T>(session: SessionHandle, label: string, use: (handle: ObjectHandle) => T | Promise<T>): Promise<T> {
-    const handle = this.resolve(session, label);
-    try {
-      return await use(handle);
-    } catch (error) {
-      if (!(error instanceof HsmError) || !isStaleHandle(error.returnCode)) throw error;
-      this.invalidate(label, handle);
-      return await use(this.resolve(session, label));
-    }
-  }
-
-  /** The cached handle for a job that resolves the key off this thread (see withKeyRef). */
+  /** The cached handle for a job that resolves the key on a PKCS#11 thread (see withKeyRef). */
   ref(label: string): KeyRef {
     const cached = this.handles.get(label);
     if (cached === undefined) return { label, recheck: false };
@@ -114,14 +84,6 @@ export class KeyHandleCache {
     if (ref.handle !== undefined && !ref.handle.equals(resolved.handle)) this.invalidate(label, ref.handle);
     this.handles.set(label, { handle: resolved.handle, checkedAt: this.now() });
   }
-
-  private stillNames(session: SessionHandle, handle: ObjectHandle, label: string): boolean {
-    return stillNames(this.module, session, handle, label);
-  }
-
-  private lookup(session: SessionHandle, label: string): ObjectHandle {
-    return lookupKey(this.module, session, label);
-  }
 }
 
 function stillNames(module: Pkcs11Module, session: SessionHandle, handle: ObjectHandle, label: string): boolean {
@@ -129,7 +91,8 @@ function stillNames(module: Pkcs11Module, session: SessionHandle, handle: Object
   return found !== undefined && isAes256(found.info, label);
 }
 
-function lookupKey(module: Pkcs11Module, session: SessionHandle, label: string): ObjectHandle {
+/** The handle of the one AES-256 key with this label (KeyNotFound if none, Internal if several). */
+export function lookupKey(module: Pkcs11Module, session: SessionHandle, label: string): ObjectHandle {
   const keys = findAes256Keys(module, session, label);
   const [first] = keys;
   if (first === undefined) throw new HsmError('KeyNotFound', `no AES-256 secret key labelled "${label}"`);
@@ -165,8 +128,8 @@ function resolveRef(module: Pkcs11Module, session: SessionHandle, ref: KeyRef): 
 }
 
 /**
- * KeyHandleCache.withKey for code that cannot reach the cache (a worker thread): resolves the
- * ref, runs `use`, and if the handle went stale looks the label up again and retries once.
+ * Runs `use` with the key a ref names, on a PKCS#11 thread (the cache stays on the main thread):
+ * resolves the ref, runs `use`, and if the handle went stale looks the label up again and retries once.
  */
 export async function withKeyRef<T>(
   module: Pkcs11Module,

@@ -11,6 +11,7 @@ import { HsmError } from './errors';
 import { runJob, type GcmJob, type JobResult, type Pkcs11Job } from './gcm-jobs';
 import type { Pkcs11Module, SessionHandle } from './pkcs11/module';
 import { runLabelsJob } from './labels-job';
+import { runAdminJob, type AdminCall, type AdminResults } from './admin/admin-job';
 import { runSessionJob, type FoundToken, type SessionJob } from './session-jobs';
 import { decodeReplies, encodeJobs } from './pkcs11-worker-codec';
 import { type BatchMessage, fromErrorReply, type ReplyMessage, type WorkerInit } from './pkcs11-worker-protocol';
@@ -23,6 +24,8 @@ export interface JobExecutor {
   session(job: SessionJob): Promise<boolean>;
   /** Every AES-256 key label on the token (labels-job.ts). */
   labels(session: SessionHandle): Promise<string[]>;
+  /** One call of key administration (admin/admin-job.ts). */
+  admin<C extends AdminCall>(session: SessionHandle, call: C): Promise<AdminResults[C['name']]>;
   /** Call once no job is running (the session pool has drained). */
   close(): Promise<void>;
 }
@@ -44,6 +47,10 @@ export class InlineExecutor implements JobExecutor {
 
   async labels(session: SessionHandle): Promise<string[]> {
     return runLabelsJob(this.module, { op: 'labels', session });
+  }
+
+  async admin<C extends AdminCall>(session: SessionHandle, call: C): Promise<AdminResults[C['name']]> {
+    return runAdminJob(this.module, { op: 'admin', session, call }) as AdminResults[C['name']];
   }
 
   async close(): Promise<void> {}
@@ -120,6 +127,10 @@ export class WorkerExecutor implements JobExecutor {
 
   labels(session: SessionHandle): Promise<string[]> {
     return this.queued({ op: 'labels', session }) as Promise<string[]>;
+  }
+
+  admin<C extends AdminCall>(session: SessionHandle, call: C): Promise<AdminResults[C['name']]> {
+    return this.queued({ op: 'admin', session, call }) as Promise<AdminResults[C['name']]>;
   }
 
   private queued(job: Pkcs11Job): Promise<unknown> {

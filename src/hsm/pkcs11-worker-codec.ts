@@ -5,6 +5,7 @@
  * fields are few and fixed, so each is written in order and read back in the same order. Buffers
  * arrive as views of the message, not copies.
  */
+import type { AdminCall } from './admin/admin-job';
 import type { DecryptJob, EncryptJob, EncryptOutcome, JobResult, Pkcs11Job } from './gcm-jobs';
 import type { KeyRef, ResolvedKey } from './key-handles';
 import type { SecretKeyInfo } from './pkcs11/module';
@@ -13,7 +14,7 @@ import type { FoundToken, TokenJob } from './session-jobs';
 import type { TokenInfo, VerifyOutcome } from './types';
 import type { IvMode } from './vendor-profiles';
 
-const OPS = ['encrypt', 'decrypt', 'attributes', 'keyId', 'labels', 'token', 'open', 'login', 'touch', 'close', 'logout', 'reinit'] as const;
+const OPS = ['encrypt', 'decrypt', 'attributes', 'keyId', 'labels', 'token', 'open', 'login', 'touch', 'close', 'logout', 'reinit', 'admin'] as const;
 const IV_MODES: readonly IvMode[] = ['caller', 'hsm-overwrites', 'hsm-appends'];
 const VERIFICATIONS: ReadonlyArray<VerifyOutcome | undefined> = [undefined, 'decrypted-back', 'did-not-decrypt', 'key-cannot-decrypt'];
 /** The length written for an absent Buffer or string. */
@@ -144,6 +145,33 @@ function encoded(write: (sink: Sink) => void): ArrayBuffer {
   return writer.data;
 }
 
+/**
+ * Key administration's calls and answers (admin/admin-job.ts): rare, so JSON, with each Buffer
+ * (handles, CKA_ID, imported material) written as bytes beside it, never as text.
+ */
+function writeWithBuffers(sink: Sink, value: unknown): void {
+  const buffers: Uint8Array[] = [];
+  const json = JSON.stringify(value, function (this: Record<string, unknown>, key: string, field: unknown) {
+    // JSON.stringify has already turned a Buffer into {type, data} when the replacer sees it: look at the holder.
+    const original = this[key];
+    if (original instanceof Uint8Array) return { $bytes: buffers.push(original) - 1 };
+    return field;
+  });
+  sink.str(json);
+  sink.u32(buffers.length);
+  for (const bytes of buffers) sink.bytes(bytes);
+}
+
+function readWithBuffers(reader: Reader): unknown {
+  const json = reader.str() ?? 'null';
+  const count = reader.u32();
+  const buffers = Array.from({ length: count }, () => reader.need());
+  return JSON.parse(json, (_key, field: unknown) => {
+    const index = (field as { $bytes?: unknown } | null)?.$bytes;
+    return typeof index === 'number' ? buffers[index] : field;
+  });
+}
+
 // ---- jobs ---------------------------------------------------------------------------------
 
 function writeJob(sink: Sink, job: Pkcs11Job): void {
@@ -161,6 +189,7 @@ function writeJob(sink: Sink, job: Pkcs11Job): void {
   }
   sink.bytes(job.session);
   if (job.op === 'login') return sink.str(job.pin);
+  if (job.op === 'admin') return writeWithBuffers(sink, job.call);
   if (job.op === 'labels' || job.op === 'touch' || job.op === 'close' || job.op === 'logout') return;
   sink.str(job.key.label);
   sink.bytes(job.key.handle);
@@ -199,6 +228,7 @@ function readJob(reader: Reader): Pkcs11Job {
   if (op === 'open') return { op, slot: reader.need(), pin: reader.str() ?? '' };
   const session = reader.need();
   if (op === 'login') return { op, session, pin: reader.str() ?? '' };
+  if (op === 'admin') return { op, session, call: readWithBuffers(reader) as AdminCall };
   if (op === 'labels' || op === 'touch' || op === 'close' || op === 'logout') return { op, session };
   const label = reader.str() ?? '';
   const handle = reader.bytes();
@@ -254,6 +284,7 @@ function writeReply(sink: Sink, op: Pkcs11Job['op'], reply: JobReply): void {
   }
   if (op === 'open') return sink.bytes(reply.result as Buffer);
   if (op === 'labels') return sink.str(JSON.stringify(reply.result as string[]));
+  if (op === 'admin') return writeWithBuffers(sink, reply.result);
   if (op === 'login' || op === 'touch' || op === 'close' || op === 'logout' || op === 'reinit') return sink.u8(reply.result === true ? 1 : 0);
   const { value, key } = reply.result as JobResult<unknown>;
   sink.bytes(key.handle);
@@ -283,6 +314,7 @@ function readReply(reader: Reader, op: Pkcs11Job['op']): JobReply {
   if (op === 'token') return { result: { slot: reader.need(), description: JSON.parse(reader.str() ?? '{}') as TokenInfo } satisfies FoundToken };
   if (op === 'open') return { result: reader.need() };
   if (op === 'labels') return { result: JSON.parse(reader.str() ?? '[]') as string[] };
+  if (op === 'admin') return { result: readWithBuffers(reader) };
   if (op === 'login' || op === 'touch' || op === 'close' || op === 'logout' || op === 'reinit') return { result: reader.u8() === 1 };
   const handle = reader.need();
   const checked = reader.u8() === 1;

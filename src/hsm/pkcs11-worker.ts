@@ -1,8 +1,8 @@
 /**
  * Entry of a PKCS#11 worker thread: runs the jobs of each batch one after the other and answers
- * the batch in one message: requests' jobs (gcm-jobs.ts, labels-job.ts) and a connection's
+ * the batch in one message: requests' jobs (gcm-jobs.ts, labels-job.ts), a connection's
  * (session-jobs.ts: token lookup, open and log in, touch, close, log out, re-initialise), whose
- * sessions the main thread then adopts. It only load()s the library: its first initialisation is
+ * sessions the main thread then adopts, and key administration's (admin/admin-job.ts). It only load()s the library: its first initialisation is
  * the main thread's.
  */
 import { parentPort, workerData } from 'node:worker_threads';
@@ -12,6 +12,7 @@ import { loadInterposer } from './interposer-module';
 import { Pkcs11Module } from './pkcs11/module';
 import { decodeJobs, encodeReplies } from './pkcs11-worker-codec';
 import { runLabelsJob } from './labels-job';
+import { runAdminJob, zeroMaterial, type AdminJob } from './admin/admin-job';
 import { isSessionJob, runSessionJob } from './session-jobs';
 import { type BatchMessage, type ErrorReply, type JobReply, type ReplyMessage, type WorkerInit, errorReply } from './pkcs11-worker-protocol';
 
@@ -42,9 +43,18 @@ async function run(module: Pkcs11Module | ErrorReply, job: Pkcs11Job): Promise<J
   try {
     if (isSessionJob(job)) return { result: runSessionJob(module, job) };
     if (job.op === 'labels') return { result: runLabelsJob(module, job) };
+    if (job.op === 'admin') return runAdmin(module, job);
     return { result: await runJob(module, job, scratch) };
   } catch (error) {
     return { error: errorReply(asHsmError(error)) };
+  }
+}
+
+function runAdmin(module: Pkcs11Module, job: AdminJob): JobReply {
+  try {
+    return { result: runAdminJob(module, job) };
+  } finally {
+    zeroMaterial(job);
   }
 }
 

@@ -56,9 +56,9 @@ describe('hsm: connections handing over', function () {
     const order: string[] = [];
     try {
       const admin = hsm.administer(async (token) => {
-        token.aes256Keys();
+        await token.aes256Keys();
         await sleep(300);
-        token.aes256Keys();
+        await token.aes256Keys();
         order.push('administered');
       });
       await sleep(50);

@@ -144,28 +144,40 @@ describeEachImplementation('hsm: keys', ({ openTestHsm, expectHsmError }) => {
 
     it('reads the label through a cached handle at most once per keyHandleRecheckMs', async () => {
       const shim = reuseHandles();
-      const counting = await openTestHsm({ pkcs11InterposerModule: shim.module });
+      const counting = await openTestHsm({ pkcs11InterposerModule: shim.module, keyHandleRecheckMs: 1000 });
       try {
         const label = uniqueLabel('recheck');
         await createAesKey(counting, { label });
-        const { module, withSession } = hsmInternals(counting);
-        let now = 0;
-        const cache = new KeyHandleCache(module, undefined, 1000, () => now);
-        const reads = async (at: number) => {
-          now = at;
+        const reads = async () => {
           const before = shim.calls('C_GetAttributeValue');
-          await withSession((session) => cache.resolve(session, label));
+          await counting.encrypt(label, Buffer.from('x'), empty);
           return shim.calls('C_GetAttributeValue') - before;
         };
-        expect(await reads(0)).to.equal(1); // the lookup reads the key it found
-        expect(await reads(500)).to.equal(0);
-        expect(await reads(999)).to.equal(0);
-        expect(await reads(1000)).to.equal(1); // re-checked, still the key
-        expect(await reads(1500)).to.equal(0);
-        expect(await reads(2100)).to.equal(1);
+        expect(await reads()).to.equal(1); // the lookup reads the key it found
+        expect(await reads()).to.equal(0);
+        await new Promise((resolve) => setTimeout(resolve, 1050));
+        expect(await reads()).to.equal(1); // re-checked, still the key
+        expect(await reads()).to.equal(0);
       } finally {
         await counting.close();
       }
+    });
+
+    it('asks a job to re-check a cached handle once it is keyHandleRecheckMs old', () => {
+      let now = 0;
+      const cache = new KeyHandleCache(1000, () => now);
+      const handle = Buffer.from([1, 0, 0, 0, 0, 0, 0, 0]);
+      expect(cache.ref('k')).to.deep.equal({ label: 'k', recheck: false }); // nothing cached: the job looks it up
+      cache.learn('k', { label: 'k', recheck: false }, { handle, checked: true });
+      const recheckAt = (at: number) => {
+        now = at;
+        return cache.ref('k').recheck;
+      };
+      expect([recheckAt(500), recheckAt(999), recheckAt(1000)]).to.deep.equal([false, false, true]);
+      cache.learn('k', cache.ref('k'), { handle, checked: true });
+      expect([recheckAt(1500), recheckAt(2100)]).to.deep.equal([false, true]);
+      cache.learn('k', cache.ref('k'), { handle, checked: false }); // used unchecked: not fresher
+      expect(recheckAt(2200)).to.equal(true);
     });
   });
 });

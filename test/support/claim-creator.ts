@@ -40,7 +40,7 @@ async function main(): Promise<void> {
   const args = JSON.parse(process.argv[2] as string) as Args;
   if (args.count !== undefined) {
     const hsm = await Hsm.open({ ...args.options, pkcs11Threads: 0 });
-    const count = await hsm.administer((token) => token.aes256Keys(args.count).length);
+    const count = await hsm.administer(async (token) => (await token.aes256Keys(args.count)).length);
     await hsm.close();
     process.stdout.write(`${JSON.stringify(count)}\n`);
     return;

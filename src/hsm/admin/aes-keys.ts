@@ -21,26 +21,18 @@ export async function createAesKey(hsm: Hsm, key: NewAesKey): Promise<void> {
   if (key.value !== undefined && (!Buffer.isBuffer(key.value) || key.value.length !== KEY_BYTES)) {
     throw new HsmError('Internal', `an AES-256 key value must be ${KEY_BYTES} bytes`);
   }
-  await hsm.administer((token) => {
-    if (token.aes256Keys(key.label).length > 0) {
+  await hsm.administer(async (token) => {
+    if ((await token.aes256Keys(key.label)).length > 0) {
       throw new HsmError('Internal', `an AES-256 key labelled "${key.label}" already exists`);
     }
-    token.createAesKey(aesKeyTemplate(key));
+    await token.createAesKey(aesKeyTemplate(key));
     token.forget(key.label);
   });
 }
 
 /** The key material, for tests that cross-check GCM with node:crypto. Only extractable, non-sensitive keys. */
 export async function readKeyValue(hsm: Hsm, label: string): Promise<Buffer> {
-  return hsm.administer((token) =>
-    token.withAes256Key(label, (handle) => {
-      const info = token.keyInfo(handle);
-      if (!info.extractable || info.sensitive) {
-        throw new HsmError('KeyUsage', `key "${label}" is not extractable`);
-      }
-      return Buffer.from(token.keyValue(handle));
-    }),
-  );
+  return hsm.administer(async (token) => Buffer.from(await token.keyValue(label)));
 }
 
 export interface Claim {
@@ -78,23 +70,23 @@ export type ExclusiveCreateResult = 'created' | 'exists' | 'contended';
  */
 export async function createAesKeyOnce(hsm: Hsm, key: NewAesKey, claim: Claim): Promise<ExclusiveCreateResult> {
   return hsm.administer(async (token) => {
-    if (token.aes256Keys(key.label).length > 0) return 'exists';
-    const mine = token.createAesKey({
+    if ((await token.aes256Keys(key.label)).length > 0) return 'exists';
+    const mine = await token.createAesKey({
       ...aesKeyTemplate({ label: claim.label, encrypt: false, decrypt: false }),
       id: claim.id,
     });
     try {
       for (const wait of [0, claim.settleMs ?? CLAIM_SETTLE_MS]) {
         if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-        if (liveClaims(token, claim, mine) > 0) return 'contended';
-        if (token.aes256Keys(key.label).length > 0) return 'exists';
+        if ((await liveClaims(token, claim, mine)) > 0) return 'contended';
+        if ((await token.aes256Keys(key.label)).length > 0) return 'exists';
       }
-      token.createAesKey(aesKeyTemplate(key));
+      await token.createAesKey(aesKeyTemplate(key));
       token.forget(key.label);
       return 'created';
     } finally {
       try {
-        token.destroy(mine);
+        await token.destroy(mine);
       } catch {
         // a leftover claim expires (isStale) and is removed by the next creator
       }
@@ -103,18 +95,18 @@ export async function createAesKeyOnce(hsm: Hsm, key: NewAesKey, claim: Claim): 
 }
 
 /** Other creators' claims that are not stale; stale ones are destroyed on the way. */
-function liveClaims(token: TokenObjects, claim: Claim, mine: ObjectHandle): number {
+async function liveClaims(token: TokenObjects, claim: Claim, mine: ObjectHandle): Promise<number> {
   let live = 0;
-  for (const other of token.aes256Keys(claim.label)) {
+  for (const other of await token.aes256Keys(claim.label)) {
     if (other.handle.equals(mine)) continue;
-    const otherId = token.keyIdUnlessGone(other.handle);
+    const otherId = await token.keyIdUnlessGone(other.handle);
     if (otherId === undefined) continue; // its rotator already dropped it
     if (!claim.isStale(otherId)) {
       live += 1;
       continue;
     }
     try {
-      token.destroy(other.handle);
+      await token.destroy(other.handle);
     } catch {
       // someone else cleaned it up first
     }
@@ -124,9 +116,9 @@ function liveClaims(token: TokenObjects, claim: Claim, mine: ObjectHandle): numb
 
 /** Destroys every AES-256 key with exactly this label; returns how many there were. */
 export async function destroyAesKeys(hsm: Hsm, label: string): Promise<number> {
-  return hsm.administer((token) => {
-    const found = token.aes256Keys(label);
-    for (const { handle } of found) token.destroy(handle);
+  return hsm.administer(async (token) => {
+    const found = await token.aes256Keys(label);
+    for (const { handle } of found) await token.destroy(handle);
     token.forget(label);
     return found.length;
   });

@@ -2,26 +2,25 @@
  * The HSM layer's admin interface: the token's objects, seen through one pooled session of an open
  * Hsm (Hsm.administer). Key administration (./aes-keys.ts, ./wrapped-import.ts) works through this
  * and nothing else; requests never do. Handles are opaque and valid only inside administer().
+ * Every call is a job on the HSM's PKCS#11 thread (./admin-job.ts), so a serving proxy's scheduled
+ * rotation never runs a PKCS#11 call on the event loop.
  */
-import { findAes256Keys, unlessGone, type FoundKey, type KeyHandleCache } from '../key-handles';
-import type { ObjectHandle, Pkcs11Module, RsaPublicKey, SecretKeyInfo, SessionHandle, UnwrapMechanism } from '../pkcs11/module';
+import type { FoundKey, KeyHandleCache } from '../key-handles';
+import type { ObjectHandle, KwpMechanism, RsaPublicKey, SecretKeyInfo, SessionHandle, UnwrapMechanism } from '../pkcs11/module';
 import type { AesKeyTemplate } from '../pkcs11/templates';
+import type { JobExecutor } from '../pkcs11-executor';
 
 export class TokenObjects {
   constructor(
-    private readonly module: Pkcs11Module,
+    private readonly executor: JobExecutor,
     private readonly session: SessionHandle,
     private readonly keys: KeyHandleCache,
+    private readonly kwp: KwpMechanism,
   ) {}
 
   /** The AES-256 secret keys, all of them or those with one label. */
-  aes256Keys(label?: string): FoundKey[] {
-    return findAes256Keys(this.module, this.session, label);
-  }
-
-  /** Runs `use` with the handle of the one AES-256 key with this label (cached, re-checked if stale). */
-  withAes256Key<T>(label: string, use: (handle: ObjectHandle) => T | Promise<T>): Promise<T> {
-    return this.keys.withKey(this.session, label, use);
+  aes256Keys(label?: string): Promise<FoundKey[]> {
+    return this.executor.admin(this.session, label === undefined ? { name: 'aes256Keys' } : { name: 'aes256Keys', label });
   }
 
   /** Objects under this label changed: the request path must look it up again. */
@@ -29,45 +28,49 @@ export class TokenObjects {
     this.keys.invalidate(label);
   }
 
-  createAesKey(template: AesKeyTemplate): ObjectHandle {
-    return this.module.createAesKey(this.session, template);
+  createAesKey(template: AesKeyTemplate): Promise<ObjectHandle> {
+    return this.executor.admin(this.session, { name: 'createAesKey', template });
   }
 
-  unwrapAesKey(mechanism: UnwrapMechanism, unwrappingKey: ObjectHandle, wrapped: Buffer, template: AesKeyTemplate): ObjectHandle {
-    return this.module.unwrapAesKey(this.session, mechanism, unwrappingKey, wrapped, template);
+  unwrapAesKey(mechanism: UnwrapMechanism, unwrappingKey: ObjectHandle, wrapped: Buffer, template: AesKeyTemplate): Promise<ObjectHandle> {
+    return this.executor.admin(this.session, { name: 'unwrapAesKey', mechanism, kwp: this.kwp, unwrappingKey, wrapped, template });
   }
 
-  destroy(handle: ObjectHandle): void {
-    this.module.destroyObject(this.session, handle);
+  /**
+   * SoftHSM only (wrapped-import.ts): unwraps a temporary extractable copy, creates the token key
+   * from its material and destroys the copy, in one job, so the material never leaves the PKCS#11 thread.
+   */
+  createFromUnwrappedCopy(mechanism: UnwrapMechanism, unwrappingKey: ObjectHandle, wrapped: Buffer, template: AesKeyTemplate): Promise<ObjectHandle> {
+    return this.executor.admin(this.session, { name: 'createFromUnwrappedCopy', mechanism, kwp: this.kwp, unwrappingKey, wrapped, template });
   }
 
-  keyInfo(handle: ObjectHandle): SecretKeyInfo {
-    return this.module.readKeyInfo(this.session, handle);
+  async destroy(handle: ObjectHandle): Promise<void> {
+    await this.executor.admin(this.session, { name: 'destroy', handle });
   }
 
-  /** CKA_VALUE; the HSM refuses unless the key is extractable and not sensitive. */
-  keyValue(handle: ObjectHandle): Buffer {
-    return this.module.readKeyValue(this.session, handle);
+  keyInfo(handle: ObjectHandle): Promise<SecretKeyInfo> {
+    return this.executor.admin(this.session, { name: 'keyInfo', handle });
   }
 
-  keyId(handle: ObjectHandle): Buffer {
-    return this.module.readKeyId(this.session, handle);
+  /** CKA_VALUE of the one AES-256 key with this label; refused unless it is extractable and not sensitive. */
+  keyValue(label: string): Promise<Buffer> {
+    return this.executor.admin(this.session, { name: 'readKeyValue', label });
   }
 
   /** CKA_ID of an object found earlier; undefined if another process destroyed it since. */
-  keyIdUnlessGone(handle: ObjectHandle): Buffer | undefined {
-    return unlessGone(() => this.keyId(handle));
+  async keyIdUnlessGone(handle: ObjectHandle): Promise<Buffer | undefined> {
+    return (await this.executor.admin(this.session, { name: 'keyIdUnlessGone', handle })) ?? undefined;
   }
 
-  rsaKeys(kind: 'private' | 'public', label: string): ObjectHandle[] {
-    return this.module.findRsaKeys(this.session, kind, label);
+  rsaKeys(kind: 'private' | 'public', label: string): Promise<ObjectHandle[]> {
+    return this.executor.admin(this.session, { name: 'rsaKeys', kind, label });
   }
 
-  rsaPublicKey(handle: ObjectHandle): RsaPublicKey {
-    return this.module.readRsaPublicKey(this.session, handle);
+  rsaPublicKey(handle: ObjectHandle): Promise<RsaPublicKey> {
+    return this.executor.admin(this.session, { name: 'rsaPublicKey', handle });
   }
 
-  generateRsaWrappingKeyPair(options: { label: string; modulusBits: number; id?: Buffer }): void {
-    this.module.generateRsaWrappingKeyPair(this.session, options);
+  async generateRsaWrappingKeyPair(options: { label: string; modulusBits: number; id?: Buffer }): Promise<void> {
+    await this.executor.admin(this.session, { name: 'generateRsaWrappingKeyPair', options });
   }
 }

@@ -14,18 +14,18 @@ export type { RsaPublicKey, UnwrapMechanism };
 /** Creates an RSA key pair for wrapped import; refuses a label that already names an RSA key. */
 export async function createRsaWrappingKey(hsm: Hsm, options: { label: string; modulusBits: number; id?: Buffer }): Promise<void> {
   if (![2048, 3072, 4096].includes(options.modulusBits)) throw new HsmError('Internal', 'RSA wrapping keys are 2048, 3072 or 4096 bits');
-  await hsm.administer((token) => {
-    if (token.rsaKeys('private', options.label).length > 0 || token.rsaKeys('public', options.label).length > 0) {
+  await hsm.administer(async (token) => {
+    if ((await token.rsaKeys('private', options.label)).length > 0 || (await token.rsaKeys('public', options.label)).length > 0) {
       throw new HsmError('Internal', `an RSA key labelled "${options.label}" already exists`);
     }
-    token.generateRsaWrappingKeyPair(options);
+    await token.generateRsaWrappingKeyPair(options);
   });
 }
 
 /** The public half of an RSA wrapping key, to hand to whoever wraps the key material. */
 export async function rsaWrappingPublicKey(hsm: Hsm, label: string): Promise<RsaPublicKey> {
-  return hsm.administer((token) => {
-    const found = token.rsaKeys('public', label);
+  return hsm.administer(async (token) => {
+    const found = await token.rsaKeys('public', label);
     const [handle] = found;
     if (handle === undefined) throw new HsmError('KeyNotFound', `no RSA public key labelled "${label}"`);
     if (found.length > 1) throw new HsmError('Internal', `${found.length} RSA public keys are labelled "${label}"`);
@@ -52,21 +52,21 @@ export interface WrappedAesKeyImport {
  * needs the workaround below). Anything but a 32-byte AES key is destroyed again.
  */
 export async function importWrappedAesKey(hsm: Hsm, request: WrappedAesKeyImport): Promise<void> {
-  await hsm.administer((token) => {
-    if (token.aes256Keys(request.label).length > 0) {
+  await hsm.administer(async (token) => {
+    if ((await token.aes256Keys(request.label)).length > 0) {
       throw new HsmError('Internal', `an AES-256 key labelled "${request.label}" already exists`);
     }
     try {
-      unwrapInto(token);
+      await unwrapInto(token);
     } finally {
       token.forget(request.label);
     }
   });
 
-  function unwrapInto(token: TokenObjects): void {
+  async function unwrapInto(token: TokenObjects): Promise<void> {
     const unwrapping = request.mechanism === 'aes-key-wrap-pad'
-      ? token.aes256Keys(request.wrappingKeyLabel).map(({ handle }) => handle)
-      : token.rsaKeys('private', request.wrappingKeyLabel);
+      ? (await token.aes256Keys(request.wrappingKeyLabel)).map(({ handle }) => handle)
+      : await token.rsaKeys('private', request.wrappingKeyLabel);
     const [unwrappingKey] = unwrapping;
     const kind = request.mechanism === 'aes-key-wrap-pad' ? 'AES-256 key' : 'RSA private key';
     if (unwrappingKey === undefined) throw new HsmError('KeyNotFound', `no ${kind} labelled "${request.wrappingKeyLabel}" to unwrap with`);
@@ -77,41 +77,18 @@ export async function importWrappedAesKey(hsm: Hsm, request: WrappedAesKeyImport
       valueLen: undefined,
       ...(request.id ? { id: request.id } : {}),
     };
-    const handle = token.unwrapAesKey(request.mechanism, unwrappingKey, request.wrapped, template);
-    const info = token.keyInfo(handle);
+    const handle = await token.unwrapAesKey(request.mechanism, unwrappingKey, request.wrapped, template);
+    const info = await token.keyInfo(handle);
     if (info.isAes && info.valueLen === KEY_BYTES) return;
-    token.destroy(handle);
+    await token.destroy(handle);
     if (info.valueLen !== 0) throw new HsmError('Internal', `the wrapped key is ${info.valueLen} bytes; only AES-256 (32-byte) keys can be imported`);
     if (!isSoftHsm(hsm)) {
       throw new HsmError('Internal', 'the HSM did not record the length (CKA_VALUE_LEN) of the unwrapped key, so it cannot be verified as AES-256; nothing was imported');
     }
     // SoftHSM 2.6 leaves CKA_VALUE_LEN at 0 on unwrapped keys and refuses to set it, so the key
-    // would never be found as AES-256. SoftHSM runs inside this process: reading the material from
-    // a temporary session copy and creating the token key from it crosses no boundary that its
-    // own unwrap did not. Never done for any other token.
-    const temporary = token.unwrapAesKey(request.mechanism, unwrappingKey, request.wrapped, {
-      ...template,
-      label: 'xks-import-temporary',
-      token: false,
-      encrypt: false,
-      decrypt: false,
-      wrap: false,
-      unwrap: false,
-      extractable: true,
-      sensitive: false,
-      id: undefined,
-    });
-    try {
-      const value = token.keyValue(temporary);
-      try {
-        if (value.length !== KEY_BYTES) throw new HsmError('Internal', `the wrapped key is ${value.length} bytes; only AES-256 (32-byte) keys can be imported`);
-        token.createAesKey({ ...template, value });
-      } finally {
-        value.fill(0);
-      }
-    } finally {
-      token.destroy(temporary);
-    }
+    // would never be found as AES-256: it is made again from a temporary copy's material, in one
+    // job on the PKCS#11 thread (admin-job.ts). Never done for any other token.
+    await token.createFromUnwrappedCopy(request.mechanism, unwrappingKey, request.wrapped, template);
   }
 }
 

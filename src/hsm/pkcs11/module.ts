@@ -386,8 +386,9 @@ export class Pkcs11Module {
   }
 
   /** C_UnwrapKey into a new AES secret key with exactly the template's flags. */
-  unwrapAesKey(session: SessionHandle, mechanism: UnwrapMechanism, unwrappingKey: ObjectHandle, wrapped: Buffer, key: AesKeyTemplate): ObjectHandle {
-    return objects.unwrapAesKey(this.lib, session, unwrapMechanism(mechanism, this.kwpMechanism), unwrappingKey, wrapped, key);
+  /** kwp: the HSM profile's key-wrap-with-padding mechanism, when this view was not given it (a PKCS#11 thread's). */
+  unwrapAesKey(session: SessionHandle, mechanism: UnwrapMechanism, unwrappingKey: ObjectHandle, wrapped: Buffer, key: AesKeyTemplate, kwp: KwpMechanism = this.kwpMechanism): ObjectHandle {
+    return objects.unwrapAesKey(this.lib, session, unwrapMechanism(mechanism, kwp), unwrappingKey, wrapped, key);
   }
 
   destroyObject(session: SessionHandle, object: ObjectHandle): void {

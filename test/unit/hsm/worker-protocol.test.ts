@@ -81,6 +81,30 @@ describe('hsm: PKCS#11 worker protocol', () => {
     expect(reply?.result).to.equal(undefined);
   });
 
+  it("key administration's calls and answers arrive with every Buffer as bytes, nested or not, and null as null", () => {
+    const material = Buffer.alloc(32, 9);
+    const template = { label: 'k', value: material, token: true, private: true, encrypt: true, decrypt: true, wrap: false, unwrap: false, sign: false, verify: false, derive: false, extractable: false, sensitive: true };
+    const jobs: Pkcs11Job[] = [
+      { op: 'admin', session, call: { name: 'createAesKey', template } },
+      { op: 'admin', session, call: { name: 'aes256Keys' } },
+      { op: 'admin', session, call: { name: 'unwrapAesKey', mechanism: 'aes-key-wrap-pad', kwp: 'CKM_AES_KEY_WRAP_KWP', unwrappingKey: handle, wrapped: Buffer.from('wrapped'), template: { ...template, value: undefined } } },
+    ];
+    const data = encodeJobs(jobs);
+    expect(Buffer.from(data).includes(material), 'the material is in the message as bytes').to.equal(true);
+    expect(Buffer.from(data).includes(Buffer.from(material.toString('base64'))), 'and not as text').to.equal(false);
+    const [create, search, unwrap] = decodeJobs(crossed(data));
+    expect(create).to.deep.equal(jobs[0]);
+    expect(Buffer.isBuffer((create as { call: { template: { value: Buffer } } }).call.template.value)).to.equal(true);
+    expect(search).to.deep.equal(jobs[1]);
+    expect((unwrap as { call: { template: object } }).call.template).not.to.have.property('value');
+    expect((unwrap as { call: { unwrappingKey: Buffer } }).call.unwrappingKey.equals(handle)).to.equal(true);
+
+    const found = [{ handle, info: { label: 'k', isAes: true, valueLen: 32 } }];
+    const ops = ['admin', 'admin', 'admin'] as const;
+    const replies = decodeReplies(ops, crossed(encodeReplies(ops, [{ result: found }, { result: null }, { result: handle }])));
+    expect(replies).to.deep.equal([{ result: found }, { result: null }, { result: handle }]);
+  });
+
   it('an HsmError crosses as data with its kind, message and CKR name', () => {
     const error = fromErrorReply(structuredClone(errorReply(new HsmError('Device', 'C_EncryptInit failed: CKR_DEVICE_ERROR', 'CKR_DEVICE_ERROR'))));
     expect(error).to.be.instanceOf(HsmError);
