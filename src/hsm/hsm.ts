@@ -104,27 +104,35 @@ export class Hsm {
     const profile = vendorProfile(options.profile);
     const authFailureCodes = options.decryptAuthFailureCodes ? new Set(options.decryptAuthFailureCodes) : profile.authFailureCodes;
     const interposer = options.pkcs11Interposer ?? (options.pkcs11InterposerModule ? loadInterposer(options.pkcs11InterposerModule) : undefined);
-    const module = Pkcs11Module.acquire(options.modulePath, {
+    const viewOptions = {
       authFailureCodes,
       ...(interposer ? { interposer } : {}),
       ...(options.libraryParameters !== undefined ? { libraryParameters: options.libraryParameters } : {}),
       kwpMechanism: profile.kwpMechanism,
-    });
+    };
+    let acquired: Pkcs11Module | undefined;
     let loggedInSlot: SlotId | undefined;
     let executor: { executor: JobExecutor; release(): void } | undefined;
     const sessionsReport = coalescedSessionsReport(observer, options.id);
     try {
       const workers = pkcs11ThreadCount(options.pkcs11Threads, options.sessionPoolSize, profile);
       if (workers === 0) {
-        executor = { executor: new InlineExecutor(module), release: () => undefined };
+        acquired = Pkcs11Module.acquire(options.modulePath, viewOptions);
+        executor = { executor: new InlineExecutor(acquired), release: () => undefined };
       } else {
         const init = {
-          modulePath: module.path,
+          modulePath: Pkcs11Module.libraryKey(options.modulePath),
           authFailureCodes: [...authFailureCodes].sort(),
           ...(options.pkcs11InterposerModule ? { interposer: options.pkcs11InterposerModule } : {}),
         };
         executor = await leaseWorkerExecutor(options.id, init, workers);
+        const threads = executor.executor;
+        // The library's first C_Initialize on a PKCS#11 thread too: a network HSM's may take seconds.
+        acquired = await Pkcs11Module.acquireInitialisedBy(options.modulePath, viewOptions, (libraryParameters) =>
+          threads.session({ op: 'init', ...(libraryParameters !== undefined ? { libraryParameters } : {}) }),
+        );
       }
+      const module = acquired;
       const jobs = executor.executor;
       // On a PKCS#11 thread too: a network HSM may answer C_GetTokenInfo slowly, or not at all.
       const token = { op: 'token', ...(options.tokenLabel ? { label: options.tokenLabel } : {}), ...(options.tokenSerial ? { serial: options.tokenSerial } : {}) } as const;
@@ -165,8 +173,8 @@ export class Hsm {
     } catch (error) {
       executor?.release();
       // The pool has closed what it opened; just give back our share of the login.
-      if (loggedInSlot !== undefined) module.removeLoginUser(loggedInSlot);
-      module.release();
+      if (loggedInSlot !== undefined) acquired?.removeLoginUser(loggedInSlot);
+      acquired?.release();
       throw asHsmError(error);
     }
   }

@@ -33,7 +33,8 @@ export class LibraryGroup {
     this.label = path.basename(modulePath);
     this.backoff = new Backoff({ initialMs: env.recovery.initialBackoffMs, maxMs: env.recovery.maxBackoffMs });
     try {
-      this.pin = Pkcs11Module.acquire(modulePath);
+      // Loaded, not initialised: the first member to connect initialises it, on a PKCS#11 thread.
+      this.pin = Pkcs11Module.attach(modulePath);
     } catch {
       // The library does not load: members report that when they try to connect.
     }
@@ -82,11 +83,11 @@ export class LibraryGroup {
       for (const member of this.members) member.suspend('the PKCS#11 module is being re-initialised');
       let ok = false;
       try {
-        this.pin ??= Pkcs11Module.acquire(this.modulePath);
+        this.pin ??= Pkcs11Module.attach(this.modulePath);
         await this.pin.reinitialize(this.env.recovery.drainTimeoutMs, await this.offTheEventLoop());
         // Our view belongs to the old generation now: take a fresh one (unless we closed meanwhile).
         const old = this.pin;
-        this.pin = this.closed ? undefined : Pkcs11Module.acquire(this.modulePath);
+        this.pin = this.closed ? undefined : Pkcs11Module.attach(this.modulePath);
         old.release();
         ok = true;
         this.env.observer?.moduleReinit?.(this.label, 'ok');

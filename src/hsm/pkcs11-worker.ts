@@ -1,9 +1,10 @@
 /**
  * Entry of a PKCS#11 worker thread: runs the jobs of each batch one after the other and answers
  * the batch in one message: requests' jobs (gcm-jobs.ts, labels-job.ts), a connection's
- * (session-jobs.ts: token lookup, open and log in, touch, close, log out, re-initialise), whose
- * sessions the main thread then adopts, and key administration's (admin/admin-job.ts). It only load()s the library: its first initialisation is
- * the main thread's.
+ * (session-jobs.ts: the library's first initialisation, token lookup, open and log in, touch,
+ * close, log out, re-initialise), whose sessions the main thread then adopts, and key
+ * administration's (admin/admin-job.ts). Its view only load()s the library: initialising it is
+ * a job, which the main thread's registry asks for (library.ts initializeOnce).
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { asHsmError } from './errors';

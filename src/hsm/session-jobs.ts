@@ -1,7 +1,7 @@
 /**
  * A connection's PKCS#11 calls as jobs, so they run where a request's do (a PKCS#11 thread): an
- * HSM that stalls while its token is looked up, a session is opened, logged in, exercised or
- * closed, or its library re-initialised, stalls that thread, never the event loop. The PIN travels
+ * HSM that stalls while its library is initialised or re-initialised, its token is looked up, or a
+ * session is opened, logged in, exercised or closed, stalls that thread, never the event loop. The PIN travels
  * in the login-carrying jobs, within this process only; no reply or error message carries it
  * (module.ts builds C_Login's from the return code alone).
  */
@@ -59,9 +59,15 @@ export interface ReinitJob {
   libraryParameters?: string;
 }
 
-export type SessionJob = TokenJob | OpenJob | LoginJob | TouchJob | CloseJob | LogoutJob | ReinitJob;
+/** The library's first C_Initialize (library.ts initializeOnce); answers false if it already was initialized. */
+export interface InitJob {
+  op: 'init';
+  libraryParameters?: string;
+}
 
-const SESSION_OPS: ReadonlySet<string> = new Set<SessionJob['op']>(['token', 'open', 'login', 'touch', 'close', 'logout', 'reinit']);
+export type SessionJob = TokenJob | OpenJob | LoginJob | TouchJob | CloseJob | LogoutJob | ReinitJob | InitJob;
+
+const SESSION_OPS: ReadonlySet<string> = new Set<SessionJob['op']>(['token', 'open', 'login', 'touch', 'close', 'logout', 'reinit', 'init']);
 
 export function isSessionJob(job: { op: string }): job is SessionJob {
   return SESSION_OPS.has(job.op);
@@ -90,6 +96,8 @@ export function runSessionJob(module: Pkcs11Module, job: SessionJob): FoundToken
     case 'reinit':
       module.finalizeAndInitialize(job.libraryParameters);
       return true;
+    case 'init':
+      return module.initialize(job.libraryParameters);
   }
 }
 

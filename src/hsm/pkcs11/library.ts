@@ -11,11 +11,15 @@ import type { SessionHandle } from './handles';
 
 export interface LoadedLibrary {
   readonly lib: pkcs11js.PKCS11;
-  /** What C_Initialize was (and is, on re-initialisation) given besides the locking flag. */
-  readonly libraryParameters: string | undefined;
+  /** What C_Initialize was (and is, on re-initialisation) given besides the locking flag: its first caller's. */
+  libraryParameters: string | undefined;
   refs: number;
-  /** False when someone outside this registry had already initialized the library. */
-  readonly ownsInitialize: boolean;
+  /** C_Initialize has run (here, on a PKCS#11 thread, or outside this registry). */
+  initialized: boolean;
+  /** One of ours succeeded, so the last release finalizes; false if someone outside had initialized the library. */
+  ownsInitialize: boolean;
+  /** The first initialisation, while it runs on a PKCS#11 thread (initializeOnce). */
+  initializing: Promise<void> | undefined;
   /** Login is per application and token, not per session: count users per slot. */
   readonly logins: Map<string, number>;
   /** Bumped by every re-initialisation: handles from an older generation are dead. */
@@ -52,15 +56,70 @@ export function loadedModules(): Array<{ path: string; refs: number; generation:
 }
 
 /**
- * The library under `key`, loaded (and, unless `initialize` is false, C_Initialized) on first use.
- * A worker thread passes initialize false: initialisation is process-wide and the main thread's.
+ * The library under `key`, loaded on first use and, unless `initialize` is false, C_Initialized
+ * here if it is not yet. A worker thread passes false (initialisation is process-wide, and the
+ * main thread's), and so does a first initialisation that runs on a PKCS#11 thread (initializeOnce).
  */
 export function libraryFor(key: string, libraryParameters: string | undefined, initialize: boolean): LoadedLibrary {
   const found = registry.get(key);
-  if (found !== undefined) return found;
-  const entry = load(key, libraryParameters, initialize);
+  if (found !== undefined) {
+    if (initialize && !found.initialized) initializeHere(found, libraryParameters);
+    return found;
+  }
+  const entry = load(key);
+  if (initialize) {
+    try {
+      initializeHere(entry, libraryParameters);
+    } catch (error) {
+      entry.lib.close();
+      throw error;
+    }
+  }
   registry.set(key, entry);
   return entry;
+}
+
+/** Runs C_Initialize somewhere else (a PKCS#11 thread); resolves true if it initialized, false if already initialized. */
+export type FirstInitialisation = (libraryParameters: string | undefined) => Promise<boolean>;
+
+/**
+ * The library's first C_Initialize, by `initialize` (a PKCS#11 thread: a network HSM's library
+ * may take seconds to reach its appliances), unless it has run. Concurrent callers share one.
+ */
+export function initializeOnce(entry: LoadedLibrary, libraryParameters: string | undefined, initialize: FirstInitialisation): Promise<void> {
+  if (entry.initialized) return Promise.resolve();
+  entry.initializing ??= (async () => {
+    try {
+      const ours = await initialize(libraryParameters);
+      initialized(entry, libraryParameters, ours);
+    } finally {
+      entry.initializing = undefined;
+    }
+  })();
+  return entry.initializing;
+}
+
+/** C_Initialize here, on this thread (pkcs11Threads 0, re-initialisation's fallback, the CLI's views). */
+function initializeHere(entry: LoadedLibrary, libraryParameters: string | undefined): void {
+  initialized(entry, libraryParameters, initializeLibrary(entry.lib, libraryParameters));
+}
+
+function initialized(entry: LoadedLibrary, libraryParameters: string | undefined, ours: boolean): void {
+  if (!entry.initialized) entry.libraryParameters = libraryParameters;
+  entry.initialized = true;
+  if (ours) entry.ownsInitialize = true;
+}
+
+/** C_Initialize; true if it initialized the library, false if it already was (CKR_CRYPTOKI_ALREADY_INITIALIZED). */
+export function initializeLibrary(api: pkcs11js.PKCS11, libraryParameters: string | undefined): boolean {
+  try {
+    api.C_Initialize(initializeArgs(libraryParameters));
+    return true;
+  } catch (error) {
+    const hsmError = toHsmError(error, 'C_Initialize', 'other');
+    if (hsmError.returnCode !== 'CKR_CRYPTOKI_ALREADY_INITIALIZED') throw hsmError;
+    return false;
+  }
 }
 
 /** The last reference is gone: finalize (if we initialized) and unload. */
@@ -86,9 +145,12 @@ export function reinitialize(entry: LoadedLibrary, api: pkcs11js.PKCS11, drainTi
   entry.reinitializing ??= (async () => {
     try {
       await drain(entry, drainTimeoutMs);
+      // Never initialised (its first connect failed before C_Initialize): the next connect does it, with its parameters.
+      if (!entry.initialized && entry.initializing === undefined) return;
       if (cycle !== undefined) await cycle(entry.libraryParameters);
       else finalizeAndInitialize(api, entry.libraryParameters);
       entry.generation += 1;
+      entry.initialized = true;
       entry.logins.clear();
       entry.sessions.clear();
     } finally {
@@ -105,12 +167,7 @@ export function finalizeAndInitialize(api: pkcs11js.PKCS11, libraryParameters: s
   } catch {
     // already finalized (CKR_CRYPTOKI_NOT_INITIALIZED): initializing is what matters
   }
-  try {
-    api.C_Initialize(initializeArgs(libraryParameters));
-  } catch (error) {
-    const hsmError = toHsmError(error, 'C_Initialize', 'other');
-    if (hsmError.returnCode !== 'CKR_CRYPTOKI_ALREADY_INITIALIZED') throw hsmError;
-  }
+  initializeLibrary(api, libraryParameters);
 }
 
 /** Resolves when no async call runs on the library any more (Pkcs11Module.tracked wakes the waiters). */
@@ -137,7 +194,7 @@ function initializeArgs(libraryParameters: string | undefined): pkcs11js.Initial
     : { flags: pkcs11js.CKF_OS_LOCKING_OK, libraryParameters };
 }
 
-function load(modulePath: string, libraryParameters: string | undefined, initialize: boolean): LoadedLibrary {
+function load(modulePath: string): LoadedLibrary {
   const lib = new pkcs11js.PKCS11();
   try {
     lib.load(modulePath);
@@ -145,24 +202,13 @@ function load(modulePath: string, libraryParameters: string | undefined, initial
     const detail = error instanceof Error ? error.message : String(error);
     throw new HsmError('Device', `cannot load PKCS#11 module ${modulePath}: ${detail}`);
   }
-  let ownsInitialize = initialize;
-  if (initialize) {
-    try {
-      lib.C_Initialize(initializeArgs(libraryParameters));
-    } catch (error) {
-      const hsmError = toHsmError(error, 'C_Initialize', 'other');
-      if (hsmError.returnCode !== 'CKR_CRYPTOKI_ALREADY_INITIALIZED') {
-        lib.close();
-        throw hsmError;
-      }
-      ownsInitialize = false;
-    }
-  }
   return {
     lib,
-    libraryParameters,
+    libraryParameters: undefined,
     refs: 0,
-    ownsInitialize,
+    initialized: false,
+    ownsInitialize: false,
+    initializing: undefined,
     logins: new Map(),
     generation: 0,
     sessions: new Map(),

@@ -8,7 +8,7 @@ import { HsmError } from '../errors';
 import type { TokenInfo } from '../types';
 import { call, callAsync, returnCodeOf } from './errors';
 import type { ObjectHandle, Pkcs11Interposer, SessionHandle, SlotId } from './handles';
-import { finalizeAndInitialize, libraryFor, libraryKey, reinitialize, unload, type InitialisationCycle, type LoadedLibrary } from './library';
+import { finalizeAndInitialize, initializeLibrary, initializeOnce, libraryFor, libraryKey, reinitialize, unload, type FirstInitialisation, type InitialisationCycle, type LoadedLibrary } from './library';
 import { gcm, unwrapMechanism, type KwpMechanism, type UnwrapMechanism } from './mechanisms';
 import * as objects from './objects';
 import type { RsaPublicKey, SecretKeyInfo } from './objects';
@@ -71,20 +71,39 @@ export class Pkcs11Module {
     this.blocking = options.blocking === true;
   }
 
+  /** Loads and, if no one has yet, C_Initializes the library here, on this thread. */
   static acquire(modulePath: string, options: ModuleViewOptions = {}): Pkcs11Module {
     const key = libraryKey(modulePath);
     const entry = libraryFor(key, options.libraryParameters, true);
-    if (entry.libraryParameters !== options.libraryParameters) {
-      // One library per process is initialised once: a second configuration would silently be ignored.
-      throw new HsmError('Internal', `PKCS#11 module ${key} is already loaded with other library parameters`);
-    }
+    assertSameParameters(key, entry, options);
     entry.refs += 1;
     return new Pkcs11Module(key, entry, options);
   }
 
   /**
-   * For a worker thread: loads the library without C_Initialize. Its initialisation is
-   * process-wide and belongs to the main thread's acquire(), which also re-initialises it.
+   * Loads the library here and has `initialize` (a PKCS#11 thread's job) run its first
+   * C_Initialize, unless that has run: a network HSM's library may take seconds in it, and the
+   * event loop must not wait. Concurrent callers share that one initialisation.
+   */
+  static async acquireInitialisedBy(modulePath: string, options: ModuleViewOptions, initialize: FirstInitialisation): Promise<Pkcs11Module> {
+    const key = libraryKey(modulePath);
+    const entry = libraryFor(key, options.libraryParameters, false);
+    entry.refs += 1;
+    try {
+      await initializeOnce(entry, options.libraryParameters, initialize);
+      assertSameParameters(key, entry, options);
+    } catch (error) {
+      entry.refs -= 1;
+      if (entry.refs === 0) unload(key, entry);
+      throw error;
+    }
+    return new Pkcs11Module(key, entry, options);
+  }
+
+  /**
+   * Loads the library without C_Initialize: a worker thread's view (whose registry is its own;
+   * initialisation is process-wide, and the main thread's registry asks for it), or a reference
+   * that only keeps the library loaded (library-group.ts).
    */
   static attach(modulePath: string, options: ModuleViewOptions = {}): Pkcs11Module {
     const key = libraryKey(modulePath);
@@ -113,6 +132,11 @@ export class Pkcs11Module {
    */
   reinitialize(drainTimeoutMs: number, cycle?: InitialisationCycle): Promise<void> {
     return reinitialize(this.entry, this.api, drainTimeoutMs, cycle);
+  }
+
+  /** The first C_Initialize, on a PKCS#11 thread; false if the library already was initialized. */
+  initialize(libraryParameters: string | undefined): boolean {
+    return initializeLibrary(this.api, libraryParameters);
   }
 
   /** C_Finalize + C_Initialize and nothing else: a PKCS#11 thread's part of a re-initialisation. */
@@ -393,5 +417,12 @@ export class Pkcs11Module {
 
   destroyObject(session: SessionHandle, object: ObjectHandle): void {
     objects.destroyObject(this.lib, session, object);
+  }
+}
+
+/** One library per process is initialised once: a second configuration would silently be ignored. */
+function assertSameParameters(key: string, entry: LoadedLibrary, options: ModuleViewOptions): void {
+  if (entry.libraryParameters !== options.libraryParameters) {
+    throw new HsmError('Internal', `PKCS#11 module ${key} is already loaded with other library parameters`);
   }
 }

@@ -1,0 +1,45 @@
+/**
+ * A library's first C_Initialize runs on the HSM's PKCS#11 thread: a network HSM's library that
+ * takes 1.5 s there (reaching its appliances) holds that thread, not the event loop, when the
+ * first HSM of that library connects (at startup, or when a config reload adds it). Measured in a
+ * fresh process (test/support/first-initialise.ts), where the library is not loaded yet.
+ */
+import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { hsmOptions } from './helpers';
+
+const CHILD = join(__dirname, '../support/first-initialise.js');
+const STALL_MS = 1500;
+
+interface Measured {
+  longestGapMs: number;
+  openMs: number;
+  initializeCalls: number;
+  mainThreadInitializeCalls: number;
+}
+
+function measure(pkcs11Threads: number): Promise<Measured> {
+  const options = hsmOptions({ id: 'first-init', sessionPoolSize: 2, pkcs11Threads });
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CHILD, JSON.stringify({ options, stallMs: STALL_MS })], { env: process.env });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(JSON.parse(out) as Measured) : reject(new Error(`first-initialise exited ${String(code)}: ${err}`))));
+  });
+}
+
+describe('hsm: a library\'s first initialisation off the event loop', function () {
+  this.timeout(60_000);
+
+  it(`C_Initialize blocking ${STALL_MS} ms while the first HSM of a library connects does not stall the event loop`, async () => {
+    const measured = await measure(1);
+    expect(measured.initializeCalls, 'the first C_Initialize went through the shim').to.equal(1);
+    expect(measured.mainThreadInitializeCalls, 'and ran on the PKCS#11 thread').to.equal(0);
+    expect(measured.openMs, 'the connection waited for it').to.be.at.least(STALL_MS - 100);
+    expect(measured.longestGapMs, `longest gap between timers: ${measured.longestGapMs.toFixed(1)} ms`).to.be.below(STALL_MS / 3);
+  });
+});
