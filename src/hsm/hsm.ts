@@ -117,7 +117,7 @@ export class Hsm {
     try {
       const workers = pkcs11ThreadCount(options.pkcs11Threads, options.sessionPoolSize, profile);
       if (workers === 0) {
-        acquired = Pkcs11Module.acquire(options.modulePath, viewOptions);
+        acquired = await Pkcs11Module.acquire(options.modulePath, viewOptions);
         executor = { executor: new InlineExecutor(acquired), release: () => undefined };
       } else {
         const init = {
@@ -128,7 +128,7 @@ export class Hsm {
         executor = await leaseWorkerExecutor(options.id, init, workers);
         const threads = executor.executor;
         // The library's first C_Initialize on a PKCS#11 thread too: a network HSM's may take seconds.
-        acquired = await Pkcs11Module.acquireInitialisedBy(options.modulePath, viewOptions, (libraryParameters) =>
+        acquired = await Pkcs11Module.acquire(options.modulePath, viewOptions, (libraryParameters) =>
           threads.session({ op: 'init', ...(libraryParameters !== undefined ? { libraryParameters } : {}) }),
         );
       }
@@ -273,7 +273,7 @@ export class Hsm {
    */
   administer<T>(use: (token: TokenObjects) => T | Promise<T>): Promise<T> {
     // Its calls are jobs on a PKCS#11 thread; tracked as a whole, so a re-initialisation waits for all of them.
-    return this.withSession((session) => this.module.tracked(async () => use(new TokenObjects(this.executor, session, this.keys, this.profile.kwpMechanism))));
+    return this.withSession((session) => this.module.tracked(async () => use(new TokenObjects(this.executor, session, this.keys, this.profile.kwpMechanism, () => this.module.assertUsable()))));
   }
 
   poolStats(): PoolStats {

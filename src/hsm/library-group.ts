@@ -84,14 +84,18 @@ export class LibraryGroup {
       let ok = false;
       try {
         this.pin ??= Pkcs11Module.attach(this.modulePath);
-        await this.pin.reinitialize(this.env.recovery.drainTimeoutMs, await this.offTheEventLoop());
-        // Our view belongs to the old generation now: take a fresh one (unless we closed meanwhile).
-        const old = this.pin;
-        this.pin = this.closed ? undefined : Pkcs11Module.attach(this.modulePath);
-        old.release();
+        if (await this.pin.reinitialize(this.env.recovery.drainTimeoutMs, await this.offTheEventLoop())) {
+          // Our view belongs to the old generation now: take a fresh one (unless we closed meanwhile).
+          const old = this.pin;
+          this.pin = this.closed ? undefined : Pkcs11Module.attach(this.modulePath);
+          old.release();
+          this.env.observer?.moduleReinit?.(this.label, 'ok');
+          this.env.log('info', 'pkcs11 module re-initialised', about);
+        } else {
+          // No connect got as far as C_Initialize: the members' next connect initialises it.
+          this.env.log('info', 'pkcs11 module never initialised: nothing to re-initialise', about);
+        }
         ok = true;
-        this.env.observer?.moduleReinit?.(this.label, 'ok');
-        this.env.log('info', 'pkcs11 module re-initialised', about);
       } catch (error) {
         this.env.observer?.moduleReinit?.(this.label, 'failed');
         this.env.log('error', 'pkcs11 module re-initialisation failed', { module: this.label, reason: asHsmError(error).message });

@@ -147,19 +147,25 @@ function encoded(write: (sink: Sink) => void): ArrayBuffer {
 
 /**
  * Key administration's calls and answers (admin/admin-job.ts): rare, so JSON, with each Buffer
- * (handles, CKA_ID, imported material) written as bytes beside it, never as text.
+ * (handles, CKA_ID, imported material) written as bytes beside it, never as text: replaced by
+ * {$bytes: i} before JSON.stringify, whose Buffer.toJSON would copy the bytes into an array of
+ * numbers that no one can zero.
  */
 function writeWithBuffers(sink: Sink, value: unknown): void {
   const buffers: Uint8Array[] = [];
-  const json = JSON.stringify(value, function (this: Record<string, unknown>, key: string, field: unknown) {
-    // JSON.stringify has already turned a Buffer into {type, data} when the replacer sees it: look at the holder.
-    const original = this[key];
-    if (original instanceof Uint8Array) return { $bytes: buffers.push(original) - 1 };
-    return field;
-  });
+  const json = JSON.stringify(withoutBuffers(value, buffers));
   sink.str(json);
   sink.u32(buffers.length);
   for (const bytes of buffers) sink.bytes(bytes);
+}
+
+function withoutBuffers(value: unknown, buffers: Uint8Array[]): unknown {
+  if (value instanceof Uint8Array) return { $bytes: buffers.push(value) - 1 };
+  if (Array.isArray(value)) return value.map((item: unknown) => withoutBuffers(item, buffers));
+  if (value === null || typeof value !== 'object') return value;
+  const copy: Record<string, unknown> = {};
+  for (const [key, field] of Object.entries(value)) copy[key] = withoutBuffers(field, buffers);
+  return copy;
 }
 
 function readWithBuffers(reader: Reader): unknown {

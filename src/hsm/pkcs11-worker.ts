@@ -13,7 +13,7 @@ import { loadInterposer } from './interposer-module';
 import { Pkcs11Module } from './pkcs11/module';
 import { decodeJobs, encodeReplies } from './pkcs11-worker-codec';
 import { runLabelsJob } from './labels-job';
-import { runAdminJob, zeroMaterial, type AdminJob } from './admin/admin-job';
+import { runAdminJob, zeroAnswer, zeroMaterial, type AdminJob } from './admin/admin-job';
 import { isSessionJob, runSessionJob } from './session-jobs';
 import { type BatchMessage, type ErrorReply, type JobReply, type ReplyMessage, type WorkerInit, errorReply } from './pkcs11-worker-protocol';
 
@@ -68,6 +68,9 @@ port?.on('message', (message: BatchMessage) => {
       jobs.map((job) => job.op),
       replies,
     );
+    jobs.forEach((job, i) => {
+      if (job.op === 'admin') zeroAnswer(job, replies[i]?.result);
+    });
     port.postMessage({ id: message.id, data } satisfies ReplyMessage, [data]);
   })();
 });

@@ -7,7 +7,8 @@
 import { expect } from 'chai';
 import { constants, createPublicKey, publicEncrypt, randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { Hsm, createAesKey, createAesKeyOnce, destroyAesKeys, readKeyValue } from '../../src/hsm';
+import { Hsm, HsmError, createAesKey, createAesKeyOnce, destroyAesKeys, readKeyValue } from '../../src/hsm';
+import { hsmInternals } from '../../src/hsm/hsm';
 import { createKey, createWrappingKey, importKey, rotateKey, usageFlags } from '../../src/keys/lifecycle';
 import { versionLabel } from '../../src/keys/labels';
 import { chain, countCalls } from '../support/pkcs11-shims';
@@ -57,6 +58,23 @@ describe('hsm: key administration off the event loop', function () {
         expect(counter.calls(name), `${name} reached the HSM`).to.be.at.least(1);
         expect(counter.mainThreadCalls(name), `${name} on the main thread`).to.equal(0);
       }
+    } finally {
+      await hsm.close();
+    }
+  });
+
+  it('a connection made stale by a re-initialisation refuses key administration, as it refuses requests', async () => {
+    const hsm = await Hsm.open(hsmOptions({ id: 'admin-stale', sessionPoolSize: 1 }));
+    try {
+      await hsmInternals(hsm).module.reinitialize(2000);
+      // Its session handles are dead, and may name another connection's new sessions by now.
+      const refused = await createAesKey(hsm, { label: uniqueLabel('admin-stale') }).then(
+        () => undefined,
+        (error: unknown) => error as HsmError,
+      );
+      expect(refused).to.be.instanceOf(HsmError);
+      expect(refused).to.include({ kind: 'Device' });
+      expect(refused?.message).to.match(/re-initialised: this connection is stale/);
     } finally {
       await hsm.close();
     }

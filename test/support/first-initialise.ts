@@ -1,8 +1,10 @@
 /**
  * A fresh process connecting to an HSM whose library takes `stallMs` in its first C_Initialize
  * (test/hsm/first-init-off-event-loop.test.ts): in this process the library is not loaded yet, so
- * the first initialisation is the one measured. argv[2] is JSON { options, stallMs }; it prints
- * { longestGapMs, openMs, initializeCalls, mainThreadInitializeCalls } as JSON.
+ * the first initialisation is the one measured. argv[2] is JSON { options, stallMs, also? }: it
+ * opens one HSM with `options` (C_Initialize stalled on its thread), and with `also` a second one
+ * once that C_Initialize is under way (its own options: another id, or pkcs11Threads 0). It prints
+ * { longestGapMs, openMs, alsoOpenMs, initializeCalls } as JSON.
  */
 import { performance } from 'node:perf_hooks';
 import { Hsm, type HsmOptions } from '../../src/hsm';
@@ -13,10 +15,21 @@ import { StallControl } from './stall-shim';
 interface Args {
   options: HsmOptions;
   stallMs: number;
+  also?: HsmOptions;
+}
+
+async function timedOpen(options: HsmOptions): Promise<{ hsm: Hsm; ms: number }> {
+  const started = performance.now();
+  const hsm = await Hsm.open(options);
+  return { hsm, ms: performance.now() - started };
+}
+
+async function waitFor(done: () => boolean): Promise<void> {
+  while (!done()) await new Promise((resolve) => setTimeout(resolve, 5));
 }
 
 async function main(): Promise<void> {
-  const { options, stallMs } = JSON.parse(process.argv[2] as string) as Args;
+  const { options, stallMs, also } = JSON.parse(process.argv[2] as string) as Args;
   if (loadedModules().length > 0) throw new Error('a PKCS#11 library is loaded already: nothing to measure');
   const stall = new StallControl();
   const counter = countCalls();
@@ -28,13 +41,18 @@ async function main(): Promise<void> {
     longestGapMs = Math.max(longestGapMs, now - last);
     last = now;
   }, 1);
-  const started = performance.now();
-  const hsm = await Hsm.open({ ...options, pkcs11InterposerModule: chain(counter.module, stall.module('C_Initialize')) });
-  const openMs = performance.now() - started;
+  const shims = chain(counter.module, stall.module('C_Initialize'));
+  const stalled = timedOpen({ ...options, pkcs11InterposerModule: shims });
+  const second =
+    also === undefined
+      ? undefined
+      : waitFor(() => stall.started() > 0).then(() => timedOpen(also.pkcs11Threads === 0 ? also : { ...also, pkcs11InterposerModule: shims }));
+  const [first, other] = await Promise.all([stalled, second]);
   clearInterval(ticker);
   stall.stall(0);
-  await hsm.close();
-  const result = { longestGapMs, openMs, initializeCalls: counter.calls('C_Initialize'), mainThreadInitializeCalls: counter.mainThreadCalls('C_Initialize') };
+  await first.hsm.close();
+  await other?.hsm.close();
+  const result = { longestGapMs, openMs: first.ms, alsoOpenMs: other?.ms, initializeCalls: counter.calls('C_Initialize') };
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 

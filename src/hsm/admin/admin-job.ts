@@ -89,6 +89,11 @@ export function zeroMaterial(job: AdminJob): void {
   if (job.call.name === 'createAesKey') job.call.template.value?.fill(0);
 }
 
+/** On the PKCS#11 thread, once its answer is encoded: read key material is not left behind in pkcs11js's Buffer. */
+export function zeroAnswer(job: AdminJob, result: unknown): void {
+  if (job.call.name === 'readKeyValue' && Buffer.isBuffer(result)) result.fill(0);
+}
+
 /**
  * SoftHSM 2.6 leaves CKA_VALUE_LEN at 0 on unwrapped keys and refuses to set it, so such a key is
  * never found as AES-256 (wrapped-import.ts uses this for SoftHSM only). It unwraps a temporary

@@ -32,7 +32,15 @@ export async function createAesKey(hsm: Hsm, key: NewAesKey): Promise<void> {
 
 /** The key material, for tests that cross-check GCM with node:crypto. Only extractable, non-sensitive keys. */
 export async function readKeyValue(hsm: Hsm, label: string): Promise<Buffer> {
-  return hsm.administer(async (token) => Buffer.from(await token.keyValue(label)));
+  return hsm.administer(async (token) => {
+    // A view of the thread's message: copied out, then zeroed there.
+    const view = await token.keyValue(label);
+    try {
+      return Buffer.from(view);
+    } finally {
+      view.fill(0);
+    }
+  });
 }
 
 export interface Claim {

@@ -9,6 +9,7 @@ import type { FoundKey, KeyHandleCache } from '../key-handles';
 import type { ObjectHandle, KwpMechanism, RsaPublicKey, SecretKeyInfo, SessionHandle, UnwrapMechanism } from '../pkcs11/module';
 import type { AesKeyTemplate } from '../pkcs11/templates';
 import type { JobExecutor } from '../pkcs11-executor';
+import type { AdminCall, AdminResults } from './admin-job';
 
 export class TokenObjects {
   constructor(
@@ -16,11 +17,18 @@ export class TokenObjects {
     private readonly session: SessionHandle,
     private readonly keys: KeyHandleCache,
     private readonly kwp: KwpMechanism,
+    /** Throws if the connection went stale (a re-initialisation): its session handle may name another's session now. */
+    private readonly assertUsable: () => void,
   ) {}
+
+  private async job<C extends AdminCall>(call: C): Promise<AdminResults[C['name']]> {
+    this.assertUsable();
+    return this.executor.admin(this.session, call);
+  }
 
   /** The AES-256 secret keys, all of them or those with one label. */
   aes256Keys(label?: string): Promise<FoundKey[]> {
-    return this.executor.admin(this.session, label === undefined ? { name: 'aes256Keys' } : { name: 'aes256Keys', label });
+    return this.job(label === undefined ? { name: 'aes256Keys' } : { name: 'aes256Keys', label });
   }
 
   /** Objects under this label changed: the request path must look it up again. */
@@ -29,11 +37,11 @@ export class TokenObjects {
   }
 
   createAesKey(template: AesKeyTemplate): Promise<ObjectHandle> {
-    return this.executor.admin(this.session, { name: 'createAesKey', template });
+    return this.job({ name: 'createAesKey', template });
   }
 
   unwrapAesKey(mechanism: UnwrapMechanism, unwrappingKey: ObjectHandle, wrapped: Buffer, template: AesKeyTemplate): Promise<ObjectHandle> {
-    return this.executor.admin(this.session, { name: 'unwrapAesKey', mechanism, kwp: this.kwp, unwrappingKey, wrapped, template });
+    return this.job({ name: 'unwrapAesKey', mechanism, kwp: this.kwp, unwrappingKey, wrapped, template });
   }
 
   /**
@@ -41,36 +49,36 @@ export class TokenObjects {
    * from its material and destroys the copy, in one job, so the material never leaves the PKCS#11 thread.
    */
   createFromUnwrappedCopy(mechanism: UnwrapMechanism, unwrappingKey: ObjectHandle, wrapped: Buffer, template: AesKeyTemplate): Promise<ObjectHandle> {
-    return this.executor.admin(this.session, { name: 'createFromUnwrappedCopy', mechanism, kwp: this.kwp, unwrappingKey, wrapped, template });
+    return this.job({ name: 'createFromUnwrappedCopy', mechanism, kwp: this.kwp, unwrappingKey, wrapped, template });
   }
 
   async destroy(handle: ObjectHandle): Promise<void> {
-    await this.executor.admin(this.session, { name: 'destroy', handle });
+    await this.job({ name: 'destroy', handle });
   }
 
   keyInfo(handle: ObjectHandle): Promise<SecretKeyInfo> {
-    return this.executor.admin(this.session, { name: 'keyInfo', handle });
+    return this.job({ name: 'keyInfo', handle });
   }
 
   /** CKA_VALUE of the one AES-256 key with this label; refused unless it is extractable and not sensitive. */
   keyValue(label: string): Promise<Buffer> {
-    return this.executor.admin(this.session, { name: 'readKeyValue', label });
+    return this.job({ name: 'readKeyValue', label });
   }
 
   /** CKA_ID of an object found earlier; undefined if another process destroyed it since. */
   async keyIdUnlessGone(handle: ObjectHandle): Promise<Buffer | undefined> {
-    return (await this.executor.admin(this.session, { name: 'keyIdUnlessGone', handle })) ?? undefined;
+    return (await this.job({ name: 'keyIdUnlessGone', handle })) ?? undefined;
   }
 
   rsaKeys(kind: 'private' | 'public', label: string): Promise<ObjectHandle[]> {
-    return this.executor.admin(this.session, { name: 'rsaKeys', kind, label });
+    return this.job({ name: 'rsaKeys', kind, label });
   }
 
   rsaPublicKey(handle: ObjectHandle): Promise<RsaPublicKey> {
-    return this.executor.admin(this.session, { name: 'rsaPublicKey', handle });
+    return this.job({ name: 'rsaPublicKey', handle });
   }
 
   async generateRsaWrappingKeyPair(options: { label: string; modulusBits: number; id?: Buffer }): Promise<void> {
-    await this.executor.admin(this.session, { name: 'generateRsaWrappingKeyPair', options });
+    await this.job({ name: 'generateRsaWrappingKeyPair', options });
   }
 }

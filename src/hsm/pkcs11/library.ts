@@ -29,7 +29,7 @@ export interface LoadedLibrary {
   /** Async calls running on the thread pool: C_Finalize must wait for them. */
   inFlight: number;
   readonly drainWaiters: Array<() => void>;
-  reinitializing: Promise<void> | undefined;
+  reinitializing: Promise<boolean> | undefined;
   /** Per slot, the last of the logins and logouts queued on it (they run one at a time per token). */
   readonly loginQueues: Map<string, Promise<void>>;
 }
@@ -56,25 +56,13 @@ export function loadedModules(): Array<{ path: string; refs: number; generation:
 }
 
 /**
- * The library under `key`, loaded on first use and, unless `initialize` is false, C_Initialized
- * here if it is not yet. A worker thread passes false (initialisation is process-wide, and the
- * main thread's), and so does a first initialisation that runs on a PKCS#11 thread (initializeOnce).
+ * The library under `key`, loaded on first use (dlopen only). Its first C_Initialize is
+ * initializeOnce's; a worker thread's registry never initialises (initialisation is process-wide).
  */
-export function libraryFor(key: string, libraryParameters: string | undefined, initialize: boolean): LoadedLibrary {
+export function libraryFor(key: string): LoadedLibrary {
   const found = registry.get(key);
-  if (found !== undefined) {
-    if (initialize && !found.initialized) initializeHere(found, libraryParameters);
-    return found;
-  }
+  if (found !== undefined) return found;
   const entry = load(key);
-  if (initialize) {
-    try {
-      initializeHere(entry, libraryParameters);
-    } catch (error) {
-      entry.lib.close();
-      throw error;
-    }
-  }
   registry.set(key, entry);
   return entry;
 }
@@ -97,11 +85,6 @@ export function initializeOnce(entry: LoadedLibrary, libraryParameters: string |
     }
   })();
   return entry.initializing;
-}
-
-/** C_Initialize here, on this thread (pkcs11Threads 0, re-initialisation's fallback, the CLI's views). */
-function initializeHere(entry: LoadedLibrary, libraryParameters: string | undefined): void {
-  initialized(entry, libraryParameters, initializeLibrary(entry.lib, libraryParameters));
 }
 
 function initialized(entry: LoadedLibrary, libraryParameters: string | undefined, ours: boolean): void {
@@ -138,21 +121,25 @@ export type InitialisationCycle = (libraryParameters: string | undefined) => Pro
 
 /**
  * C_Finalize + C_Initialize: by `cycle` (a PKCS#11 thread: a network HSM's library may take
- * seconds), or else through `api` (the caller's view, interposer included). Waits up to
- * drainTimeoutMs for async calls first; concurrent callers share one re-initialisation.
+ * seconds), or else through `api` (the caller's view, interposer included). Waits for a first
+ * initialisation under way, then up to drainTimeoutMs for async calls; concurrent callers share
+ * one re-initialisation. Resolves false, doing nothing, if the library was never initialised.
  */
-export function reinitialize(entry: LoadedLibrary, api: pkcs11js.PKCS11, drainTimeoutMs: number, cycle?: InitialisationCycle): Promise<void> {
+export function reinitialize(entry: LoadedLibrary, api: pkcs11js.PKCS11, drainTimeoutMs: number, cycle?: InitialisationCycle): Promise<boolean> {
   entry.reinitializing ??= (async () => {
     try {
+      // Not under a first C_Initialize that is still running: after it, with its parameters.
+      await entry.initializing?.catch(() => undefined);
+      // Never initialised (its first connect failed before C_Initialize): the next connect does it, with its own parameters.
+      if (!entry.initialized) return false;
       await drain(entry, drainTimeoutMs);
-      // Never initialised (its first connect failed before C_Initialize): the next connect does it, with its parameters.
-      if (!entry.initialized && entry.initializing === undefined) return;
       if (cycle !== undefined) await cycle(entry.libraryParameters);
       else finalizeAndInitialize(api, entry.libraryParameters);
       entry.generation += 1;
       entry.initialized = true;
       entry.logins.clear();
       entry.sessions.clear();
+      return true;
     } finally {
       entry.reinitializing = undefined;
     }

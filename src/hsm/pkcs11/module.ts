@@ -71,26 +71,18 @@ export class Pkcs11Module {
     this.blocking = options.blocking === true;
   }
 
-  /** Loads and, if no one has yet, C_Initializes the library here, on this thread. */
-  static acquire(modulePath: string, options: ModuleViewOptions = {}): Pkcs11Module {
-    const key = libraryKey(modulePath);
-    const entry = libraryFor(key, options.libraryParameters, true);
-    assertSameParameters(key, entry, options);
-    entry.refs += 1;
-    return new Pkcs11Module(key, entry, options);
-  }
-
   /**
-   * Loads the library here and has `initialize` (a PKCS#11 thread's job) run its first
-   * C_Initialize, unless that has run: a network HSM's library may take seconds in it, and the
-   * event loop must not wait. Concurrent callers share that one initialisation.
+   * Loads the library here and, unless that has run, has its first C_Initialize run by
+   * `initialize` (a PKCS#11 thread's job: a network HSM's library may take seconds in it, and the
+   * event loop must not wait), or here without one (pkcs11Threads 0). Concurrent callers, either
+   * way, share that one initialisation.
    */
-  static async acquireInitialisedBy(modulePath: string, options: ModuleViewOptions, initialize: FirstInitialisation): Promise<Pkcs11Module> {
+  static async acquire(modulePath: string, options: ModuleViewOptions, initialize?: FirstInitialisation): Promise<Pkcs11Module> {
     const key = libraryKey(modulePath);
-    const entry = libraryFor(key, options.libraryParameters, false);
+    const entry = libraryFor(key);
     entry.refs += 1;
     try {
-      await initializeOnce(entry, options.libraryParameters, initialize);
+      await initializeOnce(entry, options.libraryParameters, initialize ?? (async (parameters) => initializeLibrary(entry.lib, parameters)));
       assertSameParameters(key, entry, options);
     } catch (error) {
       entry.refs -= 1;
@@ -107,7 +99,7 @@ export class Pkcs11Module {
    */
   static attach(modulePath: string, options: ModuleViewOptions = {}): Pkcs11Module {
     const key = libraryKey(modulePath);
-    const entry = libraryFor(key, options.libraryParameters, false);
+    const entry = libraryFor(key);
     entry.refs += 1;
     return new Pkcs11Module(key, entry, options);
   }
@@ -130,7 +122,7 @@ export class Pkcs11Module {
    * callers share one re-initialisation. `cycle` runs the C_Finalize + C_Initialize elsewhere (a
    * PKCS#11 thread's finalizeAndInitialize); without it they run here.
    */
-  reinitialize(drainTimeoutMs: number, cycle?: InitialisationCycle): Promise<void> {
+  reinitialize(drainTimeoutMs: number, cycle?: InitialisationCycle): Promise<boolean> {
     return reinitialize(this.entry, this.api, drainTimeoutMs, cycle);
   }
 
