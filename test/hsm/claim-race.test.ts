@@ -5,12 +5,12 @@
  * nor anything that process makes next, until that process changes the token again.
  */
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createAesKeyOnce, Hsm } from '../../src/hsm';
 import type { Pkcs11Api } from '../../src/hsm/pkcs11/module';
 import { creationRecord } from '../../src/keys/labels';
+import { runJsonChild } from '../support/child-json';
 import { uniqueLabel } from '../support/softhsm-fixture';
 import { tempDir } from '../support/temp-dir';
 import { hsmOptions } from './helpers';
@@ -18,15 +18,7 @@ import { hsmOptions } from './helpers';
 const CREATOR = join(__dirname, '../support/claim-creator.js');
 
 function runCreator(args: object): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CREATOR, JSON.stringify(args)], { env: process.env });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(JSON.parse(out) as unknown) : reject(new Error(`claim creator exited ${String(code)}: ${err}`))));
-  });
+  return runJsonChild<unknown>(CREATOR, args);
 }
 
 /** Holds a C_GenerateKey whose template carries `label` until `release()` says go. */

@@ -5,8 +5,8 @@
  * fresh process (test/support/first-initialise.ts), where the library is not loaded yet.
  */
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { runJsonChild } from '../support/child-json';
 import { hsmOptions } from './helpers';
 
 const CHILD = join(__dirname, '../support/first-initialise.js');
@@ -22,15 +22,7 @@ interface Measured {
 function measure(also?: { id: string; pkcs11Threads: number }): Promise<Measured> {
   const options = hsmOptions({ id: 'first-init', sessionPoolSize: 2, pkcs11Threads: 1 });
   const args = { options, stallMs: STALL_MS, ...(also ? { also: hsmOptions({ sessionPoolSize: 2, ...also }) } : {}) };
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CHILD, JSON.stringify(args)], { env: process.env });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(JSON.parse(out) as Measured) : reject(new Error(`first-initialise exited ${String(code)}: ${err}`))));
-  });
+  return runJsonChild<Measured>(CHILD, args);
 }
 
 describe('hsm: a library\'s first initialisation off the event loop', function () {

@@ -9,6 +9,7 @@
 import { performance } from 'node:perf_hooks';
 import { Hsm, type HsmOptions } from '../../src/hsm';
 import { loadedModules } from '../../src/hsm/pkcs11/module';
+import { watchEventLoopGaps } from './event-loop-gaps';
 import { chain, countCalls } from './pkcs11-shims';
 import { StallControl } from './stall-shim';
 
@@ -34,13 +35,7 @@ async function main(): Promise<void> {
   const stall = new StallControl();
   const counter = countCalls();
   stall.stall(stallMs);
-  let longestGapMs = 0;
-  let last = performance.now();
-  const ticker = setInterval(() => {
-    const now = performance.now();
-    longestGapMs = Math.max(longestGapMs, now - last);
-    last = now;
-  }, 1);
+  const gaps = watchEventLoopGaps();
   const shims = chain(counter.module, stall.module('C_Initialize'));
   const stalled = timedOpen({ ...options, pkcs11InterposerModule: shims });
   const second =
@@ -48,11 +43,11 @@ async function main(): Promise<void> {
       ? undefined
       : waitFor(() => stall.started() > 0).then(() => timedOpen(also.pkcs11Threads === 0 ? also : { ...also, pkcs11InterposerModule: shims }));
   const [first, other] = await Promise.all([stalled, second]);
-  clearInterval(ticker);
+  gaps.stop();
   stall.stall(0);
   await first.hsm.close();
   await other?.hsm.close();
-  const result = { longestGapMs, openMs: first.ms, alsoOpenMs: other?.ms, initializeCalls: counter.calls('C_Initialize') };
+  const result = { longestGapMs: gaps.longestMs, openMs: first.ms, alsoOpenMs: other?.ms, initializeCalls: counter.calls('C_Initialize') };
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 

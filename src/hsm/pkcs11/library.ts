@@ -189,6 +189,11 @@ function load(modulePath: string): LoadedLibrary {
     const detail = error instanceof Error ? error.message : String(error);
     throw new HsmError('Device', `cannot load PKCS#11 module ${modulePath}: ${detail}`);
   }
+  return newEntry(lib);
+}
+
+/** A registry entry for a library just loaded: not initialised, no users yet. */
+export function newEntry(lib: pkcs11js.PKCS11): LoadedLibrary {
   return {
     lib,
     libraryParameters: undefined,

@@ -5,24 +5,11 @@
  * not re-initialised (its next connect initialises it with its own parameters).
  */
 import { expect } from 'chai';
-import { initializeOnce, reinitialize, type LoadedLibrary } from '../../../src/hsm/pkcs11/library';
+import { initializeOnce, newEntry, reinitialize, type LoadedLibrary } from '../../../src/hsm/pkcs11/library';
 
 function entry(): LoadedLibrary {
-  return {
-    lib: {} as LoadedLibrary['lib'],
-    libraryParameters: undefined,
-    refs: 1,
-    initialized: false,
-    ownsInitialize: false,
-    initializing: undefined,
-    logins: new Map(),
-    generation: 0,
-    sessions: new Map(),
-    inFlight: 0,
-    drainWaiters: [],
-    reinitializing: undefined,
-    loginQueues: new Map(),
-  };
+  // No library behind it: the calls under test go to the callbacks given.
+  return { ...newEntry({} as LoadedLibrary['lib']), refs: 1 };
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
