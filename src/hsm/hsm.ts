@@ -171,10 +171,12 @@ export class Hsm {
       };
       return new Hsm(options, module, description, pool, keys, observer, exercise, login, jobs, executor.release, sessionsReport.flush);
     } catch (error) {
-      executor?.release();
       // The pool has closed what it opened; just give back our share of the login.
       if (loggedInSlot !== undefined) acquired?.removeLoginUser(loggedInSlot);
-      acquired?.release();
+      const threads = executor?.executor;
+      if (threads !== undefined) await acquired?.releaseFinalizedBy(() => finalizeOn(threads));
+      else acquired?.release();
+      executor?.release();
       throw asHsmError(error);
     }
   }
@@ -304,10 +306,14 @@ export class Hsm {
         await this.pool.close((session) => this.login.leave(session));
       } finally {
         // Every job held a session (or opened or closed one), so none of ours is running now.
-        this.releaseExecutor();
         this.flushSessionsReport();
+        // The library's last user finalizes it on its PKCS#11 thread, before that thread goes.
         // internals stay registered: key admin on a closed Hsm then fails like encrypt does (pool closed).
-        this.module.release();
+        try {
+          await this.module.releaseFinalizedBy(() => finalizeOn(this.executor));
+        } finally {
+          this.releaseExecutor();
+        }
       }
     })();
     return this.closing;
@@ -393,3 +399,7 @@ function reportSeconds(observer: HsmObserver | undefined, id: string, operation:
   }
 }
 
+/** C_Finalize as a job (on a PKCS#11 thread, or inline with pkcs11Threads 0). */
+async function finalizeOn(executor: JobExecutor): Promise<void> {
+  await executor.session({ op: 'finalize' });
+}

@@ -124,11 +124,8 @@ export class LibraryGroup {
    * may take seconds there. On the event loop only if no thread starts.
    */
   private async offTheEventLoop(): Promise<InitialisationCycle | undefined> {
-    const first = this.members[0]?.config.hsm;
-    const interposer = first?.pkcs11InterposerModule;
     try {
-      this.thread ??= leaseWorkerExecutor(`${this.label} (library)`, { modulePath: Pkcs11Module.libraryKey(this.modulePath), authFailureCodes: [], ...(interposer ? { interposer } : {}) }, 1);
-      const { executor } = await this.thread;
+      const { executor } = await this.ownThread();
       return async (libraryParameters) => {
         await executor.session({ op: 'reinit', ...(libraryParameters !== undefined ? { libraryParameters } : {}) });
       };
@@ -143,10 +140,25 @@ export class LibraryGroup {
   async close(): Promise<void> {
     this.closed = true;
     await this.running;
-    const thread = this.thread;
-    this.thread = undefined;
-    if (thread !== undefined) void thread.then((lease) => lease.release(), () => undefined);
-    this.pin?.release();
+    const pin = this.pin;
     this.pin = undefined;
+    try {
+      // Usually the last reference (the members closed first): C_Finalize on the group's thread.
+      await pin?.releaseFinalizedBy(async () => {
+        const { executor } = await this.ownThread();
+        await executor.session({ op: 'finalize' });
+      });
+    } finally {
+      const thread = this.thread;
+      this.thread = undefined;
+      if (thread !== undefined) void thread.then((lease) => lease.release(), () => undefined);
+    }
+  }
+
+  /** The group's own PKCS#11 thread (through the first member's interposer module, as that member's jobs run). */
+  private ownThread(): Promise<{ executor: JobExecutor; release(): void }> {
+    const interposer = this.members[0]?.config.hsm.pkcs11InterposerModule;
+    this.thread ??= leaseWorkerExecutor(`${this.label} (library)`, { modulePath: Pkcs11Module.libraryKey(this.modulePath), authFailureCodes: [], ...(interposer ? { interposer } : {}) }, 1);
+    return this.thread;
   }
 }

@@ -14,7 +14,7 @@ import type { FoundToken, TokenJob } from './session-jobs';
 import type { TokenInfo, VerifyOutcome } from './types';
 import type { IvMode } from './vendor-profiles';
 
-const OPS = ['encrypt', 'decrypt', 'attributes', 'keyId', 'labels', 'token', 'open', 'login', 'touch', 'close', 'logout', 'reinit', 'admin', 'init'] as const;
+const OPS = ['encrypt', 'decrypt', 'attributes', 'keyId', 'labels', 'token', 'open', 'login', 'touch', 'close', 'logout', 'reinit', 'admin', 'init', 'finalize'] as const;
 const IV_MODES: readonly IvMode[] = ['caller', 'hsm-overwrites', 'hsm-appends'];
 const VERIFICATIONS: ReadonlyArray<VerifyOutcome | undefined> = [undefined, 'decrypted-back', 'did-not-decrypt', 'key-cannot-decrypt'];
 /** The length written for an absent Buffer or string. */
@@ -188,6 +188,7 @@ function writeJob(sink: Sink, job: Pkcs11Job): void {
     return;
   }
   if (job.op === 'reinit' || job.op === 'init') return sink.str(job.libraryParameters);
+  if (job.op === 'finalize') return;
   if (job.op === 'open') {
     sink.bytes(job.slot);
     sink.str(job.pin);
@@ -219,6 +220,7 @@ function writeJob(sink: Sink, job: Pkcs11Job): void {
 
 function readJob(reader: Reader): Pkcs11Job {
   const op = OPS[reader.u8()];
+  if (op === 'finalize') return { op };
   if (op === 'reinit' || op === 'init') {
     const libraryParameters = reader.str();
     return libraryParameters === undefined ? { op } : { op, libraryParameters };
@@ -291,7 +293,7 @@ function writeReply(sink: Sink, op: Pkcs11Job['op'], reply: JobReply): void {
   if (op === 'open') return sink.bytes(reply.result as Buffer);
   if (op === 'labels') return sink.str(JSON.stringify(reply.result as string[]));
   if (op === 'admin') return writeWithBuffers(sink, reply.result);
-  if (op === 'login' || op === 'touch' || op === 'close' || op === 'logout' || op === 'reinit' || op === 'init') return sink.u8(reply.result === true ? 1 : 0);
+  if (op === 'login' || op === 'touch' || op === 'close' || op === 'logout' || op === 'reinit' || op === 'init' || op === 'finalize') return sink.u8(reply.result === true ? 1 : 0);
   const { value, key } = reply.result as JobResult<unknown>;
   sink.bytes(key.handle);
   sink.u8(key.checked ? 1 : 0);
@@ -321,7 +323,7 @@ function readReply(reader: Reader, op: Pkcs11Job['op']): JobReply {
   if (op === 'open') return { result: reader.need() };
   if (op === 'labels') return { result: JSON.parse(reader.str() ?? '[]') as string[] };
   if (op === 'admin') return { result: readWithBuffers(reader) };
-  if (op === 'login' || op === 'touch' || op === 'close' || op === 'logout' || op === 'reinit' || op === 'init') return { result: reader.u8() === 1 };
+  if (op === 'login' || op === 'touch' || op === 'close' || op === 'logout' || op === 'reinit' || op === 'init' || op === 'finalize') return { result: reader.u8() === 1 };
   const handle = reader.need();
   const checked = reader.u8() === 1;
   const findSeconds = reader.f64();

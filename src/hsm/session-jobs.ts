@@ -1,7 +1,7 @@
 /**
  * A connection's PKCS#11 calls as jobs, so they run where a request's do (a PKCS#11 thread): an
- * HSM that stalls while its library is initialised or re-initialised, its token is looked up, or a
- * session is opened, logged in, exercised or closed, stalls that thread, never the event loop. The PIN travels
+ * HSM that stalls while its library is initialised, re-initialised or finalized, its token is looked
+ * up, or a session is opened, logged in, exercised or closed, stalls that thread, never the event loop. The PIN travels
  * in the login-carrying jobs, within this process only; no reply or error message carries it
  * (module.ts builds C_Login's from the return code alone).
  */
@@ -65,9 +65,14 @@ export interface InitJob {
   libraryParameters?: string;
 }
 
-export type SessionJob = TokenJob | OpenJob | LoginJob | TouchJob | CloseJob | LogoutJob | ReinitJob | InitJob;
+/** The library's C_Finalize when its last user closes (library.ts unloadBy). */
+export interface FinalizeJob {
+  op: 'finalize';
+}
 
-const SESSION_OPS: ReadonlySet<string> = new Set<SessionJob['op']>(['token', 'open', 'login', 'touch', 'close', 'logout', 'reinit', 'init']);
+export type SessionJob = TokenJob | OpenJob | LoginJob | TouchJob | CloseJob | LogoutJob | ReinitJob | InitJob | FinalizeJob;
+
+const SESSION_OPS: ReadonlySet<string> = new Set<SessionJob['op']>(['token', 'open', 'login', 'touch', 'close', 'logout', 'reinit', 'init', 'finalize']);
 
 export function isSessionJob(job: { op: string }): job is SessionJob {
   return SESSION_OPS.has(job.op);
@@ -98,6 +103,9 @@ export function runSessionJob(module: Pkcs11Module, job: SessionJob): FoundToken
       return true;
     case 'init':
       return module.initialize(job.libraryParameters);
+    case 'finalize':
+      module.finalizeHere();
+      return true;
   }
 }
 

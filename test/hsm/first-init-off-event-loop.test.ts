@@ -1,8 +1,9 @@
 /**
- * A library's first C_Initialize runs on the HSM's PKCS#11 thread: a network HSM's library that
- * takes 1.5 s there (reaching its appliances) holds that thread, not the event loop, when the
- * first HSM of that library connects (at startup, or when a config reload adds it). Measured in a
- * fresh process (test/support/first-initialise.ts), where the library is not loaded yet.
+ * A library's first C_Initialize, and its last user's C_Finalize, run on a PKCS#11 thread: a
+ * network HSM's library that takes 1.5 s there (reaching its appliances, closing its connections)
+ * holds that thread, not the event loop, when the first HSM of that library connects (at startup,
+ * or when a config reload adds it) or the last one closes (shutdown, or a reload that removes it).
+ * Measured in a fresh process (test/support/first-initialise.ts), where the library is not loaded yet.
  */
 import { expect } from 'chai';
 import { join } from 'node:path';
@@ -47,5 +48,16 @@ describe('hsm: a library\'s first initialisation off the event loop', function (
     const measured = await measure({ id: 'first-init-inline', pkcs11Threads: 0 });
     expect(measured.alsoOpenMs, 'the inline connection waited for the running initialisation').to.be.at.least(STALL_MS - 300);
     expect(measured.longestGapMs).to.be.below(STALL_MS / 3);
+  });
+
+  it(`C_Finalize blocking ${STALL_MS} ms when the last HSM of a library closes does not stall the event loop; an open meanwhile waits for it`, async () => {
+    const options = hsmOptions({ id: 'last-close', sessionPoolSize: 2, pkcs11Threads: 1 });
+    const measured = await runJsonChild<{ longestGapMs: number; closeMs: number; reopenMs: number; finalizeCalls: number; reopenedWorks: boolean }>(CHILD, { options, stallMs: STALL_MS, finalize: true });
+    // The main thread's own C_Finalize would bypass the shim (it calls the library directly).
+    expect(measured.finalizeCalls, 'C_Finalize ran through the shim, on the PKCS#11 thread').to.equal(1);
+    expect(measured.closeMs, 'the close waited for it').to.be.at.least(STALL_MS - 100);
+    expect(measured.reopenMs, 'the open meanwhile waited for the finalization').to.be.at.least(STALL_MS - 300);
+    expect(measured.reopenedWorks, 'and then initialised the library afresh').to.equal(true);
+    expect(measured.longestGapMs, `longest gap between timers: ${measured.longestGapMs.toFixed(1)} ms`).to.be.below(STALL_MS / 3);
   });
 });

@@ -5,6 +5,9 @@
  * opens one HSM with `options` (C_Initialize stalled on its thread), and with `also` a second one
  * once that C_Initialize is under way (its own options: another id, or pkcs11Threads 0). It prints
  * { longestGapMs, openMs, alsoOpenMs, initializeCalls } as JSON.
+ * With { options, stallMs, finalize: true } it opens one HSM unstalled, then closes it, the last
+ * user of the library, with C_Finalize stalled, and while that runs opens another (`reopen`). It
+ * prints { longestGapMs, closeMs, reopenMs, finalizeCalls, reopenedWorks } as JSON.
  */
 import { performance } from 'node:perf_hooks';
 import { Hsm, type HsmOptions } from '../../src/hsm';
@@ -17,6 +20,7 @@ interface Args {
   options: HsmOptions;
   stallMs: number;
   also?: HsmOptions;
+  finalize?: boolean;
 }
 
 async function timedOpen(options: HsmOptions): Promise<{ hsm: Hsm; ms: number }> {
@@ -30,8 +34,9 @@ async function waitFor(done: () => boolean): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const { options, stallMs, also } = JSON.parse(process.argv[2] as string) as Args;
+  const { options, stallMs, also, finalize } = JSON.parse(process.argv[2] as string) as Args;
   if (loadedModules().length > 0) throw new Error('a PKCS#11 library is loaded already: nothing to measure');
+  if (finalize === true) return lastClose(options, stallMs);
   const stall = new StallControl();
   const counter = countCalls();
   stall.stall(stallMs);
@@ -48,6 +53,32 @@ async function main(): Promise<void> {
   await first.hsm.close();
   await other?.hsm.close();
   const result = { longestGapMs: gaps.longestMs, openMs: first.ms, alsoOpenMs: other?.ms, initializeCalls: counter.calls('C_Initialize') };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+/** The last user's close with C_Finalize stalled, and an open of the same library meanwhile. */
+async function lastClose(options: HsmOptions, stallMs: number): Promise<void> {
+  const stall = new StallControl();
+  const counter = countCalls();
+  const hsm = await Hsm.open({ ...options, pkcs11InterposerModule: chain(counter.module, stall.module('C_Finalize')) });
+  stall.stall(stallMs);
+  const gaps = watchEventLoopGaps();
+  const closing = performance.now();
+  const closed = hsm.close().then(() => performance.now() - closing);
+  await waitFor(() => stall.started() > 0);
+  // Opened while the finalization runs: it must wait for it, then initialise the library afresh.
+  const reopened = timedOpen({ ...options, id: `${options.id}-again` });
+  const [closeMs, again] = await Promise.all([closed, reopened]);
+  gaps.stop();
+  stall.stall(0);
+  let reopenedWorks = true;
+  try {
+    await again.hsm.listAesKeyLabels();
+  } catch {
+    reopenedWorks = false;
+  }
+  await again.hsm.close();
+  const result = { longestGapMs: gaps.longestMs, closeMs, reopenMs: again.ms, finalizeCalls: counter.calls('C_Finalize'), reopenedWorks };
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 

@@ -105,15 +105,50 @@ export function initializeLibrary(api: pkcs11js.PKCS11, libraryParameters: strin
   }
 }
 
-/** The last reference is gone: finalize (if we initialized) and unload. */
+/** Libraries whose last user is finalizing them elsewhere (unloadBy): a new user waits, then loads afresh. */
+const finalizing = new Map<string, Promise<void>>();
+
+/** Resolves once no finalization of this library runs (acquire waits for it before initialising again). */
+export async function notFinalizing(key: string): Promise<void> {
+  for (let running = finalizing.get(key); running !== undefined; running = finalizing.get(key)) await running;
+}
+
+/** The last reference is gone: finalize here (if we initialized) and unload. */
 export function unload(key: string, entry: LoadedLibrary): void {
-  registry.delete(key);
+  if (registry.get(key) === entry) registry.delete(key);
   try {
     if (entry.ownsInitialize) entry.lib.C_Finalize();
     entry.lib.close();
   } catch {
     // Finalizing at shutdown: nothing useful to do with a failure.
   }
+}
+
+/**
+ * The last reference is gone: `finalize` runs C_Finalize elsewhere (a PKCS#11 thread: a network
+ * HSM's library may take seconds to close its connections), if we initialized the library; then
+ * it is unloaded. It leaves the registry at once, so a new user loads it afresh, after waiting
+ * for this (notFinalizing). If `finalize` rejects (no thread), it runs here after all.
+ */
+export function unloadBy(key: string, entry: LoadedLibrary, finalize: () => Promise<void>): Promise<void> {
+  if (!entry.ownsInitialize) {
+    unload(key, entry);
+    return Promise.resolve();
+  }
+  if (registry.get(key) === entry) registry.delete(key);
+  const done = (async () => {
+    try {
+      await finalize();
+      entry.ownsInitialize = false;
+    } catch {
+      // No thread to run it on: as before, here.
+    }
+    unload(key, entry);
+  })().finally(() => {
+    if (finalizing.get(key) === done) finalizing.delete(key);
+  });
+  finalizing.set(key, done);
+  return done;
 }
 
 /** Runs C_Finalize + C_Initialize with these library parameters (on a PKCS#11 thread, or here). */

@@ -6,9 +6,9 @@
 import * as pkcs11js from 'pkcs11js';
 import { HsmError } from '../errors';
 import type { TokenInfo } from '../types';
-import { call, callAsync, returnCodeOf } from './errors';
+import { call, callAsync, returnCodeOf, toHsmError } from './errors';
 import type { ObjectHandle, Pkcs11Interposer, SessionHandle, SlotId } from './handles';
-import { finalizeAndInitialize, initializeLibrary, initializeOnce, libraryFor, libraryKey, reinitialize, unload, type FirstInitialisation, type InitialisationCycle, type LoadedLibrary } from './library';
+import { finalizeAndInitialize, initializeLibrary, initializeOnce, libraryFor, libraryKey, notFinalizing, reinitialize, unload, unloadBy, type FirstInitialisation, type InitialisationCycle, type LoadedLibrary } from './library';
 import { gcm, unwrapMechanism, type KwpMechanism, type UnwrapMechanism } from './mechanisms';
 import * as objects from './objects';
 import type { RsaPublicKey, SecretKeyInfo } from './objects';
@@ -79,6 +79,8 @@ export class Pkcs11Module {
    */
   static async acquire(modulePath: string, options: ModuleViewOptions, initialize?: FirstInitialisation): Promise<Pkcs11Module> {
     const key = libraryKey(modulePath);
+    // The last user's C_Finalize may be running on a thread: initialise only after it.
+    await notFinalizing(key);
     const entry = libraryFor(key);
     entry.refs += 1;
     try {
@@ -136,13 +138,35 @@ export class Pkcs11Module {
     finalizeAndInitialize(this.api, libraryParameters);
   }
 
-  /** Drops this reference; the last one finalizes and unloads the library. */
+  /** Drops this reference; the last one finalizes (here) and unloads the library. */
   release(): void {
     if (this.released) return;
     this.released = true;
     this.entry.refs -= 1;
     if (this.entry.refs > 0) return;
     unload(this.path, this.entry);
+  }
+
+  /**
+   * Drops this reference; the last one has `finalize` run C_Finalize (a PKCS#11 thread's job,
+   * through finalizeHere there) before the library is unloaded. Resolves when that is done.
+   */
+  releaseFinalizedBy(finalize: () => Promise<void>): Promise<void> {
+    if (this.released) return Promise.resolve();
+    this.released = true;
+    this.entry.refs -= 1;
+    if (this.entry.refs > 0) return Promise.resolve();
+    return unloadBy(this.path, this.entry, finalize);
+  }
+
+  /** C_Finalize (already finalized is fine): a PKCS#11 thread's part of the last release. */
+  finalizeHere(): void {
+    try {
+      this.api.C_Finalize();
+    } catch (error) {
+      const hsmError = toHsmError(error, 'C_Finalize', 'other');
+      if (hsmError.returnCode !== 'CKR_CRYPTOKI_NOT_INITIALIZED') throw hsmError;
+    }
   }
 
   private get lib(): pkcs11js.PKCS11 {
