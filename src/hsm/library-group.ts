@@ -85,10 +85,13 @@ export class LibraryGroup {
       try {
         this.pin ??= Pkcs11Module.attach(this.modulePath);
         if (await this.pin.reinitialize(this.env.recovery.drainTimeoutMs, await this.offTheEventLoop())) {
-          // Our view belongs to the old generation now: take a fresh one (unless we closed meanwhile).
-          const old = this.pin;
-          this.pin = this.closed ? undefined : Pkcs11Module.attach(this.modulePath);
-          old.release();
+          // Our view belongs to the old generation now: take a fresh one. Closed meanwhile, close()
+          // releases the old one (perhaps the library's last reference: finalized on our thread).
+          if (!this.closed) {
+            const old = this.pin;
+            this.pin = Pkcs11Module.attach(this.modulePath);
+            old.release();
+          }
           this.env.observer?.moduleReinit?.(this.label, 'ok');
           this.env.log('info', 'pkcs11 module re-initialised', about);
         } else {

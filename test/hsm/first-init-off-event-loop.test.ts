@@ -8,6 +8,7 @@
 import { expect } from 'chai';
 import { join } from 'node:path';
 import { runJsonChild } from '../support/child-json';
+import { clusterKeys, testClusterOptions } from '../support/cluster-helpers';
 import { hsmOptions } from './helpers';
 
 const CHILD = join(__dirname, '../support/first-initialise.js');
@@ -59,5 +60,19 @@ describe('hsm: a library\'s first initialisation off the event loop', function (
     expect(measured.reopenMs, 'the open meanwhile waited for the finalization').to.be.at.least(STALL_MS - 300);
     expect(measured.reopenedWorks, 'and then initialised the library afresh').to.equal(true);
     expect(measured.longestGapMs, `longest gap between timers: ${measured.longestGapMs.toFixed(1)} ms`).to.be.below(STALL_MS / 3);
+  });
+
+  it(`so does a cluster's close, whose library group holds the last reference: C_Finalize on the group's thread`, async () => {
+    const keys = await clusterKeys();
+    const cluster = testClusterOptions(keys.health, [{ id: 'hsm-a' }, { id: 'hsm-b' }]);
+    const measured = await runJsonChild<{ longestGapMs: number; closeMs: number; finalizeCalls: number }>(CHILD, { options: hsmOptions(), stallMs: STALL_MS, cluster });
+    expect(measured.finalizeCalls, 'C_Finalize ran through the shim, on a PKCS#11 thread').to.equal(1);
+    expect(measured.closeMs, 'the close waited for it').to.be.at.least(STALL_MS - 100);
+    expect(measured.longestGapMs, `longest gap between timers: ${measured.longestGapMs.toFixed(1)} ms`).to.be.below(STALL_MS / 3);
+  });
+
+  it('a connect that starts as the last user releases the library never loads it under that user\'s C_Finalize', async () => {
+    const measured = await runJsonChild<{ found: boolean }>(CHILD, { options: hsmOptions(), stallMs: 0, race: true });
+    expect(measured.found, 'the token is found through the second connection afterwards').to.equal(true);
   });
 });

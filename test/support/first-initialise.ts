@@ -8,10 +8,13 @@
  * With { options, stallMs, finalize: true } it opens one HSM unstalled, then closes it, the last
  * user of the library, with C_Finalize stalled, and while that runs opens another (`reopen`). It
  * prints { longestGapMs, closeMs, reopenMs, finalizeCalls, reopenedWorks } as JSON.
+ * With { cluster, stallMs } it starts an HsmCluster (its library group keeps the library loaded,
+ * so the group's reference is the last) and closes it with C_Finalize stalled; it prints
+ * { longestGapMs, closeMs, finalizeCalls } as JSON.
  */
 import { performance } from 'node:perf_hooks';
-import { Hsm, type HsmOptions } from '../../src/hsm';
-import { loadedModules } from '../../src/hsm/pkcs11/module';
+import { Hsm, HsmCluster, type ClusterOptions, type HsmOptions } from '../../src/hsm';
+import { loadedModules, Pkcs11Module } from '../../src/hsm/pkcs11/module';
 import { watchEventLoopGaps } from './event-loop-gaps';
 import { chain, countCalls } from './pkcs11-shims';
 import { StallControl } from './stall-shim';
@@ -21,6 +24,8 @@ interface Args {
   stallMs: number;
   also?: HsmOptions;
   finalize?: boolean;
+  cluster?: ClusterOptions;
+  race?: boolean;
 }
 
 async function timedOpen(options: HsmOptions): Promise<{ hsm: Hsm; ms: number }> {
@@ -34,8 +39,10 @@ async function waitFor(done: () => boolean): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const { options, stallMs, also, finalize } = JSON.parse(process.argv[2] as string) as Args;
+  const { options, stallMs, also, finalize, cluster, race } = JSON.parse(process.argv[2] as string) as Args;
   if (loadedModules().length > 0) throw new Error('a PKCS#11 library is loaded already: nothing to measure');
+  if (cluster !== undefined) return clusterClose(cluster, stallMs);
+  if (race === true) return acquireWhileLastReleases(options);
   if (finalize === true) return lastClose(options, stallMs);
   const stall = new StallControl();
   const counter = countCalls();
@@ -80,6 +87,46 @@ async function lastClose(options: HsmOptions, stallMs: number): Promise<void> {
   await again.hsm.close();
   const result = { longestGapMs: gaps.longestMs, closeMs, reopenMs: again.ms, finalizeCalls: counter.calls('C_Finalize'), reopenedWorks };
   process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+/** A cluster's close with C_Finalize stalled: its library group finalizes the library, on the group's thread. */
+async function clusterClose(options: ClusterOptions, stallMs: number): Promise<void> {
+  const stall = new StallControl();
+  const counter = countCalls();
+  const shims = chain(counter.module, stall.module('C_Finalize'));
+  const cluster = await HsmCluster.start({ ...options, members: options.members.map((member) => ({ ...member, hsm: { ...member.hsm, pkcs11InterposerModule: shims } })) });
+  stall.stall(stallMs);
+  const gaps = watchEventLoopGaps();
+  const closing = performance.now();
+  await cluster.close();
+  const closeMs = performance.now() - closing;
+  gaps.stop();
+  stall.stall(0);
+  process.stdout.write(`${JSON.stringify({ longestGapMs: gaps.longestMs, closeMs, finalizeCalls: counter.calls('C_Finalize') })}\n`);
+}
+
+/**
+ * A connect that starts just before the library's last user releases it (finalizing on a thread,
+ * here a 300 ms job): it must either hold its own reference first or wait for the finalization,
+ * never load the library during it. Prints { found } (whether the token is found afterwards).
+ */
+async function acquireWhileLastReleases(options: HsmOptions): Promise<void> {
+  const view = { ...(options.libraryParameters !== undefined ? { libraryParameters: options.libraryParameters } : {}) };
+  const first = await Pkcs11Module.acquire(options.modulePath, view);
+  const second = Pkcs11Module.acquire(options.modulePath, view);
+  await first.releaseFinalizedBy(async () => {
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    first.finalizeHere();
+  });
+  const module = await second;
+  let found = true;
+  try {
+    module.findToken({ label: options.tokenLabel ?? '' });
+  } catch {
+    found = false;
+  }
+  module.release();
+  process.stdout.write(`${JSON.stringify({ found })}\n`);
 }
 
 if (require.main === module) {

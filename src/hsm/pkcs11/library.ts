@@ -108,9 +108,9 @@ export function initializeLibrary(api: pkcs11js.PKCS11, libraryParameters: strin
 /** Libraries whose last user is finalizing them elsewhere (unloadBy): a new user waits, then loads afresh. */
 const finalizing = new Map<string, Promise<void>>();
 
-/** Resolves once no finalization of this library runs (acquire waits for it before initialising again). */
-export async function notFinalizing(key: string): Promise<void> {
-  for (let running = finalizing.get(key); running !== undefined; running = finalizing.get(key)) await running;
+/** The finalization of this library under way, if any (acquire waits for it, checking again right before it loads). */
+export function finalizationOf(key: string): Promise<void> | undefined {
+  return finalizing.get(key);
 }
 
 /** The last reference is gone: finalize here (if we initialized) and unload. */
@@ -128,7 +128,7 @@ export function unload(key: string, entry: LoadedLibrary): void {
  * The last reference is gone: `finalize` runs C_Finalize elsewhere (a PKCS#11 thread: a network
  * HSM's library may take seconds to close its connections), if we initialized the library; then
  * it is unloaded. It leaves the registry at once, so a new user loads it afresh, after waiting
- * for this (notFinalizing). If `finalize` rejects (no thread), it runs here after all.
+ * for this (finalizationOf). If `finalize` rejects (no thread), it runs here after all.
  */
 export function unloadBy(key: string, entry: LoadedLibrary, finalize: () => Promise<void>): Promise<void> {
   if (!entry.ownsInitialize) {

@@ -8,7 +8,7 @@ import { HsmError } from '../errors';
 import type { TokenInfo } from '../types';
 import { call, callAsync, returnCodeOf, toHsmError } from './errors';
 import type { ObjectHandle, Pkcs11Interposer, SessionHandle, SlotId } from './handles';
-import { finalizeAndInitialize, initializeLibrary, initializeOnce, libraryFor, libraryKey, notFinalizing, reinitialize, unload, unloadBy, type FirstInitialisation, type InitialisationCycle, type LoadedLibrary } from './library';
+import { finalizeAndInitialize, initializeLibrary, initializeOnce, libraryFor, libraryKey, finalizationOf, reinitialize, unload, unloadBy, type FirstInitialisation, type InitialisationCycle, type LoadedLibrary } from './library';
 import { gcm, unwrapMechanism, type KwpMechanism, type UnwrapMechanism } from './mechanisms';
 import * as objects from './objects';
 import type { RsaPublicKey, SecretKeyInfo } from './objects';
@@ -79,8 +79,9 @@ export class Pkcs11Module {
    */
   static async acquire(modulePath: string, options: ModuleViewOptions, initialize?: FirstInitialisation): Promise<Pkcs11Module> {
     const key = libraryKey(modulePath);
-    // The last user's C_Finalize may be running on a thread: initialise only after it.
-    await notFinalizing(key);
+    // The last user's C_Finalize may be running on a thread: initialise only after it. Checked
+    // again after each wait, with no await between the last check and libraryFor.
+    for (let running = finalizationOf(key); running !== undefined; running = finalizationOf(key)) await running;
     const entry = libraryFor(key);
     entry.refs += 1;
     try {
