@@ -173,9 +173,11 @@ export class Hsm {
     } catch (error) {
       // The pool has closed what it opened; just give back our share of the login.
       if (loggedInSlot !== undefined) acquired?.removeLoginUser(loggedInSlot);
-      const threads = executor?.executor;
-      if (threads !== undefined) await acquired?.releaseFinalizedBy(() => finalizeOn(threads));
-      else acquired?.release();
+      // An acquired module has its executor by now: the last reference finalizes on it.
+      if (acquired !== undefined && executor !== undefined) {
+        const threads = executor.executor;
+        await acquired.releaseFinalizedBy(() => finalizeOn(threads));
+      }
       executor?.release();
       throw asHsmError(error);
     }
