@@ -4,7 +4,7 @@ import { GCM_TAG_BYTES } from './gcm-sizes';
 import { loadInterposer } from './interposer-module';
 import { KeyHandleCache, type KeyRef } from './key-handles';
 import { LoginGuard } from './login-guard';
-import { InlineExecutor, JobExecutor, leaseWorkerExecutor, lostWithItsThread } from './pkcs11-executor';
+import { finalizeOn, InlineExecutor, JobExecutor, leaseWorkerExecutor, lostWithItsThread } from './pkcs11-executor';
 import { TokenObjects } from './admin/token-objects';
 import { Pkcs11Module, SecretKeyInfo, SessionHandle, SlotId } from './pkcs11/module';
 import { isStaleHandle, leavesSessionClean } from './pkcs11/return-codes';
@@ -399,9 +399,4 @@ function reportSeconds(observer: HsmObserver | undefined, id: string, operation:
   } catch {
     // a metrics hook must not fail an HSM operation
   }
-}
-
-/** C_Finalize as a job (on a PKCS#11 thread, or inline with pkcs11Threads 0). */
-async function finalizeOn(executor: JobExecutor): Promise<void> {
-  await executor.session({ op: 'finalize' });
 }

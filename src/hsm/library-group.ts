@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { Backoff } from '../common/backoff';
 import type { ClusterMember, MemberEnvironment } from './cluster-member';
 import { asHsmError } from './errors';
-import { leaseWorkerExecutor, type JobExecutor } from './pkcs11-executor';
+import { finalizeOn, leaseWorkerExecutor, type JobExecutor } from './pkcs11-executor';
 import { Pkcs11Module } from './pkcs11/module';
 import type { InitialisationCycle } from './pkcs11/library';
 
@@ -147,10 +147,7 @@ export class LibraryGroup {
     this.pin = undefined;
     try {
       // Usually the last reference (the members closed first): C_Finalize on the group's thread.
-      await pin?.releaseFinalizedBy(async () => {
-        const { executor } = await this.ownThread();
-        await executor.session({ op: 'finalize' });
-      });
+      await pin?.releaseFinalizedBy(async () => finalizeOn((await this.ownThread()).executor));
     } finally {
       const thread = this.thread;
       this.thread = undefined;

@@ -30,6 +30,11 @@ export interface JobExecutor {
   close(): Promise<void>;
 }
 
+/** The library's C_Finalize as a job (its last user's release: library.ts unloadBy). */
+export async function finalizeOn(executor: JobExecutor): Promise<void> {
+  await executor.session({ op: 'finalize' });
+}
+
 /** On the main thread: pkcs11Threads 0 (the only setting an interposer function, which cannot cross threads, allows). */
 export class InlineExecutor implements JobExecutor {
   constructor(private readonly module: Pkcs11Module) {}

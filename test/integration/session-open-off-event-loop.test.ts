@@ -12,7 +12,7 @@ import { expect } from 'chai';
 import { Agent } from 'node:https';
 import { performance } from 'node:perf_hooks';
 import { createKeyOnlyOnHsmA, encryptBody, keyPath, startClusterHarness, type ClusterHarness } from '../support/cluster-harness';
-import { p99, timed } from '../support/percentile';
+import { latenciesUntil, p99, timed } from '../support/percentile';
 import { FaultInjector, chain } from '../support/pkcs11-shims';
 import { uniqueLabel } from '../support/softhsm-fixture';
 import { StallControl } from '../support/stall-shim';
@@ -54,16 +54,7 @@ describe("an HSM's connection calls off the event loop (integration)", function 
     await h?.stop();
   });
 
-  async function healthLoop(ms: number): Promise<number[]> {
-    const until = performance.now() + ms;
-    const samples: number[] = [];
-    while (performance.now() < until) {
-      const { ms: took, value } = await timed(health);
-      expect(value.status, JSON.stringify(value.json)).to.equal(200);
-      samples.push(took);
-    }
-    return samples;
-  }
+  const healthLoop = (ms: number): Promise<number[]> => latenciesUntil(performance.now() + ms, health);
 
   /**
    * GetHealthStatus in a loop from before `trigger` makes hsm-a stall in `stall`'s call (so a stall
