@@ -187,6 +187,7 @@ export function buildRuntimeConfig(document: unknown, baseDir: string, env: Node
       reconnectInitialBackoffMs: file.cluster?.reconnectInitialBackoffMs ?? 250,
       reconnectMaxBackoffMs: file.cluster?.reconnectMaxBackoffMs ?? 30000,
       reinitAfterFailures: file.cluster?.reinitAfterFailures ?? 3,
+      startupWaitMs: file.cluster?.startupWaitMs ?? 15000,
     },
     keyStores,
     limits: {

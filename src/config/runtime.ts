@@ -51,6 +51,7 @@ export interface RuntimeConfig {
     reconnectInitialBackoffMs: number;
     reconnectMaxBackoffMs: number;
     reinitAfterFailures: number;
+    startupWaitMs: number;
   };
   keyStores: RuntimeKeyStore[];
   limits: { maxPlaintextBytes: number; maxAadBytes: number; clockSkewSeconds: number; requestDeadlineMs: number; maxInFlightRequests: number; admissionWaitMs: number };

@@ -304,6 +304,15 @@ export const ConfigSchema = Type.Object(
           reinitAfterFailures: Type.Optional(
             Type.Integer({ minimum: 1, maximum: 100, default: 3, description: 'Consecutive device-class reconnect failures after which the PKCS#11 library is re-initialised (C_Finalize + C_Initialize).' }),
           ),
+          startupWaitMs: Type.Optional(
+            Type.Integer({
+              minimum: 100,
+              maximum: 600000,
+              default: 15000,
+              description:
+                'How long startup waits for each HSM\'s first connection. An HSM whose PKCS#11 library has not finished connecting by then (a network HSM\'s client hung on an unreachable appliance) keeps connecting in the background and is reported UNAVAILABLE; the proxy serves with the HSMs that connected and adds it when it connects. If none connected, the proxy exits with an error. Shutdown likewise waits at most 2 s for a connect or HSM call still running.',
+            }),
+          ),
         },
         { additionalProperties: false, default: {}, description: 'How the HSMs share load and recover.' },
       ),

@@ -56,7 +56,12 @@ export interface MemberEnvironment {
   log: ClusterLog;
   recovery: RecoveryPolicy;
   health: HealthPolicy & { intervalMs: number; probeTimeoutMs: number };
+  /** How long start() waits for the first connection; a connect still running then goes on in the background. */
+  startupWaitMs: number;
 }
+
+/** What close() waits for connects and calls still running in the HSM: a hung one must not hang shutdown too. */
+const CLOSE_WAIT_MS = 2000;
 
 type Attempt = 'ok' | 'failed' | 'deferred';
 
@@ -87,6 +92,8 @@ export class ClusterMember {
    */
   private readonly servedKeys = new Set<string>();
   private lastVanishedCheck = 0;
+  /** start() stopped waiting for the first connect: when it connects after all, that is a recovery. */
+  private startupOverdue = false;
 
   constructor(
     readonly config: MemberConfig,
@@ -143,15 +150,21 @@ export class ClusterMember {
     };
   }
 
-  /** First connection, health monitor and keep-alive. Resolves true if connected. */
+  /**
+   * First connection, health monitor and keep-alive. Resolves true if connected. A connect the
+   * HSM's library has not finished within startupWaitMs (a network HSM's client hung on an
+   * unreachable appliance) goes on in the background: the proxy serves with the other HSMs
+   * meanwhile, and this one joins when it connects.
+   */
   async start(): Promise<boolean> {
-    let result = await this.tryConnect('startup');
-    // One jittered second try unless credentials failed (state 'failed'): see startup-retry.ts.
-    if (result === 'failed' && this.state !== 'failed') {
-      await startupRetryDelay();
-      result = await this.tryConnect('startup retry');
-    }
-    if (result === 'failed') this.scheduleRetry();
+    const first = this.connectAtStartup();
+    let timer: NodeJS.Timeout | undefined;
+    const overdue = new Promise<'overdue'>((resolve) => {
+      timer = setTimeout(() => resolve('overdue'), this.env.startupWaitMs);
+    });
+    const result = await Promise.race([first, overdue]);
+    clearTimeout(timer);
+    if (result === 'overdue') this.noteStartupOverdue();
     await this.health.start();
     const keepAliveMs = this.config.keepAliveSeconds * 1000;
     if (keepAliveMs > 0) {
@@ -159,6 +172,25 @@ export class ClusterMember {
       this.keepAliveTimer.unref();
     }
     return result === 'ok';
+  }
+
+  private async connectAtStartup(): Promise<Attempt> {
+    let result = await this.tryConnect('startup');
+    // One jittered second try unless credentials failed (state 'failed'): see startup-retry.ts.
+    if (result === 'failed' && this.state !== 'failed') {
+      await startupRetryDelay();
+      result = await this.tryConnect('startup retry');
+    }
+    if (result === 'failed') this.scheduleRetry();
+    return result;
+  }
+
+  private noteStartupOverdue(): void {
+    if (this.state !== 'connecting') return;
+    this.startupOverdue = true;
+    this.problem = `connecting: the PKCS#11 library has not finished connecting after ${this.env.startupWaitMs} ms (cluster.startupWaitMs); still waiting for it`;
+    this.env.log('warn', 'hsm connect still running at startup; serving without this hsm until it connects', { hsm: this.id, waitedMs: this.env.startupWaitMs });
+    this.env.observer?.memberConnected?.(this.id, false);
   }
 
   checkNow(): Promise<HealthSnapshot> {
@@ -305,9 +337,15 @@ export class ClusterMember {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.keepAliveTimer) clearInterval(this.keepAliveTimer);
     this.disconnect('closed', 'closed');
-    await this.attempt?.promise.catch(() => undefined);
-    // A call hung in the HSM keeps its connection open; do not let it hang shutdown too.
-    await Promise.race([Promise.all(this.retiring), new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
+    // A connect or a call hung in the HSM keeps its connection open; do not let it hang shutdown
+    // too. A connect that finishes later finds the member closed and closes its connection.
+    const settling = (async () => {
+      await this.attempt?.promise.catch(() => undefined);
+      await Promise.all(this.retiring);
+    })();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([settling, new Promise((resolve) => (timer = setTimeout(resolve, CLOSE_WAIT_MS)))]);
+    clearTimeout(timer);
   }
 
   private async connectOnce(reason: string, duringReinit: boolean): Promise<Attempt> {
@@ -362,7 +400,7 @@ export class ClusterMember {
     }
     // A first connection at startup is judged by the startup check; any other one, including the
     // first success of a member that failed at startup, is a recovery: counted and reported at once.
-    const recovering = this.state !== 'connecting' || this.backoff.failures > 0;
+    const recovering = this.state !== 'connecting' || this.backoff.failures > 0 || this.startupOverdue;
     const old = this.hsm;
     if (this.connection) this.connection.live = false;
     this.hsm = hsm;

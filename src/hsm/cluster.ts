@@ -36,7 +36,11 @@ export interface ClusterOptions {
   defaultBudgetMs: number;
   recovery: RecoveryPolicy;
   health: HealthPolicy & { intervalMs: number; probeTimeoutMs: number };
+  /** How long start() waits for each HSM's first connection (cluster.startupWaitMs); default 15 s. */
+  startupWaitMs?: number;
 }
+
+export const DEFAULT_STARTUP_WAIT_MS = 15_000;
 
 /** Picks again after a dropped connection, per request: the deadline bounds them too. */
 const MAX_REPICKS = 3;
@@ -58,7 +62,13 @@ export class HsmCluster implements HsmService, FleetHealth {
     }
     const ids = new Set(options.members.map((m) => m.hsm.id));
     if (ids.size !== options.members.length) throw new HsmError('Internal', 'HSM ids in a cluster must be unique');
-    const env: MemberEnvironment = { ...(observer ? { observer } : {}), log, recovery: options.recovery, health: options.health };
+    const env: MemberEnvironment = {
+      ...(observer ? { observer } : {}),
+      log,
+      recovery: options.recovery,
+      health: options.health,
+      startupWaitMs: options.startupWaitMs ?? DEFAULT_STARTUP_WAIT_MS,
+    };
     const byLibrary = new Map<string, LibraryGroup>();
     this.nodes = options.members.map((config) => {
       const key = Pkcs11Module.libraryKey(config.hsm.modulePath);
@@ -75,8 +85,9 @@ export class HsmCluster implements HsmService, FleetHealth {
   }
 
   /**
-   * Connects every member. Members that fail keep retrying in the background; if none connects
-   * the cluster is closed and the first member's error is thrown (a config mistake should be loud).
+   * Connects every member. Members that fail keep retrying in the background, and one whose
+   * connect is still running after startupWaitMs joins when it finishes; if none connects the
+   * cluster is closed and the first member's error is thrown (a config mistake should be loud).
    */
   static async start(options: ClusterOptions, observer?: ClusterObserver, log: ClusterLog = () => {}): Promise<HsmCluster> {
     const cluster = new HsmCluster(options, observer, log);

@@ -38,6 +38,7 @@ export function clusterOptions(config: RuntimeConfig, hooks: ProxyHooks = {}): C
     }),
     balance: config.cluster.balance,
     attemptTimeoutMs: config.cluster.attemptTimeoutMs,
+    startupWaitMs: config.cluster.startupWaitMs,
     defaultBudgetMs: DEFAULT_BUDGET_MS,
     recovery: {
       initialBackoffMs: config.cluster.reconnectInitialBackoffMs,

@@ -10,6 +10,8 @@ import type { Pkcs11Api, Pkcs11Interposer } from '../../src/hsm/pkcs11/module';
 const STALL_MS = 0;
 const STALLS_STARTED = 1;
 const STALLING_NOW = 2;
+/** Bumped by release(): wakes every stall under way. */
+const RELEASES = 3;
 
 export interface StallShimOptions {
   control: SharedArrayBuffer;
@@ -22,7 +24,6 @@ export interface StallShimOptions {
 /** The factory the worker threads load: (options) => interposer. */
 export function stallShim(options: StallShimOptions): Pkcs11Interposer {
   const control = new Int32Array(options.control);
-  const sleeper = new Int32Array(new SharedArrayBuffer(4));
   return (api: Pkcs11Api) =>
     new Proxy(api, {
       get(target, property, receiver) {
@@ -36,7 +37,7 @@ export function stallShim(options: StallShimOptions): Pkcs11Interposer {
           if (ms <= 0) return;
           Atomics.add(control, STALLS_STARTED, 1);
           Atomics.add(control, STALLING_NOW, 1);
-          Atomics.wait(sleeper, 0, 0, ms); // blocks this thread, like a stuck HSM call
+          Atomics.wait(control, RELEASES, Atomics.load(control, RELEASES), ms); // blocks this thread, like a stuck HSM call
           Atomics.sub(control, STALLING_NOW, 1);
         };
         return (...args: unknown[]) => {
@@ -51,7 +52,7 @@ export function stallShim(options: StallShimOptions): Pkcs11Interposer {
 
 /** The test's side: the module spec to configure, and the switch. */
 export class StallControl {
-  private readonly buffer = new SharedArrayBuffer(3 * 4);
+  private readonly buffer = new SharedArrayBuffer(4 * 4);
   private readonly view = new Int32Array(this.buffer);
 
   module(call: string, options: { after?: boolean } = {}): Pkcs11InterposerModule {
@@ -61,6 +62,13 @@ export class StallControl {
   /** Every later call blocks for ms (0: none). */
   stall(ms: number): void {
     Atomics.store(this.view, STALL_MS, ms);
+  }
+
+  /** No more stalls, and the ones under way end now (an HSM that answers at last). */
+  release(): void {
+    Atomics.store(this.view, STALL_MS, 0);
+    Atomics.add(this.view, RELEASES, 1);
+    Atomics.notify(this.view, RELEASES);
   }
 
   started(): number {

@@ -30,6 +30,7 @@ describe('config: HSM clusters', () => {
       reconnectInitialBackoffMs: 250,
       reconnectMaxBackoffMs: 30000,
       reinitAfterFailures: 3,
+      startupWaitMs: 15000,
     });
     expect(config.limits.requestDeadlineMs).to.equal(200);
     expect(config.health).to.include({ hysteresisChecks: 2, degradedErrorRate: 0.05, errorWindowSeconds: 30 });
@@ -42,7 +43,7 @@ describe('config: HSM clusters', () => {
         { modulePath: '/opt/cloudhsm/lib/libcloudhsm_pkcs11.so', tokenLabel: 'hsm1', pinEnv: 'PIN_B', profile: 'cloudhsm', sessionPoolSize: 16 },
         { id: 'luna-1', modulePath: '/usr/safenet/lunaclient/lib/libCryptoki2_64.so', tokenSerial: '1234', profile: 'luna', keepAliveSeconds: 5, decryptAuthFailureCodes: ['CKR_SIGNATURE_INVALID'] },
       ],
-      cluster: { balance: 'round-robin' },
+      cluster: { balance: 'round-robin', startupWaitMs: 4000 },
       limits: { requestDeadlineMs: 150 },
     });
     const config = buildRuntimeConfig(doc, '/etc/xks', { PIN_A: '1111', PIN_B: 'cu1:secret', XKS_HSM_PIN: '3333' });
@@ -59,6 +60,7 @@ describe('config: HSM clusters', () => {
     expect(options.members.map((m) => m.hsm.keyHandleRecheckMs)).to.deep.equal([0, 1000, 1000]);
     expect(options.members[2]?.hsm.tokenSerial).to.equal('1234');
     expect(options.balance).to.equal('round-robin');
+    expect(options.startupWaitMs).to.equal(4000);
     expect(options.health.probeTimeoutMs).to.equal(5000);
   });
 
@@ -72,6 +74,7 @@ describe('config: HSM clusters', () => {
     expect(problemsOf(base({ hsms: [{ ...one, id: 'x' }, { ...one, id: 'x' }] }), env).join('\n')).to.match(/hsms\.1\.id: duplicate HSM id "x"/);
     expect(problemsOf(base({ hsms: [one, { ...one, healthCheckKeyLabel: 'other' }] }), env).join('\n')).to.match(/healthCheckKeyLabel must be the same/);
     expect(problemsOf(base({ hsms: [{ ...one, profile: 'thales' }] }), env).join('\n')).to.match(/hsms\.0\.profile/);
+    expect(problemsOf(base({ hsm: one, cluster: { startupWaitMs: 50 } }), env).join('\n')).to.match(/cluster\.startupWaitMs: must be >= 100/);
     expect(problemsOf(base({ hsms: [{ ...one, decryptAuthFailureCodes: ['nope'] }] }), env).join('\n')).to.match(/decryptAuthFailureCodes/);
     expect(problemsOf(base({ hsms: [one], limits: { requestDeadlineMs: 5 } }), env).join('\n')).to.match(/limits\.requestDeadlineMs/);
   });

@@ -1,0 +1,130 @@
+/**
+ * An HSM whose PKCS#11 library hangs while connecting (a network HSM's client waiting on an
+ * unreachable appliance) must not hold the proxy's startup or shutdown: startup waits
+ * startupWaitMs for it, then serves with the other HSMs and adds it when its library answers;
+ * with no other HSM, startup fails with the reason; close does not wait for the hung connect.
+ * Real SoftHSM; a stall shim blocks the named call on the PKCS#11 thread.
+ */
+import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
+import { HsmCluster, HsmError } from '../../src/hsm';
+import type { ClusterLog } from '../../src/hsm/cluster-member';
+import { RecordingObserver, clusterKeys, testClusterOptions, waitFor, type ClusterKeys } from '../support/cluster-helpers';
+import { softHsmFixture } from '../support/softhsm-fixture';
+import { StallControl } from '../support/stall-shim';
+import { nodeDecrypt } from './helpers';
+
+/** Far longer than any wait below: the call hangs until the test releases it. */
+const HUNG_MS = 60_000;
+const STARTUP_WAIT_MS = 800;
+const aad = Buffer.from('hung-connect');
+
+describe('hsm: a connect hung in the PKCS#11 library', function () {
+  this.timeout(60_000);
+  let keys: ClusterKeys;
+  const opened: HsmCluster[] = [];
+  const stalls: StallControl[] = [];
+
+  before(async () => {
+    keys = await clusterKeys();
+  });
+  afterEach(async () => {
+    for (const stall of stalls.splice(0)) stall.release();
+    await Promise.all(opened.splice(0).map((cluster) => cluster.close()));
+  });
+
+  function hung(): StallControl {
+    const stall = new StallControl();
+    stall.stall(HUNG_MS);
+    stalls.push(stall);
+    return stall;
+  }
+
+  function recordingLog(): { log: ClusterLog; lines: Array<{ message: string; hsm: unknown }> } {
+    const lines: Array<{ message: string; hsm: unknown }> = [];
+    return { lines, log: (_level, message, fields) => lines.push({ message, hsm: fields.hsm }) };
+  }
+
+  async function roundTrip(cluster: HsmCluster): Promise<void> {
+    const plaintext = randomBytes(32);
+    const out = await cluster.encrypt(keys.key, plaintext, aad);
+    expect(nodeDecrypt(keys.keyValue, out.iv, out.ciphertext, out.tag, aad).equals(plaintext)).to.equal(true);
+  }
+
+  for (const call of ['C_OpenSession', 'C_Login']) {
+    it(`with ${call} hung on one HSM, startup serves from the other after startupWaitMs, and the hung one joins when its library answers`, async () => {
+      const fx = softHsmFixture();
+      const stall = hung();
+      const observer = new RecordingObserver();
+      const { log, lines } = recordingLog();
+      const members = [
+        { id: 'hsm-a', tokenLabel: fx.label, pkcs11InterposerModule: stall.module(call) },
+        { id: 'hsm-b', tokenLabel: fx.peerLabel },
+      ];
+      const started = Date.now();
+      const cluster = await HsmCluster.start(testClusterOptions(keys.health, members, { startupWaitMs: STARTUP_WAIT_MS }), observer, log);
+      opened.push(cluster);
+      const tookMs = Date.now() - started;
+
+      expect(stall.stallingNow(), 'hsm-a is still hung in its connect').to.equal(1);
+      expect(tookMs, 'startup waited about startupWaitMs, not for the hung HSM').to.be.within(STARTUP_WAIT_MS - 50, STARTUP_WAIT_MS + 1500);
+      const [a, b] = cluster.members();
+      expect(b).to.include({ id: 'hsm-b', serving: true });
+      expect(a).to.include({ id: 'hsm-a', serving: false });
+      expect(a?.reason).to.match(/has not finished connecting after 800 ms/);
+      expect(lines.some((l) => l.hsm === 'hsm-a' && /still running at startup/.test(l.message))).to.equal(true);
+      expect(cluster.current().status).to.equal('ACTIVE');
+      for (let i = 0; i < 5; i++) await roundTrip(cluster);
+
+      stall.release();
+      await waitFor('hsm-a to connect once its library answers', () => cluster.members()[0]?.serving === true, 10_000);
+      // Joining late is a recovery: reported at once, and its health ACTIVE without waiting for the hysteresis.
+      expect(observer.reconnects).to.deep.include({ hsm: 'hsm-a', outcome: 'ok' });
+      expect(cluster.members()[0]?.healthStatus).to.equal('ACTIVE');
+      for (let i = 0; i < 5; i++) await roundTrip(cluster);
+    });
+  }
+
+  it('with its only HSM hung, startup fails after startupWaitMs with the reason, and the late connection is closed, never served', async () => {
+    const fx = softHsmFixture();
+    const stall = hung();
+    const { log, lines } = recordingLog();
+    const observer = new RecordingObserver();
+    const started = Date.now();
+    const error = await HsmCluster.start(
+      testClusterOptions(keys.health, [{ id: 'hsm-a', tokenLabel: fx.label, pkcs11InterposerModule: stall.module('C_OpenSession') }], { startupWaitMs: STARTUP_WAIT_MS }),
+      observer,
+      log,
+    ).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    const tookMs = Date.now() - started;
+    expect(error).to.be.instanceOf(HsmError);
+    expect((error as HsmError).message).to.match(/no HSM of the cluster could be connected: .*has not finished connecting after 800 ms/);
+    // startupWaitMs, then close's bounded wait for the hung connect (2 s).
+    expect(tookMs).to.be.below(STARTUP_WAIT_MS + 2000 + 1500);
+    expect(stall.stallingNow(), 'the connect was still hung when start gave up').to.equal(1);
+
+    stall.release();
+    await waitFor('the late connect to end', () => stall.stallingNow() === 0, 5000);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(lines.filter((l) => l.message === 'hsm connected')).to.deep.equal([]);
+    expect(observer.reconnects.filter((r) => r.outcome === 'ok')).to.deep.equal([]);
+  });
+
+  it('close does not wait for a connect hung in the HSM', async () => {
+    const fx = softHsmFixture();
+    const stall = hung();
+    const members = [
+      { id: 'hsm-a', tokenLabel: fx.label, pkcs11InterposerModule: stall.module('C_OpenSession') },
+      { id: 'hsm-b', tokenLabel: fx.peerLabel },
+    ];
+    const cluster = await HsmCluster.start(testClusterOptions(keys.health, members, { startupWaitMs: STARTUP_WAIT_MS }));
+    await roundTrip(cluster);
+    const started = Date.now();
+    await cluster.close();
+    expect(stall.stallingNow(), 'hsm-a was still hung when close returned').to.equal(1);
+    expect(Date.now() - started, 'close waits at most 2 s for a hung connect').to.be.within(1900, 3500);
+  });
+});
