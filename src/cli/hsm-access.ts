@@ -2,7 +2,8 @@
 import { loadConfigFile } from '../config/load';
 import { hsmOptionsOf, type RuntimeConfig, type RuntimeHsm } from '../config/runtime';
 import { EXTERNAL_KEY_ID_PATTERN } from '../config/schema';
-import { openWithRetry, type Hsm } from '../hsm';
+import { HsmError, openWithRetry, type Hsm } from '../hsm';
+import { raceTimeout } from '../hsm/deadline';
 import { KeyAdminError, assertBaseLabel } from '../keys/lifecycle';
 import { storesServing } from '../keys/served-keys';
 
@@ -24,17 +25,43 @@ export async function withConfiguredHsm<T>(target: { config: string; hsm?: strin
   }
 }
 
+/** Opens given up on whose PKCS#11 thread may still be hung in the library (see openHsm). */
+let abandonedOpens = 0;
+
 /**
  * Opens the config's first HSM, or `member`, with serve's startup retry: several CLI processes at
- * once (e.g. rotations from cron) may collide in the HSM library.
+ * once (e.g. rotations from cron) may collide in the HSM library. A library that has not finished
+ * connecting after cluster.startupWaitMs (a network HSM's client waiting on an unreachable
+ * appliance) fails the command with the reason, as serve's startup does, rather than hang it: cron
+ * runs would pile up behind it.
  */
-export function openHsm(config: RuntimeConfig, member: RuntimeHsm = config.hsm): Promise<Hsm> {
-  return openWithRetry({
+export async function openHsm(config: RuntimeConfig, member: RuntimeHsm = config.hsm): Promise<Hsm> {
+  const waitMs = config.cluster.startupWaitMs;
+  const opening = openWithRetry({
     ...hsmOptionsOf(member),
     sessionPoolSize: 1,
     acquireTimeoutMs: 10_000,
     maxWaiters: 16,
   });
+  let overdue = false;
+  try {
+    return await raceTimeout(opening, waitMs, () => {
+      overdue = true;
+      return new HsmError('Timeout', `${member.id}: the PKCS#11 library has not finished connecting after ${waitMs} ms (cluster.startupWaitMs); is the HSM reachable?`);
+    });
+  } catch (error) {
+    if (overdue) {
+      abandonedOpens += 1;
+      // Should it connect after all, nobody uses it.
+      opening.then((late) => late.close()).catch(() => undefined);
+    }
+    throw error;
+  }
+}
+
+/** True once an open was given up on: the command must exit when done, not wait for that thread. */
+export function hsmOpenAbandoned(): boolean {
+  return abandonedOpens > 0;
 }
 
 /** A --key-store option must name a key store of the config. */

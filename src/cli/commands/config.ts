@@ -3,6 +3,7 @@ import { loadConfigFile } from '../../config/load';
 import { renderConfigReference } from '../../config/reference';
 import { checkHsms } from '../config-check';
 import { resolveConnectionCap } from '../../server/connection-limits';
+import { exitIfHsmHung } from '../command-helpers';
 import { fail } from '../process';
 
 export function registerConfig(program: Command): void {
@@ -51,6 +52,7 @@ export function registerConfig(program: Command): void {
         for (const warning of result.warnings) process.stdout.write(`  warning: ${warning}\n`);
       }
       if (!allConnected) process.exitCode = 1;
+      exitIfHsmHung();
     });
   config
     .command('reference')
