@@ -1,6 +1,6 @@
 /** Small pieces every key command shares: output, failure handling, help examples. */
 import { exitWhenWritten } from '../observability/exit-when-written';
-import { hsmOpenAbandoned } from './hsm-access';
+import { hsmCallAbandoned } from './hsm-access';
 import { fail } from './process';
 
 export const out = (text: string): void => {
@@ -19,9 +19,9 @@ export function action<A extends unknown[]>(body: (...args: A) => Promise<void>)
   };
 }
 
-/** An HSM open given up on may still hold a PKCS#11 thread (and with it the process): exit once the output is out. */
+/** An HSM open or close given up on may still hold a PKCS#11 thread (and with it the process): exit once the output is out. */
 export function exitIfHsmHung(): void {
-  if (hsmOpenAbandoned()) exitWhenWritten(typeof process.exitCode === 'number' ? process.exitCode : 0);
+  if (hsmCallAbandoned()) exitWhenWritten(typeof process.exitCode === 'number' ? process.exitCode : 0);
 }
 
 export function examples(lines: string[]): string {

@@ -6,7 +6,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { RuntimeConfig, RuntimeHsm } from '../config/runtime';
 import { HsmError } from '../hsm';
 import { servedKeys } from '../keys/served-keys';
-import { openHsm } from './hsm-access';
+import { closeHsm, openHsm } from './hsm-access';
 
 export interface HsmCheck {
   id: string;
@@ -64,7 +64,7 @@ async function checkHsm(config: RuntimeConfig, member: RuntimeHsm): Promise<HsmC
       warnings,
     };
   } finally {
-    await hsm.close();
+    await closeHsm(hsm);
   }
 }
 

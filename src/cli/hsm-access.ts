@@ -2,7 +2,8 @@
 import { loadConfigFile } from '../config/load';
 import { hsmOptionsOf, type RuntimeConfig, type RuntimeHsm } from '../config/runtime';
 import { EXTERNAL_KEY_ID_PATTERN } from '../config/schema';
-import { HsmError, openWithRetry, type Hsm } from '../hsm';
+import { CLOSE_WAIT_MS, HsmError, openWithRetry, type Hsm } from '../hsm';
+import { settledWithin } from '../common/settled-within';
 import { raceTimeout } from '../hsm/deadline';
 import { KeyAdminError, assertBaseLabel } from '../keys/lifecycle';
 import { storesServing } from '../keys/served-keys';
@@ -21,12 +22,12 @@ export async function withConfiguredHsm<T>(target: { config: string; hsm?: strin
   try {
     return await use(hsm, config);
   } finally {
-    await hsm.close();
+    await closeHsm(hsm);
   }
 }
 
-/** Opens given up on whose PKCS#11 thread may still be hung in the library (see openHsm). */
-let abandonedOpens = 0;
+/** Opens or closes given up on, whose PKCS#11 thread may still be hung in the library (see openHsm). */
+let abandoned = 0;
 
 /**
  * Opens the config's first HSM, or `member`, with serve's startup retry: several CLI processes at
@@ -51,7 +52,7 @@ export async function openHsm(config: RuntimeConfig, member: RuntimeHsm = config
     });
   } catch (error) {
     if (overdue) {
-      abandonedOpens += 1;
+      abandoned += 1;
       // Should it connect after all, nobody uses it.
       opening.then((late) => late.close()).catch(() => undefined);
     }
@@ -59,9 +60,14 @@ export async function openHsm(config: RuntimeConfig, member: RuntimeHsm = config
   }
 }
 
-/** True once an open was given up on: the command must exit when done, not wait for that thread. */
-export function hsmOpenAbandoned(): boolean {
-  return abandonedOpens > 0;
+/** Closes `hsm`, waiting at most CLOSE_WAIT_MS for a logout or C_Finalize that does not return. */
+export async function closeHsm(hsm: Hsm): Promise<void> {
+  if (!(await settledWithin(hsm.close(), CLOSE_WAIT_MS))) abandoned += 1;
+}
+
+/** True once an open or close was given up on: the command must exit when done, not wait for that thread. */
+export function hsmCallAbandoned(): boolean {
+  return abandoned > 0;
 }
 
 /** A --key-store option must name a key store of the config. */

@@ -5,6 +5,7 @@
  * healthy it is, is judged apart (member-health.ts).
  */
 import { Backoff } from '../common/backoff';
+import { settledWithin } from '../common/settled-within';
 import { HsmError, asHsmError, type HsmErrorKind } from './errors';
 import type { HealthSnapshot, HealthStatus } from './health-monitor';
 import { Hsm } from './hsm';
@@ -61,7 +62,7 @@ export interface MemberEnvironment {
 }
 
 /** What close() waits for connects and calls still running in the HSM: a hung one must not hang shutdown too. */
-const CLOSE_WAIT_MS = 2000;
+export const CLOSE_WAIT_MS = 2000;
 
 type Attempt = 'ok' | 'failed' | 'deferred';
 
@@ -158,12 +159,7 @@ export class ClusterMember {
    */
   async start(): Promise<boolean> {
     const first = this.connectAtStartup();
-    let timer: NodeJS.Timeout | undefined;
-    const overdue = new Promise<'overdue'>((resolve) => {
-      timer = setTimeout(() => resolve('overdue'), this.env.startupWaitMs);
-    });
-    const result = await Promise.race([first, overdue]);
-    clearTimeout(timer);
+    const result = (await settledWithin(first, this.env.startupWaitMs)) ? await first : 'overdue';
     if (result === 'overdue') this.noteStartupOverdue();
     await this.health.start();
     const keepAliveMs = this.config.keepAliveSeconds * 1000;
@@ -343,9 +339,7 @@ export class ClusterMember {
       await this.attempt?.promise.catch(() => undefined);
       await Promise.all(this.retiring);
     })();
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([settling, new Promise((resolve) => (timer = setTimeout(resolve, CLOSE_WAIT_MS)))]);
-    clearTimeout(timer);
+    await settledWithin(settling, CLOSE_WAIT_MS);
   }
 
   private async connectOnce(reason: string, duringReinit: boolean): Promise<Attempt> {

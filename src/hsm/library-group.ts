@@ -5,7 +5,8 @@
  */
 import * as path from 'node:path';
 import { Backoff } from '../common/backoff';
-import type { ClusterMember, MemberEnvironment } from './cluster-member';
+import { settledWithin } from '../common/settled-within';
+import { CLOSE_WAIT_MS, type ClusterMember, type MemberEnvironment } from './cluster-member';
 import { asHsmError } from './errors';
 import { finalizeOn, leaseWorkerExecutor, type JobExecutor } from './pkcs11-executor';
 import { Pkcs11Module } from './pkcs11/module';
@@ -140,8 +141,19 @@ export class LibraryGroup {
   }
 
   /** After a running re-initialisation: releasing the last reference under it would unload the library. */
+  /**
+   * Releases the group's reference, finalizing the library if it is the last. A library hung in
+   * C_Finalize (a network HSM's client saying goodbye to an unreachable appliance) or in a
+   * re-initialisation must not hang shutdown: after CLOSE_WAIT_MS it goes on without us.
+   */
   async close(): Promise<void> {
     this.closed = true;
+    if (!(await settledWithin(this.finish(), CLOSE_WAIT_MS))) {
+      this.env.log('warn', 'pkcs11 library still finalizing; not waiting for it', { module: this.label, waitedMs: CLOSE_WAIT_MS });
+    }
+  }
+
+  private async finish(): Promise<void> {
     await this.running;
     const pin = this.pin;
     this.pin = undefined;

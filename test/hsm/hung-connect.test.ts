@@ -2,7 +2,8 @@
  * An HSM whose PKCS#11 library hangs while connecting (a network HSM's client waiting on an
  * unreachable appliance) must not hold the proxy's startup or shutdown: startup waits
  * startupWaitMs for it, then serves with the other HSMs and adds it when its library answers;
- * with no other HSM, startup fails with the reason; close does not wait for the hung connect.
+ * with no other HSM, startup fails with the reason; close waits neither for the hung connect nor
+ * for a library hung in its last C_Finalize.
  * Real SoftHSM; a stall shim blocks the named call on the PKCS#11 thread.
  */
 import { expect } from 'chai';
@@ -19,7 +20,7 @@ const HUNG_MS = 60_000;
 const STARTUP_WAIT_MS = 800;
 const aad = Buffer.from('hung-connect');
 
-describe('hsm: a connect hung in the PKCS#11 library', function () {
+describe('hsm: PKCS#11 calls that never return hold neither startup nor shutdown', function () {
   this.timeout(60_000);
   let keys: ClusterKeys;
   const opened: HsmCluster[] = [];
@@ -111,6 +112,29 @@ describe('hsm: a connect hung in the PKCS#11 library', function () {
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(lines.filter((l) => l.message === 'hsm connected')).to.deep.equal([]);
     expect(observer.reconnects.filter((r) => r.outcome === 'ok')).to.deep.equal([]);
+  });
+
+  it('close does not wait for a library hung in its last C_Finalize, and a later connect waits for that finalization', async () => {
+    const fx = softHsmFixture();
+    const stall = new StallControl();
+    stalls.push(stall);
+    const { log, lines } = recordingLog();
+    const cluster = await HsmCluster.start(testClusterOptions(keys.health, [{ id: 'hsm-a', tokenLabel: fx.label, pkcs11InterposerModule: stall.module('C_Finalize') }]), undefined, log);
+    await roundTrip(cluster);
+    stall.stall(HUNG_MS);
+    const started = Date.now();
+    await cluster.close();
+    expect(stall.stallingNow(), 'C_Finalize was still hung when close returned').to.equal(1);
+    expect(Date.now() - started, 'close waits at most 2 s for the hung C_Finalize').to.be.within(1900, 3500);
+    expect(lines.some((l) => l.message === 'pkcs11 library still finalizing; not waiting for it')).to.equal(true);
+
+    // The library is still being finalized: a new cluster's connect waits for it, then initialises afresh.
+    const next = HsmCluster.start(testClusterOptions(keys.health, [{ id: 'hsm-b', tokenLabel: fx.peerLabel }], { startupWaitMs: 10_000 }));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    stall.release();
+    const again = await next;
+    opened.push(again);
+    await roundTrip(again);
   });
 
   it('close does not wait for a connect hung in the HSM', async () => {

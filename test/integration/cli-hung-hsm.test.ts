@@ -1,7 +1,8 @@
 /**
  * A CLI command whose HSM never finishes connecting (C_OpenSession hung in the library: a network
  * HSM's client waiting on an unreachable appliance) fails after cluster.startupWaitMs with the
- * reason and exits, instead of hanging: rotations run from cron would pile up behind it. Real CLI
+ * reason and exits, instead of hanging: rotations run from cron would pile up behind it. One whose
+ * library never returns from its last C_Finalize finishes and exits too. Real CLI
  * processes on the test SoftHSM token; the hang is preloaded into the child and its PKCS#11 threads.
  */
 import { expect } from 'chai';
@@ -41,6 +42,13 @@ describe('CLI: an HSM hung while connecting (integration)', function () {
     expect(result.code, result.stderr).to.equal(1);
     expect(result.stdout).to.match(/softhsm-cli: Not connected: cannot open the token and log in: .*has not finished connecting after 1000 ms/);
     expect(result.ms).to.be.below(WAIT_MS + 8000);
+  });
+
+  it('keys list with C_Finalize hung prints the keys and exits 0 without waiting for it', async () => {
+    const result = await timedCli(['keys', 'list', '-c', config], { ...hungEnv, XKS_TEST_HANG_CALL: 'C_Finalize' });
+    expect(result.code, result.stderr).to.equal(0);
+    expect(result.stdout).to.match(/^KEY STORE +EXTERNAL KEY ID/);
+    expect(result.ms).to.be.below(2000 + 8000);
   });
 
   it('the same commands without the hang succeed (the preload hangs only the named call)', async () => {

@@ -6,7 +6,7 @@ import { KeyAdminError } from '../../keys/lifecycle';
 import { checkReplication, type VersionCheck } from '../../keys/replication-check';
 import { servedKeys } from '../../keys/served-keys';
 import { action, examples, out } from '../command-helpers';
-import { CONFIG_OPTION, configDefault, openHsm, requireKeyStore } from '../hsm-access';
+import { CONFIG_OPTION, closeHsm, configDefault, openHsm, requireKeyStore } from '../hsm-access';
 import { renderTable } from '../table';
 
 const SHOWN: Record<string, string> = { same: 'same', missing: 'MISSING', different: 'DIFFERENT', 'not-compared': 'not compared', error: 'ERROR' };
@@ -52,7 +52,7 @@ export function registerKeysCheck(keys: Command): void {
           const checks = await checkReplication(members, [...byLabel].map(([label, ids]) => ({ label, externalKeyIds: ids })));
           report(checks, members.map((m) => m.id), options.json === true);
         } finally {
-          for (const { hsm } of members) await hsm.close();
+          for (const { hsm } of members) await closeHsm(hsm);
         }
       }),
     );
