@@ -177,8 +177,22 @@ export class ClusterMember {
       await startupRetryDelay();
       result = await this.tryConnect('startup retry');
     }
-    if (result === 'failed') this.scheduleRetry();
+    this.followUp(result);
     return result;
+  }
+
+  /**
+   * What an attempt leaves to do: a failed one is retried with backoff; one deferred by a library
+   * re-initialisation is tried again after it, whose reconnect pass may have gone past this member.
+   */
+  private followUp(result: Attempt): void {
+    if (result === 'failed') this.scheduleRetry();
+    else if (result === 'deferred') void Promise.resolve(this.group.settled()).then(() => this.scheduleRetry());
+  }
+
+  /** A library re-initialisation's reconnect of this member. */
+  reconnectAfterReinit(): Promise<void> {
+    return this.tryConnect('module re-initialised', true).then((result) => this.followUp(result));
   }
 
   private noteStartupOverdue(): void {
@@ -279,9 +293,7 @@ export class ClusterMember {
     if (this.state !== 'connected') return;
     this.disconnect('reconnecting', reason);
     this.env.log('warn', 'hsm connection dropped; reconnecting', { hsm: this.id, reason: reason.slice(0, 300) });
-    void this.tryConnect('reconnect').then((result) => {
-      if (result === 'failed') this.scheduleRetry();
-    });
+    void this.tryConnect('reconnect').then((result) => this.followUp(result));
   }
 
   /** For a library re-initialisation: drop the connection; the group reconnects us afterwards. */
@@ -314,15 +326,13 @@ export class ClusterMember {
     return attempt.promise;
   }
 
-  scheduleRetry(): void {
+  private scheduleRetry(): void {
     if (this.state === 'failed' || this.state === 'closed' || this.state === 'connected') return;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     const delay = this.backoff.delayMs();
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
-      void this.tryConnect('retry').then((result) => {
-        if (result === 'failed') this.scheduleRetry();
-      });
+      void this.tryConnect('retry').then((result) => this.followUp(result));
     }, delay);
     this.retryTimer.unref();
   }

@@ -87,15 +87,16 @@ export class HsmCluster implements HsmService, FleetHealth {
   /**
    * Connects every member. Members that fail keep retrying in the background, and one whose
    * connect is still running after startupWaitMs joins when it finishes; if none connects the
-   * cluster is closed and the first member's error is thrown (a config mistake should be loud).
+   * cluster is closed and every member's reason is thrown (a config mistake should be loud).
    */
   static async start(options: ClusterOptions, observer?: ClusterObserver, log: ClusterLog = () => {}): Promise<HsmCluster> {
     const cluster = new HsmCluster(options, observer, log);
     const connected = await Promise.all(cluster.nodes.map((member) => member.start()));
     if (!connected.some(Boolean)) {
-      const problem = cluster.nodes[0]?.status().reason ?? 'no HSM connected';
+      // Each one's reason: one HSM hung, another refusing the PIN, are two things to fix.
+      const problems = cluster.nodes.map((member) => `${member.id}: ${member.status().reason ?? 'not connected'}`).join('; ');
       await cluster.close();
-      throw new HsmError('Device', `no HSM of the cluster could be connected: ${problem}`);
+      throw new HsmError('Device', `no HSM of the cluster could be connected: ${problems}`);
     }
     return cluster;
   }

@@ -104,11 +104,10 @@ export class LibraryGroup {
         this.env.observer?.moduleReinit?.(this.label, 'failed');
         this.env.log('error', 'pkcs11 module re-initialisation failed', { module: this.label, reason: asHsmError(error).message });
       }
-      // Reconnect now, inside the re-initialisation, so waiting requests find connected members.
-      const results = await Promise.all(this.members.map((member) => member.tryConnect('module re-initialised', true)));
-      results.forEach((result, i) => {
-        if (result === 'failed') this.members[i]?.scheduleRetry();
-      });
+      // Reconnect now, inside the re-initialisation, so waiting requests find connected members. A
+      // connect still running after startupWaitMs (hung in the library) goes on without holding the
+      // group: while it runs, no other member could connect.
+      await Promise.all(this.members.map((member) => settledWithin(member.reconnectAfterReinit(), this.env.startupWaitMs)));
       return ok;
     })()
       .catch((error: unknown) => {

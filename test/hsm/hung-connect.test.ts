@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { HsmCluster, HsmError } from '../../src/hsm';
 import type { ClusterLog } from '../../src/hsm/cluster-member';
 import { RecordingObserver, clusterKeys, testClusterOptions, waitFor, type ClusterKeys } from '../support/cluster-helpers';
+import { FaultInjector, chain } from '../support/pkcs11-shims';
 import { softHsmFixture } from '../support/softhsm-fixture';
 import { StallControl } from '../support/stall-shim';
 import { nodeDecrypt } from './helpers';
@@ -86,6 +87,37 @@ describe('hsm: PKCS#11 calls that never return hold neither startup nor shutdown
     });
   }
 
+  it('a library re-initialisation does not wait for the hung connect: the other HSM reconnects after it, and again later', async () => {
+    const fx = softHsmFixture();
+    const stall = hung();
+    const faults = new FaultInjector();
+    const observer = new RecordingObserver();
+    const members = [
+      { id: 'hsm-a', tokenLabel: fx.label, pkcs11InterposerModule: chain(stall.module('C_OpenSession'), faults.module('hsm-a')) },
+      { id: 'hsm-b', tokenLabel: fx.peerLabel, pkcs11InterposerModule: faults.module('hsm-b') },
+    ];
+    const cluster = await HsmCluster.start(testClusterOptions(keys.health, members, { startupWaitMs: STARTUP_WAIT_MS }), observer);
+    opened.push(cluster);
+    await roundTrip(cluster);
+    const bServing = (): boolean => cluster.members()[1]?.serving === true;
+
+    // hsm-b's device fails and its reconnects too: the library is re-initialised (reinitAfterFailures
+    // 2). It cannot be, under hsm-a's hung call; its reconnect pass then meets hsm-a's hung connect.
+    faults.set('hsm-b', { kind: 'error', returnCode: 'CKR_DEVICE_ERROR' });
+    await roundTrip(cluster).catch(() => undefined);
+    await waitFor('a re-initialisation', () => observer.reinits.length > 0, 10_000);
+    faults.set('hsm-b', undefined);
+    await waitFor('hsm-b to reconnect after it', bServing, 10_000);
+
+    // hsm-b drops again, hsm-a still hung: it reconnects (no re-initialisation is left holding the group).
+    faults.set('hsm-b', { kind: 'error', returnCode: 'CKR_DEVICE_ERROR', only: /^C_Encrypt/ });
+    await roundTrip(cluster).catch(() => undefined);
+    faults.set('hsm-b', undefined);
+    await waitFor('hsm-b to reconnect again while hsm-a is still hung', bServing, 10_000);
+    expect(stall.stallingNow(), 'hsm-a still hung').to.be.at.least(1);
+    await roundTrip(cluster);
+  });
+
   it('with its only HSM hung, startup fails after startupWaitMs with the reason, and the late connection is closed, never served', async () => {
     const fx = softHsmFixture();
     const stall = hung();
@@ -102,7 +134,7 @@ describe('hsm: PKCS#11 calls that never return hold neither startup nor shutdown
     );
     const tookMs = Date.now() - started;
     expect(error).to.be.instanceOf(HsmError);
-    expect((error as HsmError).message).to.match(/no HSM of the cluster could be connected: .*has not finished connecting after 800 ms/);
+    expect((error as HsmError).message).to.match(/^no HSM of the cluster could be connected: hsm-a: .*has not finished connecting after 800 ms/);
     // startupWaitMs, then close's bounded wait for the hung connect (2 s).
     expect(tookMs).to.be.below(STARTUP_WAIT_MS + 2000 + 1500);
     expect(stall.stallingNow(), 'the connect was still hung when start gave up').to.equal(1);
@@ -112,6 +144,20 @@ describe('hsm: PKCS#11 calls that never return hold neither startup nor shutdown
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(lines.filter((l) => l.message === 'hsm connected')).to.deep.equal([]);
     expect(observer.reconnects.filter((r) => r.outcome === 'ok')).to.deep.equal([]);
+  });
+
+  it('when no HSM connects, the error names each one\'s reason: one hung, one without its token', async () => {
+    const fx = softHsmFixture();
+    const stall = hung();
+    const members = [
+      { id: 'hsm-a', tokenLabel: fx.label, pkcs11InterposerModule: stall.module('C_OpenSession') },
+      { id: 'hsm-b', tokenLabel: 'no-such-token' },
+    ];
+    const error = await HsmCluster.start(testClusterOptions(keys.health, members, { startupWaitMs: STARTUP_WAIT_MS })).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect((error as HsmError).message).to.match(/^no HSM of the cluster could be connected: hsm-a: .*has not finished connecting after 800 ms.*; hsm-b: .*no token with label "no-such-token"/);
   });
 
   it('close does not wait for a library hung in its last C_Finalize, and a later connect waits for that finalization', async () => {
