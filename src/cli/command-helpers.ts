@@ -1,4 +1,5 @@
 /** Small pieces every key command shares: output, failure handling, help examples. */
+import { exitProcess } from '../hsm/exit-process';
 import { exitWhenWritten } from '../observability/exit-when-written';
 import { hsmCallAbandoned } from './hsm-access';
 import { fail } from './process';
@@ -21,7 +22,7 @@ export function action<A extends unknown[]>(body: (...args: A) => Promise<void>)
 
 /** An HSM open or close given up on may still hold a PKCS#11 thread (and with it the process): exit once the output is out. */
 export function exitIfHsmHung(): void {
-  if (hsmCallAbandoned()) exitWhenWritten(typeof process.exitCode === 'number' ? process.exitCode : 0);
+  if (hsmCallAbandoned()) exitWhenWritten(typeof process.exitCode === 'number' ? process.exitCode : 0, (code) => exitProcess(code, true));
 }
 
 export function examples(lines: string[]): string {

@@ -1,11 +1,13 @@
 import { ConfigError } from '../config/load';
+import { exitProcess } from '../hsm/exit-process';
+import { hsmCallAbandoned } from './hsm-access';
 import { exitWhenWritten } from '../observability/exit-when-written';
 
 /** Prints a clear error and exits non-zero; config errors list every bad field. */
 export function fail(err: unknown): never {
   const message = err instanceof ConfigError ? err.message : `error: ${(err as Error)?.message ?? String(err)}`;
   process.stderr.write(`${message}\n`);
-  process.exit(1);
+  exitProcess(1, hsmCallAbandoned());
 }
 
 export interface Stoppable {
@@ -24,8 +26,8 @@ export function stopOnSignals(server: Stoppable, options: { graceMs?: number } =
     process.stderr.write(`received ${signal}, shutting down\n`);
     // Exit once the last log lines have left: a lagging log reader must still get them.
     server.close(options.graceMs === undefined ? {} : { graceMs: options.graceMs }).then(
-      () => exitWhenWritten(0),
-      () => exitWhenWritten(1),
+      () => exitWhenWritten(0, (code) => exitProcess(code)),
+      () => exitWhenWritten(1, (code) => exitProcess(code)),
     );
   };
   process.on('SIGINT', () => stop('SIGINT'));

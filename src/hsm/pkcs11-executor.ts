@@ -6,6 +6,7 @@
  * stuck call. Jobs are bounded by the session pool (a job holds a session, or opens or closes one).
  */
 import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { HsmError } from './errors';
 import { runJob, type GcmJob, type JobResult, type Pkcs11Job } from './gcm-jobs';
@@ -59,6 +60,19 @@ export class InlineExecutor implements JobExecutor {
   }
 
   async close(): Promise<void> {}
+}
+
+/**
+ * Worker threads running a batch, in every executor. process.exit joins worker threads, and one
+ * hung in a PKCS#11 call (native code) cannot be stopped: see exit-process.ts.
+ */
+const busyWorkers = new Map<Worker, number>();
+
+/** How long the longest PKCS#11 job running now has been running, in ms (0: none). */
+export function longestPkcs11CallMs(): number {
+  let since = Number.POSITIVE_INFINITY;
+  for (const started of busyWorkers.values()) since = Math.min(since, started);
+  return since === Number.POSITIVE_INFINITY ? 0 : performance.now() - since;
 }
 
 interface Pending {
@@ -181,6 +195,7 @@ export class WorkerExecutor implements JobExecutor {
       slot.current = batch;
       // Referenced only while busy: an idle pool must not keep a CLI process alive.
       slot.worker.ref();
+      busyWorkers.set(slot.worker, performance.now());
       const data = encodeJobs(batch.map((pending) => pending.job));
       slot.worker.postMessage({ id: this.nextId++, data } satisfies BatchMessage, [data]);
     }
@@ -192,7 +207,10 @@ export class WorkerExecutor implements JobExecutor {
     worker.on('message', (reply: ReplyMessage) => this.finished(slot, reply));
     // One that dies before it is ready is replace()'s to retry, later: no tight respawn loop.
     worker.on('error', (error) => slot.ready && this.lost(slot, `failed: ${error.message}`));
-    worker.on('exit', (code) => slot.ready && this.lost(slot, `exited (code ${code})`));
+    worker.on('exit', (code) => {
+      busyWorkers.delete(worker);
+      if (slot.ready) this.lost(slot, `exited (code ${code})`);
+    });
     // Referenced until it is ready (a CLI awaiting start() must not exit), then only while busy.
     this.slots.push(slot);
     return slot;
@@ -207,6 +225,7 @@ export class WorkerExecutor implements JobExecutor {
     }
     const batch = slot.current;
     slot.current = [];
+    busyWorkers.delete(slot.worker);
     slot.worker.unref();
     if (!this.closed) this.idle.push(slot);
     const replies = decodeReplies(

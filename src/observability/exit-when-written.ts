@@ -8,10 +8,11 @@ import { flushBufferedLines } from './buffered-line-transport';
 
 const DEFAULT_TIMEOUT_MS = 2000;
 
-export function exitWhenWritten(code: number, timeoutMs = DEFAULT_TIMEOUT_MS): void {
+/** `exitWith` ends the process once the output is out (src/hsm/exit-process.ts where PKCS#11 threads may hang). */
+export function exitWhenWritten(code: number, exitWith: (code: number) => never = process.exit, timeoutMs = DEFAULT_TIMEOUT_MS): void {
   process.exitCode = code;
   flushBufferedLines();
-  const exit = (): never => process.exit(code);
+  const exit = (): never => exitWith(code);
   setTimeout(exit, timeoutMs).unref();
   let pending = 2;
   const written = (): void => {

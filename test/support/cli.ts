@@ -10,6 +10,8 @@ export const CLI_MAIN = resolve(__dirname, '../../src/cli/main.js');
 
 export interface CliResult {
   code: number | null;
+  /** The signal that ended a spawned CLI (runCli), if one did. */
+  signal?: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
 }
@@ -25,7 +27,7 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Cli
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
     child.on('error', reject);
-    child.on('close', (code) => done({ code, stdout, stderr }));
+    child.on('close', (code, signal) => done({ code, signal, stdout, stderr }));
   });
 }
 

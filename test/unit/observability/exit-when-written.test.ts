@@ -10,7 +10,7 @@ const EXIT_JS = join(__dirname, '../../../src/observability/exit-when-written.js
  * `how`; the parent reads nothing for `readAfterMs`, as a lagging log reader would.
  */
 function run(how: 'exitWhenWritten' | 'process.exit', readAfterMs: number, timeoutMs = 2000): Promise<{ code: number | null; lastLineArrived: boolean; ms: number }> {
-  const exit = how === 'exitWhenWritten' ? `require(${JSON.stringify(EXIT_JS)}).exitWhenWritten(3, ${timeoutMs})` : 'process.exit(3)';
+  const exit = how === 'exitWhenWritten' ? `require(${JSON.stringify(EXIT_JS)}).exitWhenWritten(3, process.exit, ${timeoutMs})` : 'process.exit(3)';
   const script = `
     const logger = require(${JSON.stringify(LOGGER_JS)}).createLogger({ level: 'info' });
     const filler = 'x'.repeat(1000);
