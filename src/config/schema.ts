@@ -310,7 +310,7 @@ export const ConfigSchema = Type.Object(
               maximum: 600000,
               default: 15000,
               description:
-                'How long startup waits for each HSM\'s first connection. An HSM whose PKCS#11 library has not finished connecting by then (a network HSM\'s client hung on an unreachable appliance) keeps connecting in the background and is reported UNAVAILABLE; the proxy serves with the HSMs that connected and adds it when it connects. If none connected, the proxy exits with an error. CLI commands that open an HSM give up after the same time; shutdown waits at most 2 s for a connect, an HSM call or the library\'s last C_Finalize still running.',
+                'How long startup waits for each HSM\'s first connection. An HSM whose PKCS#11 library has not finished connecting by then (a network HSM\'s client hung on an unreachable appliance) keeps connecting in the background and is reported UNAVAILABLE; the proxy serves with the HSMs that connected and adds it when it connects. If none connected, the proxy exits with an error: raise it for an HSM whose first connect is slower than this when healthy. CLI commands that open an HSM give up after the same time; shutdown waits at most 2 s for a connect, an HSM call or the library\'s last C_Finalize still running.',
             }),
           ),
         },
