@@ -1,5 +1,5 @@
 /** Small pieces every key command shares: output, failure handling, help examples. */
-import { exitProcess } from '../hsm/exit-process';
+import { exitProcess } from './exit-process';
 import { exitWhenWritten } from '../observability/exit-when-written';
 import { hsmCallAbandoned } from './hsm-access';
 import { fail } from './process';

@@ -2,6 +2,7 @@
 /** The xks-proxy command line: one binary, one module per subcommand in ./commands. */
 import { Command } from 'commander';
 import { version } from '../../package.json';
+import { exitProcess } from './exit-process';
 import { registerAudit } from './commands/audit';
 import { registerConfig } from './commands/config';
 import { registerCredentials } from './commands/credentials';
@@ -21,7 +22,7 @@ const SERVING = new Set(['serve', 'demo']);
 function quietWhenStdoutCloses(): void {
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code !== 'EPIPE') throw err;
-    process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
+    exitProcess(typeof process.exitCode === 'number' ? process.exitCode : 0);
   });
 }
 

@@ -1,5 +1,5 @@
 import { ConfigError } from '../config/load';
-import { exitProcess } from '../hsm/exit-process';
+import { exitProcess } from './exit-process';
 import { hsmCallAbandoned } from './hsm-access';
 import { exitWhenWritten } from '../observability/exit-when-written';
 

@@ -8,6 +8,7 @@ export { HsmCluster, MAX_CLUSTER_MEMBERS } from './cluster';
 export type { BalanceStrategy, ClusterOptions } from './cluster';
 export type { ClusterLog, ClusterObserver, MemberConfig, RecoveryPolicy } from './cluster-member';
 export { CLOSE_WAIT_MS } from './cluster-member';
+export { longestPkcs11CallMs } from './pkcs11-executor';
 export { Deadline } from './deadline';
 export type { FleetHealth, FleetMemberHealth, HsmService } from './service';
 export { VENDOR_PROFILES, VENDOR_PROFILE_NAMES, vendorProfile } from './vendor-profiles';

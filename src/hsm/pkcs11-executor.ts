@@ -64,7 +64,7 @@ export class InlineExecutor implements JobExecutor {
 
 /**
  * Worker threads running a batch, in every executor. process.exit joins worker threads, and one
- * hung in a PKCS#11 call (native code) cannot be stopped: see exit-process.ts.
+ * hung in a PKCS#11 call (native code) cannot be stopped: see src/cli/exit-process.ts.
  */
 const busyWorkers = new Map<Worker, number>();
 

@@ -8,7 +8,7 @@ import { flushBufferedLines } from './buffered-line-transport';
 
 const DEFAULT_TIMEOUT_MS = 2000;
 
-/** `exitWith` ends the process once the output is out (src/hsm/exit-process.ts where PKCS#11 threads may hang). */
+/** `exitWith` ends the process once the output is out (src/cli/exit-process.ts where PKCS#11 threads may hang). */
 export function exitWhenWritten(code: number, exitWith: (code: number) => never = process.exit, timeoutMs = DEFAULT_TIMEOUT_MS): void {
   process.exitCode = code;
   flushBufferedLines();

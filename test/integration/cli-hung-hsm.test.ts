@@ -9,8 +9,9 @@
  */
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
+import { closeSync, constants, openSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { runCli, writeCliConfig, type CliResult } from '../support/cli';
+import { CLI_MAIN, runCli, runCommand, writeCliConfig, type CliResult } from '../support/cli';
 import { clusterKeys } from '../support/cluster-helpers';
 import { tempDir } from '../support/temp-dir';
 
@@ -30,6 +31,10 @@ describe('CLI: an HSM hung in its library (integration)', function () {
     config = writeCliConfig({ healthCheckKeyLabel: keys.health, extra: { cluster: { startupWaitMs: WAIT_MS } } }).path;
     fifo = join(tempDir('xks-hang-'), 'never-written');
     execFileSync('mkfifo', [fifo]);
+  });
+  after(() => {
+    // Should a case fail and leave its CLI blocked on the FIFO: a writer's open releases every reader.
+    if (fifo !== undefined) closeSync(openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK));
   });
 
   async function timedCli(args: string[], env: NodeJS.ProcessEnv): Promise<CliResult & { ms: number }> {
@@ -66,6 +71,14 @@ describe('CLI: an HSM hung in its library (integration)', function () {
     const result = await timedCli(['serve', '-c', config, '--workers', '1'], hungOn('C_OpenSession'));
     expect(result.stderr).to.match(/no HSM of the cluster could be connected: .*has not finished connecting after 1000 ms/);
     expectKilledInsteadOf(result, 1);
+  });
+
+  it('as PID 1 of a PID namespace (a container without an init), which cannot signal itself, keys list still ends', async () => {
+    const started = Date.now();
+    const result = await runCommand('unshare', ['--user', '--map-root-user', '--pid', '--fork', '--mount-proc', '--kill-child', process.execPath, CLI_MAIN, 'keys', 'list', '-c', config], hungOn('C_OpenSession'));
+    expect(result.stderr).to.include('exiting by SIGKILL instead of with status 1');
+    expect(result.code === 0, result.stderr).to.equal(false);
+    expect(Date.now() - started).to.be.below(ENDS_WITHIN_MS);
   });
 
   it('the same commands without the hang end normally (the preload hangs only the named call)', async () => {

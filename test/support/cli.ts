@@ -18,10 +18,15 @@ export interface CliResult {
 
 /** Asynchronous, so an in-process proxy keeps serving while the CLI runs. */
 export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return runCommand(process.execPath, [CLI_MAIN, ...args], env);
+}
+
+/** Any command (e.g. the CLI under a wrapper), with the CLI's environment. */
+export function runCommand(command: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
   return new Promise((done, reject) => {
     // The fixture sets SOFTHSM2_CONF for this process; the child inherits it.
     const { XKS_CONFIG: _ignored, ...inherited } = process.env;
-    const child = spawn(process.execPath, [CLI_MAIN, ...args], { env: { ...inherited, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, { env: { ...inherited, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
@@ -89,12 +94,21 @@ async function runOnce(args: string[]): Promise<CliResult> {
     command.commands.forEach(walk);
   };
   walk(program);
-  const original = { out: process.stdout.write, err: process.stderr.write, exit: process.exit, exitCode: process.exitCode };
+  const original = { out: process.stdout.write, err: process.stderr.write, exit: process.exit, kill: process.kill, abort: process.abort, exitCode: process.exitCode };
   process.stdout.write = ((chunk: string | Uint8Array) => ((stdout += String(chunk)), true)) as typeof process.stdout.write;
   process.stderr.write = ((chunk: string | Uint8Array) => ((stderr += String(chunk)), true)) as typeof process.stderr.write;
   process.exit = ((code?: number) => {
     throw new ExitSignal(code ?? 0);
   }) as typeof process.exit;
+  // exitProcess (src/cli/exit-process.ts) ends a process with a hung PKCS#11 call by killing it:
+  // here that would be the test process, whose PKCS#11 threads other tests may hold.
+  process.kill = ((pid: number, signal?: string | number) => {
+    if (pid === process.pid && signal === 'SIGKILL') throw new ExitSignal(137);
+    return original.kill.call(process, pid, signal);
+  }) as typeof process.kill;
+  process.abort = (() => {
+    throw new ExitSignal(134);
+  }) as typeof process.abort;
   process.exitCode = undefined;
   let code: number;
   try {
@@ -108,6 +122,8 @@ async function runOnce(args: string[]): Promise<CliResult> {
     process.stdout.write = original.out;
     process.stderr.write = original.err;
     process.exit = original.exit;
+    process.kill = original.kill;
+    process.abort = original.abort;
     process.exitCode = original.exitCode;
   }
   return { code, stdout, stderr };

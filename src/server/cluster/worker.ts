@@ -5,7 +5,6 @@
  */
 import type { Registry } from 'prom-client';
 import type { RuntimeConfig } from '../../config/runtime';
-import { exitProcess } from '../../hsm/exit-process';
 import { exitWhenWritten } from '../../observability/exit-when-written';
 import type { Logger } from '../../observability/logger';
 import { startProxy, type RunningProxy } from '../proxy';
@@ -38,15 +37,17 @@ export async function runWorker(config: RuntimeConfig, logger: Logger, configPat
   const shutdown = async (reason: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
-    if (!proxy) return exitWhenWritten(0, (code) => exitProcess(code)); // still starting: nothing in flight, the OS reclaims the sessions
+    // A plain exit, also with a PKCS#11 call hung: the primary's kill backstop ends such a worker
+    // (shutdown.ts), and a worker that killed itself would count as failed.
+    if (!proxy) return exitWhenWritten(0); // still starting: nothing in flight, the OS reclaims the sessions
     logger.info('worker draining', { reason, graceMs: config.server.shutdownTimeoutMs });
     try {
       const { forcedConnections } = await proxy.close({ graceMs: config.server.shutdownTimeoutMs });
       logger.log(forcedConnections > 0 ? 'warn' : 'info', 'worker stopped', { forcedConnections });
-      exitWhenWritten(0, (code) => exitProcess(code));
+      exitWhenWritten(0);
     } catch (err) {
       logger.error('worker shutdown failed', { error: (err as Error).message });
-      exitWhenWritten(1, (code) => exitProcess(code));
+      exitWhenWritten(1);
     }
   };
 
