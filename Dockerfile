@@ -33,6 +33,12 @@ RUN npx tsc -p tsconfig.json \
  && test -f node_modules/pkcs11js/build/Release/pkcs11.node
 
 FROM ${BASE_IMAGE} AS app
+# tini as PID 1: node as PID 1 cannot signal itself, and a process whose PKCS#11 call hangs in the
+# HSM library ends by SIGKILL to itself (src/cli/exit-process.ts); tini also forwards signals and
+# reaps zombies.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends tini \
+ && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 xks \
  && useradd --system --uid 10001 --gid xks --home-dir /var/lib/xks-proxy --no-create-home --shell /usr/sbin/nologin xks \
  && mkdir -p /etc/xks-proxy /var/lib/xks-proxy \
@@ -54,7 +60,7 @@ EXPOSE 8443 9090
 # Liveness of the process: /ping on the admin listener (XKS_HEALTHCHECK_URL; set it when admin.port
 # differs). HSM readiness is /ready, for orchestrators that route traffic.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 CMD ["node", "/opt/xks-proxy/healthcheck.js"]
-ENTRYPOINT ["node", "/opt/xks-proxy/dist/src/cli/main.js"]
+ENTRYPOINT ["/usr/bin/tini", "--", "node", "/opt/xks-proxy/dist/src/cli/main.js"]
 CMD ["serve"]
 
 FROM app AS softhsm
@@ -72,7 +78,7 @@ ENV XKS_DEMO_DIR=/var/lib/xks-proxy/demo \
     XKS_PORT=8443 \
     XKS_ADMIN_PORT=9090
 USER 10001:10001
-ENTRYPOINT ["/usr/local/bin/xks-softhsm-entrypoint"]
+ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/xks-softhsm-entrypoint"]
 CMD []
 
 FROM app AS runtime

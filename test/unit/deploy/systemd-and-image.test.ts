@@ -86,4 +86,10 @@ describe('Dockerfile', () => {
     expect(text).to.match(/^HEALTHCHECK .*healthcheck\.js"\]$/m);
     expect(readFileSync(join(ROOT, 'deploy/container/healthcheck.js'), 'utf8')).to.include("'http://127.0.0.1:9090/ping'");
   });
+
+  it('runs every entrypoint under tini, so node is not PID 1 (a PID 1 cannot end itself by SIGKILL)', () => {
+    const entrypoints = [...text.matchAll(/^ENTRYPOINT (.*)$/gm)].map((m) => JSON.parse(m[1] as string) as string[]);
+    expect(entrypoints).to.have.length(2);
+    for (const entrypoint of entrypoints) expect(entrypoint.slice(0, 2)).to.deep.equal(['/usr/bin/tini', '--']);
+  });
 });
