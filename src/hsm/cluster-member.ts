@@ -198,7 +198,9 @@ export class ClusterMember {
   private noteStartupOverdue(): void {
     if (this.state !== 'connecting') return;
     this.startupOverdue = true;
-    this.problem = `connecting: the PKCS#11 library has not finished connecting after ${this.env.startupWaitMs} ms (cluster.startupWaitMs); still waiting for it`;
+    // The startup retry may be the call that hangs: keep what failed the first attempt.
+    const before = this.backoff.failures > 0 && this.problem !== undefined ? `; the attempt before failed: ${this.problem}` : '';
+    this.problem = `connecting: the PKCS#11 library has not finished connecting after ${this.env.startupWaitMs} ms (cluster.startupWaitMs); still waiting for it${before}`;
     this.env.log('warn', 'hsm connect still running at startup; serving without this hsm until it connects', { hsm: this.id, waitedMs: this.env.startupWaitMs });
     this.env.observer?.memberConnected?.(this.id, false);
   }

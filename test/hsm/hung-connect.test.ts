@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { HsmCluster, HsmError } from '../../src/hsm';
 import type { ClusterLog } from '../../src/hsm/cluster-member';
 import { RecordingObserver, clusterKeys, testClusterOptions, waitFor, type ClusterKeys } from '../support/cluster-helpers';
-import { FaultInjector, chain } from '../support/pkcs11-shims';
+import { FaultInjector, chain, failFirstCalls } from '../support/pkcs11-shims';
 import { softHsmFixture } from '../support/softhsm-fixture';
 import { StallControl } from '../support/stall-shim';
 import { nodeDecrypt } from './helpers';
@@ -86,6 +86,21 @@ describe('hsm: PKCS#11 calls that never return hold neither startup nor shutdown
       for (let i = 0; i < 5; i++) await roundTrip(cluster);
     });
   }
+
+  it('when the startup retry is the call that hangs, the first attempt\'s failure stays in the reason', async () => {
+    const fx = softHsmFixture();
+    const stall = hung();
+    const transient = failFirstCalls('C_Login', 'CKR_GENERAL_ERROR');
+    const members = [
+      // The first login fails (outer shim), the retry's reaches the stall and hangs.
+      { id: 'hsm-a', tokenLabel: fx.label, pkcs11InterposerModule: chain(stall.module('C_Login'), transient.module) },
+      { id: 'hsm-b', tokenLabel: fx.peerLabel },
+    ];
+    const cluster = await HsmCluster.start(testClusterOptions(keys.health, members, { startupWaitMs: STARTUP_WAIT_MS }));
+    opened.push(cluster);
+    expect(transient.failed()).to.equal(1);
+    expect(cluster.members()[0]?.reason).to.match(/still waiting for it; the attempt before failed: .*CKR_GENERAL_ERROR/);
+  });
 
   it('a library re-initialisation does not wait for the hung connect: the other HSM reconnects after it, and again later', async () => {
     const fx = softHsmFixture();
