@@ -1,6 +1,6 @@
 /** Small pieces every key command shares: output, failure handling, help examples. */
-import { exitProcess } from './exit-process';
 import { exitWhenWritten } from '../observability/exit-when-written';
+import { exitProcess } from './exit-process';
 import { hsmCallAbandoned } from './hsm-access';
 import { fail } from './process';
 

@@ -4,7 +4,6 @@ import { hsmOptionsOf, type RuntimeConfig, type RuntimeHsm } from '../config/run
 import { EXTERNAL_KEY_ID_PATTERN } from '../config/schema';
 import { CLOSE_WAIT_MS, HsmError, openWithRetry, type Hsm } from '../hsm';
 import { settledWithin } from '../common/settled-within';
-import { raceTimeout } from '../hsm/deadline';
 import { KeyAdminError, assertBaseLabel } from '../keys/lifecycle';
 import { storesServing } from '../keys/served-keys';
 
@@ -44,20 +43,13 @@ export async function openHsm(config: RuntimeConfig, member: RuntimeHsm = config
     acquireTimeoutMs: 10_000,
     maxWaiters: 16,
   });
-  let overdue = false;
-  try {
-    return await raceTimeout(opening, waitMs, () => {
-      overdue = true;
-      return new HsmError('Timeout', `${member.id}: the PKCS#11 library has not finished connecting after ${waitMs} ms (cluster.startupWaitMs); is the HSM reachable?`);
-    });
-  } catch (error) {
-    if (overdue) {
-      abandoned += 1;
-      // Should it connect after all, nobody uses it.
-      opening.then((late) => late.close()).catch(() => undefined);
-    }
-    throw error;
+  if (!(await settledWithin(opening, waitMs))) {
+    abandoned += 1;
+    // Should it connect after all, nobody uses it.
+    opening.then((late) => late.close()).catch(() => undefined);
+    throw new HsmError('Timeout', `${member.id}: the PKCS#11 library has not finished connecting after ${waitMs} ms (cluster.startupWaitMs); is the HSM reachable?`);
   }
+  return opening;
 }
 
 /** Closes `hsm`, waiting at most CLOSE_WAIT_MS for a logout or C_Finalize that does not return. */
