@@ -40,7 +40,7 @@ export interface ClusterOptions {
   startupWaitMs?: number;
 }
 
-export const DEFAULT_STARTUP_WAIT_MS = 15_000;
+const DEFAULT_STARTUP_WAIT_MS = 15_000;
 
 /** Picks again after a dropped connection, per request: the deadline bounds them too. */
 const MAX_REPICKS = 3;

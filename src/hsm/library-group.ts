@@ -139,7 +139,6 @@ export class LibraryGroup {
     }
   }
 
-  /** After a running re-initialisation: releasing the last reference under it would unload the library. */
   /**
    * Releases the group's reference, finalizing the library if it is the last. A library hung in
    * C_Finalize (a network HSM's client saying goodbye to an unreachable appliance) or in a
@@ -152,6 +151,7 @@ export class LibraryGroup {
     }
   }
 
+  /** After a running re-initialisation: releasing the last reference under it would unload the library. */
   private async finish(): Promise<void> {
     await this.running;
     const pin = this.pin;
