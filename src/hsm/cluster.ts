@@ -242,14 +242,16 @@ export class HsmCluster implements HsmService, FleetHealth {
 
   private retryable(error: HsmError, failed: ClusterMember, deadline: Deadline): boolean {
     if (deadline.expired()) return false;
-    const other = this.nodes.some((m) => m !== failed && m.serving);
     switch (error.kind as HsmErrorKind) {
       case 'Device':
       case 'Timeout':
         return true;
       case 'KeyNotFound':
-        // Members hold the same keys: one that lacks a key is out of step, so ask another.
-        return other;
+        // Members hold the same keys: one that lacks a key is out of step, so ask another, but not
+        // one that is UNAVAILABLE: a hung HSM would hold every lookup of a label that is simply
+        // absent (a key version not created yet) for its whole budget. A key that member has
+        // served is judged a fault, not KeyNotFound, all the same (judgedKeyNotFound).
+        return this.nodes.some((m) => m !== failed && m.serving && m.tracker.current().status !== 'UNAVAILABLE');
       default:
         // AuthenticationFailed (a bad tag is the caller's ciphertext), KeyUsage, Busy, Internal.
         return false;

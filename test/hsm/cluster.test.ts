@@ -5,7 +5,8 @@ import * as path from 'node:path';
 import { HsmCluster, HsmError, Deadline, createAesKey } from '../../src/hsm';
 import { hsmInternals } from '../../src/hsm/hsm';
 import { loadedModules } from '../../src/hsm/pkcs11/module';
-import { FaultInjector, captureRawApi, countCalls, failFirstCalls, vendorShim } from '../support/pkcs11-shims';
+import { FaultInjector, captureRawApi, chain, countCalls, failFirstCalls, vendorShim } from '../support/pkcs11-shims';
+import { StallControl } from '../support/stall-shim';
 import { softHsmFixture, tokenDirectory, uniqueLabel } from '../support/softhsm-fixture';
 import { RecordingObserver, clusterKeys, expectDownAndBack, testClusterOptions, waitFor, type ClusterKeys, type MemberSpec } from '../support/cluster-helpers';
 import { expectHsmError, nodeDecrypt } from './helpers';
@@ -295,6 +296,32 @@ describe('hsm: cluster of two SoftHSM tokens', function () {
     // A key no HSM has: both are asked, and it is no retry to count (lifecycle markers are looked up this way).
     await expectHsmError(cluster.encrypt(uniqueLabel('nowhere'), Buffer.from('k'), aad), 'KeyNotFound');
     expect(observer.retries.length).to.equal(counted);
+  });
+
+  it('a label the serving HSM lacks is not asked of an UNAVAILABLE one, so a hung HSM does not hold the lookup', async () => {
+    // hsm-a hangs in every C_EncryptInit (its health check fails: UNAVAILABLE) and C_FindObjectsInit.
+    const hungEncrypt = new StallControl();
+    const hungFind = new StallControl();
+    try {
+      cluster = await HsmCluster.start(
+        testClusterOptions(keys.health, [
+          { ...twoMembers()[0]!, pkcs11InterposerModule: chain(hungEncrypt.module('C_EncryptInit'), hungFind.module('C_FindObjectsInit')) },
+          twoMembers()[1]!,
+        ]),
+      );
+      hungEncrypt.stall(60_000);
+      hungFind.stall(60_000);
+      await waitFor('hsm-a UNAVAILABLE', () => cluster!.members()[0]?.healthStatus === 'UNAVAILABLE');
+      // A key version not created yet: looked up on every key-state refresh, absent by design.
+      const started = Date.now();
+      await expectHsmError(cluster.keyAttributes(uniqueLabel('not-yet')), 'KeyNotFound');
+      expect(Date.now() - started, 'answered by hsm-b alone, not after the 3 s budget').to.be.below(1000);
+      expect(hungFind.started(), 'hsm-a was not asked').to.equal(0);
+      await roundTrip(cluster);
+    } finally {
+      hungEncrypt.release();
+      hungFind.release();
+    }
   });
 
   it('keeps serving while one token\'s storage vanishes mid-load, and takes it back once restored (real SoftHSM)', async () => {
