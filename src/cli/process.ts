@@ -16,20 +16,22 @@ export interface Stoppable {
 
 /**
  * SIGINT/SIGTERM: stop accepting, let in-flight requests finish for up to graceMs, close the HSM,
- * exit 0 (1 if closing failed).
+ * exit 0 (1 if closing failed). Returns the same stop for other causes, with their exit status
+ * (a hung PKCS#11 call: see src/server/hung-call-watch.ts).
  */
-export function stopOnSignals(server: Stoppable, options: { graceMs?: number } = {}): void {
+export function stopOnSignals(server: Stoppable, options: { graceMs?: number } = {}): (reason: string, exitCode?: number) => void {
   let stopping = false;
-  const stop = (signal: string): void => {
+  const stop = (reason: string, exitCode = 0): void => {
     if (stopping) return;
     stopping = true;
-    process.stderr.write(`received ${signal}, shutting down\n`);
+    process.stderr.write(`${reason}, shutting down\n`);
     // Exit once the last log lines have left: a lagging log reader must still get them.
     server.close(options.graceMs === undefined ? {} : { graceMs: options.graceMs }).then(
-      () => exitWhenWritten(0, (code) => exitProcess(code)),
+      () => exitWhenWritten(exitCode, (code) => exitProcess(code)),
       () => exitWhenWritten(1, (code) => exitProcess(code)),
     );
   };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('received SIGINT'));
+  process.on('SIGTERM', () => stop('received SIGTERM'));
+  return stop;
 }

@@ -188,6 +188,8 @@ export function buildRuntimeConfig(document: unknown, baseDir: string, env: Node
       reconnectMaxBackoffMs: file.cluster?.reconnectMaxBackoffMs ?? 30000,
       reinitAfterFailures: file.cluster?.reinitAfterFailures ?? 3,
       startupWaitMs: file.cluster?.startupWaitMs ?? 15000,
+      hungCallMs: file.cluster?.hungCallMs ?? 60000,
+      restartOnHungCall: file.cluster?.restartOnHungCall ?? 'when-unserved',
     },
     keyStores,
     limits: {

@@ -52,6 +52,8 @@ export interface RuntimeConfig {
     reconnectMaxBackoffMs: number;
     reinitAfterFailures: number;
     startupWaitMs: number;
+    hungCallMs: number;
+    restartOnHungCall: 'when-unserved' | 'always' | 'never';
   };
   keyStores: RuntimeKeyStore[];
   limits: { maxPlaintextBytes: number; maxAadBytes: number; clockSkewSeconds: number; requestDeadlineMs: number; maxInFlightRequests: number; admissionWaitMs: number };

@@ -313,6 +313,22 @@ export const ConfigSchema = Type.Object(
                 'How long startup waits for each HSM\'s first connection. An HSM whose PKCS#11 library has not finished connecting by then (a network HSM\'s client hung on an unreachable appliance) keeps connecting in the background and is reported UNAVAILABLE; the proxy serves with the HSMs that connected and adds it when it connects. If none connected, the proxy exits with an error: raise it for an HSM whose first connect is slower than this when healthy. CLI commands that open an HSM give up after the same time; shutdown waits at most 2 s for a connect, an HSM call or the library\'s last C_Finalize still running.',
             }),
           ),
+          hungCallMs: Type.Optional(
+            Type.Integer({
+              minimum: 1000,
+              maximum: 86400000,
+              default: 60000,
+              description:
+                'A PKCS#11 call still running after this long is taken as hung: one that never returns (a network HSM\'s client waiting on a dead connection) holds its PKCS#11 thread for good, since node cannot stop a thread inside a library call. It is logged once ("pkcs11 call hung", at error level), xks_hsm_longest_running_call_seconds shows it, and restartOnHungCall says whether the proxy restarts for it.',
+            }),
+          ),
+          restartOnHungCall: Type.Optional(
+            Type.Union([Type.Literal('when-unserved'), Type.Literal('always'), Type.Literal('never')], {
+              default: 'when-unserved',
+              description:
+                'What the proxy does about a hung call (hungCallMs), since only a new process frees its thread: when-unserved drains and exits while no HSM can serve (a single HSM hung), leaving the restart to its supervisor (systemd, Kubernetes, the cluster primary for a serve --workers N worker); always does so for any hung call, also while other HSMs serve (each restart waits up to startupWaitMs for an HSM whose connects still hang); never only reports it. The exit is by SIGKILL, status 137, after the drain: a normal exit would wait for the hung thread.',
+            }),
+          ),
         },
         { additionalProperties: false, default: {}, description: 'How the HSMs share load and recover.' },
       ),

@@ -62,16 +62,48 @@ export class InlineExecutor implements JobExecutor {
   async close(): Promise<void> {}
 }
 
+/** A worker thread's batch under way: when it was handed over (performance.now()), and whose threads. */
+interface Busy {
+  executor: string;
+  since: number;
+}
+
 /**
- * Worker threads running a batch, in every executor. process.exit joins worker threads, and one
- * hung in a PKCS#11 call (native code) cannot be stopped: see src/cli/exit-process.ts.
+ * Worker threads running a batch, in every executor, kept after their executor closed: one hung in
+ * a PKCS#11 call (native code) cannot be stopped, and process.exit would wait for it
+ * (src/cli/exit-process.ts); the hung-call watch reads them too (src/server/hung-call-watch.ts).
  */
-const busyWorkers = new Map<Worker, number>();
+const busyWorkers = new Map<Worker, Busy>();
+
+/** The names of the executors running now (each HSM's, and each library's own: `<file> (library)`). */
+const liveExecutors = new Map<string, number>();
+
+/** A PKCS#11 thread's batch running now, or an executor with none running (ms 0). */
+export interface RunningPkcs11Call {
+  /** The HSM id, or `<library file> (library)` for a library's own thread (C_Initialize, C_Finalize). */
+  threads: string;
+  /** How long its oldest batch has been running (0: none running). */
+  ms: number;
+  /** When that batch was handed over (performance.now(); 0: none): tells one hung call from the next. */
+  since: number;
+}
+
+/** The oldest batch running on each executor's threads, and 0 for each executor idle now. */
+export function runningPkcs11Calls(): RunningPkcs11Call[] {
+  const now = performance.now();
+  const oldest = new Map<string, number>();
+  for (const name of liveExecutors.keys()) oldest.set(name, 0);
+  for (const { executor, since } of busyWorkers.values()) {
+    const known = oldest.get(executor) ?? 0;
+    if (known === 0 || since < known) oldest.set(executor, since);
+  }
+  return [...oldest].map(([threads, since]) => ({ threads, since, ms: since === 0 ? 0 : now - since }));
+}
 
 /** How long the longest PKCS#11 job running now has been running, in ms (0: none). */
 export function longestPkcs11CallMs(): number {
   let since = Number.POSITIVE_INFINITY;
-  for (const started of busyWorkers.values()) since = Math.min(since, started);
+  for (const busy of busyWorkers.values()) since = Math.min(since, busy.since);
   return since === Number.POSITIVE_INFINITY ? 0 : performance.now() - since;
 }
 
@@ -85,6 +117,8 @@ interface Slot {
   worker: Worker;
   /** The batch it is running (empty: idle). */
   current: Pending[];
+  /** Its entry in busyWorkers while it runs a batch (one object per slot: no allocation per batch). */
+  busy: Busy;
   /** It loaded the library: from then on its death is lost()'s to handle. */
   ready: boolean;
 }
@@ -113,7 +147,9 @@ export class WorkerExecutor implements JobExecutor {
     private readonly name: string,
     private readonly init: WorkerInit,
     private readonly workers: number,
-  ) {}
+  ) {
+    liveExecutors.set(name, (liveExecutors.get(name) ?? 0) + 1);
+  }
 
   /**
    * Starts every worker and waits until each has loaded the library (a load error fails here):
@@ -162,6 +198,11 @@ export class WorkerExecutor implements JobExecutor {
   }
 
   async close(): Promise<void> {
+    if (!this.closed) {
+      const others = (liveExecutors.get(this.name) ?? 1) - 1;
+      if (others > 0) liveExecutors.set(this.name, others);
+      else liveExecutors.delete(this.name);
+    }
     this.closed = true;
     if (this.dispatching !== undefined) clearImmediate(this.dispatching);
     this.dispatching = undefined;
@@ -195,7 +236,8 @@ export class WorkerExecutor implements JobExecutor {
       slot.current = batch;
       // Referenced only while busy: an idle pool must not keep a CLI process alive.
       slot.worker.ref();
-      busyWorkers.set(slot.worker, performance.now());
+      slot.busy.since = performance.now();
+      busyWorkers.set(slot.worker, slot.busy);
       const data = encodeJobs(batch.map((pending) => pending.job));
       slot.worker.postMessage({ id: this.nextId++, data } satisfies BatchMessage, [data]);
     }
@@ -203,7 +245,7 @@ export class WorkerExecutor implements JobExecutor {
 
   private spawn(): Slot {
     const worker = new Worker(WORKER_ENTRY, { workerData: this.init });
-    const slot: Slot = { worker, current: [], ready: false };
+    const slot: Slot = { worker, current: [], busy: { executor: this.name, since: 0 }, ready: false };
     worker.on('message', (reply: ReplyMessage) => this.finished(slot, reply));
     // One that dies before it is ready is replace()'s to retry, later: no tight respawn loop.
     worker.on('error', (error) => slot.ready && this.lost(slot, `failed: ${error.message}`));

@@ -45,9 +45,16 @@ export function requestFamilies(registry: Registry) {
 }
 
 /** Families of the HSM layer (PKCS#11 calls, sessions, health, cluster members). */
-export function hsmFamilies(registry: Registry) {
+export function hsmFamilies(registry: Registry, collectLongestCall: Collect<'hsm'>) {
   const registers = [registry];
   return {
+    longestCall: new Gauge({
+      name: 'xks_hsm_longest_running_call_seconds',
+      help: 'How long the oldest PKCS#11 call still running on each HSM\'s PKCS#11 threads has been running (0: none); hsm is the HSM id, or "<library file> (library)" for a library\'s own thread. A value that keeps growing is a call that does not return (cluster.hungCallMs).',
+      labelNames: ['hsm'] as const,
+      registers,
+      collect: collectLongestCall,
+    }),
     hsmSeconds: new Histogram({
       name: 'xks_hsm_operation_duration_seconds',
       help: 'PKCS#11 call latency, by HSM, operation and outcome.',

@@ -3,7 +3,7 @@
  * the HSM layer's ClusterObserver. Label objects are built here so callers pass plain arguments.
  */
 import { Registry, collectDefaultMetrics } from 'prom-client';
-import type { ClusterObserver, HsmErrorKind } from '../hsm';
+import { runningPkcs11Calls, type ClusterObserver, type HsmErrorKind } from '../hsm';
 import type { HealthStatus } from '../hsm/health-monitor';
 import type { FaultScope } from '../hsm/pkcs11/return-codes';
 import { droppedLogLines } from './buffered-line-transport';
@@ -15,7 +15,10 @@ export class XksMetrics implements ClusterObserver {
   readonly registry = new Registry();
 
   private readonly requestPath = requestFamilies(this.registry);
-  private readonly hsm = hsmFamilies(this.registry);
+  private readonly hsm = hsmFamilies(this.registry, function collect() {
+    this.reset();
+    for (const call of runningPkcs11Calls()) this.set({ hsm: call.threads }, call.ms / 1000);
+  });
   private readonly callers = callerFamilies(this.registry);
 
   readonly authFailures = this.callers.authFailures;

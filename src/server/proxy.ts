@@ -18,6 +18,7 @@ import { answerInternalError, createRequestListener } from './request-listener';
 import { captureApiHeaders } from './security-headers';
 import { answerClientErrors } from './client-errors';
 import { startHsmCluster, type ProxyHooks } from './hsm-cluster';
+import { watchForHungCalls } from './hung-call-watch';
 import { ReloadableRuntime, type ReloadResult, type RuntimeOptions } from './reloadable-runtime';
 import { createXksHandler } from './xks-handler';
 import { InFlightRequests } from '../pipeline/admission';
@@ -60,6 +61,11 @@ export interface StartOptions extends RuntimeOptions, ProxyHooks {
   adminListener?: boolean;
   /** TLS session-ticket keys shared by the cluster's workers; default: this process makes and rotates its own. */
   ticketKeys?: TicketKeySource;
+  /**
+   * Drains and ends the process so that its supervisor restarts it, for a hung PKCS#11 call
+   * (cluster.restartOnHungCall; src/server/hung-call-watch.ts). Without it hung calls are only reported.
+   */
+  restartForHungCall?: (reason: string) => void;
 }
 
 export interface CloseOptions {
@@ -176,6 +182,7 @@ async function serve(config: RuntimeConfig, logger: Logger, metrics: XksMetrics,
     await listen(admin, config.admin.port, config.admin.host);
     adminUrl = `http://${displayHost(config.admin.host)}:${(admin.address() as AddressInfo).port}`;
   }
+  const hungCalls = watchForHungCalls(config.cluster, health, logger, options.restartForHungCall);
   logger.info('xks proxy listening', {
     url,
     adminUrl,
@@ -202,6 +209,7 @@ async function serve(config: RuntimeConfig, logger: Logger, metrics: XksMetrics,
     keyRotation,
     reload: (next?: RuntimeConfig, trigger = 'request') => runtime.reload(next ?? trigger),
     async close(closeOptions: CloseOptions = {}) {
+      hungCalls.stop();
       const [forcedConnections] = await Promise.all([
         serverDrain.close(closeOptions.graceMs),
         adminDrain ? adminDrain.close(closeOptions.graceMs) : Promise.resolve(0),

@@ -31,6 +31,8 @@ export interface ClusterHarnessOptions {
   health?: Record<string, unknown>;
   /** A member's shim (loaded in its PKCS#11 worker threads too) instead of the fault injector. */
   workerShims?: Record<string, Pkcs11InterposerModule>;
+  /** What the proxy calls to restart for a hung PKCS#11 call (StartOptions.restartForHungCall). */
+  restartForHungCall?: (reason: string) => void;
 }
 
 export async function startClusterHarness(options: ClusterHarnessOptions = {}): Promise<ClusterHarness> {
@@ -47,7 +49,7 @@ export async function startClusterHarness(options: ClusterHarnessOptions = {}): 
     ...options.workerShims,
   };
   const harness = await startHarness({
-    hooks: { pkcs11InterposerModule: (id) => shims[id] },
+    hooks: { pkcs11InterposerModule: (id) => shims[id], ...(options.restartForHungCall ? { restartForHungCall: options.restartForHungCall } : {}) },
     configure: (doc) => {
       delete doc.hsm;
       const member = { modulePath: fx.modulePath, sessionPoolSize: 4, healthCheckKeyLabel: cluster.health, ...options.member };

@@ -12,7 +12,7 @@ import { buildRuntimeConfig, loadConfigFile } from '../../src/config/load';
 import { createAesKey, Hsm } from '../../src/hsm';
 import { createLogger } from '../../src/observability/logger';
 import type { ProxyHooks } from '../../src/server/hsm-cluster';
-import { startProxy, type RunningProxy } from '../../src/server/proxy';
+import { startProxy, type RunningProxy, type StartOptions } from '../../src/server/proxy';
 import { softHsmFixture, uniqueLabel } from './softhsm-fixture';
 import { XksClient } from './xks-client';
 import { tempDir } from './temp-dir';
@@ -88,8 +88,8 @@ export interface HarnessOptions {
   fromFile?: boolean;
   /** Environment for secret references (default: none). */
   env?: NodeJS.ProcessEnv;
-  /** Test seams passed to startProxy (PKCS#11 fault injection, vendor emulation). */
-  hooks?: ProxyHooks;
+  /** Test seams passed to startProxy (PKCS#11 fault injection, vendor emulation), and a hung call's restart. */
+  hooks?: ProxyHooks & Pick<StartOptions, 'restartForHungCall'>;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {

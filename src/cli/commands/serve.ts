@@ -9,6 +9,7 @@ import { loadServedConfig } from '../../server/reload-watch';
 import { tuneGarbageCollector } from '../../server/gc-tuning';
 import { sizeThreadPool } from '../../server/thread-pool';
 import { fail, stopOnSignals } from '../process';
+import { exitProcess } from '../exit-process';
 import { reloadOnSighupFromStartup } from '../reload-signal';
 
 export function parseWorkers(value: string): number {
@@ -41,13 +42,15 @@ export function registerServe(program: Command): void {
         const logger = createLogger({ level: config.logging.level });
         if (workers === 1) {
           const sighup = reloadOnSighupFromStartup(logger);
-          const proxy = await startProxy(config, logger, { configPath: options.config, watchBaseline });
-          stopOnSignals(proxy, { graceMs: config.server.shutdownTimeoutMs });
+          let stop: ((reason: string, exitCode?: number) => void) | undefined;
+          const restartForHungCall = (reason: string): void => stop?.(reason, 1);
+          const proxy = await startProxy(config, logger, { configPath: options.config, watchBaseline, restartForHungCall });
+          stop = stopOnSignals(proxy, { graceMs: config.server.shutdownTimeoutMs });
           sighup.up(proxy);
         } else if (cluster.isPrimary) {
           runPrimary({ workers, config, logger });
         } else {
-          await runWorker(config, logger.child({ worker: cluster.worker?.id }), options.config, watchBaseline);
+          await runWorker(config, logger.child({ worker: cluster.worker?.id }), options.config, watchBaseline, exitProcess);
         }
       } catch (err) {
         fail(err);

@@ -15,6 +15,8 @@ export const GAUGE_AGGREGATORS: Readonly<Record<string, Aggregator>> = {
   xks_hsm_health_last_check_timestamp_seconds: 'max',
   // Issue #3: 0 when any worker has lost its connection to that HSM.
   xks_hsm_connected: 'min',
+  // The oldest call of any worker: one hung worker is what matters.
+  xks_hsm_longest_running_call_seconds: 'max',
   // Issue #4: every worker reads the same files, so they agree; never add them up.
   xks_tls_certificate_expiry_seconds: 'min',
   xks_credential_age_seconds: 'max',

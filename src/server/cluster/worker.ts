@@ -27,27 +27,41 @@ export async function metricsReply(registry: Registry, requestId: number, logger
   }
 }
 
-/** `watchBaseline`: see loadServedConfig; a file change made while this worker starts is then not missed. */
-export async function runWorker(config: RuntimeConfig, logger: Logger, configPath: string, watchBaseline?: string): Promise<void> {
+/**
+ * `watchBaseline`: see loadServedConfig; a file change made while this worker starts is then not missed.
+ * `exitHung`: ends the process while a PKCS#11 call is hung (src/cli/exit-process.ts).
+ */
+export async function runWorker(
+  config: RuntimeConfig,
+  logger: Logger,
+  configPath: string,
+  watchBaseline: string | undefined,
+  exitHung: (code: number) => never,
+): Promise<void> {
   let proxy: RunningProxy | undefined;
   let stopping = false;
   // The primary's key replaces this one as soon as it arrives (asked for below, before the listener starts).
   const ticketKeys = new TicketKeys();
 
-  const shutdown = async (reason: string): Promise<void> => {
+  /**
+   * The primary's shutdown ends in a plain exit, also with a PKCS#11 call hung: its kill backstop
+   * ends such a worker (shutdown.ts), and a worker that killed itself would count as failed. A
+   * restart for a hung call (`hung`) is the worker's own: it exits non-zero and cannot wait for
+   * the thread, and the primary replaces it.
+   */
+  const shutdown = async (reason: string, hung = false): Promise<void> => {
     if (stopping) return;
     stopping = true;
-    // A plain exit, also with a PKCS#11 call hung: the primary's kill backstop ends such a worker
-    // (shutdown.ts), and a worker that killed itself would count as failed.
-    if (!proxy) return exitWhenWritten(0); // still starting: nothing in flight, the OS reclaims the sessions
+    const exit = (code: number): void => (hung ? exitWhenWritten(1, exitHung) : exitWhenWritten(code));
+    if (!proxy) return exit(0); // still starting: nothing in flight, the OS reclaims the sessions
     logger.info('worker draining', { reason, graceMs: config.server.shutdownTimeoutMs });
     try {
       const { forcedConnections } = await proxy.close({ graceMs: config.server.shutdownTimeoutMs });
       logger.log(forcedConnections > 0 ? 'warn' : 'info', 'worker stopped', { forcedConnections });
-      exitWhenWritten(0);
+      exit(0);
     } catch (err) {
       logger.error('worker shutdown failed', { error: (err as Error).message });
-      exitWhenWritten(1);
+      exit(1);
     }
   };
 
@@ -97,6 +111,7 @@ export async function runWorker(config: RuntimeConfig, logger: Logger, configPat
   process.on('disconnect', () => void shutdown('primary disconnected'));
 
   send({ type: 'xks:ticket-key-wanted' });
-  proxy = await startProxy(config, logger, { adminListener: false, configPath, ticketKeys, ...(watchBaseline ? { watchBaseline } : {}) });
+  const restartForHungCall = (reason: string): void => void shutdown(reason, true);
+  proxy = await startProxy(config, logger, { adminListener: false, configPath, ticketKeys, restartForHungCall, ...(watchBaseline ? { watchBaseline } : {}) });
   send({ type: 'xks:ready', url: proxy.url });
 }

@@ -31,6 +31,8 @@ describe('config: HSM clusters', () => {
       reconnectMaxBackoffMs: 30000,
       reinitAfterFailures: 3,
       startupWaitMs: 15000,
+      hungCallMs: 60000,
+      restartOnHungCall: 'when-unserved',
     });
     expect(config.limits.requestDeadlineMs).to.equal(200);
     expect(config.health).to.include({ hysteresisChecks: 2, degradedErrorRate: 0.05, errorWindowSeconds: 30 });
@@ -43,7 +45,7 @@ describe('config: HSM clusters', () => {
         { modulePath: '/opt/cloudhsm/lib/libcloudhsm_pkcs11.so', tokenLabel: 'hsm1', pinEnv: 'PIN_B', profile: 'cloudhsm', sessionPoolSize: 16 },
         { id: 'luna-1', modulePath: '/usr/safenet/lunaclient/lib/libCryptoki2_64.so', tokenSerial: '1234', profile: 'luna', keepAliveSeconds: 5, decryptAuthFailureCodes: ['CKR_SIGNATURE_INVALID'] },
       ],
-      cluster: { balance: 'round-robin', startupWaitMs: 4000 },
+      cluster: { balance: 'round-robin', startupWaitMs: 4000, hungCallMs: 120000, restartOnHungCall: 'never' },
       limits: { requestDeadlineMs: 150 },
     });
     const config = buildRuntimeConfig(doc, '/etc/xks', { PIN_A: '1111', PIN_B: 'cu1:secret', XKS_HSM_PIN: '3333' });
@@ -51,7 +53,7 @@ describe('config: HSM clusters', () => {
     expect(config.hsms.map((h) => h.pin)).to.deep.equal(['1111', 'cu1:secret', '3333']);
     expect(config.hsms.map((h) => h.keepAliveSeconds)).to.deep.equal([0, 10, 5]);
     expect(config.hsms[2]?.decryptAuthFailureCodes).to.deep.equal(['CKR_SIGNATURE_INVALID']);
-    expect(config.cluster.balance).to.equal('round-robin');
+    expect(config.cluster).to.include({ balance: 'round-robin', hungCallMs: 120000, restartOnHungCall: 'never' });
     expect(config.limits.requestDeadlineMs).to.equal(150);
 
     const options = clusterOptions(config);
@@ -75,6 +77,8 @@ describe('config: HSM clusters', () => {
     expect(problemsOf(base({ hsms: [one, { ...one, healthCheckKeyLabel: 'other' }] }), env).join('\n')).to.match(/healthCheckKeyLabel must be the same/);
     expect(problemsOf(base({ hsms: [{ ...one, profile: 'thales' }] }), env).join('\n')).to.match(/hsms\.0\.profile/);
     expect(problemsOf(base({ hsm: one, cluster: { startupWaitMs: 50 } }), env).join('\n')).to.match(/cluster\.startupWaitMs: must be >= 100/);
+    expect(problemsOf(base({ hsm: one, cluster: { hungCallMs: 999 } }), env).join('\n')).to.match(/cluster\.hungCallMs: must be >= 1000/);
+    expect(problemsOf(base({ hsm: one, cluster: { restartOnHungCall: 'sometimes' } }), env).join('\n')).to.match(/cluster\.restartOnHungCall/);
     expect(problemsOf(base({ hsms: [{ ...one, decryptAuthFailureCodes: ['nope'] }] }), env).join('\n')).to.match(/decryptAuthFailureCodes/);
     expect(problemsOf(base({ hsms: [one], limits: { requestDeadlineMs: 5 } }), env).join('\n')).to.match(/limits\.requestDeadlineMs/);
   });

@@ -32,14 +32,14 @@ describe('metric catalogue', () => {
     const registry = new Registry();
     const noop = (): void => undefined;
     requestFamilies(registry);
-    hsmFamilies(registry);
+    hsmFamilies(registry, noop);
     callerFamilies(registry);
     securityFamilies(registry, { throttleTokens: noop, credentialAge: noop, certificateExpiry: noop });
     connectionFamilies(registry);
     clusterFamilies(registry, noop);
     logFamilies(registry, () => 0);
     const names = (await registry.getMetricsAsJSON()).map((m) => m.name);
-    expect(names).to.have.length(34);
+    expect(names).to.have.length(35);
     for (const name of names) expect(name).to.match(/^xks_[a-z_]+$/);
   });
 });
