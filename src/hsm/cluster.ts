@@ -25,6 +25,18 @@ import type { CallOptions, GcmResult, HsmOperation, KeyAttributes } from './type
 
 export const MAX_CLUSTER_MEMBERS = 10;
 
+/** KeyNotFound answers given without asking a connected member that was UNAVAILABLE. */
+const unconfirmedAbsences = new WeakSet<HsmError>();
+
+/**
+ * Whether a KeyNotFound only says "not on the HSMs that serve now": a connected but UNAVAILABLE
+ * member was not asked (a hung one would hold the call for its whole budget), and may hold the
+ * label. Absence that decides an answer (no such key or key version) must not rest on it.
+ */
+export function absenceUnconfirmed(error: unknown): boolean {
+  return error instanceof HsmError && unconfirmedAbsences.has(error);
+}
+
 export type BalanceStrategy = 'least-busy' | 'round-robin';
 
 export interface ClusterOptions {
@@ -219,12 +231,12 @@ export class HsmCluster implements HsmService, FleetHealth {
         // attempt's failure (e.g. a slow HSM's Timeout) is what the caller and the metrics need.
         if (attempt > 0 && hsmError.kind === 'Busy' && lastError !== undefined && lastError.kind !== 'KeyNotFound') throw lastError;
         lastError = hsmError;
-        if (attempt > 0 || !this.retryable(hsmError, member, deadline)) throw this.judgedKeyNotFound(hsmError, keyLabel);
+        if (attempt > 0 || !this.retryable(hsmError, member, deadline)) throw this.judgedKeyNotFound(hsmError, keyLabel, tried);
         // Asking another HSM about a key that is simply absent (e.g. a lifecycle marker) is no retry to count.
         if (hsmError.kind !== 'KeyNotFound') this.observer?.retry?.(operation, member.id, hsmError.kind);
       }
     }
-    if (lastError !== undefined) throw this.judgedKeyNotFound(lastError, keyLabel);
+    if (lastError !== undefined) throw this.judgedKeyNotFound(lastError, keyLabel, tried);
     throw new HsmError('Device', `no HSM of the cluster can serve now (${this.unavailableSummary()})`);
   }
 
@@ -233,11 +245,13 @@ export class HsmCluster implements HsmService, FleetHealth {
    * stuck or down): the key exists, so this is an HSM fault, never KeyNotFound, which KMS would
    * take for a key that is gone.
    */
-  private judgedKeyNotFound(error: HsmError, keyLabel: string | undefined): HsmError {
-    if (error.kind !== 'KeyNotFound' || keyLabel === undefined) return error;
-    const holder = this.nodes.find((m) => m.hasServed(keyLabel));
-    if (holder === undefined) return error;
-    return new HsmError('Device', `${holder.id}, which holds the key, cannot serve it now (${this.unavailableSummary()})`);
+  private judgedKeyNotFound(error: HsmError, keyLabel: string | undefined, tried: ClusterMember[]): HsmError {
+    if (error.kind !== 'KeyNotFound') return error;
+    const holder = keyLabel === undefined ? undefined : this.nodes.find((m) => m.hasServed(keyLabel));
+    if (holder !== undefined) return new HsmError('Device', `${holder.id}, which holds the key, cannot serve it now (${this.unavailableSummary()})`);
+    // A connected member left unasked (UNAVAILABLE: see retryable) may hold it.
+    if (this.nodes.some((m) => m.serving && !tried.includes(m))) unconfirmedAbsences.add(error);
+    return error;
   }
 
   private retryable(error: HsmError, failed: ClusterMember, deadline: Deadline): boolean {

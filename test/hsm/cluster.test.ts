@@ -2,7 +2,8 @@ import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { HsmCluster, HsmError, Deadline, createAesKey } from '../../src/hsm';
+import { HsmCluster, HsmError, Deadline, absenceUnconfirmed, createAesKey } from '../../src/hsm';
+import { KeyStateReader } from '../../src/keys/key-state';
 import { hsmInternals } from '../../src/hsm/hsm';
 import { loadedModules } from '../../src/hsm/pkcs11/module';
 import { FaultInjector, captureRawApi, chain, countCalls, failFirstCalls, vendorShim } from '../support/pkcs11-shims';
@@ -294,11 +295,13 @@ describe('hsm: cluster of two SoftHSM tokens', function () {
     expect(observer.retries.length).to.be.greaterThan(0);
     const counted = observer.retries.length;
     // A key no HSM has: both are asked, and it is no retry to count (lifecycle markers are looked up this way).
-    await expectHsmError(cluster.encrypt(uniqueLabel('nowhere'), Buffer.from('k'), aad), 'KeyNotFound');
+    const nowhere = await cluster.encrypt(uniqueLabel('nowhere'), Buffer.from('k'), aad).catch((error: unknown) => error);
+    expect(nowhere).to.be.instanceOf(HsmError).and.include({ kind: 'KeyNotFound' });
+    expect(absenceUnconfirmed(nowhere), 'every HSM was asked').to.equal(false);
     expect(observer.retries.length).to.equal(counted);
   });
 
-  it('a label the serving HSM lacks is not asked of an UNAVAILABLE one, so a hung HSM does not hold the lookup', async () => {
+  it('a label the serving HSM lacks is not asked of an UNAVAILABLE one (a hung HSM does not hold key-state lookups), and absence it may contradict is a Device error', async () => {
     // hsm-a hangs in every C_EncryptInit (its health check fails: UNAVAILABLE) and C_FindObjectsInit.
     const hungEncrypt = new StallControl();
     const hungFind = new StallControl();
@@ -313,10 +316,23 @@ describe('hsm: cluster of two SoftHSM tokens', function () {
       hungFind.stall(60_000);
       await waitFor('hsm-a UNAVAILABLE', () => cluster!.members()[0]?.healthStatus === 'UNAVAILABLE');
       // A key version not created yet: looked up on every key-state refresh, absent by design.
-      const started = Date.now();
-      await expectHsmError(cluster.keyAttributes(uniqueLabel('not-yet')), 'KeyNotFound');
+      let started = Date.now();
+      const notYet = await cluster.keyAttributes(uniqueLabel('not-yet')).catch((error: unknown) => error);
+      expect(notYet).to.be.instanceOf(HsmError).and.include({ kind: 'KeyNotFound' });
       expect(Date.now() - started, 'answered by hsm-b alone, not after the 3 s budget').to.be.below(1000);
       expect(hungFind.started(), 'hsm-a was not asked').to.equal(0);
+      expect(absenceUnconfirmed(notYet), 'hsm-a, connected, was left unasked').to.equal(true);
+
+      // The key state (version probes, disabled markers) reads from hsm-b alone, quickly...
+      const reader = new KeyStateReader(cluster, { cacheMs: 0 });
+      started = Date.now();
+      expect((await reader.key(keys.key)).active.version).to.equal(1);
+      expect(Date.now() - started).to.be.below(1000);
+      // ...but absence that would decide an answer (no such key, no such version) is not taken
+      // from it: hsm-a may hold them, so the answer is a retryable Device error, not "not found".
+      await expectHsmError(reader.version(keys.key, 7), 'Device');
+      await expectHsmError(reader.key(uniqueLabel('only-hsm-a-may-know')), 'Device');
+      expect(hungFind.started(), 'hsm-a was still not asked').to.equal(0);
       await roundTrip(cluster);
     } finally {
       hungEncrypt.release();
