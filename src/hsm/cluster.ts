@@ -19,19 +19,20 @@ import {
   interruptedByReconnect,
 } from './cluster-member';
 import { Pkcs11Module } from './pkcs11/module';
+import { oldestPkcs11CallMs } from './pkcs11-executor';
 import { faultScope } from './pkcs11/return-codes';
 import type { FleetHealth, FleetMemberHealth, HsmService } from './service';
 import type { CallOptions, GcmResult, HsmOperation, KeyAttributes } from './types';
 
 export const MAX_CLUSTER_MEMBERS = 10;
 
-/** KeyNotFound answers given without asking a connected member that was UNAVAILABLE. */
+/** KeyNotFound answers given without asking a connected member that was UNAVAILABLE or stuck in a call. */
 const unconfirmedAbsences = new WeakSet<HsmError>();
 
 /**
- * Whether a KeyNotFound only says "not on the HSMs that serve now": a connected but UNAVAILABLE
- * member was not asked (a hung one would hold the call for its whole budget), and may hold the
- * label. Absence that decides an answer (no such key or key version) must not rest on it.
+ * Whether a KeyNotFound only says "not on the HSMs that serve now": a connected member that was
+ * UNAVAILABLE or stuck in a call was not asked (a hung one would hold the call for its whole
+ * budget), and may hold the label. Absence that decides an answer (no such key or key version) must not rest on it.
  */
 export function absenceUnconfirmed(error: unknown): boolean {
   return error instanceof HsmError && unconfirmedAbsences.has(error);
@@ -185,6 +186,8 @@ export class HsmCluster implements HsmService, FleetHealth {
     const deadline = options?.deadline ?? Deadline.after(this.options.defaultBudgetMs);
     const tried: ClusterMember[] = [];
     let lastError: HsmError | undefined;
+    /** The members that answered KeyNotFound (made only then: this runs for every request). */
+    let notFoundOn: ClusterMember[] | undefined;
     let repicks = 0;
     for (let attempt = 0; attempt < 2; attempt++) {
       // Nearly always a member is free to take it: only waiting for a reconnect needs the async path.
@@ -218,6 +221,7 @@ export class HsmCluster implements HsmService, FleetHealth {
         return result;
       } catch (error) {
         const hsmError = asHsmError(error);
+        if (hsmError.kind === 'KeyNotFound') (notFoundOn ??= []).push(member);
         if (interruptedByReconnect(hsmError) && repicks < MAX_REPICKS && !deadline.expired()) {
           // Its connection was dropped under it (e.g. for a library re-initialisation): the HSM
           // never answered, so this is not the request's one retry. Pick again, the same member too.
@@ -231,12 +235,12 @@ export class HsmCluster implements HsmService, FleetHealth {
         // attempt's failure (e.g. a slow HSM's Timeout) is what the caller and the metrics need.
         if (attempt > 0 && hsmError.kind === 'Busy' && lastError !== undefined && lastError.kind !== 'KeyNotFound') throw lastError;
         lastError = hsmError;
-        if (attempt > 0 || !this.retryable(hsmError, member, deadline)) throw this.judgedKeyNotFound(hsmError, keyLabel, tried);
+        if (attempt > 0 || !this.retryable(hsmError, member, deadline)) throw this.judgedKeyNotFound(hsmError, keyLabel, notFoundOn);
         // Asking another HSM about a key that is simply absent (e.g. a lifecycle marker) is no retry to count.
         if (hsmError.kind !== 'KeyNotFound') this.observer?.retry?.(operation, member.id, hsmError.kind);
       }
     }
-    if (lastError !== undefined) throw this.judgedKeyNotFound(lastError, keyLabel, tried);
+    if (lastError !== undefined) throw this.judgedKeyNotFound(lastError, keyLabel, notFoundOn);
     throw new HsmError('Device', `no HSM of the cluster can serve now (${this.unavailableSummary()})`);
   }
 
@@ -245,12 +249,12 @@ export class HsmCluster implements HsmService, FleetHealth {
    * stuck or down): the key exists, so this is an HSM fault, never KeyNotFound, which KMS would
    * take for a key that is gone.
    */
-  private judgedKeyNotFound(error: HsmError, keyLabel: string | undefined, tried: ClusterMember[]): HsmError {
+  private judgedKeyNotFound(error: HsmError, keyLabel: string | undefined, notFoundOn: ClusterMember[] | undefined): HsmError {
     if (error.kind !== 'KeyNotFound') return error;
     const holder = keyLabel === undefined ? undefined : this.nodes.find((m) => m.hasServed(keyLabel));
     if (holder !== undefined) return new HsmError('Device', `${holder.id}, which holds the key, cannot serve it now (${this.unavailableSummary()})`);
-    // A connected member left unasked (UNAVAILABLE: see retryable) may hold it.
-    if (this.nodes.some((m) => m.serving && !tried.includes(m))) unconfirmedAbsences.add(error);
+    // A connected member that did not say so (left unasked, see retryable, or timed out) may hold it.
+    if (this.nodes.some((m) => m.serving && !(notFoundOn?.includes(m) ?? false))) unconfirmedAbsences.add(error);
     return error;
   }
 
@@ -262,14 +266,19 @@ export class HsmCluster implements HsmService, FleetHealth {
         return true;
       case 'KeyNotFound':
         // Members hold the same keys: one that lacks a key is out of step, so ask another, but not
-        // one that is UNAVAILABLE: a hung HSM would hold every lookup of a label that is simply
-        // absent (a key version not created yet) for its whole budget. A key that member has
-        // served is judged a fault, not KeyNotFound, all the same (judgedKeyNotFound).
-        return this.nodes.some((m) => m !== failed && m.serving && m.tracker.current().status !== 'UNAVAILABLE');
+        // one that is UNAVAILABLE or has a call running longer than a first attempt may take (hung
+        // before its health says so): it would hold every lookup of a label that is simply absent
+        // (a key version not created yet) for its whole budget. A key that member has served is
+        // judged a fault, not KeyNotFound, all the same, and other absence is marked unconfirmed.
+        return this.nodes.some((m) => m !== failed && m.serving && this.answersPromptly(m));
       default:
         // AuthenticationFailed (a bad tag is the caller's ciphertext), KeyUsage, Busy, Internal.
         return false;
     }
+  }
+
+  private answersPromptly(member: ClusterMember): boolean {
+    return member.tracker.current().status !== 'UNAVAILABLE' && oldestPkcs11CallMs(member.id) <= this.options.attemptTimeoutMs;
   }
 
   /**
@@ -293,8 +302,10 @@ export class HsmCluster implements HsmService, FleetHealth {
     // The healthiest serving members not tried yet, in one pass: this runs for every request.
     const best: ClusterMember[] = [];
     let bestRank = Number.POSITIVE_INFINITY;
+    // A KeyNotFound is asked again only of a member that answers promptly (see retryable).
+    const promptOnly = lastError?.kind === 'KeyNotFound';
     for (const member of this.nodes) {
-      if (!member.serving || tried.includes(member)) continue;
+      if (!member.serving || tried.includes(member) || (promptOnly && !this.answersPromptly(member))) continue;
       const rank = STATUS_RANK[member.tracker.current().status];
       if (rank < bestRank) {
         bestRank = rank;

@@ -100,6 +100,13 @@ export function runningPkcs11Calls(): RunningPkcs11Call[] {
   return [...oldest].map(([threads, since]) => ({ threads, since, ms: since === 0 ? 0 : now - since }));
 }
 
+/** How long the oldest batch running on one executor's threads (an HSM id) has been running, in ms (0: none). */
+export function oldestPkcs11CallMs(threads: string): number {
+  let since = Number.POSITIVE_INFINITY;
+  for (const busy of busyWorkers.values()) if (busy.executor === threads) since = Math.min(since, busy.since);
+  return since === Number.POSITIVE_INFINITY ? 0 : performance.now() - since;
+}
+
 /** How long the longest PKCS#11 job running now has been running, in ms (0: none). */
 export function longestPkcs11CallMs(): number {
   let since = Number.POSITIVE_INFINITY;

@@ -340,6 +340,32 @@ describe('hsm: cluster of two SoftHSM tokens', function () {
     }
   });
 
+  it('nor of an HSM stuck in a call before its health says so', async () => {
+    const hungEncrypt = new StallControl();
+    try {
+      cluster = await HsmCluster.start(
+        testClusterOptions(keys.health, [{ ...twoMembers()[0]!, pkcs11InterposerModule: hungEncrypt.module('C_EncryptInit') }, twoMembers()[1]!], {
+          // No health check during the test: hsm-a stays ACTIVE while it hangs.
+          health: { ...testClusterOptions('', []).health, intervalMs: 60_000 },
+        }),
+      );
+      hungEncrypt.stall(60_000);
+      const stuck = cluster.connections()[0]!.hsm!.encrypt(keys.key, Buffer.from('x'), aad).catch((error: unknown) => error);
+      await waitFor('hsm-a stuck in C_EncryptInit', () => hungEncrypt.stallingNow() === 1);
+      await new Promise((resolve) => setTimeout(resolve, 150)); // past attemptTimeoutMs (100)
+      expect(cluster.members()[0]?.healthStatus).to.equal('ACTIVE');
+      const started = Date.now();
+      const notYet = await cluster.keyAttributes(uniqueLabel('not-yet')).catch((error: unknown) => error);
+      expect(notYet).to.be.instanceOf(HsmError).and.include({ kind: 'KeyNotFound' });
+      expect(absenceUnconfirmed(notYet)).to.equal(true);
+      expect(Date.now() - started, 'not queued behind hsm-a\'s stuck call until the 3 s budget').to.be.below(1000);
+      hungEncrypt.release();
+      await stuck;
+    } finally {
+      hungEncrypt.release();
+    }
+  });
+
   it('keeps serving while one token\'s storage vanishes mid-load, and takes it back once restored (real SoftHSM)', async () => {
     const observer = new RecordingObserver();
     cluster = await HsmCluster.start(testClusterOptions(keys.health, twoMembers()), observer);
