@@ -26,18 +26,6 @@ import type { CallOptions, GcmResult, HsmOperation, KeyAttributes } from './type
 
 export const MAX_CLUSTER_MEMBERS = 10;
 
-/** KeyNotFound answers given without asking a connected member that was UNAVAILABLE or stuck in a call. */
-const unconfirmedAbsences = new WeakSet<HsmError>();
-
-/**
- * Whether a KeyNotFound only says "not on the HSMs that serve now": a connected member that was
- * UNAVAILABLE or stuck in a call was not asked (a hung one would hold the call for its whole
- * budget), and may hold the label. Absence that decides an answer (no such key or key version) must not rest on it.
- */
-export function absenceUnconfirmed(error: unknown): boolean {
-  return error instanceof HsmError && unconfirmedAbsences.has(error);
-}
-
 export type BalanceStrategy = 'least-busy' | 'round-robin';
 
 export interface ClusterOptions {
@@ -235,27 +223,30 @@ export class HsmCluster implements HsmService, FleetHealth {
         // attempt's failure (e.g. a slow HSM's Timeout) is what the caller and the metrics need.
         if (attempt > 0 && hsmError.kind === 'Busy' && lastError !== undefined && lastError.kind !== 'KeyNotFound') throw lastError;
         lastError = hsmError;
-        if (attempt > 0 || !this.retryable(hsmError, member, deadline)) throw this.judgedKeyNotFound(hsmError, keyLabel, notFoundOn);
+        if (attempt > 0 || !this.retryable(hsmError, member, deadline)) throw this.judgedKeyNotFound(hsmError, keyLabel, notFoundOn, options);
         // Asking another HSM about a key that is simply absent (e.g. a lifecycle marker) is no retry to count.
         if (hsmError.kind !== 'KeyNotFound') this.observer?.retry?.(operation, member.id, hsmError.kind);
       }
     }
-    if (lastError !== undefined) throw this.judgedKeyNotFound(lastError, keyLabel, notFoundOn);
+    if (lastError !== undefined) throw this.judgedKeyNotFound(lastError, keyLabel, notFoundOn, options);
     throw new HsmError('Device', `no HSM of the cluster can serve now (${this.unavailableSummary()})`);
   }
 
   /**
    * KeyNotFound from the members asked, for a key some member of the cluster has served (one now
    * stuck or down): the key exists, so this is an HSM fault, never KeyNotFound, which KMS would
-   * take for a key that is gone.
+   * take for a key that is gone. Likewise while a connected member stuck in a call (left unasked,
+   * see retryable, or timed out) may hold it, unless the caller probes for a label that is often
+   * absent (CallOptions.probe: the HSMs that answer are what requests use).
    */
-  private judgedKeyNotFound(error: HsmError, keyLabel: string | undefined, notFoundOn: ClusterMember[] | undefined): HsmError {
+  private judgedKeyNotFound(error: HsmError, keyLabel: string | undefined, notFoundOn: ClusterMember[] | undefined, options: CallOptions | undefined): HsmError {
     if (error.kind !== 'KeyNotFound') return error;
     const holder = keyLabel === undefined ? undefined : this.nodes.find((m) => m.hasServed(keyLabel));
     if (holder !== undefined) return new HsmError('Device', `${holder.id}, which holds the key, cannot serve it now (${this.unavailableSummary()})`);
-    // A connected member that did not say so (left unasked, see retryable, or timed out) may hold it.
-    if (this.nodes.some((m) => m.serving && !(notFoundOn?.includes(m) ?? false))) unconfirmedAbsences.add(error);
-    return error;
+    if (options?.probe === true) return error;
+    const unanswered = this.nodes.filter((m) => m.serving && !(notFoundOn?.includes(m) ?? false));
+    if (unanswered.length === 0) return error;
+    return new HsmError('Device', `${unanswered.map((m) => m.id).join(', ')}, which may hold "${keyLabel ?? ''}", did not answer in time (a call stuck in the HSM)`);
   }
 
   private retryable(error: HsmError, failed: ClusterMember, deadline: Deadline): boolean {
@@ -266,19 +257,19 @@ export class HsmCluster implements HsmService, FleetHealth {
         return true;
       case 'KeyNotFound':
         // Members hold the same keys: one that lacks a key is out of step, so ask another, but not
-        // one that is UNAVAILABLE or has a call running longer than a first attempt may take (hung
-        // before its health says so): it would hold every lookup of a label that is simply absent
-        // (a key version not created yet) for its whole budget. A key that member has served is
-        // judged a fault, not KeyNotFound, all the same, and other absence is marked unconfirmed.
-        return this.nodes.some((m) => m !== failed && m.serving && this.answersPromptly(m));
+        // one stuck in a call (judgedKeyNotFound says what its silence means): a hung HSM would
+        // hold every lookup of a label that is absent by design (a key version not created yet)
+        // for its whole budget.
+        return this.nodes.some((m) => m !== failed && m.serving && !this.stuck(m));
       default:
         // AuthenticationFailed (a bad tag is the caller's ciphertext), KeyUsage, Busy, Internal.
         return false;
     }
   }
 
-  private answersPromptly(member: ClusterMember): boolean {
-    return member.tracker.current().status !== 'UNAVAILABLE' && oldestPkcs11CallMs(member.id) <= this.options.attemptTimeoutMs;
+  /** A call has been running on its PKCS#11 threads longer than a first attempt may take: the next one would likely wait. */
+  private stuck(member: ClusterMember): boolean {
+    return oldestPkcs11CallMs(member.id) > this.options.attemptTimeoutMs;
   }
 
   /**
@@ -302,10 +293,10 @@ export class HsmCluster implements HsmService, FleetHealth {
     // The healthiest serving members not tried yet, in one pass: this runs for every request.
     const best: ClusterMember[] = [];
     let bestRank = Number.POSITIVE_INFINITY;
-    // A KeyNotFound is asked again only of a member that answers promptly (see retryable).
-    const promptOnly = lastError?.kind === 'KeyNotFound';
+    // A KeyNotFound is not asked again of a member stuck in a call (see retryable).
+    const notStuck = lastError?.kind === 'KeyNotFound';
     for (const member of this.nodes) {
-      if (!member.serving || tried.includes(member) || (promptOnly && !this.answersPromptly(member))) continue;
+      if (!member.serving || tried.includes(member) || (notStuck && this.stuck(member))) continue;
       const rank = STATUS_RANK[member.tracker.current().status];
       if (rank < bestRank) {
         bestRank = rank;

@@ -4,7 +4,7 @@ export { openWithRetry } from './startup-retry';
 export { HsmError } from './errors';
 export type { HsmErrorKind } from './errors';
 export type { CallOptions, GcmResult, VerifyOutcome, HsmObserver, HsmOperation, HsmOptions, KeyAttributes, TokenInfo } from './types';
-export { HsmCluster, MAX_CLUSTER_MEMBERS, absenceUnconfirmed } from './cluster';
+export { HsmCluster, MAX_CLUSTER_MEMBERS } from './cluster';
 export type { BalanceStrategy, ClusterOptions } from './cluster';
 export type { ClusterLog, ClusterObserver, MemberConfig, RecoveryPolicy } from './cluster-member';
 export { CLOSE_WAIT_MS } from './cluster-member';

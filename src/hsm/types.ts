@@ -47,6 +47,12 @@ export interface CallOptions {
   waitForSessionMs?: number;
   /** Encrypt only: decrypt the output again in the same round trip (GcmResult.verified). */
   verify?: boolean;
+  /**
+   * Key attributes of a label that is often absent by design (a key version not created yet, a
+   * disabled marker): in a cluster, KeyNotFound from the HSMs that answered promptly is the answer.
+   * Without it, absence that a connected HSM stuck in a call could not confirm is a Device error.
+   */
+  probe?: boolean;
 }
 
 /** A secret key's usage and protection attributes (CKA_ENCRYPT ... CKA_SENSITIVE). */

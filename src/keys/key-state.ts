@@ -2,17 +2,18 @@
  * Live lookup of a key's versions and enabled state in the HSM, with a short per-key cache, so a
  * rotation or a disable made by the CLI (or another proxy) takes effect within `cacheMs` without
  * a restart or reload. Reads through `keyAttributes(label)` only: a label that is not on the token
- * answers KeyNotFound, which is how absence of a version or marker shows. From a cluster, a
- * KeyNotFound may leave an UNAVAILABLE HSM unasked (absenceUnconfirmed): enough to find the newest
- * version and the markers of the HSMs that serve, not to answer that a key or version does not exist.
+ * answers KeyNotFound, which is how absence of a version or marker shows.
  */
-import { HsmError, absenceUnconfirmed, type KeyAttributes } from '../hsm';
+import { HsmError, type CallOptions, type KeyAttributes } from '../hsm';
 import { MAX_KEY_VERSION, keyDisabledMarker, versionDisabledMarker, versionLabel } from './labels';
 
 /** What the lookup needs from the HSM layer (an Hsm, or anything with the same method). */
 export interface KeyAttributeSource {
-  keyAttributes(label: string): Promise<KeyAttributes>;
+  keyAttributes(label: string, options?: CallOptions): Promise<KeyAttributes>;
 }
+
+/** Labels absent by design (versions not created yet, markers of what is enabled): see CallOptions.probe. */
+const PROBE: CallOptions = { probe: true };
 
 export interface VersionState {
   version: number;
@@ -79,7 +80,8 @@ export class KeyStateReader {
     if (cached && this.isFresh(cached.fetchedAt)) return cached.state;
 
     const label = versionLabel(baseLabel, version);
-    if ((await this.attributesOrUndefined(label, 'confirmed')) === undefined) {
+    // Not a probe: absence here answers that the ciphertext's version does not exist.
+    if ((await this.attributesOrUndefined(label, {})) === undefined) {
       entry?.versions.delete(version);
       return undefined;
     }
@@ -130,9 +132,7 @@ export class KeyStateReader {
   }
 
   private async lookup(baseLabel: string, from: number): Promise<KeyState> {
-    const baseAttributes = await this.hsm.keyAttributes(baseLabel).catch((error: unknown) => {
-      throw absenceUnconfirmed(error) ? unconfirmedAbsence(baseLabel) : error; // KeyNotFound: no such key
-    });
+    const baseAttributes = await this.hsm.keyAttributes(baseLabel); // KeyNotFound: no such key
     const enabled = !(await this.exists(keyDisabledMarker(baseLabel)));
     const newest = await this.newestVersion(baseLabel, from, baseAttributes);
     const active = {
@@ -189,18 +189,12 @@ export class KeyStateReader {
     return (await this.attributesOrUndefined(label)) !== undefined;
   }
 
-  /** `confirmed`: absence decides an answer, so an HSM left unasked makes it a (retryable) Device error. */
-  private async attributesOrUndefined(label: string, absence: 'confirmed' | 'serving' = 'serving'): Promise<KeyAttributes | undefined> {
+  private async attributesOrUndefined(label: string, options: CallOptions = PROBE): Promise<KeyAttributes | undefined> {
     try {
-      return await this.hsm.keyAttributes(label);
+      return await this.hsm.keyAttributes(label, options);
     } catch (error) {
-      if (!(error instanceof HsmError) || error.kind !== 'KeyNotFound') throw error;
-      if (absence === 'confirmed' && absenceUnconfirmed(error)) throw unconfirmedAbsence(label);
-      return undefined;
+      if (error instanceof HsmError && error.kind === 'KeyNotFound') return undefined;
+      throw error;
     }
   }
-}
-
-function unconfirmedAbsence(label: string): HsmError {
-  return new HsmError('Device', `"${label}" is not on the HSMs that can serve now, and one that cannot be asked now may hold it`);
 }

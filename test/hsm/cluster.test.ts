@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { HsmCluster, HsmError, Deadline, absenceUnconfirmed, createAesKey } from '../../src/hsm';
+import { HsmCluster, HsmError, Deadline, createAesKey } from '../../src/hsm';
 import { KeyStateReader } from '../../src/keys/key-state';
 import { hsmInternals } from '../../src/hsm/hsm';
 import { loadedModules } from '../../src/hsm/pkcs11/module';
@@ -295,14 +295,31 @@ describe('hsm: cluster of two SoftHSM tokens', function () {
     expect(observer.retries.length).to.be.greaterThan(0);
     const counted = observer.retries.length;
     // A key no HSM has: both are asked, and it is no retry to count (lifecycle markers are looked up this way).
-    const nowhere = await cluster.encrypt(uniqueLabel('nowhere'), Buffer.from('k'), aad).catch((error: unknown) => error);
-    expect(nowhere).to.be.instanceOf(HsmError).and.include({ kind: 'KeyNotFound' });
-    expect(absenceUnconfirmed(nowhere), 'every HSM was asked').to.equal(false);
+    await expectHsmError(cluster.encrypt(uniqueLabel('nowhere'), Buffer.from('k'), aad), 'KeyNotFound');
     expect(observer.retries.length).to.equal(counted);
   });
 
-  it('a label the serving HSM lacks is not asked of an UNAVAILABLE one (a hung HSM does not hold key-state lookups), and absence it may contradict is a Device error', async () => {
-    // hsm-a hangs in every C_EncryptInit (its health check fails: UNAVAILABLE) and C_FindObjectsInit.
+  it('an UNAVAILABLE HSM that still answers is asked for a key the other lacks', async () => {
+    const faults = new FaultInjector();
+    const onlyOnA = uniqueLabel('a-only');
+    try {
+      cluster = await HsmCluster.start(testClusterOptions(keys.health, faultyPair(faults)));
+      await createAesKey(cluster.connections()[0]!.hsm!, { label: onlyOnA });
+      // Its deep health check fails (UNAVAILABLE); lookups still work.
+      faults.set('hsm-a', { kind: 'error', returnCode: 'CKR_KEY_FUNCTION_NOT_PERMITTED', only: /C_EncryptInit/ });
+      await waitFor('hsm-a UNAVAILABLE', () => cluster!.members()[0]?.healthStatus === 'UNAVAILABLE');
+      expect(cluster.members().map((m) => [m.id, m.healthStatus, m.serving])).to.deep.equal([
+        ['hsm-a', 'UNAVAILABLE', true],
+        ['hsm-b', 'ACTIVE', true],
+      ]);
+      expect(await cluster.keyAttributes(onlyOnA)).to.include({ label: onlyOnA, encrypt: true });
+    } finally {
+      faults.clearAll();
+    }
+  });
+
+  it('a label the serving HSM lacks is not asked of one hung in a call: a probe takes the absence, other lookups get a Device error, and key state does not wait', async () => {
+    // hsm-a hangs in every C_EncryptInit (its health check hangs: UNAVAILABLE) and C_FindObjectsInit.
     const hungEncrypt = new StallControl();
     const hungFind = new StallControl();
     try {
@@ -315,24 +332,23 @@ describe('hsm: cluster of two SoftHSM tokens', function () {
       hungEncrypt.stall(60_000);
       hungFind.stall(60_000);
       await waitFor('hsm-a UNAVAILABLE', () => cluster!.members()[0]?.healthStatus === 'UNAVAILABLE');
-      // A key version not created yet: looked up on every key-state refresh, absent by design.
+      // A key version not created yet: probed on every key-state refresh, absent by design.
       let started = Date.now();
-      const notYet = await cluster.keyAttributes(uniqueLabel('not-yet')).catch((error: unknown) => error);
-      expect(notYet).to.be.instanceOf(HsmError).and.include({ kind: 'KeyNotFound' });
+      await expectHsmError(cluster.keyAttributes(uniqueLabel('not-yet'), { probe: true }), 'KeyNotFound');
       expect(Date.now() - started, 'answered by hsm-b alone, not after the 3 s budget').to.be.below(1000);
-      expect(hungFind.started(), 'hsm-a was not asked').to.equal(0);
-      expect(absenceUnconfirmed(notYet), 'hsm-a, connected, was left unasked').to.equal(true);
+      // Not a probe: hsm-a, silent, may hold it, so "no such key" would be a guess.
+      await expectHsmError(cluster.keyAttributes(uniqueLabel('unknown')), 'Device');
+      expect(Date.now() - started).to.be.below(2000);
 
       // The key state (version probes, disabled markers) reads from hsm-b alone, quickly...
       const reader = new KeyStateReader(cluster, { cacheMs: 0 });
       started = Date.now();
       expect((await reader.key(keys.key)).active.version).to.equal(1);
       expect(Date.now() - started).to.be.below(1000);
-      // ...but absence that would decide an answer (no such key, no such version) is not taken
-      // from it: hsm-a may hold them, so the answer is a retryable Device error, not "not found".
+      // ...but an answer that a key or the version a ciphertext names does not exist is not given on its word.
       await expectHsmError(reader.version(keys.key, 7), 'Device');
       await expectHsmError(reader.key(uniqueLabel('only-hsm-a-may-know')), 'Device');
-      expect(hungFind.started(), 'hsm-a was still not asked').to.equal(0);
+      expect(hungFind.started(), 'hsm-a was never asked').to.equal(0);
       await roundTrip(cluster);
     } finally {
       hungEncrypt.release();
@@ -355,9 +371,7 @@ describe('hsm: cluster of two SoftHSM tokens', function () {
       await new Promise((resolve) => setTimeout(resolve, 150)); // past attemptTimeoutMs (100)
       expect(cluster.members()[0]?.healthStatus).to.equal('ACTIVE');
       const started = Date.now();
-      const notYet = await cluster.keyAttributes(uniqueLabel('not-yet')).catch((error: unknown) => error);
-      expect(notYet).to.be.instanceOf(HsmError).and.include({ kind: 'KeyNotFound' });
-      expect(absenceUnconfirmed(notYet)).to.equal(true);
+      await expectHsmError(cluster.keyAttributes(uniqueLabel('not-yet'), { probe: true }), 'KeyNotFound');
       expect(Date.now() - started, 'not queued behind hsm-a\'s stuck call until the 3 s budget').to.be.below(1000);
       hungEncrypt.release();
       await stuck;
