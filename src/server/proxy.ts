@@ -6,7 +6,8 @@ import { createServer as createHttpServer, type Server as HttpServer, type Serve
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { RuntimeConfig } from '../config/runtime';
-import type { FleetHealth, Hsm, HsmCluster } from '../hsm';
+import { CLOSE_WAIT_MS, type FleetHealth, type Hsm, type HsmCluster } from '../hsm';
+import { settledWithin } from '../common/settled-within';
 import { KeyVersions } from '../api/key-versions';
 import { KeyStateReader } from '../keys/key-state';
 import { RotationScheduler } from '../keys/rotation-scheduler';
@@ -216,7 +217,9 @@ async function serve(config: RuntimeConfig, logger: Logger, metrics: XksMetrics,
       ]);
       ticketRotation?.stop();
       stopTicketKeys();
-      await keyRotation.stop();
+      // A check stuck in the HSM (key administration runs without a deadline) must not hold the
+      // drain for good: a restart for a hung call (hung-call-watch.ts) is made of this drain.
+      if (!(await settledWithin(keyRotation.stop(), CLOSE_WAIT_MS))) logger.warn('key rotation check still running; not waiting for it', { waitedMs: CLOSE_WAIT_MS });
       await runtime.close();
       await cluster.close();
       return { forcedConnections };

@@ -5,11 +5,13 @@
  * (when-unserved) the proxy does not restart while the other HSM serves, and asks for a restart
  * once no HSM can. Real HTTPS, SigV4 by the SDK signer, two SoftHSM tokens; the hang is the stall
  * shim in each HSM's PKCS#11 threads. The restart itself (drain, exit by SIGKILL) is a real
- * process's, in cli-hung-hsm.test.ts.
+ * process's, in hung-call-restart.test.ts; the drain it is made of ends even with a key-rotation
+ * check stuck in the hung HSM (key administration has no deadline).
  */
 import { expect } from 'chai';
 import { metricsText, sample } from '../support/admin-http';
 import { encryptBody, healthStatus, keyPath, startClusterHarness, type ClusterHarness } from '../support/cluster-harness';
+import { startHarness } from '../support/proxy-harness';
 import { StallControl } from '../support/stall-shim';
 import { waitFor } from '../support/wait';
 
@@ -68,5 +70,33 @@ describe('a PKCS#11 call that never returns is reported, and restarts the proxy 
     expect(restarts[0]).to.match(/^a PKCS#11 call has been running for over 1000 ms \((hsm-a, hsm-b|hsm-b, hsm-a)\) and no HSM can serve: only a new process frees its thread$/);
     expect(logLines().some((line) => line.message === 'restarting for a hung pkcs11 call' && line.reason === restarts[0])).to.equal(true);
     expect(logLines().filter((line) => line.message === 'pkcs11 call hung').map((line) => line.hsm)).to.deep.equal(['hsm-a', 'hsm-b']);
+  });
+});
+
+describe('the drain of a restart for a hung call does not wait for a key-rotation check stuck in the HSM (integration)', function () {
+  this.timeout(60_000);
+  const stall = new StallControl();
+  after(() => stall.release());
+
+  it('close() ends within its bound, and says it did not wait for the check', async () => {
+    const restarts: string[] = [];
+    const h = await startHarness({
+      hooks: { pkcs11InterposerModule: () => stall.module('C_FindObjectsInit'), restartForHungCall: (reason) => restarts.push(reason) },
+      configure: (doc) => {
+        doc.cluster = { hungCallMs: 1000, restartOnHungCall: 'always' };
+        doc.keyStores[0].keys.rotationPeriodDays = 30;
+        doc.keyLifecycle = { rotationCheckSeconds: 86400 };
+      },
+    });
+    stall.stall(60_000);
+    // The rotation check lists the token's keys: C_FindObjectsInit, stuck.
+    void h.proxy.keyRotation.checkNow();
+    await waitFor(() => restarts.length > 0, 'a restart asked for', 15_000);
+    const started = Date.now();
+    await h.stop();
+    // The rotation check (2 s), then the HSM's own close waits (2 s each for a connect, a call, the library).
+    expect(Date.now() - started, 'the drain ended').to.be.below(10_000);
+    const lines = h.logs.map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(lines.some((line) => line.message === 'key rotation check still running; not waiting for it')).to.equal(true);
   });
 });
