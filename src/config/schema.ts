@@ -319,7 +319,7 @@ export const ConfigSchema = Type.Object(
               maximum: 86400000,
               default: 60000,
               description:
-                'A PKCS#11 call still running after this long is taken as hung: one that never returns (a network HSM\'s client waiting on a dead connection) holds its PKCS#11 thread for good, since node cannot stop a thread inside a library call. It is logged once ("pkcs11 call hung", at error level), xks_hsm_longest_running_call_seconds shows it, and restartOnHungCall says whether the proxy restarts for it.',
+                'A PKCS#11 call still running after this long is taken as hung: one that never returns (a network HSM\'s client waiting on a dead connection) holds its PKCS#11 thread for good, since node cannot stop a thread inside a library call. It is logged once ("pkcs11 call hung", at error level), xks_hsm_longest_running_call_seconds shows it, and restartOnHungCall says whether the proxy restarts for it. Timed per hand-off to a PKCS#11 thread (up to 16 requests\' calls, or one job such as listing every key of the token for the KMS API\'s ListKeys or a rotation check with allTokenKeys): raise it if such a listing takes longer on a very large token. With pkcs11Threads 0 only the encrypt and decrypt calls are timed (the others block the event loop).',
             }),
           ),
           restartOnHungCall: Type.Optional(

@@ -118,7 +118,8 @@ export class Hsm {
       const workers = pkcs11ThreadCount(options.pkcs11Threads, options.sessionPoolSize, profile);
       if (workers === 0) {
         acquired = await Pkcs11Module.acquire(options.modulePath, viewOptions);
-        executor = { executor: new InlineExecutor(acquired), release: () => undefined };
+        const inline = new InlineExecutor(acquired, options.id);
+        executor = { executor: inline, release: () => void inline.close() };
       } else {
         const init = {
           modulePath: Pkcs11Module.libraryKey(options.modulePath),

@@ -36,12 +36,29 @@ export async function finalizeOn(executor: JobExecutor): Promise<void> {
   await executor.session({ op: 'finalize' });
 }
 
-/** On the main thread: pkcs11Threads 0 (the only setting an interposer function, which cannot cross threads, allows). */
+/**
+ * On the main thread: pkcs11Threads 0 (the only setting an interposer function, which cannot cross
+ * threads, allows). Its GCM jobs still wait on libuv's threads (pkcs11js's async calls), so the
+ * event loop, and the hung-call watch, go on while one hangs: they are in the busy table too.
+ */
 export class InlineExecutor implements JobExecutor {
-  constructor(private readonly module: Pkcs11Module) {}
+  private closed = false;
 
-  run(job: GcmJob): Promise<JobResult<unknown>> {
-    return runJob(this.module, job);
+  constructor(
+    private readonly module: Pkcs11Module,
+    private readonly name: string,
+  ) {
+    liveExecutors.set(name, (liveExecutors.get(name) ?? 0) + 1);
+  }
+
+  async run(job: GcmJob): Promise<JobResult<unknown>> {
+    const busy: Busy = { executor: this.name, since: performance.now() };
+    busyWorkers.set(busy, busy);
+    try {
+      return await runJob(this.module, job);
+    } finally {
+      busyWorkers.delete(busy);
+    }
   }
 
   session(job: SessionJob & { op: 'token' }): Promise<FoundToken>;
@@ -59,7 +76,11 @@ export class InlineExecutor implements JobExecutor {
     return runAdminJob(this.module, { op: 'admin', session, call }) as AdminResults[C['name']];
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    forgetExecutor(this.name);
+  }
 }
 
 /** A worker thread's batch under way: when it was handed over (performance.now()), and whose threads. */
@@ -69,14 +90,21 @@ interface Busy {
 }
 
 /**
- * Worker threads running a batch, in every executor, kept after their executor closed: one hung in
- * a PKCS#11 call (native code) cannot be stopped, and process.exit would wait for it
- * (src/cli/exit-process.ts); the hung-call watch reads them too (src/server/hung-call-watch.ts).
+ * Worker threads running a batch (keyed by Worker), and inline GCM jobs (keyed by their record),
+ * in every executor, kept after their executor closed: a thread hung in a PKCS#11 call (native
+ * code) cannot be stopped, and process.exit would wait for it (src/cli/exit-process.ts); the
+ * hung-call watch reads them too (src/server/hung-call-watch.ts).
  */
-const busyWorkers = new Map<Worker, Busy>();
+const busyWorkers = new Map<object, Busy>();
 
 /** The names of the executors running now (each HSM's, and each library's own: `<file> (library)`). */
 const liveExecutors = new Map<string, number>();
+
+function forgetExecutor(name: string): void {
+  const others = (liveExecutors.get(name) ?? 1) - 1;
+  if (others > 0) liveExecutors.set(name, others);
+  else liveExecutors.delete(name);
+}
 
 /** A PKCS#11 thread's batch running now, or an executor with none running (ms 0). */
 export interface RunningPkcs11Call {
@@ -205,11 +233,7 @@ export class WorkerExecutor implements JobExecutor {
   }
 
   async close(): Promise<void> {
-    if (!this.closed) {
-      const others = (liveExecutors.get(this.name) ?? 1) - 1;
-      if (others > 0) liveExecutors.set(this.name, others);
-      else liveExecutors.delete(this.name);
-    }
+    if (!this.closed) forgetExecutor(this.name);
     this.closed = true;
     if (this.dispatching !== undefined) clearImmediate(this.dispatching);
     this.dispatching = undefined;
