@@ -19,7 +19,7 @@ import {
   interruptedByReconnect,
 } from './cluster-member';
 import { Pkcs11Module } from './pkcs11/module';
-import { oldestPkcs11CallMs } from './pkcs11-executor';
+import { allPkcs11ThreadsBusyMs } from './pkcs11-executor';
 import { faultScope } from './pkcs11/return-codes';
 import type { FleetHealth, FleetMemberHealth, HsmService } from './service';
 import type { CallOptions, GcmResult, HsmOperation, KeyAttributes } from './types';
@@ -176,6 +176,8 @@ export class HsmCluster implements HsmService, FleetHealth {
     let lastError: HsmError | undefined;
     /** The members that answered KeyNotFound (made only then: this runs for every request). */
     let notFoundOn: ClusterMember[] | undefined;
+    /** Members whose connection was dropped under this request's call: they did not answer. */
+    let interruptedOn: ClusterMember[] | undefined;
     let repicks = 0;
     for (let attempt = 0; attempt < 2; attempt++) {
       // Nearly always a member is free to take it: only waiting for a reconnect needs the async path.
@@ -216,37 +218,40 @@ export class HsmCluster implements HsmService, FleetHealth {
           repicks += 1;
           tried.pop();
           attempt -= 1;
-          lastError = hsmError;
+          // A KeyNotFound stays the last answer: choose() must not take the member that gave it
+          // for the one the drop interrupted (pick() waits for that one's reconnect instead).
+          if (lastError?.kind !== 'KeyNotFound') lastError = hsmError;
+          (interruptedOn ??= []).push(member);
           continue;
         }
         // A retry refused at once for a full pool says nothing about the request: the first
         // attempt's failure (e.g. a slow HSM's Timeout) is what the caller and the metrics need.
         if (attempt > 0 && hsmError.kind === 'Busy' && lastError !== undefined && lastError.kind !== 'KeyNotFound') throw lastError;
         lastError = hsmError;
-        if (attempt > 0 || !this.retryable(hsmError, member, deadline)) throw this.judgedKeyNotFound(hsmError, keyLabel, notFoundOn, options);
+        if (attempt > 0 || !this.retryable(hsmError, member, deadline)) throw this.judgedKeyNotFound(hsmError, keyLabel, notFoundOn, options, interruptedOn);
         // Asking another HSM about a key that is simply absent (e.g. a lifecycle marker) is no retry to count.
         if (hsmError.kind !== 'KeyNotFound') this.observer?.retry?.(operation, member.id, hsmError.kind);
       }
     }
-    if (lastError !== undefined) throw this.judgedKeyNotFound(lastError, keyLabel, notFoundOn, options);
+    if (lastError !== undefined) throw this.judgedKeyNotFound(lastError, keyLabel, notFoundOn, options, interruptedOn);
     throw new HsmError('Device', `no HSM of the cluster can serve now (${this.unavailableSummary()})`);
   }
 
   /**
    * KeyNotFound from the members asked, for a key some member of the cluster has served (one now
    * stuck or down): the key exists, so this is an HSM fault, never KeyNotFound, which KMS would
-   * take for a key that is gone. Likewise while a connected member stuck in a call (left unasked,
-   * see retryable, or timed out) may hold it, unless the caller probes for a label that is often
+   * take for a key that is gone. Likewise while a member that did not answer (stuck, so left
+   * unasked: see retryable; timed out; or its connection dropped under the call) may hold it, unless the caller probes for a label that is often
    * absent (CallOptions.probe: the HSMs that answer are what requests use).
    */
-  private judgedKeyNotFound(error: HsmError, keyLabel: string | undefined, notFoundOn: ClusterMember[] | undefined, options: CallOptions | undefined): HsmError {
+  private judgedKeyNotFound(error: HsmError, keyLabel: string | undefined, notFoundOn: ClusterMember[] | undefined, options: CallOptions | undefined, interruptedOn?: ClusterMember[]): HsmError {
     if (error.kind !== 'KeyNotFound') return error;
     const holder = keyLabel === undefined ? undefined : this.nodes.find((m) => m.hasServed(keyLabel));
     if (holder !== undefined) return new HsmError('Device', `${holder.id}, which holds the key, cannot serve it now (${this.unavailableSummary()})`);
     if (options?.probe === true) return error;
-    const unanswered = this.nodes.filter((m) => m.serving && !(notFoundOn?.includes(m) ?? false));
+    const unanswered = this.nodes.filter((m) => (m.serving || (interruptedOn?.includes(m) ?? false)) && !(notFoundOn?.includes(m) ?? false));
     if (unanswered.length === 0) return error;
-    return new HsmError('Device', `${unanswered.map((m) => m.id).join(', ')}, which may hold "${keyLabel ?? ''}", did not answer in time (a call stuck in the HSM)`);
+    return new HsmError('Device', `${unanswered.map((m) => m.id).join(', ')}, which may hold "${keyLabel ?? ''}", did not answer (every thread stuck in a call, timed out, or reconnecting)`);
   }
 
   private retryable(error: HsmError, failed: ClusterMember, deadline: Deadline): boolean {
@@ -257,9 +262,9 @@ export class HsmCluster implements HsmService, FleetHealth {
         return true;
       case 'KeyNotFound':
         // Members hold the same keys: one that lacks a key is out of step, so ask another, but not
-        // one stuck in a call (judgedKeyNotFound says what its silence means): a hung HSM would
-        // hold every lookup of a label that is absent by design (a key version not created yet)
-        // for its whole budget.
+        // one stuck (every thread held by a call: judgedKeyNotFound says what its silence means): a
+        // hung HSM would hold every lookup of a label that is absent by design (a key version not
+        // created yet) for its whole budget.
         return this.nodes.some((m) => m !== failed && m.serving && !this.stuck(m));
       default:
         // AuthenticationFailed (a bad tag is the caller's ciphertext), KeyUsage, Busy, Internal.
@@ -267,9 +272,9 @@ export class HsmCluster implements HsmService, FleetHealth {
     }
   }
 
-  /** A call has been running on its PKCS#11 threads longer than a first attempt may take: the next one would likely wait. */
+  /** Every one of its PKCS#11 threads has been busy longer than a first attempt may take: the next call would wait. */
   private stuck(member: ClusterMember): boolean {
-    return oldestPkcs11CallMs(member.id) > this.options.attemptTimeoutMs;
+    return allPkcs11ThreadsBusyMs(member.id) > this.options.attemptTimeoutMs;
   }
 
   /**
@@ -293,7 +298,7 @@ export class HsmCluster implements HsmService, FleetHealth {
     // The healthiest serving members not tried yet, in one pass: this runs for every request.
     const best: ClusterMember[] = [];
     let bestRank = Number.POSITIVE_INFINITY;
-    // A KeyNotFound is not asked again of a member stuck in a call (see retryable).
+    // A KeyNotFound is not asked again of a stuck member (see retryable).
     const notStuck = lastError?.kind === 'KeyNotFound';
     for (const member of this.nodes) {
       if (!member.serving || tried.includes(member) || (notStuck && this.stuck(member))) continue;

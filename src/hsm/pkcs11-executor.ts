@@ -128,11 +128,17 @@ export function runningPkcs11Calls(): RunningPkcs11Call[] {
   return [...oldest].map(([threads, since]) => ({ threads, since, ms: since === 0 ? 0 : now - since }));
 }
 
-/** How long the oldest batch running on one executor's threads (an HSM id) has been running, in ms (0: none). */
-export function oldestPkcs11CallMs(threads: string): number {
-  let since = Number.POSITIVE_INFINITY;
-  for (const busy of busyWorkers.values()) if (busy.executor === threads) since = Math.min(since, busy.since);
-  return since === Number.POSITIVE_INFINITY ? 0 : performance.now() - since;
+/** The live worker executors, by name (a lingering one of an earlier connection may share it). */
+const workerExecutors = new Set<WorkerExecutor>();
+
+/**
+ * How long every PKCS#11 thread of one executor named `threads` (an HSM id) has been busy, in ms:
+ * since the youngest of their batches was handed over (0: a thread is free).
+ */
+export function allPkcs11ThreadsBusyMs(threads: string): number {
+  let longest = 0;
+  for (const executor of workerExecutors) if (executor.name === threads) longest = Math.max(longest, executor.allBusyMs());
+  return longest;
 }
 
 /** How long the longest PKCS#11 job running now has been running, in ms (0: none). */
@@ -179,11 +185,12 @@ export class WorkerExecutor implements JobExecutor {
   private noWorker: string | undefined;
 
   private constructor(
-    private readonly name: string,
+    readonly name: string,
     private readonly init: WorkerInit,
     private readonly workers: number,
   ) {
     liveExecutors.set(name, (liveExecutors.get(name) ?? 0) + 1);
+    workerExecutors.add(this);
   }
 
   /**
@@ -233,13 +240,27 @@ export class WorkerExecutor implements JobExecutor {
   }
 
   async close(): Promise<void> {
-    if (!this.closed) forgetExecutor(this.name);
+    if (!this.closed) {
+      forgetExecutor(this.name);
+      workerExecutors.delete(this);
+    }
     this.closed = true;
     if (this.dispatching !== undefined) clearImmediate(this.dispatching);
     this.dispatching = undefined;
     for (const pending of this.queue.splice(0)) pending.reject(this.closedError());
     this.idle.length = 0;
     await Promise.all(this.slots.splice(0).map((slot) => slot.worker.terminate()));
+  }
+
+  /** How long all its threads have been busy (since the youngest batch was handed over); 0 while one is free. */
+  allBusyMs(): number {
+    if (this.slots.length === 0) return 0;
+    let newest = Number.NEGATIVE_INFINITY;
+    for (const slot of this.slots) {
+      if (slot.current.length === 0) return 0;
+      newest = Math.max(newest, slot.busy.since);
+    }
+    return performance.now() - newest;
   }
 
   /** For tests and diagnostics. */

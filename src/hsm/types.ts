@@ -50,7 +50,8 @@ export interface CallOptions {
   /**
    * Key attributes of a label that is often absent by design (a key version not created yet, a
    * disabled marker): in a cluster, KeyNotFound from the HSMs that answered promptly is the answer.
-   * Without it, absence that a connected HSM stuck in a call could not confirm is a Device error.
+   * Without it, absence that a connected HSM could not confirm (all its threads stuck in calls, or
+   * timed out) is a Device error.
    */
   probe?: boolean;
 }

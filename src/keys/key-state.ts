@@ -12,7 +12,7 @@ export interface KeyAttributeSource {
   keyAttributes(label: string, options?: CallOptions): Promise<KeyAttributes>;
 }
 
-/** Labels absent by design (versions not created yet, markers of what is enabled): see CallOptions.probe. */
+/** Labels absent by design (versions not created yet): see CallOptions.probe. */
 const PROBE: CallOptions = { probe: true };
 
 export interface VersionState {
@@ -85,7 +85,8 @@ export class KeyStateReader {
       entry?.versions.delete(version);
       return undefined;
     }
-    const state = { version, label, enabled: !(await this.exists(versionDisabledMarker(baseLabel, version))) };
+    const disabled = await this.markerExists(versionDisabledMarker(baseLabel, version), cached === undefined ? undefined : !cached.state.enabled);
+    const state = { version, label, enabled: !disabled };
     if (entry) {
       entry.versions.set(version, { state, fetchedAt: this.now() });
       // A version newer than the active one exists: another proxy or the CLI rotated; look again next time.
@@ -113,7 +114,7 @@ export class KeyStateReader {
       this.entries.set(baseLabel, entry);
     }
     const owner = entry;
-    const refreshing = this.lookup(baseLabel, owner.state?.active.version ?? 1).then(
+    const refreshing = this.lookup(baseLabel, owner.state).then(
       (state) => {
         owner.state = state;
         owner.fetchedAt = this.now();
@@ -131,17 +132,34 @@ export class KeyStateReader {
     return refreshing;
   }
 
-  private async lookup(baseLabel: string, from: number): Promise<KeyState> {
+  /** `known`: the state the last lookup found, whose markers stand while an HSM cannot confirm their absence. */
+  private async lookup(baseLabel: string, known: KeyState | undefined): Promise<KeyState> {
     const baseAttributes = await this.hsm.keyAttributes(baseLabel); // KeyNotFound: no such key
-    const enabled = !(await this.exists(keyDisabledMarker(baseLabel)));
-    const newest = await this.newestVersion(baseLabel, from, baseAttributes);
+    const enabled = !(await this.markerExists(keyDisabledMarker(baseLabel), known === undefined ? undefined : !known.enabled));
+    const newest = await this.newestVersion(baseLabel, known?.active.version ?? 1, baseAttributes);
+    const activeKnown = known?.active.version === newest.version ? !known.active.enabled : undefined;
     const active = {
       version: newest.version,
       label: versionLabel(baseLabel, newest.version),
-      enabled: !(await this.exists(versionDisabledMarker(baseLabel, newest.version))),
+      enabled: !(await this.markerExists(versionDisabledMarker(baseLabel, newest.version), activeKnown)),
       attributes: newest.attributes,
     };
     return { baseLabel, enabled, active };
+  }
+
+  /**
+   * Whether a disabled marker exists. Not a probe: in a cluster, a marker that only an HSM stuck
+   * in a call holds (written there, not replicated yet) would read absent, and a disabled key
+   * would serve. While its absence cannot be confirmed (a Device or Timeout error), the marker
+   * stands as last seen (`known`); never seen, the lookup fails (retryable) rather than guess.
+   */
+  private async markerExists(label: string, known: boolean | undefined): Promise<boolean> {
+    try {
+      return (await this.attributesOrUndefined(label, {})) !== undefined;
+    } catch (error) {
+      if (known !== undefined && error instanceof HsmError && (error.kind === 'Device' || error.kind === 'Timeout')) return known;
+      throw error;
+    }
   }
 
   /**
@@ -183,10 +201,6 @@ export class KeyStateReader {
       }
     }
     return { version: lo, attributes: loAttributes };
-  }
-
-  private async exists(label: string): Promise<boolean> {
-    return (await this.attributesOrUndefined(label)) !== undefined;
   }
 
   private async attributesOrUndefined(label: string, options: CallOptions = PROBE): Promise<KeyAttributes | undefined> {

@@ -2,7 +2,8 @@ import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { HsmCluster, HsmError, Deadline, createAesKey } from '../../src/hsm';
+import { HsmCluster, HsmError, Deadline, createAesKey, type ClusterOptions } from '../../src/hsm';
+import { keyDisabledMarker } from '../../src/keys/labels';
 import { KeyStateReader } from '../../src/keys/key-state';
 import { hsmInternals } from '../../src/hsm/hsm';
 import { loadedModules } from '../../src/hsm/pkcs11/module';
@@ -27,6 +28,8 @@ describe('hsm: cluster of two SoftHSM tokens', function () {
     { id: 'hsm-a', tokenLabel: fx().label, ...extra },
     { id: 'hsm-b', tokenLabel: fx().peerLabel, ...extra, ...extraB },
   ];
+  /** No health check during a test: an HSM's status stays what it was. */
+  const quietHealth: Partial<ClusterOptions> = { health: { ...testClusterOptions('', []).health, intervalMs: 60_000 } };
   /** The two members, each behind its own fault injection point (named by member id). */
   const faultyPair = (faults: FaultInjector, extra: Partial<MemberSpec> = {}): MemberSpec[] =>
     twoMembers(extra).map((member) => ({ ...member, pkcs11InterposerModule: faults.module(member.id) }));
@@ -318,7 +321,7 @@ describe('hsm: cluster of two SoftHSM tokens', function () {
     }
   });
 
-  it('a label the serving HSM lacks is not asked of one hung in a call: a probe takes the absence, other lookups get a Device error, and key state does not wait', async () => {
+  it('a label the serving HSM lacks is not asked of one hung in a call: a probe takes the absence, other lookups get a Device error, and known key state does not wait', async () => {
     // hsm-a hangs in every C_EncryptInit (its health check hangs: UNAVAILABLE) and C_FindObjectsInit.
     const hungEncrypt = new StallControl();
     const hungFind = new StallControl();
@@ -329,6 +332,9 @@ describe('hsm: cluster of two SoftHSM tokens', function () {
           twoMembers()[1]!,
         ]),
       );
+      // A reader that has seen the key's state before the hang (as a serving proxy has).
+      const reader = new KeyStateReader(cluster, { cacheMs: 0 });
+      expect((await reader.key(keys.key)).enabled).to.equal(true);
       hungEncrypt.stall(60_000);
       hungFind.stall(60_000);
       await waitFor('hsm-a UNAVAILABLE', () => cluster!.members()[0]?.healthStatus === 'UNAVAILABLE');
@@ -340,12 +346,14 @@ describe('hsm: cluster of two SoftHSM tokens', function () {
       await expectHsmError(cluster.keyAttributes(uniqueLabel('unknown')), 'Device');
       expect(Date.now() - started).to.be.below(2000);
 
-      // The key state (version probes, disabled markers) reads from hsm-b alone, quickly...
-      const reader = new KeyStateReader(cluster, { cacheMs: 0 });
+      // The key state refreshes from hsm-b alone, quickly: version probes take its absence, and the
+      // disabled markers hsm-a cannot confirm stand as last seen...
       started = Date.now();
-      expect((await reader.key(keys.key)).active.version).to.equal(1);
+      expect((await reader.key(keys.key)).active).to.include({ version: 1, enabled: true });
       expect(Date.now() - started).to.be.below(1000);
-      // ...but an answer that a key or the version a ciphertext names does not exist is not given on its word.
+      // ...but never seen, a marker's absence is not guessed, and neither is that a key or the
+      // version a ciphertext names does not exist: retryable Device errors.
+      await expectHsmError(new KeyStateReader(cluster, { cacheMs: 0 }).key(keys.key), 'Device');
       await expectHsmError(reader.version(keys.key, 7), 'Device');
       await expectHsmError(reader.key(uniqueLabel('only-hsm-a-may-know')), 'Device');
       expect(hungFind.started(), 'hsm-a was never asked').to.equal(0);
@@ -356,28 +364,143 @@ describe('hsm: cluster of two SoftHSM tokens', function () {
     }
   });
 
-  it('nor of an HSM stuck in a call before its health says so', async () => {
+  it('nor of one stuck in a call before its health says so, whichever HSM is asked first', async () => {
     const hungEncrypt = new StallControl();
     try {
       cluster = await HsmCluster.start(
-        testClusterOptions(keys.health, [{ ...twoMembers()[0]!, pkcs11InterposerModule: hungEncrypt.module('C_EncryptInit') }, twoMembers()[1]!], {
-          // No health check during the test: hsm-a stays ACTIVE while it hangs.
-          health: { ...testClusterOptions('', []).health, intervalMs: 60_000 },
-        }),
+        testClusterOptions(keys.health, [{ ...twoMembers()[0]!, pkcs11InterposerModule: hungEncrypt.module('C_EncryptInit') }, twoMembers()[1]!], quietHealth),
       );
       hungEncrypt.stall(60_000);
       const stuck = cluster.connections()[0]!.hsm!.encrypt(keys.key, Buffer.from('x'), aad).catch((error: unknown) => error);
       await waitFor('hsm-a stuck in C_EncryptInit', () => hungEncrypt.stallingNow() === 1);
       await new Promise((resolve) => setTimeout(resolve, 150)); // past attemptTimeoutMs (100)
       expect(cluster.members()[0]?.healthStatus).to.equal('ACTIVE');
-      const started = Date.now();
-      await expectHsmError(cluster.keyAttributes(uniqueLabel('not-yet'), { probe: true }), 'KeyNotFound');
-      expect(Date.now() - started, 'not queued behind hsm-a\'s stuck call until the 3 s budget').to.be.below(1000);
+      // Twice: hsm-b is asked first once (its KeyNotFound must not wait for hsm-a's stuck call).
+      for (let i = 0; i < 2; i++) {
+        const started = Date.now();
+        await expectHsmError(cluster.keyAttributes(uniqueLabel('not-yet'), { probe: true }), 'KeyNotFound');
+        expect(Date.now() - started, 'not queued behind hsm-a\'s stuck call until the 3 s budget').to.be.below(1000);
+      }
       hungEncrypt.release();
       await stuck;
     } finally {
       hungEncrypt.release();
     }
+  });
+
+  describe('while one HSM runs a slow job on one of its two threads (a rotation on a network HSM), it is not stuck', () => {
+    /** hsm-b runs one 1.5 s C_GenerateKey on one of its two PKCS#11 threads. */
+    async function withBusyB(body: (c: HsmCluster) => Promise<void>, setup?: (c: HsmCluster) => Promise<void>): Promise<void> {
+      const slowGenerate = new StallControl();
+      cluster = await HsmCluster.start(
+        testClusterOptions(
+          keys.health,
+          [
+            { ...twoMembers()[0]!, pkcs11Threads: 2 },
+            { ...twoMembers()[1]!, pkcs11Threads: 2, pkcs11InterposerModule: slowGenerate.module('C_GenerateKey') },
+          ],
+          quietHealth,
+        ),
+      );
+      const c = cluster;
+      await setup?.(c);
+      slowGenerate.stall(1500);
+      const rotation = createAesKey(c.connections()[1]!.hsm!, { label: uniqueLabel('slow-rotation') }).catch(() => undefined);
+      try {
+        await waitFor('hsm-b generating', () => slowGenerate.stallingNow() === 1);
+        await new Promise((resolve) => setTimeout(resolve, 150));
+        await body(c);
+      } finally {
+        slowGenerate.release();
+        await rotation;
+      }
+    }
+
+    it('an unknown key is KeyNotFound, at once', async () => {
+      await withBusyB(async (c) => {
+        for (let i = 0; i < 4; i++) {
+          const started = Date.now();
+          await expectHsmError(c.keyAttributes(uniqueLabel('unknown')), 'KeyNotFound');
+          expect(Date.now() - started).to.be.below(500);
+        }
+      });
+    });
+
+    it('a key only it holds is found', async () => {
+      const onlyOnB = uniqueLabel('b-only');
+      await withBusyB(
+        async (c) => {
+          for (let i = 0; i < 4; i++) expect((await c.keyAttributes(onlyOnB)).label).to.equal(onlyOnB);
+        },
+        (c) => createAesKey(c.connections()[1]!.hsm!, { label: onlyOnB }).then(() => undefined),
+      );
+    });
+
+    it('a disabled marker only it holds (not replicated yet) disables the key', async () => {
+      const base = uniqueLabel('disable-me');
+      await withBusyB(
+        async (c) => {
+          for (let i = 0; i < 4; i++) expect((await new KeyStateReader(c, { cacheMs: 0 }).key(base)).enabled).to.equal(false);
+        },
+        async (c) => {
+          await createAesKey(c.connections()[0]!.hsm!, { label: base });
+          await createAesKey(c.connections()[1]!.hsm!, { label: base });
+          await createAesKey(c.connections()[1]!.hsm!, { label: keyDisabledMarker(base), encrypt: false, decrypt: false });
+        },
+      );
+    });
+  });
+
+  it('a disabled marker only a stuck HSM holds stands as last seen, and a key never seen is not guessed enabled', async () => {
+    const base = uniqueLabel('disabled-on-a');
+    const hungFind = new StallControl();
+    try {
+      cluster = await HsmCluster.start(
+        testClusterOptions(keys.health, [{ ...twoMembers()[0]!, pkcs11InterposerModule: hungFind.module('C_FindObjectsInit') }, twoMembers()[1]!], quietHealth),
+      );
+      await createAesKey(cluster.connections()[0]!.hsm!, { label: base });
+      await createAesKey(cluster.connections()[1]!.hsm!, { label: base });
+      await createAesKey(cluster.connections()[0]!.hsm!, { label: keyDisabledMarker(base), encrypt: false, decrypt: false });
+      const reader = new KeyStateReader(cluster, { cacheMs: 0 });
+      expect((await reader.key(base)).enabled, 'seen disabled while hsm-a answered').to.equal(false);
+      hungFind.stall(60_000);
+      const stuck = cluster.connections()[0]!.hsm!.keyAttributes(uniqueLabel('never-cached')).catch((error: unknown) => error);
+      await waitFor('hsm-a stuck in C_FindObjectsInit', () => hungFind.stallingNow() === 1);
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      for (let i = 0; i < 2; i++) expect((await reader.key(base)).enabled, 'still disabled').to.equal(false);
+      await expectHsmError(new KeyStateReader(cluster, { cacheMs: 0 }).key(base), 'Device');
+      hungFind.release();
+      await stuck;
+    } finally {
+      hungFind.release();
+    }
+  });
+
+  it('a KeyNotFound retry whose HSM\'s connection is dropped under it waits for that HSM, not the one that said KeyNotFound', async () => {
+    const onlyOnB = uniqueLabel('b-only-repick');
+    cluster = await HsmCluster.start(testClusterOptions(keys.health, twoMembers(), { ...quietHealth, balance: 'round-robin' }));
+    await createAesKey(cluster.connections()[1]!.hsm!, { label: onlyOnB });
+    // hsm-b's connection is dropped while the retry waits for one of its sessions (another request's
+    // CKR_DEVICE_ERROR made it reconnect): the call fails as an interruption, not an answer.
+    const b = (cluster as unknown as { nodes: Array<{ execute: (...args: unknown[]) => Promise<unknown>; reconnect(reason: string): void }> }).nodes[1]!;
+    const execute = b.execute.bind(b);
+    let dropped = 0;
+    b.execute = (run: unknown, attempt: unknown, key: unknown) =>
+      dropped++ === 0
+        ? execute(
+            async () => {
+              b.reconnect('device error on another request');
+              throw new HsmError('Device', 'hsm-b: session pool closed');
+            },
+            attempt,
+            key,
+          )
+        : execute(run, attempt, key);
+    for (let i = 0; i < 2; i++) {
+      // Round-robin: one of the two lookups asks hsm-a first, whose KeyNotFound sends the retry to hsm-b.
+      expect((await cluster.keyAttributes(onlyOnB)).label).to.equal(onlyOnB);
+    }
+    expect(dropped, 'hsm-b was reached').to.be.greaterThan(1);
   });
 
   it('keeps serving while one token\'s storage vanishes mid-load, and takes it back once restored (real SoftHSM)', async () => {

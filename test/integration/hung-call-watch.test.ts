@@ -39,6 +39,9 @@ describe('a PKCS#11 call that never returns is reported, and restarts the proxy 
       restartForHungCall: (reason) => restarts.push(reason),
     });
     const adminUrl = h.proxy.adminUrl as string;
+    // The key in use before the hang, as KMS's keys are: its state (disabled markers) is known.
+    const before = await h.client.send(keyPath(h.keys.cluster.key, 'encrypt'), { body: encryptBody(Buffer.from('before'), Buffer.from('aad')) });
+    expect(before.status, JSON.stringify(before.json)).to.equal(200);
     stallA.stall(60_000);
     // The health check's encrypt with the health-check key is hsm-a's first C_EncryptInit.
     await waitFor(() => logLines().some((line) => line.message === 'pkcs11 call hung' && line.hsm === 'hsm-a'), 'the hung call of hsm-a to be logged');
