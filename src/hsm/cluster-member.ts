@@ -79,6 +79,8 @@ export class ClusterMember {
   /** Consecutive failed connection attempts: paces the retries, and escalates to a re-initialisation. */
   private readonly backoff: Backoff;
   private problem: string | undefined = 'not connected yet';
+  /** Why it is not serving though connected (checkStuck); undefined while it is not stuck. */
+  private stuck: string | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private keepAliveTimer: NodeJS.Timeout | undefined;
   private keepAliveRunning = false;
@@ -108,7 +110,7 @@ export class ClusterMember {
       id: this.id,
       state: () => this.state,
       serving: () => this.serving,
-      problem: () => this.problem,
+      problem: () => this.stuck ?? this.problem,
       probe: (run) => this.probeCall(run),
       reconnect: (reason) => this.reconnect(reason),
     });
@@ -116,7 +118,31 @@ export class ClusterMember {
   }
 
   get serving(): boolean {
-    return this.state === 'connected' && this.hsm !== undefined;
+    return this.state === 'connected' && this.hsm !== undefined && this.stuck === undefined;
+  }
+
+  /**
+   * Connected, but every PKCS#11 thread held by a call for longer than a health check may take
+   * (the cluster checks each second): a call that does not return, or an HSM that has stopped
+   * answering. Until one returns it is not serving, as if disconnected: a request or a key lookup
+   * sent to it would only wait behind those calls, and the others' answers stand.
+   */
+  checkStuck(): void {
+    if (this.state !== 'connected' || this.hsm === undefined) {
+      this.stuck = undefined; // a new connection starts afresh
+      return;
+    }
+    const busyMs = this.hsm.allThreadsBusyMs();
+    const stuck = busyMs > this.env.health.probeTimeoutMs;
+    if (stuck === (this.stuck !== undefined)) return;
+    if (stuck) {
+      this.stuck = `every PKCS#11 thread has been held by a call for ${Math.round(busyMs)} ms; not serving until one returns`;
+      this.env.log('warn', 'hsm stuck in pkcs11 calls; not serving until one returns', { hsm: this.id, busyMs: Math.round(busyMs) });
+    } else {
+      this.stuck = undefined;
+      this.env.log('info', 'hsm calls returned; serving again', { hsm: this.id });
+    }
+    this.env.observer?.memberConnected?.(this.id, this.serving);
   }
 
   /** True once this HSM encrypted or decrypted with the label (see servedKeys). */
@@ -147,7 +173,7 @@ export class ClusterMember {
       token: this.token,
       healthStatus: health.status,
       serving: this.serving,
-      ...(health.reason ? { reason: health.reason } : this.serving ? {} : { reason: this.problem ?? 'not connected' }),
+      ...(health.reason ? { reason: health.reason } : this.serving ? {} : { reason: this.stuck ?? this.problem ?? 'not connected' }),
     };
   }
 

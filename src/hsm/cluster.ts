@@ -19,7 +19,6 @@ import {
   interruptedByReconnect,
 } from './cluster-member';
 import { Pkcs11Module } from './pkcs11/module';
-import { allPkcs11ThreadsBusyMs } from './pkcs11-executor';
 import { faultScope } from './pkcs11/return-codes';
 import type { FleetHealth, FleetMemberHealth, HsmService } from './service';
 import type { CallOptions, GcmResult, HsmOperation, KeyAttributes } from './types';
@@ -43,6 +42,9 @@ export interface ClusterOptions {
 
 const DEFAULT_STARTUP_WAIT_MS = 15_000;
 
+/** How often members are checked for being stuck in calls: a timer, not a cost on every request. */
+const STUCK_CHECK_MS = 1000;
+
 /** Picks again after a dropped connection, per request: the deadline bounds them too. */
 const MAX_REPICKS = 3;
 const STATUS_RANK: Record<HealthStatus, number> = { ACTIVE: 0, DEGRADED: 1, UNAVAILABLE: 2 };
@@ -52,6 +54,8 @@ export class HsmCluster implements HsmService, FleetHealth {
   private readonly groups: LibraryGroup[];
   private next = 0;
   private closed = false;
+  /** Each second: is a member stuck in calls (ClusterMember.checkStuck)? */
+  private readonly stuckCheck: NodeJS.Timeout;
 
   private constructor(
     private readonly options: ClusterOptions,
@@ -83,6 +87,10 @@ export class HsmCluster implements HsmService, FleetHealth {
       return member;
     });
     this.groups = [...byLibrary.values()];
+    this.stuckCheck = setInterval(() => {
+      for (const member of this.nodes) member.checkStuck();
+    }, STUCK_CHECK_MS);
+    this.stuckCheck.unref();
   }
 
   /**
@@ -158,6 +166,7 @@ export class HsmCluster implements HsmService, FleetHealth {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.stuckCheck);
     await Promise.all(this.nodes.map((member) => member.close()));
     await Promise.all(this.groups.map((group) => group.close()));
   }
@@ -174,10 +183,6 @@ export class HsmCluster implements HsmService, FleetHealth {
     const deadline = options?.deadline ?? Deadline.after(this.options.defaultBudgetMs);
     const tried: ClusterMember[] = [];
     let lastError: HsmError | undefined;
-    /** The members that answered KeyNotFound (made only then: this runs for every request). */
-    let notFoundOn: ClusterMember[] | undefined;
-    /** Members whose connection was dropped under this request's call: they did not answer. */
-    let interruptedOn: ClusterMember[] | undefined;
     let repicks = 0;
     for (let attempt = 0; attempt < 2; attempt++) {
       // Nearly always a member is free to take it: only waiting for a reconnect needs the async path.
@@ -211,70 +216,56 @@ export class HsmCluster implements HsmService, FleetHealth {
         return result;
       } catch (error) {
         const hsmError = asHsmError(error);
-        if (hsmError.kind === 'KeyNotFound') (notFoundOn ??= []).push(member);
         if (interruptedByReconnect(hsmError) && repicks < MAX_REPICKS && !deadline.expired()) {
           // Its connection was dropped under it (e.g. for a library re-initialisation): the HSM
           // never answered, so this is not the request's one retry. Pick again, the same member too.
           repicks += 1;
           tried.pop();
           attempt -= 1;
-          // A KeyNotFound stays the last answer: choose() must not take the member that gave it
-          // for the one the drop interrupted (pick() waits for that one's reconnect instead).
+          // A KeyNotFound stays the last answer: choose() must not take the member that gave it for
+          // the one the drop interrupted (pick() waits for that one's reconnect instead).
           if (lastError?.kind !== 'KeyNotFound') lastError = hsmError;
-          (interruptedOn ??= []).push(member);
           continue;
         }
         // A retry refused at once for a full pool says nothing about the request: the first
         // attempt's failure (e.g. a slow HSM's Timeout) is what the caller and the metrics need.
         if (attempt > 0 && hsmError.kind === 'Busy' && lastError !== undefined && lastError.kind !== 'KeyNotFound') throw lastError;
         lastError = hsmError;
-        if (attempt > 0 || !this.retryable(hsmError, member, deadline)) throw this.judgedKeyNotFound(hsmError, keyLabel, notFoundOn, options, interruptedOn);
+        if (attempt > 0 || !this.retryable(hsmError, member, deadline)) throw this.judgedKeyNotFound(hsmError, keyLabel);
         // Asking another HSM about a key that is simply absent (e.g. a lifecycle marker) is no retry to count.
         if (hsmError.kind !== 'KeyNotFound') this.observer?.retry?.(operation, member.id, hsmError.kind);
       }
     }
-    if (lastError !== undefined) throw this.judgedKeyNotFound(lastError, keyLabel, notFoundOn, options, interruptedOn);
+    if (lastError !== undefined) throw this.judgedKeyNotFound(lastError, keyLabel);
     throw new HsmError('Device', `no HSM of the cluster can serve now (${this.unavailableSummary()})`);
   }
 
   /**
    * KeyNotFound from the members asked, for a key some member of the cluster has served (one now
    * stuck or down): the key exists, so this is an HSM fault, never KeyNotFound, which KMS would
-   * take for a key that is gone. Likewise while a member that did not answer (stuck, so left
-   * unasked: see retryable; timed out; or its connection dropped under the call) may hold it, unless the caller probes for a label that is often
-   * absent (CallOptions.probe: the HSMs that answer are what requests use).
+   * take for a key that is gone.
    */
-  private judgedKeyNotFound(error: HsmError, keyLabel: string | undefined, notFoundOn: ClusterMember[] | undefined, options: CallOptions | undefined, interruptedOn?: ClusterMember[]): HsmError {
-    if (error.kind !== 'KeyNotFound') return error;
-    const holder = keyLabel === undefined ? undefined : this.nodes.find((m) => m.hasServed(keyLabel));
-    if (holder !== undefined) return new HsmError('Device', `${holder.id}, which holds the key, cannot serve it now (${this.unavailableSummary()})`);
-    if (options?.probe === true) return error;
-    const unanswered = this.nodes.filter((m) => (m.serving || (interruptedOn?.includes(m) ?? false)) && !(notFoundOn?.includes(m) ?? false));
-    if (unanswered.length === 0) return error;
-    return new HsmError('Device', `${unanswered.map((m) => m.id).join(', ')}, which may hold "${keyLabel ?? ''}", did not answer (every thread stuck in a call, timed out, or reconnecting)`);
+  private judgedKeyNotFound(error: HsmError, keyLabel: string | undefined): HsmError {
+    if (error.kind !== 'KeyNotFound' || keyLabel === undefined) return error;
+    const holder = this.nodes.find((m) => m.hasServed(keyLabel));
+    if (holder === undefined) return error;
+    return new HsmError('Device', `${holder.id}, which holds the key, cannot serve it now (${this.unavailableSummary()})`);
   }
 
   private retryable(error: HsmError, failed: ClusterMember, deadline: Deadline): boolean {
     if (deadline.expired()) return false;
+    const other = this.nodes.some((m) => m !== failed && m.serving);
     switch (error.kind as HsmErrorKind) {
       case 'Device':
       case 'Timeout':
         return true;
       case 'KeyNotFound':
-        // Members hold the same keys: one that lacks a key is out of step, so ask another, but not
-        // one stuck (every thread held by a call: judgedKeyNotFound says what its silence means): a
-        // hung HSM would hold every lookup of a label that is absent by design (a key version not
-        // created yet) for its whole budget.
-        return this.nodes.some((m) => m !== failed && m.serving && !this.stuck(m));
+        // Members hold the same keys: one that lacks a key is out of step, so ask another.
+        return other;
       default:
         // AuthenticationFailed (a bad tag is the caller's ciphertext), KeyUsage, Busy, Internal.
         return false;
     }
-  }
-
-  /** Every one of its PKCS#11 threads has been busy longer than a first attempt may take: the next call would wait. */
-  private stuck(member: ClusterMember): boolean {
-    return allPkcs11ThreadsBusyMs(member.id) > this.options.attemptTimeoutMs;
   }
 
   /**
@@ -298,10 +289,8 @@ export class HsmCluster implements HsmService, FleetHealth {
     // The healthiest serving members not tried yet, in one pass: this runs for every request.
     const best: ClusterMember[] = [];
     let bestRank = Number.POSITIVE_INFINITY;
-    // A KeyNotFound is not asked again of a stuck member (see retryable).
-    const notStuck = lastError?.kind === 'KeyNotFound';
     for (const member of this.nodes) {
-      if (!member.serving || tried.includes(member) || (notStuck && this.stuck(member))) continue;
+      if (!member.serving || tried.includes(member)) continue;
       const rank = STATUS_RANK[member.tracker.current().status];
       if (rank < bestRank) {
         bestRank = rank;

@@ -222,6 +222,11 @@ export class Hsm {
     );
   }
 
+  /** How long every PKCS#11 thread of this HSM has been held by a call (0 while one is free): see ClusterMember.checkStuck. */
+  allThreadsBusyMs(): number {
+    return this.executor.allBusyMs();
+  }
+
   async keyAttributes(keyLabel: string, options?: CallOptions): Promise<KeyAttributes> {
     requireLabel(keyLabel);
     return this.observed('attributes', () =>

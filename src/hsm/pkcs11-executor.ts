@@ -27,6 +27,8 @@ export interface JobExecutor {
   labels(session: SessionHandle): Promise<string[]>;
   /** One call of key administration (admin/admin-job.ts). */
   admin<C extends AdminCall>(session: SessionHandle, call: C): Promise<AdminResults[C['name']]>;
+  /** How long every thread has been busy (since the latest of their hand-offs): 0 while one is free. */
+  allBusyMs(): number;
   /** Call once no job is running (the session pool has drained). */
   close(): Promise<void>;
 }
@@ -74,6 +76,11 @@ export class InlineExecutor implements JobExecutor {
 
   async admin<C extends AdminCall>(session: SessionHandle, call: C): Promise<AdminResults[C['name']]> {
     return runAdminJob(this.module, { op: 'admin', session, call }) as AdminResults[C['name']];
+  }
+
+  /** Its other calls run on the event loop: nothing queues behind a GCM call that waits. */
+  allBusyMs(): number {
+    return 0;
   }
 
   async close(): Promise<void> {
@@ -128,19 +135,6 @@ export function runningPkcs11Calls(): RunningPkcs11Call[] {
   return [...oldest].map(([threads, since]) => ({ threads, since, ms: since === 0 ? 0 : now - since }));
 }
 
-/** The live worker executors, by name (a lingering one of an earlier connection may share it). */
-const workerExecutors = new Set<WorkerExecutor>();
-
-/**
- * How long every PKCS#11 thread of one executor named `threads` (an HSM id) has been busy, in ms:
- * since the youngest of their batches was handed over (0: a thread is free).
- */
-export function allPkcs11ThreadsBusyMs(threads: string): number {
-  let longest = 0;
-  for (const executor of workerExecutors) if (executor.name === threads) longest = Math.max(longest, executor.allBusyMs());
-  return longest;
-}
-
 /** How long the longest PKCS#11 job running now has been running, in ms (0: none). */
 export function longestPkcs11CallMs(): number {
   let since = Number.POSITIVE_INFINITY;
@@ -185,12 +179,11 @@ export class WorkerExecutor implements JobExecutor {
   private noWorker: string | undefined;
 
   private constructor(
-    readonly name: string,
+    private readonly name: string,
     private readonly init: WorkerInit,
     private readonly workers: number,
   ) {
     liveExecutors.set(name, (liveExecutors.get(name) ?? 0) + 1);
-    workerExecutors.add(this);
   }
 
   /**
@@ -240,10 +233,7 @@ export class WorkerExecutor implements JobExecutor {
   }
 
   async close(): Promise<void> {
-    if (!this.closed) {
-      forgetExecutor(this.name);
-      workerExecutors.delete(this);
-    }
+    if (!this.closed) forgetExecutor(this.name);
     this.closed = true;
     if (this.dispatching !== undefined) clearImmediate(this.dispatching);
     this.dispatching = undefined;
@@ -252,7 +242,7 @@ export class WorkerExecutor implements JobExecutor {
     await Promise.all(this.slots.splice(0).map((slot) => slot.worker.terminate()));
   }
 
-  /** How long all its threads have been busy (since the youngest batch was handed over); 0 while one is free. */
+  /** How long all its threads have been busy (since the latest batch was handed over); 0 while one is free. */
   allBusyMs(): number {
     if (this.slots.length === 0) return 0;
     let newest = Number.NEGATIVE_INFINITY;

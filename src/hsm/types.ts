@@ -47,13 +47,6 @@ export interface CallOptions {
   waitForSessionMs?: number;
   /** Encrypt only: decrypt the output again in the same round trip (GcmResult.verified). */
   verify?: boolean;
-  /**
-   * Key attributes of a label that is often absent by design (a key version not created yet, a
-   * disabled marker): in a cluster, KeyNotFound from the HSMs that answered promptly is the answer.
-   * Without it, absence that a connected HSM could not confirm (all its threads stuck in calls, or
-   * timed out) is a Device error.
-   */
-  probe?: boolean;
 }
 
 /** A secret key's usage and protection attributes (CKA_ENCRYPT ... CKA_SENSITIVE). */

@@ -4,16 +4,13 @@
  * a restart or reload. Reads through `keyAttributes(label)` only: a label that is not on the token
  * answers KeyNotFound, which is how absence of a version or marker shows.
  */
-import { HsmError, type CallOptions, type KeyAttributes } from '../hsm';
+import { HsmError, type KeyAttributes } from '../hsm';
 import { MAX_KEY_VERSION, keyDisabledMarker, versionDisabledMarker, versionLabel } from './labels';
 
 /** What the lookup needs from the HSM layer (an Hsm, or anything with the same method). */
 export interface KeyAttributeSource {
-  keyAttributes(label: string, options?: CallOptions): Promise<KeyAttributes>;
+  keyAttributes(label: string): Promise<KeyAttributes>;
 }
-
-/** Labels absent by design (versions not created yet): see CallOptions.probe. */
-const PROBE: CallOptions = { probe: true };
 
 export interface VersionState {
   version: number;
@@ -80,13 +77,11 @@ export class KeyStateReader {
     if (cached && this.isFresh(cached.fetchedAt)) return cached.state;
 
     const label = versionLabel(baseLabel, version);
-    // Not a probe: absence here answers that the ciphertext's version does not exist.
-    if ((await this.attributesOrUndefined(label, {})) === undefined) {
+    if ((await this.attributesOrUndefined(label)) === undefined) {
       entry?.versions.delete(version);
       return undefined;
     }
-    const disabled = await this.markerExists(versionDisabledMarker(baseLabel, version), cached === undefined ? undefined : !cached.state.enabled);
-    const state = { version, label, enabled: !disabled };
+    const state = { version, label, enabled: !(await this.exists(versionDisabledMarker(baseLabel, version))) };
     if (entry) {
       entry.versions.set(version, { state, fetchedAt: this.now() });
       // A version newer than the active one exists: another proxy or the CLI rotated; look again next time.
@@ -114,7 +109,7 @@ export class KeyStateReader {
       this.entries.set(baseLabel, entry);
     }
     const owner = entry;
-    const refreshing = this.lookup(baseLabel, owner.state).then(
+    const refreshing = this.lookup(baseLabel, owner.state?.active.version ?? 1).then(
       (state) => {
         owner.state = state;
         owner.fetchedAt = this.now();
@@ -132,34 +127,17 @@ export class KeyStateReader {
     return refreshing;
   }
 
-  /** `known`: the state the last lookup found, whose markers stand while an HSM cannot confirm their absence. */
-  private async lookup(baseLabel: string, known: KeyState | undefined): Promise<KeyState> {
+  private async lookup(baseLabel: string, from: number): Promise<KeyState> {
     const baseAttributes = await this.hsm.keyAttributes(baseLabel); // KeyNotFound: no such key
-    const enabled = !(await this.markerExists(keyDisabledMarker(baseLabel), known === undefined ? undefined : !known.enabled));
-    const newest = await this.newestVersion(baseLabel, known?.active.version ?? 1, baseAttributes);
-    const activeKnown = known?.active.version === newest.version ? !known.active.enabled : undefined;
+    const enabled = !(await this.exists(keyDisabledMarker(baseLabel)));
+    const newest = await this.newestVersion(baseLabel, from, baseAttributes);
     const active = {
       version: newest.version,
       label: versionLabel(baseLabel, newest.version),
-      enabled: !(await this.markerExists(versionDisabledMarker(baseLabel, newest.version), activeKnown)),
+      enabled: !(await this.exists(versionDisabledMarker(baseLabel, newest.version))),
       attributes: newest.attributes,
     };
     return { baseLabel, enabled, active };
-  }
-
-  /**
-   * Whether a disabled marker exists. Not a probe: in a cluster, a marker that only an HSM stuck
-   * in a call holds (written there, not replicated yet) would read absent, and a disabled key
-   * would serve. While its absence cannot be confirmed (a Device or Timeout error), the marker
-   * stands as last seen (`known`); never seen, the lookup fails (retryable) rather than guess.
-   */
-  private async markerExists(label: string, known: boolean | undefined): Promise<boolean> {
-    try {
-      return (await this.attributesOrUndefined(label, {})) !== undefined;
-    } catch (error) {
-      if (known !== undefined && error instanceof HsmError && (error.kind === 'Device' || error.kind === 'Timeout')) return known;
-      throw error;
-    }
   }
 
   /**
@@ -203,9 +181,13 @@ export class KeyStateReader {
     return { version: lo, attributes: loAttributes };
   }
 
-  private async attributesOrUndefined(label: string, options: CallOptions = PROBE): Promise<KeyAttributes | undefined> {
+  private async exists(label: string): Promise<boolean> {
+    return (await this.attributesOrUndefined(label)) !== undefined;
+  }
+
+  private async attributesOrUndefined(label: string): Promise<KeyAttributes | undefined> {
     try {
-      return await this.hsm.keyAttributes(label, options);
+      return await this.hsm.keyAttributes(label);
     } catch (error) {
       if (error instanceof HsmError && error.kind === 'KeyNotFound') return undefined;
       throw error;
