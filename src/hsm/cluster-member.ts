@@ -118,6 +118,8 @@ export class ClusterMember {
   }
 
   get serving(): boolean {
+    // Stuck is looked at again here (only while set), so the member is back the moment a call returns.
+    if (this.stuck !== undefined && this.stuckForMs() <= this.env.health.probeTimeoutMs) this.unstuck();
     return this.state === 'connected' && this.hsm !== undefined && this.stuck === undefined;
   }
 
@@ -125,24 +127,28 @@ export class ClusterMember {
    * Connected, but every PKCS#11 thread held by a call for longer than a health check may take
    * (the cluster checks each second): a call that does not return, or an HSM that has stopped
    * answering. Until one returns it is not serving, as if disconnected: a request or a key lookup
-   * sent to it would only wait behind those calls, and the others' answers stand.
+   * sent to it would only wait behind those calls, and the others' answers stand. Never the last
+   * serving member (`othersServe` false): requests then wait for it within their deadline, as for
+   * a slow HSM, and its health checks, timing out, say UNAVAILABLE.
    */
-  checkStuck(): void {
-    if (this.state !== 'connected' || this.hsm === undefined) {
-      this.stuck = undefined; // a new connection starts afresh
-      return;
-    }
-    const busyMs = this.hsm.allThreadsBusyMs();
-    const stuck = busyMs > this.env.health.probeTimeoutMs;
-    if (stuck === (this.stuck !== undefined)) return;
-    if (stuck) {
-      this.stuck = `every PKCS#11 thread has been held by a call for ${Math.round(busyMs)} ms; not serving until one returns`;
-      this.env.log('warn', 'hsm stuck in pkcs11 calls; not serving until one returns', { hsm: this.id, busyMs: Math.round(busyMs) });
-    } else {
-      this.stuck = undefined;
-      this.env.log('info', 'hsm calls returned; serving again', { hsm: this.id });
-    }
-    this.env.observer?.memberConnected?.(this.id, this.serving);
+  checkStuck(othersServe: boolean): void {
+    if (this.stuck !== undefined || !othersServe || this.state !== 'connected') return;
+    const busyMs = this.stuckForMs();
+    if (busyMs <= this.env.health.probeTimeoutMs) return;
+    this.stuck = `every PKCS#11 thread has been held by a call for ${Math.round(busyMs)} ms; not serving until one returns`;
+    this.env.log('warn', 'hsm stuck in pkcs11 calls; not serving until one returns', { hsm: this.id, busyMs: Math.round(busyMs) });
+    this.env.observer?.memberConnected?.(this.id, false);
+  }
+
+  /** How long every PKCS#11 thread of its connection has been busy (0 while one is free, or not connected). */
+  private stuckForMs(): number {
+    return this.state === 'connected' ? (this.hsm?.allThreadsBusyMs() ?? 0) : 0;
+  }
+
+  private unstuck(): void {
+    this.stuck = undefined;
+    this.env.log('info', 'hsm calls returned; serving again', { hsm: this.id });
+    if (this.state === 'connected') this.env.observer?.memberConnected?.(this.id, true);
   }
 
   /** True once this HSM encrypted or decrypted with the label (see servedKeys). */
@@ -463,6 +469,7 @@ export class ClusterMember {
   }
 
   private disconnect(state: MemberState, reason: string): void {
+    this.stuck = undefined; // a new connection starts afresh
     const old = this.hsm;
     this.hsm = undefined;
     if (this.connection) this.connection.live = false;

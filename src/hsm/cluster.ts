@@ -88,7 +88,7 @@ export class HsmCluster implements HsmService, FleetHealth {
     });
     this.groups = [...byLibrary.values()];
     this.stuckCheck = setInterval(() => {
-      for (const member of this.nodes) member.checkStuck();
+      for (const member of this.nodes) member.checkStuck(this.nodes.some((other) => other !== member && other.serving));
     }, STUCK_CHECK_MS);
     this.stuckCheck.unref();
   }

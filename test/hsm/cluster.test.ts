@@ -354,15 +354,33 @@ describe('hsm: cluster of two SoftHSM tokens', function () {
       hungEncrypt.release();
       hungFind.release();
       await stuck;
-      await waitFor('hsm-a serving again', () => cluster!.members()[0]?.serving === true);
+      expect(cluster.members()[0]?.serving, 'serving again as soon as its call returned').to.equal(true);
     } finally {
       hungEncrypt.release();
       hungFind.release();
     }
   });
 
+  it('the last serving HSM is not taken out of the rotation: a request waits for its slow job, as for a slow HSM', async () => {
+    const slowGenerate = new StallControl();
+    try {
+      cluster = await HsmCluster.start(testClusterOptions(keys.health, [{ ...twoMembers()[0]!, pkcs11InterposerModule: slowGenerate.module('C_GenerateKey') }], quietHealth));
+      slowGenerate.stall(2500);
+      const generating = createAesKey(cluster.connections()[0]!.hsm!, { label: uniqueLabel('slow-generate') });
+      await waitFor('generating', () => slowGenerate.stallingNow() === 1);
+      await new Promise((resolve) => setTimeout(resolve, 2100)); // past the 1 s probe timeout and a check
+      expect(cluster.members()[0]?.serving).to.equal(true);
+      expect(cluster.canServe()).to.equal(true);
+      const out = await cluster.encrypt(keys.key, Buffer.from('waited'), aad, { deadline: Deadline.after(2000) });
+      expect(nodeDecrypt(keys.keyValue, out.iv, out.ciphertext, out.tag, aad).toString()).to.equal('waited');
+      await generating;
+    } finally {
+      slowGenerate.release();
+    }
+  });
+
   describe('while one HSM runs a slow job on one of its two threads (a rotation on a network HSM), it serves', () => {
-    /** hsm-b runs one 1.5 s C_GenerateKey on one of its two PKCS#11 threads. */
+    /** hsm-b runs one 4 s C_GenerateKey on one of its two PKCS#11 threads; the body runs 2.2 s in (past the stuck threshold and a check). */
     async function withBusyB(body: (c: HsmCluster) => Promise<void>, setup?: (c: HsmCluster) => Promise<void>): Promise<void> {
       const slowGenerate = new StallControl();
       cluster = await HsmCluster.start(
@@ -377,11 +395,12 @@ describe('hsm: cluster of two SoftHSM tokens', function () {
       );
       const c = cluster;
       await setup?.(c);
-      slowGenerate.stall(1500);
+      slowGenerate.stall(4000);
       const rotation = createAesKey(c.connections()[1]!.hsm!, { label: uniqueLabel('slow-rotation') }).catch(() => undefined);
       try {
         await waitFor('hsm-b generating', () => slowGenerate.stallingNow() === 1);
-        await new Promise((resolve) => setTimeout(resolve, 150));
+        await new Promise((resolve) => setTimeout(resolve, 2200));
+        expect(c.members()[1]?.serving, 'one free thread: not stuck').to.equal(true);
         await body(c);
       } finally {
         slowGenerate.release();

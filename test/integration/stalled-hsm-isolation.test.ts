@@ -3,7 +3,9 @@
  * PKCS#11 worker threads) holds up only its own requests: GetHealthStatus and requests the other
  * HSM of the cluster serves keep their latency (p99 within 20 ms of the same loop measured just
  * before the stall: the machine is shared, so an absolute bound would measure the neighbours),
- * and a request that needs the stuck HSM answers at its deadline with DependencyTimeoutException.
+ * and a request that needs the stuck HSM answers by its deadline with DependencyTimeoutException,
+ * or InternalException once that HSM, every thread held for over a health check's timeout, is out
+ * of the rotation.
  * Real HTTPS, SigV4 by the SDK signer, SoftHSM.
  */
 import { expect } from 'chai';
