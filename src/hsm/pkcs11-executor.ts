@@ -50,7 +50,7 @@ export class InlineExecutor implements JobExecutor {
     private readonly module: Pkcs11Module,
     private readonly name: string,
   ) {
-    liveExecutors.set(name, (liveExecutors.get(name) ?? 0) + 1);
+    rememberExecutor(name);
   }
 
   async run(job: GcmJob): Promise<JobResult<unknown>> {
@@ -107,6 +107,10 @@ const busyWorkers = new Map<object, Busy>();
 /** The names of the executors running now (each HSM's, and each library's own: `<file> (library)`). */
 const liveExecutors = new Map<string, number>();
 
+function rememberExecutor(name: string): void {
+  liveExecutors.set(name, (liveExecutors.get(name) ?? 0) + 1);
+}
+
 function forgetExecutor(name: string): void {
   const others = (liveExecutors.get(name) ?? 1) - 1;
   if (others > 0) liveExecutors.set(name, others);
@@ -137,9 +141,7 @@ export function runningPkcs11Calls(): RunningPkcs11Call[] {
 
 /** How long the longest PKCS#11 job running now has been running, in ms (0: none). */
 export function longestPkcs11CallMs(): number {
-  let since = Number.POSITIVE_INFINITY;
-  for (const busy of busyWorkers.values()) since = Math.min(since, busy.since);
-  return since === Number.POSITIVE_INFINITY ? 0 : performance.now() - since;
+  return runningPkcs11Calls().reduce((longest, call) => Math.max(longest, call.ms), 0);
 }
 
 interface Pending {
@@ -183,7 +185,7 @@ export class WorkerExecutor implements JobExecutor {
     private readonly init: WorkerInit,
     private readonly workers: number,
   ) {
-    liveExecutors.set(name, (liveExecutors.get(name) ?? 0) + 1);
+    rememberExecutor(name);
   }
 
   /**

@@ -1,7 +1,8 @@
 /**
  * Watches for PKCS#11 calls that do not return. Node cannot stop a thread inside a library call, so
  * such a call holds its PKCS#11 thread (and the session it runs on) until the process ends; its HSM
- * is reported UNAVAILABLE while the others serve. This says so once per call, and, as
+ * is reported UNAVAILABLE, and out of the rotation once every thread is held, while the others
+ * serve (ClusterMember.checkStuck). This says so once per call, and, as
  * cluster.restartOnHungCall asks, has the process drained and restarted by its supervisor.
  */
 import { runningPkcs11Calls, type RunningPkcs11Call } from '../hsm';
