@@ -64,21 +64,25 @@ export function resolveConnectionCap(server: { maxConnections?: number; reserved
 
 export interface ConnectionGuardOptions {
   maxConnections: number;
+  /**
+   * A worker of `serve --workers N`: it counts its connections and closes the excess itself. Node's
+   * own cap must stay unset there: a worker turns a handed-over connection down without 'drop',
+   * and the round-robin primary hands it to the next worker, and back, for as long as all are full.
+   */
+  clusterWorker?: boolean;
   /** Time from the end of the TLS handshake to the first request's headers (read per connection: reloads apply). */
   firstRequestTimeoutMs: () => number;
 }
 
 /**
- * Caps the listener's connections (node refuses the rest on accept and emits 'drop'), counts refused,
- * timed-out and open connections and TLS handshakes, and closes connections that never send a request.
+ * Caps the listener's connections (the rest are closed on accept), counts refused, timed-out and
+ * open connections and TLS handshakes, and closes connections that never send a request.
  * The handshake timeout itself is the tls.Server option handshakeTimeout.
  */
 export function guardConnections(server: HttpsServer, options: ConnectionGuardOptions, metrics: ConnectionMetrics, logger: Logger): void {
-  server.maxConnections = options.maxConnections;
-
   let refusedSinceLog = 0;
   let lastLogAt = 0;
-  server.on('drop', () => {
+  const refused = (): void => {
     metrics.refused.inc({ reason: 'limit' });
     refusedSinceLog++;
     const now = Date.now();
@@ -86,12 +90,33 @@ export function guardConnections(server: HttpsServer, options: ConnectionGuardOp
     logger.warn('connections refused: the listener holds server.maxConnections', { maxConnections: options.maxConnections, refused: refusedSinceLog });
     refusedSinceLog = 0;
     lastLogAt = now;
-  });
+  };
 
-  server.on('connection', (socket: Socket) => {
-    metrics.open.inc();
-    socket.once('close', () => metrics.open.dec());
-  });
+  if (options.clusterWorker === true) {
+    let open = 0;
+    // First among 'connection' listeners: closed before TLS starts on it (tls.Server then sees ECONNRESET).
+    server.prependListener('connection', (socket: Socket) => {
+      if (open >= options.maxConnections) {
+        socket.destroy();
+        refused();
+        return;
+      }
+      open++;
+      metrics.open.inc();
+      socket.once('close', () => {
+        open--;
+        metrics.open.dec();
+      });
+    });
+  } else {
+    // Node refuses the rest on accept, before a Socket exists, and emits 'drop'.
+    server.maxConnections = options.maxConnections;
+    server.on('drop', refused);
+    server.on('connection', (socket: Socket) => {
+      metrics.open.inc();
+      socket.once('close', () => metrics.open.dec());
+    });
+  }
 
   server.on('tlsClientError', (err: NodeJS.ErrnoException) => {
     if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') metrics.timedOut.inc({ stage: 'handshake' });

@@ -60,6 +60,8 @@ export interface RunningProxy {
 export interface StartOptions extends RuntimeOptions, ProxyHooks {
   /** false: no admin listener in this process (cluster workers; the primary serves /metrics). */
   adminListener?: boolean;
+  /** A worker of `serve --workers N`: it enforces server.maxConnections itself (connection-limits.ts). */
+  clusterWorker?: boolean;
   /** TLS session-ticket keys shared by the cluster's workers; default: this process makes and rotates its own. */
   ticketKeys?: TicketKeySource;
   /**
@@ -160,7 +162,7 @@ async function serve(config: RuntimeConfig, logger: Logger, metrics: XksMetrics,
   const serverDrain = new ConnectionDrain(server);
   runtime.attach(server, serverDrain);
   answerClientErrors(server, logger);
-  guardConnections(server, { maxConnections: cap.maxConnections, firstRequestTimeoutMs: () => runtime.config().server.headersTimeoutMs }, new ConnectionMetrics(metrics.registry), logger);
+  guardConnections(server, { maxConnections: cap.maxConnections, clusterWorker: options.clusterWorker === true, firstRequestTimeoutMs: () => runtime.config().server.headersTimeoutMs }, new ConnectionMetrics(metrics.registry), logger);
   let ticketRotation: { stop(): void } | undefined;
   let ticketKeys = options.ticketKeys;
   if (!ticketKeys) {

@@ -112,6 +112,6 @@ export async function runWorker(
 
   send({ type: 'xks:ticket-key-wanted' });
   const restartForHungCall = (reason: string): void => void shutdown(reason, true);
-  proxy = await startProxy(config, logger, { adminListener: false, configPath, ticketKeys, restartForHungCall, ...(watchBaseline ? { watchBaseline } : {}) });
+  proxy = await startProxy(config, logger, { adminListener: false, clusterWorker: true, configPath, ticketKeys, restartForHungCall, ...(watchBaseline ? { watchBaseline } : {}) });
   send({ type: 'xks:ready', url: proxy.url });
 }
