@@ -132,12 +132,24 @@ export class ClusterMember {
    * a slow HSM, and its health checks, timing out, say UNAVAILABLE.
    */
   checkStuck(othersServe: boolean): void {
-    if (this.stuck !== undefined || !othersServe || this.state !== 'connected') return;
+    if (this.stuck !== undefined) {
+      // The others stopped serving since it was taken out: it is the last that could serve now.
+      if (!othersServe) this.unstuck();
+      return;
+    }
+    if (!othersServe || this.state !== 'connected') return;
     const busyMs = this.stuckForMs();
     if (busyMs <= this.env.health.probeTimeoutMs) return;
     this.stuck = `every PKCS#11 thread has been held by a call for ${Math.round(busyMs)} ms; not serving until one returns`;
     this.env.log('warn', 'hsm stuck in pkcs11 calls; not serving until one returns', { hsm: this.id, busyMs: Math.round(busyMs) });
     this.env.observer?.memberConnected?.(this.id, false);
+  }
+
+  /** Back in the rotation with its calls still running, because no other member serves (see checkStuck). */
+  resumeIfStuck(): boolean {
+    if (this.stuck === undefined || this.state !== 'connected') return false;
+    this.unstuck();
+    return true;
   }
 
   /** How long every PKCS#11 thread of its connection has been busy (0 while one is free, or not connected). */

@@ -187,7 +187,11 @@ export class HsmCluster implements HsmService, FleetHealth {
     for (let attempt = 0; attempt < 2; attempt++) {
       // Nearly always a member is free to take it: only waiting for a reconnect needs the async path.
       const member = this.choose(tried, lastError) ?? (await this.pick(tried, lastError, deadline));
-      if (member === undefined) break;
+      if (member === undefined) {
+        // The budget ran out waiting for a reconnect or re-initialisation: a timeout (503), not a fault.
+        if (deadline.expired() && (lastError === undefined || interruptedByReconnect(lastError))) lastError = deadline.timeoutError(`${operation} on the HSM cluster`);
+        break;
+      }
       if (deadline.expired()) {
         lastError = deadline.timeoutError(`${operation} on the HSM cluster`);
         break;
@@ -298,6 +302,8 @@ export class HsmCluster implements HsmService, FleetHealth {
       }
       if (rank === bestRank) best.push(member);
     }
+    // The members serving when one was taken out as stuck have stopped since: it is the last that could serve.
+    if (best.length === 0 && this.resumeStuck(tried)) return this.choose(tried, lastError);
     if (best.length === 0) {
       // No other member: after a device-class failure the same one, on a fresh session or a
       // fresh connection, is still worth the one retry.
@@ -314,6 +320,14 @@ export class HsmCluster implements HsmService, FleetHealth {
       if (member.load() < chosen.load()) chosen = member;
     }
     return chosen;
+  }
+
+  /** Resumes members taken out as stuck (not tried yet) when no member serves; true if one was. */
+  private resumeStuck(tried: ClusterMember[]): boolean {
+    if (this.nodes.some((member) => member.serving)) return false;
+    let resumed = false;
+    for (const member of this.nodes) if (!tried.includes(member) && member.resumeIfStuck()) resumed = true;
+    return resumed;
   }
 
   private unavailableSummary(): string {
