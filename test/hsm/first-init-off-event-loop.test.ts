@@ -71,6 +71,13 @@ describe('hsm: a library\'s first initialisation off the event loop', function (
     expect(measured.longestGapMs, `longest gap between timers: ${measured.longestGapMs.toFixed(1)} ms`).to.be.below(STALL_MS / 3);
   });
 
+  it('a C_Finalize that fails on the PKCS#11 thread is not called again on the event loop', async () => {
+    const options = hsmOptions({ id: 'finalize-fails', sessionPoolSize: 2, pkcs11Threads: 1 });
+    const measured = await runJsonChild<{ threadFailed: number; mainThreadFinalizes: number }>(CHILD, { options, stallMs: 0, finalizeFails: true });
+    expect(measured.threadFailed, "the thread's C_Finalize failed").to.equal(1);
+    expect(measured.mainThreadFinalizes, 'C_Finalize calls on the main thread').to.equal(0);
+  });
+
   it('a connect that starts as the last user releases the library never loads it under that user\'s C_Finalize', async () => {
     const measured = await runJsonChild<{ found: boolean }>(CHILD, { options: hsmOptions(), stallMs: 0, race: true });
     expect(measured.found, 'the token is found through the second connection afterwards').to.equal(true);

@@ -11,12 +11,16 @@
  * With { cluster, stallMs } it starts an HsmCluster (its library group keeps the library loaded,
  * so the group's reference is the last) and closes it with C_Finalize stalled; it prints
  * { longestGapMs, closeMs, finalizeCalls } as JSON.
+ * With { options, finalizeFails: true } it opens one HSM and closes it with the thread's C_Finalize
+ * failing (CKR_FUNCTION_FAILED); it prints { threadFailed, mainThreadFinalizes } as JSON.
  */
 import { performance } from 'node:perf_hooks';
 import { Hsm, HsmCluster, type ClusterOptions, type HsmOptions } from '../../src/hsm';
 import { loadedModules, Pkcs11Module } from '../../src/hsm/pkcs11/module';
 import { watchEventLoopGaps } from './event-loop-gaps';
-import { chain, countCalls } from './pkcs11-shims';
+import * as pkcs11js from 'pkcs11js';
+import { isMainThread } from 'node:worker_threads';
+import { chain, countCalls, failFirstCalls } from './pkcs11-shims';
 import { StallControl } from './stall-shim';
 
 interface Args {
@@ -26,6 +30,7 @@ interface Args {
   finalize?: boolean;
   cluster?: ClusterOptions;
   race?: boolean;
+  finalizeFails?: boolean;
 }
 
 async function timedOpen(options: HsmOptions): Promise<{ hsm: Hsm; ms: number }> {
@@ -39,8 +44,9 @@ async function waitFor(done: () => boolean): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const { options, stallMs, also, finalize, cluster, race } = JSON.parse(process.argv[2] as string) as Args;
+  const { options, stallMs, also, finalize, cluster, race, finalizeFails } = JSON.parse(process.argv[2] as string) as Args;
   if (loadedModules().length > 0) throw new Error('a PKCS#11 library is loaded already: nothing to measure');
+  if (finalizeFails === true) return failingLastClose(options);
   if (cluster !== undefined) return clusterClose(cluster, stallMs);
   if (race === true) return acquireWhileLastReleases(options);
   if (finalize === true) return lastClose(options, stallMs);
@@ -87,6 +93,25 @@ async function lastClose(options: HsmOptions, stallMs: number): Promise<void> {
   await again.hsm.close();
   const result = { longestGapMs: gaps.longestMs, closeMs, reopenMs: again.ms, finalizeCalls: counter.calls('C_Finalize'), reopenedWorks };
   process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+/**
+ * The last user's close with the thread's C_Finalize failing (a network HSM's client erring as it
+ * leaves an unreachable appliance). The main thread's own C_Finalize bypasses the shims, so a spy on
+ * pkcs11js counts the calls made there.
+ */
+async function failingLastClose(options: HsmOptions): Promise<void> {
+  const failing = failFirstCalls('C_Finalize', 'CKR_FUNCTION_FAILED', 1);
+  const proto = pkcs11js.PKCS11.prototype as unknown as { C_Finalize: (...args: unknown[]) => unknown };
+  const real = proto.C_Finalize;
+  let mainThreadFinalizes = 0;
+  proto.C_Finalize = function (this: unknown, ...args: unknown[]): unknown {
+    if (isMainThread) mainThreadFinalizes += 1;
+    return real.apply(this, args);
+  };
+  const hsm = await Hsm.open({ ...options, pkcs11InterposerModule: failing.module });
+  await hsm.close();
+  process.stdout.write(`${JSON.stringify({ threadFailed: failing.failed(), mainThreadFinalizes })}\n`);
 }
 
 /** A cluster's close with C_Finalize stalled: its library group finalizes the library, on the group's thread. */

@@ -140,8 +140,10 @@ export function unloadBy(key: string, entry: LoadedLibrary, finalize: () => Prom
     try {
       await finalize();
       entry.ownsInitialize = false;
-    } catch {
-      // No thread to run it on: as before, here.
+    } catch (error) {
+      // The library answered on its thread (a return code): never call it again on the event loop.
+      // Only without a thread to run it on does C_Finalize run here.
+      if (error instanceof HsmError && error.returnCode !== undefined) entry.ownsInitialize = false;
     }
     unload(key, entry);
   })().finally(() => {
