@@ -162,6 +162,8 @@ export class SessionPool<S> {
         }),
       );
     } else {
+      // close() waits for this open too, or a session could open after the pool closed.
+      this.inBackground(opened);
       this.inBackground(this.safeClose(session));
     }
     this.returned();
