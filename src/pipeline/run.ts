@@ -8,7 +8,7 @@ import type { SecretLookup, SigV4Verifier } from '../auth/sigv4';
 import type { AsciiJson } from '../common/ascii-json';
 import { ProxyError } from '../core/errors';
 import { admit, checkClientStayed, release, shed, type InFlightRequests } from './admission';
-import { collectRawBody } from './body';
+import { ClientClosedError, collectRawBody } from './body';
 import type { RequestContext } from './context';
 import { mediaType } from './content-type';
 import { parseBody } from './parse';
@@ -88,6 +88,8 @@ async function afterBody<Route, State>(adapter: ProtocolAdapter<Route, State>, c
     const pending = adapter.handle(ctx);
     // A result already there (GetHealthStatus) is answered in this turn, not after a microtask hop.
     const result = pending instanceof Promise ? await pending : pending;
+    // Gone while the operation ran (KMS gives up after 250 ms): no one receives this success.
+    if (ctx.req.socket.destroyed) throw new ClientClosedError('The connection closed before the answer was ready');
     answer(ctx, adapter, adapter.encodeResult?.(ctx, result) ?? result);
   } catch (err) {
     answerFailure(adapter, ctx, err, onCrash);
