@@ -119,8 +119,8 @@ describe('Grafana dashboard and Prometheus rules vs. a running proxy', function 
     expect(alerts.XksProxyHighAverageLatency).to.equal('xks:request_duration_seconds:avg_5m > 0.2');
     const average = rules().find((r) => r.record === 'xks:request_duration_seconds:avg_5m')!.expr;
     expect(average).to.match(/rate\(xks_request_duration_seconds_sum\[5m\]\).*\/.*rate\(xks_request_duration_seconds_count\[5m\]\)/);
-    expect(alerts.XksProxyRetryableErrors).to.match(/error_name=~"ThrottlingException\|DependencyTimeoutException\|InternalException\|ClientClosedRequest".*> 5$/);
-    expect(alerts.XksProxyNonRetryableErrors).to.match(/error_name!~"ThrottlingException\|DependencyTimeoutException\|InternalException\|ClientClosedRequest".*> 5$/);
+    expect(alerts.XksProxyRetryableErrors).to.match(/error_name=~"ThrottlingException\|DependencyTimeoutException\|InternalException\|KMSInternalException\|ClientClosedRequest".*> 5$/);
+    expect(alerts.XksProxyNonRetryableErrors).to.match(/error_name!~"ThrottlingException\|DependencyTimeoutException\|InternalException\|KMSInternalException\|ClientClosedRequest".*> 5$/);
     expect(alerts.XksProxyHsmUnavailable).to.include('status="UNAVAILABLE"');
     expect(alerts.XksProxyHsmDisconnected).to.equal('xks_hsm_connected == 0');
   });
