@@ -93,6 +93,20 @@ describe('deploy/kubernetes manifests', () => {
     expect(proxyConfig().admin.host).to.equal('0.0.0.0');
   });
 
+  it('leaves memory for every worker at the RSS docs/operations.md reports, the primary and the /tmp tmpfs', () => {
+    const mib = (quantity: string): number => {
+      const m = /^(\d+)(Mi|Gi)$/.exec(quantity);
+      if (!m) throw new Error(`unexpected quantity ${quantity}`);
+      return Number(m[1]) * (m[2] === 'Gi' ? 1024 : 1);
+    };
+    const { limits } = container().resources;
+    const workers = Number(limits.cpu); // XKS_WORKERS is limits.cpu
+    const tmpfs = mib(deployment().spec.template.spec.volumes.find((v: Doc) => v.name === 'tmp').emptyDir.sizeLimit);
+    const workerMib = 300e6 / 2 ** 20; // "a worker's RSS settled at 230-300 MB"
+    const primaryMib = 90; // "the cluster primary ~90 MB"
+    expect(mib(limits.memory)).to.be.at.least(workers * workerMib + primaryMib + tmpfs);
+  });
+
   it('runs non-root, read-only, without capabilities or privilege escalation', () => {
     const pod = deployment().spec.template.spec;
     expect(pod.securityContext).to.deep.include({ runAsNonRoot: true, runAsUser: 10001 });
