@@ -2,8 +2,11 @@
  * Append-only, hash-chained audit log: one entry per XKS request with its metadata, outcome and
  * authorization decision, from a fixed list of fields (never plaintext, AAD, ciphertext, secrets or
  * signatures). One file per process: a chain is only valid with a single writer. The chain continues
- * across restarts from the file's last entry; the head is also logged periodically (checkpoints) so
- * a truncated tail can be detected against the operational log.
+ * across restarts from the file's last entry, also under a new HMAC key: the audit-open entry that
+ * starts each run names its key id and links to the last entry, so `audit verify` given the old and
+ * the new key checks each segment with its own key (key rotation). The head is also logged
+ * periodically (checkpoints, with the key id) so a truncated tail can be detected against the
+ * operational log.
  */
 import cluster from 'node:cluster';
 import { closeSync, createWriteStream, fstatSync, mkdirSync, openSync, readSync, statSync, type WriteStream } from 'node:fs';
@@ -93,12 +96,15 @@ export class AuditLog {
   private readonly rotationTimer: NodeJS.Timeout;
   /** The last write the file completed succeeded (false until the first one has). */
   private confirmed = false;
+  /** The HMAC key's public fingerprint: in audit-open entries and checkpoints. */
+  private readonly keyId: string | undefined;
 
   constructor(
     private readonly options: AuditLogOptions,
     private readonly logger: Logger,
   ) {
     this.path = auditFilePath(options.file);
+    this.keyId = options.hmacKey ? keyId(options.hmacKey) : undefined;
     this.openAtPath();
     this.append(this.openEntry());
     this.checkpoint('open');
@@ -187,7 +193,7 @@ export class AuditLog {
       event: 'audit-open',
       pid: process.pid,
       alg: this.options.hmacKey ? 'HMAC-SHA256' : 'SHA-256',
-      ...(this.options.hmacKey ? { keyId: keyId(this.options.hmacKey) } : {}),
+      ...(this.keyId ? { keyId: this.keyId } : {}),
       ...(previous ? { previous } : {}),
     };
   }
@@ -286,6 +292,12 @@ export class AuditLog {
   private checkpoint(trigger: 'open' | 'interval' | 'reopen' | 'rotate' | 'close'): void {
     if (trigger === 'interval' && this.checkpointed === this.head.seq) return;
     this.checkpointed = this.head.seq;
-    this.logger.info('audit checkpoint', { auditFile: this.path, auditSeq: this.head.seq, auditHash: this.head.hash, trigger });
+    this.logger.info('audit checkpoint', {
+      auditFile: this.path,
+      auditSeq: this.head.seq,
+      auditHash: this.head.hash,
+      ...(this.keyId ? { auditKeyId: this.keyId } : {}),
+      trigger,
+    });
   }
 }

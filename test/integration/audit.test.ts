@@ -58,10 +58,10 @@ describe('audit log (integration)', function () {
   it('`xks-proxy audit verify` accepts the intact log with the key, and names the key it needs without it', async () => {
     const ok = await verify(file, '--hmac-key-file', join(h.dir, 'audit-key'));
     expect(ok.code, ok.out).to.equal(0);
-    expect(ok.out).to.match(/: OK, 5 entries; last intact entry seq 5 hash [0-9a-f]{64}/);
+    expect(ok.out).to.match(/: OK, 5 entries; last intact entry seq 5 hash [0-9a-f]{64}; key id [0-9a-f]{16}\n$/);
     const keyless = await verify(file);
     expect(keyless.code).to.equal(1);
-    expect(keyless.out).to.match(/BROKEN at line 1: hash mismatch: this log is HMAC-anchored with key id [0-9a-f]{16}/);
+    expect(keyless.out).to.match(/BROKEN at line 1: this log is HMAC-anchored with key id [0-9a-f]{16}, which was not given; give that key/);
   });
 
   it('reports the tampered line as the first broken link', async () => {
@@ -109,7 +109,7 @@ describe('audit log rotation (integration: logrotate `create`, then the reload i
     // Both at once, oldest first: each file and the link between them.
     const chained = await verify(`${file}.1`, file, '--hmac-key-file', join(h.dir, 'audit-key'));
     expect(chained.code, chained.out).to.equal(0);
-    expect(chained.out).to.match(new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: OK, 3 entries; last intact entry seq 3 hash [0-9a-f]{64}; continues .*xks-audit\\.log\\.1\n$`));
+    expect(chained.out).to.match(new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: OK, 3 entries; last intact entry seq 3 hash [0-9a-f]{64}; key id [0-9a-f]{16}; continues .*xks-audit\\.log\\.1\n$`));
     // In the wrong order, or with a file missing in between, the link does not hold.
     const reversed = await verify(file, `${file}.1`, '--hmac-key-file', join(h.dir, 'audit-key'));
     expect(reversed.code).to.equal(1);

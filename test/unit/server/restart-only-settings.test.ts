@@ -26,6 +26,13 @@ describe('restart-only settings', () => {
     expect(restartOnlyChanges(running, next)).to.deep.equal(['server.host', 'server.port', 'server.maxConnections', 'server.tls.ticketKeyRotationSeconds']);
   });
 
+  it('reports a new audit HMAC key as audit: the running log keeps its key until a restart (README "Rotating the audit key")', () => {
+    const audited = (key: string) => buildRuntimeConfig(doc({}, { audit: { file: 'audit.log', hmacKeyEnv: 'AUDIT_KEY' } }), '/etc/xks', { PIN: '1234', AUDIT_KEY: key });
+    const running = audited('a'.repeat(40));
+    expect(restartOnlyChanges(running, audited('b'.repeat(40)))).to.deep.equal(['audit']);
+    expect(keepRestartOnlySettings(running, audited('b'.repeat(40))).security?.audit?.hmacKey?.toString()).to.equal('a'.repeat(40));
+  });
+
   it('keeps the running values, applies the rest, and leaves the next config untouched', () => {
     const running = config();
     const next = config({ port: 9443, maxConnections: 50, requestTimeoutMs: 7000, tls: { certFile: 'other.pem', keyFile: 'k.pem' } });
