@@ -5,7 +5,7 @@
  */
 import { chmodSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
-import { isMap, isSeq, parseDocument, type Document } from 'yaml';
+import { isMap, isScalar, isSeq, parseDocument, type Document } from 'yaml';
 import { ConfigError, schemaProblems, yamlSyntaxProblem } from '../config/load';
 
 export class ConfigFileEditor {
@@ -46,11 +46,15 @@ export class ConfigFileEditor {
     return typeof prefix === 'string' ? prefix : '';
   }
 
-  addCredential(storeName: string, credential: { accessKeyId: string; secretAccessKey?: string; secretAccessKeyFile?: string }): void {
+  addCredential(storeName: string, credential: { accessKeyId: string; secretAccessKey?: string; secretAccessKeyFile?: string; createdAt?: string }): void {
     const at = this.storeIndex(storeName);
+    const node = this.doc.createNode(credential);
+    // Quoted, as in the examples: a YAML 1.1 reader would take a bare date for a timestamp.
+    const createdAt = node.get('createdAt', true);
+    if (isScalar(createdAt)) createdAt.type = 'QUOTE_DOUBLE';
     const credentials = this.doc.getIn(['keyStores', at, 'credentials']);
-    if (isSeq(credentials)) credentials.add(this.doc.createNode(credential));
-    else this.doc.setIn(['keyStores', at, 'credentials'], this.doc.createNode([credential]));
+    if (isSeq(credentials)) credentials.add(node);
+    else this.doc.setIn(['keyStores', at, 'credentials'], this.doc.createNode([node]));
   }
 
   /** Maps externalKeyId -> label in the store's keys.map; 'present' if that exact mapping exists. */

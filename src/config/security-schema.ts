@@ -35,7 +35,7 @@ export const CredentialCreatedAtSchema = Type.Optional(
   Type.String({
     pattern: CREATED_AT_PATTERN,
     description:
-      'When this pair was created (ISO 8601), for the xks_credential_age_seconds metric. Default: the modification time of secretAccessKeyFile; without either the age is not reported.',
+      'When this pair was created (ISO 8601): xks_credential_age_seconds (alert XksProxyCredentialOld) counts from it; `xks-proxy credentials create` writes it. Without it the age falls back to the modification time of secretAccessKeyFile, which any rewrite of the file resets (a Kubernetes secret volume is written for each pod), and without a file it is not reported; either way the proxy logs a warning.',
   }),
 );
 

@@ -16,6 +16,11 @@ export interface KeyStoreSecurity {
   authorization?: { policyFile: string; mode: AuthorizationMode; policies: CompiledPolicySet };
   /** accessKeyId -> creation time (ms since epoch), when known. */
   credentialCreatedAt: ReadonlyMap<string, number>;
+  /**
+   * The credentials without createdAt (accessKeyId -> what their age falls back to): a secret file's
+   * modification time, which any rewrite resets, or nothing. Logged as a warning at start.
+   */
+  credentialsWithoutCreatedAt: ReadonlyMap<string, 'secret-file-mtime' | 'none'>;
 }
 
 export interface ProxySecurity {
@@ -37,21 +42,27 @@ export function resolveKeyStoreSecurity(
   problems: string[],
 ): KeyStoreSecurity {
   const createdAt = new Map<string, number>();
+  const withoutCreatedAt = new Map<string, 'secret-file-mtime' | 'none'>();
   store.credentials.forEach((cred, j) => {
     if (cred.createdAt !== undefined) {
       const ms = Date.parse(cred.createdAt);
       if (Number.isNaN(ms)) problems.push(`${at}.credentials.${j}.createdAt: not a valid date`);
       else createdAt.set(cred.accessKeyId, ms);
     } else if (cred.secretAccessKeyFile) {
+      // Only a fallback: rewriting the file (a kubelet secret volume in each new pod, a restore)
+      // makes the credential look new, so XksProxyCredentialOld may never fire.
+      withoutCreatedAt.set(cred.accessKeyId, 'secret-file-mtime');
       try {
         createdAt.set(cred.accessKeyId, statSync(fromBase(cred.secretAccessKeyFile)).mtimeMs);
       } catch {
         // The loader reports the unreadable file already.
       }
+    } else {
+      withoutCreatedAt.set(cred.accessKeyId, 'none');
     }
   });
 
-  const security: KeyStoreSecurity = { credentialCreatedAt: createdAt };
+  const security: KeyStoreSecurity = { credentialCreatedAt: createdAt, credentialsWithoutCreatedAt: withoutCreatedAt };
   if (store.allowedRegions) security.allowedRegions = new Set(store.allowedRegions);
   if (store.throttle) {
     security.throttle = {

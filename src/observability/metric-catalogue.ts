@@ -200,7 +200,7 @@ export function securityFamilies(registry: Registry, collect: SecurityCollectors
     }),
     credentialAge: new Gauge({
       name: 'xks_credential_age_seconds',
-      help: 'Age of each configured SigV4 credential (from createdAt, or the secret file\'s modification time); with admin.accessKeyIdLabel drop, of each key store\'s oldest.',
+      help: 'Age of each configured SigV4 credential (from createdAt; without it, the secret file\'s modification time); with admin.accessKeyIdLabel drop, of each key store\'s oldest.',
       labelNames: ['key_store', 'access_key_id'] as const,
       registers,
       collect: collect.credentialAge,

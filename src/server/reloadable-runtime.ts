@@ -16,6 +16,7 @@ import type { XksMetrics } from '../observability/metrics';
 import { ClientCertificateGate } from '../security/mtls';
 import { SecurityMetrics, type SecuritySnapshot } from '../security/security-metrics';
 import { logAuthorizationPolicies } from './authorization-policy-log';
+import { logCredentialsWithoutCreatedAt } from './credential-age-log';
 import { ConfigWatcher } from './config-watcher';
 import { clientAuthIdentity, listenerTlsOptions } from './listener-tls';
 import { buildPipelineState } from './pipeline-state';
@@ -70,6 +71,7 @@ export class ReloadableRuntime {
     this.current = buildPipelineState(config, this.securityMetrics, logger);
     this.certificates = readCertificates(config, logger);
     logAuthorizationPolicies(config, logger);
+    logCredentialsWithoutCreatedAt(config, logger);
     const audit = config.security?.audit;
     if (audit) {
       this.audit = new AuditLog(
@@ -138,6 +140,7 @@ export class ReloadableRuntime {
 
     const restartRequired = restartOnlyChanges(this.running, next);
     const applied = keepRestartOnlySettings(this.running, next);
+    const before = this.running;
     this.current = state;
     this.running = applied;
     this.generationNo++;
@@ -145,6 +148,7 @@ export class ReloadableRuntime {
     if (this.server) this.applyToListener(this.server, applied, tls);
     this.securityMetrics.reload('success');
     logAuthorizationPolicies(applied, this.logger);
+    logCredentialsWithoutCreatedAt(applied, this.logger, before);
     this.logger.info('config reloaded', {
       trigger: reason,
       generation: this.generationNo,

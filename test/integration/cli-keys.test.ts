@@ -281,7 +281,8 @@ describe('CLI: keys, config check, credentials (integration)', function () {
       const text = readFileSync(dir.path, 'utf8');
       expect(text.startsWith(HEADER)).to.equal(true);
       const added = parseYaml(text).keyStores[0].credentials[1];
-      expect(added).to.deep.equal({ accessKeyId, secretAccessKeyFile: `prod-${accessKeyId}.secret` });
+      expect(added).to.deep.equal({ accessKeyId, secretAccessKeyFile: `prod-${accessKeyId}.secret`, createdAt: added.createdAt });
+      expect(Math.abs(Date.parse(added.createdAt) - Date.now())).to.be.below(60_000); // xks_credential_age_seconds counts from it
       const secretFile = join(dir.dir, added.secretAccessKeyFile);
       expect(readFileSync(secretFile, 'utf8').trim()).to.equal(secret);
       expect(statSync(secretFile).mode & 0o777).to.equal(0o600);
@@ -304,6 +305,7 @@ describe('CLI: keys, config check, credentials (integration)', function () {
       await ok('credentials', 'create', '-c', dir.path, '--key-store', 'root', '--console-json', consoleJson, '--inline-secret');
       const stored = parseYaml(readFileSync(dir.path, 'utf8')).keyStores[0].credentials[1];
       expect(stored.secretAccessKey).to.equal(JSON.parse(readFileSync(consoleJson, 'utf8')).XksProxyAuthenticationCredential.RawSecretAccessKey);
+      expect(Math.abs(Date.parse(stored.createdAt) - Date.now())).to.be.below(60_000);
 
       const before = readFileSync(dir.path, 'utf8');
       await Promise.all([

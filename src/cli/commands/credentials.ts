@@ -1,7 +1,9 @@
 /**
  * `xks-proxy credentials create`: a new SigV4 credential in the spec's format, added to a key store
  * of the config file (comments kept), plus the KMS console's proxy configuration JSON. The secret
- * goes to a 0600 file (or inline, if asked) and to the console JSON; it is never printed.
+ * goes to a 0600 file (or inline, if asked) and to the console JSON; it is never printed. The entry
+ * gets createdAt, which xks_credential_age_seconds (alert XksProxyCredentialOld) reads: a secret
+ * file's modification time is no substitute, since rewriting the file resets it.
  */
 import { unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
@@ -60,9 +62,10 @@ function createCredential(options: CreateOptions): void {
   const secretPath = options.inlineSecret ? undefined : resolve(options.secretFile ?? resolve(configDir, `${store}-${credential.accessKeyId}.secret`));
   // Relative paths in the config resolve against the config's folder.
   const reference = secretPath === undefined ? undefined : referenceFrom(configDir, secretPath);
+  const createdAt = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
   editor.addCredential(store, reference === undefined
-    ? { accessKeyId: credential.accessKeyId, secretAccessKey: credential.secretAccessKey }
-    : { accessKeyId: credential.accessKeyId, secretAccessKeyFile: reference });
+    ? { accessKeyId: credential.accessKeyId, secretAccessKey: credential.secretAccessKey, createdAt }
+    : { accessKeyId: credential.accessKeyId, secretAccessKeyFile: reference, createdAt });
   const problems = editor.problems();
   if (problems.length > 0) throw new KeyAdminError(`adding the credential would make the config invalid: ${problems.join('; ')}`);
 

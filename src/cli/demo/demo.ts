@@ -81,9 +81,13 @@ function writeSecretFile(path: string, content: string): void {
   chmodSync(path, 0o600);
 }
 
-/** A credential kept as JSON in the state folder, generated on first use. */
-function persistentCredential(path: string): Sigv4Credential {
-  const credential: Sigv4Credential = existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as Sigv4Credential) : generateCredential();
+/**
+ * A credential kept as JSON in the state folder, generated on first use, with when it was made: the
+ * config's createdAt (the secret file is rewritten on each run, so its time is no credential age).
+ */
+function persistentCredential(path: string): Sigv4Credential & { createdAt: string } {
+  const stored: Sigv4Credential & { createdAt?: string } = existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as Sigv4Credential) : generateCredential();
+  const credential = { ...stored, createdAt: stored.createdAt ?? new Date().toISOString().replace(/\.\d{3}Z$/, 'Z') };
   writeSecretFile(path, JSON.stringify(credential, null, 2));
   return credential;
 }
@@ -168,7 +172,7 @@ export async function prepareDemo(options: DemoOptions): Promise<PreparedDemo> {
       {
         name: 'demo',
         uriPrefix: options.uriPrefix,
-        credentials: [{ accessKeyId: credential.accessKeyId, secretAccessKeyFile: join(dir, 'sigv4-secret') }],
+        credentials: [{ accessKeyId: credential.accessKeyId, secretAccessKeyFile: join(dir, 'sigv4-secret'), createdAt: credential.createdAt }],
         keys: { allTokenKeys: true },
       },
     ],

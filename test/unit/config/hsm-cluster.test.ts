@@ -102,5 +102,6 @@ describe('config: HSM clusters', () => {
       ['luna-1', 'luna', 60],
     ]);
     expect(config.limits.requestDeadlineMs).to.equal(200);
+    expect(config.keyStores.map((s) => s.security?.credentialsWithoutCreatedAt.size)).to.deep.equal(config.keyStores.map(() => 0));
   });
 });

@@ -102,6 +102,8 @@ describe('config loading', () => {
       env: { XKS_HSM_PIN: '1234', XKS_SECRET_PROD_A: SECRET },
     });
     expect(config.keyStores[0]?.keys.get('retired-key')?.enabled).to.equal(false);
+    // Every example credential is dated: xks_credential_age_seconds counts from createdAt.
+    expect(config.keyStores.map((s) => s.security?.credentialsWithoutCreatedAt.size)).to.deep.equal(config.keyStores.map(() => 0));
   });
 
   it('keeps docs/config-reference.md in step with the schema (npm run docs:config)', () => {

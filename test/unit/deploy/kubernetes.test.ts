@@ -147,6 +147,8 @@ describe('deploy/kubernetes manifests', () => {
     secretOf(config.server.tls.keyFile);
     secretOf(config.hsm.pinFile);
     for (const store of config.keyStores) for (const cred of store.credentials) secretOf(cred.secretAccessKeyFile);
+    // The secret file's mtime is the pod's age (kubelet writes the volume per pod): the age needs createdAt.
+    for (const store of config.keyStores) for (const cred of store.credentials) expect(cred.createdAt, `${store.name} ${cred.accessKeyId}: createdAt`).to.be.a('string');
     expect(mountOf(config.hsm.modulePath)).to.equal('hsm-client');
     expect(c.env.find((e: Doc) => e.name === 'XKS_WORKERS').valueFrom.resourceFieldRef.resource).to.equal('limits.cpu');
   });
