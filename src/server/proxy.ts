@@ -15,6 +15,7 @@ import type { Logger } from '../observability/logger';
 import { XksMetrics } from '../observability/metrics';
 import { createAdminApp } from './admin';
 import { createPublicApp } from './app';
+import { unroutedRecorder } from './unrouted-requests';
 import { answerInternalError, createRequestListener } from './request-listener';
 import { captureApiHeaders } from './security-headers';
 import { answerClientErrors } from './client-errors';
@@ -155,7 +156,7 @@ async function serve(config: RuntimeConfig, logger: Logger, metrics: XksMetrics,
     createRequestListener({
       xks,
       kms,
-      app: createPublicApp(),
+      app: createPublicApp(unroutedRecorder(metrics, logger)),
       securityHeaders,
     }),
   );
