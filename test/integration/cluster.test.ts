@@ -146,13 +146,22 @@ describe('multi-core serving: `serve --workers` (integration, child processes)',
       await roundTrip(p, 'after a rejected reload');
     });
 
-    it('replaces a worker that dies, and is ready again', async () => {
+    it('replaces a worker that dies, and is ready again; what the dead worker counted stays counted', async () => {
+      const counters = [
+        'xks_requests_total{operation="Encrypt",key_store="root",status="200",error_name=""}',
+        'xks_request_duration_seconds_count{operation="Decrypt",key_store="root"}',
+      ];
+      // The primary pulls the workers' counts at scrape time: it keeps those of its last scrape.
+      const before = await adminGet(`${p.adminUrl}/metrics`);
       const victim = p.logs.find((l) => l.message === 'worker ready' && l.worker === 1);
+      expect(p.logs.some((l) => l.message === 'xks request' && l.worker === 1), 'worker 1 served').to.equal(true);
       process.kill(Number(victim?.pid), 'SIGKILL');
       await p.waitForLog((l) => l.message === 'replacing worker' && l.worker === 1);
       await p.waitForLog((l) => l.message === 'worker ready' && l.worker === 3);
       const metrics = await adminGet(`${p.adminUrl}/metrics`);
       expect(sample(metrics.text, 'xks_cluster_worker_restarts_total')).to.equal(1);
+      // A drop would be a counter reset to Prometheus: increase()-based alerts would fire.
+      for (const series of counters) expect(sample(metrics.text, series), series).to.equal(sample(before.text, series)).and.to.be.greaterThan(0);
       expect((await adminGet(`${p.adminUrl}/ready`)).status).to.equal(200);
       await roundTrip(p, 'after a worker crash');
     });

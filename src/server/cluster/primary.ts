@@ -3,8 +3,9 @@
  * serves the admin listener for all of them, forwards SIGHUP as a reload and turns SIGTERM/SIGINT
  * into a graceful drain of every worker. This file wires the parts, each in its own module:
  * fleet.ts (the workers and their state), worker-requests.ts (IPC requests and replies),
- * cluster-metrics.ts + aggregation.ts (/metrics), readiness.ts (/ready), reload.ts (SIGHUP),
- * supervisor.ts (fail-fast startup, restarts with backoff), shutdown.ts (drain, kill, exit code).
+ * cluster-metrics.ts + aggregation.ts + counter-baseline.ts (/metrics), readiness.ts (/ready),
+ * reload.ts (SIGHUP), supervisor.ts (fail-fast startup, restarts with backoff), shutdown.ts (drain,
+ * kill, exit code).
  */
 import cluster, { type Worker } from 'node:cluster';
 import { createServer, type Server } from 'node:http';
@@ -80,6 +81,7 @@ export function runPrimary({ workers: size, config, logger }: PrimaryOptions): v
   cluster.on('exit', (worker, code, signal) => {
     const state = fleet.remove(worker.id);
     requests.forget(worker.id);
+    metrics.workerExited(worker.id);
     reloads.workerExited(worker.id);
     if (shutdown.stopping) shutdown.workerExited(worker.id, code, signal);
     else supervisor.unexpectedExit(worker.id, state, code, signal);
