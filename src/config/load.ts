@@ -61,12 +61,20 @@ export interface LoadOptions {
 }
 
 export function loadConfigFile(path: string, options: LoadOptions = {}): RuntimeConfig {
-  let text: string;
+  return configFromText(path, readConfigText(path), options);
+}
+
+/** The config file's text, as read for a load (a cluster worker reports the text it accepted). */
+export function readConfigText(path: string): string {
   try {
-    text = readFileSync(path, 'utf8');
+    return readFileSync(path, 'utf8');
   } catch (err) {
     throw new ConfigError([`cannot read config file ${path}: ${(err as Error).message}`]);
   }
+}
+
+/** The config that `text`, the content of the file at `path`, describes (relative paths from its folder). */
+export function configFromText(path: string, text: string, options: LoadOptions = {}): RuntimeConfig {
   let parsed: unknown;
   try {
     parsed = parseYaml(text, { logLevel: 'error' }); // no warnings on stderr: they quote the file too

@@ -9,7 +9,7 @@
 import type { Server as HttpsServer } from 'node:https';
 import { createSecureContext } from 'node:tls';
 import { AuditLog } from '../audit/audit-log';
-import { ConfigError, loadConfigFile } from '../config/load';
+import { ConfigError, configFromText, readConfigText } from '../config/load';
 import type { RuntimeConfig } from '../config/runtime';
 import type { Logger } from '../observability/logger';
 import type { XksMetrics } from '../observability/metrics';
@@ -41,6 +41,8 @@ export interface RuntimeOptions {
   /** Fingerprint of the files as the config was loaded (loadServedConfig): the watcher's first baseline. */
   watchBaseline?: string;
   env?: NodeJS.ProcessEnv;
+  /** A reload from the config file was applied; `source`: the file's text it was built from (cluster workers tell the primary). */
+  onConfigAccepted?: (source: string) => void;
 }
 
 export class ReloadableRuntime {
@@ -123,10 +125,13 @@ export class ReloadableRuntime {
     let next: RuntimeConfig;
     let state: XksPipelineState;
     let tls: ReturnType<typeof listenerTlsOptions>;
+    let source: string | undefined;
     try {
       if (typeof trigger !== 'string') next = trigger;
-      else if (this.options.configPath) next = loadConfigFile(this.options.configPath, { env: this.options.env ?? process.env });
-      else throw new ConfigError(['no config file to reload from']);
+      else if (this.options.configPath) {
+        source = readConfigText(this.options.configPath);
+        next = configFromText(this.options.configPath, source, { env: this.options.env ?? process.env });
+      } else throw new ConfigError(['no config file to reload from']);
       tls = listenerTlsOptions(next);
       createSecureContext(tls); // throws on an unreadable or mismatched certificate/key before anything is swapped
       state = buildPipelineState(next, this.securityMetrics, this.logger, this.current);
@@ -159,6 +164,7 @@ export class ReloadableRuntime {
       this.logger.warn('config changes that need a restart were not applied', { restartRequired: restartRequired.join(',') });
     }
     this.rearmWatcher(applied);
+    if (source !== undefined) this.options.onConfigAccepted?.(source);
     return { ok: true, generation: this.generationNo, ...(restartRequired.length ? { restartRequired } : {}) };
   }
 

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { createLogger } from '../../observability/logger';
 import { runPrimary } from '../../server/cluster/primary';
 import { runWorker } from '../../server/cluster/worker';
+import { isReplacementWorker, replacementConfig, reportStartFailure } from '../../server/cluster/worker-start';
 import { startProxy } from '../../server/proxy';
 import { loadServedConfig } from '../../server/reload-watch';
 import { tuneGarbageCollector } from '../../server/gc-tuning';
@@ -36,7 +37,9 @@ export function registerServe(program: Command): void {
     .action(async (options: { config: string; workers: string }) => {
       try {
         const workers = parseWorkers(options.workers);
-        const { config, watchBaseline } = loadServedConfig(options.config);
+        // A replacement worker starts on the config the running workers accepted: the file may hold an edit they rejected.
+        const served = cluster.isWorker && isReplacementWorker() ? await replacementConfig(options.config) : loadServedConfig(options.config);
+        const { config, watchBaseline } = served;
         sizeThreadPool(config);
         tuneGarbageCollector();
         const logger = createLogger({ level: config.logging.level });
@@ -50,9 +53,11 @@ export function registerServe(program: Command): void {
         } else if (cluster.isPrimary) {
           runPrimary({ workers, config, logger });
         } else {
-          await runWorker(config, logger.child({ worker: cluster.worker?.id }), options.config, watchBaseline, exitProcess);
+          await runWorker(served, logger.child({ worker: cluster.worker?.id }), options.config, exitProcess);
         }
       } catch (err) {
+        // stderr alone is easy to miss: a worker's reason also reaches the JSON log, through the primary.
+        if (cluster.isWorker) await reportStartFailure(err);
         fail(err);
       }
     });

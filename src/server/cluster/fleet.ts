@@ -21,8 +21,9 @@ export class WorkerFleet {
     private readonly onSendFailed: (workerId: number, error: Error) => void = () => undefined,
   ) {}
 
-  fork(onMessage: (worker: Worker, message: unknown) => void): void {
-    const worker = cluster.fork();
+  /** `env`: added to the worker's environment (the replacement flag; never a secret). */
+  fork(onMessage: (worker: Worker, message: unknown) => void, env?: Record<string, string>): void {
+    const worker = cluster.fork(env);
     this.states.set(worker.id, { worker, ready: false, startedAt: Date.now() });
     worker.on('message', (message: unknown) => onMessage(worker, message));
     // A worker's 'error' (a failed send or kill) with no listener would crash the primary, and with

@@ -5,7 +5,7 @@
  * fleet.ts (the workers and their state), worker-requests.ts (IPC requests and replies),
  * cluster-metrics.ts + aggregation.ts + counter-baseline.ts (/metrics), readiness.ts (/ready),
  * reload.ts (SIGHUP), supervisor.ts (fail-fast startup, restarts with backoff), shutdown.ts (drain,
- * kill, exit code).
+ * kill, exit code); worker-start.ts is the worker's side of what a replacement starts on.
  */
 import cluster, { type Worker } from 'node:cluster';
 import { createServer, type Server } from 'node:http';
@@ -17,7 +17,7 @@ import { limitAdminConnections } from '../connection-limits';
 import { rotateTicketKeys, TicketKeys } from '../session-tickets';
 import { ClusterMetrics } from './cluster-metrics';
 import { WorkerFleet } from './fleet';
-import { isXksMessage, type PrimaryToWorker, type WorkerToPrimary } from './messages';
+import { isXksMessage, REPLACEMENT_WORKER_ENV, type PrimaryToWorker, type WorkerToPrimary } from './messages';
 import { fleetReadiness } from './readiness';
 import { FleetReloads } from './reload';
 import { FleetShutdown } from './shutdown';
@@ -55,8 +55,11 @@ export function runPrimary({ workers: size, config, logger }: PrimaryOptions): v
       }
     },
   });
-  const fork = (): void => fleet.fork(onMessage);
-  const supervisor = new WorkerSupervisor({ fleet, shutdown, metrics, logger, fork });
+  // A replacement starts on this, not on the file (worker-start.ts): the config file text the
+  // workers last accepted. Held in memory only; it may hold an inline secret, so never logged.
+  let acceptedConfig: string | undefined;
+  const replace = (): void => fleet.fork(onMessage, { [REPLACEMENT_WORKER_ENV]: '1' });
+  const supervisor = new WorkerSupervisor({ fleet, shutdown, metrics, logger, fork: replace });
 
   function onMessage(worker: Worker, message: unknown): void {
     if (!isXksMessage(message)) return;
@@ -64,6 +67,19 @@ export function runPrimary({ workers: size, config, logger }: PrimaryOptions): v
     if (reply.type === 'xks:ticket-key-wanted') {
       const state = fleet.get(worker.id);
       if (state) fleet.send(state, ticketKeyMessage());
+      return;
+    }
+    if (reply.type === 'xks:config-wanted') {
+      const state = fleet.get(worker.id);
+      if (state) fleet.send(state, { type: 'xks:config', ...(acceptedConfig === undefined ? {} : { source: acceptedConfig }) });
+      return;
+    }
+    if (reply.type === 'xks:config-accepted') {
+      acceptedConfig = reply.source;
+      return;
+    }
+    if (reply.type === 'xks:start-failed') {
+      logger.error('worker failed to start', { worker: worker.id, error: reply.error });
       return;
     }
     if (reply.type === 'xks:ready') {
@@ -107,5 +123,5 @@ export function runPrimary({ workers: size, config, logger }: PrimaryOptions): v
     admin.listen(config.admin.port, config.admin.host, () => logger.info('admin listening', { adminUrl: adminUrl() }));
   }
   logger.info('starting workers', { workers: size });
-  for (let i = 0; i < size; i++) fork();
+  for (let i = 0; i < size; i++) fleet.fork(onMessage);
 }

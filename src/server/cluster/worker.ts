@@ -4,17 +4,13 @@
  * shutdown requests over the cluster IPC channel.
  */
 import type { Registry } from 'prom-client';
-import type { RuntimeConfig } from '../../config/runtime';
 import { exitWhenWritten } from '../../observability/exit-when-written';
 import type { Logger } from '../../observability/logger';
 import { startProxy, type RunningProxy } from '../proxy';
 import { TicketKeys } from '../session-tickets';
+import type { ServedConfig } from '../reload-watch';
 import { isXksMessage, type PrimaryToWorker, type WorkerToPrimary } from './messages';
-
-function send(message: WorkerToPrimary): void {
-  // With a callback, a failed write (the primary is gone) is not an 'error' event that crashes the worker.
-  if (process.connected) process.send?.(message, undefined, undefined, () => undefined);
-}
+import { sendToPrimary as send } from './worker-start';
 
 /** The answer to the primary's metrics request. Never rejects: a collector that throws fails that scrape, not the worker. */
 export async function metricsReply(registry: Registry, requestId: number, logger: Logger): Promise<WorkerToPrimary> {
@@ -28,14 +24,15 @@ export async function metricsReply(registry: Registry, requestId: number, logger
 }
 
 /**
- * `watchBaseline`: see loadServedConfig; a file change made while this worker starts is then not missed.
+ * `served`: what loadServedConfig (or, for a replacement, worker-start.ts) returned; its
+ * watchBaseline makes sure a file change made while this worker starts is not missed, and its
+ * source is reported to the primary, as is every reload applied later (for replacements).
  * `exitHung`: ends the process while a PKCS#11 call is hung (src/cli/exit-process.ts).
  */
 export async function runWorker(
-  config: RuntimeConfig,
+  { config, watchBaseline, source }: ServedConfig,
   logger: Logger,
   configPath: string,
-  watchBaseline: string | undefined,
   exitHung: (code: number) => never,
 ): Promise<void> {
   let proxy: RunningProxy | undefined;
@@ -112,6 +109,8 @@ export async function runWorker(
 
   send({ type: 'xks:ticket-key-wanted' });
   const restartForHungCall = (reason: string): void => void shutdown(reason, true);
-  proxy = await startProxy(config, logger, { adminListener: false, clusterWorker: true, configPath, ticketKeys, restartForHungCall, ...(watchBaseline ? { watchBaseline } : {}) });
+  const onConfigAccepted = (accepted: string): void => send({ type: 'xks:config-accepted', source: accepted });
+  proxy = await startProxy(config, logger, { adminListener: false, clusterWorker: true, configPath, ticketKeys, restartForHungCall, onConfigAccepted, ...(watchBaseline ? { watchBaseline } : {}) });
+  onConfigAccepted(source);
   send({ type: 'xks:ready', url: proxy.url });
 }

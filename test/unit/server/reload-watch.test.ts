@@ -5,14 +5,14 @@
  * unchanged config ~debounceMs after starting.
  */
 import { expect } from 'chai';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { generateCredential } from '../../../src/auth/generate-credentials';
 import { createSelfSignedCert } from '../../../src/cli/demo/self-signed-cert';
 import { ConfigWatcher } from '../../../src/server/config-watcher';
-import { loadServedConfig, watchedFiles } from '../../../src/server/reload-watch';
+import { configFromAcceptedText, loadServedConfig, watchedFiles } from '../../../src/server/reload-watch';
 import { createLogger } from '../../../src/observability/logger';
 import { tempDir } from '../../support/temp-dir';
 import { waitFor } from '../../support/wait';
@@ -66,5 +66,18 @@ describe('config watcher baseline (unit)', () => {
     } finally {
       watcher.close();
     }
+  });
+
+  it('a cluster replacement: builds the accepted text, and its baseline makes the watcher try the file only when the file differs', async () => {
+    const path = await writeServedConfig(tempDir('reload-watch'));
+    const accepted = readFileSync(path, 'utf8');
+    const same = configFromAcceptedText(path, accepted);
+    expect(same.watchBaseline).to.equal(loadServedConfig(path).watchBaseline);
+    expect(same.source).to.equal(accepted);
+
+    writeFileSync(path, `${accepted}keyStores: [{ name: rejected }]\n`); // an edit the running workers rejected
+    const replacement = configFromAcceptedText(path, accepted);
+    expect(replacement.config.keyStores.map((s) => s.name)).to.deep.equal(['ks']);
+    expect(replacement.watchBaseline).to.be.a('string').and.not.equal(same.watchBaseline);
   });
 });
