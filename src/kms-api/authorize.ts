@@ -30,10 +30,10 @@ export function authorize(ctx: KmsContext, action: KmsAction, keyId?: string, en
     }
     ctx.fields.authzDecision = 'deny';
     ctx.fields.authzReason = (decision.errors.length > 0 ? decision.errors.join('; ') : decision.policies.length > 0 ? 'forbidden by policy' : 'no policy permits').slice(0, 512);
-    throw new KmsError('AccessDeniedException', `Access key ${ctx.accessKeyId} is not authorized to perform ${action}${keyId === undefined ? '' : ` on key ${keyId}`} (policy)`);
+    // No key ID in the answer: it is request data (README "Errors"); the log line has it.
+    throw new KmsError('AccessDeniedException', `Access key ${ctx.accessKeyId} is not authorized to perform ${action} on this key (policy)`);
   }
   ctx.fields.authzDecision = 'deny';
   ctx.fields.authzReason = actionOk ? `${action} not allowed on key ${keyId}` : `${action} not allowed`;
-  const on = keyId === undefined ? '' : ` on key ${keyId}`;
-  throw new KmsError('AccessDeniedException', `Access key ${ctx.accessKeyId} is not authorized to perform ${action}${on}`);
+  throw new KmsError('AccessDeniedException', `Access key ${ctx.accessKeyId} is not authorized to perform ${action}${keyId === undefined ? '' : ' on this key'}`);
 }

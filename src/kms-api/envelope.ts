@@ -16,7 +16,7 @@ import type { ResolvedKey } from './keys';
 import { resolveKey } from './keys';
 
 function checkEnabled(resolved: ResolvedKey): void {
-  if (!resolved.key.enabled) throw new KmsError('DisabledException', `Key ${resolved.keyId} is disabled`);
+  if (!resolved.key.enabled) throw new KmsError('DisabledException', 'The key is disabled');
 }
 
 /** An HSM-side failure in KMS's terms; what the HSM said goes to the log line, as on the XKS path. */

@@ -4,7 +4,8 @@ import {
   DecryptCommand, DescribeKeyCommand, EncryptCommand, GenerateDataKeyCommand, GenerateDataKeyWithoutPlaintextCommand,
   GenerateRandomCommand, KMSClient, ListAliasesCommand, ListKeysCommand, ReEncryptCommand,
 } from '@aws-sdk/client-kms';
-import { KMS_ACCOUNT, KMS_REGION, sdkError, startKmsHarness, type KmsHarness } from '../support/kms-api';
+import { KMS_ACCOUNT, KMS_REGION, sdkError, signedKmsCall, startKmsHarness, type KmsHarness } from '../support/kms-api';
+import { b64 } from '../support/xks-client';
 
 const ARN = (id: string) => `arn:aws:kms:${KMS_REGION}:${KMS_ACCOUNT}:key/${id}`;
 
@@ -184,6 +185,16 @@ describe('KMS API with @aws-sdk/client-kms (integration)', function () {
     } finally {
       for (const c of [wrongSecret, unknown, xksCredential, wrongRegion]) c.destroy();
     }
+  });
+
+  it('AccessDeniedException and DisabledException do not echo the request\'s KeyId (README "Errors")', async () => {
+    const marker = 'ECHO-MARKER-7f3a';
+    const denied = await signedKmsCall(h, h.kms.limited, 'TrentService.Encrypt', { KeyId: marker, Plaintext: b64('x') });
+    expect((denied.json as { __type?: string }).__type).to.equal('AccessDeniedException');
+    expect((denied.json as { message?: string }).message).to.be.a('string').and.not.include(marker);
+    const disabled = await signedKmsCall(h, h.kms.admin, 'TrentService.Encrypt', { KeyId: 'disabled-key', Plaintext: b64('x') });
+    expect((disabled.json as { __type?: string }).__type).to.equal('DisabledException');
+    expect((disabled.json as { message?: string }).message).to.be.a('string').and.not.include('disabled-key');
   });
 
   it('the per-credential allow-list limits actions and keys (AccessDeniedException)', async () => {
