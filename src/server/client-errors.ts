@@ -13,6 +13,7 @@ import { ProxyError } from '../core/errors';
 import { noteServerAnswer } from '../pipeline/body';
 import { writeJson } from '../pipeline/json-response';
 import type { Logger } from '../observability/logger';
+import type { HeaderList } from './security-headers';
 
 function messageFor(code: string | undefined): string {
   if (code === 'HPE_HEADER_OVERFLOW') return 'The request headers exceed the size this proxy accepts';
@@ -26,14 +27,16 @@ function isTlsFailure(code: string | undefined): boolean {
   return code !== undefined && (code.startsWith('ERR_TLS_') || code.startsWith('ERR_SSL_'));
 }
 
-export function answerClientErrors(server: HttpsServer, logger: Logger): void {
+/** `securityHeaders`: helmet's captured headers, which every response carries (README "Requests"). */
+export function answerClientErrors(server: HttpsServer, logger: Logger, securityHeaders: HeaderList = []): void {
+  const headerLines = securityHeaders.map(([name, value]) => `${name}: ${value}\r\n`).join('');
   // Node answers an Expect other than 100-continue itself, with a bare 417 and no errorName.
   server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
     const error = new XksError('ValidationException', 'Only "Expect: 100-continue" is supported');
     logger.warn('http request refused', { httpError: 'unsupported Expect', errorName: error.errorName, status: error.status, remoteAddress: req.socket.remoteAddress });
     // Its body is not read: the connection cannot carry another request.
     res.setHeader('Connection', 'close');
-    writeJson(res, error.status, error.toBody());
+    writeJson(res, error.status, error.toBody(), 'application/json', securityHeaders.flat());
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     const code = err.code;
@@ -52,23 +55,23 @@ export function answerClientErrors(server: HttpsServer, logger: Logger): void {
     // in order, so that request's answer is written first, then this one, then the connection closes.
     const pending = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
     if (pending && !pending.writableFinished && pending.req.complete) {
-      pending.once('close', () => (pending.writableFinished ? refuse(socket, error) : socket.destroy()));
+      pending.once('close', () => (pending.writableFinished ? refuse(socket, error, headerLines) : socket.destroy()));
       return;
     }
     // A request whose handler is reading its body then records this answer, not a client that left.
     noteServerAnswer(socket, new ProxyError('Validation', message));
-    refuse(socket, error);
+    refuse(socket, error, headerLines);
   });
 }
 
-/** The spec-shaped 400, written straight to the socket, then the connection closes. */
-function refuse(socket: Duplex, error: XksError): void {
+/** The spec-shaped 400 with the security headers (`headerLines`), written straight to the socket, then the connection closes. */
+function refuse(socket: Duplex, error: XksError, headerLines: string): void {
   if (!socket.writable) {
     socket.destroy();
     return;
   }
   const body = JSON.stringify(error.toBody());
-  socket.end(`HTTP/1.1 ${error.status} Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  socket.end(`HTTP/1.1 ${error.status} Bad Request\r\n${headerLines}Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
   // end() waits for the peer's FIN; a client that never sends one must not keep the descriptor.
   setTimeout(() => socket.destroy(), CLOSE_AFTER_ANSWER_MS).unref();
 }

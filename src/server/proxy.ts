@@ -162,7 +162,7 @@ async function serve(config: RuntimeConfig, logger: Logger, metrics: XksMetrics,
   );
   const serverDrain = new ConnectionDrain(server);
   runtime.attach(server, serverDrain);
-  answerClientErrors(server, logger);
+  answerClientErrors(server, logger, securityHeaders);
   guardConnections(server, { maxConnections: cap.maxConnections, clusterWorker: options.clusterWorker === true, firstRequestTimeoutMs: () => runtime.config().server.headersTimeoutMs }, new ConnectionMetrics(metrics.registry), logger);
   let ticketRotation: { stop(): void } | undefined;
   let ticketKeys = options.ticketKeys;

@@ -63,6 +63,18 @@ describe('HTTP edges get spec-shaped answers (integration)', function () {
     expect(h.logs.some((l) => l.includes('http request refused') && l.includes('unsupported Expect'))).to.equal(true);
   });
 
+  it('the HTTP layer\'s own 400s carry the security headers every response does (README "Requests")', async () => {
+    const framing = await exchange(Buffer.from('POST /kms/xks/v1/health HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}'));
+    const expectation = await exchange(await signedBytes(`/kms/xks/v1/keys/${h.keys.main}/encrypt`, encryptBody(), { expect: 'foo' }));
+    for (const raw of [framing, expectation]) {
+      expect(raw).to.match(/^HTTP\/1\.1 400 /);
+      const head = raw.split('\r\n\r\n')[0]!.toLowerCase();
+      expect(head).to.include('x-content-type-options: nosniff');
+      expect(head).to.include('strict-transport-security:');
+      expect(head).to.include('cache-control: no-store');
+    }
+  });
+
   it('no log line carries a refused request\'s signature or plaintext', async () => {
     const bytes = await signedBytes(`/kms/xks/v1/keys/${h.keys.main}/encrypt`, encryptBody(), { expect: 'foo' });
     const signature = /Signature=([0-9a-f]{64})/.exec(bytes.toString('latin1'))?.[1] as string;
