@@ -10,6 +10,7 @@ import type { RequestValidators } from '../api/schemas';
 import type { AuthorizationInput } from '../authz/authorizer';
 import type { SigV4Verifier } from '../auth/sigv4';
 import type { AsciiJson } from '../common/ascii-json';
+import { ProxyError } from '../core/errors';
 import { Deadline } from '../hsm';
 import type { Logger } from '../observability/logger';
 import type { XksMetrics } from '../observability/metrics';
@@ -58,6 +59,8 @@ export type XksApi = (req: IncomingMessage, res: ServerResponse, path: string) =
 
 type XksContext = RequestContext<XksRoute, XksPipelineState>;
 
+export const BUDGET_SPENT_MESSAGE = "The request's time budget ran out before the HSM was asked";
+
 /** requestMetadata fields worth logging (spec: SHOULD log them); copied only when they are strings. */
 const LOGGED_METADATA = ['kmsRequestId', 'kmsOperation', 'awsPrincipalArn', 'kmsKeyArn', 'kmsViaService', 'awsSourceVpc', 'awsSourceVpce'] as const;
 const MAX_LOGGED_FIELD = 2048;
@@ -101,6 +104,9 @@ export function createXksHandler(deps: XksHandlerDeps, onCrash: (res: ServerResp
     handle(ctx) {
       const { route, state } = ctx;
       const { entry } = route;
+      // Spent before the HSM is asked (a slow body, an admission wait): still 503, which KMS retries
+      // (a slow event loop looks the same from here), but not blamed on the HSM.
+      if (!entry.probe && ctx.deadline.expired()) throw new ProxyError('DependencyTimeout', BUDGET_SPENT_MESSAGE);
       const body = state.validators[entry.name](ctx.document);
       // Secondary authorization runs on validated metadata, before the HSM is touched.
       if (!entry.probe) authorize(ctx, (body as { requestMetadata: AuthorizationInput['metadata'] }).requestMetadata);
