@@ -2,6 +2,7 @@
 export { Hsm } from './hsm';
 export { openWithRetry } from './startup-retry';
 export { HsmError } from './errors';
+export { isAmbiguousKey } from './key-handles';
 export type { HsmErrorKind } from './errors';
 export type { CallOptions, GcmResult, VerifyOutcome, HsmObserver, HsmOperation, HsmOptions, KeyAttributes, TokenInfo } from './types';
 export { HsmCluster, MAX_CLUSTER_MEMBERS } from './cluster';

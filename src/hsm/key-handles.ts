@@ -91,13 +91,20 @@ function stillNames(module: Pkcs11Module, session: SessionHandle, handle: Object
   return found !== undefined && isAes256(found.info, label);
 }
 
+const AMBIGUOUS = 'ambiguous key id';
+
+/** Several AES-256 keys carry the label (the message crosses the PKCS#11 thread boundary intact). */
+export function isAmbiguousKey(error: unknown): boolean {
+  return error instanceof HsmError && error.kind === 'Internal' && error.message.includes(`${AMBIGUOUS}:`);
+}
+
 /** The handle of the one AES-256 key with this label (KeyNotFound if none, Internal if several). */
 export function lookupKey(module: Pkcs11Module, session: SessionHandle, label: string): ObjectHandle {
   const keys = findAes256Keys(module, session, label);
   const [first] = keys;
   if (first === undefined) throw new HsmError('KeyNotFound', `no AES-256 secret key labelled "${label}"`);
   if (keys.length > 1) {
-    throw new HsmError('Internal', `ambiguous key id: ${keys.length} AES-256 secret keys are labelled "${label}"`);
+    throw new HsmError('Internal', `${AMBIGUOUS}: ${keys.length} AES-256 secret keys are labelled "${label}"`);
   }
   return first.handle;
 }

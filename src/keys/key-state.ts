@@ -4,7 +4,7 @@
  * a restart or reload. Reads through `keyAttributes(label)` only: a label that is not on the token
  * answers KeyNotFound, which is how absence of a version or marker shows.
  */
-import { HsmError, type KeyAttributes } from '../hsm';
+import { HsmError, isAmbiguousKey, type KeyAttributes } from '../hsm';
 import { MAX_KEY_VERSION, keyDisabledMarker, versionDisabledMarker, versionLabel } from './labels';
 
 /** What the lookup needs from the HSM layer (an Hsm, or anything with the same method). */
@@ -181,8 +181,17 @@ export class KeyStateReader {
     return { version: lo, attributes: loAttributes };
   }
 
+  /**
+   * A lifecycle marker is there when at least one object carries its label: two `keys disable` runs
+   * at the same moment may each create one, and the key is disabled all the same.
+   */
   private async exists(label: string): Promise<boolean> {
-    return (await this.attributesOrUndefined(label)) !== undefined;
+    try {
+      return (await this.attributesOrUndefined(label)) !== undefined;
+    } catch (error) {
+      if (isAmbiguousKey(error)) return true;
+      throw error;
+    }
   }
 
   private async attributesOrUndefined(label: string): Promise<KeyAttributes | undefined> {

@@ -14,6 +14,7 @@ import {
   Hsm,
   HsmError,
   importWrappedAesKey,
+  isAmbiguousKey,
   rsaWrappingPublicKey,
   type KeyAttributes,
   type UnwrapMechanism,
@@ -69,6 +70,8 @@ async function labelExists(hsm: Hsm, label: string): Promise<boolean> {
     return true;
   } catch (error) {
     if (error instanceof HsmError && error.kind === 'KeyNotFound') return false;
+    // Several objects with the label (two disables at once left two markers): it exists.
+    if (isAmbiguousKey(error)) return true;
     throw error;
   }
 }
