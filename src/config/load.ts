@@ -101,6 +101,7 @@ export function buildRuntimeConfig(document: unknown, baseDir: string, env: Node
   };
 
   const hsms = resolveHsms(file, problems, env, readSecretFile);
+  const healthCheckKeyLabel = hsms[0]?.healthCheckKeyLabel;
   const keyStores: RuntimeKeyStore[] = [];
   const names = new Set<string>();
   const prefixes = new Set<string>();
@@ -140,6 +141,10 @@ export function buildRuntimeConfig(document: unknown, baseDir: string, env: Node
     (store.keys.map ?? []).forEach((entry, j) => {
       if (keys.has(entry.externalKeyId)) {
         problems.push(`${at}.keys.map.${j}.externalKeyId: duplicate externalKeyId ${entry.externalKeyId}`);
+      }
+      // The health-check key is never served to KMS (README "Keys"); the label is hsms' own.
+      if ((entry.label ?? entry.externalKeyId) === healthCheckKeyLabel) {
+        problems.push(`${at}.keys.map.${j}: maps the health-check key (hsm.healthCheckKeyLabel), which is never served; map another key`);
       }
       keys.set(entry.externalKeyId, {
         label: entry.label ?? entry.externalKeyId,

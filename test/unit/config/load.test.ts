@@ -83,6 +83,14 @@ describe('config loading', () => {
     expect(problems).to.match(/exactly one of secretAccessKey/);
   });
 
+  it('refuses a key mapping that names the health-check key, which is never served', () => {
+    const mapped = (entry: { externalKeyId: string; label?: string }, healthCheckKeyLabel?: string) =>
+      problemsOf({ ...base(), hsm: { ...base().hsm, ...(healthCheckKeyLabel ? { healthCheckKeyLabel } : {}) }, keyStores: [{ ...base().keyStores[0]!, keys: { map: [entry] } }] }).join('\n');
+    expect(mapped({ externalKeyId: 'innocent', label: 'xks-health-check' })).to.match(/keyStores\.0\.keys\.map\.0: maps the health-check key/);
+    expect(mapped({ externalKeyId: 'hc' }, 'hc')).to.match(/maps the health-check key/);
+    expect(mapped({ externalKeyId: 'innocent', label: 'customer-key' })).to.equal('');
+  });
+
   it('refuses a KMS API path under /kms/xks/v1/ (the XKS routes are matched first)', () => {
     const kmsApi = (path: string) => ({ path, keyStore: 's', credentials: [{ accessKeyId: 'AKIAI2SFODNN7EXAMPLF', secretAccessKey: SECRET, actions: ['kms:*'], keys: ['*'] }] });
     expect(problemsOf({ ...base(), kmsApi: kmsApi('/a/kms/xks/v1/health') }).join('\n')).to.match(/kmsApi\.path: must not be under \/kms\/xks\/v1\//);
