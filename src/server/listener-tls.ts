@@ -1,6 +1,8 @@
 /** The KMS-facing listener's TLS settings as a config gives them. */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
+import { ConfigError } from '../config/load';
 import type { RuntimeConfig } from '../config/runtime';
 import { serverTlsOptions } from './tls';
 
@@ -18,6 +20,21 @@ export function listenerTlsOptions(config: RuntimeConfig) {
     ...(clientAuth ? { ca: readFileSync(clientAuth.caFile) } : {}),
     sessionIdContext: sessionIdContext(clientAuthIdentity(config)),
   };
+}
+
+/**
+ * The listener's TLS settings, built as serve builds them: throws ConfigError on an unreadable
+ * file or a certificate and key that do not match, which the schema cannot see (config check and
+ * validate say so before a serve or reload does).
+ */
+export function checkedListenerTls(config: RuntimeConfig): ReturnType<typeof listenerTlsOptions> {
+  try {
+    const tls = listenerTlsOptions(config);
+    createSecureContext(tls);
+    return tls;
+  } catch (err) {
+    throw new ConfigError([`server.tls: the certificate, key or client CA cannot be used: ${(err as Error).message}`]);
+  }
 }
 
 /** OpenSSL takes at most 32 bytes. */

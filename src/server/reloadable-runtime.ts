@@ -7,7 +7,6 @@
  * requests finish on the generation they started with.
  */
 import type { Server as HttpsServer } from 'node:https';
-import { createSecureContext } from 'node:tls';
 import { AuditLog } from '../audit/audit-log';
 import { ConfigError, configFromText, readConfigText } from '../config/load';
 import type { RuntimeConfig } from '../config/runtime';
@@ -18,7 +17,7 @@ import { SecurityMetrics, type SecuritySnapshot } from '../security/security-met
 import { logAuthorizationPolicies } from './authorization-policy-log';
 import { logCredentialsWithoutCreatedAt } from './credential-age-log';
 import { ConfigWatcher } from './config-watcher';
-import { clientAuthIdentity, listenerTlsOptions } from './listener-tls';
+import { checkedListenerTls, clientAuthIdentity, listenerTlsOptions } from './listener-tls';
 import { buildPipelineState } from './pipeline-state';
 import { reloadWatchSettings, watchedFiles } from './reload-watch';
 import { keepRestartOnlySettings, restartOnlyChanges } from './restart-only-settings';
@@ -132,8 +131,7 @@ export class ReloadableRuntime {
         source = readConfigText(this.options.configPath);
         next = configFromText(this.options.configPath, source, { env: this.options.env ?? process.env });
       } else throw new ConfigError(['no config file to reload from']);
-      tls = listenerTlsOptions(next);
-      createSecureContext(tls); // throws on an unreadable or mismatched certificate/key before anything is swapped
+      tls = checkedListenerTls(next); // throws on an unreadable or mismatched certificate/key before anything is swapped
       state = buildPipelineState(next, this.securityMetrics, this.logger, this.current);
     } catch (err) {
       const errors = err instanceof ConfigError ? err.problems : [(err as Error).message];

@@ -1,10 +1,13 @@
 /** Runs the real CLI (`node dist/src/cli/main.js ...`) as a child process, on the test SoftHSM token. */
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { copyFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { softHsmFixture } from './softhsm-fixture';
 import { tempDir } from './temp-dir';
+
+/** A long-lived test-only certificate and key (test/fixtures/tls/README.md), from dist/test/support. */
+const TLS_FIXTURES = resolve(__dirname, '../../../test/fixtures/tls');
 
 export const CLI_MAIN = resolve(__dirname, '../../src/cli/main.js');
 
@@ -37,13 +40,15 @@ export function runCommand(command: string, args: string[], env: NodeJS.ProcessE
 }
 
 /**
- * A config file for the CLI on the test token (PIN in a file), in a fresh folder. The TLS files are
- * named but never read by the key commands. `extra` is merged over the top level.
+ * A config file for the CLI on the test token (PIN in a file), in a fresh folder, with a usable TLS
+ * pair (test/fixtures/tls: `config check` builds the listener's TLS settings as `serve` does).
+ * `extra` is merged over the top level.
  */
 export function writeCliConfig(options: { healthCheckKeyLabel: string; header?: string; extra?: Record<string, unknown> }): { dir: string; path: string } {
   const fx = softHsmFixture();
   const dir = tempDir('xks-cli-');
   writeFileSync(join(dir, 'pin'), fx.pin, { mode: 0o600 });
+  for (const file of ['server.crt', 'server.key']) copyFileSync(join(TLS_FIXTURES, file), join(dir, file));
   const doc = {
     server: { host: '127.0.0.1', port: 0, tls: { certFile: 'server.crt', keyFile: 'server.key' } },
     hsm: { id: 'softhsm-cli', modulePath: fx.modulePath, tokenLabel: fx.label, pinFile: 'pin', healthCheckKeyLabel: options.healthCheckKeyLabel },

@@ -3,6 +3,7 @@ import { loadConfigFile } from '../../config/load';
 import { renderConfigReference } from '../../config/reference';
 import { checkHsms } from '../config-check';
 import { resolveConnectionCap } from '../../server/connection-limits';
+import { checkedListenerTls } from '../../server/listener-tls';
 import { exitIfHsmHung } from '../command-helpers';
 import { fail } from '../process';
 
@@ -16,6 +17,7 @@ export function registerConfig(program: Command): void {
     .action((file: string) => {
       try {
         const loaded = loadConfigFile(file);
+        checkedListenerTls(loaded);
         process.stdout.write(`${file}: valid (${loaded.keyStores.length} key store(s))\n`);
       } catch (err) {
         fail(err);
@@ -34,6 +36,7 @@ export function registerConfig(program: Command): void {
       let loaded;
       try {
         loaded = loadConfigFile(file);
+        checkedListenerTls(loaded);
       } catch (err) {
         fail(err);
       }
