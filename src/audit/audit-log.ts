@@ -144,6 +144,10 @@ export class AuditLog {
       this.failed((err as Error).message);
       return false;
     }
+    // logrotate leaves an empty file (or none): one with entries was put there by someone else.
+    if (this.head.seq > 0) {
+      this.logger.error('audit file replaced by one with entries; its chain is continued, and audit verify reports it if entries are missing', { auditFile: this.path, previousSeq: previous.seq, foundSeq: this.head.seq });
+    }
     this.append(this.openEntry(previous));
     this.logger.info('audit log rotated', { auditFile: this.path, previousSeq: previous.seq, previousHash: previous.hash });
     this.checkpoint('rotate');

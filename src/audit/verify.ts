@@ -80,6 +80,14 @@ export async function verifyAuditLog(path: string, hmacKeys?: Buffer | readonly 
     }
     if (parsed.seq !== prevSeq + 1) return fail(`sequence broken: expected seq ${prevSeq + 1}, found ${String(parsed.seq)}`);
     if (entries === 0 && parsed.entry.event === 'audit-open') previous = previousOf(parsed.entry.previous);
+    else if (parsed.entry.event === 'audit-open' && parsed.entry.previous !== undefined) {
+      // The writer followed a rotation into a file that already had entries: it names the entry it
+      // wrote last, which must be the one before it here, or entries were cut (a shortened copy renamed over the file).
+      const named = previousOf(parsed.entry.previous);
+      if (named?.seq !== prevSeq || named.hash !== prevHash) {
+        return fail(`entries removed: this audit-open says the last entry written before it was seq ${String(named?.seq)}, but the file has seq ${prevSeq} there (the file was replaced by a shortened copy)`);
+      }
+    }
     if (lineSigner.keyId !== undefined && lineSigner.keyId !== used.at(-1)?.keyId) used.push({ line: lineNo, keyId: lineSigner.keyId });
     signer = lineSigner;
     prevHash = parsed.hash;
