@@ -5,13 +5,19 @@
  *     at least N days ago (CKA_ID creation record; a version without one counts as due);
  *   - checks run at a random offset and a jittered interval (+-25 %), so proxies rarely look at
  *     the same moment, and the first one to rotate makes the key not due for the others;
- *   - if two do look at once, the claim protocol (createAesKeyOnce) creates the version once.
+ *   - if two do look at once, the claim protocol (createAesKeyOnce) creates the version once;
+ *   - with several HSMs, a key is rotated only when every member is connected and shows the same
+ *     active version (./member-versions.ts): rotating on a lagging member would fork a version.
  */
 import type { ServedKeyStore } from './served-key-store';
 import type { Hsm } from '../hsm';
 import type { Logger } from '../observability/logger';
 import { rotateKey, type RotationResult } from './lifecycle';
 import { servedKeys } from './served-keys';
+import { describeMemberVersions, memberAgreement, readMemberVersions, type MemberVersion } from './member-versions';
+
+/** What a check reports per key (metric label values of xks_key_rotations_total). */
+export type RotationOutcome = RotationResult['outcome'] | 'failed' | 'skipped-members-disagree';
 
 export interface RotationSchedulerOptions {
   /** Read at every check, so a reloaded config is honoured. */
@@ -23,7 +29,9 @@ export interface RotationSchedulerOptions {
   /** Called after this proxy rotated a key, e.g. to drop its cached key state. */
   onRotated?: (label: string) => void;
   /** Outcome counter (metrics). */
-  onOutcome?: (outcome: RotationResult['outcome'] | 'failed') => void;
+  onOutcome?: (outcome: RotationOutcome) => void;
+  /** Every HSM of the cluster (undefined hsm: not connected), to check they agree before rotating. */
+  members?: () => ReadonlyArray<{ id: string; hsm: Hsm | undefined }>;
   now?: () => Date;
   random?: () => number;
 }
@@ -32,6 +40,8 @@ export interface RotationCheck {
   label: string;
   periodDays: number;
   result?: RotationResult;
+  /** Not rotated because the HSMs disagree on (or cannot all show) the active version. */
+  membersDisagree?: MemberVersion[];
   error?: string;
 }
 
@@ -112,6 +122,21 @@ export class RotationScheduler {
       if (this.stopped) break;
       const check: RotationCheck = { label, periodDays };
       try {
+        if (this.options.members) {
+          const views = await readMemberVersions(this.options.members(), label);
+          const agreement = memberAgreement(views);
+          if (!agreement.agreed) {
+            check.membersDisagree = agreement.members;
+            this.options.onOutcome?.('skipped-members-disagree');
+            logger.warn('key rotation deferred: the HSMs do not agree on the active version', {
+              label,
+              members: describeMemberVersions(agreement.members),
+              highestVersion: agreement.highest,
+            });
+            checks.push(check);
+            continue;
+          }
+        }
         const result = await rotateKey(this.hsm, label, { ifOlderThanDays: periodDays, ...(this.options.now ? { now: this.options.now } : {}) });
         check.result = result;
         this.options.onOutcome?.(result.outcome);

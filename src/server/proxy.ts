@@ -113,6 +113,7 @@ async function serve(config: RuntimeConfig, logger: Logger, metrics: XksMetrics,
     logger,
     onRotated: (label) => keyState.invalidate(label),
     onOutcome: (outcome) => metrics.keyRotations.inc({ outcome }),
+    members: () => cluster.connections(),
   });
   keyRotation.start();
   const services = {

@@ -41,6 +41,7 @@ import {
 } from '../hsm-access';
 import { action, examples, out } from '../command-helpers';
 import { registerKeysCheck } from './keys-check';
+import { assertHsmsAgree } from '../rotation-guard';
 import { renderTable } from '../table';
 
 interface CommonOptions {
@@ -181,13 +182,17 @@ export function registerKeys(program: Command): void {
     .option('--if-older-than <days>', 'rotate only if the active version is at least this many days old (for cron)')
     .addHelpText(
       'after',
-      examples(['xks-proxy keys rotate prod-key-1 -c config.yaml', 'xks-proxy keys rotate prod-key-1 --if-older-than 90 -c config.yaml   # e.g. from cron']),
+      '\nWith several HSMs and no --hsm, the HSMs that can be opened must agree on the active version;\n' +
+        'if they do not, nothing is rotated (exit status 1). --hsm <id> rotates on that HSM alone.\n' +
+        examples(['xks-proxy keys rotate prod-key-1 -c config.yaml', 'xks-proxy keys rotate prod-key-1 --if-older-than 90 -c config.yaml   # e.g. from cron']),
     )
     .action(
       action(async (externalKeyId: string, options: CommonOptions & { ifOlderThan?: string }) => {
         const days = options.ifOlderThan === undefined ? undefined : parsePositiveInteger('--if-older-than', options.ifOlderThan, 36500);
         await withConfiguredHsm(options, async (hsm, config) => {
           const label = resolveLabel(config, externalKeyId, options);
+          // Without --hsm, every reachable HSM must show the same active version (no forked versions).
+          if (options.hsm === undefined) await assertHsmsAgree(config, hsm, label);
           const result = await rotateKey(hsm, label, days === undefined ? {} : { ifOlderThanDays: days });
           switch (result.outcome) {
             case 'rotated':
