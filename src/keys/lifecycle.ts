@@ -107,11 +107,18 @@ export type RotationResult =
   | { outcome: 'rotated-elsewhere'; from: number; to: number }
   | { outcome: 'not-due'; active: number; createdAt: Date }
   /** Other rotators kept the version's claim; nothing was created. Retry later. */
-  | { outcome: 'contended'; active: number };
+  | { outcome: 'contended'; active: number }
+  /** skipDisabled: the key, or its active version, is disabled; nothing was created. */
+  | { outcome: 'skipped-disabled'; active: number; keyEnabled: boolean; activeVersionEnabled: boolean };
 
 export interface RotateOptions {
   /** Only rotate if the active version is at least this old; unknown creation time counts as due. */
   ifOlderThanDays?: number;
+  /**
+   * Leave a disabled key, or one whose active version is disabled, alone (scheduled and cron
+   * rotation): the new version would be enabled, and so would the key an operator disabled.
+   */
+  skipDisabled?: boolean;
   now?: () => Date;
   /** Pause between attempts when other rotators hold the claim. */
   sleep?: (ms: number) => Promise<void>;
@@ -131,6 +138,9 @@ export async function rotateKey(hsm: Hsm, label: string, options: RotateOptions 
   for (let attempt = 1; ; attempt++) {
     if (state.active.version > initial.active.version) {
       return { outcome: 'rotated-elsewhere', from: initial.active.version, to: state.active.version };
+    }
+    if (options.skipDisabled && (!state.enabled || !state.active.enabled)) {
+      return { outcome: 'skipped-disabled', active: state.active.version, keyEnabled: state.enabled, activeVersionEnabled: state.active.enabled };
     }
     if (options.ifOlderThanDays !== undefined) {
       const created = await createdAt(hsm, state.active.label);

@@ -6,6 +6,7 @@
  *   - checks run at a random offset and a jittered interval (+-25 %), so proxies rarely look at
  *     the same moment, and the first one to rotate makes the key not due for the others;
  *   - if two do look at once, the claim protocol (createAesKeyOnce) creates the version once;
+ *   - a disabled key, or one whose active version is disabled, is not rotated (that would enable it);
  *   - with several HSMs, a key is rotated only when every member is connected and shows the same
  *     active version (./member-versions.ts): rotating on a lagging member would fork a version.
  */
@@ -137,7 +138,7 @@ export class RotationScheduler {
             continue;
           }
         }
-        const result = await rotateKey(this.hsm, label, { ifOlderThanDays: periodDays, ...(this.options.now ? { now: this.options.now } : {}) });
+        const result = await rotateKey(this.hsm, label, { ifOlderThanDays: periodDays, skipDisabled: true, ...(this.options.now ? { now: this.options.now } : {}) });
         check.result = result;
         this.options.onOutcome?.(result.outcome);
         if (result.outcome === 'rotated') {
@@ -146,6 +147,14 @@ export class RotationScheduler {
         } else if (result.outcome === 'rotated-elsewhere') {
           this.options.onRotated?.(label);
           logger.info('key rotated by another rotator', { label, toVersion: result.to });
+        } else if (result.outcome === 'skipped-disabled') {
+          // Rotating would make a new, enabled version active: the key would be back on without anyone enabling it.
+          logger.info('key rotation skipped: the key or its active version is disabled', {
+            label,
+            activeVersion: result.active,
+            keyEnabled: result.keyEnabled,
+            activeVersionEnabled: result.activeVersionEnabled,
+          });
         } else if (result.outcome === 'contended') {
           logger.warn('key rotation deferred: other rotators held the claim', { label, activeVersion: result.active });
         } else {

@@ -143,7 +143,7 @@ export function callerFamilies(registry: Registry) {
     }),
     keyRotations: new Counter({
       name: 'xks_key_rotations_total',
-      help: 'Scheduled key-rotation decisions, by outcome (rotated, rotated-elsewhere, not-due, contended, skipped-members-disagree, failed).',
+      help: 'Scheduled key-rotation decisions, by outcome (rotated, rotated-elsewhere, not-due, contended, skipped-disabled, skipped-members-disagree, failed).',
       labelNames: ['outcome'] as const,
       registers,
     }),

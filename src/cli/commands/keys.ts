@@ -193,7 +193,8 @@ export function registerKeys(program: Command): void {
           const label = resolveLabel(config, externalKeyId, options);
           // Without --hsm, every reachable HSM must show the same active version (no forked versions).
           if (options.hsm === undefined) await assertHsmsAgree(config, hsm, label);
-          const result = await rotateKey(hsm, label, days === undefined ? {} : { ifOlderThanDays: days });
+          // --if-older-than is the cron form of scheduled rotation: like it, it leaves disabled keys alone.
+          const result = await rotateKey(hsm, label, days === undefined ? {} : { ifOlderThanDays: days, skipDisabled: true });
           switch (result.outcome) {
             case 'rotated':
               out(`rotated ${externalKeyId} (label "${label}"): version ${result.to} is active, version ${result.from} and older keep decrypting; ${propagationNote(config)}`);
@@ -203,6 +204,9 @@ export function registerKeys(program: Command): void {
               return;
             case 'not-due':
               out(`${externalKeyId} (label "${label}"): not rotated; active version ${result.active} was created ${result.createdAt.toISOString()}, less than ${days} days ago`);
+              return;
+            case 'skipped-disabled':
+              out(`${externalKeyId} (label "${label}"): not rotated; the key or its active version ${result.active} is disabled (enable it first, or rotate without --if-older-than)`);
               return;
             case 'contended':
               throw new KeyAdminError(`other rotations of "${label}" held the claim for version ${result.active + 1}; nothing was created, try again`);
