@@ -73,7 +73,9 @@ const KMS_BY_KIND: Record<ErrorKind, { type: KmsErrorName; message?: (error: Pro
   InvalidCiphertext: { type: 'InvalidCiphertextException' },
   InvalidKeyUsage: { type: 'InvalidKeyUsageException' },
   AccessDenied: { type: 'AccessDeniedException' },
-  KeyNotFound: { type: 'NotFoundException' },
+  // One message for every absent key, whichever layer found it absent: a message that differed for
+  // the health-check key (refused by the lookup) from a label the token lacks (the HSM) told it apart.
+  KeyNotFound: { type: 'NotFoundException', message: () => 'Key is not found' },
   Throttling: { type: 'ThrottlingException' },
   Overloaded: { type: 'ThrottlingException' },
   DependencyTimeout: { type: 'DependencyTimeoutException' },

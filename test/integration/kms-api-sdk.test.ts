@@ -197,6 +197,16 @@ describe('KMS API with @aws-sdk/client-kms (integration)', function () {
     expect((disabled.json as { message?: string }).message).to.be.a('string').and.not.include('disabled-key');
   });
 
+  for (const target of ['DescribeKey', 'Encrypt']) {
+    it(`${target}: the health-check label answers exactly like a label the token lacks (README "Keys")`, async () => {
+      const body = (keyId: string) => (target === 'Encrypt' ? { KeyId: keyId, Plaintext: b64('x') } : { KeyId: keyId });
+      const health = await signedKmsCall(h, h.kms.admin, `TrentService.${target}`, body(h.keys.health));
+      const missing = await signedKmsCall(h, h.kms.admin, `TrentService.${target}`, body('no-such-label-on-the-token'));
+      expect(health.status).to.equal(missing.status);
+      expect(health.json, `health: ${health.text} / missing: ${missing.text}`).to.deep.equal(missing.json);
+    });
+  }
+
   it('the per-credential allow-list limits actions and keys (AccessDeniedException)', async () => {
     const limited = h.kms.client(h.kms.limited);
     try {
