@@ -1,10 +1,11 @@
 /**
  * Edits the config file for CLI commands with yaml's Document API, so comments and layout survive.
  * The edited document is checked against the schema before anything is written, and written
- * atomically (temporary file + rename) with the original file mode. It refuses to edit a list key
- * stores share through a YAML alias, and to write an edit that lost or misplaced an entry.
+ * atomically (temporary file + rename) with the original file's mode, owner and group. It refuses
+ * to edit a list key stores share through a YAML alias, and to write an edit that lost or misplaced
+ * an entry.
  */
-import { chmodSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, fchmodSync, fchownSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, type Stats } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import { isAlias, isMap, isScalar, isSeq, parseDocument, visit, type Document, type Node } from 'yaml';
 import { ConfigError, schemaProblems, yamlSyntaxProblem } from '../config/load';
@@ -179,11 +180,20 @@ export class ConfigFileEditor {
     const problems = this.problems();
     if (problems.length > 0) throw new ConfigError(problems);
     const text = extname(this.path).toLowerCase() === '.json' ? `${JSON.stringify(this.doc.toJS(), null, 2)}\n` : this.doc.toString();
-    const mode = statSync(this.path).mode & 0o777;
+    const original = statSync(this.path);
     const temporary = join(dirname(this.path), `.${basename(this.path)}.${process.pid}.tmp`);
     try {
-      writeFileSync(temporary, text, { mode, flag: 'wx' });
-      chmodSync(temporary, mode);
+      const fd = openSync(temporary, 'wx', 0o600);
+      try {
+        writeFileSync(fd, text);
+        // The new file replaces the old one: it must keep the old one's owner, group and mode, or
+        // the service (a group member, in the documented install) can no longer read it.
+        takeOwnership(fd, original, 'config file', this.path);
+        fchmodSync(fd, original.mode & 0o777);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
       renameSync(temporary, this.path);
     } catch (err) {
       try {
@@ -220,4 +230,19 @@ function storeEntries(document: unknown): Entries {
     entries.set(store.name, { credentials, mappings });
   }
   return entries;
+}
+
+/**
+ * Gives an open file the uid/gid of `like` (the config file). Root must manage it; another user
+ * can only if it owns the file and is in its group, and otherwise gets a warning (the file stays
+ * theirs), since that user could not have given it away anyway.
+ */
+export function takeOwnership(fd: number, like: Stats, what: string, path: string): void {
+  try {
+    fchownSync(fd, like.uid, like.gid);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (process.getuid?.() === 0 || code !== 'EPERM') throw err;
+    process.stderr.write(`warning: could not give the ${what} ${path} the config file's owner and group (uid ${like.uid}, gid ${like.gid}): ${code}; check the service can read it\n`);
+  }
 }

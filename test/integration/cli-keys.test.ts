@@ -260,7 +260,7 @@ describe('CLI: keys, config check, credentials (integration)', function () {
   });
 
   describe('credentials create', () => {
-    it('adds a spec-conformant credential (comments kept, secret 0600) that a proxy on the edited config accepts, and writes the KMS console JSON', async () => {
+    it('adds a spec-conformant credential (comments kept, secret file with the config file owner and group) that a proxy on the edited config accepts, and writes the KMS console JSON', async () => {
       const dir = writeCliConfig({ healthCheckKeyLabel: health, header: HEADER, extra: { keyStores: [{ name: 'prod', uriPrefix: '/keystores/prod', credentials: [{ accessKeyId: 'AKIAI2SFODNN7EXAMPLEQ', secretAccessKeyEnv: 'UNUSED_SECRET' }], keys: { allTokenKeys: true } }] } });
       const pem = await createSelfSignedCert('localhost', ['localhost']);
       writeFileSync(join(dir.dir, 'server.crt'), pem.certPem);
@@ -285,7 +285,10 @@ describe('CLI: keys, config check, credentials (integration)', function () {
       expect(Math.abs(Date.parse(added.createdAt) - Date.now())).to.be.below(60_000); // xks_credential_age_seconds counts from it
       const secretFile = join(dir.dir, added.secretAccessKeyFile);
       expect(readFileSync(secretFile, 'utf8').trim()).to.equal(secret);
-      expect(statSync(secretFile).mode & 0o777).to.equal(0o600);
+      // The service reads it as it reads the config: same owner and group, group read only if the config has it.
+      const configStat = statSync(dir.path);
+      expect(statSync(secretFile).mode & 0o777).to.equal(0o600 | (configStat.mode & 0o040));
+      expect([statSync(secretFile).uid, statSync(secretFile).gid]).to.deep.equal([configStat.uid, configStat.gid]);
 
       // The proof: a proxy started from the edited file accepts requests signed with the new credential.
       const config = loadConfigFile(dir.path, { env: { UNUSED_SECRET: 'wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEYabcdEF' } });

@@ -1,16 +1,17 @@
 /**
  * `xks-proxy credentials create`: a new SigV4 credential in the spec's format, added to a key store
  * of the config file (comments kept), plus the KMS console's proxy configuration JSON. The secret
- * goes to a 0600 file (or inline, if asked) and to the console JSON; it is never printed. The entry
- * gets createdAt, which xks_credential_age_seconds (alert XksProxyCredentialOld) reads: a secret
- * file's modification time is no substitute, since rewriting the file resets it.
+ * goes to a file with the config file's owner and group, 0640 (or inline, if asked), and to the
+ * console JSON (0600); it is never printed. The entry gets createdAt, which xks_credential_age_seconds
+ * (alert XksProxyCredentialOld) reads: a secret file's modification time is no substitute, since
+ * rewriting the file resets it.
  */
-import { unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, fchmodSync, openSync, statSync, unlinkSync, writeFileSync, type Stats } from 'node:fs';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { generateCredential, kmsConsoleProxyConfig } from '../../auth/generate-credentials';
 import { KeyAdminError } from '../../keys/lifecycle';
-import { ConfigFileEditor } from '../config-edit';
+import { ConfigFileEditor, takeOwnership } from '../config-edit';
 import { CONFIG_OPTION, configDefault } from '../hsm-access';
 import { fail } from '../process';
 
@@ -31,7 +32,7 @@ export function registerCredentials(program: Command): void {
     .requiredOption(CONFIG_OPTION[0], CONFIG_OPTION[1], configDefault())
     .requiredOption('--key-store <name>', 'key store to add the credential to')
     .requiredOption('--console-json <file>', 'where to write the KMS console "proxy configuration file" (holds the secret; written 0600)')
-    .option('--secret-file <file>', 'where to write the secret (0600); the config references it. Default: <config dir>/<key store>-<access key id>.secret')
+    .option('--secret-file <file>', 'where to write the secret (owner and group of the config file, 0640; 0600 if the config is not group-readable); the config references it. Default: <config dir>/<key store>-<access key id>.secret')
     .option('--inline-secret', 'put the secret in the config file itself instead of a secret file')
     .option('--force', 'overwrite --console-json if it exists')
     .addHelpText(
@@ -72,7 +73,7 @@ function createCredential(options: CreateOptions): void {
   const written: string[] = [];
   try {
     if (secretPath !== undefined) {
-      writeSecret(secretPath, `${credential.secretAccessKey}\n`, false, '--secret-file');
+      writeSecretFile(secretPath, `${credential.secretAccessKey}\n`, statSync(options.config));
       written.push(secretPath);
     }
     writeSecret(options.consoleJson, `${JSON.stringify(kmsConsoleProxyConfig(uriPrefix, credential), null, 2)}\n`, options.force === true, '--console-json');
@@ -90,7 +91,7 @@ function createCredential(options: CreateOptions): void {
   }
   process.stdout.write(
     `added credential ${credential.accessKeyId} to key store "${store}" in ${options.config}` +
-      (secretPath ? `; secret in ${secretPath} (0600)` : '; secret inline in the config file') +
+      (secretPath ? `; secret in ${secretPath} (owner and group of the config file)` : '; secret inline in the config file') +
       `\nKMS console proxy configuration file: ${options.consoleJson} (holds the secret; delete it once uploaded)` +
       '\nRunning proxies accept it after their next config reload (automatic with reload.watch, else SIGHUP).\n',
   );
@@ -99,6 +100,31 @@ function createCredential(options: CreateOptions): void {
 function referenceFrom(configDir: string, path: string): string {
   const rel = relative(configDir, path);
   return rel.startsWith('..') || isAbsolute(rel) ? path : rel;
+}
+
+/**
+ * The proxy reads the secret file as the config file's reader does (the service user, often through
+ * the config's group: root:xks-proxy 0640 in the documented install), so the file gets the config's
+ * owner and group, and group read only if the config grants it.
+ */
+function writeSecretFile(path: string, text: string, config: Stats): void {
+  let fd: number;
+  try {
+    fd = openSync(path, 'wx', 0o600);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new KeyAdminError(`--secret-file ${path} exists`);
+    throw new KeyAdminError(`cannot write --secret-file ${path}: ${(err as Error).message}`);
+  }
+  let written = false;
+  try {
+    writeFileSync(fd, text);
+    takeOwnership(fd, config, 'secret file', path);
+    fchmodSync(fd, 0o600 | (config.mode & 0o040));
+    written = true;
+  } finally {
+    closeSync(fd);
+    if (!written) unlinkSync(path); // no half-made secret file left behind
+  }
 }
 
 function writeSecret(path: string, text: string, force: boolean, option: string): void {
