@@ -8,12 +8,12 @@ import { expect } from 'chai';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createAesKeyOnce, Hsm } from '../../src/hsm';
-import type { Pkcs11Api } from '../../src/hsm/pkcs11/module';
 import { creationRecord } from '../../src/keys/labels';
 import { runJsonChild } from '../support/child-json';
 import { uniqueLabel } from '../support/softhsm-fixture';
 import { tempDir } from '../support/temp-dir';
 import { hsmOptions } from './helpers';
+import { beforeGenerateKey } from '../support/generate-key-hook';
 
 const CREATOR = join(__dirname, '../support/claim-creator.js');
 
@@ -22,21 +22,7 @@ function runCreator(args: object): Promise<unknown> {
 }
 
 /** Holds a C_GenerateKey whose template carries `label` until `release()` says go. */
-function holdGenerating(label: string, release: () => void): (api: Pkcs11Api) => Pkcs11Api {
-  return (api) =>
-    new Proxy(api, {
-      get(target, property, receiver) {
-        const value = Reflect.get(target, property, receiver) as unknown;
-        if (typeof value !== 'function') return value;
-        const real = (value as (...a: unknown[]) => unknown).bind(target);
-        if (property !== 'C_GenerateKey') return real;
-        return (...args: unknown[]) => {
-          if ((args[2] as Array<{ value?: unknown }>).some((attribute) => attribute.value === label)) release();
-          return real(...args);
-        };
-      },
-    });
-}
+const holdGenerating = beforeGenerateKey;
 
 function busyWait(until: () => boolean, timeoutMs: number): void {
   const deadline = Date.now() + timeoutMs;

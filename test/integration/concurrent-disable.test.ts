@@ -13,7 +13,6 @@ import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { Hsm } from '../../src/hsm';
-import type { Pkcs11Api } from '../../src/hsm/pkcs11/module';
 import { createKey, setEnabled, usageFlags } from '../../src/keys/lifecycle';
 import { runJsonChild } from '../support/child-json';
 import { CLI_MAIN, writeCliConfig } from '../support/cli';
@@ -21,28 +20,18 @@ import { startHarness, testKeys, type Harness } from '../support/proxy-harness';
 import { uniqueLabel } from '../support/softhsm-fixture';
 import { b64, requestMetadata } from '../support/xks-client';
 import { hsmOptions } from '../hsm/helpers';
+import { beforeGenerateKey } from '../support/generate-key-hook';
 
 const COUNTER = join(__dirname, '../support/claim-creator.js');
 
 /** Before our C_GenerateKey of `label` runs, `before()` runs (once). */
-function beforeGenerating(label: string, before: () => void): (api: Pkcs11Api) => Pkcs11Api {
+function beforeGenerating(label: string, before: () => void): ReturnType<typeof beforeGenerateKey> {
   let done = false;
-  return (api) =>
-    new Proxy(api, {
-      get(target, property, receiver) {
-        const value = Reflect.get(target, property, receiver) as unknown;
-        if (typeof value !== 'function') return value;
-        const real = (value as (...a: unknown[]) => unknown).bind(target);
-        if (property !== 'C_GenerateKey') return real;
-        return (...args: unknown[]) => {
-          if (!done && (args[2] as Array<{ value?: unknown }>).some((a) => a.value === label)) {
-            done = true;
-            before();
-          }
-          return real(...args);
-        };
-      },
-    });
+  return beforeGenerateKey(label, () => {
+    if (done) return;
+    done = true;
+    before();
+  });
 }
 
 describe('concurrent `keys disable` of one key (integration)', function () {
