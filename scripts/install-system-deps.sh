@@ -5,9 +5,12 @@
 # libnss3-tools (certutil; its libnss3 dependency brings libsoftokn3.so, NSS's software token: the tests'
 # second PKCS#11 implementation), prometheus (prometheus + promtool: the tests scrape the proxy and
 # unit-test the alert rules with them), libjemalloc2 (`npm run bench -- --allocator=jemalloc`
-# measures with it; a unit test checks that option).
+# measures with it; a unit test checks that option), and make, g++ and python3 (node-gyp compiles
+# pkcs11js, which has no prebuilt binary, during npm ci).
 set -euo pipefail
 missing=()
+command -v make >/dev/null 2>&1 && command -v g++ >/dev/null 2>&1 || missing+=(make g++)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v softhsm2-util >/dev/null 2>&1 && [ -e /usr/lib/softhsm/libsofthsm2.so ] || missing+=(softhsm2)
 command -v pkcs11-tool >/dev/null 2>&1 || missing+=(opensc)
 command -v uuidgen >/dev/null 2>&1 || missing+=(uuid-runtime)

@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 const ROOT = join(__dirname, '../../../..');
 const UNIT = join(ROOT, 'deploy/systemd/xks-proxy.service');
@@ -53,6 +53,14 @@ describe('deploy/systemd/xks-proxy.service', () => {
     // server.shutdownTimeoutMs defaults to 20 s.
     expect(Number(one('Service.TimeoutStopSec'))).to.be.greaterThan(20);
     expect(one('Service.ExecStart')).to.match(/ serve --config \/etc\/xks-proxy\/config\.yaml$/);
+  });
+
+  it('leaves the example config\'s audit log folder writable under ProtectSystem=strict', () => {
+    // The example's audit section is commented out: its file is what an operator uncomments.
+    const folder = dirname(/^#\s+file: (\/var\/log\/\S+)$/m.exec(readFileSync(join(ROOT, 'config/xks-proxy.example.yaml'), 'utf8'))?.[1] ?? '');
+    expect(folder).to.match(/^\/var\/log\//);
+    expect(`/var/log/${one('Service.LogsDirectory')}`).to.equal(folder);
+    expect(one('Service.LogsDirectoryMode')).to.equal('0750');
   });
 
   it('has the hardening the operator guide lists', () => {
