@@ -186,7 +186,7 @@ function main(): void {
     const aad = doc.additionalAuthenticatedData === undefined ? Buffer.alloc(0) : bytesOf(doc, 'additionalAuthenticatedData');
     const hsmStarted = process.hrtime.bigint();
     if (operation === 'Encrypt') {
-      const job: EncryptJob = { op: 'encrypt', session, key, ivMode: 'caller', profileName: 'floor', plaintext: bytesOf(doc, 'plaintext'), aad: buildHsmAad(aad, VERSION_1), verify: true };
+      const job: EncryptJob = { op: 'encrypt', session, key, ivMode: 'caller', profileName: 'floor', plaintext: bytesOf(doc, 'plaintext'), aad: buildHsmAad(aad, VERSION_1), verify: true, digestPrefix: undefined };
       return hsm(job, (r) => {
         hsmMetrics('encrypt', hsmStarted);
         const sealed = (r.result as JobResult<EncryptOutcome> | undefined)?.value;

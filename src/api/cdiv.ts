@@ -13,3 +13,14 @@ export function computeCdiv(parts: { aad: Buffer; ciphertextMetadata: Buffer; iv
     .update(parts.tag)
     .digest('base64');
 }
+
+/** What the CDIV hashes before the output: aad || ciphertextMetadata (the HSM layer hashes the rest). */
+export function cdivPrefix(aad: Buffer, ciphertextMetadata: Buffer): Buffer {
+  return Buffer.concat([aad, ciphertextMetadata]);
+}
+
+/** The CDIV of an output hashed with cdivPrefix's prefix before its verify-decrypt (CallOptions.digestPrefix). */
+export function cdivOf(output: { digest?: Buffer }): string {
+  if (output.digest === undefined) throw new Error('the HSM layer returned no digest for a CDIV');
+  return output.digest.toString('base64');
+}

@@ -20,26 +20,25 @@ export interface Sealed {
 
 /**
  * Undefined when no attempt's output passed its checks (answer with UNCHECKED_OUTPUT_MESSAGE).
- * `beforeCheck` sees each output before its check: the XKS API hashes its CDIV there, as spec
- * Appendix C orders, so corruption after hashing is also caught by the decrypt.
+ * With `digestPrefix` each output carries a SHA-256 taken on the PKCS#11 thread before its
+ * verify-decrypt (output.digest): the XKS API's CDIV, in the order spec Appendix C asks, so output
+ * corrupted after it was hashed fails the decrypt or no longer matches its CDIV.
  */
 export async function sealAndVerify(
   services: { hsm: HsmService; keyVersions: KeyVersions },
   key: ExternalKey,
   target: EncryptTarget,
-  call: { plaintext: Buffer; aad: Buffer; deadline: Deadline | undefined },
-  beforeCheck?: (output: GcmResult) => void,
+  call: { plaintext: Buffer; aad: Buffer; deadline: Deadline | undefined; digestPrefix?: Buffer },
 ): Promise<Sealed | undefined> {
-  const { plaintext, aad, deadline } = call;
+  const { plaintext, aad, deadline, digestPrefix } = call;
   for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
     let output: GcmResult;
     try {
       // verify: the HSM layer runs the verify-decrypt in the same round trip (output.verification).
-      output = await services.hsm.encrypt(target.label, plaintext, aad, { deadline, verify: target.check === 'verify-decrypt' });
+      output = await services.hsm.encrypt(target.label, plaintext, aad, { deadline, verify: target.check === 'verify-decrypt', digestPrefix });
     } catch (err) {
       throw toProxyError(err);
     }
-    beforeCheck?.(output);
     const checked = await checkEncryptOutput(services.hsm, target.check, { label: target.label, plaintext, aad, output, options: { deadline } });
     if (checked === 'cannot-decrypt') services.keyVersions.forget(key); // its cached flags said it could decrypt
     if (checked !== 'retry') return { output, keyCannotDecrypt: checked === 'cannot-decrypt' };

@@ -114,8 +114,9 @@ export class HsmCluster implements HsmService, FleetHealth {
 
   encrypt(keyLabel: string, plaintext: Buffer, aad: Buffer, options?: CallOptions): Promise<GcmResult> {
     const verify = options?.verify === true;
+    const digestPrefix = options?.digestPrefix;
     // run() passes only a deadline. Not { ...call, verify }: V8 gives each such spread copy a hidden class of its own.
-    return this.run('encrypt', keyLabel, (hsm, call) => hsm.encrypt(keyLabel, plaintext, aad, { deadline: call.deadline, verify }), options);
+    return this.run('encrypt', keyLabel, (hsm, call) => hsm.encrypt(keyLabel, plaintext, aad, { deadline: call.deadline, verify, digestPrefix }), options);
   }
 
   decrypt(keyLabel: string, ciphertext: Buffer, iv: Buffer, tag: Buffer, aad: Buffer, options?: CallOptions): Promise<Buffer> {

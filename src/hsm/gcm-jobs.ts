@@ -3,6 +3,7 @@
  * and (for Encrypt) the verify-decrypt. A job's input and output are plain data, so the same code
  * runs on a PKCS#11 worker thread (the usual case) or inline on the main thread.
  */
+import { createHash } from 'node:crypto';
 import { HsmError } from './errors';
 import { type KeyRef, type ResolvedKey, withKeyRef } from './key-handles';
 import type { Pkcs11Module, SessionHandle } from './pkcs11/module';
@@ -24,6 +25,8 @@ export interface EncryptJob {
   aad: Buffer;
   /** Decrypt the output again before it is returned (see EncryptOutcome.verification). */
   verify: boolean;
+  /** Hash the output first (CallOptions.digestPrefix); undefined: no digest. Always present, one shape. */
+  digestPrefix: Buffer | undefined;
 }
 
 export interface DecryptJob {
@@ -60,6 +63,8 @@ export interface EncryptOutcome {
   tag: Buffer;
   /** With verify: what decrypting the output again showed. */
   verification?: VerifyOutcome;
+  /** With digestPrefix: SHA-256 over digestPrefix || iv || ciphertext || tag, taken before the verify-decrypt. */
+  digest?: Buffer;
   /** How long C_GenerateRandom took, when the IV came from the HSM's RNG. */
   randomSeconds?: number;
 }
@@ -144,6 +149,10 @@ async function encryptJob(module: Pkcs11Module, job: EncryptJob, scratch: Verify
   // (bench/hsm-layer.ts shape, measured), far more than the copy itself costs in a microbenchmark.
   const outcome: EncryptOutcome = value;
   if (randomSeconds !== undefined) outcome.randomSeconds = randomSeconds;
+  // Before the verify-decrypt, as spec Appendix C orders a CDIV: the digest covers what was decrypted.
+  if (job.digestPrefix !== undefined) {
+    outcome.digest = createHash('sha256').update(job.digestPrefix).update(outcome.iv).update(outcome.ciphertext).update(outcome.tag).digest();
+  }
   if (job.verify) outcome.verification = await decryptsBack(module, session, key.handle, outcome, aad, plaintext, scratch);
   return { value: outcome, key };
 }

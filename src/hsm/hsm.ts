@@ -199,7 +199,7 @@ export class Hsm {
     return this.observed('encrypt', () =>
       this.withSession(async (session) => {
         const key = this.keys.ref(keyLabel);
-        const job = { op: 'encrypt', session, key, ivMode: this.profile.ivMode, profileName: this.profile.name, plaintext, aad, verify: options?.verify === true } as const;
+        const job = { op: 'encrypt', session, key, ivMode: this.profile.ivMode, profileName: this.profile.name, plaintext, aad, verify: options?.verify === true, digestPrefix: options?.digestPrefix } as const;
         const { randomSeconds, ...result } = await this.runJob<EncryptOutcome>(job);
         if (randomSeconds !== undefined) reportSeconds(this.observer, this.id, 'random', randomSeconds, 'ok');
         return result;

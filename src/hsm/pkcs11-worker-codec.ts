@@ -207,6 +207,7 @@ function writeJob(sink: Sink, job: Pkcs11Job): void {
     sink.bytes(job.plaintext);
     sink.bytes(job.aad);
     sink.u8(job.verify ? 1 : 0);
+    sink.bytes(job.digestPrefix);
   } else if (job.op === 'decrypt') {
     // The tag right after the ciphertext: the worker's C_Decrypt input is then one view, no copy.
     sink.u32(job.ciphertext.byteLength);
@@ -245,7 +246,7 @@ function readJob(reader: Reader): Pkcs11Job {
   if (handle !== undefined) key.handle = handle;
   if (op === 'encrypt') {
     const ivMode = IV_MODES[reader.u8()] as IvMode;
-    const job: EncryptJob = { op, session, key, ivMode, profileName: reader.str() ?? '', plaintext: reader.need(), aad: reader.need(), verify: reader.u8() === 1 };
+    const job: EncryptJob = { op, session, key, ivMode, profileName: reader.str() ?? '', plaintext: reader.need(), aad: reader.need(), verify: reader.u8() === 1, digestPrefix: reader.bytes() };
     return job;
   }
   if (op === 'decrypt') {
@@ -305,6 +306,7 @@ function writeReply(sink: Sink, op: Pkcs11Job['op'], reply: JobReply): void {
     sink.bytes(outcome.tag);
     sink.u8(VERIFICATIONS.indexOf(outcome.verification));
     sink.f64(outcome.randomSeconds ?? Number.NaN);
+    sink.bytes(outcome.digest);
   } else if (op === 'decrypt' || op === 'keyId') {
     sink.bytes(value as Buffer);
   } else {
@@ -334,6 +336,8 @@ function readReply(reader: Reader, op: Pkcs11Job['op']): JobReply {
     if (verification !== undefined) outcome.verification = verification;
     const randomSeconds = reader.f64();
     if (!Number.isNaN(randomSeconds)) outcome.randomSeconds = randomSeconds;
+    const digest = reader.bytes();
+    if (digest !== undefined) outcome.digest = digest;
     return { result: { value: outcome, key } };
   }
   if (op === 'decrypt' || op === 'keyId') return { result: { value: reader.need(), key } };

@@ -47,6 +47,12 @@ export interface CallOptions {
   waitForSessionMs?: number;
   /** Encrypt only: decrypt the output again in the same round trip (GcmResult.verified). */
   verify?: boolean;
+  /**
+   * Encrypt only: take SHA-256 over digestPrefix || iv || ciphertext || tag on the PKCS#11 thread,
+   * right after the encrypt and before the verify-decrypt (GcmResult.digest): the order spec
+   * Appendix C asks of a CDIV, so output corrupted after the decrypt cannot carry a matching one.
+   */
+  digestPrefix?: Buffer | undefined;
 }
 
 /** A secret key's usage and protection attributes (CKA_ENCRYPT ... CKA_SENSITIVE). */
@@ -85,6 +91,8 @@ export interface GcmResult {
   tag: Buffer;
   /** With CallOptions.verify: what decrypting the output again showed. */
   verification?: VerifyOutcome;
+  /** With CallOptions.digestPrefix: the SHA-256 taken before the verify-decrypt. */
+  digest?: Buffer;
 }
 
 /**

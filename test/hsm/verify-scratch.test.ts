@@ -31,7 +31,7 @@ describe('hsm: verify-decrypt scratch (SoftHSM)', () => {
     await hsm?.close();
   });
 
-  const encrypt = (plaintext: Buffer): EncryptJob => ({ op: 'encrypt', session, key: { label, recheck: false }, ivMode: 'caller', profileName: 'softhsm', plaintext, aad: Buffer.from('aad'), verify: true });
+  const encrypt = (plaintext: Buffer): EncryptJob => ({ op: 'encrypt', session, key: { label, recheck: false }, ivMode: 'caller', profileName: 'softhsm', plaintext, aad: Buffer.from('aad'), verify: true, digestPrefix: undefined });
 
   it('decrypts back jobs of growing and shrinking size through one buffer, and wipes it after each', async () => {
     const scratch = new VerifyScratch();

@@ -1,6 +1,5 @@
-import type { GcmResult } from '../../hsm';
 import { base64Json, decodedField } from '../base64';
-import { computeCdiv } from '../cdiv';
+import { cdivOf, cdivPrefix } from '../cdiv';
 import { cdivNeedsDecryptError, UNCHECKED_OUTPUT_MESSAGE } from '../encrypt-check';
 import { sealAndVerify } from '../seal';
 import { metadataForNewCiphertext } from '../../keys/ciphertext-metadata';
@@ -35,8 +34,9 @@ export interface EncryptResponse {
  * AES-256-GCM in the HSM under the key's active version, which ciphertextMetadata records (format
  * 0x02). Every output's sizes, tag and IV are checked; if the key can decrypt, the output is also
  * decrypted again before it is returned, so a ciphertext that would not decrypt never leaves the
- * proxy; with CDIV requested the hash is taken first, as spec Appendix C orders, so corruption after
- * hashing is also caught by that decrypt. An encrypt-only key cannot be decrypted again (see
+ * proxy; with CDIV requested the hash is taken first, on the PKCS#11 thread right after the encrypt,
+ * as spec Appendix C orders: output corrupted after it was hashed fails that decrypt, or no longer
+ * matches its CDIV, which KMS checks. An encrypt-only key cannot be decrypted again (see
  * encrypt-check.ts): its output gets the checks without decrypting, and a CDIV is refused.
  */
 export async function encrypt(services: OperationServices, request: OperationRequest<EncryptRequest>): Promise<EncryptResponse> {
@@ -52,12 +52,13 @@ export async function encrypt(services: OperationServices, request: OperationReq
   const { metadata } = metadataForNewCiphertext(target.version);
   const hsmAad = buildHsmAad(aad, metadata);
 
-  let cdiv: string | undefined;
-  const hashFirst = wantCdiv ? (output: GcmResult): void => void (cdiv = computeCdiv({ aad, ciphertextMetadata: metadata, ...output })) : undefined;
-  const sealed = await sealAndVerify(services, key, target, { plaintext, aad: hsmAad, deadline: request.deadline }, hashFirst);
+  // The CDIV's hash is taken on the PKCS#11 thread before the verify-decrypt (spec Appendix C order).
+  const call = { plaintext, aad: hsmAad, deadline: request.deadline, ...(wantCdiv ? { digestPrefix: cdivPrefix(aad, metadata) } : {}) };
+  const sealed = await sealAndVerify(services, key, target, call);
   if (sealed?.keyCannotDecrypt && wantCdiv) throw cdivNeedsDecryptError();
   if (sealed) {
     const { output } = sealed;
+    const cdiv = wantCdiv ? cdivOf(output) : undefined;
     return {
       ciphertext: output.ciphertext.toString('base64'),
       ciphertextMetadata: metadata.toString('base64'),

@@ -32,12 +32,10 @@ describe('seal and verify (both APIs\' Encrypt path)', () => {
   const call = { plaintext, aad: Buffer.alloc(0), deadline: undefined };
   const target = { version: 1, label: 'k', check: 'verify-decrypt' as const };
 
-  it('returns the first output that decrypted back, after the caller saw it', async () => {
-    const seen: GcmResult[] = [];
+  it('returns the first output that decrypted back', async () => {
     const h = hsm([{ ...good(), verification: 'decrypted-back' }]);
-    const sealed = await sealAndVerify({ hsm: h, keyVersions: versions() }, key, target, call, (o) => seen.push(o));
+    const sealed = await sealAndVerify({ hsm: h, keyVersions: versions() }, key, target, call);
     expect(sealed?.keyCannotDecrypt).to.equal(false);
-    expect(seen).to.have.length(1);
     expect(h.encrypts).to.equal(1);
   });
 

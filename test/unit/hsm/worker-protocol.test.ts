@@ -21,10 +21,10 @@ describe('hsm: PKCS#11 worker protocol', () => {
   it('a batch of each kind of job arrives field for field, its Buffers views of the one message', () => {
     const ciphertext = Buffer.from('ciphertext');
     const tag = Buffer.alloc(16, 7);
-    const encrypt: EncryptJob = { op: 'encrypt', session, key: { label: 'clé-ü', handle, recheck: true }, ivMode: 'hsm-appends', profileName: 'luna', plaintext: Buffer.from('plain'), aad: Buffer.alloc(0), verify: true };
+    const encrypt: EncryptJob = { op: 'encrypt', session, key: { label: 'clé-ü', handle, recheck: true }, ivMode: 'hsm-appends', profileName: 'luna', plaintext: Buffer.from('plain'), aad: Buffer.alloc(0), verify: true, digestPrefix: Buffer.from('aad and metadata') };
     const decrypt: DecryptJob = { op: 'decrypt', session, key: { label: 'k', handle, recheck: false }, ciphertext, tag, iv: Buffer.alloc(12, 1), aad: Buffer.from('aad') };
     const attributes: GcmJob = { op: 'attributes', session, key: { label: 'other', recheck: true } };
-    const plainEncrypt: EncryptJob = { ...encrypt, key: { label: 'p', recheck: false }, ivMode: 'caller', verify: false };
+    const plainEncrypt: EncryptJob = { ...encrypt, key: { label: 'p', recheck: false }, ivMode: 'caller', verify: false, digestPrefix: undefined };
     const other = Buffer.from('0300000000000000', 'hex');
     // The session pool's jobs between them: the PIN (any UTF-8) and the slot arrive as sent.
     const pool: Pkcs11Job[] = [
@@ -52,7 +52,7 @@ describe('hsm: PKCS#11 worker protocol', () => {
   it('replies arrive in order: encrypt, decrypt, attribute, keep-alive and session results, optional fields only when set, and errors', () => {
     const iv = Buffer.alloc(12, 9);
     const replies: JobReply[] = [
-      { result: { value: { iv, ciphertext: Buffer.from('c'), tag: Buffer.alloc(16), verification: 'decrypted-back', randomSeconds: 0.000012 }, key: { handle, checked: true, findSeconds: 0.5 } } },
+      { result: { value: { iv, ciphertext: Buffer.from('c'), tag: Buffer.alloc(16), verification: 'decrypted-back', randomSeconds: 0.000012, digest: Buffer.alloc(32, 3) }, key: { handle, checked: true, findSeconds: 0.5 } } },
       { result: { value: { iv, ciphertext: Buffer.alloc(0), tag: Buffer.alloc(16, 1) }, key: { handle, checked: false } } },
       { result: { value: Buffer.from('plaintext'), key: { handle, checked: false } } },
       { result: { value: { label: 'k', isAes: true, valueLen: 32, encrypt: true, decrypt: false }, key: { handle, checked: true } } },
