@@ -15,7 +15,8 @@ import { KmsError, toKmsError } from './errors';
 import type { ResolvedKey } from './keys';
 import { resolveKey } from './keys';
 
-function checkEnabled(resolved: ResolvedKey): void {
+/** DisabledException for a key disabled in the config or the HSM (its cached state). */
+export function checkEnabled(resolved: ResolvedKey): void {
   if (!resolved.key.enabled) throw new KmsError('DisabledException', 'The key is disabled');
 }
 
@@ -63,6 +64,7 @@ export async function open(
   context: EncryptionContext,
   expectedKeyId: string | undefined,
   authorizeKey: (keyId: string) => void,
+  beforeHsm?: () => void,
 ): Promise<Opened> {
   const parsed = decodeBlob(blob);
   if (expectedKeyId !== undefined && expectedKeyId !== parsed.keyId) {
@@ -71,6 +73,8 @@ export async function open(
   const resolved = resolveKey(ctx, parsed.keyId);
   authorizeKey(resolved.keyId);
   checkEnabled(resolved);
+  // A DryRun answers here: authorized and enabled, with only the HSM's work left.
+  beforeHsm?.();
   try {
     const { deadline } = ctx;
     const target = await withinDeadline(ctx.services.keyVersions.forDecrypt(resolved.key, { ok: true, format: 'versioned', version: parsed.keyVersion }), deadline);

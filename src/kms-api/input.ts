@@ -45,7 +45,12 @@ export function checkAlgorithm(body: Body, member: string): void {
   throw new KmsError('ValidationException', `${member} must be SYMMETRIC_DEFAULT`);
 }
 
-/** DryRun: true answers DryRunOperationException once the request would have been allowed. */
+/**
+ * DryRun: true answers DryRunOperationException once the request would have been allowed and its
+ * key is enabled. Anything but a boolean is refused, or a caller who meant a dry run ("true") would
+ * get the real operation.
+ */
 export function dryRun(body: Body): void {
+  if (body.DryRun !== undefined && typeof body.DryRun !== 'boolean') throw new KmsError('SerializationException', 'DryRun must be a boolean');
   if (body.DryRun === true) throw new KmsError('DryRunOperationException', 'The request would have succeeded, but the DryRun parameter was set');
 }

@@ -207,6 +207,26 @@ describe('KMS API with @aws-sdk/client-kms (integration)', function () {
     });
   }
 
+  it('DryRun on a disabled key is DisabledException, not "would have succeeded" (Encrypt, GenerateDataKey, ReEncrypt)', async () => {
+    const kms = h.kms.client();
+    try {
+      expect((await sdkError(kms.send(new EncryptCommand({ KeyId: 'disabled-key', Plaintext: Buffer.from('x'), DryRun: true })))).name).to.equal('DisabledException');
+      expect((await sdkError(kms.send(new GenerateDataKeyCommand({ KeyId: 'disabled-key', KeySpec: 'AES_256', DryRun: true })))).name).to.equal('DisabledException');
+      const blob = (await kms.send(new EncryptCommand({ KeyId: 'app-key', Plaintext: Buffer.from('x') }))).CiphertextBlob;
+      expect((await sdkError(kms.send(new ReEncryptCommand({ CiphertextBlob: blob, DestinationKeyId: 'disabled-key', DryRun: true })))).name).to.equal('DisabledException');
+      expect((await sdkError(kms.send(new EncryptCommand({ KeyId: 'app-key', Plaintext: Buffer.from('x'), DryRun: true })))).name).to.equal('DryRunOperationException');
+    } finally {
+      kms.destroy();
+    }
+  });
+
+  it('a DryRun that is not a boolean is refused (SerializationException), never performed', async () => {
+    const res = await signedKmsCall(h, h.kms.admin, 'TrentService.GenerateDataKey', { KeyId: 'app-key', KeySpec: 'AES_256', DryRun: 'true' });
+    expect(res.status, res.text).to.equal(400);
+    expect((res.json as { __type?: string }).__type).to.equal('SerializationException');
+    expect(res.json).not.to.have.property('Plaintext');
+  });
+
   it('the per-credential allow-list limits actions and keys (AccessDeniedException)', async () => {
     const limited = h.kms.client(h.kms.limited);
     try {

@@ -22,8 +22,7 @@ async function decrypt(ctx: KmsContext, request: ReturnType<typeof input>) {
   const opened = await open(ctx, ciphertext, context, requested, (keyId) => {
     ctx.fields.externalKeyId = keyId;
     authorize(ctx, 'kms:Decrypt', keyId, context);
-    dryRun(request);
-  });
+  }, () => dryRun(request));
   return { KeyId: keyArn(ctx.config, opened.resolved.keyId), Plaintext: opened.plaintext.toString('base64'), EncryptionAlgorithm: 'SYMMETRIC_DEFAULT' };
 }
 

@@ -1,7 +1,7 @@
 import { authorize } from '../authorize';
 import type { KmsContext } from '../context';
 import { parseEncryptionContext } from '../encryption-context';
-import { seal } from '../envelope';
+import { checkEnabled, seal } from '../envelope';
 import { blob, checkAlgorithm, dryRun, type Body } from '../input';
 import { keyArn, keyIdFrom, resolveKey } from '../keys';
 import { kmsOperation } from './operation';
@@ -22,6 +22,7 @@ async function encrypt(ctx: KmsContext, request: ReturnType<typeof input>) {
   const { keyId, plaintext, context } = request;
   authorize(ctx, 'kms:Encrypt', keyId, context);
   const resolved = resolveKey(ctx, keyId);
+  checkEnabled(resolved);
   dryRun(request);
   const ciphertext = await seal(ctx, resolved, plaintext, context);
   return { CiphertextBlob: ciphertext.toString('base64'), KeyId: keyArn(ctx.config, keyId), EncryptionAlgorithm: 'SYMMETRIC_DEFAULT' };

@@ -3,7 +3,7 @@ import type { KmsAction } from '../../authz/kms-actions';
 import { authorize } from '../authorize';
 import type { KmsContext } from '../context';
 import { parseEncryptionContext } from '../encryption-context';
-import { seal } from '../envelope';
+import { checkEnabled, seal } from '../envelope';
 import { KmsError } from '../errors';
 import { dryRun, integer, string, type Body } from '../input';
 import { keyArn, keyIdFrom, resolveKey } from '../keys';
@@ -33,6 +33,7 @@ export async function generateDataKeyFor(ctx: KmsContext, request: ReturnType<ty
   const { keyId, context } = request;
   authorize(ctx, action, keyId, context);
   const resolved = resolveKey(ctx, keyId);
+  checkEnabled(resolved);
   dryRun(request);
   const dataKey = randomBytes(request.bytes);
   try {

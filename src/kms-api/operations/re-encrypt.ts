@@ -1,7 +1,7 @@
 import { authorize } from '../authorize';
 import type { KmsContext } from '../context';
 import { parseEncryptionContext } from '../encryption-context';
-import { open, seal } from '../envelope';
+import { checkEnabled, open, seal } from '../envelope';
 import { blob, checkAlgorithm, dryRun, type Body } from '../input';
 import { keyArn, keyIdFrom, resolveKey } from '../keys';
 import { MAX_CIPHERTEXT_BLOB } from './decrypt';
@@ -26,6 +26,8 @@ async function reEncrypt(ctx: KmsContext, request: ReturnType<typeof input>) {
   ctx.fields.externalKeyId = destination;
   const opened = await open(ctx, ciphertext, sourceContext, source, (keyId) => {
     authorize(ctx, 'kms:ReEncryptFrom', keyId, sourceContext);
+  }, () => {
+    checkEnabled(target);
     dryRun(request);
   });
   try {
