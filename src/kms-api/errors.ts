@@ -13,6 +13,7 @@ export const KMS_ERRORS = {
   IncorrectKeyException: 400,
   InvalidCiphertextException: 400,
   InvalidKeyUsageException: 400,
+  InvalidMarkerException: 400,
   InvalidSignatureException: 400,
   IncompleteSignature: 400,
   KMSInvalidStateException: 400,

@@ -29,7 +29,11 @@ export function keyIdFrom(config: KmsApiRuntime, value: unknown, member = 'KeyId
   if (arn) {
     if (arn[1] !== config.region || arn[2] !== config.accountId) throw new KmsError('NotFoundException', `${member} names a key in another region or account`);
     id = arn[3] as string;
-    if (id.startsWith('key/')) id = id.slice(4);
+    // key/<id> names a key ID, never an alias: key/alias/app is a key ID no key has.
+    if (id.startsWith('key/')) {
+      id = id.slice(4);
+      if (id.startsWith('alias/')) throw new KmsError('NotFoundException', 'Key is not found');
+    }
   } else if (value.startsWith('arn:')) {
     throw new KmsError('NotFoundException', `${member} is not a valid KMS key ARN`);
   }

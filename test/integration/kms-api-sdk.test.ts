@@ -227,6 +227,18 @@ describe('KMS API with @aws-sdk/client-kms (integration)', function () {
     expect(res.json).not.to.have.property('Plaintext');
   });
 
+  it('an invalid ListKeys/ListAliases Marker is InvalidMarkerException; a key ARN of key/alias/... is no alias', async () => {
+    const kms = h.kms.client();
+    try {
+      expect((await sdkError(kms.send(new ListKeysCommand({ Marker: 'not-a-marker' })))).name).to.equal('InvalidMarkerException');
+      const res = await signedKmsCall(h, h.kms.admin, 'TrentService.ListAliases', { Marker: '999' });
+      expect((res.json as { __type?: string }).__type).to.equal('InvalidMarkerException');
+      expect((await sdkError(kms.send(new EncryptCommand({ KeyId: `${ARN('alias/app')}`, Plaintext: Buffer.from('x') })))).name).to.equal('NotFoundException');
+    } finally {
+      kms.destroy();
+    }
+  });
+
   it('the per-credential allow-list limits actions and keys (AccessDeniedException)', async () => {
     const limited = h.kms.client(h.kms.limited);
     try {

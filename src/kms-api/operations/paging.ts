@@ -8,7 +8,8 @@ export function page<T>(items: T[], body: Body): { items: T[]; next?: string } {
   let start = 0;
   if (marker !== undefined) {
     start = /^[0-9]{1,9}$/.test(marker) ? Number(marker) : -1;
-    if (start < 0 || start > items.length) throw new KmsError('ValidationException', 'Marker is not valid');
+    // AWS's name for it, which SDK code catches by name.
+    if (start < 0 || start > items.length) throw new KmsError('InvalidMarkerException', 'Marker is not valid');
   }
   const end = Math.min(items.length, start + limit);
   return { items: items.slice(start, end), ...(end < items.length ? { next: String(end) } : {}) };
