@@ -13,7 +13,7 @@ export function registerConfig(program: Command): void {
     .command('validate')
     .description('Validate a config file (schema, secrets present) without touching the HSM')
     .argument('<file>', 'config file')
-    .addHelpText('after', '\nExample:\n  XKS_HSM_PIN=1234 xks-proxy config validate config/xks-proxy.example.yaml\n')
+    .addHelpText('after', '\nExample:\n  XKS_HSM_PIN=1234 xks-proxy config validate /etc/xks-proxy/config.yaml\n')
     .action((file: string) => {
       try {
         const loaded = loadConfigFile(file);
