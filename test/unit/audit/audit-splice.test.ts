@@ -23,7 +23,8 @@ function open(file: string) {
 }
 
 describe('audit log: entries removed from the middle of an HMAC chain', () => {
-  it('control: truncating the file in place IS detected once the proxy writes again', async () => {
+  /** A log with five entries, then two to be removed; resolves with the file's lines without those two. */
+  async function logWithTwoToRemove(): Promise<{ file: string; log: AuditLog; record: (id: string) => void; shortened: string }> {
     const file = join(tempDir('xks-audit-splice-'), 'audit.log');
     const { log, record } = open(file);
     for (let i = 1; i <= 5; i++) record(`legit-${i}`);
@@ -31,23 +32,21 @@ describe('audit log: entries removed from the middle of an HMAC chain', () => {
     record('attacker-decrypt-2');
     await settle();
     const lines = readFileSync(file, 'utf8').split('\n').filter(Boolean);
-    writeFileSync(file, `${lines.slice(0, -2).join('\n')}\n`); // same inode
+    return { file, log, record, shortened: `${lines.slice(0, -2).join('\n')}\n` };
+  }
+
+  it('control: truncating the file in place IS detected once the proxy writes again', async () => {
+    const { file, log, record, shortened } = await logWithTwoToRemove();
+    writeFileSync(file, shortened); // same inode
     record('later');
     await log.close();
     expect((await verifyAuditLog(file, KEY)).ok).to.equal(false);
   });
 
   it('replacing the file with a shortened copy is reported by verify, though the writer chains on', async () => {
-    const file = join(tempDir('xks-audit-splice-'), 'audit.log');
-    const { log, record } = open(file);
-    for (let i = 1; i <= 5; i++) record(`legit-${i}`);
-    record('attacker-decrypt-1');
-    record('attacker-decrypt-2');
-    await settle();
-
+    const { file, log, record, shortened } = await logWithTwoToRemove();
     // The attacker (no HMAC key): a copy without the last two entries, renamed over the path.
-    const lines = readFileSync(file, 'utf8').split('\n').filter(Boolean);
-    writeFileSync(`${file}.tmp`, `${lines.slice(0, -2).join('\n')}\n`);
+    writeFileSync(`${file}.tmp`, shortened);
     renameSync(`${file}.tmp`, file);
     await settle(1200); // the writer's rotation check (every second) adopts the file
     record('later-1');
