@@ -51,6 +51,7 @@ export function checkAlgorithm(body: Body, member: string): void {
  * get the real operation.
  */
 export function dryRun(body: Body): void {
-  if (body.DryRun !== undefined && typeof body.DryRun !== 'boolean') throw new KmsError('SerializationException', 'DryRun must be a boolean');
+  // null is absent, as for every other optional member.
+  if (body.DryRun !== undefined && body.DryRun !== null && typeof body.DryRun !== 'boolean') throw new KmsError('SerializationException', 'DryRun must be a boolean');
   if (body.DryRun === true) throw new KmsError('DryRunOperationException', 'The request would have succeeded, but the DryRun parameter was set');
 }

@@ -225,6 +225,9 @@ describe('KMS API with @aws-sdk/client-kms (integration)', function () {
     expect(res.status, res.text).to.equal(400);
     expect((res.json as { __type?: string }).__type).to.equal('SerializationException');
     expect(res.json).not.to.have.property('Plaintext');
+    // null is absent, as for every optional member: the real operation runs.
+    const asAbsent = await signedKmsCall(h, h.kms.admin, 'TrentService.GenerateDataKey', { KeyId: 'app-key', KeySpec: 'AES_256', DryRun: null });
+    expect(asAbsent.status, asAbsent.text).to.equal(200);
   });
 
   it('an invalid ListKeys/ListAliases Marker is InvalidMarkerException; a key ARN of key/alias/... is no alias', async () => {

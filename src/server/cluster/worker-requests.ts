@@ -52,10 +52,16 @@ export class WorkerRequests {
     if (request.replies.size === request.expected.size) request.done();
   }
 
-  /** A worker exited: stop waiting for its replies. */
+  /**
+   * A worker exited: stop waiting for its replies. Its reply, if it came, goes too: counted, it
+   * ended a request before a worker still expected had answered (a metrics scrape then lacked that
+   * worker's share, which reads as a counter reset).
+   */
   forget(workerId: number): void {
     for (const request of this.pending.values()) {
-      if (request.expected.delete(workerId) && request.replies.size >= request.expected.size) request.done();
+      if (!request.expected.delete(workerId)) continue;
+      request.replies.delete(workerId);
+      if (request.replies.size >= request.expected.size) request.done();
     }
   }
 }

@@ -45,6 +45,25 @@ describe('cluster primary parts', () => {
       expect([...replies.keys()]).to.deep.equal([1]);
     });
 
+    it('a worker that replied and then exited does not end the wait for one still expected', async () => {
+      const fleet = fakeFleet([1, 2]);
+      const requests = new WorkerRequests(fleet);
+      let settled = false;
+      const answer = requests.ask((requestId) => ({ type: 'xks:metrics', requestId })).then((r) => {
+        settled = true;
+        return r;
+      });
+      const requestId = (fleet.sent[0][1] as { requestId: number }).requestId;
+      requests.deliver(1, { requestId });
+      requests.forget(1);
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(settled, 'still waiting for worker 2').to.equal(false);
+      requests.deliver(2, { requestId });
+      const { replies, expected } = await answer;
+      expect([...expected]).to.deep.equal([2]);
+      expect([...replies.keys()]).to.deep.equal([2]);
+    });
+
     it('answers at once when no worker is ready', async () => {
       const { replies, expected } = await new WorkerRequests(fakeFleet([])).ask((requestId) => ({ type: 'xks:reload', requestId }));
       expect(replies.size).to.equal(0);
