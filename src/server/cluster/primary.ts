@@ -58,6 +58,8 @@ export function runPrimary({ workers: size, config, logger }: PrimaryOptions): v
   // A replacement starts on this, not on the file (worker-start.ts): the config file text the
   // workers last accepted. Held in memory only; it may hold an inline secret, so never logged.
   let acceptedConfig: string | undefined;
+  /** Replacements started on acceptedConfig as it was when they asked (their first report is skipped). */
+  const startedOnHandedText = new Set<number>();
   const replace = (): void => fleet.fork(onMessage, { [REPLACEMENT_WORKER_ENV]: '1' });
   const supervisor = new WorkerSupervisor({ fleet, shutdown, metrics, logger, fork: replace });
 
@@ -71,10 +73,14 @@ export function runPrimary({ workers: size, config, logger }: PrimaryOptions): v
     }
     if (reply.type === 'xks:config-wanted') {
       const state = fleet.get(worker.id);
+      if (state && acceptedConfig !== undefined) startedOnHandedText.add(worker.id);
       if (state) fleet.send(state, { type: 'xks:config', ...(acceptedConfig === undefined ? {} : { source: acceptedConfig }) });
       return;
     }
     if (reply.type === 'xks:config-accepted') {
+      // A replacement's start on the text handed to it says nothing new, and may be older than a
+      // reload the others accepted meanwhile: only its later reloads are taken.
+      if (startedOnHandedText.delete(worker.id)) return;
       acceptedConfig = reply.source;
       return;
     }
@@ -97,6 +103,7 @@ export function runPrimary({ workers: size, config, logger }: PrimaryOptions): v
   cluster.on('exit', (worker, code, signal) => {
     const state = fleet.remove(worker.id);
     requests.forget(worker.id);
+    startedOnHandedText.delete(worker.id);
     metrics.workerExited(worker.id);
     reloads.workerExited(worker.id);
     if (shutdown.stopping) shutdown.workerExited(worker.id, code, signal);
