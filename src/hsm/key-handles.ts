@@ -58,6 +58,7 @@ interface CachedHandle {
  * that read costs about as much as C_EncryptInit.
  */
 export class KeyHandleCache {
+  /** Only labels a lookup found on the token (learn() with a checked handle): the token bounds it. */
   private readonly handles = new Map<string, CachedHandle>();
 
   constructor(

@@ -41,6 +41,7 @@ interface Entry {
 }
 
 export class KeyStateReader {
+  /** By base label: one per key seen on the token (a lookup that only ever failed leaves none), so the token bounds it. */
   private readonly entries = new Map<string, Entry>();
   private readonly now: () => number;
 
@@ -90,6 +91,11 @@ export class KeyStateReader {
     return state;
   }
 
+  /** How many keys have an entry (tests, diagnostics). */
+  get size(): number {
+    return this.entries.size;
+  }
+
   /** Forgets what is cached about a key (after this process changed it). */
   invalidate(baseLabel: string): void {
     this.entries.delete(baseLabel);
@@ -118,8 +124,11 @@ export class KeyStateReader {
       },
       (error: unknown) => {
         owner.refreshing = undefined;
-        // A key that is gone is forgotten (entries exist only for keys on the token).
-        if (error instanceof HsmError && error.kind === 'KeyNotFound' && this.entries.get(baseLabel) === owner) this.entries.delete(baseLabel);
+        // A key that is gone is forgotten (entries exist only for keys on the token), and so is one
+        // never seen there: its lookup failed (HSM down, timeout) and the label is the client's
+        // choice (allTokenKeys), so keeping it would let distinct key ids grow the map during an outage.
+        const gone = error instanceof HsmError && error.kind === 'KeyNotFound';
+        if ((gone || owner.state === undefined) && this.entries.get(baseLabel) === owner) this.entries.delete(baseLabel);
         throw error;
       },
     );
