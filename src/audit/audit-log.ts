@@ -22,6 +22,13 @@ export const AUDITED_FIELDS = [
 ] as const;
 
 const MAX_FIELD = 2048;
+/**
+ * Entries handed to the file but not yet written, in bytes, past which a new entry is counted lost
+ * instead of queued: a file whose writes hang (a stuck network mount) would otherwise hold every
+ * request's entry in memory until the process runs out of it. Several seconds of entries at 1,000
+ * requests/s; a disk that is merely slow for that long drains it and loses nothing.
+ */
+export const AUDIT_BACKLOG_BYTES = 4 * 1024 * 1024;
 const TAIL_BYTES = 1024 * 1024;
 
 export interface AuditLogOptions {
@@ -96,6 +103,8 @@ export class AuditLog {
   private readonly rotationTimer: NodeJS.Timeout;
   /** The last write the file completed succeeded (false until the first one has). */
   private confirmed = false;
+  /** Entries are being counted lost because AUDIT_BACKLOG_BYTES wait for the file; until it drains. */
+  private backlogged = false;
   /** The HMAC key's public fingerprint: in audit-open entries and checkpoints. */
   private readonly keyId: string | undefined;
 
@@ -149,6 +158,8 @@ export class AuditLog {
       this.logger.error('audit file replaced by one with entries; its chain is continued, and audit verify reports it if entries are missing', { auditFile: this.path, previousSeq: previous.seq, foundSeq: this.head.seq });
     }
     this.append(this.openEntry(previous));
+    // Entries lost while the old file was behind (overBacklog) are reported in the new one.
+    if (this.lost > 0) this.gap();
     this.logger.info('audit log rotated', { auditFile: this.path, previousSeq: previous.seq, previousHash: previous.hash });
     this.checkpoint('rotate');
     return true;
@@ -172,7 +183,8 @@ export class AuditLog {
    * entry that a due reopen writes, kicked from here), requests are refused.
    */
   accepting(): boolean {
-    if (this.confirmed || this.options.onFailure !== 'refuse') return true;
+    // A write queued before the backlog may complete meanwhile: confirmed alone does not end it.
+    if ((this.confirmed && !this.backlogged) || this.options.onFailure !== 'refuse') return true;
     if (this.stream === undefined && !this.closed) this.reopen();
     return false;
   }
@@ -226,6 +238,7 @@ export class AuditLog {
     const { head, tornTail } = readHead(this.path);
     this.head = head;
     this.opened = undefined;
+    this.backlogged = false;
     this.stream = this.open();
     // A crash mid-write leaves a torn line: end it so the next entry starts cleanly (verify reports it).
     if (tornTail) this.stream.write('\n');
@@ -234,6 +247,7 @@ export class AuditLog {
   /** The file does not take writes: entries are counted as lost until reopen() succeeds. */
   private failed(reason: string): void {
     this.stream = undefined;
+    this.backlogged = false; // the entries it counted are in `lost`, which the reopen's audit-gap reports
     this.opened = undefined;
     this.confirmed = false;
     this.failedAt = Date.now();
@@ -264,12 +278,41 @@ export class AuditLog {
   }
 
   private append(entry: Record<string, unknown>): void {
-    if (this.stream === undefined && !this.reopen()) {
+    if ((this.stream === undefined && !this.reopen()) || this.overBacklog()) {
       this.lost += 1;
       this.options.onError?.();
       return;
     }
     this.write(entry, 0);
+  }
+
+  /**
+   * Whether the file is AUDIT_BACKLOG_BYTES behind. Entries are then lost as after a failed write
+   * (counted, "refuse" refuses) but the stream is kept: what it holds is sealed and in order. Once it
+   * has written all of it, an audit-gap entry says how many are missing and the chain goes on.
+   */
+  private overBacklog(): boolean {
+    const stream = this.stream as WriteStream;
+    if (this.backlogged) return true;
+    if (stream.writableLength < AUDIT_BACKLOG_BYTES) return false;
+    this.backlogged = true;
+    this.confirmed = false;
+    this.failure = `the audit file has not taken ${stream.writableLength} bytes of entries (its writes do not complete)`;
+    this.logger.error('audit log write failed', { auditFile: this.path, reason: this.failure });
+    stream.once('drain', () => {
+      if (this.stream !== stream || !this.backlogged) return;
+      this.backlogged = false;
+      this.gap();
+    });
+    return true;
+  }
+
+  /** After entries lost to a backlog: an audit-gap entry says how many, and the chain goes on. */
+  private gap(): void {
+    const lost = this.lost;
+    this.lost = 0;
+    this.logger.warn('audit log caught up', { auditFile: this.path, lostEntries: lost });
+    this.write({ event: 'audit-gap', pid: process.pid, lost, reason: this.failure.slice(0, 300) }, lost);
   }
 
   /** `carried`: entries an audit-gap entry accounts for, lost again if it is not written. */

@@ -99,7 +99,7 @@ export const AuditSchema = Type.Optional(
         Type.Union([Type.Literal('serve'), Type.Literal('refuse')], {
           default: 'serve',
           description:
-            'While the audit file does not take writes (a full disk, an I/O error): "serve" answers requests and counts the entries lost (XksProxyAuditWriteErrors); "refuse" answers every request InternalException (500, which KMS retries) until a write succeeds again, for an audit policy that forbids unaudited operations.',
+            'While the audit file does not take writes (a full disk, an I/O error, writes that hang with 4 MiB of entries waiting): "serve" answers requests and counts the entries lost (XksProxyAuditWriteErrors); "refuse" answers every request InternalException (500, which KMS retries) until a write succeeds again, for an audit policy that forbids unaudited operations.',
         }),
       ),
     },
