@@ -17,7 +17,7 @@ import { GENESIS_HASH, keyId, parseLine, sealEntry, type ChainHead } from './cha
 /** The only request fields an audit entry may carry. */
 export const AUDITED_FIELDS = [
   'kmsRequestId', 'kmsOperation', 'operation', 'keyStore', 'externalKeyId', 'awsPrincipalArn', 'kmsKeyArn',
-  'kmsViaService', 'awsSourceVpc', 'awsSourceVpce', 'accessKeyId', 'region', 'tlsClient', 'remoteAddress',
+  'kmsViaService', 'awsSourceVpc', 'awsSourceVpce', 'accessKeyId', 'accessKeyIdSha256', 'region', 'tlsClient', 'remoteAddress',
   'status', 'errorName', 'authFailure', 'authzDecision', 'authzPolicies', 'authzReason', 'latencyMs',
 ] as const;
 
