@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { createCipheriv, createPublicKey, randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, linkSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
@@ -319,6 +319,20 @@ describe('CLI: keys, config check, credentials (integration)', function () {
       expect(readFileSync(dir.path, 'utf8')).to.equal(before);
       expect(existsSync(join(dir.dir, 'a.json'))).to.equal(false);
       expect(existsSync(join(dir.dir, 'b.json'))).to.equal(false);
+    });
+
+    it('--force over a group- and world-readable console JSON leaves the secret owner-only (0600), in a new file', async () => {
+      const dir = writeCliConfig({ healthCheckKeyLabel: health, header: HEADER });
+      const consoleJson = join(dir.dir, 'kms.json');
+      const other = join(dir.dir, 'elsewhere.json');
+      writeFileSync(consoleJson, '{"old": "upload"}\n', { mode: 0o644 });
+      chmodSync(consoleJson, 0o644);
+      linkSync(consoleJson, other); // a second name for the old file: it must not receive the secret
+      await ok('credentials', 'create', '-c', dir.path, '--key-store', 'root', '--console-json', consoleJson, '--force', '--inline-secret');
+      const secret = JSON.parse(readFileSync(consoleJson, 'utf8')).XksProxyAuthenticationCredential.RawSecretAccessKey as string;
+      expect(secret).to.match(/^[A-Za-z0-9+/=]{43,64}$/);
+      expect(statSync(consoleJson).mode & 0o777).to.equal(0o600);
+      expect(readFileSync(other, 'utf8')).to.equal('{"old": "upload"}\n');
     });
   });
 });

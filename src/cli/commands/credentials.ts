@@ -6,7 +6,7 @@
  * (alert XksProxyCredentialOld) reads: a secret file's modification time is no substitute, since
  * rewriting the file resets it.
  */
-import { closeSync, fchmodSync, openSync, statSync, unlinkSync, writeFileSync, type Stats } from 'node:fs';
+import { closeSync, fchmodSync, openSync, rmSync, statSync, unlinkSync, writeFileSync, type Stats } from 'node:fs';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { generateCredential, kmsConsoleProxyConfig } from '../../auth/generate-credentials';
@@ -127,9 +127,15 @@ function writeSecretFile(path: string, text: string, config: Stats): void {
   }
 }
 
+/**
+ * A new owner-only file. --force removes the old one first rather than writing into it: writeFileSync's
+ * mode applies only when it creates the file, so an old 0644 file (or a hard link to someone's) kept
+ * its mode and received the secret.
+ */
 function writeSecret(path: string, text: string, force: boolean, option: string): void {
   try {
-    writeFileSync(path, text, { flag: force ? 'w' : 'wx', mode: 0o600 });
+    if (force) rmSync(path, { force: true });
+    writeFileSync(path, text, { flag: 'wx', mode: 0o600 });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new KeyAdminError(`${option} ${path} exists${force ? '' : '; use --force to overwrite it'}`);
     throw new KeyAdminError(`cannot write ${option} ${path}: ${(err as Error).message}`);
