@@ -73,6 +73,8 @@ describe('deploy/systemd/xks-proxy.service', () => {
       'Service.CapabilityBoundingSet': '',
       'Service.RestrictSUIDSGID': 'yes',
       'Service.User': 'xks-proxy',
+      // A core dump holds the PIN and the SigV4 secrets (docs/operations.md "systemd").
+      'Service.LimitCORE': '0',
     })) {
       expect(one(key), key).to.equal(value);
     }
