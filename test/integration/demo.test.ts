@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { tempDir } from '../support/temp-dir';
@@ -135,5 +135,24 @@ describe('embedded demo (README command 1)', function () {
       demo.child.kill('SIGTERM');
     }
     expect(await demo.exited).to.equal(0);
+  });
+
+  it('a damaged credential file fails with a clear message that quotes none of it (the parser\'s would)', async () => {
+    const path = join(dir, 'sigv4-credential.json');
+    const good = readFileSync(path, 'utf8');
+    const secret = (JSON.parse(good) as { secretAccessKey: string }).secretAccessKey;
+    try {
+      // A stray byte before the value: node 20's JSON.parse error quotes the text after it.
+      writeFileSync(path, good.replace(`"${secret}"`, `x"${secret}"`));
+      const failed = await run(process.execPath, [MAIN, 'demo', '--prepare-only'], { env: { ...process.env, XKS_DEMO_DIR: dir } }).then(
+        () => undefined,
+        (err: { code: number; stdout: string; stderr: string }) => err,
+      );
+      expect(failed?.code).to.equal(1);
+      expect(failed?.stderr).to.include(`${path} is not valid JSON`);
+      expect(`${failed?.stdout}${failed?.stderr}`).not.to.include(secret.slice(0, 8));
+    } finally {
+      writeFileSync(path, good);
+    }
   });
 });

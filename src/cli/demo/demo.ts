@@ -86,10 +86,20 @@ function writeSecretFile(path: string, content: string): void {
  * config's createdAt (the secret file is rewritten on each run, so its time is no credential age).
  */
 function persistentCredential(path: string): Sigv4Credential & { createdAt: string } {
-  const stored: Sigv4Credential & { createdAt?: string } = existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as Sigv4Credential) : generateCredential();
+  const stored: Sigv4Credential & { createdAt?: string } = existsSync(path) ? storedCredential(path) : generateCredential();
   const credential = { ...stored, createdAt: stored.createdAt ?? new Date().toISOString().replace(/\.\d{3}Z$/, 'Z') };
   writeSecretFile(path, JSON.stringify(credential, null, 2));
   return credential;
+}
+
+/** Never JSON.parse's own message: node's quotes the text around the fault, here the secret access key. */
+function storedCredential(path: string): Sigv4Credential {
+  const text = readFileSync(path, 'utf8');
+  try {
+    return JSON.parse(text) as Sigv4Credential;
+  } catch {
+    throw new Error(`${path} is not valid JSON (its text is not shown: it holds a secret); delete it to make a new credential`);
+  }
 }
 
 /** Shell lines that point the AWS CLI and SDKs at the demo's KMS API credential (`. .demo/kms-api.env`). */
