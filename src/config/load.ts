@@ -29,10 +29,19 @@ function validateFile(file: unknown): file is ConfigFile {
 const validationErrors = (): ErrorObject[] => compiled?.errors ?? [];
 const SECRET_PATTERN = new RegExp(SECRET_ACCESS_KEY_PATTERN);
 
+/**
+ * A field name worth showing: the schema's are camelCase words of at most 25 characters. A name of
+ * another shape is text a typo turned into a key (`{accessKeyId: A, secretAccessKey <secret>}` in a
+ * flow mapping makes "secretAccessKey <secret>" one), so it is not quoted: it may hold a secret.
+ */
+const SHOWN_FIELD_NAME = /^[A-Za-z][A-Za-z0-9_-]{0,31}$/;
+
 function describe(error: ErrorObject): string {
   const where = error.instancePath.replace(/^\//, '').replace(/\//g, '.') || '(top level)';
   if (error.keyword === 'additionalProperties') {
-    return `${where}: unknown field "${String(error.params.additionalProperty)}"`;
+    const name = String(error.params.additionalProperty);
+    if (SHOWN_FIELD_NAME.test(name)) return `${where}: unknown field "${name}"`;
+    return `${where}: unknown field (a name of ${name.length} characters, not shown as it may hold a secret: a missing ": " after a field name?)`;
   }
   if (error.keyword === 'required') return `${where}: missing required field "${String(error.params.missingProperty)}"`;
   return `${where}: ${error.message ?? 'is invalid'}`;

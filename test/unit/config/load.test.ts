@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildRuntimeConfig, ConfigError, loadConfigFile } from '../../../src/config/load';
+import { buildRuntimeConfig, ConfigError, configFromText, loadConfigFile } from '../../../src/config/load';
 import { renderConfigReference } from '../../../src/config/reference';
 import { tempDir } from '../../support/temp-dir';
 
@@ -103,6 +103,33 @@ describe('config loading', () => {
     const problems = problemsOf(doc, { PIN: 'pin-value-1234' }).join('\n');
     expect(problems).not.to.include('not valid but secret');
     expect(problems).not.to.include('pin-value-1234');
+  });
+
+  it('never echoes a secret that a typo made part of a field name (flow mapping without its colon)', () => {
+    const dir = tempDir('xks-config-');
+    const path = join(dir, 'config.yaml');
+    for (const typo of [`secretAccessKey ${SECRET}`, `secretAccessKey=${SECRET}`, SECRET, 'pin:1234']) {
+      writeFileSync(path, [
+        'server: {port: 0, tls: {certFile: c.pem, keyFile: k.pem}}',
+        'hsm: {modulePath: /usr/lib/softhsm/libsofthsm2.so, tokenLabel: t, pinEnv: PIN}',
+        'keyStores:',
+        '  - name: s',
+        '    keys: {allTokenKeys: true}',
+        `    credentials: [{accessKeyId: AKIAI2SFODNN7EXAMPLE, ${typo}}]`,
+        '',
+      ].join('\n'));
+      let problems = '';
+      try {
+        configFromText(path, readFileSync(path, 'utf8'), { env: { PIN: '5678' } });
+      } catch (err) {
+        problems = (err as ConfigError).problems.join('\n');
+      }
+      expect(problems, typo).to.match(/keyStores\.0\.credentials\.0: unknown field/);
+      expect(problems, typo).not.to.include(SECRET.slice(0, 12));
+      expect(problems, typo).not.to.include('1234');
+    }
+    // An ordinary misspelling is still named.
+    expect(problemsOf({ ...base(), hsm: { ...base().hsm, sessionPoolSzie: 4 } }).join('\n')).to.include('hsm: unknown field "sessionPoolSzie"');
   });
 
   it('validates the shipped example config', () => {
