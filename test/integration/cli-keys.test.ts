@@ -305,7 +305,15 @@ describe('CLI: keys, config check, credentials (integration)', function () {
     it('--inline-secret puts the secret in the config; unknown stores, existing files and conflicting flags fail without writing', async () => {
       const dir = writeCliConfig({ healthCheckKeyLabel: health, header: HEADER });
       const consoleJson = join(dir.dir, 'kms.json');
+      // Readable by other users: the secret would be too, so it is refused.
+      chmodSync(dir.path, 0o644);
+      const untouched = readFileSync(dir.path, 'utf8');
+      await fails(['credentials', 'create', '-c', dir.path, '--key-store', 'root', '--console-json', consoleJson, '--inline-secret'], `--inline-secret: ${dir.path} is readable by other users (mode 0644)`);
+      expect(readFileSync(dir.path, 'utf8')).to.equal(untouched);
+      expect(existsSync(consoleJson)).to.equal(false);
+      chmodSync(dir.path, 0o640);
       await ok('credentials', 'create', '-c', dir.path, '--key-store', 'root', '--console-json', consoleJson, '--inline-secret');
+      expect(statSync(dir.path).mode & 0o777).to.equal(0o640);
       const stored = parseYaml(readFileSync(dir.path, 'utf8')).keyStores[0].credentials[1];
       expect(stored.secretAccessKey).to.equal(JSON.parse(readFileSync(consoleJson, 'utf8')).XksProxyAuthenticationCredential.RawSecretAccessKey);
       expect(Math.abs(Date.parse(stored.createdAt) - Date.now())).to.be.below(60_000);
@@ -328,6 +336,7 @@ describe('CLI: keys, config check, credentials (integration)', function () {
       writeFileSync(consoleJson, '{"old": "upload"}\n', { mode: 0o644 });
       chmodSync(consoleJson, 0o644);
       linkSync(consoleJson, other); // a second name for the old file: it must not receive the secret
+      chmodSync(dir.path, 0o600);
       await ok('credentials', 'create', '-c', dir.path, '--key-store', 'root', '--console-json', consoleJson, '--force', '--inline-secret');
       const secret = JSON.parse(readFileSync(consoleJson, 'utf8')).XksProxyAuthenticationCredential.RawSecretAccessKey as string;
       expect(secret).to.match(/^[A-Za-z0-9+/=]{43,64}$/);

@@ -6,7 +6,7 @@
  * writes createdAt, and a credential without it is named in a startup/reload warning.
  */
 import { expect } from 'chai';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parse } from 'yaml';
 import { generateCredential } from '../../src/auth/generate-credentials';
@@ -52,6 +52,7 @@ describe('credential age of credentials added the documented ways (integration)'
   const ages = async () => ageSeries((await adminGet(`${p.adminUrl}/metrics`)).text);
 
   it('`credentials create --inline-secret` writes createdAt, so the new pair has an age series', async () => {
+    chmodSync(p.configPath, 0o600); // --inline-secret refuses a config other users can read
     const added = await create('console.json', '--inline-secret');
     expect(Math.abs(Date.parse(added.createdAt ?? '') - Date.now()), `createdAt ${String(added.createdAt)}`).to.be.below(60_000);
     expect(readFileSync(p.configPath, 'utf8')).to.include(`createdAt: "${added.createdAt}"`); // quoted: a string to any YAML reader

@@ -33,7 +33,7 @@ export function registerCredentials(program: Command): void {
     .requiredOption('--key-store <name>', 'key store to add the credential to')
     .requiredOption('--console-json <file>', 'where to write the KMS console "proxy configuration file" (holds the secret; written 0600)')
     .option('--secret-file <file>', 'where to write the secret (owner and group of the config file, 0640; 0600 if the config is not group-readable); the config references it. Default: <config dir>/<key store>-<access key id>.secret')
-    .option('--inline-secret', 'put the secret in the config file itself instead of a secret file')
+    .option('--inline-secret', 'put the secret in the config file itself instead of a secret file (refused if other users can read the config)')
     .option('--force', 'overwrite --console-json if it exists')
     .addHelpText(
       'after',
@@ -54,6 +54,7 @@ export function registerCredentials(program: Command): void {
 
 function createCredential(options: CreateOptions): void {
   if (options.secretFile !== undefined && options.inlineSecret) throw new KeyAdminError('give --secret-file or --inline-secret, not both');
+  if (options.inlineSecret) refuseInlineSecretReadableByOthers(options.config);
   const editor = ConfigFileEditor.open(options.config);
   const store = options.keyStore;
   // What KMS must put in XksProxyUriPath.
@@ -95,6 +96,25 @@ function createCredential(options: CreateOptions): void {
       `\nKMS console proxy configuration file: ${options.consoleJson} (holds the secret; delete it once uploaded)` +
       '\nRunning proxies accept it after their next config reload (automatic with reload.watch, else SIGHUP).\n',
   );
+}
+
+/**
+ * The edited config keeps its mode, so an inline secret is as readable as the config: never by
+ * other users (a secret file gets at most 0640 for the same reason).
+ */
+function refuseInlineSecretReadableByOthers(config: string): void {
+  let mode: number;
+  try {
+    mode = statSync(config).mode & 0o777;
+  } catch {
+    return; // ConfigFileEditor.open reports an unreadable config
+  }
+  if ((mode & 0o007) !== 0) {
+    throw new KeyAdminError(
+      `--inline-secret: ${config} is readable by other users (mode 0${mode.toString(8)}), so the secret would be too; ` +
+        'use a secret file (the default, leave out --inline-secret) or remove their access first (chmod o-rwx)',
+    );
+  }
 }
 
 function referenceFrom(configDir: string, path: string): string {
