@@ -71,4 +71,17 @@ describe('cluster worker replacement: the config it starts on (integration, chil
     expect((await adminGet(`${p.adminUrl}/ready`)).status).to.equal(200);
     expect(`${JSON.stringify(p.logs)}${p.stderr()}`, 'no PIN or secret key in the log').not.to.include(p.pin).and.not.to.include(p.credential.secretAccessKey);
   });
+
+  it('a reload rejected for a secret that a typo made a field name: the fleet\'s log line does not quote it', async () => {
+    const typo = generateCredential();
+    // "secretAccessKey <secret>" is one key: the colon after the field name is missing.
+    p.config.keyStores[0].credentials.push({ accessKeyId: typo.accessKeyId, [`secretAccessKey ${typo.secretAccessKey}`]: null });
+    p.writeConfig();
+    const rejectedBefore = p.logs.filter((l) => l.message === 'reload not applied everywhere').length;
+    p.child.kill('SIGHUP');
+    await p.waitForLog((l) => l.message === 'reload not applied everywhere' && p.logs.filter((m) => m.message === 'reload not applied everywhere').length > rejectedBefore);
+    const rejected = p.logs.filter((l) => l.message === 'reload not applied everywhere').at(-1);
+    expect(String(rejected?.error)).to.match(/unknown field \(a name of \d+ characters, not shown/);
+    expect(`${JSON.stringify(p.logs)}${p.stderr()}`).not.to.include(typo.secretAccessKey.slice(0, 12));
+  });
 });
