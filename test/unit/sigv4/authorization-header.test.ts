@@ -84,6 +84,10 @@ describe('sigv4 authorization-header', () => {
         if (!r.ok) expect(r.reason).to.equal('MalformedAuthorization');
       });
     }
+    it('accepts as many as 64 names', () => {
+      const names = Array.from({ length: 64 }, (_, i) => `h${String(i).padStart(3, '0')}`);
+      expect(parseSignedHeaders(names.join(';'))).to.deep.equal({ ok: true, value: names });
+    });
   });
 
   describe('parses of a repeated Credential and SignedHeaders (kept per prefix)', () => {

@@ -25,6 +25,12 @@ describe('sigv4 canonical-request', () => {
       expect(collectHeaders(['X-Name', wire]).get('x-name')).to.deep.equal(['café']);
     });
 
+    it('turns back a value that has no ASCII character at all', () => {
+      const wire = Buffer.from('日本語', 'utf8').toString('latin1');
+      expect(collectHeaders(['X-Name', wire]).get('x-name')).to.deep.equal(['日本語']);
+      expect(readHeaders(['X-Name', wire]).values['x-name']).to.equal('日本語');
+    });
+
     it('ignores a dangling name without a value', () => {
       expect([...collectHeaders(['Host', 'a', 'X-Dangling']).keys()]).to.deep.equal(['host']);
     });

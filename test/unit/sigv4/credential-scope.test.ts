@@ -37,6 +37,9 @@ describe('sigv4 credential-scope', () => {
     ['an uppercase service', 'AKIAI2SFODNN7EXAMPLE/20211009/us-west-2/KMS-XKS-PROXY/aws4_request'],
     ['an empty region', 'AKIAI2SFODNN7EXAMPLE/20211009//kms-xks-proxy/aws4_request'],
     ['an uppercase region', 'AKIAI2SFODNN7EXAMPLE/20211009/US-WEST-2/kms-xks-proxy/aws4_request'],
+    // The whole region is checked, not a valid-looking start of it.
+    ['a region with an invalid character after valid ones', 'AKIAI2SFODNN7EXAMPLE/20211009/us-west-2_x/kms-xks-proxy/aws4_request'],
+    ['a region longer than 64 characters', `AKIAI2SFODNN7EXAMPLE/20211009/${'a'.repeat(65)}/kms-xks-proxy/aws4_request`],
     ['another terminator', 'AKIAI2SFODNN7EXAMPLE/20211009/us-west-2/kms-xks-proxy/aws4_requests'],
     ['a malformed date', 'AKIAI2SFODNN7EXAMPLE/2021109/us-west-2/kms-xks-proxy/aws4_request'],
   ];

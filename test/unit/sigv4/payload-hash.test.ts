@@ -27,4 +27,14 @@ describe('sigv4 payload-hash', () => {
       expect(checkPayloadHash(value, body)).to.include({ ok: false, reason: 'PayloadHashMismatch' });
     });
   }
+
+  // The log tells a client configured not to sign its body apart from a body changed on the way.
+  for (const value of ['UNSIGNED-PAYLOAD', 'STREAMING-UNSIGNED-PAYLOAD-TRAILER']) {
+    it(`says ${value} declares an unsigned payload`, () => {
+      expect(checkPayloadHash(value, body)).to.deep.equal({ ok: false, reason: 'PayloadHashMismatch', detail: 'x-amz-content-sha256 declares an unsigned payload' });
+    });
+  }
+  it('says a wrong hash is not the SHA-256 of the body', () => {
+    expect(checkPayloadHash(sha256Hex(Buffer.from('{"a":2}')), body)).to.deep.equal({ ok: false, reason: 'PayloadHashMismatch', detail: 'x-amz-content-sha256 is not the SHA-256 of the body' });
+  });
 });

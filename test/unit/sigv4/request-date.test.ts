@@ -28,4 +28,14 @@ describe('sigv4 request-date', () => {
       expect(checkClockSkew(now + d, now, 300_000), String(d)).to.include({ ok: false, reason: 'RequestExpired' });
     }
   });
+
+  it('says how far and in which direction the clock is off, and the limit (the log an SRE checks NTP from)', () => {
+    const now = Date.UTC(2024, 0, 1);
+    expect(checkClockSkew(now - 361_000, now, 300_000)).to.deep.equal({
+      ok: false, reason: 'RequestExpired', detail: 'x-amz-date is 361 s in the past; the limit is 300 s',
+    });
+    expect(checkClockSkew(now + 420_000, now, 60_000)).to.deep.equal({
+      ok: false, reason: 'RequestExpired', detail: 'x-amz-date is 420 s in the future; the limit is 60 s',
+    });
+  });
 });
