@@ -16,7 +16,14 @@ describe('strict Base64', () => {
     ['SGVsbG8==', 'too much padding'],
     ['SGV sbG8=', 'whitespace'],
     ['-_8=', 'URL-safe alphabet'],
+    // Node decodes '-' and '_' as '+' and '/': each alone must be refused too.
+    ['ab-d', "URL-safe '-' alone"],
+    ['ab_d', "URL-safe '_' alone"],
     ['QR==', 'non-zero pad bits'],
+    // One padding character leaves 2 pad bits, two leave 4: the upper two of those count as well.
+    ['QU==', 'non-zero pad bits above the lowest two'],
+    ['A4==', 'non-zero pad bits in a digit'],
+    ['QUJ=', 'non-zero pad bits before one padding character'],
     ['QUI=QUI=', 'padding in the middle'],
     ['====', 'padding only'],
     ['SGVsbG8=\n', 'trailing newline'],
@@ -44,6 +51,10 @@ describe('decodedField', () => {
     rememberDecoded(body, 'plaintext', kept);
     expect(decodedField(body, 'plaintext')).to.equal(kept);
     expect(decodedField(body, 'aad').toString()).to.equal('not kept');
+  });
+
+  it('decodes the field of a request nothing was remembered for', () => {
+    expect(decodedField({ plaintext: Buffer.from('fresh').toString('base64') }, 'plaintext').toString()).to.equal('fresh');
   });
 
   it('leaves no trace in the request object that JSON, Object.keys, spreads or deep equality see', () => {

@@ -37,6 +37,21 @@ describe('Encrypt output checks (encrypt-check)', () => {
     expect(hasExpectedShape(output({ iv: Buffer.alloc(12) }), 5)).to.equal(false);
   });
 
+  it('takes a random IV with some zero bytes as the one the HSM generated (only all zeros is refused)', () => {
+    const iv = Buffer.alloc(12, 7);
+    iv[0] = 0;
+    iv[11] = 0;
+    expect(hasExpectedShape(output({ iv }), 5)).to.equal(true);
+  });
+
+  it('takes the HSM layer\'s own verify-decrypt outcome without decrypting again', async () => {
+    const hsm = hsmDecrypting(() => Promise.resolve(plaintext));
+    expect(await checkEncryptOutput(hsm, 'verify-decrypt', call(output({ verification: 'decrypted-back' })))).to.equal('ok');
+    expect(await checkEncryptOutput(hsm, 'verify-decrypt', call(output({ verification: 'did-not-decrypt' })))).to.equal('retry');
+    expect(await checkEncryptOutput(hsm, 'verify-decrypt', call(output({ verification: 'key-cannot-decrypt' })))).to.equal('cannot-decrypt');
+    expect(hsm.decrypts).to.equal(0);
+  });
+
   it('shape-only never decrypts; a bad shape is retried either way', async () => {
     const hsm = hsmDecrypting(() => Promise.resolve(plaintext));
     expect(await checkEncryptOutput(hsm, 'shape-only', call())).to.equal('ok');
@@ -50,15 +65,18 @@ describe('Encrypt output checks (encrypt-check)', () => {
     expect(await checkEncryptOutput(hsmDecrypting(() => Promise.resolve(Buffer.alloc(5))), 'verify-decrypt', call())).to.equal('retry');
     const tagFailure = hsmDecrypting(() => Promise.reject(new HsmError('AuthenticationFailed', 'C_Decrypt failed: CKR_GENERAL_ERROR', 'CKR_GENERAL_ERROR')));
     expect(await checkEncryptOutput(tagFailure, 'verify-decrypt', call())).to.equal('retry');
+    // GCM cannot shorten a plaintext; a device that does is a failed check, not a crash.
+    expect(await checkEncryptOutput(hsmDecrypting(() => Promise.resolve(Buffer.alloc(4, 9))), 'verify-decrypt', call())).to.equal('retry');
   });
 
   it('verify-decrypt refused for key usage (flags changed since cached): cannot-decrypt; device failures propagate', async () => {
     const refused = hsmDecrypting(() => Promise.reject(new HsmError('KeyUsage', 'C_DecryptInit failed: CKR_KEY_FUNCTION_NOT_PERMITTED', 'CKR_KEY_FUNCTION_NOT_PERMITTED')));
     expect(await checkEncryptOutput(refused, 'verify-decrypt', call())).to.equal('cannot-decrypt');
     const device = hsmDecrypting(() => Promise.reject(new HsmError('Device', 'C_Decrypt failed: CKR_DEVICE_ERROR', 'CKR_DEVICE_ERROR')));
-    let caught: unknown;
-    await checkEncryptOutput(device, 'verify-decrypt', call()).catch((err: unknown) => (caught = err));
-    expect(toXksError(caught).errorName).to.equal('InternalException');
+    // A device failure is no verdict on the key: the output must not go out as if the key were encrypt-only.
+    const settled = await checkEncryptOutput(device, 'verify-decrypt', call()).then((check) => ({ check }), (err: unknown) => ({ err }));
+    expect(settled).to.have.property('err');
+    expect(toXksError((settled as { err: unknown }).err).errorName).to.equal('InternalException');
   });
 
   it('a CDIV on a key that cannot decrypt is InvalidKeyUsageException', () => {

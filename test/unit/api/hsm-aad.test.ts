@@ -22,4 +22,12 @@ describe('HSM AAD layout', () => {
     expect(out.length).to.equal(2 + 8192 + 1);
     expect(() => buildHsmAad(Buffer.alloc(65536), Buffer.alloc(0))).to.throw(RangeError);
   });
+
+  it('length-prefixes the longest AAD and metadata the prefixes can hold', () => {
+    const out = buildHsmAad(Buffer.alloc(0xffff, 7), Buffer.alloc(0xff, 8));
+    expect(out.readUInt16BE(0)).to.equal(0xffff);
+    expect(out.readUInt8(2 + 0xffff)).to.equal(0xff);
+    expect(out.length).to.equal(2 + 0xffff + 1 + 0xff);
+    expect(() => buildHsmAad(Buffer.alloc(0), Buffer.alloc(0x100))).to.throw(RangeError);
+  });
 });
