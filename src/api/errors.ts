@@ -55,7 +55,8 @@ const SIGNATURE_FAILURES: Record<SigV4FailureReason, string> = {
   UnsupportedAlgorithm: 'Only AWS4-HMAC-SHA256 signatures are accepted',
   MissingSignedHeader: 'The signature must cover the host and x-amz-date headers',
   MalformedDate: 'The x-amz-date header is missing or malformed',
-  RequestExpired: 'The request time is more than 5 minutes away from the proxy clock',
+  // Not "5 minutes": the limit is limits.clockSkewSeconds (the spec's 5 minutes only by default).
+  RequestExpired: 'The request time is further from the proxy clock than the allowed clock skew (limits.clockSkewSeconds)',
   ScopeMismatch: 'The credential scope does not match the request date or the kms-xks-proxy service',
   UnknownAccessKey: 'The request signature does not match',
   PayloadHashMismatch: 'The x-amz-content-sha256 header does not match the body',

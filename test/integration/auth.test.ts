@@ -38,7 +38,7 @@ describe('SigV4 authentication (integration)', () => {
       const res = await at(minutes);
       expect(res.status).to.equal(401);
       expect(res.json.errorName).to.equal('AuthenticationFailedException');
-      expect(res.json.errorMessage).to.match(/5 minutes/);
+      expect(res.json.errorMessage).to.match(/allowed clock skew/);
     }
   });
 
@@ -84,5 +84,23 @@ describe('SigV4 authentication (integration)', () => {
     expect(code).to.equal('200');
     const response = JSON.parse(json as string);
     expect(Object.keys(response).sort()).to.deep.equal(['authenticationTag', 'ciphertext', 'ciphertextMetadata', 'initializationVector']);
+  });
+
+  it('refuses by limits.clockSkewSeconds, and its answer does not claim the 5-minute default', async () => {
+    const strict = await startHarness({ configure: (doc) => { doc.limits = { ...doc.limits, clockSkewSeconds: 60 }; } });
+    try {
+      const at = (seconds: number) => strict.client.send('/kms/xks/v1/health', { signingDate: new Date(Date.now() + seconds * 1000), body: health });
+      expect((await at(-30)).status).to.equal(200);
+      for (const seconds of [-120, 120]) {
+        const res = await at(seconds);
+        expect(res.status).to.equal(401);
+        expect(res.json.errorName).to.equal('AuthenticationFailedException');
+        // Two minutes off is within 5 minutes: an SRE reading "more than 5 minutes" looks for the wrong clock problem.
+        expect(res.json.errorMessage).not.to.match(/5 minutes/);
+        expect(res.json.errorMessage).to.match(/allowed clock skew/);
+      }
+    } finally {
+      await strict.stop();
+    }
   });
 });
