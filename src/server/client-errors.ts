@@ -3,9 +3,10 @@
  * slow client hitting headersTimeout/requestTimeout) still get a spec-shaped JSON error, written
  * straight to the socket, and the connection is closed. Node's default would be a bare 400/408/431.
  * So does an Expect node would answer 417 itself; a request without Host reaches the pipeline
- * (server option requireHostHeader: false), whose SigV4 check refuses it, Host being signed.
+ * (server option requireHostHeader: false), whose SigV4 check refuses it, Host being signed. So does
+ * a CONNECT, whose connection node would close without a word or a log line.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { XksError } from '../api/errors';
@@ -37,6 +38,13 @@ export function answerClientErrors(server: HttpsServer, logger: Logger, security
     // Its body is not read: the connection cannot carry another request.
     res.setHeader('Connection', 'close');
     writeJson(res, error.status, error.toBody(), 'application/json', securityHeaders.flat());
+  });
+  // Without a 'connect' listener node closes a CONNECT's connection without answering. This is no
+  // forward proxy: 405 as for any other method but POST (the spec's answer on XKS URIs), then close.
+  server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+    const error = new XksError('UnsupportedOperationException', 'CONNECT is not supported; XKS requests are POSTs', 405);
+    logger.warn('http request refused', { httpError: 'CONNECT', errorName: error.errorName, status: error.status, remoteAddress: req.socket.remoteAddress });
+    refuse(socket, error, `${headerLines}Allow: POST\r\n`);
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     const code = err.code;
@@ -71,7 +79,7 @@ function refuse(socket: Duplex, error: XksError, headerLines: string): void {
     return;
   }
   const body = JSON.stringify(error.toBody());
-  socket.end(`HTTP/1.1 ${error.status} Bad Request\r\n${headerLines}Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  socket.end(`HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? 'Bad Request'}\r\n${headerLines}Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
   // end() waits for the peer's FIN; a client that never sends one must not keep the descriptor.
   setTimeout(() => socket.destroy(), CLOSE_AFTER_ANSWER_MS).unref();
 }

@@ -3,7 +3,7 @@
  * pipelined with bytes that are not HTTP gets its own answer first, then the spec-shaped 400 (the
  * 400 used to be written over it: the request ran, was logged 200, and its answer was lost); an
  * Expect other than 100-continue gets a spec-shaped 400, not a bare 417; a request without Host
- * gets the spec's SigV4 error, not a bare 400.
+ * gets the spec's SigV4 error, not a bare 400; a CONNECT gets a spec-shaped 405, not a silent close.
  */
 import { expect } from 'chai';
 import { connect } from 'node:tls';
@@ -91,5 +91,24 @@ describe('HTTP edges get spec-shaped answers (integration)', function () {
     const raw = await exchange(Buffer.from(`POST /kms/xks/v1/health HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`));
     expect(raw).to.match(/^HTTP\/1\.1 4\d\d /);
     expect(raw).to.match(/"errorName":"(AuthenticationFailedException|ValidationException)"/);
+  });
+
+  // Found by test/integration/fuzz-xks.test.ts: node closes a CONNECT's connection without a word
+  // (no 'connect' listener), so the client got no errorName and the proxy logged nothing.
+  it('CONNECT, to an XKS path or an authority, is a spec-shaped 405, logged, and the connection closes', async () => {
+    for (const target of ['/kms/xks/v1/health', 'localhost:443', `https://localhost/kms/xks/v1/keys/${h.keys.main}/encrypt`]) {
+      const raw = await exchange(Buffer.from(`CONNECT ${target} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}`));
+      expect(raw, target).to.match(/^HTTP\/1\.1 405 Method Not Allowed\r\n/);
+      const head = raw.split('\r\n\r\n')[0]!.toLowerCase();
+      expect(head).to.include('allow: post');
+      expect(head).to.include('x-content-type-options: nosniff');
+      const body = JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)) as { errorName: string; errorMessage: string };
+      expect(body.errorName).to.equal('UnsupportedOperationException');
+      expect(body.errorMessage).to.match(/^[\x20-\x7e]{1,511}$/).and.not.include('localhost');
+    }
+    expect(h.logs.some((l) => l.includes('http request refused') && l.includes('CONNECT'))).to.equal(true);
+    // Still serving.
+    const res = await h.client.send('/kms/xks/v1/health', { body: { requestMetadata: { kmsRequestId: 'c', kmsOperation: 'KmsHealthCheck' } } });
+    expect(res.status).to.equal(200);
   });
 });
