@@ -4,7 +4,7 @@
  */
 import { EXTERNAL_KEY_ID_PATTERN } from '../keys/served-key-store';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { VENDOR_PROFILE_NAMES } from '../hsm/vendor-profiles';
+import { VENDOR_PROFILE_NAMES, VENDOR_PROFILES } from '../hsm/vendor-profiles';
 import {
   AllowedRegionsSchema, AuditSchema, AuthorizationSchema, ClientAuthSchema, CredentialCreatedAtSchema, ReloadSchema, ThrottleSchema,
 } from './security-schema';
@@ -22,6 +22,11 @@ export { EXTERNAL_KEY_ID_PATTERN };
 /** Path segments before /kms/xks/v1; the whole XksProxyUriPath must stay within 128 characters. */
 export const URI_PREFIX_PATTERN = '^(/[A-Za-z0-9_-]+)*$';
 export const MAX_URI_PREFIX_LENGTH = 128 - '/kms/xks/v1'.length;
+
+/** Each profile's keep-alive default, from the profiles themselves (the reference said nss kept 60 s). */
+const KEEP_ALIVE_DEFAULTS = Object.values(VENDOR_PROFILES)
+  .map((profile) => `${profile.name} ${profile.defaultKeepAliveSeconds}`)
+  .join(', ');
 
 const Port = (description: string, def: number) =>
   Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, default: def, description }));
@@ -126,7 +131,7 @@ const HsmMember = Type.Object(
       }),
     ),
     keepAliveSeconds: Type.Optional(
-      Type.Integer({ minimum: 0, maximum: 3600, description: 'Idle sessions older than this are exercised (C_GenerateRandom) so the HSM does not drop them; 0 turns keep-alive off. Default from the profile (cloudhsm 10, softhsm 0, others 60).' }),
+      Type.Integer({ minimum: 0, maximum: 3600, description: `Idle sessions older than this are exercised (C_GenerateRandom) so the HSM does not drop them; 0 turns keep-alive off. Default from the profile (${KEEP_ALIVE_DEFAULTS}).` }),
     ),
     decryptAuthFailureCodes: Type.Optional(
       Type.Array(Type.String({ pattern: '^CKR_[A-Z0-9_]+$' }), {
