@@ -1,5 +1,9 @@
 /** Renders the config reference (Markdown) from the schema, so the document cannot drift from validation. */
+import { RESTART_ONLY_FIELDS } from './restart-only';
 import { ConfigSchema } from './schema';
+
+const RESTART_ONLY: ReadonlySet<string> = new Set(RESTART_ONLY_FIELDS);
+const RESTART_ONLY_NOTE = 'Restart-only: a reload keeps the running value and reports the change (restartRequired).';
 
 type JsonSchema = {
   type?: string;
@@ -41,7 +45,8 @@ function rows(schema: JsonSchema, prefix: string, out: string[]): void {
     const required = schema.required?.includes(name) ? 'yes' : '';
     const def = child.default === undefined || typeof child.default === 'object' ? '' : `\`${JSON.stringify(child.default)}\``;
     const description = (child.description ?? '').replace(/\|/g, '\\|');
-    out.push(`| \`${path}\` | ${typeOf(child)} | ${required} | ${def} | ${[description, constraints(child)].filter(Boolean).join(' ')} |`);
+    const restartOnly = RESTART_ONLY.has(path) ? RESTART_ONLY_NOTE : '';
+    out.push(`| \`${path}\` | ${typeOf(child)} | ${required} | ${def} | ${[description, restartOnly, constraints(child)].filter(Boolean).join(' ')} |`);
     if (child.type === 'object') rows(child, `${path}.`, out);
     if (child.type === 'array' && child.items?.type === 'object') rows(child.items, `${path}[].`, out);
   }
@@ -54,6 +59,8 @@ export function renderConfigReference(): string {
     'Generated from `src/config/schema.ts` by `npm run docs:config`; a test fails when this file is stale.',
     'The file is YAML (JSON works too). Relative paths are resolved against the config file\'s folder.',
     'Secrets (the HSM PIN, SigV4 secrets) can come from environment variables or files; the PIN never inline.',
+    'A reload (SIGHUP, or a change to the config file or a file it names) applies every setting except those marked',
+    'Restart-only, and everything under them: those keep their running values until the process restarts.',
     '',
     '| Field | Type | Required | Default | Description |',
     '|---|---|---|---|---|',

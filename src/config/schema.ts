@@ -257,7 +257,7 @@ export const ConfigSchema = Type.Object(
             minimum: 0,
             maximum: 600000,
             default: 20000,
-            description: 'On SIGTERM/SIGINT, time in-flight requests get to finish before their connections are cut. Keep it below the orchestrator\'s grace period (Kubernetes: 30 s). Read at startup: a reload reports a change as restartRequired.',
+            description: 'On SIGTERM/SIGINT, time in-flight requests get to finish before their connections are cut. Keep it below the orchestrator\'s grace period (Kubernetes: 30 s).',
           }),
         ),
       },

@@ -1,37 +1,25 @@
 /**
- * The settings a reload cannot change (HSM sessions, sockets, listeners, logger, audit file), in
- * one list: a reload reports which of them changed and keeps their running values.
+ * The settings a reload cannot change, where they sit in RuntimeConfig: a reload reports which of
+ * them changed and keeps their running values. The list itself is config/restart-only.ts, which the
+ * generated config reference marks from too.
  */
+import { RESTART_ONLY_FIELDS, type RestartOnlyField } from '../config/restart-only';
 import type { RuntimeConfig } from '../config/runtime';
 
 interface RestartOnlySetting {
   /** As reported in restartRequired (the config file's name). */
-  name: string;
+  name: RestartOnlyField;
   /** Where the value sits in RuntimeConfig. */
   path: readonly string[];
 }
 
-const setting = (name: string, path: readonly string[] = name.split('.')): RestartOnlySetting => ({ name, path });
+/** Where RuntimeConfig keeps a setting other than under its config-file name. */
+const RUNTIME_PATHS: Partial<Record<RestartOnlyField, readonly string[]>> = {
+  'server.tls.ticketKeyRotationSeconds': ['server', 'ticketKeyRotationMs'],
+  audit: ['security', 'audit'],
+};
 
-export const RESTART_ONLY_SETTINGS: readonly RestartOnlySetting[] = [
-  setting('hsm'),
-  setting('hsms'),
-  setting('cluster'),
-  setting('server.host'),
-  setting('server.port'),
-  // Set on the listener and its ticket-key timer when it starts.
-  setting('server.handshakeTimeoutMs'),
-  setting('server.maxConnections'),
-  setting('server.reservedDescriptors'),
-  setting('server.tls.ticketKeyRotationSeconds', ['server', 'ticketKeyRotationMs']),
-  // Read by the SIGTERM handlers and, under serve --workers N, the primary's kill backstop, which
-  // never reloads: one value for both until the restart.
-  setting('server.shutdownTimeoutMs'),
-  setting('admin'),
-  setting('health'),
-  setting('logging'),
-  setting('audit', ['security', 'audit']),
-];
+export const RESTART_ONLY_SETTINGS: readonly RestartOnlySetting[] = RESTART_ONLY_FIELDS.map((name) => ({ name, path: RUNTIME_PATHS[name] ?? name.split('.') }));
 
 type Node = Record<string, unknown>;
 
