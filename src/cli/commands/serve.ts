@@ -48,7 +48,7 @@ export function registerServe(program: Command): void {
           let stop: ((reason: string, exitCode?: number) => void) | undefined;
           const restartForHungCall = (reason: string): void => stop?.(reason, 1);
           const proxy = await startProxy(config, logger, { configPath: options.config, watchBaseline, restartForHungCall });
-          stop = stopOnSignals(proxy, { graceMs: config.server.shutdownTimeoutMs });
+          stop = stopOnSignals(proxy, { graceMs: config.server.shutdownTimeoutMs, logger });
           sighup.up(proxy);
         } else if (cluster.isPrimary) {
           runPrimary({ workers, config, logger });
