@@ -63,10 +63,21 @@ const SIGNATURE_FAILURES: Record<SigV4FailureReason, string> = {
   SignatureMismatch: 'The request signature does not match',
 };
 
+/**
+ * A stale or future request is told the limit this proxy applies (limits.clockSkewSeconds, the
+ * spec's 5 minutes by default), not always 5 minutes: a client must know how far off its clock may be.
+ */
+function signatureFailureMessage(error: SignatureError): string {
+  const limit = error.allowedSkewSeconds;
+  if (error.reason !== 'RequestExpired' || limit === undefined) return SIGNATURE_FAILURES[error.reason];
+  const text = limit >= 120 && limit % 60 === 0 ? `${limit / 60} minutes` : `${limit} seconds`;
+  return `The request time is more than ${text} away from the proxy clock`;
+}
+
 /** The XKS wire error of each domain error kind: the one table the XKS API maps errors with. */
 const XKS_BY_KIND: Record<ErrorKind, { name: XksErrorName; message?: (error: ProxyError) => string; status?: number }> = {
   Validation: { name: 'ValidationException' },
-  Unauthenticated: { name: 'AuthenticationFailedException', message: (error) => SIGNATURE_FAILURES[(error as SignatureError).reason] },
+  Unauthenticated: { name: 'AuthenticationFailedException', message: (error) => signatureFailureMessage(error as SignatureError) },
   InvalidState: { name: 'InvalidStateException' },
   InvalidCiphertext: { name: 'InvalidCiphertextException' },
   InvalidKeyUsage: { name: 'InvalidKeyUsageException' },

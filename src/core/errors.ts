@@ -50,7 +50,11 @@ export class ProxyError extends Error {
 
 /** A SigV4 verification failure; each protocol's error table words it by reason. */
 export class SignatureError extends ProxyError {
-  constructor(readonly reason: SigV4FailureReason) {
+  /** allowedSkewSeconds: for RequestExpired, the configured limit (limits.clockSkewSeconds). */
+  constructor(
+    readonly reason: SigV4FailureReason,
+    readonly allowedSkewSeconds?: number,
+  ) {
     super('Unauthenticated', reason);
   }
 }

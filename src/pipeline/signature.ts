@@ -33,7 +33,7 @@ export function authenticate(ctx: RequestContext<unknown, unknown>, verifier: Si
     ctx.fields.authFailure = auth.reason;
     ctx.fields.authDetail = auth.detail;
     metrics.authFailures.inc({ key_store: ctx.keyStore, reason: auth.reason });
-    throw new SignatureError(auth.reason);
+    throw new SignatureError(auth.reason, auth.allowedSkewSeconds);
   }
   ctx.accessKeyId = auth.accessKeyId;
   ctx.region = auth.region;

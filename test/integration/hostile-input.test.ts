@@ -192,3 +192,21 @@ describe('hostile input (integration)', function () {
     expect(lines.filter((l) => (l.status as number) >= 500 && l.status !== 501)).to.deep.equal([]);
   });
 });
+
+describe('stale requests under a configured clock skew (integration)', function () {
+  this.timeout(60_000);
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({ configure: (doc) => void (doc.limits.clockSkewSeconds = 60) });
+  });
+  after(async () => h?.stop());
+
+  it('a request signed 2 minutes ago gets 401, and the message names the configured limit, not the default 5 minutes', async () => {
+    const res = await h.client.send(`/kms/xks/v1/keys/${h.keys.main}/encrypt`, {
+      body: { requestMetadata: requestMetadata('Encrypt'), plaintext: b64('stale'), encryptionAlgorithm: 'AES_GCM' },
+      signingDate: new Date(Date.now() - 2 * 60_000),
+    });
+    expectSpecError(res, 401, 'AuthenticationFailedException');
+    expect(res.json.errorMessage).to.equal('The request time is more than 60 seconds away from the proxy clock');
+  });
+});

@@ -31,7 +31,7 @@ function parseAmzDateOnce(value: string): StepResult<number> {
   return { ok: true, value: ms };
 }
 
-export function checkClockSkew(requestMs: number, nowMs: number, maxSkewMs: number): SigV4Failure | undefined {
+export function checkClockSkew(requestMs: number, nowMs: number, maxSkewMs: number): (SigV4Failure & { allowedSkewSeconds: number }) | undefined {
   const skew = requestMs - nowMs;
   if (Math.abs(skew) <= maxSkewMs) return undefined;
   const seconds = Math.round(Math.abs(skew) / 1000);
@@ -40,5 +40,6 @@ export function checkClockSkew(requestMs: number, nowMs: number, maxSkewMs: numb
     ok: false,
     reason: 'RequestExpired',
     detail: `x-amz-date is ${seconds} s ${when}; the limit is ${Math.round(maxSkewMs / 1000)} s`,
+    allowedSkewSeconds: Math.round(maxSkewMs / 1000),
   };
 }

@@ -38,7 +38,8 @@ export type SigV4FailureReason =
 
 export type SigV4Result =
   | { ok: true; accessKeyId: string; region: string }
-  | { ok: false; reason: SigV4FailureReason; detail: string; accessKeyId?: string };
+  /** allowedSkewSeconds: the limit a RequestExpired broke (the configured skew), which the client is told. */
+  | { ok: false; reason: SigV4FailureReason; detail: string; accessKeyId?: string; allowedSkewSeconds?: number };
 
 export type SigV4Failure = Extract<SigV4Result, { ok: false }>;
 
@@ -125,7 +126,8 @@ export class SigV4Verifier {
     const requestTime = parseAmzDate(amzDate);
     if (!requestTime.ok) return fail(requestTime);
     const expired = checkClockSkew(requestTime.value, this.now(), this.maxClockSkewMs);
-    if (expired) return fail(expired);
+    // With the limit it broke, which the client is told.
+    if (expired) return { ok: false, reason: expired.reason, detail: expired.detail, accessKeyId, allowedSkewSeconds: expired.allowedSkewSeconds };
 
     const scopeFailure = checkScope(scope, amzDate, this.service);
     if (scopeFailure) return scopeFailure;
