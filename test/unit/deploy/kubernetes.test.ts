@@ -150,6 +150,9 @@ describe('deploy/kubernetes manifests', () => {
     // The secret file's mtime is the pod's age (kubelet writes the volume per pod): the age needs createdAt.
     for (const store of config.keyStores) for (const cred of store.credentials) expect(cred.createdAt, `${store.name} ${cred.accessKeyId}: createdAt`).to.be.a('string');
     expect(mountOf(config.hsm.modulePath)).to.equal('hsm-client');
+    // A vendor's client library needs its vendor's profile: left out, it is softhsm's (one PKCS#11
+    // thread, keep-alive off, SoftHSM's tag-failure code), which a network HSM serves badly.
+    expect(config.hsm.profile, 'hsm.profile for the mounted vendor library').to.be.oneOf(['generic', 'cloudhsm', 'luna', 'nshield']);
     expect(c.env.find((e: Doc) => e.name === 'XKS_WORKERS').valueFrom.resourceFieldRef.resource).to.equal('limits.cpu');
   });
 
