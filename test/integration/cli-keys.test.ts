@@ -243,6 +243,23 @@ describe('CLI: keys, config check, credentials (integration)', function () {
       expect(out).to.match(new RegExp(`softhsm-cli: Connected: token "${softHsmFixture().label}" \\(SoftHSM project .*\\); test encrypt/decrypt with "${health}" passed in [\\d.]+ ms`));
     });
 
+    it('finds the config as serve and the keys commands do: -c, or $XKS_CONFIG (the image sets it), as well as the file argument', async () => {
+      const connected = new RegExp(`softhsm-cli: Connected: token "${softHsmFixture().label}"`);
+      const [byOption, byEnv, validated] = await Promise.all([
+        runCli(['config', 'check', '-c', cfg.path]),
+        runCli(['config', 'check'], { XKS_CONFIG: cfg.path }),
+        runCli(['config', 'validate'], { XKS_CONFIG: cfg.path }),
+      ]);
+      for (const [name, result] of Object.entries({ byOption, byEnv, validated })) expect(result.code, `${name}: ${result.stderr}`).to.equal(0);
+      expect(byOption.stdout).to.match(connected);
+      expect(byEnv.stdout).to.match(connected);
+      expect(validated.stdout).to.include(`${cfg.path}: valid (1 key store(s))`);
+      // Two different files named at once is a mistake the command must not guess about.
+      const both = await runCli(['config', 'check', cfg.path, '-c', join(cfg.dir, 'other.yaml')]);
+      expect(both.code).to.equal(1);
+      expect(both.stderr).to.match(/^error: .*both/);
+    });
+
     it('prints Not connected and exits 1 for a wrong PIN or a missing health-check key; an invalid config exits 1', async () => {
       const wrongPin = writeCliConfig({ healthCheckKeyLabel: health });
       writeFileSync(join(wrongPin.dir, 'pin'), 'not-the-pin');

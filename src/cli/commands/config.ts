@@ -5,17 +5,34 @@ import { checkHsms } from '../config-check';
 import { resolveConnectionCap } from '../../server/connection-limits';
 import { checkedListenerTls } from '../../server/listener-tls';
 import { exitIfHsmHung } from '../command-helpers';
+import { CONFIG_OPTION, configDefault } from '../hsm-access';
 import { fail } from '../process';
+
+/**
+ * The file `config validate|check` work on: the argument, or -c / $XKS_CONFIG as serve and the keys
+ * commands take it (the image sets XKS_CONFIG, so `xks-proxy config check` in a container checks the
+ * config it serves). An argument and a different -c at once is refused rather than guessed at.
+ */
+function configFile(argument: string | undefined, options: { config?: string }): string {
+  if (argument !== undefined && options.config !== undefined && argument !== options.config) {
+    throw new Error(`both a file argument (${argument}) and -c (${options.config}) were given; give one`);
+  }
+  const file = argument ?? options.config ?? configDefault();
+  if (file === undefined) throw new Error('no config file: give it as an argument, with -c, or in $XKS_CONFIG');
+  return file;
+}
 
 export function registerConfig(program: Command): void {
   const config = program.command('config').description('Work with the config file');
   config
     .command('validate')
     .description('Validate a config file (schema, secrets present) without touching the HSM')
-    .argument('<file>', 'config file')
+    .argument('[file]', 'config file (or -c, or $XKS_CONFIG)')
+    .option(...CONFIG_OPTION)
     .addHelpText('after', '\nExample:\n  XKS_HSM_PIN=1234 xks-proxy config validate /etc/xks-proxy/config.yaml\n')
-    .action((file: string) => {
+    .action((argument: string | undefined, options: { config?: string }) => {
       try {
+        const file = configFile(argument, options);
         const loaded = loadConfigFile(file);
         checkedListenerTls(loaded);
         process.stdout.write(`${file}: valid (${loaded.keyStores.length} key store(s))\n`);
@@ -26,15 +43,18 @@ export function registerConfig(program: Command): void {
   config
     .command('check')
     .description('Validate a config file, then connect to each HSM, log in and test encrypt/decrypt with the health-check key')
-    .argument('<file>', 'config file')
+    .argument('[file]', 'config file (or -c, or $XKS_CONFIG)')
+    .option(...CONFIG_OPTION)
     .addHelpText(
       'after',
       '\nPrints "<hsm id>: Connected" or "<hsm id>: Not connected: <reason>" per HSM; exits 1 unless all are connected.\n' +
         '\nExample:\n  XKS_HSM_PIN=1234 xks-proxy config check /etc/xks-proxy/config.yaml\n',
     )
-    .action(async (file: string) => {
+    .action(async (argument: string | undefined, options: { config?: string }) => {
+      let file: string;
       let loaded;
       try {
+        file = configFile(argument, options);
         loaded = loadConfigFile(file);
         checkedListenerTls(loaded);
       } catch (err) {
