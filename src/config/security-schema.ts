@@ -88,7 +88,7 @@ export const AuditSchema = Type.Optional(
       enabled: Type.Optional(Type.Boolean({ default: true, description: 'Write the audit log.' })),
       file: Type.String({
         minLength: 1,
-        description: 'Audit log path (JSON lines, appended). "{worker}" is replaced by the worker ID; cluster workers without it get ".worker-<id>" appended: one hash chain per process.',
+        description: 'Audit log path (JSON lines, appended). "{worker}" is replaced by the worker ID; cluster workers without it get ".worker-<id>" before the extension (audit.log: audit.worker-1.log, which a logrotate pattern audit*.log covers): one hash chain per process.',
       }),
       hmacKeyEnv: Type.Optional(Type.String({ minLength: 1, description: 'Environment variable holding the HMAC key that anchors the chain (at least 32 bytes of text).' })),
       hmacKeyFile: Type.Optional(Type.String({ minLength: 1, description: 'File holding the HMAC key (surrounding whitespace trimmed). Without a key entries are chained with plain SHA-256. Read at start: a new key takes effect at the next restart, and the file then continues under it; `audit verify` needs the old and the new key (README "Rotating the audit key").' })),
