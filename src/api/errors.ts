@@ -55,7 +55,7 @@ const SIGNATURE_FAILURES: Record<SigV4FailureReason, string> = {
   UnsupportedAlgorithm: 'Only AWS4-HMAC-SHA256 signatures are accepted',
   MissingSignedHeader: 'The signature must cover the host and x-amz-date headers',
   MalformedDate: 'The x-amz-date header is missing or malformed',
-  // Not "5 minutes": the limit is limits.clockSkewSeconds (the spec's 5 minutes only by default).
+  // Used only when the verifier did not say its limit; signatureFailureMessage names it otherwise.
   RequestExpired: 'The request time is further from the proxy clock than the allowed clock skew (limits.clockSkewSeconds)',
   ScopeMismatch: 'The credential scope does not match the request date or the kms-xks-proxy service',
   UnknownAccessKey: 'The request signature does not match',
@@ -71,7 +71,7 @@ function signatureFailureMessage(error: SignatureError): string {
   const limit = error.allowedSkewSeconds;
   if (error.reason !== 'RequestExpired' || limit === undefined) return SIGNATURE_FAILURES[error.reason];
   const text = limit >= 120 && limit % 60 === 0 ? `${limit / 60} minutes` : `${limit} seconds`;
-  return `The request time is more than ${text} away from the proxy clock`;
+  return `The request time is more than ${text} away from the proxy clock (the allowed clock skew, limits.clockSkewSeconds)`;
 }
 
 /** The XKS wire error of each domain error kind: the one table the XKS API maps errors with. */

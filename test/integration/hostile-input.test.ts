@@ -207,6 +207,6 @@ describe('stale requests under a configured clock skew (integration)', function 
       signingDate: new Date(Date.now() - 2 * 60_000),
     });
     expectSpecError(res, 401, 'AuthenticationFailedException');
-    expect(res.json.errorMessage).to.equal('The request time is more than 60 seconds away from the proxy clock');
+    expect(res.json.errorMessage).to.equal('The request time is more than 60 seconds away from the proxy clock (the allowed clock skew, limits.clockSkewSeconds)');
   });
 });
