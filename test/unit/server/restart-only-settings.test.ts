@@ -1,5 +1,7 @@
 /** One list of restart-only settings: a reload reports each change and keeps each running value. */
 import { expect } from 'chai';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { buildRuntimeConfig } from '../../../src/config/load';
 import type { RuntimeConfig } from '../../../src/config/runtime';
 import { keepRestartOnlySettings, RESTART_ONLY_SETTINGS, restartOnlyChanges } from '../../../src/server/restart-only-settings';
@@ -42,5 +44,11 @@ describe('restart-only settings', () => {
     expect(applied.hsm).to.equal(running.hsm);
     expect(restartOnlyChanges(running, applied)).to.deep.equal([]);
     expect(next.server).to.include({ port: 9443, maxConnections: 50 });
+  });
+
+  it('README "Hot reload" names every restart-only setting, so an operator knows what a reload leaves alone', () => {
+    const readme = fs.readFileSync(path.resolve(__dirname, '../../../../README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('### Hot reload'), readme.indexOf('### SigV4 credential rotation runbook'));
+    expect(RESTART_ONLY_SETTINGS.map((s) => s.name).filter((name) => !section.includes(`\`${name}\``))).to.deep.equal([]);
   });
 });
