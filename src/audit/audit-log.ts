@@ -1,12 +1,12 @@
 /**
- * Append-only, hash-chained audit log: one entry per XKS request with its metadata, outcome and
- * authorization decision, from a fixed list of fields (never plaintext, AAD, ciphertext, secrets or
- * signatures). One file per process: a chain is only valid with a single writer. The chain continues
- * across restarts from the file's last entry, also under a new HMAC key: the audit-open entry that
- * starts each run names its key id and links to the last entry, so `audit verify` given the old and
- * the new key checks each segment with its own key (key rotation). The head is also logged
- * periodically (checkpoints, with the key id) so a truncated tail can be detected against the
- * operational log.
+ * Append-only, hash-chained audit log: one entry per XKS or KMS API request with its metadata,
+ * outcome and authorization decision, from a fixed list of fields (never plaintext, AAD, ciphertext,
+ * secrets or signatures). One file per process: a chain is only valid with a single writer. The
+ * chain continues across restarts from the file's last entry, also under a new HMAC key: the
+ * audit-open entry that starts each run names its key id and links to the last entry, so `audit
+ * verify` given the old and the new key checks each segment with its own key (key rotation). The
+ * head is also logged periodically (checkpoints, with the key id) so a truncated tail can be
+ * detected against the operational log.
  */
 import cluster from 'node:cluster';
 import { closeSync, createWriteStream, fstatSync, mkdirSync, openSync, readSync, statSync, type WriteStream } from 'node:fs';

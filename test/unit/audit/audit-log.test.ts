@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
-import { AuditLog, auditFilePath } from '../../../src/audit/audit-log';
+import { AUDITED_FIELDS, AuditLog, auditFilePath } from '../../../src/audit/audit-log';
 import { verifyAuditLog } from '../../../src/audit/verify';
 import { createLogger } from '../../../src/observability/logger';
 import { tempDir } from '../../support/temp-dir';
@@ -90,5 +90,13 @@ describe('audit log: hash chain', () => {
     expect(auditFilePath('/var/log/audit.log', 3)).to.equal('/var/log/audit.worker-3.log');
     expect(auditFilePath('/var/log/audit-{worker}.jsonl', 2)).to.equal('/var/log/audit-2.jsonl');
     expect(auditFilePath('/var/log/audit-{worker}.jsonl', undefined)).to.equal('/var/log/audit-main.jsonl');
+  });
+});
+
+describe('audit log: README', () => {
+  it('"Audit log" names every request field an entry may carry', () => {
+    const readme = readFileSync(resolve(__dirname, '../../../../README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('### Audit log'), readme.indexOf('### What is logged, and what never is'));
+    expect(AUDITED_FIELDS.filter((name) => !section.includes(`\`${name}\``))).to.deep.equal([]);
   });
 });
