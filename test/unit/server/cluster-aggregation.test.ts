@@ -1,6 +1,8 @@
 import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { Counter, Gauge, Registry } from 'prom-client';
-import { aggregateWorkerMetrics } from '../../../src/server/cluster/aggregation';
+import { aggregateWorkerMetrics, GAUGE_AGGREGATORS } from '../../../src/server/cluster/aggregation';
 import { XksMetrics } from '../../../src/observability/metrics';
 
 /** A worker's registry as the primary receives it (getMetricsAsJSON over IPC). */
@@ -43,5 +45,13 @@ describe('cluster metrics aggregation', () => {
     expect(value('xks_tls_certificate_expiry_seconds{certificate="server",subject="CN=x"}')).to.equal(864000);
     expect(value('xks_credential_age_seconds{key_store="a",access_key_id="K"}')).to.equal(100);
     expect(value('xks_config_reloads_total')).to.equal(4);
+  });
+});
+
+describe('cluster metrics aggregation: docs/operations.md', () => {
+  it('the paragraph on merging names every gauge that is not summed', () => {
+    const doc = readFileSync(resolve(__dirname, '../../../../docs/operations.md'), 'utf8');
+    const paragraph = doc.slice(doc.indexOf('Across workers, the primary'), doc.indexOf('Access key IDs appear as label values'));
+    expect(Object.keys(GAUGE_AGGREGATORS).filter((name) => !paragraph.includes(`\`${name}\``))).to.deep.equal([]);
   });
 });
