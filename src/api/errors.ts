@@ -5,7 +5,8 @@ export { toSpecMessage };
 
 /**
  * The XKS error catalogue: every errorName the spec defines, with its HTTP status, in one table.
- * Handlers throw XksError; the server turns it into `{errorName, errorMessage}`.
+ * Shared code throws ProxyError kinds, which toXksError maps (XKS_BY_KIND); XKS-only checks throw
+ * XksError directly. Either is answered as `{errorName, errorMessage}`.
  */
 export const XKS_ERRORS = {
   ValidationException: 400,

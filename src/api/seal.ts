@@ -9,7 +9,7 @@ import { checkEncryptOutput } from './encrypt-check';
 import type { ExternalKey } from './key-lookup';
 import type { EncryptTarget, KeyVersions } from './key-versions';
 
-/** One fresh encryption is tried again if its output fails the verify-decrypt. */
+/** One fresh encryption is tried again if its output fails its checks (shape, or the verify-decrypt). */
 const ATTEMPTS = 2;
 
 export interface Sealed {

@@ -62,7 +62,7 @@ export const KmsApiSchema = Type.Optional(
       authorization: Type.Optional(
         Type.Object(
           {
-            policyFile: Type.String({ minLength: 1, description: 'Cedar policy file in the Kms namespace (README "KMS API authorization"), validated at load and reload. Checked after each credential\'s allow-list: both must allow.' }),
+            policyFile: Type.String({ minLength: 1, description: 'Cedar policy file in the Kms namespace (README "Use your HSM keys through the KMS API", Authorization), validated at load and reload. Checked after each credential\'s allow-list: both must allow.' }),
           },
           { additionalProperties: false, description: 'Cedar policies for the KMS API.' },
         ),

@@ -1,4 +1,4 @@
-/** The closed set of failures the HSM layer reports; the API layer maps each to an XKS errorName. */
+/** The closed set of failures the HSM layer reports; core/errors.ts maps each to a protocol-neutral kind. */
 export type HsmErrorKind =
   | 'KeyNotFound'
   | 'KeyUsage'

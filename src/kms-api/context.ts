@@ -14,6 +14,6 @@ export interface KmsContext {
   /** The verified SigV4 caller (a configured access key) and its scope region. */
   accessKeyId: string;
   region: string;
-  /** Log/audit fields of this request; operations add keyId. Written, never read back. */
+  /** Log/audit fields of this request; operations add externalKeyId. Written, never read back. */
   fields: Record<string, string | number | undefined>;
 }

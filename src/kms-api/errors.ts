@@ -48,10 +48,6 @@ export class KmsError extends Error {
   }
 }
 
-/**
- * The KMS wire error of each domain error kind: the one table the KMS API maps errors with. A
- * message of its own where KMS words it differently; internal failures never show their message.
- */
 /** What the client is told about a failed signature, in the names AWS KMS uses. */
 const SIGNATURE_FAILURES: Record<SigV4FailureReason, [KmsErrorName, string]> = {
   MissingAuthorization: ['MissingAuthenticationTokenException', 'Missing Authentication Token'],
@@ -66,6 +62,10 @@ const SIGNATURE_FAILURES: Record<SigV4FailureReason, [KmsErrorName, string]> = {
   SignatureMismatch: ['InvalidSignatureException', 'The request signature we calculated does not match the signature you provided'],
 };
 
+/**
+ * The KMS wire error of each domain error kind: the one table the KMS API maps errors with. A
+ * message of its own where KMS words it differently; internal failures never show their message.
+ */
 const KMS_BY_KIND: Record<ErrorKind, { type: KmsErrorName; message?: (error: ProxyError) => string }> = {
   Validation: { type: 'ValidationException' },
   // Replaced by SIGNATURE_FAILURES in toKmsError.

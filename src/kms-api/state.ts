@@ -1,5 +1,5 @@
 /**
- * The KMS API's part of one config generation, built with the XKS one (src/server/reloadable-runtime.ts):
+ * The KMS API's part of one config generation, built with the XKS one (src/server/pipeline-state.ts):
  * its SigV4 verifier (the clock skew may change on reload), its secrets, its served key store and its
  * credential quotas, which carry over a reload so it never refills a drained quota.
  */

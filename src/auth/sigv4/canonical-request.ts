@@ -1,4 +1,5 @@
-// Step 5: rebuild the canonical request with aws4 and compute the signature the client should have sent.
+// Step 5: rebuild the canonical request (in one pass for KMS's shape, through aws4 for any other) and
+// compute the signature the client should have sent.
 import { hash } from 'node:crypto';
 import { RequestSigner, type Request as Aws4Request } from 'aws4';
 import { sha256Hex } from './payload-hash';
@@ -88,9 +89,9 @@ export interface CanonicalForm {
 
 export interface ExpectedSignature {
   signature: string;
-  /** aws4's SignedHeaders list; must equal the client's string exactly. */
+  /** The canonical SignedHeaders list; must equal the client's string exactly. */
   signedHeaders: string;
-  /** aws4's scope (date/region/service/aws4_request); must equal the client's. */
+  /** The canonical scope (date/region/service/aws4_request); must equal the client's. */
   credentialScope: string;
 }
 

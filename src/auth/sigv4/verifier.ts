@@ -1,5 +1,5 @@
 // Composes the steps: parse Authorization, check scope and date, look up the secret,
-// check the payload hash, rebuild the signature with aws4, compare in constant time.
+// check the payload hash, rebuild the canonical request and its signature, compare in constant time.
 import { timingSafeEqual } from 'node:crypto';
 import { parseAuthorizationHeader } from './authorization-header';
 import { checkScope, parseCredential, scopeString } from './credential-scope';
