@@ -3,7 +3,7 @@
  * and the generated reference (docs/config-reference.md, `npm run docs:config`).
  */
 import { EXTERNAL_KEY_ID_PATTERN } from '../keys/served-key-store';
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import { VENDOR_PROFILE_NAMES, VENDOR_PROFILES } from '../hsm/vendor-profiles';
 import {
   AllowedRegionsSchema, AuditSchema, AuthorizationSchema, ClientAuthSchema, CredentialCreatedAtSchema, ReloadSchema, ThrottleSchema,
@@ -453,4 +453,3 @@ export const ConfigSchema = Type.Object(
 );
 
 export type ConfigFile = Static<typeof ConfigSchema>;
-export type AnySchema = TSchema;

@@ -74,12 +74,6 @@ export interface JobResult<T> {
   key: ResolvedKey;
 }
 
-export type JobValue<J extends GcmJob> = J extends EncryptJob
-  ? EncryptOutcome
-  : J extends DecryptJob | KeyIdJob
-    ? Buffer
-    : ReturnType<Pkcs11Module['readKeyInfo']>;
-
 /**
  * The verify-decrypt's output buffer, reused by a caller that runs one job at a time (a PKCS#11
  * worker thread): a new 4 KB Buffer per Encrypt is one more ArrayBuffer to allocate, zero and sweep.

@@ -82,8 +82,3 @@ export function collectRawBody(req: IncomingMessage, limit: number, done: (err: 
   req.on('error', onAbort);
   req.on('close', onAbort);
 }
-
-/** collectRawBody as a Promise. */
-export function readRawBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => collectRawBody(req, limit, (err, body) => (err ? reject(err) : resolve(body))));
-}

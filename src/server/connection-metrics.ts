@@ -2,8 +2,6 @@
 import type { Counter, Gauge, Registry } from 'prom-client';
 import { connectionFamilies } from '../observability/metric-catalogue';
 
-export type ConnectionTimeoutStage = 'handshake' | 'first_request';
-
 export class ConnectionMetrics {
   readonly refused: Counter<'reason'>;
   readonly timedOut: Counter<'stage'>;

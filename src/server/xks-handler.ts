@@ -31,12 +31,12 @@ export interface XksPipelineState {
   maxBodyBytes: number;
   /** Region pin, quota and Cedar authorization per key store. */
   guards?: RequestGuards;
-  /** Each request's budget (limits.requestDeadlineMs), counted from arrival; default 200 ms. */
-  requestDeadlineMs?: number;
+  /** Each request's budget (limits.requestDeadlineMs), counted from arrival. */
+  requestDeadlineMs: number;
   /** limits.maxInFlightRequests: beyond it, requests other than GetHealthStatus are shed once their body is in, before SigV4. */
-  maxInFlightRequests?: number;
-  /** limits.admissionWaitMs: how long a request at that limit may wait for a slot; default 0. */
-  admissionWaitMs?: number;
+  maxInFlightRequests: number;
+  /** limits.admissionWaitMs: how long a request at that limit may wait for a slot. */
+  admissionWaitMs: number;
   /** The KMS API's part of the same generation (verifier, quotas, Cedar policies); undefined while it is off. */
   kmsApi?: KmsApiState | undefined;
 }
@@ -81,8 +81,8 @@ export function createXksHandler(deps: XksHandlerDeps, onCrash: (res: ServerResp
       if (error.status === 405) ctx.res.setHeader('Allow', 'POST');
     },
     // KMS must keep seeing the HSMs' health: a probe is never shed.
-    inFlightLimit: (ctx) => (ctx.route.entry.probe ? undefined : ctx.state.maxInFlightRequests ?? Number.POSITIVE_INFINITY),
-    admissionWaitMs: (ctx) => ctx.state.admissionWaitMs ?? 0,
+    inFlightLimit: (ctx) => (ctx.route.entry.probe ? undefined : ctx.state.maxInFlightRequests),
+    admissionWaitMs: (ctx) => ctx.state.admissionWaitMs,
     maxBodyBytes: (ctx) => ctx.state.maxBodyBytes,
     methodMessage: (ctx) => `${ctx.operation} accepts only POST`,
     checkRoute(ctx) {
@@ -122,7 +122,7 @@ export function createXksHandler(deps: XksHandlerDeps, onCrash: (res: ServerResp
     const fields: LogFields = { operation: route.operation, keyStore: route.store.name };
     if (route.externalKeyId) fields.externalKeyId = route.externalKeyId.slice(0, 128);
     fields.remoteAddress = req.socket.remoteAddress;
-    const deadline = Deadline.after(state.requestDeadlineMs ?? 200);
+    const deadline = Deadline.after(state.requestDeadlineMs);
     const ctx: XksContext = new RequestContext(req, res, route, state, route.operation, route.store.name, deadline, fields);
     runPipeline(adapter, ctx, onCrash);
     return true;

@@ -6,21 +6,6 @@ import { sha256Hex } from './payload-hash';
 import { SigningKeys } from './signing-key';
 import type { StepResult } from './verifier';
 
-/** Lowercase header name -> every value received, in order. */
-export type ReceivedHeaders = Map<string, string[]>;
-
-export function collectHeaders(rawHeaders: readonly string[]): ReceivedHeaders {
-  const headers: ReceivedHeaders = new Map();
-  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
-    const name = String(rawHeaders[i]).toLowerCase();
-    const value = fromLatin1(String(rawHeaders[i + 1]));
-    const values = headers.get(name);
-    if (values) values.push(value);
-    else headers.set(name, [value]);
-  }
-  return headers;
-}
-
 // Node decodes header bytes as latin1; signers hash the raw (UTF-8) bytes, and aws4 hashes
 // strings as UTF-8, so turn the string back into the bytes that were on the wire.
 function fromLatin1(value: string): string {
@@ -30,7 +15,7 @@ function fromLatin1(value: string): string {
 /**
  * The request's headers in one pass over node's rawHeaders: lowercase name -> values trimmed and
  * comma-joined (as the canonical request has them), and how many Authorization headers came.
- * A plain object of strings rather than collectHeaders' Map of arrays: this runs on every request.
+ * A plain object of strings, not a Map of arrays: this runs on every request.
  */
 export interface HeaderValues {
   values: Record<string, string>;
@@ -52,11 +37,6 @@ export function readHeaders(rawHeaders: readonly string[]): HeaderValues {
     values[name] = previous === undefined ? value : `${previous},${value}`;
   }
   return authorization === undefined ? { values, authorizationCount } : { values, authorizationCount, authorization };
-}
-
-/** Repeated headers are one comma-joined value in the canonical request. */
-export function joinHeaderValues(values: readonly string[]): string {
-  return values.map((v) => v.trim()).join(',');
 }
 
 /** What the canonical request and string to sign are built from (no secret: nothing here signs). */

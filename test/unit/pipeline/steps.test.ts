@@ -10,7 +10,7 @@ import { Deadline } from '../../../src/hsm';
 import { createLogger } from '../../../src/observability/logger';
 import { XksMetrics } from '../../../src/observability/metrics';
 import { admit, checkClientStayed, InFlightRequests, MAX_WAITING_PER_SLOT, release, shed } from '../../../src/pipeline/admission';
-import { CLIENT_CLOSED_NAME, CLIENT_CLOSED_STATUS, ClientClosedError, noteServerAnswer, readRawBody } from '../../../src/pipeline/body';
+import { CLIENT_CLOSED_NAME, CLIENT_CLOSED_STATUS, ClientClosedError, collectRawBody, noteServerAnswer } from '../../../src/pipeline/body';
 import { mediaType } from '../../../src/pipeline/content-type';
 import { RequestContext } from '../../../src/pipeline/context';
 import { parseBody } from '../../../src/pipeline/parse';
@@ -18,6 +18,11 @@ import { recordOutcome } from '../../../src/pipeline/record';
 import { answerError, type WireFormat } from '../../../src/pipeline/respond';
 import { authenticate, MAX_LOGGED_ACCESS_KEY_ID } from '../../../src/pipeline/signature';
 import { AKID, BODY, lookup, NOW, REGION, signWithSmithy, verifier } from '../sigv4/helpers';
+
+/** collectRawBody as a Promise. */
+function readRawBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => collectRawBody(req, limit, (err, body) => (err ? reject(err) : resolve(body))));
+}
 
 type Ctx = RequestContext<unknown, unknown>;
 
