@@ -129,8 +129,13 @@ export function guardConnections(server: HttpsServer, options: ConnectionGuardOp
   const onIdleBeforeRequest = function (this: Socket): void {
     if (awaitingFirstRequest.delete(this)) metrics.timedOut.inc({ stage: 'first_request' });
   };
-  server.on('secureConnection', (socket: Socket) => {
+  // Prepended, so it runs before the mTLS gate (attached earlier, prepended too), which destroys a
+  // refused socket: after that isSessionReused() returns null, and refused handshakes were counted
+  // as resumed="null". A refused connection still completed its handshake, so it is counted.
+  server.prependListener('secureConnection', (socket: Socket) => {
     metrics.handshakes.inc({ resumed: String((socket as Socket & { isSessionReused(): boolean }).isSessionReused()) });
+  });
+  server.on('secureConnection', (socket: Socket) => {
     awaitingFirstRequest.add(socket);
     socket.setTimeout(options.firstRequestTimeoutMs());
     socket.once('timeout', onIdleBeforeRequest);

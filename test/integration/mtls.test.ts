@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { startHarness, type Harness } from '../support/proxy-harness';
 import { createTestCa, type IssuedCert } from '../support/test-pki';
 import { XksClient, type ClientTls } from '../support/xks-client';
-import { metricsText } from '../support/admin-http';
+import { metricsText, sample } from '../support/admin-http';
 
 const KMS_NAME = 'cks.kms.us-east-1.amazonaws.com';
 
@@ -165,5 +165,16 @@ describe('mutual TLS (integration)', () => {
     expect(after.status).to.match(/ECONNRESET|EPIPE|socket hang up/);
     const refusal = h.logs.map((l) => JSON.parse(l)).filter((l) => l.message === 'tls client rejected').pop();
     expect(refusal).to.include({ tlsRejection: 'expired', tlsDetail: 'CERT_HAS_EXPIRED (resumed session)' });
+  });
+
+  it('counts refused connections among the TLS handshakes, as resumed "true" or "false" (a refused resumption is "true")', async () => {
+    // Refused ones above: full handshakes of every reason, and the expired certificate's resumed session.
+    const text = await metricsText(h.proxy.adminUrl as string);
+    const labels = [...text.matchAll(/^xks_tls_handshakes_total\{resumed="([^"]*)"\} /gm)].map((m) => m[1]);
+    expect(labels, 'the handshake of a connection mTLS refused was counted after the socket was gone').to.have.members(['true', 'false']);
+    const refused = [...text.matchAll(/^xks_tls_client_rejections_total\{reason="[^"]*"\} (\d+)/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
+    const handshakes = (sample(text, 'xks_tls_handshakes_total{resumed="true"}') ?? 0) + (sample(text, 'xks_tls_handshakes_total{resumed="false"}') ?? 0);
+    expect(refused).to.be.greaterThan(0);
+    expect(handshakes).to.be.at.least(refused + 1);
   });
 });
