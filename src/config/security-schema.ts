@@ -16,7 +16,8 @@ export const ClientAuthSchema = Type.Optional(
       enabled: Type.Optional(Type.Boolean({ default: true, description: 'Require a client certificate (mutual TLS) on the KMS-facing listener.' })),
       caFile: Type.String({
         minLength: 1,
-        description: 'PEM bundle of the CAs a client certificate must chain to (for KMS: the Amazon Trust Services roots).',
+        description:
+          'PEM bundle of the CAs a client certificate must chain to (for KMS: the Amazon Trust Services roots). A chain is trusted only up to a root (self-signed) certificate in this file; intermediates may be added to it, but a file without any root is rejected: it would refuse every client.',
       }),
       allowedSubjectNames: Type.Array(Type.String({ pattern: SUBJECT_NAME_PATTERN, maxLength: 253 }), {
         minItems: 1,

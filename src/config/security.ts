@@ -117,7 +117,14 @@ export function resolveProxySecurity(
       const pem = readFileSync(caFile, 'utf8');
       const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
       if (blocks.length === 0) problems.push(`server.tls.clientAuth.caFile: ${clientAuth.caFile} contains no PEM certificate`);
-      for (const block of blocks) new X509Certificate(block);
+      const certificates = blocks.map((block) => new X509Certificate(block));
+      // Node's OpenSSL verifies a client's chain only up to a self-signed root it trusts (no partial
+      // chains): a file of intermediates alone has every client, KMS included, refused as untrusted.
+      if (blocks.length > 0 && !certificates.some(isRoot)) {
+        problems.push(
+          `server.tls.clientAuth.caFile: ${clientAuth.caFile} holds no root CA (self-signed certificate): a client certificate is trusted only if its chain ends at a root in this file, so every client would be refused; add the root its intermediates chain to (for KMS: the Amazon Trust Services roots)`,
+        );
+      }
     } catch (err) {
       problems.push(`server.tls.clientAuth.caFile: cannot use ${clientAuth.caFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
@@ -150,4 +157,9 @@ export function resolveProxySecurity(
   }
   security.referencedFiles = [...referenced];
   return security;
+}
+
+/** A self-signed certificate: a trust anchor OpenSSL accepts at the end of a chain. */
+function isRoot(cert: X509Certificate): boolean {
+  return cert.checkIssued(cert) && cert.verify(cert.publicKey);
 }

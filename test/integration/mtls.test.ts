@@ -12,7 +12,8 @@ const KMS_NAME = 'cks.kms.us-east-1.amazonaws.com';
 describe('mutual TLS (integration)', () => {
   let h: Harness;
   let certs: Record<'good' | 'sanOnly' | 'wrongName' | 'expired' | 'otherCa', IssuedCert>;
-  let caPems: { ca: string; other: string };
+  let caPems: { ca: string; other: string; intermediate: string };
+  let viaIntermediate: IssuedCert;
   let issue: (notAfter: Date) => Promise<IssuedCert>;
   const health = { requestMetadata: { kmsRequestId: 'mtls', kmsOperation: 'KmsHealthCheck' } };
 
@@ -27,7 +28,9 @@ describe('mutual TLS (integration)', () => {
       expired: await ca.issue({ commonName: KMS_NAME, notBefore: new Date(Date.now() - 10 * 86400_000), notAfter: new Date(Date.now() - 86400_000) }),
       otherCa: await other.issue({ commonName: KMS_NAME }),
     };
-    caPems = { ca: ca.certPem, other: other.certPem };
+    const intermediate = await ca.intermediate('Test KMS issuing CA');
+    viaIntermediate = await intermediate.issue({ commonName: KMS_NAME });
+    caPems = { ca: ca.certPem, other: other.certPem, intermediate: intermediate.certPem };
     issue = (notAfter) => ca.issue({ commonName: KMS_NAME, notBefore: new Date(Date.now() - 86400_000), notAfter });
     h = await startHarness({
       fromFile: true,
@@ -132,6 +135,21 @@ describe('mutual TLS (integration)', () => {
     writeFileSync(path, JSON.stringify(doc));
     expect(h.proxy.reload()).to.include({ ok: true });
   }
+
+  it('verifies a chain through an intermediate the CA file holds with its root; a CA file without a root is refused and the running CA stays', async () => {
+    reloadWith(`${caPems.ca}\n${caPems.intermediate}`);
+    expect((await once(viaIntermediate, 'TLSv1.3')).status, 'a leaf of the intermediate, sent alone').to.equal(200);
+    expect((await once(certs.good, 'TLSv1.3')).status).to.equal(200);
+
+    // Node (OpenSSL without partial chains) verifies only up to a self-signed root in the file: with
+    // the issuing intermediate alone every client, KMS included, would be refused as untrusted.
+    writeFileSync(join(h.configPath as string, '..', 'client-ca.pem'), caPems.intermediate);
+    const refused = h.proxy.reload();
+    expect(refused.ok, 'a CA file that can verify no client was applied').to.equal(false);
+    expect(refused.errors?.join(' ')).to.match(/server\.tls\.clientAuth\.caFile: .*holds no root CA/);
+    expect((await once(viaIntermediate, 'TLSv1.3')).status, 'the running CA stays').to.equal(200);
+    reloadWith(caPems.ca);
+  });
 
   for (const version of ['TLSv1.3', 'TLSv1.2'] as const) {
     it(`does not resume a session issued before a reload that removed the client's CA (${version})`, async () => {

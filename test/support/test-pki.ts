@@ -16,6 +16,8 @@ export interface IssuedCert {
 export interface TestCa {
   certPem: string;
   issue(options: { commonName: string; dnsNames?: string[]; notBefore?: Date; notAfter?: Date }): Promise<IssuedCert>;
+  /** An intermediate CA signed by this one (its certPem is the intermediate alone). */
+  intermediate(name: string): Promise<TestCa>;
 }
 
 async function keyPair(): Promise<webcrypto.CryptoKeyPair> {
@@ -27,12 +29,15 @@ async function pkcs8Pem(key: webcrypto.CryptoKey): Promise<string> {
 }
 
 export async function createTestCa(name: string): Promise<TestCa> {
+  return makeCa(name);
+}
+
+/** A root CA, or with `parent` an intermediate it signs. */
+async function makeCa(name: string, parent?: { cert: x509.X509Certificate; keys: webcrypto.CryptoKeyPair }): Promise<TestCa> {
   const caKeys = await keyPair();
   const now = Date.now();
-  const caCert = await x509.X509CertificateGenerator.createSelfSigned({
+  const common = {
     serialNumber: randomBytes(8).toString('hex'),
-    name: `CN=${name}`,
-    keys: caKeys as unknown as Keys,
     signingAlgorithm: ALG,
     notBefore: new Date(now - 3600_000),
     notAfter: new Date(now + 365 * 86400_000),
@@ -40,8 +45,18 @@ export async function createTestCa(name: string): Promise<TestCa> {
       new x509.BasicConstraintsExtension(true, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
     ],
-  });
+  };
+  const caCert = parent
+    ? await x509.X509CertificateGenerator.create({
+        ...common,
+        subject: `CN=${name}`,
+        issuer: parent.cert.subject,
+        publicKey: caKeys.publicKey as unknown as x509.PublicKeyType,
+        signingKey: parent.keys.privateKey as unknown as webcrypto.CryptoKey,
+      })
+    : await x509.X509CertificateGenerator.createSelfSigned({ ...common, name: `CN=${name}`, keys: caKeys as unknown as Keys });
   return {
+    intermediate: (childName) => makeCa(childName, { cert: caCert, keys: caKeys }),
     certPem: caCert.toString('pem'),
     async issue({ commonName, dnsNames = [], notBefore, notAfter }) {
       const keys = await keyPair();
