@@ -115,7 +115,7 @@ export function resolveProxySecurity(
     referenced.add(caFile);
     try {
       const pem = readFileSync(caFile, 'utf8');
-      const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+      const blocks = pemCertificates(pem);
       if (blocks.length === 0) problems.push(`server.tls.clientAuth.caFile: ${clientAuth.caFile} contains no PEM certificate`);
       const certificates = blocks.map((block) => new X509Certificate(block));
       // Node's OpenSSL verifies a client's chain only up to a self-signed root it trusts (no partial
@@ -162,4 +162,13 @@ export function resolveProxySecurity(
 /** A self-signed certificate: a trust anchor OpenSSL accepts at the end of a chain. */
 function isRoot(cert: X509Certificate): boolean {
   return cert.checkIssued(cert) && cert.verify(cert.publicKey);
+}
+
+/**
+ * The certificates of a PEM bundle, one string each. Given to node as a list: node's own reader
+ * stops silently at two blocks concatenated without a newline (`cat a.pem b.pem` where a.pem has
+ * none at its end), and would trust fewer CAs than the loader checked and the expiry gauge shows.
+ */
+export function pemCertificates(pem: string): string[] {
+  return pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
 }

@@ -4,20 +4,22 @@ import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import { ConfigError } from '../config/load';
 import type { RuntimeConfig } from '../config/runtime';
+import { pemCertificates } from '../config/security';
 import { serverTlsOptions } from './tls';
 
 /**
- * node:https options: certificate, suites, the client CA when mTLS is on, and a session ID context
- * that names the mTLS policy. OpenSSL resumes a session (a ticket) only in the context it was issued
- * in, and a resumed session skips the client-certificate check, keeping the original verdict: without
- * this, a client whose CA a reload removed kept getting in on its ticket until the ticket key
- * rotated. Derived from the config, so every worker of a cluster has the same one.
+ * node:https options: certificate, suites, the client CAs when mTLS is on (each PEM block, as the
+ * loader checked them), and a session ID context that names the mTLS policy. OpenSSL resumes a
+ * session (a ticket) only in the context it was issued in, and a resumed session skips the
+ * client-certificate check, keeping the original verdict: without this, a client whose CA a reload
+ * removed kept getting in on its ticket until the ticket key rotated. Derived from the config, so
+ * every worker of a cluster has the same one.
  */
 export function listenerTlsOptions(config: RuntimeConfig) {
   const clientAuth = config.security?.clientAuth;
   return {
     ...serverTlsOptions(config.server.certFile, config.server.keyFile),
-    ...(clientAuth ? { ca: readFileSync(clientAuth.caFile) } : {}),
+    ...(clientAuth ? { ca: pemCertificates(readFileSync(clientAuth.caFile, 'utf8')) } : {}),
     sessionIdContext: sessionIdContext(clientAuthIdentity(config)),
   };
 }

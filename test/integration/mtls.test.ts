@@ -151,6 +151,16 @@ describe('mutual TLS (integration)', () => {
     reloadWith(caPems.ca);
   });
 
+  it('trusts every certificate of a CA file whose PEM blocks were concatenated without a newline between them', async () => {
+    // `cat intermediate.pem root.pem` where the first file does not end in a newline: node's own PEM
+    // reader stops at the first block, while the loader and the expiry gauge saw both.
+    expect(caPems.intermediate.endsWith('\n')).to.equal(false);
+    reloadWith(caPems.intermediate + caPems.ca);
+    expect((await once(viaIntermediate, 'TLSv1.3')).status).to.equal(200);
+    expect((await once(certs.good, 'TLSv1.3')).status).to.equal(200);
+    reloadWith(caPems.ca);
+  });
+
   for (const version of ['TLSv1.3', 'TLSv1.2'] as const) {
     it(`does not resume a session issued before a reload that removed the client's CA (${version})`, async () => {
       reloadWith(caPems.ca);
