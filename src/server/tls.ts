@@ -1,3 +1,4 @@
+import { constants } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { SecureContextOptions, TlsOptions } from 'node:tls';
 
@@ -20,6 +21,10 @@ export function serverTlsOptions(certFile: string, keyFile: string): TlsOptions 
     maxVersion: 'TLSv1.3',
     ciphers: TLS_CIPHERS,
     honorCipherOrder: true,
+    // No TLS 1.2 renegotiation: a client could make the server repeat a full handshake on an open
+    // connection (node only caps it at 3 per 10 minutes), and under mTLS present a second client
+    // certificate the gate never sees. KMS does not renegotiate; TLS 1.3 has none.
+    secureOptions: constants.SSL_OP_NO_RENEGOTIATION,
     // HTTP/1.1 only: KMS must be able to fall back to it, and node:https serves nothing newer.
     ALPNProtocols: ['http/1.1'],
   };

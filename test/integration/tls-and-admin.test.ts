@@ -44,6 +44,26 @@ describe('TLS, HTTP and the admin listener (integration)', () => {
     expect(await refused({ maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES256-GCM-SHA384' })).to.equal(false);
   });
 
+  it('refuses client-initiated TLS 1.2 renegotiation, also after a reload rebuilt the TLS context', async () => {
+    // Each renegotiation makes the server do a full handshake on an open connection (CPU for the
+    // asking, and on an mTLS listener a second client certificate nothing checks); KMS never asks.
+    const renegotiate = (): Promise<string> =>
+      new Promise((resolve) => {
+        const socket = connect({ host: '127.0.0.1', port: h.proxy.port, servername: 'localhost', rejectUnauthorized: false, maxVersion: 'TLSv1.2' }, () => {
+          socket.renegotiate({ rejectUnauthorized: false }, (err) => {
+            socket.destroy();
+            resolve(err ? ((err as NodeJS.ErrnoException).code ?? err.message) : 'renegotiated');
+          });
+        });
+        socket.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+      });
+    expect(await renegotiate()).to.equal('ERR_SSL_NO_RENEGOTIATION');
+    expect(h.proxy.reload(h.proxy.runtime.config())).to.include({ ok: true });
+    expect(await renegotiate()).to.equal('ERR_SSL_NO_RENEGOTIATION');
+    const r = await handshake(h.proxy.port, { maxVersion: 'TLSv1.2' });
+    expect(r.protocol, 'a plain TLS 1.2 handshake still works').to.equal('TLSv1.2');
+  });
+
   it('speaks HTTP/1.1 even when a client offers h2', async () => {
     const r = await handshake(h.proxy.port, { ALPNProtocols: ['h2', 'http/1.1'] });
     expect(r.alpn).to.equal('http/1.1');
