@@ -32,10 +32,10 @@ describe('sigv4 request-date', () => {
   it('says how far and in which direction the clock is off, and the limit (the log an SRE checks NTP from)', () => {
     const now = Date.UTC(2024, 0, 1);
     expect(checkClockSkew(now - 361_000, now, 300_000)).to.deep.equal({
-      ok: false, reason: 'RequestExpired', detail: 'x-amz-date is 361 s in the past; the limit is 300 s',
+      ok: false, reason: 'RequestExpired', detail: 'x-amz-date is 361 s in the past; the limit is 300 s', allowedSkewSeconds: 300,
     });
     expect(checkClockSkew(now + 420_000, now, 60_000)).to.deep.equal({
-      ok: false, reason: 'RequestExpired', detail: 'x-amz-date is 420 s in the future; the limit is 60 s',
+      ok: false, reason: 'RequestExpired', detail: 'x-amz-date is 420 s in the future; the limit is 60 s', allowedSkewSeconds: 60,
     });
   });
 });
