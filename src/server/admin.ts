@@ -1,4 +1,4 @@
-import express, { type Express } from 'express';
+import express, { type Express, type Request, type Response } from 'express';
 import helmet from 'helmet';
 import type { FleetHealth } from '../hsm';
 import type { XksMetrics } from '../observability/metrics';
@@ -57,8 +57,17 @@ export function createAdminAppFrom(source: AdminSource): Express {
     res.json({ status: 'ok' });
   });
   app.get('/ready', async (_req, res) => {
-    const { ready, body } = await source.readiness();
-    res.status(ready ? 200 : 503).json(body);
+    try {
+      const { ready, body } = await source.readiness();
+      res.status(ready ? 200 : 503).json(body);
+    } catch {
+      // Not ready as far as a load balancer can tell; never express's HTML page with a stack trace.
+      res.status(503).json({ ready: false, reason: 'readiness could not be determined' });
+    }
+  });
+  // Express's own 404 is an HTML page naming the path.
+  app.use((_req: Request, res: Response) => {
+    res.status(404).type('text/plain').end('not found\n');
   });
   return app;
 }
