@@ -1,9 +1,10 @@
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
-import { mkdirSync, readFileSync, renameSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { startHarness, type Harness } from '../support/proxy-harness';
+import { waitFor } from '../support/wait';
 import { b64, requestMetadata } from '../support/xks-client';
 
 const run = promisify(execFile);
@@ -90,6 +91,8 @@ describe('audit log rotation (integration: logrotate `create`, then the reload i
     const health = (id: string) => h.client.send('/kms/xks/v1/health', { body: { requestMetadata: { kmsRequestId: id, kmsOperation: 'KmsHealthCheck' } } });
     try {
       expect((await health('before')).status).to.equal(200);
+      // The entry is written after the answer, to a file the stream opens asynchronously: as logrotate, rename it once it holds the entry.
+      await waitFor(() => existsSync(file) && readFileSync(file, 'utf8').includes('"kmsRequestId":"before"'), 'the audit entry of "before"');
       renameSync(file, `${file}.1`);
       expect(h.proxy.reload().ok).to.equal(true);
       expect((await health('after')).status).to.equal(200);
