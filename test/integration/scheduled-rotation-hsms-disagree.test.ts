@@ -120,4 +120,32 @@ describe('scheduled rotation while the HSMs disagree on the active version', fun
     const after = await runCli(['keys', 'check', 'fork-key', '-c', cli.path]);
     expect(after.stdout).to.not.include('DIFFERENT');
   });
+
+  // `--hsm` names the HSM to write through, and skipped the check altogether: on the HSM that lags
+  // (hsm-a, version 1) it created hsm-a's own "<label>/v2" beside hsm-b's. The proxy then returned
+  // ciphertexts under either, each verify-decrypted on the HSM that made it, and a Decrypt routed to
+  // the other answered InvalidCiphertextException (the model test in
+  // ciphertexts-stay-decryptable.test.ts found it: rotate, rotate --hsm hsm-b, encrypt, decrypt).
+  it('keys rotate --hsm refuses on an HSM that lags another reachable one, and rotates on the one ahead', async () => {
+    const cli = writeCliConfig({
+      healthCheckKeyLabel: (await clusterKeys()).health,
+      extra: {
+        hsm: undefined,
+        hsms: [
+          { id: 'hsm-a', modulePath: fx.modulePath, tokenLabel: fx.label, pinFile: 'pin' },
+          { id: 'hsm-b', modulePath: fx.modulePath, tokenLabel: fx.peerLabel, pinFile: 'pin' },
+        ],
+        keyStores: [{ name: 'root', credentials: [{ accessKeyId: 'AKIAI2SFODNN7EXAMPLEQ', secretAccessKey: 'wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEYabcdEF' }], keys: { map: [{ externalKeyId: 'fork-key', label }] } }],
+      },
+    });
+    const lagging = await runCli(['keys', 'rotate', 'fork-key', '--hsm', 'hsm-a', '-c', cli.path]);
+    expect(lagging.code, lagging.stdout).to.equal(1);
+    expect(lagging.stderr).to.include('hsm-b already holds version 2').and.to.include('hsm-a=v1, hsm-b=v2');
+    const check = await runCli(['keys', 'check', 'fork-key', '-c', cli.path]);
+    expect(check.stdout, 'nothing was created on hsm-a').to.not.include('DIFFERENT');
+
+    const ahead = await runCli(['keys', 'rotate', 'fork-key', '--hsm', 'hsm-b', '-c', cli.path]);
+    expect(ahead.code, ahead.stderr).to.equal(0);
+    expect(ahead.stdout).to.include('version 3 is active');
+  });
 });

@@ -41,7 +41,7 @@ import {
 } from '../hsm-access';
 import { action, examples, out } from '../command-helpers';
 import { registerKeysCheck } from './keys-check';
-import { assertHsmsAgree } from '../rotation-guard';
+import { assertRotationCannotFork } from '../rotation-guard';
 import { renderTable } from '../table';
 
 interface CommonOptions {
@@ -183,7 +183,8 @@ export function registerKeys(program: Command): void {
     .addHelpText(
       'after',
       '\nWith several HSMs and no --hsm, the HSMs that can be opened must agree on the active version;\n' +
-        'if they do not, nothing is rotated (exit status 1). --hsm <id> rotates on that HSM alone.\n' +
+        'if they do not, nothing is rotated (exit status 1). --hsm <id> rotates on that HSM alone, unless\n' +
+        'another HSM that can be opened already holds the version it would create (a fork; exit status 1).\n' +
         examples(['xks-proxy keys rotate prod-key-1 -c config.yaml', 'xks-proxy keys rotate prod-key-1 --if-older-than 90 -c config.yaml   # e.g. from cron']),
     )
     .action(
@@ -191,8 +192,9 @@ export function registerKeys(program: Command): void {
         const days = options.ifOlderThan === undefined ? undefined : parsePositiveInteger('--if-older-than', options.ifOlderThan, 36500);
         await withConfiguredHsm(options, async (hsm, config) => {
           const label = resolveLabel(config, externalKeyId, options);
-          // Without --hsm, every reachable HSM must show the same active version (no forked versions).
-          if (options.hsm === undefined) await assertHsmsAgree(config, hsm, label);
+          // No forked versions: without --hsm every reachable HSM must show the same active version;
+          // with it, none may already hold the version this rotation would create.
+          await assertRotationCannotFork(config, { id: options.hsm ?? config.hsm.id, hsm }, label, options.hsm !== undefined);
           // --if-older-than is the cron form of scheduled rotation: like it, it leaves disabled keys alone.
           const result = await rotateKey(hsm, label, days === undefined ? {} : { ifOlderThanDays: days, skipDisabled: true });
           switch (result.outcome) {
