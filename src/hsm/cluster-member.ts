@@ -88,6 +88,7 @@ export class ClusterMember {
   private attempt: { promise: Promise<Attempt>; epoch: number } | undefined;
   private readonly retiring = new Set<Promise<void>>();
   private lastInconsistencyLog = 0;
+  private lastDifferentKeyLog = 0;
   /**
    * Labels this HSM encrypted or decrypted with, for the life of the process. A KeyNotFound for one
    * of them is the token losing its storage, not a key KMS should forget (issue #15): KeyNotFound
@@ -313,6 +314,24 @@ export class ClusterMember {
     if (now - this.lastInconsistencyLog > 10_000) {
       this.lastInconsistencyLog = now;
       this.env.log('warn', 'hsm lacks a key other cluster members have', { hsm: this.id, keyLabel: label.slice(0, 128), reason: 'KeyNotFound here; another member of the cluster served the request' });
+    }
+  }
+
+  /**
+   * This HSM failed a tag that another member's copy of the key verified: the two hold different
+   * material under one label (a forked version, a wrong import). Requests still decrypt (the
+   * cluster asked the other), but ciphertexts made here fail there: `keys check` shows which.
+   */
+  noteDifferentKey(label: string): void {
+    this.tracker.recordRequest(false);
+    const now = Date.now();
+    if (now - this.lastDifferentKeyLog > 10_000) {
+      this.lastDifferentKeyLog = now;
+      this.env.log('warn', 'hsm holds other key material under a label than another cluster member', {
+        hsm: this.id,
+        keyLabel: label.slice(0, 128),
+        reason: 'the GCM tag did not verify here; another member of the cluster decrypted it (run keys check)',
+      });
     }
   }
 

@@ -213,10 +213,16 @@ export class HsmCluster implements HsmService, FleetHealth {
           if (handle.attributable) member.noteOverrun();
           return new HsmError('Timeout', `${member.id}: ${operation} did not finish within ${Math.round(attemptMs)} ms`);
         });
-        if (lastError?.kind === 'KeyNotFound' && keyLabel !== undefined && tried[0] !== undefined) {
-          // Only now is it a retry that mattered: the first HSM lacked a key another has.
-          this.observer?.retry?.(operation, tried[0].id, 'KeyNotFound');
-          tried[0].noteMissingKey(keyLabel);
+        if (lastError !== undefined && keyLabel !== undefined && tried[0] !== undefined) {
+          // Only now is it a retry that mattered: the first HSM lacked a key another has, or holds
+          // other material under its label (a version forked across HSMs, a wrong import).
+          if (lastError.kind === 'KeyNotFound') {
+            this.observer?.retry?.(operation, tried[0].id, 'KeyNotFound');
+            tried[0].noteMissingKey(keyLabel);
+          } else if (lastError.kind === 'AuthenticationFailed') {
+            this.observer?.retry?.(operation, tried[0].id, 'AuthenticationFailed');
+            tried[0].noteDifferentKey(keyLabel);
+          }
         }
         return result;
       } catch (error) {
@@ -235,10 +241,14 @@ export class HsmCluster implements HsmService, FleetHealth {
         // A retry refused at once for a full pool says nothing about the request: the first
         // attempt's failure (e.g. a slow HSM's Timeout) is what the caller and the metrics need.
         if (attempt > 0 && hsmError.kind === 'Busy' && lastError !== undefined && lastError.kind !== 'KeyNotFound') throw lastError;
+        // A tag that failed here and cannot be tried on the other HSM (it lacks the key, refuses
+        // it): the ciphertext is invalid. Only a device fault or a timeout there leaves it open.
+        if (attempt > 0 && lastError?.kind === 'AuthenticationFailed' && hsmError.kind !== 'Device' && hsmError.kind !== 'Timeout') throw lastError;
         lastError = hsmError;
-        if (attempt > 0 || !this.retryable(hsmError, member, deadline)) throw this.judgedKeyNotFound(hsmError, keyLabel);
-        // Asking another HSM about a key that is simply absent (e.g. a lifecycle marker) is no retry to count.
-        if (hsmError.kind !== 'KeyNotFound') this.observer?.retry?.(operation, member.id, hsmError.kind);
+        if (attempt > 0 || !this.retryable(operation, hsmError, member, deadline)) throw this.judgedKeyNotFound(hsmError, keyLabel);
+        // Asking another HSM about a key that is simply absent (e.g. a lifecycle marker), or a tag
+        // that fails everywhere (the caller's ciphertext), is no retry to count: counted on success.
+        if (hsmError.kind !== 'KeyNotFound' && hsmError.kind !== 'AuthenticationFailed') this.observer?.retry?.(operation, member.id, hsmError.kind);
       }
     }
     if (lastError !== undefined) throw this.judgedKeyNotFound(lastError, keyLabel);
@@ -257,7 +267,7 @@ export class HsmCluster implements HsmService, FleetHealth {
     return new HsmError('Device', `${holder.id}, which holds the key, cannot serve it now (${this.unavailableSummary()})`);
   }
 
-  private retryable(error: HsmError, failed: ClusterMember, deadline: Deadline): boolean {
+  private retryable(operation: HsmOperation, error: HsmError, failed: ClusterMember, deadline: Deadline): boolean {
     if (deadline.expired()) return false;
     const other = this.nodes.some((m) => m !== failed && m.serving);
     switch (error.kind as HsmErrorKind) {
@@ -267,8 +277,14 @@ export class HsmCluster implements HsmService, FleetHealth {
       case 'KeyNotFound':
         // Members hold the same keys: one that lacks a key is out of step, so ask another.
         return other;
+      case 'AuthenticationFailed':
+        // Usually the caller's ciphertext. But members can hold different material under one
+        // label (a version made on each while one was down, a wrong import), and a ciphertext the
+        // proxy returned opens on the member that made it: one more member is asked, so no such
+        // ciphertext is answered InvalidCiphertextException. Costs a call only on failed tags.
+        return operation === 'decrypt' && other;
       default:
-        // AuthenticationFailed (a bad tag is the caller's ciphertext), KeyUsage, Busy, Internal.
+        // KeyUsage, Busy, Internal.
         return false;
     }
   }

@@ -79,14 +79,37 @@ describe('hsm: cluster of two SoftHSM tokens', function () {
     for (let i = 1; i < order.length; i++) expect(order[i]).not.to.equal(order[i - 1]);
   });
 
-  it('never retries a decrypt whose tag does not verify', async () => {
+  it('a decrypt whose tag verifies on no HSM is AuthenticationFailed: each HSM asked once, no retry counted', async () => {
     const observer = new RecordingObserver();
     cluster = await HsmCluster.start(testClusterOptions(keys.health, twoMembers()), observer);
     const out = await cluster.encrypt(keys.key, Buffer.from('x'), aad);
     const failedBefore = observer.calls.filter((c) => c.outcome === 'AuthenticationFailed').length;
     await expectHsmError(cluster.decrypt(keys.key, out.ciphertext, out.iv, Buffer.alloc(16), aad), 'AuthenticationFailed');
-    expect(observer.calls.filter((c) => c.outcome === 'AuthenticationFailed').length - failedBefore).to.equal(1);
+    expect(observer.calls.filter((c) => c.outcome === 'AuthenticationFailed').length - failedBefore).to.equal(2);
     expect(observer.retries).to.deep.equal([]);
+  });
+
+  it('a tag that fails on one HSM and verifies on the other (different material under one label) decrypts, and is counted', async () => {
+    // A version made on each HSM while the other was down: same label, different keys. A ciphertext
+    // the proxy returned opens on the HSM that made it, wherever the decrypt is first routed.
+    const label = uniqueLabel('forked');
+    for (const tokenLabel of [fx().label, fx().peerLabel]) {
+      const setup = await HsmCluster.start(testClusterOptions(keys.health, [{ id: 'setup', tokenLabel }]));
+      try {
+        await createAesKey(setup.connections()[0]!.hsm!, { label });
+      } finally {
+        await setup.close();
+      }
+    }
+    const observer = new RecordingObserver();
+    cluster = await HsmCluster.start(testClusterOptions(keys.health, twoMembers()), observer);
+    const [a, b] = cluster.connections().map((m) => m.hsm!);
+    for (const [maker, plaintext] of [[a!, 'made on a'], [b!, 'made on b']] as const) {
+      const out = await maker.encrypt(label, Buffer.from(plaintext), aad);
+      for (let i = 0; i < 4; i++) expect((await cluster.decrypt(label, out.ciphertext, out.iv, out.tag, aad)).toString()).to.equal(plaintext);
+    }
+    expect(observer.retries.length, 'every other decrypt went first to the HSM with the other copy').to.be.greaterThan(0);
+    expect(observer.retries.every((r) => r.operation === 'decrypt' && r.reason === 'AuthenticationFailed')).to.equal(true);
   });
 
   it('fails over on a device error, reconnects with backoff, re-initialises the library, and comes back ACTIVE', async () => {
