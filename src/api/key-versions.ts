@@ -21,7 +21,14 @@ export interface EncryptTarget extends VersionTarget {
 }
 
 export class KeyVersions {
-  constructor(private readonly reader: KeyStateReader) {}
+  /**
+   * `allHsmsServing`: whether every HSM of the cluster serves now. A version no serving HSM holds may
+   * be on one that does not (made there, not replicated yet): that is not an invalid ciphertext.
+   */
+  constructor(
+    private readonly reader: KeyStateReader,
+    private readonly allHsmsServing: () => boolean = () => true,
+  ) {}
 
   /**
    * The active version; InvalidStateException if the key or that version is disabled. A value, not
@@ -56,7 +63,12 @@ export class KeyVersions {
     } catch (err) {
       throw toProxyError(err);
     }
-    if (found === undefined) throw new ProxyError('InvalidCiphertext', 'ciphertextMetadata names a key version that does not exist');
+    if (found === undefined) {
+      // KMS takes InvalidCiphertext for data that will never decrypt; while an HSM is down, a
+      // ciphertext the proxy issued under a version only that HSM holds gets a retryable 500.
+      if (!this.allHsmsServing()) throw new ProxyError('Internal', 'The key version the ciphertext names is on no HSM that serves now; an HSM of the cluster that is not serving may hold it');
+      throw new ProxyError('InvalidCiphertext', 'ciphertextMetadata names a key version that does not exist');
+    }
     return versionTarget(found);
   }
 

@@ -120,7 +120,7 @@ async function serve(config: RuntimeConfig, logger: Logger, metrics: XksMetrics,
     hsm: cluster,
     health,
     healthCheckKeyLabel: config.hsm.healthCheckKeyLabel,
-    keyVersions: new KeyVersions(keyState),
+    keyVersions: new KeyVersions(keyState, () => cluster.members().every((m) => m.serving)),
     proxy: {
       fleetSize: config.health.fleetSize,
       vendor: config.health.proxyVendor,
