@@ -54,7 +54,8 @@ const SIGNATURE_FAILURES: Record<SigV4FailureReason, string> = {
   MissingAuthorization: 'The request is not signed: the Authorization header is missing',
   MalformedAuthorization: 'The Authorization header is not a valid AWS SigV4 header',
   UnsupportedAlgorithm: 'Only AWS4-HMAC-SHA256 signatures are accepted',
-  MissingSignedHeader: 'The signature must cover the host and x-amz-date headers',
+  // Also a header SignedHeaders names that the request lacks: the message must not send the client only to the first cause.
+  MissingSignedHeader: 'The signature must cover the host and x-amz-date headers, and every header it names must be in the request',
   MalformedDate: 'The x-amz-date header is missing or malformed',
   // Used only when the verifier did not say its limit; signatureFailureMessage names it otherwise.
   RequestExpired: 'The request time is further from the proxy clock than the allowed clock skew (limits.clockSkewSeconds)',

@@ -53,7 +53,7 @@ const SIGNATURE_FAILURES: Record<SigV4FailureReason, [KmsErrorName, string]> = {
   MissingAuthorization: ['MissingAuthenticationTokenException', 'Missing Authentication Token'],
   MalformedAuthorization: ['IncompleteSignature', 'The Authorization header is not a valid AWS SigV4 header'],
   UnsupportedAlgorithm: ['IncompleteSignature', 'Only AWS4-HMAC-SHA256 signatures are accepted'],
-  MissingSignedHeader: ['IncompleteSignature', 'The signature must cover the host, x-amz-date and x-amz-target headers'],
+  MissingSignedHeader: ['IncompleteSignature', 'The signature must cover the host, x-amz-date and x-amz-target headers, and every header it names must be in the request'],
   MalformedDate: ['IncompleteSignature', 'The x-amz-date header is missing or malformed'],
   RequestExpired: ['InvalidSignatureException', 'Signature expired: the request time is more than the allowed skew away from the server clock'],
   ScopeMismatch: ['InvalidSignatureException', 'The credential scope does not match the request date or the kms service'],

@@ -59,7 +59,7 @@ describe('KMS API: X-Amz-Target must be signed (integration)', function () {
 
     const replayed = await send(captured, 'TrentService.GenerateDataKey');
     expect(replayed.status, replayed.text).to.equal(400);
-    expect(replayed.json).to.deep.equal({ __type: 'IncompleteSignature', message: 'The signature must cover the host, x-amz-date and x-amz-target headers' });
+    expect(replayed.json).to.deep.equal({ __type: 'IncompleteSignature', message: 'The signature must cover the host, x-amz-date and x-amz-target headers, and every header it names must be in the request' });
     expect(replayed.headers['x-amzn-errortype']).to.equal('IncompleteSignature');
     expect(replayed.text).not.to.include('Plaintext');
     // As sent, too: the signature is refused, whatever the target.

@@ -66,6 +66,13 @@ describe('protocol error tables (unit)', () => {
     });
   }
 
+  it('MissingSignedHeader names both causes: a required header left unsigned, and a signed header the request lacks', () => {
+    for (const message of [toXksError(new SignatureError('MissingSignedHeader')).message, toKmsError(new SignatureError('MissingSignedHeader')).message]) {
+      expect(message).to.match(/must cover the host/);
+      expect(message).to.match(/every header it names must be in the request/);
+    }
+  });
+
   it('an unknown access key reads as a signature mismatch to an XKS client (no key-ID probing)', () => {
     expect(toXksError(new SignatureError('UnknownAccessKey')).message).to.equal(toXksError(new SignatureError('SignatureMismatch')).message);
   });
