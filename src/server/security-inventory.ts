@@ -9,10 +9,21 @@ export function readCertificates(config: RuntimeConfig, logger: Logger): Securit
   try {
     const out = describeCertificates(readFileSync(config.server.certFile), 'server', true);
     if (config.security?.clientAuth) out.push(...describeCertificates(readFileSync(config.security.clientAuth.caFile), 'client_ca', false));
+    reportExpired(out, logger);
     return out;
   } catch (err) {
     logger.warn('cannot read certificate expiry', { reason: (err as Error).message });
     return [];
+  }
+}
+
+/**
+ * Served anyway (refusing would not bring a valid one), but KMS refuses an expired server certificate
+ * and clients of an expired CA are refused: said at startup and reload, not only by the expiry gauge.
+ */
+function reportExpired(certificates: SecuritySnapshot['certificates'], logger: Logger, now = Date.now()): void {
+  for (const { certificate, subject, notAfter } of certificates) {
+    if (notAfter < now) logger.error('certificate expired', { certificate, subject, notAfter: new Date(notAfter).toISOString() });
   }
 }
 
