@@ -240,10 +240,11 @@ export class HsmCluster implements HsmService, FleetHealth {
         }
         // A retry refused at once for a full pool says nothing about the request: the first
         // attempt's failure (e.g. a slow HSM's Timeout) is what the caller and the metrics need.
-        if (attempt > 0 && hsmError.kind === 'Busy' && lastError !== undefined && lastError.kind !== 'KeyNotFound') throw lastError;
+        // Not after a failed tag: the other HSM, not asked, may hold the copy that opens it (Busy, 429).
+        if (attempt > 0 && hsmError.kind === 'Busy' && lastError !== undefined && lastError.kind !== 'KeyNotFound' && lastError.kind !== 'AuthenticationFailed') throw lastError;
         // A tag that failed here and cannot be tried on the other HSM (it lacks the key, refuses
-        // it): the ciphertext is invalid. Only a device fault or a timeout there leaves it open.
-        if (attempt > 0 && lastError?.kind === 'AuthenticationFailed' && hsmError.kind !== 'Device' && hsmError.kind !== 'Timeout') throw lastError;
+        // it): the ciphertext is invalid. A device fault, a timeout or a full pool there leaves it open.
+        if (attempt > 0 && lastError?.kind === 'AuthenticationFailed' && hsmError.kind !== 'Device' && hsmError.kind !== 'Timeout' && hsmError.kind !== 'Busy') throw lastError;
         lastError = hsmError;
         if (attempt > 0 || !this.retryable(operation, hsmError, member, deadline)) throw this.judgedKeyNotFound(hsmError, keyLabel);
         // Asking another HSM about a key that is simply absent (e.g. a lifecycle marker), or a tag

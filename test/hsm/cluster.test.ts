@@ -112,6 +112,44 @@ describe('hsm: cluster of two SoftHSM tokens', function () {
     expect(observer.retries.every((r) => r.operation === 'decrypt' && r.reason === 'AuthenticationFailed')).to.equal(true);
   });
 
+  it('a tag that fails on one HSM while the other, holding its copy, is too busy to ask is Busy (retryable), not AuthenticationFailed', async () => {
+    // The other HSM was not asked: its copy may be the one that opens this ciphertext (a forked
+    // version), so InvalidCiphertextException, which KMS takes for data that never decrypts, is wrong.
+    const label = uniqueLabel('forked-busy');
+    for (const tokenLabel of [fx().label, fx().peerLabel]) {
+      const setup = await HsmCluster.start(testClusterOptions(keys.health, [{ id: 'setup', tokenLabel }]));
+      try {
+        await createAesKey(setup.connections()[0]!.hsm!, { label });
+      } finally {
+        await setup.close();
+      }
+    }
+    const faults = new FaultInjector();
+    cluster = await HsmCluster.start(testClusterOptions(keys.health, faultyPair(faults, { maxWaiters: 0, sessionPoolSize: 1 }), { ...quietHealth, balance: 'round-robin' }));
+    const b = cluster.connections()[1]!.hsm!;
+    const madeOnB = await b.encrypt(label, Buffer.from('made on b'), aad);
+    faults.set('hsm-b', { kind: 'slow', delayMs: 1500 });
+    // Another request holds hsm-b's only session, with no room to wait behind it.
+    const holding = b.encrypt(label, Buffer.from('hold'), aad);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const kinds: string[] = [];
+      // Round-robin: one of two consecutive decrypts goes first to hsm-a, whose copy fails the tag.
+      for (let i = 0; i < 2; i++) {
+        kinds.push(
+          await cluster.decrypt(label, madeOnB.ciphertext, madeOnB.iv, madeOnB.tag, aad, { deadline: Deadline.after(1000) }).then(
+            () => 'ok',
+            (err: HsmError) => err.kind,
+          ),
+        );
+      }
+      expect(kinds).to.deep.equal(['Busy', 'Busy']);
+    } finally {
+      await holding;
+      faults.clearAll();
+    }
+  });
+
   it('fails over on a device error, reconnects with backoff, re-initialises the library, and comes back ACTIVE', async () => {
     const observer = new RecordingObserver();
     const faults = new FaultInjector();
