@@ -8,6 +8,8 @@ export interface AdminSource {
   metrics(): Promise<{ contentType: string; body: string }>;
   /** 200 when ready, 503 otherwise; the body says why. */
   readiness(): Promise<{ ready: boolean; body: Record<string, unknown> }>;
+  /** Told when readiness() threw: the 503 a load balancer reads does not say why. */
+  readinessFailed?(error: unknown): void;
 }
 
 /**
@@ -60,8 +62,9 @@ export function createAdminAppFrom(source: AdminSource): Express {
     try {
       const { ready, body } = await source.readiness();
       res.status(ready ? 200 : 503).json(body);
-    } catch {
+    } catch (err) {
       // Not ready as far as a load balancer can tell; never express's HTML page with a stack trace.
+      source.readinessFailed?.(err);
       res.status(503).json({ ready: false, reason: 'readiness could not be determined' });
     }
   });

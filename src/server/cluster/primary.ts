@@ -121,7 +121,8 @@ export function runPrimary({ workers: size, config, logger }: PrimaryOptions): v
 
   if (config.admin.enabled) {
     const readiness = async () => (shutdown.stopping ? { ready: false, body: { ready: false, reason: 'shutting down' } } : fleetReadiness(requests, size));
-    admin = createServer(createAdminAppFrom({ metrics: () => metrics.scrape(), readiness }));
+    const readinessFailed = (err: unknown) => logger.warn('readiness could not be determined', { error: (err as Error).message });
+    admin = createServer(createAdminAppFrom({ metrics: () => metrics.scrape(), readiness, readinessFailed }));
     limitAdminConnections(admin);
     admin.on('error', (err) => {
       logger.error('admin listener failed', { error: err.message });

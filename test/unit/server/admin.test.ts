@@ -12,8 +12,10 @@ async function serve(source: AdminSource): Promise<{ url: string; server: Server
 
 describe('admin listener: failures', () => {
   let admin: { url: string; server: Server };
+  const failures: unknown[] = [];
   before(async () => {
     admin = await serve({
+      readinessFailed: (err) => failures.push(err),
       metrics: async () => ({ contentType: 'text/plain', body: 'm 1\n' }),
       readiness: async () => {
         throw new Error('worker IPC failed at /opt/xks-proxy/dist/src/server/cluster/readiness.js');
@@ -28,6 +30,7 @@ describe('admin listener: failures', () => {
     const text = await res.text();
     expect(JSON.parse(text)).to.deep.equal({ ready: false, reason: 'readiness could not be determined' });
     expect(text).not.to.match(/IPC|\/opt\/|at /);
+    expect(failures.map((err) => (err as Error).message)).to.deep.equal(['worker IPC failed at /opt/xks-proxy/dist/src/server/cluster/readiness.js']);
   });
 
   it('answers an unknown path 404 in plain text, not an HTML page echoing the path', async () => {
