@@ -89,10 +89,9 @@ describe('hsm: cluster of two SoftHSM tokens', function () {
     expect(observer.retries).to.deep.equal([]);
   });
 
-  it('a tag that fails on one HSM and verifies on the other (different material under one label) decrypts, and is counted', async () => {
-    // A version made on each HSM while the other was down: same label, different keys. A ciphertext
-    // the proxy returned opens on the HSM that made it, wherever the decrypt is first routed.
-    const label = uniqueLabel('forked');
+  /** A label with a key of its own on each token: a version forked across the two HSMs. */
+  async function forkedLabel(prefix: string): Promise<string> {
+    const label = uniqueLabel(prefix);
     for (const tokenLabel of [fx().label, fx().peerLabel]) {
       const setup = await HsmCluster.start(testClusterOptions(keys.health, [{ id: 'setup', tokenLabel }]));
       try {
@@ -101,6 +100,13 @@ describe('hsm: cluster of two SoftHSM tokens', function () {
         await setup.close();
       }
     }
+    return label;
+  }
+
+  it('a tag that fails on one HSM and verifies on the other (different material under one label) decrypts, and is counted', async () => {
+    // A version made on each HSM while the other was down: same label, different keys. A ciphertext
+    // the proxy returned opens on the HSM that made it, wherever the decrypt is first routed.
+    const label = await forkedLabel('forked');
     const observer = new RecordingObserver();
     cluster = await HsmCluster.start(testClusterOptions(keys.health, twoMembers()), observer);
     const [a, b] = cluster.connections().map((m) => m.hsm!);
@@ -115,15 +121,7 @@ describe('hsm: cluster of two SoftHSM tokens', function () {
   it('a tag that fails on one HSM while the other, holding its copy, is too busy to ask is Busy (retryable), not AuthenticationFailed', async () => {
     // The other HSM was not asked: its copy may be the one that opens this ciphertext (a forked
     // version), so InvalidCiphertextException, which KMS takes for data that never decrypts, is wrong.
-    const label = uniqueLabel('forked-busy');
-    for (const tokenLabel of [fx().label, fx().peerLabel]) {
-      const setup = await HsmCluster.start(testClusterOptions(keys.health, [{ id: 'setup', tokenLabel }]));
-      try {
-        await createAesKey(setup.connections()[0]!.hsm!, { label });
-      } finally {
-        await setup.close();
-      }
-    }
+    const label = await forkedLabel('forked-busy');
     const faults = new FaultInjector();
     cluster = await HsmCluster.start(testClusterOptions(keys.health, faultyPair(faults, { maxWaiters: 0, sessionPoolSize: 1 }), { ...quietHealth, balance: 'round-robin' }));
     const b = cluster.connections()[1]!.hsm!;
