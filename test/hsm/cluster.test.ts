@@ -148,6 +148,30 @@ describe('hsm: cluster of two SoftHSM tokens', function () {
     }
   });
 
+  it('a tag that fails on the only serving HSM while the other, which may hold its copy, is down is a Device fault (retryable), not AuthenticationFailed', async () => {
+    // keys rotate --hsm hsm-a while hsm-b (which already made that version) was down: a fork whose
+    // other copy cannot be asked now. InvalidCiphertextException would tell KMS it never decrypts.
+    const label = await forkedLabel('forked-down');
+    const faults = new FaultInjector();
+    cluster = await HsmCluster.start(testClusterOptions(keys.health, faultyPair(faults)));
+    const [a, b] = cluster.connections().map((m) => m.hsm!);
+    const madeOnA = await a!.encrypt(label, Buffer.from('made on a'), aad);
+    const madeOnB = await b!.encrypt(label, Buffer.from('made on b'), aad);
+    faults.set('hsm-b', { kind: 'error', returnCode: 'CKR_DEVICE_ERROR' });
+    try {
+      for (let i = 0; i < 20; i++) await roundTrip(cluster);
+      await waitFor('hsm-b not serving', () => cluster!.members()[1]?.serving === false);
+      const kind = await cluster.decrypt(label, madeOnB.ciphertext, madeOnB.iv, madeOnB.tag, aad).then(() => 'ok', (err: HsmError) => err.kind);
+      expect(kind).to.equal('Device');
+      expect((await cluster.decrypt(label, madeOnA.ciphertext, madeOnA.iv, madeOnA.tag, aad)).toString()).to.equal('made on a');
+    } finally {
+      faults.set('hsm-b', undefined);
+    }
+    await waitFor('hsm-b serving again', () => cluster!.members()[1]?.serving === true, 20_000);
+    for (let i = 0; i < 4; i++) expect((await cluster.decrypt(label, madeOnB.ciphertext, madeOnB.iv, madeOnB.tag, aad)).toString()).to.equal('made on b');
+    await expectHsmError(cluster.decrypt(label, madeOnB.ciphertext, madeOnB.iv, Buffer.alloc(16), aad), 'AuthenticationFailed');
+  });
+
   it('fails over on a device error, reconnects with backoff, re-initialises the library, and comes back ACTIVE', async () => {
     const observer = new RecordingObserver();
     const faults = new FaultInjector();
