@@ -88,7 +88,8 @@ export class ClusterMember {
   private attempt: { promise: Promise<Attempt>; epoch: number } | undefined;
   private readonly retiring = new Set<Promise<void>>();
   private lastInconsistencyLog = 0;
-  private lastDifferentKeyLog = 0;
+  /** When each label's different material was last logged: one line per label per 10 s, not per member. */
+  private readonly differentKeyLogged = new Map<string, number>();
   /**
    * Labels this HSM encrypted or decrypted with, for the life of the process. A KeyNotFound for one
    * of them is the token losing its storage, not a key KMS should forget (issue #15): KeyNotFound
@@ -325,8 +326,10 @@ export class ClusterMember {
   noteDifferentKey(label: string): void {
     this.tracker.recordRequest(false);
     const now = Date.now();
-    if (now - this.lastDifferentKeyLog > 10_000) {
-      this.lastDifferentKeyLog = now;
+    if (now - (this.differentKeyLogged.get(label) ?? 0) > 10_000) {
+      // Labels are the key map's (configured), so few; the bound keeps a pathological map from growing it.
+      if (this.differentKeyLogged.size >= 1024) this.differentKeyLogged.clear();
+      this.differentKeyLogged.set(label, now);
       this.env.log('warn', 'hsm holds other key material under a label than another cluster member', {
         hsm: this.id,
         keyLabel: label.slice(0, 128),

@@ -246,7 +246,7 @@ export class HsmCluster implements HsmService, FleetHealth {
         // it): the ciphertext is invalid. A device fault, a timeout or a full pool there leaves it open.
         if (attempt > 0 && lastError?.kind === 'AuthenticationFailed' && hsmError.kind !== 'Device' && hsmError.kind !== 'Timeout' && hsmError.kind !== 'Busy') throw lastError;
         lastError = hsmError;
-        if (attempt > 0 || !this.retryable(operation, hsmError, member, deadline)) throw this.judgedTagFailure(operation, hsmError, member) ?? this.judgedKeyNotFound(hsmError, keyLabel);
+        if (attempt > 0 || !this.retryable(operation, hsmError, member, deadline)) throw this.judgedTagFailure(operation, hsmError, member, keyLabel) ?? this.judgedKeyNotFound(hsmError, keyLabel);
         // Asking another HSM about a key that is simply absent (e.g. a lifecycle marker), or a tag
         // that fails everywhere (the caller's ciphertext), is no retry to count: counted on success.
         if (hsmError.kind !== 'KeyNotFound' && hsmError.kind !== 'AuthenticationFailed') this.observer?.retry?.(operation, member.id, hsmError.kind);
@@ -269,15 +269,19 @@ export class HsmCluster implements HsmService, FleetHealth {
   }
 
   /**
-   * A decrypt's tag that failed on the one member serving while another is down or stuck: that one
-   * may hold the copy that opens it (a version forked while it was down), so this is an HSM fault
-   * (500, KMS retries), never InvalidCiphertext, which KMS takes for data that will never decrypt.
+   * A decrypt's tag that failed on the one member serving while another, which has served this key
+   * (so holds a copy of it), is down or stuck: its copy may be the one that opens it (a version
+   * forked while it was down), so this is an HSM fault (500, KMS retries), never InvalidCiphertext,
+   * which KMS takes for data that will never decrypt. A member that never served the key (a missing
+   * token) leaves a bad tag what it nearly always is: the caller's ciphertext.
    */
-  private judgedTagFailure(operation: HsmOperation, error: HsmError, failed: ClusterMember): HsmError | undefined {
-    if (error.kind !== 'AuthenticationFailed' || operation !== 'decrypt') return undefined;
+  private judgedTagFailure(operation: HsmOperation, error: HsmError, failed: ClusterMember, keyLabel: string | undefined): HsmError | undefined {
+    if (error.kind !== 'AuthenticationFailed' || operation !== 'decrypt' || keyLabel === undefined) return undefined;
     const others = this.nodes.filter((m) => m !== failed);
-    if (others.length === 0 || others.some((m) => m.serving)) return undefined;
-    return new HsmError('Device', `the GCM tag did not verify on ${failed.id}, and the other HSMs, which may hold another copy of the key, cannot be asked now (${this.unavailableSummary()})`);
+    if (others.some((m) => m.serving)) return undefined;
+    const holder = others.find((m) => m.hasServed(keyLabel));
+    if (holder === undefined) return undefined;
+    return new HsmError('Device', `the GCM tag did not verify on ${failed.id}, and ${holder.id}, which holds a copy of the key, cannot be asked now (${this.unavailableSummary()})`);
   }
 
   private retryable(operation: HsmOperation, error: HsmError, failed: ClusterMember, deadline: Deadline): boolean {

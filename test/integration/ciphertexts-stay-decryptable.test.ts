@@ -75,6 +75,8 @@ describe('every ciphertext the proxy returned stays decryptable (stateful model,
   const model = {
     versions: { 'hsm-a': 1, 'hsm-b': 1 } as Record<HsmId, number>,
     down: new Set<HsmId>(),
+    /** Versions made on each HSM separately (one was down): see rotated(). */
+    forked: new Set<number>(),
     keyDisabledOn: new Set<HsmId>(),
     versionDisabledOn: new Map<number, Set<HsmId>>(),
     aliasMapped: true,
@@ -151,6 +153,15 @@ describe('every ciphertext the proxy returned stays decryptable (stateful model,
   const versionDisabled = (v: number) => (model.versionDisabledOn.get(v)?.size ?? 0) > 0;
   const activeDisabled = () => HSMS.some((id) => versionDisabled(model.versions[id]));
 
+  /**
+   * A version made through `via` while an HSM that already holds that version is down: a fork (the
+   * CLI cannot see a down HSM's versions; README "Rotation").
+   */
+  function rotated(via: HsmId, version: number): void {
+    if (HSMS.some((id) => id !== via && model.down.has(id) && model.versions[id] >= version)) model.forked.add(version);
+    model.versions[via] = version;
+  }
+
   /** Which failures the README promises for a request on `externalKeyId` in the model's state. */
   function allowed(externalKeyId: string, version: number | undefined): Set<string> {
     const ok = new Set<string>();
@@ -161,6 +172,9 @@ describe('every ciphertext the proxy returned stays decryptable (stateful model,
     if (model.down.size > 0) {
       ok.add('500 InternalException');
       ok.add('503 DependencyTimeoutException');
+      // A forked version while the HSM with the other copy is down: a proxy that has not served that
+      // copy itself cannot tell the ciphertext from a bad one (README "Retry"); it decrypts once back.
+      if (version !== undefined && model.forked.has(version)) ok.add('400 InvalidCiphertextException');
     }
     return ok;
   }
@@ -244,7 +258,7 @@ describe('every ciphertext the proxy returned stays decryptable (stateful model,
         async (step) => {
           const r = await cli(['keys', 'rotate', 'dl-main']);
           const made = /version (\d+) is active/.exec(r.stdout);
-          if (r.code === 0 && made) model.versions['hsm-a'] = Number(made[1]);
+          if (r.code === 0 && made) rotated('hsm-a', Number(made[1]));
           trail.push(`${step}: keys rotate -> ${r.text}`);
         },
       ],
@@ -254,7 +268,7 @@ describe('every ciphertext the proxy returned stays decryptable (stateful model,
           const target = pick(HSMS);
           const r = await cli(['keys', 'rotate', 'dl-main', '--hsm', target]);
           const made = /version (\d+) is active/.exec(r.stdout);
-          if (r.code === 0 && made) model.versions[target] = Number(made[1]);
+          if (r.code === 0 && made) rotated(target, Number(made[1]));
           trail.push(`${step}: keys rotate --hsm ${target} -> ${r.text}`);
         },
       ],
