@@ -65,6 +65,20 @@ describe('scheduled rotation while the HSMs disagree on the active version', fun
   });
   after(async () => h?.stop());
 
+  /** A CLI config naming both tokens as hsm-a and hsm-b, with the fork key mapped. */
+  const twoHsmCliConfig = async () =>
+    writeCliConfig({
+      healthCheckKeyLabel: (await clusterKeys()).health,
+      extra: {
+        hsm: undefined,
+        hsms: [
+          { id: 'hsm-a', modulePath: fx.modulePath, tokenLabel: fx.label, pinFile: 'pin' },
+          { id: 'hsm-b', modulePath: fx.modulePath, tokenLabel: fx.peerLabel, pinFile: 'pin' },
+        ],
+        keyStores: [{ name: 'root', credentials: [{ accessKeyId: 'AKIAI2SFODNN7EXAMPLEQ', secretAccessKey: 'wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEYabcdEF' }], keys: { map: [{ externalKeyId: 'fork-key', label }] } }],
+      },
+    });
+
   const encrypt = () =>
     h.client.send('/kms/xks/v1/keys/fork-key/encrypt', { body: { requestMetadata: requestMetadata('Encrypt'), plaintext: b64('payroll'), encryptionAlgorithm: 'AES_GCM' } });
 
@@ -77,17 +91,7 @@ describe('scheduled rotation while the HSMs disagree on the active version', fun
     console.log(`      scheduled check: ${JSON.stringify(checks.find((c) => c.label === label)?.result)}`);
 
     // What `keys check` says about the two HSMs afterwards.
-    const cli = writeCliConfig({
-      healthCheckKeyLabel: (await clusterKeys()).health,
-      extra: {
-        hsm: undefined,
-        hsms: [
-          { id: 'hsm-a', modulePath: fx.modulePath, tokenLabel: fx.label, pinFile: 'pin' },
-          { id: 'hsm-b', modulePath: fx.modulePath, tokenLabel: fx.peerLabel, pinFile: 'pin' },
-        ],
-        keyStores: [{ name: 'root', credentials: [{ accessKeyId: 'AKIAI2SFODNN7EXAMPLEQ', secretAccessKey: 'wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEYabcdEF' }], keys: { map: [{ externalKeyId: 'fork-key', label }] } }],
-      },
-    });
+    const cli = await twoHsmCliConfig();
     const check = await runCli(['keys', 'check', 'fork-key', '-c', cli.path]);
     console.log(check.stdout.split('\n').map((l) => `      ${l}`).join('\n'));
 
@@ -127,17 +131,7 @@ describe('scheduled rotation while the HSMs disagree on the active version', fun
   // the other answered InvalidCiphertextException (the model test in
   // ciphertexts-stay-decryptable.test.ts found it: rotate, rotate --hsm hsm-b, encrypt, decrypt).
   it('keys rotate --hsm refuses on an HSM that lags another reachable one, and rotates on the one ahead', async () => {
-    const cli = writeCliConfig({
-      healthCheckKeyLabel: (await clusterKeys()).health,
-      extra: {
-        hsm: undefined,
-        hsms: [
-          { id: 'hsm-a', modulePath: fx.modulePath, tokenLabel: fx.label, pinFile: 'pin' },
-          { id: 'hsm-b', modulePath: fx.modulePath, tokenLabel: fx.peerLabel, pinFile: 'pin' },
-        ],
-        keyStores: [{ name: 'root', credentials: [{ accessKeyId: 'AKIAI2SFODNN7EXAMPLEQ', secretAccessKey: 'wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEYabcdEF' }], keys: { map: [{ externalKeyId: 'fork-key', label }] } }],
-      },
-    });
+    const cli = await twoHsmCliConfig();
     const lagging = await runCli(['keys', 'rotate', 'fork-key', '--hsm', 'hsm-a', '-c', cli.path]);
     expect(lagging.code, lagging.stdout).to.equal(1);
     expect(lagging.stderr).to.include('hsm-b already holds version 2').and.to.include('hsm-a=v1, hsm-b=v2');
