@@ -12,6 +12,7 @@ import { ConfigSchema, SECRET_ACCESS_KEY_PATTERN, type ConfigFile } from './sche
 import type { RuntimeConfig, RuntimeHsm, RuntimeKeyStore } from './runtime';
 import { resolveKeyStoreSecurity, resolveProxySecurity } from './security';
 import { resolveKmsApi } from './kms-api';
+import { secretFilesOf } from './secret-files';
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -90,11 +91,11 @@ export function configFromText(path: string, text: string, options: LoadOptions 
   } catch (err) {
     throw new ConfigError([yamlSyntaxProblem(path, err)]);
   }
-  return buildRuntimeConfig(parsed, dirname(resolve(path)), options.env ?? process.env);
+  return buildRuntimeConfig(parsed, dirname(resolve(path)), options.env ?? process.env, resolve(path));
 }
 
-/** Validates a parsed config document and resolves its secrets. */
-export function buildRuntimeConfig(document: unknown, baseDir: string, env: NodeJS.ProcessEnv): RuntimeConfig {
+/** Validates a parsed config document and resolves its secrets; `configPath`: the file it came from, if any. */
+export function buildRuntimeConfig(document: unknown, baseDir: string, env: NodeJS.ProcessEnv, configPath?: string): RuntimeConfig {
   const file = structuredClone(document ?? {});
   if (!validateFile(file)) throw new ConfigError(validationErrors().map(describe));
 
@@ -238,6 +239,7 @@ export function buildRuntimeConfig(document: unknown, baseDir: string, env: Node
     },
     security,
     ...(kmsApi ? { kmsApi } : {}),
+    secretFiles: secretFilesOf(file, fromBase, configPath),
   };
 }
 

@@ -5,6 +5,7 @@ import type { KeyStoreSecurity, ProxySecurity } from './security';
 import type { KmsApiRuntime } from './kms-api';
 import type { AccessKeyIdLabelMode } from '../observability/access-key-label';
 import type { ServedKeyStore } from '../keys/served-key-store';
+import type { SecretFile } from './secret-files';
 
 /** One HSM, defaults applied and PIN resolved: the HSM layer's options plus what the proxy adds. */
 export interface RuntimeHsm extends Omit<HsmOptions, 'profile' | 'pkcs11Interposer' | 'pkcs11InterposerModule'> {
@@ -72,6 +73,8 @@ export interface RuntimeConfig {
   security?: ProxySecurity;
   /** The KMS-compatible endpoint (issue #8); absent = not served. */
   kmsApi?: KmsApiRuntime;
+  /** Files the secrets were read from, for the readable-by-others warning (secret-files.ts). */
+  secretFiles: SecretFile[];
 }
 
 /** How a configured HSM is opened: its HsmOptions (callers may override the pool settings). */

@@ -21,7 +21,7 @@ import { checkedListenerTls, clientAuthIdentity, listenerTlsOptions } from './li
 import { buildPipelineState } from './pipeline-state';
 import { reloadWatchSettings, watchedFiles } from './reload-watch';
 import { keepRestartOnlySettings, restartOnlyChanges } from './restart-only-settings';
-import { credentialAges, readCertificates } from './security-inventory';
+import { credentialAges, logReadableSecretFiles, readCertificates } from './security-inventory';
 import type { XksPipelineState } from './xks-handler';
 import type { ConnectionDrain } from './connection-drain';
 
@@ -71,6 +71,7 @@ export class ReloadableRuntime {
     this.gate = new ClientCertificateGate(logger, (reason) => this.securityMetrics.tlsRejected(reason));
     this.current = buildPipelineState(config, this.securityMetrics, logger);
     this.certificates = readCertificates(config, logger);
+    logReadableSecretFiles(config, logger);
     logAuthorizationPolicies(config, logger);
     logCredentialsWithoutCreatedAt(config, logger);
     const audit = config.security?.audit;
@@ -148,6 +149,7 @@ export class ReloadableRuntime {
     this.running = applied;
     this.generationNo++;
     this.certificates = readCertificates(applied, this.logger);
+    logReadableSecretFiles(applied, this.logger);
     if (this.server) this.applyToListener(this.server, applied, tls);
     this.securityMetrics.reload('success');
     logAuthorizationPolicies(applied, this.logger);

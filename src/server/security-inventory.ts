@@ -1,6 +1,7 @@
 /** What the security metrics report about a config: its certificates' expiry and its credentials' ages. */
 import { readFileSync } from 'node:fs';
 import type { RuntimeConfig } from '../config/runtime';
+import { readableByOthers } from '../config/secret-files';
 import type { Logger } from '../observability/logger';
 import { describeCertificates, type SecuritySnapshot } from '../security/security-metrics';
 
@@ -24,6 +25,13 @@ export function readCertificates(config: RuntimeConfig, logger: Logger): Securit
 function reportExpired(certificates: SecuritySnapshot['certificates'], logger: Logger, now = Date.now()): void {
   for (const { certificate, subject, notAfter } of certificates) {
     if (notAfter < now) logger.error('certificate expired', { certificate, subject, notAfter: new Date(notAfter).toISOString() });
+  }
+}
+
+/** At start and each reload: a secret-bearing file every local user can read (the path and mode only). */
+export function logReadableSecretFiles(config: RuntimeConfig, logger: Logger): void {
+  for (const file of readableByOthers(config.secretFiles)) {
+    logger.warn('secret file readable by other users', { setting: file.setting, file: file.path, mode: file.mode, remedy: 'chmod o-r' });
   }
 }
 

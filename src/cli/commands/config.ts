@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
 import { loadConfigFile } from '../../config/load';
+import type { RuntimeConfig } from '../../config/runtime';
+import { describeReadable, readableByOthers } from '../../config/secret-files';
 import { renderConfigReference } from '../../config/reference';
 import { checkHsms } from '../config-check';
 import { resolveConnectionCap } from '../../server/connection-limits';
@@ -22,6 +24,11 @@ function configFile(argument: string | undefined, options: { config?: string }):
   return file;
 }
 
+/** A warning, not a failure: the proxy serves with such a file too (see secret-files.ts). */
+function writeReadableSecretWarnings(config: RuntimeConfig): void {
+  for (const file of readableByOthers(config.secretFiles)) process.stdout.write(`warning: ${describeReadable(file)}\n`);
+}
+
 export function registerConfig(program: Command): void {
   const config = program.command('config').description('Work with the config file');
   config
@@ -36,6 +43,7 @@ export function registerConfig(program: Command): void {
         const loaded = loadConfigFile(file);
         checkedListenerTls(loaded);
         process.stdout.write(`${file}: valid (${loaded.keyStores.length} key store(s))\n`);
+        writeReadableSecretWarnings(loaded);
       } catch (err) {
         fail(err);
       }
@@ -61,6 +69,7 @@ export function registerConfig(program: Command): void {
         fail(err);
       }
       process.stdout.write(`${file}: valid (${loaded.keyStores.length} key store(s))\n`);
+      writeReadableSecretWarnings(loaded);
       let cap;
       try {
         cap = resolveConnectionCap(loaded.server);
