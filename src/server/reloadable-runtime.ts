@@ -16,6 +16,7 @@ import { ClientCertificateGate } from '../security/mtls';
 import { SecurityMetrics, type SecuritySnapshot } from '../security/security-metrics';
 import { logAuthorizationPolicies } from './authorization-policy-log';
 import { logCredentialsWithoutCreatedAt } from './credential-age-log';
+import { logRemappedKeys } from './key-remap-log';
 import { ConfigWatcher } from './config-watcher';
 import { checkedListenerTls, clientAuthIdentity, listenerTlsOptions } from './listener-tls';
 import { buildPipelineState } from './pipeline-state';
@@ -154,6 +155,7 @@ export class ReloadableRuntime {
     this.securityMetrics.reload('success');
     logAuthorizationPolicies(applied, this.logger);
     logCredentialsWithoutCreatedAt(applied, this.logger, before);
+    logRemappedKeys(before, applied, this.logger);
     this.logger.info('config reloaded', {
       trigger: reason,
       generation: this.generationNo,
