@@ -89,7 +89,7 @@ export function createKmsHandler(deps: KmsHandlerDeps, onCrash: (res: ServerResp
       }
       const document = ctx.document;
       if (typeof document !== 'object' || document === null || Array.isArray(document)) {
-        throw new KmsError('SerializationException', 'The request body is not a JSON object (or repeats a member name)');
+        throw new KmsError('SerializationException', 'The request body is not a JSON object in UTF-8 (or repeats a member name)');
       }
     },
     handle(ctx) {

@@ -99,7 +99,7 @@ export function createXksHandler(deps: XksHandlerDeps, onCrash: (res: ServerResp
     checkContentType(ctx, type) {
       // A probe checks only its two REQUIRED metadata fields: no Content-Type, quota or authorization.
       if (!ctx.route.entry.probe && type !== 'application/json') throw new XksError('ValidationException', 'Content-Type must be application/json');
-      if (ctx.document === undefined) throw new XksError('ValidationException', 'The request body is not valid JSON (or repeats a member name)');
+      if (ctx.document === undefined) throw new XksError('ValidationException', 'The request body is not valid JSON in UTF-8 (or repeats a member name)');
     },
     handle(ctx) {
       const { route, state } = ctx;

@@ -78,6 +78,23 @@ describe('hostile input (integration)', function () {
     expectSpecError(await send(key(), { body: encryptBody(), noContentType: true }), 400);
   });
 
+  it('a body that is not UTF-8 gets 400 ValidationException, also where the bytes sit in a free-text field', async () => {
+    // Decoded, 0xFF and 0xFE would both become U+FFFD: the log and audit would record another value than was sent.
+    const notUtf8 = (kmsOperation: string, extra = '') =>
+      Buffer.concat([Buffer.from(`{"requestMetadata":{"kmsRequestId":"a`), Buffer.from([0xff]), Buffer.from(`b","kmsOperation":"${kmsOperation}"}${extra}}`)]);
+    for (const [path, body] of [
+      ['/kms/xks/v1/health', notUtf8('KmsHealthCheck')],
+      [key(), notUtf8('Encrypt', `,"plaintext":"${b64('hostile')}","encryptionAlgorithm":"AES_GCM"`)],
+    ] as const) {
+      const res = await send(path, { body });
+      expectSpecError(res, 400, 'ValidationException');
+      expect(res.json.errorMessage).to.equal('The request body is not valid JSON in UTF-8 (or repeats a member name)');
+    }
+    // The same text with the byte as a real character is served.
+    const fine = await send('/kms/xks/v1/health', { body: { requestMetadata: { kmsRequestId: 'a\u00ffb', kmsOperation: 'KmsHealthCheck' } } });
+    expect(fine.status, fine.text).to.equal(200);
+  });
+
   it('URL-safe, unpadded or wrongly padded Base64 gets 400', async () => {
     for (const plaintext of ['-_-_', 'YWJj=', 'YWI', 'YW==', 'YWJj\n', ' YWJj', 'YW=J']) {
       expectSpecError(await send(key(), { body: encryptBody({ plaintext }) }), 400, 'ValidationException');

@@ -230,6 +230,13 @@ describe('KMS API with @aws-sdk/client-kms (integration)', function () {
     expect(asAbsent.status, asAbsent.text).to.equal(200);
   });
 
+  it('a body that is not UTF-8 is refused (SerializationException), as RFC 8259 requires; never decoded into another value', async () => {
+    const body = Buffer.concat([Buffer.from('{"KeyId":"app-key","KeySpec":"AES_256","EncryptionContext":{"tenant":"a'), Buffer.from([0xff]), Buffer.from('"}}')]);
+    const res = await signedKmsCall(h, h.kms.admin, 'TrentService.GenerateDataKey', body);
+    expect(res.status, res.text).to.equal(400);
+    expect(res.json).to.deep.equal({ __type: 'SerializationException', message: 'The request body is not a JSON object in UTF-8 (or repeats a member name)' });
+  });
+
   it('an invalid ListKeys/ListAliases Marker is InvalidMarkerException; a key ARN of key/alias/... is no alias', async () => {
     const kms = h.kms.client();
     try {

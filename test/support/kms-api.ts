@@ -91,7 +91,7 @@ export async function sdkError(promise: Promise<unknown>): Promise<{ name: strin
  * A raw KMS API call signed by @smithy/signature-v4 (service kms), for targets and members the SDK
  * cannot send (unknown operations, hostile KeySpecs).
  */
-export function signedKmsCall(h: KmsHarness, credential: Sigv4Credential, target: string, body: object, extra: Pick<SendOptions, 'cutBodyAfter' | 'afterSign'> = {}): Promise<XksResponse> {
+export function signedKmsCall(h: KmsHarness, credential: Sigv4Credential, target: string, body: object | Buffer, extra: Pick<SendOptions, 'cutBodyAfter' | 'afterSign'> = {}): Promise<XksResponse> {
   return new XksClient(h.kms.endpoint, h.ca, credential).send('/', {
     service: 'kms',
     region: KMS_REGION,
