@@ -6,7 +6,7 @@
  * connection is destroyed without a response, logged and counted.
  */
 import 'reflect-metadata'; // @peculiar/x509's DI container (tsyringe) needs it loaded first
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -53,6 +53,15 @@ export function matchAllowedName(der: Buffer, allowed: string[]): string | undef
 
 const EXPIRY_CODES = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID']);
 
+/** Requests refused while an earlier answer on their connection was still going out (see attach). */
+const refusedRequests = new WeakSet<IncomingMessage>();
+let anyRefused = false;
+
+/** Whether the gate refused this request: the API must not serve it (its connection ends after the answer before it). */
+export function refusedByGate(req: IncomingMessage): boolean {
+  return anyRefused && refusedRequests.has(req);
+}
+
 /** Whether now is within the certificate's validity period (node's valid_from/valid_to text). */
 function validNow(peer: { valid_from: string; valid_to: string }): boolean {
   const now = Date.now();
@@ -86,8 +95,19 @@ export class ClientCertificateGate {
     server.prependListener('secureConnection', (socket: TLSSocket) => this.check(socket));
     // A connection admitted under an older mTLS policy takes no further request: one that still
     // arrives (sent before the connection's last answer said close) is not served.
-    server.prependListener('request', (req: IncomingMessage) => {
-      if (this.admittedUnder.get(req.socket) !== this.generation) req.socket.destroy();
+    server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
+      if (this.admittedUnder.get(req.socket) === this.generation) return;
+      const earlier = (req.socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+      if (earlier && earlier !== res && !earlier.writableFinished) {
+        // Pipelined behind a request admitted under the old policy and still being answered:
+        // destroying the connection now would lose that answer. It goes out first (it says
+        // Connection: close, see retireConnections), then the connection ends; this one is not served.
+        refusedRequests.add(req);
+        anyRefused = true;
+        earlier.once('close', () => req.socket.end());
+        return;
+      }
+      req.socket.destroy();
     });
   }
 

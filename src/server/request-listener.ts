@@ -1,6 +1,7 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { XksError } from '../api/errors';
 import { writeJson } from '../pipeline/json-response';
+import { refusedByGate } from '../security/mtls';
 import type { HeaderList } from './security-headers';
 
 /** An API's entry: takes the request (true) when `path` (the target without its query) is its own. */
@@ -26,8 +27,9 @@ export interface RequestListenerParts {
 export function createRequestListener(parts: RequestListenerParts): RequestListener {
   const { xks, kms, app, securityHeaders } = parts;
   return (req, res) => {
-    // Closed before its request could be served (the mTLS gate retired the connection): nothing to answer.
-    if (req.socket.destroyed) return;
+    // Closed before its request could be served, or refused behind an earlier answer (the mTLS gate
+    // retired the connection): nothing to answer.
+    if (req.socket.destroyed || refusedByGate(req)) return;
     const url = req.url ?? '/';
     const queryAt = url.indexOf('?');
     const path = queryAt === -1 ? url : url.slice(0, queryAt);
