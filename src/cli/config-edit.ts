@@ -27,6 +27,9 @@ export class ConfigFileEditor {
     private readonly doc: Document,
     // What every key store held when the file was read, to prove an edit only adds.
     private readonly before: Entries,
+    // How the file was written: a CRLF file (edited on Windows) stays CRLF, a BOM stays, so the
+    // edit shows as the lines it added in the operator's version control, not as every line changed.
+    private readonly style: { crlf: boolean; bom: boolean },
   ) {}
 
   private readonly additions: Addition[] = [];
@@ -40,7 +43,7 @@ export class ConfigFileEditor {
     }
     const doc = parseDocument(text);
     if (doc.errors.length > 0) throw new ConfigError([yamlSyntaxProblem(path, doc.errors[0])]);
-    return new ConfigFileEditor(path, doc, storeEntries(doc.toJS()));
+    return new ConfigFileEditor(path, doc, storeEntries(doc.toJS()), { crlf: text.includes('\r\n'), bom: text.startsWith('\uFEFF') });
   }
 
   /** Index of the key store with this name; a clear error listing the names otherwise. */
@@ -175,11 +178,21 @@ export class ConfigFileEditor {
     return problems;
   }
 
+  /**
+   * The new text in the file's own style, ending with a line break (the YAML writer drops a CRLF
+   * file's last one). lineWidth 0 above: the writer would otherwise refold every line the operator
+   * wrote longer than 80 characters.
+   */
+  private written(text: string): string {
+    const lines = text.endsWith('\n') ? text : `${text}\n`;
+    return `${this.style.bom ? '\uFEFF' : ''}${this.style.crlf ? lines.replace(/\r?\n/g, '\r\n') : lines}`;
+  }
+
   save(): void {
     // Also the check that the edit lost nothing, should a caller skip problems().
     const problems = this.problems();
     if (problems.length > 0) throw new ConfigError(problems);
-    const text = extname(this.path).toLowerCase() === '.json' ? `${JSON.stringify(this.doc.toJS(), null, 2)}\n` : this.doc.toString();
+    const text = this.written(extname(this.path).toLowerCase() === '.json' ? JSON.stringify(this.doc.toJS(), null, 2) : this.doc.toString({ lineWidth: 0 }));
     const original = statSync(this.path);
     const temporary = join(dirname(this.path), `.${basename(this.path)}.${process.pid}.tmp`);
     try {

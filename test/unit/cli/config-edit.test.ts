@@ -46,6 +46,27 @@ describe('ConfigFileEditor: an edit may only add what was asked', () => {
     expect(readFileSync(path, 'utf8')).to.include('# kept comment').and.include(NEW.accessKeyId).and.include('key-2');
   });
 
+  it('keeps a CRLF file CRLF, its byte-order mark, its last line break and its long lines: only the added lines differ', () => {
+    for (const [name, original] of [
+      ['CRLF', TEXT.replace(/\n/g, '\r\n')],
+      ['CRLF with a BOM', `\uFEFF${TEXT.replace(/\n/g, '\r\n')}`],
+      ['LF', TEXT],
+    ] as const) {
+      const path = join(tempDir('xks-config-edit-'), 'config.yaml');
+      writeFileSync(path, original);
+      const e = ConfigFileEditor.open(path);
+      e.addCredential('b', NEW);
+      e.save();
+      const after = readFileSync(path, 'utf8');
+      expect(after.startsWith('\uFEFF'), name).to.equal(original.startsWith('\uFEFF'));
+      expect(after.endsWith(original.includes('\r\n') ? '\r\n' : '\n'), name).to.equal(true);
+      if (original.includes('\r\n')) expect(after.replace(/\r\n/g, ''), `${name}: a bare LF`).not.to.include('\n');
+      const added = after.split(/\r?\n/).filter((line) => !original.split(/\r?\n/).includes(line));
+      expect(added.join('|'), name).to.include(NEW.accessKeyId);
+      expect(added, name).to.have.length(3); // - accessKeyId, secretAccessKey, createdAt
+    }
+  });
+
   it('refuses to write when the edit dropped a credential, naming it and the key store, never a secret', () => {
     const { editor: e, doc, path } = editor();
     e.addCredential('b', NEW);
