@@ -249,6 +249,19 @@ describe('KMS API with @aws-sdk/client-kms (integration)', function () {
     }
   });
 
+  it("Limit follows AWS's ranges: ListKeys 1-1000, ListAliases 1-100 (ValidationException beyond)", async () => {
+    for (const [target, ok, over] of [
+      ['TrentService.ListKeys', 1000, 1001],
+      ['TrentService.ListAliases', 100, 101],
+    ] as const) {
+      const served = await signedKmsCall(h, h.kms.admin, target, { Limit: ok });
+      expect(served.status, `${target} ${ok}: ${served.text}`).to.equal(200);
+      const refused = await signedKmsCall(h, h.kms.admin, target, { Limit: over });
+      expect(refused.status, `${target} ${over}`).to.equal(400);
+      expect(refused.json).to.deep.equal({ __type: 'ValidationException', message: `Limit must be an integer in 1-${ok}` });
+    }
+  });
+
   it('the per-credential allow-list limits actions and keys (AccessDeniedException)', async () => {
     const limited = h.kms.client(h.kms.limited);
     try {

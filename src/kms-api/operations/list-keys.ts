@@ -5,7 +5,7 @@ import { hsmFailure } from '../envelope';
 import type { Body } from '../input';
 import { keyArn } from '../keys';
 import { kmsOperation } from './operation';
-import { page } from './paging';
+import { LIST_KEYS_LIMIT, page } from './paging';
 
 /** Limit and Marker are checked after authorization, once the list they page is known. */
 async function listKeys(ctx: KmsContext, body: Body) {
@@ -19,7 +19,7 @@ async function listKeys(ctx: KmsContext, body: Body) {
     }
   }
   const ids = servedKeys([ctx.store], ctx.services.healthCheckKeyLabel, labels).map((k) => k.externalKeyId).sort();
-  const { items, next } = page(ids, body);
+  const { items, next } = page(ids, body, LIST_KEYS_LIMIT);
   return { Keys: items.map((id) => ({ KeyId: id, KeyArn: keyArn(ctx.config, id) })), Truncated: next !== undefined, ...(next ? { NextMarker: next } : {}) };
 }
 

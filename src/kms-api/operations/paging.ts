@@ -1,9 +1,13 @@
-/** ListKeys' and ListAliases' paging: Limit (1-1000, default 100) and an opaque Marker. */
+/** ListKeys' and ListAliases' paging: Limit and an opaque Marker. */
 import { KmsError } from '../errors';
 import { integer, string, type Body } from '../input';
 
-export function page<T>(items: T[], body: Body): { items: T[]; next?: string } {
-  const limit = integer(body, 'Limit', 1, 1000) ?? 100;
+/** AWS's Limit range and default per operation: ListKeys 1-1000 (100), ListAliases 1-100 (50). */
+export const LIST_KEYS_LIMIT = { max: 1000, default: 100 } as const;
+export const LIST_ALIASES_LIMIT = { max: 100, default: 50 } as const;
+
+export function page<T>(items: T[], body: Body, limits: { max: number; default: number }): { items: T[]; next?: string } {
+  const limit = integer(body, 'Limit', 1, limits.max) ?? limits.default;
   const marker = string(body, 'Marker');
   let start = 0;
   if (marker !== undefined) {
