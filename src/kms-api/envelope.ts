@@ -12,6 +12,7 @@ import { blobHeader, decodeBlob, encodeBlob } from './ciphertext-blob';
 import type { KmsContext } from './context';
 import { canonicalEncryptionContext, type EncryptionContext } from './encryption-context';
 import { KmsError, toKmsError } from './errors';
+import { dryRun, type Body } from './input';
 import type { ResolvedKey } from './keys';
 import { resolveKey } from './keys';
 
@@ -27,6 +28,22 @@ export function hsmFailure(ctx: KmsContext, err: unknown): KmsError {
   const returnCode = hsmReturnCodeOf(error);
   if (returnCode) ctx.fields.hsmReturnCode = returnCode;
   return error;
+}
+
+/**
+ * DryRun for an operation that seals under `resolved`: answered once all but the HSM's crypto has
+ * been checked, the key's HSM-held state included (`keys disable`, a disabled active version),
+ * which the config's `enabled` alone does not show. Without DryRun it only checks the member's type.
+ */
+export async function dryRunSeal(ctx: KmsContext, resolved: ResolvedKey, request: Body): Promise<void> {
+  if (request.DryRun === true) {
+    try {
+      await withinDeadline(ctx.services.keyVersions.forEncrypt(resolved.key), ctx.deadline);
+    } catch (err) {
+      throw hsmFailure(ctx, err);
+    }
+  }
+  dryRun(request);
 }
 
 /**
@@ -56,7 +73,9 @@ export interface Opened {
 
 /**
  * Opens a blob. The key comes from the blob; `expectedKeyId` (the request's KeyId, resolved) must
- * match it (IncorrectKeyException). `authorizeKey` runs once the key is known, before the HSM is used.
+ * match it (IncorrectKeyException). `authorizeKey` runs once the key is known, before the HSM is
+ * used; `beforeHsm` (a DryRun's answer) once the key's and the ciphertext's version's HSM-held state
+ * allowed it, just before the HSM decrypts.
  */
 export async function open(
   ctx: KmsContext,
@@ -64,7 +83,7 @@ export async function open(
   context: EncryptionContext,
   expectedKeyId: string | undefined,
   authorizeKey: (keyId: string) => void,
-  beforeHsm?: () => void,
+  beforeHsm?: () => void | Promise<void>,
 ): Promise<Opened> {
   const parsed = decodeBlob(blob);
   if (expectedKeyId !== undefined && expectedKeyId !== parsed.keyId) {
@@ -73,19 +92,28 @@ export async function open(
   const resolved = resolveKey(ctx, parsed.keyId);
   authorizeKey(resolved.keyId);
   checkEnabled(resolved);
-  // A DryRun answers here: authorized and enabled, with only the HSM's work left.
-  beforeHsm?.();
+  const { deadline } = ctx;
+  let target;
   try {
-    const { deadline } = ctx;
-    const target = await withinDeadline(ctx.services.keyVersions.forDecrypt(resolved.key, { ok: true, format: 'versioned', version: parsed.keyVersion }), deadline);
+    target = await withinDeadline(ctx.services.keyVersions.forDecrypt(resolved.key, { ok: true, format: 'versioned', version: parsed.keyVersion }), deadline);
+  } catch (err) {
+    throw openFailure(ctx, err);
+  }
+  // A DryRun answers here: authorized, the key and the ciphertext's version enabled, only the HSM's work left.
+  await beforeHsm?.();
+  try {
     const aad = buildHsmAad(canonicalEncryptionContext(context), parsed.header);
     const plaintext = await ctx.services.hsm.decrypt(target.label, parsed.ciphertext, parsed.iv, parsed.tag, aad, { deadline });
     return { resolved, plaintext };
   } catch (err) {
-    const mapped = hsmFailure(ctx, err);
-    if (mapped.type === 'InvalidCiphertextException') {
-      throw new KmsError('InvalidCiphertextException', 'The ciphertext or its encryption context is invalid, or was not made by this key');
-    }
-    throw mapped;
+    throw openFailure(ctx, err);
   }
+}
+
+function openFailure(ctx: KmsContext, err: unknown): KmsError {
+  const mapped = hsmFailure(ctx, err);
+  if (mapped.type === 'InvalidCiphertextException') {
+    return new KmsError('InvalidCiphertextException', 'The ciphertext or its encryption context is invalid, or was not made by this key');
+  }
+  return mapped;
 }

@@ -1,8 +1,8 @@
 import { authorize } from '../authorize';
 import type { KmsContext } from '../context';
 import { parseEncryptionContext } from '../encryption-context';
-import { checkEnabled, seal } from '../envelope';
-import { blob, checkAlgorithm, dryRun, type Body } from '../input';
+import { checkEnabled, dryRunSeal, seal } from '../envelope';
+import { blob, checkAlgorithm, type Body } from '../input';
 import { keyArn, keyIdFrom, resolveKey } from '../keys';
 import { kmsOperation } from './operation';
 
@@ -23,7 +23,7 @@ async function encrypt(ctx: KmsContext, request: ReturnType<typeof input>) {
   authorize(ctx, 'kms:Encrypt', keyId, context);
   const resolved = resolveKey(ctx, keyId);
   checkEnabled(resolved);
-  dryRun(request);
+  await dryRunSeal(ctx, resolved, request);
   const ciphertext = await seal(ctx, resolved, plaintext, context);
   return { CiphertextBlob: ciphertext.toString('base64'), KeyId: keyArn(ctx.config, keyId), EncryptionAlgorithm: 'SYMMETRIC_DEFAULT' };
 }

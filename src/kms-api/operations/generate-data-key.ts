@@ -3,9 +3,9 @@ import type { KmsAction } from '../../authz/kms-actions';
 import { authorize } from '../authorize';
 import type { KmsContext } from '../context';
 import { parseEncryptionContext } from '../encryption-context';
-import { checkEnabled, seal } from '../envelope';
+import { checkEnabled, dryRunSeal, seal } from '../envelope';
 import { KmsError } from '../errors';
-import { dryRun, integer, string, type Body } from '../input';
+import { integer, string, type Body } from '../input';
 import { keyArn, keyIdFrom, resolveKey } from '../keys';
 import { kmsOperation } from './operation';
 
@@ -34,7 +34,7 @@ export async function generateDataKeyFor(ctx: KmsContext, request: ReturnType<ty
   authorize(ctx, action, keyId, context);
   const resolved = resolveKey(ctx, keyId);
   checkEnabled(resolved);
-  dryRun(request);
+  await dryRunSeal(ctx, resolved, request);
   const dataKey = randomBytes(request.bytes);
   try {
     const ciphertext = await seal(ctx, resolved, dataKey, context);

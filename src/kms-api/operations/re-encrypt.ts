@@ -1,8 +1,8 @@
 import { authorize } from '../authorize';
 import type { KmsContext } from '../context';
 import { parseEncryptionContext } from '../encryption-context';
-import { checkEnabled, open, seal } from '../envelope';
-import { blob, checkAlgorithm, dryRun, type Body } from '../input';
+import { checkEnabled, dryRunSeal, open, seal } from '../envelope';
+import { blob, checkAlgorithm, type Body } from '../input';
 import { keyArn, keyIdFrom, resolveKey } from '../keys';
 import { MAX_CIPHERTEXT_BLOB } from './decrypt';
 import { kmsOperation } from './operation';
@@ -26,9 +26,9 @@ async function reEncrypt(ctx: KmsContext, request: ReturnType<typeof input>) {
   ctx.fields.externalKeyId = destination;
   const opened = await open(ctx, ciphertext, sourceContext, source, (keyId) => {
     authorize(ctx, 'kms:ReEncryptFrom', keyId, sourceContext);
-  }, () => {
+  }, async () => {
     checkEnabled(target);
-    dryRun(request);
+    await dryRunSeal(ctx, target, request);
   });
   try {
     const sealed = await seal(ctx, target, opened.plaintext, destinationContext);
