@@ -115,7 +115,12 @@ describe('log redaction (integration)', () => {
       send('/kms/xks/v1/health', { requestMetadata: { kmsRequestId: 'h-bad' }, plaintext: b64(canary) }),
       send('/kms/xks/v1/health', { plaintext: b64(canary) }),
       send(`/<script>${canary}</script>`, encryptBody(), { credential: null }),
+      // A body that is not UTF-8 (refused before parsing): the canary sits next to the bad byte.
+      send(key(h.keys.main, 'encrypt'), Buffer.concat([Buffer.from(JSON.stringify(encryptBody()).slice(0, -1)), Buffer.from(`,"x":"${canary}`), Buffer.from([0xff]), Buffer.from('"}')])),
     ]);
+    const notUtf8 = Buffer.concat([Buffer.from(`{"KeyId":"${h.keys.main}","Plaintext":"${b64(canary)}","EncryptionContext":{"aad":"${aadCanary}`), Buffer.from([0xfe]), Buffer.from('"}}')]);
+    expect((await signedKmsCall(h, h.kms.admin, 'TrentService.Encrypt', notUtf8, captureAuth)).status).to.equal(400);
+    expect((await signedKmsCall(h, h.kms.admin, 'TrentService.Encrypt', { KeyId: h.keys.main, Plaintext: b64(canary), EncryptionContext: { aad: aadCanary }, DryRun: true }, captureAuth)).status).to.equal(412);
     const guarded = [
       await send(`/guarded${key(h.keys.main, 'encrypt')}`, encryptBody()),
       await send(`/guarded${key(h.keys.main, 'decrypt')}`, decryptBody),
