@@ -15,3 +15,8 @@ export interface ServedKeyStore {
   /** Scheduled rotation for every key of the store, unless a mapping overrides it. */
   rotationPeriodDays?: number;
 }
+
+/** The HSM label a key store serves an externalKeyId from (its map entry, else the ID itself under allTokenKeys); undefined: not served. */
+export function servedLabel(store: ServedKeyStore, externalKeyId: string): string | undefined {
+  return store.keys.get(externalKeyId)?.label ?? (store.allTokenKeys ? externalKeyId : undefined);
+}

@@ -6,13 +6,8 @@
  * said once, at the reload that made the change. Labels and IDs only, never key material.
  */
 import type { RuntimeConfig } from '../config/runtime';
-import type { ServedKeyStore } from '../keys/served-key-store';
+import { servedLabel } from '../keys/served-key-store';
 import type { Logger } from '../observability/logger';
-
-/** The label an ID is served from, as lookupExternalKey resolves it (undefined: not served). */
-function servedLabel(store: ServedKeyStore, externalKeyId: string): string | undefined {
-  return store.keys.get(externalKeyId)?.label ?? (store.allTokenKeys ? externalKeyId : undefined);
-}
 
 export function logRemappedKeys(before: RuntimeConfig, after: RuntimeConfig, logger: Logger): void {
   const previous = new Map(before.keyStores.map((store) => [store.name, store]));

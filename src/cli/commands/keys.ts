@@ -26,6 +26,7 @@ import {
   type UsageFlags,
 } from '../../keys/lifecycle';
 import { servedKeys, type ServedKey } from '../../keys/served-keys';
+import { servedLabel } from '../../keys/served-key-store';
 import { ConfigFileEditor } from '../config-edit';
 import {
   CONFIG_OPTION,
@@ -414,7 +415,7 @@ function finishMapping(
     out('this is the health-check key (hsm.healthCheckKeyLabel): the proxy uses it for its deep health check and never serves it');
     return;
   }
-  const serving = config.keyStores.filter((s) => s.keys.get(externalKeyId)?.label === label || (!s.keys.has(externalKeyId) && s.allTokenKeys && label === externalKeyId));
+  const serving = config.keyStores.filter((s) => servedLabel(s, externalKeyId) === label);
   if (serving.length === 0) {
     out(`note: no key store serves ${externalKeyId} yet; map it with --add-to-key-store <name> or in keyStores[].keys.map`);
   } else {
