@@ -155,6 +155,7 @@ export interface SecurityCollectors {
   throttleTokens: Collect<'key_store'>;
   credentialAge: Collect<'key_store' | 'access_key_id'>;
   certificateExpiry: Collect<'certificate' | 'subject'>;
+  readableSecretFiles: Collect<'setting'>;
 }
 
 /** Families of the security layer: authorization, quotas, mTLS, reloads, audit, credentials, certificates. */
@@ -211,6 +212,13 @@ export function securityFamilies(registry: Registry, collect: SecurityCollectors
       labelNames: ['certificate', 'subject'] as const,
       registers,
       collect: collect.certificateExpiry,
+    }),
+    readableSecretFiles: new Gauge({
+      name: 'xks_secret_file_readable_by_others',
+      help: '1 for each secret-bearing file every local user can read (TLS key, PIN file, SigV4 secret file, audit key, the config when it holds a secret inline), by the setting naming it; checked at each scrape.',
+      labelNames: ['setting'] as const,
+      registers,
+      collect: collect.readableSecretFiles,
     }),
   };
 }

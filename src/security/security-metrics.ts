@@ -17,6 +17,8 @@ export interface SecuritySnapshot {
   /** Certificates in use: the server leaf and each client CA. */
   certificates: Array<{ certificate: 'server' | 'client_ca'; subject: string; notAfter: number }>;
   tokens: Array<{ keyStore: string; tokens: number }>;
+  /** Settings whose secret file every local user can read (config/secret-files.ts). */
+  readableSecretFiles: string[];
 }
 
 export class SecurityMetrics {
@@ -48,6 +50,10 @@ export class SecurityMetrics {
         this.reset();
         const now = Date.now();
         for (const c of snapshot().certificates) this.set({ certificate: c.certificate, subject: c.subject }, Math.round((c.notAfter - now) / 1000));
+      },
+      readableSecretFiles() {
+        this.reset();
+        for (const setting of snapshot().readableSecretFiles) this.set({ setting }, 1);
       },
     });
     this.auditEntries = this.families.auditEntries;

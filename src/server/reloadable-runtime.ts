@@ -22,6 +22,7 @@ import { checkedListenerTls, clientAuthIdentity, listenerTlsOptions } from './li
 import { buildPipelineState } from './pipeline-state';
 import { reloadWatchSettings, watchedFiles } from './reload-watch';
 import { keepRestartOnlySettings, restartOnlyChanges } from './restart-only-settings';
+import { readableByOthers } from '../config/secret-files';
 import { credentialAges, logReadableSecretFiles, readCertificates } from './security-inventory';
 import type { XksPipelineState } from './xks-handler';
 import type { ConnectionDrain } from './connection-drain';
@@ -211,11 +212,16 @@ export class ReloadableRuntime {
   }
 
   private snapshot(): SecuritySnapshot {
+    const secretFiles = this.running.secretFiles;
     return {
       credentials: credentialAges(this.running),
       accessKeyIdLabel: this.running.admin.accessKeyIdLabel,
       certificates: this.certificates,
       tokens: this.current.guards?.tokens() ?? [],
+      // At each scrape, only by the gauge that reads it: a chmod shows without a reload, for a few stat calls.
+      get readableSecretFiles() {
+        return readableByOthers(secretFiles).map((file) => file.setting);
+      },
     };
   }
 }

@@ -1,4 +1,4 @@
-/** What the security metrics report about a config: its certificates' expiry and its credentials' ages. */
+/** What the security metrics report about a config: its certificates' expiry, its credentials' ages, its secret files' modes. */
 import { readFileSync } from 'node:fs';
 import type { RuntimeConfig } from '../config/runtime';
 import { readableByOthers } from '../config/secret-files';

@@ -5,9 +5,13 @@
  * syntax error fails here too.
  */
 import { expect } from 'chai';
+import { chmodSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parser } from '@prometheus-io/lezer-promql';
 import { adminGet, startCliProxy, type CliProxy } from '../support/cli-proxy';
 import { dashboardQueries, ruleQueries, rules, type Query } from '../support/monitoring-queries';
+import { softHsmFixture } from '../support/softhsm-fixture';
+import { tempDir } from '../support/temp-dir';
 import { b64, requestMetadata } from '../support/xks-client';
 
 /** Metric names selected by a PromQL expression; throws on a syntax error. */
@@ -43,7 +47,13 @@ describe('Grafana dashboard and Prometheus rules vs. a running proxy', function 
   let exported: Set<string>;
 
   before(async () => {
-    p = await startCliProxy({ workers: 2 });
+    // A PIN file every local user can read: xks_secret_file_readable_by_others has a sample only then.
+    const open = tempDir('xks-dashboard-open-');
+    chmodSync(open, 0o755);
+    const pinFile = join(open, 'pin');
+    writeFileSync(pinFile, softHsmFixture().pin, { mode: 0o644 });
+    chmodSync(pinFile, 0o644);
+    p = await startCliProxy({ workers: 2, hsm: { pinFile } });
     // Traffic that gives every labelled family a sample: success, 401, 404, HSM calls and an HSM refusal.
     const enc = await p.client.send(`/kms/xks/v1/keys/${p.keys.main}/encrypt`, {
       body: { requestMetadata: requestMetadata('Encrypt'), plaintext: b64('dashboard'), encryptionAlgorithm: 'AES_GCM' },

@@ -7,16 +7,21 @@
  * Faults are real where they are cheap, so those alert expressions are evaluated in full and must be
  * active: the single proxy serves a certificate expiring in 5 days and has a key-store quota that
  * throttles; the cluster has a second HSM whose token does not exist (disconnected, UNAVAILABLE) and
- * gets more than 5 authentication failures a minute; both credentials are older than 90 days; and,
+ * gets more than 5 authentication failures a minute, and reads its PIN from a file every local user
+ * can read; both credentials are older than 90 days; and,
  * last, three of the cluster's workers are killed. Latency over 200 ms and a health check older than
  * 60 s cannot be made true in seconds, so those (and worker restarts, before the kills) are evaluated
  * without their threshold comparison, which must return a series.
  */
 import { expect } from 'chai';
+import { chmodSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { startCliProxy, type CliProxy } from '../support/cli-proxy';
 import { dashboardQueries, rules, RULES_FILE, type Rule } from '../support/monitoring-queries';
 import { poll, startPrometheus, type Prometheus } from '../support/prometheus';
 import { createTestCa } from '../support/test-pki';
+import { softHsmFixture } from '../support/softhsm-fixture';
+import { tempDir } from '../support/temp-dir';
 import { b64, requestMetadata, type XksResponse } from '../support/xks-client';
 
 /** Alerts whose condition the test makes true, with a label the firing series must carry. */
@@ -27,6 +32,7 @@ const FAULTED: Record<string, Record<string, string>> = {
   XksProxyHsmDisconnected: { hsm: 'softhsm-missing', job: 'cluster' },
   XksProxyHsmUnavailable: { hsm: 'softhsm-missing' },
   XksProxyCredentialOld: { key_store: 'root' },
+  XksProxySecretFileReadable: { setting: 'hsms.0.pinFile' },
 };
 
 /** The expression without its final threshold comparison (`... > 0.2` -> `...`). */
@@ -141,6 +147,11 @@ describe('A real Prometheus scraping the proxy: stored series, dashboard panels,
   before(async () => {
     const ca = await createTestCa('xks-prometheus-test-ca');
     const expiring = await ca.issue({ commonName: 'localhost', dnsNames: ['localhost'], notAfter: new Date(Date.now() + 5 * 86400_000) });
+    const open = tempDir('xks-prometheus-open-');
+    chmodSync(open, 0o755);
+    const readablePin = join(open, 'pin');
+    writeFileSync(readablePin, softHsmFixture().pin, { mode: 0o644 });
+    chmodSync(readablePin, 0o644);
     [single, cluster] = await Promise.all([
       startCliProxy({
         workers: 1,
@@ -151,7 +162,7 @@ describe('A real Prometheus scraping the proxy: stored series, dashboard panels,
       startTwiceIfTokenUnseen({
         workers: 2,
         configure: (config) => {
-          const member = { ...config.hsm, id: 'softhsm-a' };
+          const member = { ...config.hsm, id: 'softhsm-a', pinFile: readablePin };
           delete config.hsm;
           // A second member whose token is not there: the proxy keeps reconnecting to it.
           config.hsms = [member, { ...member, id: 'softhsm-missing', tokenLabel: 'xks-no-such-token' }];

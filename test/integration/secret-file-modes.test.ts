@@ -2,7 +2,8 @@
  * A PIN file every local user can read is served (a Kubernetes Secret mount may be 0644) but said:
  * at start, at each reload, and by `config validate` and `config check`, naming the setting, the
  * path and the mode, never the content. A 0640 file, or a 0644 one in a folder others cannot enter,
- * is not reported.
+ * is not reported. The gauge xks_secret_file_readable_by_others (alert XksProxySecretFileReadable)
+ * says the same at each scrape, so a chmod shows without a reload.
  */
 import { expect } from 'chai';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
@@ -57,6 +58,25 @@ describe('secret files other users can read (integration)', function () {
     expect(warnings(await reload())).to.deep.equal([]);
     chmodSync(open, 0o755);
     expect(warnings(await reload()).map((l) => l.file)).to.deep.equal([pinFile]);
+  });
+
+  const readableSeries = async (): Promise<string[]> => {
+    const text = await (await fetch(`${p.adminUrl}/metrics`)).text();
+    return text.split('\n').filter((line) => line.startsWith('xks_secret_file_readable_by_others'));
+  };
+
+  it('the gauge names the setting at each scrape, without a reload after a chmod, and never the path or content', async () => {
+    expect(await readableSeries()).to.deep.equal(['xks_secret_file_readable_by_others{setting="hsm.pinFile"} 1']);
+    chmodSync(pinFile, 0o600);
+    expect(await readableSeries()).to.deep.equal([]);
+    chmodSync(pinFile, 0o644);
+    chmodSync(open, 0o700);
+    expect(await readableSeries()).to.deep.equal([]);
+    chmodSync(open, 0o755);
+    expect(await readableSeries()).to.deep.equal(['xks_secret_file_readable_by_others{setting="hsm.pinFile"} 1']);
+    const text = await (await fetch(`${p.adminUrl}/metrics`)).text();
+    expect(text).not.to.include(pinFile);
+    expect(text).not.to.include(readFileSync(pinFile, 'utf8').trim());
   });
 
   for (const command of ['validate', 'check']) {

@@ -20,6 +20,8 @@ export const GAUGE_AGGREGATORS: Readonly<Record<string, Aggregator>> = {
   // Issue #4: every worker reads the same files, so they agree; never add them up.
   xks_tls_certificate_expiry_seconds: 'min',
   xks_credential_age_seconds: 'max',
+  // 1 per readable file: the same files for every worker.
+  xks_secret_file_readable_by_others: 'max',
 };
 
 interface MetricJson {

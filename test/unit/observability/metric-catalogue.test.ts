@@ -34,12 +34,12 @@ describe('metric catalogue', () => {
     requestFamilies(registry);
     hsmFamilies(registry, noop);
     callerFamilies(registry);
-    securityFamilies(registry, { throttleTokens: noop, credentialAge: noop, certificateExpiry: noop });
+    securityFamilies(registry, { throttleTokens: noop, credentialAge: noop, certificateExpiry: noop, readableSecretFiles: noop });
     connectionFamilies(registry);
     clusterFamilies(registry, noop);
     logFamilies(registry, () => 0);
     const names = (await registry.getMetricsAsJSON()).map((m) => m.name);
-    expect(names).to.have.length(35);
+    expect(names).to.have.length(36);
     for (const name of names) expect(name).to.match(/^xks_[a-z_]+$/);
   });
 });
