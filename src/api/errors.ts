@@ -90,6 +90,8 @@ const XKS_BY_KIND: Record<ErrorKind, { name: XksErrorName; message?: (error: Pro
   DependencyTimeout: { name: 'DependencyTimeoutException' },
   Unsupported: { name: 'UnsupportedOperationException' },
   BodyTooLarge: { name: 'UnsupportedOperationException' },
+  // RFC 9112 §6.1: a transfer coding the server does not understand gets 501.
+  UnsupportedTransferCoding: { name: 'UnsupportedOperationException' },
   // Spec: a GET (or any non-POST) on an XKS URI MUST get 405 Method Not Allowed.
   MethodNotAllowed: { name: 'UnsupportedOperationException', status: 405 },
   Internal: { name: 'InternalException' },

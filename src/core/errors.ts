@@ -22,6 +22,8 @@ export type ErrorKind =
   | 'Unsupported'
   /** The body exceeds the endpoint's maximum (the connection is closed after the answer). */
   | 'BodyTooLarge'
+  /** The body has a transfer coding other than chunked, e.g. gzip (the connection is closed after the answer). */
+  | 'UnsupportedTransferCoding'
   /** Not POST. */
   | 'MethodNotAllowed'
   /** The in-flight limit shed the request before any work. */

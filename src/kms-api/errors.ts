@@ -82,6 +82,7 @@ const KMS_BY_KIND: Record<ErrorKind, { type: KmsErrorName; message?: (error: Pro
   DependencyTimeout: { type: 'DependencyTimeoutException' },
   BodyTooLarge: { type: 'ValidationException', message: (error) => `The request body exceeds ${(error as BodyTooLargeError).limit} bytes` },
   MethodNotAllowed: { type: 'ValidationException', message: () => 'The KMS API accepts only POST' },
+  UnsupportedTransferCoding: { type: 'ValidationException' },
   Unsupported: { type: 'KMSInternalException', message: () => 'Internal error' },
   Internal: { type: 'KMSInternalException', message: () => 'Internal error' },
 };

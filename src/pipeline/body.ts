@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ProxyError } from '../core/errors';
 import { NO_BODY } from './context';
 
@@ -7,6 +7,34 @@ export class BodyTooLargeError extends ProxyError {
   constructor(readonly limit: number) {
     super('BodyTooLarge', `The request body exceeds the ${limit}-byte maximum this proxy supports`);
   }
+}
+
+/**
+ * A transfer coding other than chunked (`gzip, chunked`): node removes only the chunked framing, so
+ * the body would be read still compressed, signed or not. RFC 9112 §6.1 answers 501.
+ */
+export class UnsupportedTransferCodingError extends ProxyError {
+  constructor(coding: string) {
+    super('UnsupportedTransferCoding', `Transfer-Encoding "${coding.slice(0, 64)}" is not supported; send the body with Content-Length or chunked only`);
+  }
+}
+
+/**
+ * Requests that sent `Expect: 100-continue`, with their response: node would answer 100 Continue
+ * before any handler ran, so a client would send a body the proxy then refuses unread (too large).
+ * The body reader sends it, once it will read the body (answerClientErrors registers them).
+ */
+const awaitingContinue = new WeakMap<IncomingMessage, ServerResponse>();
+
+export function continueWhenBodyIsRead(req: IncomingMessage, res: ServerResponse): void {
+  awaitingContinue.set(req, res);
+}
+
+function sendContinue(req: IncomingMessage): void {
+  const res = awaitingContinue.get(req);
+  if (res === undefined) return;
+  awaitingContinue.delete(req);
+  res.writeContinue();
 }
 
 /**
@@ -49,9 +77,13 @@ function closedError(req: IncomingMessage): ProxyError {
  * Promise and a microtask hop per request.
  */
 export function collectRawBody(req: IncomingMessage, limit: number, done: (err: Error | undefined, body: Buffer) => void): void {
-  const declared = Number(req.headers['content-length']);
+  const headers = req.headers;
+  const declared = Number(headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) return done(new BodyTooLargeError(limit), NO_BODY);
+  const coding = headers['transfer-encoding'];
+  if (coding !== undefined && coding !== 'chunked' && coding.trim().toLowerCase() !== 'chunked') return done(new UnsupportedTransferCodingError(coding), NO_BODY);
   if (req.destroyed) return done(closedError(req), NO_BODY);
+  if (headers.expect !== undefined) sendContinue(req);
   const chunks: Buffer[] = [];
   let size = 0;
   const onData = (chunk: Buffer): void => {

@@ -52,8 +52,8 @@ export function answerError(ctx: RequestContext<unknown, unknown>, format: WireF
   ctx.status = error.status;
   ctx.errorName = error.wireName;
   fields.errorMessage = error.message;
-  // The rest of an oversized body is never read: the connection cannot carry another request.
-  if (err instanceof ProxyError && err.kind === 'BodyTooLarge') res.setHeader('Connection', 'close');
+  // The rest of an oversized or coded body is never read: the connection cannot carry another request.
+  if (err instanceof ProxyError && (err.kind === 'BodyTooLarge' || err.kind === 'UnsupportedTransferCoding')) res.setHeader('Connection', 'close');
   format.setErrorHeaders?.(ctx, error);
   writeJson(res, error.status, error.toBody(), format.contentType, format.headers);
 }

@@ -2,7 +2,7 @@
  * Requests node's HTTP parser refuses before any handler runs (oversized or malformed headers, a
  * slow client hitting headersTimeout/requestTimeout) still get a spec-shaped JSON error, written
  * straight to the socket, and the connection is closed. Node's default would be a bare 400/408/431.
- * So does an Expect node would answer 417 itself; a request without Host reaches the pipeline
+ * So does an Expect node would answer 417 itself (100-continue is answered by the body reader); a request without Host reaches the pipeline
  * (server option requireHostHeader: false), whose SigV4 check refuses it, Host being signed. So does
  * a CONNECT, whose connection node would close without a word or a log line.
  */
@@ -11,7 +11,7 @@ import type { Server as HttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { XksError } from '../api/errors';
 import { ProxyError } from '../core/errors';
-import { noteServerAnswer } from '../pipeline/body';
+import { continueWhenBodyIsRead, noteServerAnswer } from '../pipeline/body';
 import { writeJson } from '../pipeline/json-response';
 import type { Logger } from '../observability/logger';
 import type { HeaderList } from './security-headers';
@@ -38,6 +38,12 @@ export function answerClientErrors(server: HttpsServer, logger: Logger, security
     // Its body is not read: the connection cannot carry another request.
     res.setHeader('Connection', 'close');
     writeJson(res, error.status, error.toBody(), 'application/json', securityHeaders.flat());
+  });
+  // Node would answer 100 Continue before the handler runs; the body reader does, once it reads the
+  // body, so an oversized one is refused (501, connection closed) before the client sends it.
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    continueWhenBodyIsRead(req, res);
+    server.emit('request', req, res);
   });
   // Without a 'connect' listener node closes a CONNECT's connection without answering. This is no
   // forward proxy: 405 as for any other method but POST (the spec's answer on XKS URIs), then close.
