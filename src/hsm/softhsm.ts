@@ -3,10 +3,12 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { HsmError } from './errors';
+import type { TokenRequest } from './softhsm-init-token';
 
 export const SOFTHSM_MODULE_PATH: string = process.env.SOFTHSM2_MODULE || '/usr/lib/softhsm/libsofthsm2.so';
 
-const SOFTHSM_UTIL = process.env.SOFTHSM2_UTIL || 'softhsm2-util';
+/** The child that creates the token (softhsm-init-token.ts), next to this file once compiled. */
+const INIT_TOKEN_CHILD = path.join(__dirname, 'softhsm-init-token.js');
 
 export interface SoftHsmToken {
   confPath: string;
@@ -24,32 +26,24 @@ function configText(tokenDir: string): string {
   ].join('\n');
 }
 
-/** Runs softhsm2-util without a shell; errors never echo the command line, which holds the PINs. */
-function softhsmUtil(args: string[], confPath: string, secrets: string[]): string {
+/**
+ * Creates the token in a child process (see softhsm-init-token.ts) unless one has the label. The
+ * PINs go over stdin, on no command line; a failure's output is quoted with them masked all the same.
+ */
+function createTokenUnlessPresent(confPath: string, request: TokenRequest): void {
   try {
-    return execFileSync(SOFTHSM_UTIL, args, {
+    execFileSync(process.execPath, [INIT_TOKEN_CHILD], {
+      input: JSON.stringify(request),
       env: { ...process.env, SOFTHSM2_CONF: confPath },
       encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['pipe', 'pipe', 'pipe'],
     });
   } catch (error) {
-    const failure = error as { status?: number | null; stderr?: string; stdout?: string; code?: string };
-    let output = `${failure.stderr ?? ''}${failure.stdout ?? ''}`.trim() || failure.code || 'no output';
-    for (const secret of secrets) if (secret.length > 0) output = output.split(secret).join('***');
-    throw new HsmError('Device', `${SOFTHSM_UTIL} ${args[0]} failed (exit ${failure.status ?? '?'}): ${output}`);
+    const failure = error as { status?: number | null; stderr?: string; code?: string };
+    let output = (failure.stderr ?? '').trim() || failure.code || 'no output';
+    for (const secret of [request.soPin, request.userPin]) if (secret.length > 0) output = output.split(secret).join('***');
+    throw new HsmError('Device', `creating SoftHSM token "${request.label}" failed (exit ${failure.status ?? '?'}): ${output}`);
   }
-}
-
-/** Labels of the initialized tokens, parsed from `softhsm2-util --show-slots`. */
-function tokenLabels(confPath: string): string[] {
-  const labels: string[] = [];
-  let initialized = false;
-  for (const line of softhsmUtil(['--show-slots'], confPath, []).split('\n')) {
-    const field = /^\s*(Initialized|Label):\s*(.*?)\s*$/.exec(line);
-    if (field?.[1] === 'Initialized') initialized = field[2] === 'yes';
-    if (field?.[1] === 'Label' && initialized) labels.push(field[2] ?? '');
-  }
-  return labels;
 }
 
 /**
@@ -67,13 +61,7 @@ export function ensureSoftHsmToken(dir: string, label: string, soPin: string, us
   const confPath = path.join(root, 'softhsm2.conf');
   fs.mkdirSync(tokenDir, { recursive: true, mode: 0o700 });
   fs.writeFileSync(confPath, configText(tokenDir), { mode: 0o600 });
-  if (!tokenLabels(confPath).includes(label)) {
-    softhsmUtil(
-      ['--init-token', '--free', '--label', label, '--so-pin', soPin, '--pin', userPin],
-      confPath,
-      [soPin, userPin],
-    );
-  }
+  createTokenUnlessPresent(confPath, { modulePath: SOFTHSM_MODULE_PATH, label, soPin, userPin });
   process.env.SOFTHSM2_CONF = confPath;
   return { confPath, tokenDir, label };
 }
