@@ -3,12 +3,12 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { HsmError } from './errors';
-import type { TokenRequest } from './softhsm-init-token';
+import type { TokenRequest } from './pkcs11/softhsm-init-token';
 
 export const SOFTHSM_MODULE_PATH: string = process.env.SOFTHSM2_MODULE || '/usr/lib/softhsm/libsofthsm2.so';
 
-/** The child that creates the token (softhsm-init-token.ts), next to this file once compiled. */
-const INIT_TOKEN_CHILD = path.join(__dirname, 'softhsm-init-token.js');
+/** The child that creates the token (pkcs11/softhsm-init-token.ts), compiled next to this file's. */
+const INIT_TOKEN_CHILD = path.join(__dirname, 'pkcs11', 'softhsm-init-token.js');
 
 export interface SoftHsmToken {
   confPath: string;
@@ -27,7 +27,7 @@ function configText(tokenDir: string): string {
 }
 
 /**
- * Creates the token in a child process (see softhsm-init-token.ts) unless one has the label. The
+ * Creates the token in a child process (see pkcs11/softhsm-init-token.ts) unless one has the label. The
  * PINs go over stdin, on no command line; a failure's output is quoted with them masked all the same.
  */
 function createTokenUnlessPresent(confPath: string, request: TokenRequest): void {
