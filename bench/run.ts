@@ -31,7 +31,7 @@ const args = new Map(process.argv.slice(2).map((a) => /^--([^=]+)(?:=(.*))?$/s.e
 /** Every option this script reads; anything else is refused, so a typo (or --help) does not start a 20-minute run. */
 const OPTIONS = [
   'admission-wait', 'after-closed-loop', 'allocator', 'cedar', 'concurrency', 'duration', 'kms-seconds', 'limit', 'max-in-flight', 'mix', 'node-flags',
-  'compare', 'compare-allocator', 'floor-parts', 'history', 'paced-connections', 'paced-warmup', 'pkcs11-threads', 'pool', 'profile', 'rate', 'render', 'rounds', 'scenario', 'server-log', 'sustain-rates', 'sustain-seconds', 'workers',
+  'compare', 'compare-allocator', 'floor-parts', 'floor-history', 'history', 'paced-connections', 'paced-warmup', 'pkcs11-threads', 'pool', 'profile', 'rate', 'render', 'rounds', 'scenario', 'server-log', 'sustain-rates', 'sustain-seconds', 'workers',
 ];
 const unknown = process.argv.slice(2).filter((a) => !OPTIONS.includes(/^--([^=]+)/.exec(a)?.[1] ?? ''));
 if (unknown.length > 0) {
@@ -44,6 +44,10 @@ if (args.has('mix') && args.get('scenario') !== 'KMS-shaped') {
 }
 if (args.has('history') && (!args.has('scenario') || args.get('scenario') === 'floor-sizing')) {
   process.stderr.write('bench: --history only changes a proxy --scenario run (the full run\'s proxy has served every scenario before its pairs)\n');
+  process.exit(2);
+}
+if (args.has('floor-history') && !(args.has('floor-parts') && args.has('history'))) {
+  process.stderr.write('bench: --floor-history only changes a --floor-parts run with --history (the floors get the proxy\'s history too)\n');
   process.exit(2);
 }
 if (args.has('compare-allocator') && !args.has('compare')) {
@@ -637,8 +641,10 @@ const FLOOR_WARMUP_SECONDS = 2;
  * Refuses a run with error answers (a request the floor could not verify or decrypt): its CPU
  * would not be the operation's.
  */
-async function floorRun(env: Env, request: SignedRequest, parts = ''): Promise<FloorFigures> {
+async function floorRun(env: Env, request: SignedRequest, parts = '', bodies?: Record<string, SignedRequest>): Promise<FloorFigures> {
   const floor = await startFloor(env, parts);
+  // --floor-history: the floors serve what --history makes the proxy serve, so both sides have it.
+  if (bodies && args.has('floor-history')) for (const r of Object.values(bodies)) for (const c of [32, 256]) await load(floor.url, [r], c, DURATION / 2);
   // Unmeasured first, as the proxy it is set against is warm: compiling the floor's code is not a request's cost.
   await load(floor.url, [request], 32, FLOOR_WARMUP_SECONDS);
   const row = await measured(floor, 'Floor', 32, () => load(floor.url, [request], 32, DURATION));
@@ -682,7 +688,7 @@ async function floorParts(env: Env, configPath: string): Promise<void> {
     if (!request) throw new Error(`--floor-parts needs --scenario set to one of the proxy scenarios, got "${name}"`);
     for (const kind of [...kinds.slice(r % 3), ...kinds.slice(0, r % 3)]) {
       if (kind !== 'proxy') {
-        cpu[kind].push((await floorRun(env, request, kind === 'floor' ? '' : parts)).cpuUs);
+        cpu[kind].push((await floorRun(env, request, kind === 'floor' ? '' : parts, bodies)).cpuUs);
         continue;
       }
       const proxy = await startProxy(configPath);
