@@ -2,9 +2,10 @@
  * Requests node's HTTP parser refuses before any handler runs (oversized or malformed headers, a
  * slow client hitting headersTimeout/requestTimeout) still get a spec-shaped JSON error, written
  * straight to the socket, and the connection is closed. Node's default would be a bare 400/408/431.
- * So does an Expect node would answer 417 itself (100-continue is answered by the body reader); a request without Host reaches the pipeline
- * (server option requireHostHeader: false), whose SigV4 check refuses it, Host being signed. So does
- * a CONNECT, whose connection node would close without a word or a log line.
+ * So does an Expect node would answer 417 itself (100-continue is the body reader's to answer); a
+ * request without Host reaches the pipeline (server option requireHostHeader: false), whose SigV4
+ * check refuses it, Host being signed. So does a CONNECT, whose connection node would close without
+ * a word or a log line.
  */
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';

@@ -22,8 +22,7 @@ import { checkedListenerTls, clientAuthIdentity, listenerTlsOptions } from './li
 import { buildPipelineState } from './pipeline-state';
 import { reloadWatchSettings, watchedFiles } from './reload-watch';
 import { keepRestartOnlySettings, restartOnlyChanges } from './restart-only-settings';
-import { readableByOthers } from '../config/secret-files';
-import { credentialAges, logReadableSecretFiles, readCertificates } from './security-inventory';
+import { credentialAges, logReadableSecretFiles, readableSecretSettings, readCertificates } from './security-inventory';
 import type { XksPipelineState } from './xks-handler';
 import type { ConnectionDrain } from './connection-drain';
 
@@ -212,7 +211,7 @@ export class ReloadableRuntime {
   }
 
   private snapshot(): SecuritySnapshot {
-    const secretFiles = this.running.secretFiles;
+    const running = this.running;
     return {
       credentials: credentialAges(this.running),
       accessKeyIdLabel: this.running.admin.accessKeyIdLabel,
@@ -220,7 +219,7 @@ export class ReloadableRuntime {
       tokens: this.current.guards?.tokens() ?? [],
       // At each scrape, only by the gauge that reads it: a chmod shows without a reload, for a few stat calls.
       get readableSecretFiles() {
-        return readableByOthers(secretFiles).map((file) => file.setting);
+        return readableSecretSettings(running);
       },
     };
   }

@@ -35,6 +35,11 @@ export function logReadableSecretFiles(config: RuntimeConfig, logger: Logger): v
   }
 }
 
+/** Settings whose secret file every local user can read now (the gauge's value, at each scrape). */
+export function readableSecretSettings(config: RuntimeConfig): string[] {
+  return readableByOthers(config.secretFiles).map((file) => file.setting);
+}
+
 /** Each key store credential with a known creation time. */
 export function credentialAges(config: RuntimeConfig): SecuritySnapshot['credentials'] {
   const credentials: SecuritySnapshot['credentials'] = [];
