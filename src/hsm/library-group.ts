@@ -33,12 +33,34 @@ export class LibraryGroup {
   ) {
     this.label = path.basename(modulePath);
     this.backoff = new Backoff({ initialMs: env.recovery.initialBackoffMs, maxMs: env.recovery.maxBackoffMs });
-    try {
-      // Loaded, not initialised: the first member to connect initialises it, on a PKCS#11 thread.
-      this.pin = Pkcs11Module.attach(modulePath);
-    } catch {
+    this.pinOnceLoaded();
+  }
+
+  /**
+   * Takes our reference once the group's PKCS#11 thread has loaded the library. The first load
+   * (dlopen, running the library's load-time code, where a vendor client may read its configuration
+   * or reach its appliances for seconds) happens there; a dlopen here of a library already loaded
+   * only counts a reference. Loaded, not initialised: the first member to connect initialises it.
+   */
+  private pinOnceLoaded(): void {
+    const thread = this.ownThread();
+    const idle = (): void => {
+      // Started again when a re-initialisation or the close needs it.
+      if (this.thread === thread) this.thread = undefined;
+    };
+    thread.then(
+      (lease) => {
+        try {
+          if (!this.closed) this.pin ??= Pkcs11Module.attach(this.modulePath);
+        } catch {
+          // Unloaded meanwhile, or loadable only there: members report a library that does not load.
+        }
+        idle();
+        lease.release();
+      },
       // The library does not load: members report that when they try to connect.
-    }
+      idle,
+    );
   }
 
   /**
@@ -60,6 +82,8 @@ export class LibraryGroup {
 
   /** Every member connected (or given up on): the library is healthy again, backoff resets. */
   noteConnected(): void {
+    // Our thread's load failed where a member's succeeded: take the reference now.
+    if (!this.closed) this.pin ??= Pkcs11Module.attachIfLoaded(this.modulePath);
     if (this.members.every((m) => m.state === 'connected' || m.state === 'failed' || m.state === 'closed')) this.backoff.reset();
   }
 
@@ -84,14 +108,14 @@ export class LibraryGroup {
       for (const member of this.members) member.suspend('the PKCS#11 module is being re-initialised');
       let ok = false;
       try {
-        this.pin ??= Pkcs11Module.attach(this.modulePath);
-        if (await this.pin.reinitialize(this.env.recovery.drainTimeoutMs, await this.offTheEventLoop())) {
+        // Not loaded by this process (no member ever connected): not initialised either.
+        const pin = (this.pin ??= Pkcs11Module.attachIfLoaded(this.modulePath));
+        if (pin !== undefined && (await pin.reinitialize(this.env.recovery.drainTimeoutMs, await this.offTheEventLoop()))) {
           // Our view belongs to the old generation now: take a fresh one. Closed meanwhile, close()
           // releases the old one (perhaps the library's last reference: finalized on our thread).
           if (!this.closed) {
-            const old = this.pin;
             this.pin = Pkcs11Module.attach(this.modulePath);
-            old.release();
+            pin.release();
           }
           this.env.observer?.moduleReinit?.(this.label, 'ok');
           this.env.log('info', 'pkcs11 module re-initialised', about);

@@ -67,6 +67,11 @@ export function libraryFor(key: string): LoadedLibrary {
   return entry;
 }
 
+/** The library under `key` if this thread's registry has it loaded; never loads it. */
+export function loadedLibrary(key: string): LoadedLibrary | undefined {
+  return registry.get(key);
+}
+
 /** Runs C_Initialize somewhere else (a PKCS#11 thread); resolves true if it initialized, false if already initialized. */
 export type FirstInitialisation = (libraryParameters: string | undefined) => Promise<boolean>;
 

@@ -8,7 +8,7 @@ import { HsmError } from '../errors';
 import type { TokenInfo } from '../types';
 import { call, callAsync, returnCodeOf, toHsmError } from './errors';
 import type { ObjectHandle, Pkcs11Interposer, SessionHandle, SlotId } from './handles';
-import { finalizeAndInitialize, initializeLibrary, initializeOnce, libraryFor, libraryKey, finalizationOf, reinitialize, unload, unloadBy, type FirstInitialisation, type InitialisationCycle, type LoadedLibrary } from './library';
+import { finalizeAndInitialize, initializeLibrary, initializeOnce, libraryFor, libraryKey, loadedLibrary, finalizationOf, reinitialize, unload, unloadBy, type FirstInitialisation, type InitialisationCycle, type LoadedLibrary } from './library';
 import { gcm, unwrapMechanism, type KwpMechanism, type UnwrapMechanism } from './mechanisms';
 import * as objects from './objects';
 import type { RsaPublicKey, SecretKeyInfo } from './objects';
@@ -105,6 +105,19 @@ export class Pkcs11Module {
     const entry = libraryFor(key);
     entry.refs += 1;
     return new Pkcs11Module(key, entry, options);
+  }
+
+  /**
+   * attach(), but only if this process has the library loaded already (by a PKCS#11 thread): never
+   * a dlopen here. A library's load-time code may stall (a vendor client reading its configuration,
+   * reaching its appliances), and here is the event loop. Undefined if it is not loaded.
+   */
+  static attachIfLoaded(modulePath: string): Pkcs11Module | undefined {
+    const key = libraryKey(modulePath);
+    const entry = loadedLibrary(key);
+    if (entry === undefined) return undefined;
+    entry.refs += 1;
+    return new Pkcs11Module(key, entry, {});
   }
 
   /** The canonical registry key of a module path (symlinks resolved). */
