@@ -37,29 +37,27 @@ export class LibraryGroup {
   }
 
   /**
-   * Takes our reference once the group's PKCS#11 thread has loaded the library. The first load
+   * Takes our reference once a PKCS#11 thread has loaded the library. The first load
    * (dlopen, running the library's load-time code, where a vendor client may read its configuration
    * or reach its appliances for seconds) happens there; a dlopen here of a library already loaded
    * only counts a reference. Loaded, not initialised: the first member to connect initialises it.
    */
   private pinOnceLoaded(): void {
-    const thread = this.ownThread();
-    const idle = (): void => {
-      // Started again when a re-initialisation or the close needs it.
-      if (this.thread === thread) this.thread = undefined;
-    };
-    thread.then(
+    // A thread of its own, released once the library is loaded: ownThread() takes the first
+    // member's interposer module, and the members join after this constructor. Loading makes no
+    // PKCS#11 call an interposer would see.
+    const loading = leaseWorkerExecutor(`${this.label} (library)`, { modulePath: Pkcs11Module.libraryKey(this.modulePath), authFailureCodes: [] }, 1);
+    loading.then(
       (lease) => {
         try {
           if (!this.closed) this.pin ??= Pkcs11Module.attach(this.modulePath);
         } catch {
-          // Unloaded meanwhile, or loadable only there: members report a library that does not load.
+          // Unloaded meanwhile: members report a library that does not load.
         }
-        idle();
         lease.release();
       },
       // The library does not load: members report that when they try to connect.
-      idle,
+      () => undefined,
     );
   }
 
