@@ -289,7 +289,10 @@ export class WorkerExecutor implements JobExecutor {
 
   private spawn(): Slot {
     const worker = new Worker(WORKER_ENTRY, { workerData: this.init });
-    const slot: Slot = { worker, current: [], busy: { executor: this.name, since: 0 }, ready: false };
+    // Busy while it loads the library: a load that never returns (its load-time code waiting on an
+    // unreachable appliance) is a hung call like any other, to the hung-call watch and to exitProcess.
+    const slot: Slot = { worker, current: [], busy: { executor: this.name, since: performance.now() }, ready: false };
+    busyWorkers.set(worker, slot.busy);
     worker.on('message', (reply: ReplyMessage) => this.finished(slot, reply));
     // One that dies before it is ready is replace()'s to retry, later: no tight respawn loop.
     worker.on('error', (error) => slot.ready && this.lost(slot, `failed: ${error.message}`));
@@ -305,6 +308,8 @@ export class WorkerExecutor implements JobExecutor {
   private finished(slot: Slot, reply: ReplyMessage): void {
     if (reply.id === READY_ID) {
       // start() and replace() wait for it too
+      busyWorkers.delete(slot.worker);
+      slot.busy.since = 0;
       slot.ready = reply.error === undefined;
       if (slot.ready) this.noWorker = undefined;
       return;

@@ -50,7 +50,7 @@ export function hsmFamilies(registry: Registry, collectLongestCall: Collect<'hsm
   return {
     longestCall: new Gauge({
       name: 'xks_hsm_longest_running_call_seconds',
-      help: 'How long the oldest PKCS#11 call still running on each HSM\'s PKCS#11 threads has been running (0: none); hsm is the HSM id, or "<library file> (library)" for a library\'s own thread. A value that keeps growing is a call that does not return (cluster.hungCallMs).',
+      help: 'How long the oldest PKCS#11 call (or library load) still running on each HSM\'s PKCS#11 threads has been running (0: none); hsm is the HSM id, or "<library file> (library)" for a library\'s own thread. A value that keeps growing is a call that does not return (cluster.hungCallMs).',
       labelNames: ['hsm'] as const,
       registers,
       collect: collectLongestCall,

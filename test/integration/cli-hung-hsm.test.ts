@@ -4,7 +4,8 @@
  * reason and ends, instead of hanging: rotations run from cron would pile up behind it. One whose
  * library never returns from its last C_Finalize finishes and ends too, and so does `serve` whose
  * only HSM hangs. The hang blocks in native code (test/support/hang-preload.ts), where a worker
- * thread cannot be stopped and process.exit would wait for it: such a process ends by SIGKILL.
+ * thread cannot be stopped and process.exit would wait for it: such a process ends by SIGKILL. So
+ * does one whose HSM's library never finishes loading (its load-time code hangs, on a PKCS#11 thread).
  * Real CLI processes on the test SoftHSM token.
  */
 import { expect } from 'chai';
@@ -13,6 +14,8 @@ import { closeSync, constants, openSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CLI_MAIN, runCli, runCommand, writeCliConfig, type CliResult } from '../support/cli';
 import { clusterKeys } from '../support/cluster-helpers';
+import { softHsmFixture } from '../support/softhsm-fixture';
+import { buildStallingModule } from '../support/stalling-module';
 import { tempDir } from '../support/temp-dir';
 
 const HANG_PRELOAD = resolve(__dirname, '../support/hang-preload.js');
@@ -71,6 +74,32 @@ describe('CLI: an HSM hung in its library (integration)', function () {
     const result = await timedCli(['serve', '-c', config, '--workers', '1'], hungOn('C_OpenSession'));
     expect(result.stderr).to.match(/no HSM of the cluster could be connected: .*has not finished connecting after 1000 ms/);
     expectKilledInsteadOf(result, 1);
+  });
+
+  describe("an HSM whose library never finishes loading (its load-time code waits, in dlopen)", () => {
+    // A real PKCS#11 module whose constructor sleeps (test/fixtures/pkcs11/stalling-module.cc): the load
+    // runs on a PKCS#11 thread, which then cannot be stopped either.
+    const neverLoads: NodeJS.ProcessEnv = { XKS_TEST_LOAD_STALL_MS: '600000' };
+    let stallingConfig: string;
+
+    before(async () => {
+      const keys = await clusterKeys();
+      const fx = softHsmFixture();
+      const hsm = { id: 'stalling-load', modulePath: buildStallingModule(), tokenLabel: fx.label, pinFile: 'pin', healthCheckKeyLabel: keys.health };
+      stallingConfig = writeCliConfig({ healthCheckKeyLabel: keys.health, extra: { hsm, cluster: { startupWaitMs: WAIT_MS } } }).path;
+    });
+
+    it('serve fails after startupWaitMs with the reason, and the process ends', async () => {
+      const result = await timedCli(['serve', '-c', stallingConfig, '--workers', '1'], neverLoads);
+      expect(result.stderr).to.match(/no HSM of the cluster could be connected: stalling-load: .*has not finished connecting after 1000 ms/);
+      expectKilledInsteadOf(result, 1);
+    });
+
+    it('keys list fails after startupWaitMs with the reason, and the process ends', async () => {
+      const result = await timedCli(['keys', 'list', '-c', stallingConfig], neverLoads);
+      expect(result.stderr).to.match(/stalling-load: the PKCS#11 library has not finished connecting after 1000 ms \(cluster\.startupWaitMs\)/);
+      expectKilledInsteadOf(result, 1);
+    });
   });
 
   it('as PID 1 of a PID namespace (a container without an init), which cannot signal itself, keys list still ends', async () => {
