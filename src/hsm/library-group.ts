@@ -16,7 +16,12 @@ import type { InitialisationCycle } from './pkcs11/library';
 export class LibraryGroup {
   readonly members: ClusterMember[] = [];
   readonly label: string;
-  /** Our own reference: keeps the library loaded across reconnects, and is what re-initialises it. */
+  /**
+   * Our own reference: keeps the library loaded across reconnects, and is what re-initialises it.
+   * Taken once a member has connected, through attachIfLoaded: never a dlopen here. The first load
+   * (dlopen, running the library's load-time code, where a vendor client may read its configuration
+   * or reach its appliances for seconds) is the member's PKCS#11 thread's.
+   */
   private pin: Pkcs11Module | undefined;
   private running: Promise<boolean> | undefined;
   private lastReinitAt = 0;
@@ -33,32 +38,6 @@ export class LibraryGroup {
   ) {
     this.label = path.basename(modulePath);
     this.backoff = new Backoff({ initialMs: env.recovery.initialBackoffMs, maxMs: env.recovery.maxBackoffMs });
-    this.pinOnceLoaded();
-  }
-
-  /**
-   * Takes our reference once a PKCS#11 thread has loaded the library. The first load
-   * (dlopen, running the library's load-time code, where a vendor client may read its configuration
-   * or reach its appliances for seconds) happens there; a dlopen here of a library already loaded
-   * only counts a reference. Loaded, not initialised: the first member to connect initialises it.
-   */
-  private pinOnceLoaded(): void {
-    // A thread of its own, released once the library is loaded: ownThread() takes the first
-    // member's interposer module, and the members join after this constructor. Loading makes no
-    // PKCS#11 call an interposer would see.
-    const loading = leaseWorkerExecutor(`${this.label} (library)`, { modulePath: Pkcs11Module.libraryKey(this.modulePath), authFailureCodes: [] }, 1);
-    loading.then(
-      (lease) => {
-        try {
-          if (!this.closed) this.pin ??= Pkcs11Module.attach(this.modulePath);
-        } catch {
-          // Unloaded meanwhile: members report a library that does not load.
-        }
-        lease.release();
-      },
-      // The library does not load: members report that when they try to connect.
-      () => undefined,
-    );
   }
 
   /**
@@ -78,9 +57,11 @@ export class LibraryGroup {
     return this.running;
   }
 
-  /** Every member connected (or given up on): the library is healthy again, backoff resets. */
+  /**
+   * A member connected: the library is loaded (and initialised), so we take our reference. Every
+   * member connected (or given up on): the library is healthy again, backoff resets.
+   */
   noteConnected(): void {
-    // Our thread's load failed where a member's succeeded: take the reference now.
     if (!this.closed) this.pin ??= Pkcs11Module.attachIfLoaded(this.modulePath);
     if (this.members.every((m) => m.state === 'connected' || m.state === 'failed' || m.state === 'closed')) this.backoff.reset();
   }
