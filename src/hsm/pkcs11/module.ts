@@ -108,9 +108,10 @@ export class Pkcs11Module {
   }
 
   /**
-   * attach(), but only if this process has the library loaded already (by a PKCS#11 thread): never
-   * a dlopen here. A library's load-time code may stall (a vendor client reading its configuration,
-   * reaching its appliances), and here is the event loop. Undefined if it is not loaded.
+   * attach(), but only if this thread's registry holds the library already (a connection's acquire
+   * loaded it, after its PKCS#11 thread had): never a dlopen here. A library's load-time code may
+   * stall (a vendor client reading its configuration, reaching its appliances), and here is the
+   * event loop. Undefined if it is not loaded.
    */
   static attachIfLoaded(modulePath: string): Pkcs11Module | undefined {
     const key = libraryKey(modulePath);
