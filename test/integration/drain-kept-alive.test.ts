@@ -60,7 +60,8 @@ for (const workers of [1, 2]) {
       const finish = await halfSentEncrypt(proxy, agent);
       const sigtermAt = Date.now();
       proxy.child.kill('SIGTERM');
-      if (workers > 1) await proxy.waitForLog((l) => l.message === 'worker draining');
+      // Every worker: the kept-alive connection is one worker's, and another's line may come first.
+      if (workers > 1) while (new Set(proxy.logs.filter((l) => l.message === 'worker draining').map((l) => l.worker)).size < workers) await new Promise((r) => setTimeout(r, 20));
       else while (!proxy.stderr().includes('received SIGTERM') && !proxy.logs.some((l) => /shutting down|draining/.test(String(l.message)))) await new Promise((r) => setTimeout(r, 20));
       const answer = await finish();
       expect(answer.status, answer.text).to.equal(200);
