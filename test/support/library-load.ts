@@ -1,7 +1,7 @@
 /**
  * A fresh process starting an HsmCluster whose one HSM's library (test/support/stalling-module.ts)
  * spends `stallMs` in its load-time and unload-time code (test/hsm/library-load-off-event-loop.test.ts).
- * argv[2] is JSON { cluster, stallMs, logFile }. It starts the cluster, checks it serves (an
+ * argv[2] is JSON { cluster, stallMs, logFile, keyLabel }. It starts the cluster, checks it serves (an
  * encrypt and its decrypt), closes it, and waits until the library is unloaded (its last
  * reference is a PKCS#11 thread's, which lingers after the close), watching the event loop
  * throughout. Prints { startGapMs, startMs, served, closeGapMs, unloadedWithinMs } as JSON.

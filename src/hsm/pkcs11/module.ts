@@ -114,11 +114,7 @@ export class Pkcs11Module {
    * event loop. Undefined if it is not loaded.
    */
   static attachIfLoaded(modulePath: string): Pkcs11Module | undefined {
-    const key = libraryKey(modulePath);
-    const entry = loadedLibrary(key);
-    if (entry === undefined) return undefined;
-    entry.refs += 1;
-    return new Pkcs11Module(key, entry, {});
+    return loadedLibrary(libraryKey(modulePath)) === undefined ? undefined : Pkcs11Module.attach(modulePath);
   }
 
   /** The canonical registry key of a module path (symlinks resolved). */
