@@ -6,15 +6,17 @@ const LOGGER_JS = join(__dirname, '../../../src/observability/logger.js');
 const EXIT_JS = join(__dirname, '../../../src/observability/exit-when-written.js');
 
 /**
- * A child that logs ~200 KB (more than a pipe holds) and then its last line, and exits through
- * `how`; the parent reads nothing for `readAfterMs`, as a lagging log reader would.
+ * A child that logs ~2 MB and then its last line, and exits through `how`; the parent reads nothing
+ * for `readAfterMs`, as a lagging log reader would. 2 MB, not 200 KB: a paused parent still reads
+ * ahead (a 64 KB read plus its stream buffer) on top of the 64 KB pipe, and in CI that once took in
+ * all of 200 KB, so process.exit lost nothing.
  */
 function run(how: 'exitWhenWritten' | 'process.exit', readAfterMs: number, timeoutMs = 2000): Promise<{ code: number | null; lastLineArrived: boolean; ms: number }> {
   const exit = how === 'exitWhenWritten' ? `require(${JSON.stringify(EXIT_JS)}).exitWhenWritten(3, process.exit, ${timeoutMs})` : 'process.exit(3)';
   const script = `
     const logger = require(${JSON.stringify(LOGGER_JS)}).createLogger({ level: 'info' });
     const filler = 'x'.repeat(1000);
-    for (let i = 0; i < 200; i++) logger.info('filler', { filler });
+    for (let i = 0; i < 2000; i++) logger.info('filler', { filler });
     logger.info('the last line');
     ${exit};`;
   const started = Date.now();
