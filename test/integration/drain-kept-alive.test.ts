@@ -11,6 +11,7 @@ import { Sha256 } from '@aws-crypto/sha256-js';
 import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { startCliProxy, type CliProxy } from '../support/cli-proxy';
+import { waitFor } from '../support/wait';
 import { b64, requestMetadata, XksClient, type XksResponse } from '../support/xks-client';
 
 const encryptBody = (text: string) => ({ requestMetadata: requestMetadata('Encrypt'), plaintext: b64(text), encryptionAlgorithm: 'AES_GCM' });
@@ -61,8 +62,8 @@ for (const workers of [1, 2]) {
       const sigtermAt = Date.now();
       proxy.child.kill('SIGTERM');
       // Every worker: the kept-alive connection is one worker's, and another's line may come first.
-      if (workers > 1) while (new Set(proxy.logs.filter((l) => l.message === 'worker draining').map((l) => l.worker)).size < workers) await new Promise((r) => setTimeout(r, 20));
-      else while (!proxy.stderr().includes('received SIGTERM') && !proxy.logs.some((l) => /shutting down|draining/.test(String(l.message)))) await new Promise((r) => setTimeout(r, 20));
+      if (workers > 1) await waitFor(() => new Set(proxy.logs.filter((l) => l.message === 'worker draining').map((l) => l.worker)).size === workers, "every worker's draining line");
+      else await waitFor(() => proxy.stderr().includes('received SIGTERM') || proxy.logs.some((l) => /shutting down|draining/.test(String(l.message))), 'the drain to begin');
       const answer = await finish();
       expect(answer.status, answer.text).to.equal(200);
       expect(answer.headers.connection).to.equal('close');
