@@ -377,7 +377,9 @@ describe('every ciphertext the proxy returned stays decryptable (stateful model,
     await waitServing();
     const outcomes: string[] = [];
     for (let i = 0; i < 6; i++) {
-      for (const item of [underA, underB]) {
+      // Each twice in a row: members in equal health take requests in turn, so alternating A, B
+      // could land every one on the HSM holding its copy, and the fork would never show.
+      for (const item of [underA, underA, underB, underB]) {
         const r = await send(i % 2, keyPath('dl-fork', 'decrypt'), decryptBody(item.sealed, item.aad));
         outcomes.push(r.status === 200 && Buffer.from(r.json.plaintext, 'base64').equals(item.plaintext) ? '200' : outcome(r));
       }

@@ -95,7 +95,9 @@ describe('HSM cluster over HTTPS (integration)', function () {
       expect(body.ready).to.equal(false);
       expect(body.hsms.map((m: { serving: boolean }) => m.serving)).to.deep.equal([false, false]);
       h.faults.clearAll();
-      await waitFor('ready again', () => h.proxy.health.canServe(), 15_000);
+      // Both back, not just one: the next test needs two HSMs to fail a tag on (with one still
+      // reconnecting, a failed tag is a retryable 500 by design: the other's copy may open it).
+      await waitFor('both serving again', () => h.proxy.cluster.members().every((m) => m.serving), 15_000);
       expect((await adminGet(`${h.proxy.adminUrl}/ready`)).status).to.equal(200);
       expect((await encrypt()).res.status).to.equal(200);
     });
@@ -106,7 +108,7 @@ describe('HSM cluster over HTTPS (integration)', function () {
       const before = (await adminGet(`${h.proxy.adminUrl}/metrics`)).text.match(/xks_hsm_retries_total\{[^}]*\} \d+/g) ?? [];
       const bad = { ...res.json, authenticationTag: Buffer.alloc(16).toString('base64') };
       const dec = await h.client.send(keyPath(h.keys.cluster.key, 'decrypt'), { body: decryptBody(bad, aad) });
-      expect(dec.status).to.equal(400);
+      expect(dec.status, dec.text).to.equal(400);
       expect(dec.json.errorName).to.equal('InvalidCiphertextException');
       const after = (await adminGet(`${h.proxy.adminUrl}/metrics`)).text.match(/xks_hsm_retries_total\{[^}]*\} \d+/g) ?? [];
       expect(after).to.deep.equal(before);
