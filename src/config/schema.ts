@@ -136,7 +136,7 @@ const HsmMember = Type.Object(
     decryptAuthFailureCodes: Type.Optional(
       Type.Array(Type.String({ pattern: '^CKR_[A-Z0-9_]+$' }), {
         minItems: 1,
-        description: 'Overrides the profile: C_Decrypt return codes that mean "the GCM tag did not verify" (InvalidCiphertextException, after one try on another HSM of a cluster).',
+        description: 'Overrides the profile: C_Decrypt return codes that mean "the GCM tag did not verify" (InvalidCiphertextException, after a try on each other HSM of a cluster).',
       }),
     ),
     healthCheckKeyLabel: Type.Optional(Type.String({ minLength: 1, default: 'xks-health-check', description: 'Dedicated AES-256 key used by the deep health check (never a customer key). The same on every HSM.' })),

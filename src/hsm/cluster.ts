@@ -1,7 +1,8 @@
 /**
  * Up to 10 HSMs holding the same key material, behind the Hsm method set. Requests go to the
  * least busy (or next, round-robin) healthy member; a device-class failure or a timeout is retried
- * once on another member within the request's deadline. A failed GCM tag check is never retried.
+ * once on another member within the request's deadline. A decrypt whose GCM tag fails is asked of
+ * each other serving member in turn (one may hold a forked copy of the key), and only then fails.
  */
 import { Deadline, raceTimeout } from './deadline';
 import { HsmError, asHsmError, type HsmErrorKind } from './errors';
@@ -184,8 +185,12 @@ export class HsmCluster implements HsmService, FleetHealth {
     const deadline = options?.deadline ?? Deadline.after(this.options.defaultBudgetMs);
     const tried: ClusterMember[] = [];
     let lastError: HsmError | undefined;
+    /** The first failed tag of a decrypt: from then on, every serving member is asked before it stands. */
+    let tagError: HsmError | undefined;
+    /** Members that lacked the key or failed its tag, noted only if another then answers. */
+    let passedOver: Array<{ member: ClusterMember; kind: 'KeyNotFound' | 'AuthenticationFailed' }> | undefined;
     let repicks = 0;
-    for (let attempt = 0; attempt < 2; attempt++) {
+    for (let attempt = 0; attempt < (tagError === undefined ? 2 : this.nodes.length); attempt++) {
       // Nearly always a member is free to take it: only waiting for a reconnect needs the async path.
       const member = this.choose(tried, lastError) ?? (await this.pick(tried, lastError, deadline));
       if (member === undefined) {
@@ -213,15 +218,13 @@ export class HsmCluster implements HsmService, FleetHealth {
           if (handle.attributable) member.noteOverrun();
           return new HsmError('Timeout', `${member.id}: ${operation} did not finish within ${Math.round(attemptMs)} ms`);
         });
-        if (lastError !== undefined && keyLabel !== undefined && tried[0] !== undefined) {
-          // Only now is it a retry that mattered: the first HSM lacked a key another has, or holds
+        if (passedOver !== undefined && keyLabel !== undefined) {
+          // Only now are they retries that mattered: those HSMs lacked a key another has, or hold
           // other material under its label (a version forked across HSMs, a wrong import).
-          if (lastError.kind === 'KeyNotFound') {
-            this.observer?.retry?.(operation, tried[0].id, 'KeyNotFound');
-            tried[0].noteMissingKey(keyLabel);
-          } else if (lastError.kind === 'AuthenticationFailed') {
-            this.observer?.retry?.(operation, tried[0].id, 'AuthenticationFailed');
-            tried[0].noteDifferentKey(keyLabel);
+          for (const { member: other, kind } of passedOver) {
+            this.observer?.retry?.(operation, other.id, kind);
+            if (kind === 'KeyNotFound') other.noteMissingKey(keyLabel);
+            else other.noteDifferentKey(keyLabel);
           }
         }
         return result;
@@ -233,25 +236,39 @@ export class HsmCluster implements HsmService, FleetHealth {
           repicks += 1;
           tried.pop();
           attempt -= 1;
-          // A KeyNotFound stays the last answer: choose() must not take the member that gave it for
-          // the one the drop interrupted (pick() waits for that one's reconnect instead).
-          if (lastError?.kind !== 'KeyNotFound') lastError = hsmError;
+          // A KeyNotFound or a failed tag stays the last answer: choose() must not take the member
+          // that gave it for the one the drop interrupted (pick() waits for that one's reconnect instead).
+          if (lastError?.kind !== 'KeyNotFound' && tagError === undefined) lastError = hsmError;
           continue;
+        }
+        if (operation === 'decrypt' && keyLabel !== undefined && (hsmError.kind === 'AuthenticationFailed' || tagError !== undefined)) {
+          // A device fault, a timeout or a full pool after a failed tag: that HSM was not asked, and
+          // may hold the copy that opens it, so the answer is that retryable error (Busy: 429).
+          if (tagError !== undefined && (hsmError.kind === 'Device' || hsmError.kind === 'Timeout' || hsmError.kind === 'Busy')) throw hsmError;
+          // Otherwise this HSM cannot open it (its tag failed, it lacks the key or refuses it).
+          // Usually that is the caller's ciphertext. But members can hold different material under
+          // one label (a version made on some while others were down, a wrong import), and a
+          // ciphertext the proxy returned opens on a member that made it: every serving member not
+          // asked yet is asked before the tag failure stands, so no such ciphertext is answered
+          // InvalidCiphertextException. Costs calls only on failed tags.
+          tagError ??= hsmError;
+          if (hsmError.kind === 'AuthenticationFailed' || hsmError.kind === 'KeyNotFound') (passedOver ??= []).push({ member, kind: hsmError.kind });
+          lastError = tagError;
+          if (!deadline.expired() && this.nodes.some((m) => m.serving && !tried.includes(m))) continue;
+          throw this.judgedTagFailure(tagError, tried, keyLabel) ?? tagError;
         }
         // A retry refused at once for a full pool says nothing about the request: the first
         // attempt's failure (e.g. a slow HSM's Timeout) is what the caller and the metrics need.
-        // Not after a failed tag: the other HSM, not asked, may hold the copy that opens it (Busy, 429).
-        if (attempt > 0 && hsmError.kind === 'Busy' && lastError !== undefined && lastError.kind !== 'KeyNotFound' && lastError.kind !== 'AuthenticationFailed') throw lastError;
-        // A tag that failed here and cannot be tried on the other HSM (it lacks the key, refuses
-        // it): the ciphertext is invalid. A device fault, a timeout or a full pool there leaves it open.
-        if (attempt > 0 && lastError?.kind === 'AuthenticationFailed' && hsmError.kind !== 'Device' && hsmError.kind !== 'Timeout' && hsmError.kind !== 'Busy') throw lastError;
+        if (attempt > 0 && hsmError.kind === 'Busy' && lastError !== undefined && lastError.kind !== 'KeyNotFound') throw lastError;
         lastError = hsmError;
-        if (attempt > 0 || !this.retryable(operation, hsmError, member, deadline)) throw this.judgedTagFailure(operation, hsmError, member, keyLabel) ?? this.judgedKeyNotFound(hsmError, keyLabel);
-        // Asking another HSM about a key that is simply absent (e.g. a lifecycle marker), or a tag
-        // that fails everywhere (the caller's ciphertext), is no retry to count: counted on success.
-        if (hsmError.kind !== 'KeyNotFound' && hsmError.kind !== 'AuthenticationFailed') this.observer?.retry?.(operation, member.id, hsmError.kind);
+        if (attempt > 0 || !this.retryable(hsmError, member, deadline)) throw this.judgedKeyNotFound(hsmError, keyLabel);
+        if (hsmError.kind === 'KeyNotFound') (passedOver ??= []).push({ member, kind: 'KeyNotFound' });
+        // Asking another HSM about a key that is simply absent (e.g. a lifecycle marker) is no
+        // retry to count: counted on success.
+        else this.observer?.retry?.(operation, member.id, hsmError.kind);
       }
     }
+    if (tagError !== undefined && keyLabel !== undefined) throw this.judgedTagFailure(tagError, tried, keyLabel) ?? tagError;
     if (lastError !== undefined) throw this.judgedKeyNotFound(lastError, keyLabel);
     throw new HsmError('Device', `no HSM of the cluster can serve now (${this.unavailableSummary()})`);
   }
@@ -269,22 +286,20 @@ export class HsmCluster implements HsmService, FleetHealth {
   }
 
   /**
-   * A decrypt's tag that failed on the one member serving while another, which has served this key
-   * (so holds a copy of it), is down or stuck: its copy may be the one that opens it (a version
-   * forked while it was down), so this is an HSM fault (500, KMS retries), never InvalidCiphertext,
-   * which KMS takes for data that will never decrypt. A member that never served the key (a missing
-   * token) leaves a bad tag what it nearly always is: the caller's ciphertext.
+   * A decrypt's tag that failed on every member asked while another, which has served this key (so
+   * holds a copy of it), was not asked (down, stuck, or the budget ran out): its copy may be the one
+   * that opens it (a version forked while it was down), so this is an HSM fault (500, KMS retries),
+   * never InvalidCiphertext, which KMS takes for data that will never decrypt. A member that never
+   * served the key (a missing token) leaves a bad tag what it nearly always is: the caller's ciphertext.
    */
-  private judgedTagFailure(operation: HsmOperation, error: HsmError, failed: ClusterMember, keyLabel: string | undefined): HsmError | undefined {
-    if (error.kind !== 'AuthenticationFailed' || operation !== 'decrypt' || keyLabel === undefined) return undefined;
-    const others = this.nodes.filter((m) => m !== failed);
-    if (others.some((m) => m.serving)) return undefined;
-    const holder = others.find((m) => m.hasServed(keyLabel));
+  private judgedTagFailure(error: HsmError, tried: ClusterMember[], keyLabel: string): HsmError | undefined {
+    const holder = this.nodes.find((m) => !tried.includes(m) && m.hasServed(keyLabel));
     if (holder === undefined) return undefined;
-    return new HsmError('Device', `the GCM tag did not verify on ${failed.id}, and ${holder.id}, which holds a copy of the key, cannot be asked now (${this.unavailableSummary()})`);
+    const failedOn = tried.map((m) => m.id).join(', ');
+    return new HsmError('Device', `the GCM tag did not verify on ${failedOn}, and ${holder.id}, which holds a copy of the key, cannot be asked now (${this.unavailableSummary()}; ${error.message})`.slice(0, 600));
   }
 
-  private retryable(operation: HsmOperation, error: HsmError, failed: ClusterMember, deadline: Deadline): boolean {
+  private retryable(error: HsmError, failed: ClusterMember, deadline: Deadline): boolean {
     if (deadline.expired()) return false;
     const other = this.nodes.some((m) => m !== failed && m.serving);
     switch (error.kind as HsmErrorKind) {
@@ -294,12 +309,6 @@ export class HsmCluster implements HsmService, FleetHealth {
       case 'KeyNotFound':
         // Members hold the same keys: one that lacks a key is out of step, so ask another.
         return other;
-      case 'AuthenticationFailed':
-        // Usually the caller's ciphertext. But members can hold different material under one
-        // label (a version made on each while one was down, a wrong import), and a ciphertext the
-        // proxy returned opens on the member that made it: one more member is asked, so no such
-        // ciphertext is answered InvalidCiphertextException. Costs a call only on failed tags.
-        return operation === 'decrypt' && other;
       default:
         // KeyUsage, Busy, Internal.
         return false;

@@ -21,7 +21,7 @@ export function clusterKeys(): Promise<ClusterKeys> {
     const fx = softHsmFixture();
     const keys = { key: uniqueLabel('cluster-key'), keyValue: randomBytes(32), health: uniqueLabel('cluster-health') };
     const healthValue = randomBytes(32);
-    for (const tokenLabel of [fx.label, fx.peerLabel]) {
+    for (const tokenLabel of [fx.label, fx.peerLabel, fx.thirdLabel]) {
       const hsm = await Hsm.open({ id: 'setup', modulePath: fx.modulePath, tokenLabel, pin: fx.pin, sessionPoolSize: 1, acquireTimeoutMs: 5000, maxWaiters: 4 });
       try {
         await createAesKey(hsm, { label: keys.key, value: keys.keyValue, extractable: true });

@@ -1,7 +1,8 @@
 // One SoftHSM token directory per test process: SoftHSM reads SOFTHSM2_CONF at C_Initialize and the
 // library is loaded once per process, so every test shares it and uses unique key labels. It holds
-// two tokens: the main one, and a peer that the cluster tests pair with it as a second HSM (both
-// made up front: SoftHSM only sees tokens that exist when the library is initialized).
+// three tokens: the main one, a peer that the cluster tests pair with it as a second HSM, and a third
+// for three-HSM clusters (all made up front: SoftHSM only sees tokens that exist when the library is
+// initialized).
 import { randomBytes, randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -14,6 +15,8 @@ export interface SoftHsmFixture {
   label: string;
   /** The second token (same PINs), for two-HSM clusters. */
   peerLabel: string;
+  /** The third token (same PINs), for three-HSM clusters. */
+  thirdLabel: string;
   pin: string;
   soPin: string;
   modulePath: string;
@@ -32,8 +35,10 @@ export function softHsmFixture(): SoftHsmFixture {
   const token = ensureSoftHsmToken(dir, label, soPin, pin);
   const peerLabel = 'xks-test-peer';
   ensureSoftHsmToken(dir, peerLabel, soPin, pin);
+  const thirdLabel = 'xks-test-third';
+  ensureSoftHsmToken(dir, thirdLabel, soPin, pin);
   const cleanup = removedAtExit(dir);
-  fixture = { dir, confPath: token.confPath, label, peerLabel, pin, soPin, modulePath: SOFTHSM_MODULE_PATH, cleanup };
+  fixture = { dir, confPath: token.confPath, label, peerLabel, thirdLabel, pin, soPin, modulePath: SOFTHSM_MODULE_PATH, cleanup };
   return fixture;
 }
 
