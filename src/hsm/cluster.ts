@@ -50,6 +50,12 @@ const STUCK_CHECK_MS = 1000;
 const MAX_REPICKS = 3;
 const STATUS_RANK: Record<HealthStatus, number> = { ACTIVE: 0, DEGRADED: 1, UNAVAILABLE: 2 };
 
+/** A member that answered a request without serving it, and how. */
+interface Answered {
+  member: ClusterMember;
+  kind: HsmErrorKind;
+}
+
 export class HsmCluster implements HsmService, FleetHealth {
   private readonly nodes: ClusterMember[];
   private readonly groups: LibraryGroup[];
@@ -187,8 +193,8 @@ export class HsmCluster implements HsmService, FleetHealth {
     let lastError: HsmError | undefined;
     /** The first failed tag of a decrypt: from then on, every serving member is asked before it stands. */
     let tagError: HsmError | undefined;
-    /** Members that lacked the key or failed its tag, noted only if another then answers. */
-    let passedOver: Array<{ member: ClusterMember; kind: 'KeyNotFound' | 'AuthenticationFailed' }> | undefined;
+    /** Members that answered but could not serve it (lacked the key, failed its tag): noted if another then does. */
+    let passedOver: Answered[] | undefined;
     let repicks = 0;
     for (let attempt = 0; attempt < (tagError === undefined ? 2 : this.nodes.length); attempt++) {
       // Nearly always a member is free to take it: only waiting for a reconnect needs the async path.
@@ -222,6 +228,7 @@ export class HsmCluster implements HsmService, FleetHealth {
           // Only now are they retries that mattered: those HSMs lacked a key another has, or hold
           // other material under its label (a version forked across HSMs, a wrong import).
           for (const { member: other, kind } of passedOver) {
+            if (kind !== 'KeyNotFound' && kind !== 'AuthenticationFailed') continue;
             this.observer?.retry?.(operation, other.id, kind);
             if (kind === 'KeyNotFound') other.noteMissingKey(keyLabel);
             else other.noteDifferentKey(keyLabel);
@@ -252,10 +259,10 @@ export class HsmCluster implements HsmService, FleetHealth {
           // asked yet is asked before the tag failure stands, so no such ciphertext is answered
           // InvalidCiphertextException. Costs calls only on failed tags.
           tagError ??= hsmError;
-          if (hsmError.kind === 'AuthenticationFailed' || hsmError.kind === 'KeyNotFound') (passedOver ??= []).push({ member, kind: hsmError.kind });
+          (passedOver ??= []).push({ member, kind: hsmError.kind });
           lastError = tagError;
           if (!deadline.expired() && this.nodes.some((m) => m.serving && !tried.includes(m))) continue;
-          throw this.judgedTagFailure(tagError, tried, keyLabel) ?? tagError;
+          throw this.judgedTagFailure(tagError, passedOver, keyLabel) ?? tagError;
         }
         // A retry refused at once for a full pool says nothing about the request: the first
         // attempt's failure (e.g. a slow HSM's Timeout) is what the caller and the metrics need.
@@ -268,7 +275,7 @@ export class HsmCluster implements HsmService, FleetHealth {
         else this.observer?.retry?.(operation, member.id, hsmError.kind);
       }
     }
-    if (tagError !== undefined && keyLabel !== undefined) throw this.judgedTagFailure(tagError, tried, keyLabel) ?? tagError;
+    if (tagError !== undefined && keyLabel !== undefined) throw this.judgedTagFailure(tagError, passedOver ?? [], keyLabel) ?? tagError;
     if (lastError !== undefined) throw this.judgedKeyNotFound(lastError, keyLabel);
     throw new HsmError('Device', `no HSM of the cluster can serve now (${this.unavailableSummary()})`);
   }
@@ -286,17 +293,18 @@ export class HsmCluster implements HsmService, FleetHealth {
   }
 
   /**
-   * A decrypt's tag that failed on every member asked while another, which has served this key (so
-   * holds a copy of it), was not asked (down, stuck, or the budget ran out): its copy may be the one
-   * that opens it (a version forked while it was down), so this is an HSM fault (500, KMS retries),
-   * never InvalidCiphertext, which KMS takes for data that will never decrypt. A member that never
-   * served the key (a missing token) leaves a bad tag what it nearly always is: the caller's ciphertext.
+   * A decrypt's tag that failed on every member that answered while another, which has served this
+   * key (so holds a copy of it), did not answer (down, stuck, failed, or the budget ran out): its copy
+   * may be the one that opens it (a version forked while it was down), so this is an HSM fault (500,
+   * KMS retries), never InvalidCiphertext, which KMS takes for data that will never decrypt. A member
+   * that never served the key (a missing token) leaves a bad tag what it nearly always is: the
+   * caller's ciphertext.
    */
-  private judgedTagFailure(error: HsmError, tried: ClusterMember[], keyLabel: string): HsmError | undefined {
-    const holder = this.nodes.find((m) => !tried.includes(m) && m.hasServed(keyLabel));
+  private judgedTagFailure(error: HsmError, answered: readonly Answered[], keyLabel: string): HsmError | undefined {
+    const holder = this.nodes.find((m) => m.hasServed(keyLabel) && !answered.some((a) => a.member === m));
     if (holder === undefined) return undefined;
-    const failedOn = tried.map((m) => m.id).join(', ');
-    return new HsmError('Device', `the GCM tag did not verify on ${failedOn}, and ${holder.id}, which holds a copy of the key, cannot be asked now (${this.unavailableSummary()}; ${error.message})`.slice(0, 600));
+    const failedOn = [...new Set(answered.filter((a) => a.kind === 'AuthenticationFailed').map((a) => a.member.id))].join(', ');
+    return new HsmError('Device', `the GCM tag did not verify on ${failedOn}, and ${holder.id}, which holds a copy of the key, cannot be asked now (${this.unavailableSummary()}; ${error.message})`);
   }
 
   private retryable(error: HsmError, failed: ClusterMember, deadline: Deadline): boolean {

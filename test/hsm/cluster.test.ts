@@ -174,6 +174,32 @@ describe('hsm: cluster of two SoftHSM tokens', function () {
     await expectHsmError(cluster.decrypt(label, madeOnB.ciphertext, madeOnB.iv, Buffer.alloc(16), aad), 'AuthenticationFailed');
   });
 
+  it('a tag that fails on one HSM after the other, holding its copy, failed the call (and still serves) is a Device fault, not AuthenticationFailed', async () => {
+    // hsm-a made the ciphertext, but its decrypt fails on a dropped session (it stays serving): its
+    // copy was never asked, so hsm-b's failed tag says nothing about the ciphertext.
+    const label = await forkedLabel('forked-failed');
+    const faults = new FaultInjector();
+    cluster = await HsmCluster.start(testClusterOptions(keys.health, faultyPair(faults), { ...quietHealth, balance: 'round-robin' }));
+    const a = cluster.connections()[0]!.hsm!;
+    const madeOnA = await a.encrypt(label, Buffer.from('made on a'), aad);
+    for (let i = 0; i < 2; i++) expect((await cluster.decrypt(label, madeOnA.ciphertext, madeOnA.iv, madeOnA.tag, aad)).toString()).to.equal('made on a');
+    faults.set('hsm-a', { kind: 'error', returnCode: 'CKR_SESSION_HANDLE_INVALID', only: /^C_Decrypt/ });
+    try {
+      // Round-robin: a request that asks both HSMs moves the turn by two, one that asks one by one;
+      // so with an encrypt between them, one of the two decrypts goes first to hsm-a, one to hsm-b.
+      const kinds: string[] = [];
+      for (let i = 0; i < 2; i++) {
+        kinds.push(await cluster.decrypt(label, madeOnA.ciphertext, madeOnA.iv, madeOnA.tag, aad).then(() => 'ok', (err: HsmError) => err.kind));
+        await cluster.encrypt(keys.key, Buffer.from('turn'), aad);
+      }
+      expect(kinds).to.deep.equal(['Device', 'Device']);
+      expect(cluster.members()[0]?.serving).to.equal(true);
+    } finally {
+      faults.clearAll();
+    }
+    expect((await cluster.decrypt(label, madeOnA.ciphertext, madeOnA.iv, madeOnA.tag, aad)).toString()).to.equal('made on a');
+  });
+
   it('fails over on a device error, reconnects with backoff, re-initialises the library, and comes back ACTIVE', async () => {
     const observer = new RecordingObserver();
     const faults = new FaultInjector();
