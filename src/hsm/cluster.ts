@@ -195,6 +195,8 @@ export class HsmCluster implements HsmService, FleetHealth {
     let tagError: HsmError | undefined;
     /** Members that answered but could not serve it (lacked the key, failed its tag): noted if another then does. */
     let passedOver: Answered[] | undefined;
+    /** After a failed tag, the first member that gave no answer (a device fault, a timeout, a full pool). */
+    let unanswered: HsmError | undefined;
     let repicks = 0;
     for (let attempt = 0; attempt < (tagError === undefined ? 2 : this.nodes.length); attempt++) {
       // Nearly always a member is free to take it: only waiting for a reconnect needs the async path.
@@ -249,20 +251,20 @@ export class HsmCluster implements HsmService, FleetHealth {
           continue;
         }
         if (operation === 'decrypt' && keyLabel !== undefined && (hsmError.kind === 'AuthenticationFailed' || tagError !== undefined)) {
-          // A device fault, a timeout or a full pool after a failed tag: that HSM was not asked, and
-          // may hold the copy that opens it, so the answer is that retryable error (Busy: 429).
-          if (tagError !== undefined && (hsmError.kind === 'Device' || hsmError.kind === 'Timeout' || hsmError.kind === 'Busy')) throw hsmError;
-          // Otherwise this HSM cannot open it (its tag failed, it lacks the key or refuses it).
-          // Usually that is the caller's ciphertext. But members can hold different material under
-          // one label (a version made on some while others were down, a wrong import), and a
+          // A failed tag is usually the caller's ciphertext. But members can hold different material
+          // under one label (a version made on some while others were down, a wrong import), and a
           // ciphertext the proxy returned opens on a member that made it: every serving member not
           // asked yet is asked before the tag failure stands, so no such ciphertext is answered
           // InvalidCiphertextException. Costs calls only on failed tags.
-          tagError ??= hsmError;
-          (passedOver ??= []).push({ member, kind: hsmError.kind });
+          tagError ??= hsmError; // this branch's first error is always a failed tag
+          if (hsmError.kind === 'Device' || hsmError.kind === 'Timeout' || hsmError.kind === 'Busy') unanswered ??= hsmError;
+          else (passedOver ??= []).push({ member, kind: hsmError.kind }); // its tag failed, it lacks the key or refuses it
           lastError = tagError;
-          if (!deadline.expired() && this.nodes.some((m) => m.serving && !tried.includes(m))) continue;
-          throw this.judgedTagFailure(tagError, passedOver, keyLabel) ?? tagError;
+          if (!deadline.expired() && this.nodes.some((m) => m.serving && !tried.includes(m))) {
+            if (unanswered === hsmError) this.observer?.retry?.(operation, member.id, hsmError.kind);
+            continue;
+          }
+          throw this.tagFailureAnswer(tagError, unanswered, passedOver ?? [], keyLabel);
         }
         // A retry refused at once for a full pool says nothing about the request: the first
         // attempt's failure (e.g. a slow HSM's Timeout) is what the caller and the metrics need.
@@ -275,7 +277,7 @@ export class HsmCluster implements HsmService, FleetHealth {
         else this.observer?.retry?.(operation, member.id, hsmError.kind);
       }
     }
-    if (tagError !== undefined && keyLabel !== undefined) throw this.judgedTagFailure(tagError, passedOver ?? [], keyLabel) ?? tagError;
+    if (tagError !== undefined && keyLabel !== undefined) throw this.tagFailureAnswer(tagError, unanswered, passedOver ?? [], keyLabel);
     if (lastError !== undefined) throw this.judgedKeyNotFound(lastError, keyLabel);
     throw new HsmError('Device', `no HSM of the cluster can serve now (${this.unavailableSummary()})`);
   }
@@ -290,6 +292,15 @@ export class HsmCluster implements HsmService, FleetHealth {
     const holder = this.nodes.find((m) => m.hasServed(keyLabel));
     if (holder === undefined) return error;
     return new HsmError('Device', `${holder.id}, which holds the key, cannot serve it now (${this.unavailableSummary()})`);
+  }
+
+  /**
+   * A decrypt whose tag failed, once no member is left to ask. A member that gave no answer (a device
+   * fault, a timeout, a full pool) may hold the copy that opens it: its retryable error is the
+   * answer (Busy: 429), as it would be without the failed tag.
+   */
+  private tagFailureAnswer(tagError: HsmError, unanswered: HsmError | undefined, answered: readonly Answered[], keyLabel: string): HsmError {
+    return unanswered ?? this.judgedTagFailure(tagError, answered, keyLabel) ?? tagError;
   }
 
   /**

@@ -73,6 +73,23 @@ describe('hsm: cluster of three SoftHSM tokens, a version forked on one of them'
     expect(observer.retries.every((r) => r.operation === 'decrypt' && r.reason === 'AuthenticationFailed')).to.equal(true);
   });
 
+  it('after a failed tag, an HSM whose call fails is passed over too: hsm-c is still asked, and opens it', async () => {
+    const label = await forkedOnC();
+    cluster = await HsmCluster.start(options());
+    const c = cluster.connections()[2]!.hsm!;
+    const out = await c.encrypt(label, Buffer.from('made on c'), aad);
+    // hsm-b's decrypts fail on a dropped session; it stays serving.
+    faults.set('hsm-b', { kind: 'error', returnCode: 'CKR_SESSION_HANDLE_INVALID', only: /^C_Decrypt/ });
+    const answers: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      answers.push(await cluster.decrypt(label, out.ciphertext, out.iv, out.tag, aad).then((p) => p.toString(), (err: HsmError) => err.kind));
+      // Move the turn by one, so the decrypts start on each HSM (one that asks several moves it by as many).
+      await cluster.encrypt(keys.key, Buffer.from('turn'), aad);
+    }
+    expect(answers).to.deep.equal(Array(6).fill('made on c'));
+    expect(faults.injected.get('CKR_SESSION_HANDLE_INVALID'), 'hsm-b was asked after a failed tag').to.be.greaterThan(0);
+  });
+
   it('a tag that fails on all three is AuthenticationFailed: each HSM asked once, no retry counted', async () => {
     const observer = new RecordingObserver();
     cluster = await HsmCluster.start(options(), observer);
