@@ -1,9 +1,9 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { HsmCluster, HsmError, createAesKey, type ClusterOptions } from '../../src/hsm';
+import { HsmCluster, HsmError, type ClusterOptions } from '../../src/hsm';
 import { FaultInjector } from '../support/pkcs11-shims';
 import { softHsmFixture, uniqueLabel } from '../support/softhsm-fixture';
-import { RecordingObserver, clusterKeys, testClusterOptions, waitFor, type ClusterKeys, type MemberSpec } from '../support/cluster-helpers';
+import { RecordingObserver, clusterKeys, createKeyOnTokens, testClusterOptions, waitFor, type ClusterKeys, type MemberSpec } from '../support/cluster-helpers';
 import { expectHsmError } from './helpers';
 
 const aad = Buffer.from('three-aad');
@@ -31,15 +31,8 @@ describe('hsm: cluster of three SoftHSM tokens, a version forked on one of them'
   /** One label: the same key on hsm-a and hsm-b (replicated), a key of its own on hsm-c. */
   async function forkedOnC(): Promise<string> {
     const label = uniqueLabel('forked-c');
-    const shared = randomBytes(32);
-    for (const [i, tokenLabel] of tokens.entries()) {
-      const setup = await HsmCluster.start(testClusterOptions(keys.health, [{ id: 'setup', tokenLabel }]));
-      try {
-        await createAesKey(setup.connections()[0]!.hsm!, { label, ...(i < 2 ? { value: shared } : {}) });
-      } finally {
-        await setup.close();
-      }
-    }
+    await createKeyOnTokens(label, [fx.label, fx.peerLabel], randomBytes(32));
+    await createKeyOnTokens(label, [fx.thirdLabel]);
     return label;
   }
 

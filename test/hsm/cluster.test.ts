@@ -10,7 +10,7 @@ import { loadedModules } from '../../src/hsm/pkcs11/module';
 import { FaultInjector, captureRawApi, chain, countCalls, failFirstCalls, vendorShim } from '../support/pkcs11-shims';
 import { StallControl } from '../support/stall-shim';
 import { softHsmFixture, tokenDirectory, uniqueLabel } from '../support/softhsm-fixture';
-import { RecordingObserver, clusterKeys, expectDownAndBack, testClusterOptions, waitFor, type ClusterKeys, type MemberSpec } from '../support/cluster-helpers';
+import { RecordingObserver, clusterKeys, createKeyOnTokens, expectDownAndBack, testClusterOptions, waitFor, type ClusterKeys, type MemberSpec } from '../support/cluster-helpers';
 import { expectHsmError, nodeDecrypt } from './helpers';
 
 const aad = Buffer.from('cluster-aad');
@@ -92,14 +92,7 @@ describe('hsm: cluster of two SoftHSM tokens', function () {
   /** A label with a key of its own on each token: a version forked across the two HSMs. */
   async function forkedLabel(prefix: string): Promise<string> {
     const label = uniqueLabel(prefix);
-    for (const tokenLabel of [fx().label, fx().peerLabel]) {
-      const setup = await HsmCluster.start(testClusterOptions(keys.health, [{ id: 'setup', tokenLabel }]));
-      try {
-        await createAesKey(setup.connections()[0]!.hsm!, { label });
-      } finally {
-        await setup.close();
-      }
-    }
+    await createKeyOnTokens(label, [fx().label, fx().peerLabel]);
     return label;
   }
 

@@ -16,6 +16,22 @@ export interface ClusterKeys {
 
 let keysOnce: Promise<ClusterKeys> | undefined;
 
+/**
+ * A key under `label` on each of these fixture tokens: `value` on all of them (replicated), or
+ * without it, material of each token's own (a version forked across HSMs).
+ */
+export async function createKeyOnTokens(label: string, tokenLabels: string[], value?: Buffer): Promise<void> {
+  const fx = softHsmFixture();
+  for (const tokenLabel of tokenLabels) {
+    const hsm = await Hsm.open({ id: 'setup', modulePath: fx.modulePath, tokenLabel, pin: fx.pin, sessionPoolSize: 1, acquireTimeoutMs: 5000, maxWaiters: 4 });
+    try {
+      await createAesKey(hsm, { label, ...(value ? { value } : {}) });
+    } finally {
+      await hsm.close();
+    }
+  }
+}
+
 export function clusterKeys(): Promise<ClusterKeys> {
   keysOnce ??= (async () => {
     const fx = softHsmFixture();
