@@ -56,6 +56,11 @@ interface Answered {
   kind: HsmErrorKind;
 }
 
+/** A member that could not answer (a device fault, a timeout, a full pool): it may hold what the others lack. */
+function gaveNoAnswer(error: HsmError): boolean {
+  return error.kind === 'Device' || error.kind === 'Timeout' || error.kind === 'Busy';
+}
+
 export class HsmCluster implements HsmService, FleetHealth {
   private readonly nodes: ClusterMember[];
   private readonly groups: LibraryGroup[];
@@ -193,12 +198,15 @@ export class HsmCluster implements HsmService, FleetHealth {
     let lastError: HsmError | undefined;
     /** The first failed tag of a decrypt: from then on, every serving member is asked before it stands. */
     let tagError: HsmError | undefined;
+    /** The first KeyNotFound of an encrypt or decrypt: likewise, every serving member is asked before it stands. */
+    let missing: HsmError | undefined;
     /** Members that answered but could not serve it (lacked the key, failed its tag): noted if another then does. */
     let passedOver: Answered[] | undefined;
-    /** After a failed tag, the first member that gave no answer (a device fault, a timeout, a full pool). */
+    /** After a failed tag or a missing key, the first member that gave no answer (a device fault, a timeout, a full pool). */
     let unanswered: HsmError | undefined;
+    const searches = keyLabel !== undefined && (operation === 'encrypt' || operation === 'decrypt');
     let repicks = 0;
-    for (let attempt = 0; attempt < (tagError === undefined ? 2 : this.nodes.length); attempt++) {
+    for (let attempt = 0; attempt < (tagError === undefined && missing === undefined ? 2 : this.nodes.length); attempt++) {
       // Nearly always a member is free to take it: only waiting for a reconnect needs the async path.
       const member = this.choose(tried, lastError) ?? (await this.pick(tried, lastError, deadline));
       if (member === undefined) {
@@ -257,7 +265,7 @@ export class HsmCluster implements HsmService, FleetHealth {
           // asked yet is asked before the tag failure stands, so no such ciphertext is answered
           // InvalidCiphertextException. Costs calls only on failed tags.
           tagError ??= hsmError; // this branch's first error is always a failed tag
-          if (hsmError.kind === 'Device' || hsmError.kind === 'Timeout' || hsmError.kind === 'Busy') unanswered ??= hsmError;
+          if (gaveNoAnswer(hsmError)) unanswered ??= hsmError;
           else (passedOver ??= []).push({ member, kind: hsmError.kind }); // its tag failed, it lacks the key or refuses it
           lastError = tagError;
           if (!deadline.expired() && this.nodes.some((m) => m.serving && !tried.includes(m))) {
@@ -265,6 +273,20 @@ export class HsmCluster implements HsmService, FleetHealth {
             continue;
           }
           throw this.tagFailureAnswer(tagError, unanswered, passedOver ?? [], keyLabel);
+        }
+        if (searches && (hsmError.kind === 'KeyNotFound' || (missing !== undefined && gaveNoAnswer(hsmError)))) {
+          // A member that lacks a key is out of step (a key not replicated to it yet): the others
+          // are asked in turn, so a key only one of three HSMs holds still serves. Only encrypt and
+          // decrypt search: an absent lifecycle marker is looked up on every state refresh.
+          missing ??= hsmError; // this branch's first error is always a KeyNotFound
+          if (hsmError.kind === 'KeyNotFound') (passedOver ??= []).push({ member, kind: 'KeyNotFound' });
+          else unanswered ??= hsmError;
+          lastError = missing;
+          if (!deadline.expired() && this.nodes.some((m) => m.serving && !tried.includes(m))) {
+            if (unanswered === hsmError) this.observer?.retry?.(operation, member.id, hsmError.kind);
+            continue;
+          }
+          throw unanswered ?? this.judgedKeyNotFound(missing, keyLabel);
         }
         // A retry refused at once for a full pool says nothing about the request: the first
         // attempt's failure (e.g. a slow HSM's Timeout) is what the caller and the metrics need.

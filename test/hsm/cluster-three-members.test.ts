@@ -10,10 +10,11 @@ const aad = Buffer.from('three-aad');
 
 /**
  * Three real SoftHSM tokens. A version forked across HSMs (made on one while the others were down,
- * `keys rotate --hsm`) opens only where it was made: with three HSMs, the two others may both fail
- * its tag, and only the third, asked last, opens it.
+ * `keys rotate --hsm`) opens only where it was made, and a key not replicated yet is only where it
+ * was made: with three HSMs, the two others may both fail its tag or lack it, and only the third,
+ * asked last, serves it.
  */
-describe('hsm: cluster of three SoftHSM tokens, a version forked on one of them', function () {
+describe('hsm: cluster of three SoftHSM tokens, a key or version on one of them only', function () {
   this.timeout(60_000);
   const fx = softHsmFixture();
   const ids = ['hsm-a', 'hsm-b', 'hsm-c'] as const;
@@ -90,6 +91,52 @@ describe('hsm: cluster of three SoftHSM tokens, a version forked on one of them'
     await expectHsmError(cluster.decrypt(keys.key, out.ciphertext, out.iv, Buffer.alloc(16), aad), 'AuthenticationFailed');
     const failed = observer.calls.filter((call) => call.outcome === 'AuthenticationFailed').map((call) => call.hsm);
     expect(failed.sort()).to.deep.equal(['hsm-a', 'hsm-b', 'hsm-c']);
+    expect(observer.retries).to.deep.equal([]);
+  });
+
+  it('a key only hsm-c holds (not replicated yet) is found wherever an encrypt or decrypt is routed first', async () => {
+    const label = uniqueLabel('only-c');
+    await createKeyOnTokens(label, [fx.thirdLabel]);
+    const observer = new RecordingObserver();
+    cluster = await HsmCluster.start(options(), observer);
+    const answers: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const out = await cluster.encrypt(label, Buffer.from('only on c'), aad).catch((err: HsmError) => err.kind);
+      answers.push(typeof out === 'string' ? `encrypt ${out}` : (await cluster.decrypt(label, out.ciphertext, out.iv, out.tag, aad).then((p) => p.toString(), (err: HsmError) => `decrypt ${err.kind}`)));
+      // Move the turn by one, so the calls start on each HSM (one that asks several moves it by as many).
+      await cluster.encrypt(keys.key, Buffer.from('turn'), aad);
+    }
+    expect(answers).to.deep.equal(Array(6).fill('only on c'));
+    // Some call asked both other HSMs before hsm-c: with one retry it would have been KeyNotFound.
+    const misses = observer.calls.filter((call) => (call.operation === 'encrypt' || call.operation === 'decrypt') && call.outcome === 'KeyNotFound');
+    const retried = observer.retries.filter((r) => r.reason === 'KeyNotFound');
+    expect(new Set(misses.map((call) => call.hsm))).to.deep.equal(new Set(['hsm-a', 'hsm-b']));
+    expect(retried.length, 'each HSM that lacked the key counted once the call succeeded').to.equal(misses.length);
+    expect(retried.length).to.be.greaterThan(answers.length);
+  });
+
+  it('after hsm-a lacks the key, an HSM whose call fails is passed over too: hsm-c is still asked', async () => {
+    const label = uniqueLabel('only-c');
+    await createKeyOnTokens(label, [fx.thirdLabel]);
+    cluster = await HsmCluster.start(options());
+    const out = await cluster.connections()[2]!.hsm!.encrypt(label, Buffer.from('only on c'), aad);
+    // hsm-b's key lookups fail on a dropped session; it stays serving.
+    faults.set('hsm-b', { kind: 'error', returnCode: 'CKR_SESSION_HANDLE_INVALID', only: /^C_FindObjects/ });
+    const answers: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      answers.push(await cluster.decrypt(label, out.ciphertext, out.iv, out.tag, aad).then((p) => p.toString(), (err: HsmError) => err.kind));
+      await cluster.encrypt(keys.key, Buffer.from('turn'), aad);
+    }
+    expect(answers).to.deep.equal(Array(6).fill('only on c'));
+    expect(faults.injected.get('CKR_SESSION_HANDLE_INVALID'), 'hsm-b was asked after hsm-a lacked the key').to.be.greaterThan(0);
+  });
+
+  it('a key no HSM holds is KeyNotFound once each HSM was asked, with no retry counted', async () => {
+    const observer = new RecordingObserver();
+    cluster = await HsmCluster.start(options(), observer);
+    await expectHsmError(cluster.encrypt(uniqueLabel('nowhere'), Buffer.from('x'), aad), 'KeyNotFound');
+    const asked = observer.calls.filter((call) => call.operation === 'encrypt' && call.outcome === 'KeyNotFound').map((call) => call.hsm);
+    expect(asked.sort()).to.deep.equal(['hsm-a', 'hsm-b', 'hsm-c']);
     expect(observer.retries).to.deep.equal([]);
   });
 
