@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { HsmCluster, HsmError, type ClusterOptions } from '../../src/hsm';
+import { HsmCluster, HsmError, type ClusterOptions, type GcmResult } from '../../src/hsm';
 import { FaultInjector } from '../support/pkcs11-shims';
 import { softHsmFixture, uniqueLabel } from '../support/softhsm-fixture';
 import { RecordingObserver, clusterKeys, createKeyOnTokens, testClusterOptions, waitFor, type ClusterKeys, type MemberSpec } from '../support/cluster-helpers';
@@ -35,6 +35,19 @@ describe('hsm: cluster of three SoftHSM tokens, a key or version on one of them 
     await createKeyOnTokens(label, [fx.label, fx.peerLabel], randomBytes(32));
     await createKeyOnTokens(label, [fx.thirdLabel]);
     return label;
+  }
+
+  /**
+   * Six decrypts of `out`, each followed by an encrypt that moves the turn by one, so they start on
+   * each HSM (a call that asks several moves it by as many): the plaintexts, or the errors' kinds.
+   */
+  async function decryptsInTurn(on: HsmCluster, label: string, out: GcmResult): Promise<string[]> {
+    const answers: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      answers.push(await on.decrypt(label, out.ciphertext, out.iv, out.tag, aad).then((p) => p.toString(), (err: HsmError) => err.kind));
+      await on.encrypt(keys.key, Buffer.from('turn'), aad);
+    }
+    return answers;
   }
 
   before(async () => {
@@ -74,13 +87,7 @@ describe('hsm: cluster of three SoftHSM tokens, a key or version on one of them 
     const out = await c.encrypt(label, Buffer.from('made on c'), aad);
     // hsm-b's decrypts fail on a dropped session; it stays serving.
     faults.set('hsm-b', { kind: 'error', returnCode: 'CKR_SESSION_HANDLE_INVALID', only: /^C_Decrypt/ });
-    const answers: string[] = [];
-    for (let i = 0; i < 6; i++) {
-      answers.push(await cluster.decrypt(label, out.ciphertext, out.iv, out.tag, aad).then((p) => p.toString(), (err: HsmError) => err.kind));
-      // Move the turn by one, so the decrypts start on each HSM (one that asks several moves it by as many).
-      await cluster.encrypt(keys.key, Buffer.from('turn'), aad);
-    }
-    expect(answers).to.deep.equal(Array(6).fill('made on c'));
+    expect(await decryptsInTurn(cluster, label, out)).to.deep.equal(Array(6).fill('made on c'));
     expect(faults.injected.get('CKR_SESSION_HANDLE_INVALID'), 'hsm-b was asked after a failed tag').to.be.greaterThan(0);
   });
 
@@ -122,12 +129,7 @@ describe('hsm: cluster of three SoftHSM tokens, a key or version on one of them 
     const out = await cluster.connections()[2]!.hsm!.encrypt(label, Buffer.from('only on c'), aad);
     // hsm-b's key lookups fail on a dropped session; it stays serving.
     faults.set('hsm-b', { kind: 'error', returnCode: 'CKR_SESSION_HANDLE_INVALID', only: /^C_FindObjects/ });
-    const answers: string[] = [];
-    for (let i = 0; i < 6; i++) {
-      answers.push(await cluster.decrypt(label, out.ciphertext, out.iv, out.tag, aad).then((p) => p.toString(), (err: HsmError) => err.kind));
-      await cluster.encrypt(keys.key, Buffer.from('turn'), aad);
-    }
-    expect(answers).to.deep.equal(Array(6).fill('only on c'));
+    expect(await decryptsInTurn(cluster, label, out)).to.deep.equal(Array(6).fill('only on c'));
     expect(faults.injected.get('CKR_SESSION_HANDLE_INVALID'), 'hsm-b was asked after hsm-a lacked the key').to.be.greaterThan(0);
   });
 
